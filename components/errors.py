@@ -1,0 +1,20 @@
+"""Turn a user's mistake inside a component into one clear line and exit code 2.
+
+On a cluster the pod log then ends with ``urbansound <stage>: <file>: <reason>``
+instead of a traceback; internal errors keep their traceback (exit code 1).
+"""
+import contextlib
+import sys
+
+USER_ERROR_EXIT = 2
+
+
+@contextlib.contextmanager
+def user_errors(stage: str):
+    from urbansound.errors import USER_ERRORS
+
+    try:
+        yield
+    except USER_ERRORS as exc:
+        print(f"urbansound {stage}: {exc}", file=sys.stderr, flush=True)
+        raise SystemExit(USER_ERROR_EXIT) from None

@@ -1,0 +1,34 @@
+"""KFP component: gather every fold's result into mean / median / std and confusion matrices."""
+from typing import List
+
+from kfp.dsl import Artifact, ClassificationMetrics, Input, Metrics, Output
+
+
+def evaluate_component(fold_results: Input[List[Artifact]], tracking_uri: str,
+                       parent_run_id: str, evaluation: Output[Artifact], metrics: Output[Metrics],
+                       classification: Output[ClassificationMetrics]) -> float:
+    """Write summary.json, confusion_matrix.json/.png and curves; return the mean accuracy."""
+    from pathlib import Path
+
+    import numpy as np
+
+    from components import tracking
+    from urbansound.evaluation import evaluate_folds, format_summary
+    from urbansound.training import FoldResult
+
+    results = sorted((FoldResult.from_json(Path(a.path).read_text()) for a in fold_results),
+                     key=lambda r: r.test_fold)
+    summary = evaluate_folds(results, evaluation.path)
+    print(format_summary(summary))
+    for key in ("mean", "median", "std"):
+        metrics.log_metric(f"accuracy_{key}", summary[key])
+    for fold, acc in summary["folds"].items():
+        metrics.log_metric(f"accuracy_fold{fold}", acc)
+    counts = np.sum([r.confusion_matrix for r in results], axis=0).astype(int).tolist()
+    classification.log_confusion_matrix(results[0].class_names, counts)
+    evaluation.metadata.update({"mean": summary["mean"], "median": summary["median"],
+                                "std": summary["std"], "folds": summary["folds"]})
+    uri = tracking.resolve_uri(tracking_uri)
+    if uri and parent_run_id:
+        tracking.log_summary(uri, parent_run_id, summary, evaluation.path)
+    return summary["mean"]

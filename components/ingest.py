@@ -1,0 +1,38 @@
+"""KFP component: ingest (CSV ↔ audio check, decode, TFRecords by fold)."""
+from typing import List
+
+from kfp.dsl import Dataset, Output
+
+
+def ingest_component(data_root: str, config_json: str, test_folds: List[int], strict: bool,
+                     tracking_uri: str, parent_run_id: str, waveforms: Output[Dataset]
+                     ) -> List[int]:
+    """Decode ``data_root`` into ``waveforms``; return the test folds to train.
+
+    ``test_folds`` empty means every fold present.  A requested test fold with
+    no clips is an error.  The dataset fingerprint is in ``waveforms.metadata``.
+    (A single return value: kfp 2.17's local runner cannot fan out ParallelFor
+    over one field of a NamedTuple output.)
+    """
+    from components import tracking
+    from components.errors import user_errors
+    from urbansound.config import Config
+    from urbansound.ingest import IngestError, ingest
+
+    with user_errors("ingest"):
+        result = ingest(data_root, waveforms.path, config=Config.from_json(config_json),
+                        strict=strict, progress=False)
+        present = result.folds
+        missing = [f for f in test_folds if f not in present]
+        if missing:
+            raise IngestError(f"test fold(s) {missing} have no usable clips; folds present: {present}")
+        chosen = sorted(test_folds) if test_folds else present
+        print(result.summary_line())
+    waveforms.metadata.update({"folds": present, "accepted": result.accepted,
+                               "rejected": len(result.rejections),
+                               "dataset_hash": result.dataset_hash})
+    uri = tracking.resolve_uri(tracking_uri)
+    if uri and parent_run_id:
+        tracking.log_ingest(uri, parent_run_id, result.dataset_hash, result.accepted,
+                            len(result.rejections), result.report_path)
+    return chosen

@@ -1,0 +1,32 @@
+"""KFP components that open and close the MLflow parent run of a pipeline run."""
+from kfp.dsl import PipelineTaskFinalStatus
+
+
+def start_run_component(config_json: str, data_root: str, tracking_uri: str, run_key: str,
+                        job_id: str) -> str:
+    """Create the parent run (params: the whole configuration); return its id, or "" when
+    tracking is off."""
+    from components import tracking
+    from urbansound.config import Config
+
+    uri = tracking.resolve_uri(tracking_uri)
+    if not uri:
+        print("MLflow tracking is off (no tracking URI given, MLFLOW_TRACKING_URI unset)")
+        return ""
+    params = Config.from_json(config_json).flat() | {"data_root": data_root}
+    run_id = tracking.start_parent_run(uri, run_key or job_id, params)
+    print(f"MLflow parent run {run_id} at {uri}")
+    return run_id
+
+
+def finish_run_component(tracking_uri: str, run_key: str, job_id: str,
+                         status: PipelineTaskFinalStatus):
+    """Exit handler: mark the parent run (and unfinished fold runs) FINISHED or FAILED."""
+    from components import tracking
+
+    uri = tracking.resolve_uri(tracking_uri)
+    if uri:
+        succeeded = status.state == "SUCCEEDED"
+        parent = tracking.finish_runs(uri, run_key or job_id, succeeded)
+        print(f"MLflow parent run {parent}: {'FINISHED' if succeeded else 'FAILED'} "
+              f"(pipeline {status.state}{': ' + status.error_message if status.error_message else ''})")

@@ -1,0 +1,295 @@
+"""The ``urbansound`` command line: run the pipeline, or one stage, or compile/submit it.
+
+Exit codes: 0 success; 2 bad input or configuration (one line says which file
+and why); 1 internal error; 130 interrupted.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+EXIT_OK, EXIT_INTERNAL, EXIT_USER, EXIT_INTERRUPTED = 0, 1, 2, 130
+DEFAULT_OUT = "urbansound-output"
+
+
+def _folds(text: str) -> list[int]:
+    try:
+        folds = sorted({int(f) for f in text.split(",") if f.strip()})
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--folds takes comma-separated integers, not {text!r}")
+    if not folds or any(not 1 <= f <= 10 for f in folds):
+        raise argparse.ArgumentTypeError(f"folds must be in 1..10, got {text!r}")
+    return folds
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from urbansound.config import Config
+
+    d = Config()
+    parser = argparse.ArgumentParser(
+        prog="urbansound",
+        description="UrbanSound8K classification as a Kubeflow pipeline: ingest → log-mel "
+                    "features (Apache Beam) → one Keras CNN per official test fold → "
+                    "evaluation, tracked in MLflow.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=textwrap.dedent("""\
+            examples:
+              urbansound run                                  # built-in demo data, a few minutes
+              urbansound run --data ~/UrbanSound8K --folds 1,2 --epochs 5
+              urbansound compile -o pipeline.yaml             # for a Kubeflow cluster
+              mlflow ui --backend-store-uri sqlite:///mlflow.db   # compare runs
+            """))
+    parser.add_argument("-v", "--verbose", action="store_true", help="show INFO logs")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser(
+        "run", help="run the whole pipeline locally (kfp local runner)",
+        description="Run ingest → features → train (one model per test fold) → evaluate with "
+                    "kfp's local runner, log to MLflow, print per-fold accuracies. Without "
+                    "--data, generates the built-in synthetic dataset and uses a shorter "
+                    "schedule (see urbansound.config.demo_config).")
+    run.add_argument("--data", metavar="DIR",
+                     help="UrbanSound8K root (audio/fold*/, metadata/UrbanSound8K.csv); "
+                          "default: the built-in demo data")
+    run.add_argument("--folds", type=_folds, default=[],
+                     help="test folds to evaluate, e.g. 1,2 (default: every fold present); each "
+                          "trains on all other folds present, one of them drawn as validation")
+    run.add_argument("--epochs", type=_positive, help=f"max epochs (default {d.train.epochs}; "
+                                                      f"demo data: 30)")
+    run.add_argument("--patience", type=_positive,
+                     help=f"early-stopping patience in epochs (default {d.train.patience})")
+    run.add_argument("--model", help=f"model name (default {d.train.model!r})")
+    run.add_argument("--optimizer", choices=["sgd", "adam"], help=f"default {d.train.optimizer}")
+    run.add_argument("--learning-rate", type=float, help=f"default {d.train.learning_rate}")
+    run.add_argument("--batch-size", type=_positive, help=f"default {d.train.batch_size}")
+    run.add_argument("--seed", type=int, help=f"seed of validation-fold choice and training "
+                                              f"(default {d.train.seed})")
+    run.add_argument("--augment", metavar="NAMES",
+                     help="comma-separated muda deformations of training clips, or 'study' for "
+                          "the study's set (time_stretch_1.23,pitch_shift_2,drc_film_standard)")
+    run.add_argument("--pad-mode", choices=["loop", "zeros"],
+                     help=f"how clips shorter than 3 s are filled (default {d.audio.pad_mode})")
+    run.add_argument("--strict", action="store_true",
+                     help="fail before training if any row or file is rejected")
+    run.add_argument("--tracking-uri", default=os.environ.get("MLFLOW_TRACKING_URI", ""),
+                     help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else "
+                          "sqlite:///./mlflow.db with artifacts in ./mlartifacts)")
+    run.add_argument("--out", default=DEFAULT_OUT, metavar="DIR",
+                     help=f"pipeline outputs (and generated demo data) (default ./{DEFAULT_OUT})")
+    run.add_argument("--beam-arg", action="append", default=[], metavar="OPT",
+                     help="Beam pipeline option for the features stage, repeatable "
+                          "(default: --runner=FnApiRunner, one worker process per core)")
+
+    demo = sub.add_parser("demo-data", help="write the built-in synthetic dataset",
+                          description="Write a deterministic synthetic dataset in the "
+                                      "UrbanSound8K layout (10 classes, mixed formats).")
+    demo.add_argument("dir", help="destination folder")
+    demo.add_argument("--folds", type=_folds, default=[1, 2, 3, 4], help="default 1,2,3,4")
+    demo.add_argument("--clips-per-class", type=_positive, default=8,
+                      help="clips per class per fold (default 8)")
+    demo.add_argument("--seed", type=int, default=0)
+
+    ing = sub.add_parser("ingest", help="run the ingest stage alone",
+                         description="Check the CSV against the audio and decode every clip "
+                                     "into fold<k>.tfrecord files plus report.json.")
+    ing.add_argument("--data", required=True, metavar="DIR", help="UrbanSound8K root")
+    ing.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    ing.add_argument("--strict", action="store_true", help="exit 2 if anything is rejected")
+
+    feat = sub.add_parser("features", help="run the features stage alone (Beam)",
+                          description="Compute log-mel features with Apache Beam. --data is "
+                                      "an ingest output folder, or a dataset root (then it "
+                                      "is ingested into OUT/waveforms first).")
+    feat.add_argument("--data", required=True, metavar="DIR")
+    feat.add_argument("--out", required=True, metavar="DIR")
+    feat.add_argument("--augment", metavar="NAMES", help="as for run")
+    feat.add_argument("--beam-arg", action="append", default=[], metavar="OPT")
+
+    comp = sub.add_parser("compile", help="write the KFP pipeline YAML for a cluster")
+    comp.add_argument("-o", "--output", default="pipeline.yaml", help="default pipeline.yaml")
+    comp.add_argument("--image", help="component image (default urbansound:latest)")
+
+    sb = sub.add_parser("submit", help="compile and submit the pipeline to a Kubeflow cluster")
+    sb.add_argument("--host", required=True, help="KFP API endpoint, e.g. http://localhost:8080")
+    sb.add_argument("--data", required=True,
+                    help="dataset root as the pods see it (a mounted volume or gs:// path)")
+    sb.add_argument("--experiment", default="urbansound")
+    sb.add_argument("--pipeline-root", help="artifact root URI, e.g. gs://bucket/urbansound")
+    sb.add_argument("--image", help="component image (default urbansound:latest)")
+    sb.add_argument("--folds", type=_folds, default=[])
+    sb.add_argument("--epochs", type=_positive)
+    sb.add_argument("--model")
+    sb.add_argument("--seed", type=int)
+    sb.add_argument("--tracking-uri", default="", help="MLflow server the pods can reach")
+    sb.add_argument("--beam-arg", action="append", default=[], metavar="OPT")
+    return parser
+
+
+def _config(args, *, demo: bool):
+    from urbansound.augment import STUDY_DEFORMATIONS
+    from urbansound.config import Config, demo_config
+
+    base = demo_config() if demo else Config()
+    augment = getattr(args, "augment", None)
+    deformations = None
+    if augment:
+        deformations = STUDY_DEFORMATIONS if augment == "study" else tuple(
+            a.strip() for a in augment.split(",") if a.strip())
+    return base.override(**{
+        "train.epochs": getattr(args, "epochs", None),
+        "train.patience": getattr(args, "patience", None),
+        "train.model": getattr(args, "model", None),
+        "train.optimizer": getattr(args, "optimizer", None),
+        "train.learning_rate": getattr(args, "learning_rate", None),
+        "train.batch_size": getattr(args, "batch_size", None),
+        "train.seed": getattr(args, "seed", None),
+        "audio.pad_mode": getattr(args, "pad_mode", None),
+        "augment.deformations": deformations,
+    })
+
+
+def cmd_run(args) -> int:
+    from pipeline.local_runner import default_tracking_uri, run_local
+    from urbansound.dataset import list_clips
+    from urbansound.evaluation import format_summary
+
+    out = Path(args.out).resolve()
+    demo = args.data is None
+    config = _config(args, demo=demo)
+    if demo:
+        data = out / "demo-data"
+        if not (data / "metadata" / "UrbanSound8K.csv").exists():
+            from urbansound.demo_data import write_demo_dataset
+
+            print(f"writing the built-in demo dataset to {data}")
+            write_demo_dataset(data)
+    else:
+        data = Path(args.data)
+    # Check the dataset's layout before starting any task: a wrong path fails in seconds.
+    clips, rejections = list_clips(data)
+    print(f"dataset {data}: {len(clips)} clips listed, {len(rejections)} rows/files rejected "
+          f"before decoding")
+    tracking_uri = args.tracking_uri or default_tracking_uri(".")
+    started = time.time()
+    result = run_local(data, config=config, workdir=out, test_folds=args.folds,
+                       tracking_uri=tracking_uri, strict=args.strict, beam_args=args.beam_arg)
+    print()
+    if result.summary:
+        print(format_summary(result.summary))
+    print(f"\nfinished in {time.time() - started:.0f} s; outputs in {result.pipeline_root}")
+    if result.parent_run_id:
+        print(f"MLflow: parent run {result.parent_run_id} in experiment 'urbansound' at "
+              f"{tracking_uri}\n  browse: mlflow ui --backend-store-uri {tracking_uri}")
+    return EXIT_OK
+
+
+def cmd_demo_data(args) -> int:
+    from urbansound.demo_data import write_demo_dataset
+
+    rows = write_demo_dataset(args.dir, folds=tuple(args.folds),
+                              clips_per_class=args.clips_per_class, seed=args.seed)
+    print(f"wrote {len(rows)} clips to {args.dir}")
+    return EXIT_OK
+
+
+def cmd_ingest(args) -> int:
+    from urbansound.config import Config
+    from urbansound.ingest import ingest
+
+    result = ingest(args.data, args.out, config=Config(), strict=args.strict, progress=True)
+    for r in result.rejections[:20]:
+        print(f"  rejected {r.file}: {r.reason}")
+    if len(result.rejections) > 20:
+        print(f"  ... {len(result.rejections) - 20} more in {result.report_path}")
+    print(result.summary_line())
+    return EXIT_OK
+
+
+def cmd_features(args) -> int:
+    from urbansound.beam_features import default_beam_args, run_features
+    from urbansound.ingest import MANIFEST, ingest
+
+    config = _config(args, demo=False)
+    source = Path(args.data)
+    if not (source / MANIFEST).exists():
+        waveforms = Path(args.out) / "waveforms"
+        print(ingest(source, waveforms, config=config, progress=True).summary_line())
+        source = waveforms
+    started = time.time()
+    manifest = run_features(source, args.out, config=config,
+                            beam_args=args.beam_arg or default_beam_args())
+    total = sum(sum(v.values()) for v in manifest["folds"].values())
+    print(f"{total} log-mel examples in {args.out} ({time.time() - started:.1f} s): "
+          f"{manifest['folds']}")
+    return EXIT_OK
+
+
+def cmd_compile(args) -> int:
+    from components import DEFAULT_IMAGE
+    from pipeline.kubeflow_runner import compile_pipeline
+
+    path = compile_pipeline(args.output, image=args.image or DEFAULT_IMAGE)
+    print(f"wrote {path}")
+    return EXIT_OK
+
+
+def cmd_submit(args) -> int:
+    import tempfile
+
+    from components import DEFAULT_IMAGE
+    from pipeline.kubeflow_runner import compile_pipeline, submit
+
+    config = _config(args, demo=False)
+    with tempfile.TemporaryDirectory() as tmp:
+        package = compile_pipeline(os.path.join(tmp, "pipeline.yaml"),
+                                   image=args.image or DEFAULT_IMAGE, config=config)
+        result = submit(args.host, data_root=args.data, package_path=package,
+                        experiment=args.experiment, pipeline_root=args.pipeline_root,
+                        config=config, test_folds=args.folds, tracking_uri=args.tracking_uri,
+                        beam_args=args.beam_arg)
+    print(f"submitted run {result.run_id} to {args.host} (experiment {args.experiment!r})")
+    return EXIT_OK
+
+
+COMMANDS = {"run": cmd_run, "demo-data": cmd_demo_data, "ingest": cmd_ingest,
+            "features": cmd_features, "compile": cmd_compile, "submit": cmd_submit}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from urbansound.errors import USER_ERRORS
+
+    try:
+        return COMMANDS[args.command](args)
+    except USER_ERRORS as exc:
+        print(f"urbansound {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_USER
+    except KeyboardInterrupt:
+        print(f"urbansound {args.command}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except RuntimeError as exc:
+        if "finished with status" in str(exc) or "Task" in str(exc):
+            print(f"urbansound {args.command}: the pipeline failed: {exc}\n"
+                  f"  the failing task's log is above; outputs so far are under --out",
+                  file=sys.stderr)
+            return EXIT_INTERNAL
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,144 @@
+"""Stage 2, augment + features: an Apache Beam pipeline from waveforms to log-mels.
+
+Reads ingest's ``fold<k>.tfrecord`` files, computes the log-mel of every clip
+(and of each configured muda deformation of it) with the one feature function
+:func:`urbansound.features.waveform_to_logmel`, and writes ``fold<k>.tfrecord``
+files of log-mel examples plus a ``manifest.json``.
+
+The runner is always named: ``--runner=FnApiRunner`` locally (the engine behind
+the DirectRunner; Beam >= 2.68's DirectRunner first tries to download the Prism
+binary, which fails offline), or any distributed runner
+(Dataflow, Flink, Spark, ``apache_beam.runners.dask.dask_runner.DaskRunner``)
+through ``beam_args``.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections import Counter
+from pathlib import Path
+
+import apache_beam as beam
+
+from urbansound.config import Config
+from urbansound.ingest import MANIFEST, read_manifest
+from urbansound.records import ORIGINAL, fold_files
+
+log = logging.getLogger(__name__)
+
+
+def default_beam_args(workers: int | None = None) -> list[str]:
+    """Local Beam options: the FnApiRunner, one worker process per core."""
+    workers = workers or os.cpu_count() or 1
+    if workers <= 1:
+        return ["--runner=FnApiRunner"]
+    return ["--runner=FnApiRunner", f"--direct_num_workers={workers}",
+            "--direct_running_mode=multi_processing"]
+
+
+class ClipToLogMels(beam.DoFn):
+    """Serialized waveform example → serialized log-mel examples (original + deformations).
+
+    A deformation that fails on a clip is counted and logged, and that copy is
+    skipped; the original is always emitted.
+    """
+
+    def __init__(self, config_json: str):
+        self._config_json = config_json
+        self.deformation_failures = beam.metrics.Metrics.counter("features", "deformation_failures")
+        self.clips = beam.metrics.Metrics.counter("features", "clips")
+
+    def setup(self):
+        # Heavy imports and muda deformers are built once per worker, not per element.
+        from urbansound import augment, features, records
+
+        self._config = Config.from_json(self._config_json)
+        self._features = features
+        self._records = records
+        self._augment = augment
+        self._deformers = {name: augment.make_deformer(name)
+                           for name in self._config.augment.deformations}
+
+    def process(self, serialized: bytes):
+        rec = self._records.decode_waveform(serialized)
+        cfg = self._config
+        self.clips.inc()
+        yield self._records.encode_logmel(
+            self._features.waveform_to_logmel(rec.waveform, cfg), label=rec.label, fold=rec.fold,
+            file_name=rec.file_name, deformation=ORIGINAL)
+        for name, deformer in self._deformers.items():
+            try:
+                y = self._augment.deform(rec.waveform, rec.sample_rate, deformer, name=name)
+            except self._augment.AugmentError as exc:
+                self.deformation_failures.inc()
+                log.warning("%s: %s; copy skipped", rec.file_name, exc)
+                continue
+            yield self._records.encode_logmel(
+                self._features.waveform_to_logmel(y, cfg), label=rec.label, fold=rec.fold,
+                file_name=rec.file_name, deformation=name)
+
+
+class ExtractLogMels(beam.PTransform):
+    """PCollection[bytes waveform examples] → PCollection[bytes log-mel examples]."""
+
+    def __init__(self, config: Config):
+        super().__init__()
+        self._config_json = config.to_json()
+
+    def expand(self, waveforms):
+        return waveforms | "LogMel" >> beam.ParDo(ClipToLogMels(self._config_json))
+
+
+def run_features(waveform_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
+                 config: Config = Config(), beam_args: list[str] | None = None) -> dict:
+    """Run the features pipeline over every fold ingest wrote.
+
+    Parameters
+    ----------
+    waveform_dir : ingest's output directory.
+    out_dir : where ``fold<k>.tfrecord`` log-mel files and ``manifest.json`` go.
+    beam_args : Beam pipeline options; default :func:`default_beam_args`.
+
+    Returns
+    -------
+    manifest : ``{"folds": {"<k>": n_examples}, "deformations": [...], ...}``.
+    """
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    source = read_manifest(waveform_dir)
+    folds = sorted(int(k) for k in source["folds"])
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    for stale in out.glob("fold*.tfrecord"):
+        stale.unlink()
+    options = PipelineOptions(beam_args if beam_args is not None else default_beam_args())
+    with beam.Pipeline(options=options) as pipeline:
+        for fold in folds:
+            paths = fold_files(waveform_dir, fold)
+            (pipeline
+             | f"ReadFold{fold}" >> beam.io.ReadFromTFRecord(paths[0] if len(paths) == 1 else
+                                                            os.path.join(waveform_dir, f"fold{fold}*.tfrecord"))
+             | f"ExtractFold{fold}" >> ExtractLogMels(config)
+             | f"WriteFold{fold}" >> beam.io.WriteToTFRecord(
+                 str(out / f"fold{fold}"), file_name_suffix=".tfrecord", num_shards=1,
+                 shard_name_template=""))
+    manifest = {
+        "folds": {str(f): _count_examples(out, f) for f in folds},
+        "deformations": list(config.augment.deformations),
+        "n_mels": config.features.n_mels,
+        "n_frames": config.features.n_frames,
+        "dataset_hash": source.get("dataset_hash"),
+        "config_fingerprint": config.fingerprint(),
+    }
+    (out / MANIFEST).write_text(json.dumps(manifest, indent=2))
+    return manifest
+
+
+def _count_examples(directory: Path, fold: int) -> dict[str, int]:
+    from urbansound.records import decode_logmel, iter_records
+
+    counts: Counter[str] = Counter()
+    for raw in iter_records(fold_files(directory, fold)):
+        counts[decode_logmel(raw).deformation or "original"] += 1
+    return dict(sorted(counts.items()))

@@ -1,0 +1,7 @@
+"""Exceptions that mean "the user's input or configuration is wrong" (not a bug)."""
+from urbansound.audio import AudioError
+from urbansound.config import ConfigError
+from urbansound.dataset import DatasetError
+
+USER_ERRORS = (AudioError, ConfigError, DatasetError, FileNotFoundError, PermissionError)
+"""Caught at the CLI and component boundary and shown as one line (exit code 2)."""

@@ -1,0 +1,70 @@
+"""Stage 4, evaluate: combine the per-fold results into the numbers the study reports.
+
+Writes to one directory::
+
+    summary.json            {"folds": {"<k>": acc}, "mean", "median", "std", "per_class": {...}}
+    confusion_matrix.json   {"classes": [...], "counts": [[...]], "normalized": [[...]]}
+    confusion_matrix.png    counts and row-normalised, summed over folds
+    curves_fold<k>.png      accuracy / loss per epoch of each fold
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from urbansound.metrics import (normalize_rows, per_class_accuracy, plot_confusion_matrix,
+                                plot_history, summarize_accuracies)
+from urbansound.training import FoldResult
+
+SUMMARY_FILE = "summary.json"
+CONFUSION_FILE = "confusion_matrix.json"
+CONFUSION_PLOT = "confusion_matrix.png"
+
+
+def evaluate_folds(results: Sequence[FoldResult], out_dir: str | os.PathLike, *,
+                   plots: bool = True) -> dict:
+    """Summarise fold results and write the evaluation files.
+
+    Returns
+    -------
+    summary : the content of ``summary.json``.
+    """
+    if not results:
+        raise ValueError("no fold results to evaluate")
+    folds = [r.test_fold for r in results]
+    if len(set(folds)) != len(folds):
+        raise ValueError(f"a test fold appears twice among the results: {sorted(folds)}")
+    class_names = results[0].class_names
+    counts = np.sum([np.asarray(r.confusion_matrix) for r in results], axis=0)
+    summary = summarize_accuracies({r.test_fold: r.test_accuracy for r in results})
+    per_class = per_class_accuracy(counts)
+    summary["per_class"] = {name: (None if np.isnan(acc) else float(acc))
+                            for name, acc in zip(class_names, per_class)}
+    summary["n_test_examples"] = int(counts.sum())
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / SUMMARY_FILE).write_text(json.dumps(summary, indent=2))
+    (out / CONFUSION_FILE).write_text(json.dumps({
+        "classes": class_names, "counts": counts.tolist(),
+        "normalized": np.round(normalize_rows(counts), 4).tolist()}, indent=2))
+    if plots:
+        plot_confusion_matrix(counts, class_names, out / CONFUSION_PLOT,
+                              title=f"{len(results)} fold(s)")
+        for r in results:
+            plot_history(r.history, out / f"curves_fold{r.test_fold}.png",
+                         title=f"test fold {r.test_fold} (validation fold {r.validation_fold})")
+    return summary
+
+
+def format_summary(summary: dict) -> str:
+    """Human-readable table of fold accuracies and their mean / median / std."""
+    lines = ["fold  accuracy"]
+    lines += [f"{k:>4}  {acc:8.1%}" for k, acc in summary["folds"].items()]
+    lines.append(f"mean {summary['mean']:.1%}  median {summary['median']:.1%}  "
+                 f"std {summary['std']:.1%}")
+    return "\n".join(lines)

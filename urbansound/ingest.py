@@ -1,0 +1,190 @@
+"""Stage 1, ingest: check the CSV against the audio, decode every clip, write TFRecords by fold.
+
+Output directory::
+
+    fold<k>.tfrecord   decoded clips of fold k (schema in :mod:`urbansound.records`)
+    manifest.json      counts per fold and class, sample rate, dataset fingerprint
+    report.json        every rejected row or file with its reason (also report.csv)
+
+Bad clips are reported and skipped; ``strict=True`` turns any rejection into an
+:class:`IngestError` after the report is written, so it can still be read.
+"""
+from __future__ import annotations
+
+import concurrent.futures as futures
+import csv
+import json
+import os
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from urbansound.audio import AudioError, load_audio
+from urbansound.config import CLASS_NAMES, Config
+from urbansound.dataset import Clip, DatasetError, Rejection, dataset_fingerprint, list_clips
+from urbansound.records import encode_waveform
+
+MANIFEST = "manifest.json"
+REPORT = "report.json"
+
+
+class IngestError(DatasetError):
+    """Ingest cannot produce a usable dataset (or strict mode found rejections)."""
+
+
+@dataclass
+class IngestResult:
+    """What ingest wrote: accepted counts per fold, rejections, fingerprint."""
+
+    out_dir: str
+    counts: dict[int, int]
+    rejections: list[Rejection]
+    dataset_hash: str
+    class_counts: dict[int, dict[str, int]] = field(default_factory=dict)
+
+    @property
+    def folds(self) -> list[int]:
+        return sorted(f for f, n in self.counts.items() if n > 0)
+
+    @property
+    def accepted(self) -> int:
+        return sum(self.counts.values())
+
+    @property
+    def report_path(self) -> str:
+        return os.path.join(self.out_dir, REPORT)
+
+    def summary_line(self) -> str:
+        return (f"{self.accepted} clips accepted in folds {self.folds}, "
+                f"{len(self.rejections)} rejected (report: {self.report_path})")
+
+
+def _decode(args: tuple[str, int]):
+    """Worker: decode one file; return samples or the rejection reason."""
+    path, sample_rate = args
+    try:
+        return load_audio(path, sample_rate=sample_rate), None
+    except AudioError as exc:
+        return None, exc.reason
+
+
+def ingest(data_root: str | os.PathLike, out_dir: str | os.PathLike, *, config: Config = Config(),
+           strict: bool = False, workers: int | None = None, progress: bool = False) -> IngestResult:
+    """Decode a dataset in the UrbanSound8K layout into per-fold TFRecords.
+
+    Parameters
+    ----------
+    data_root : folder with ``metadata/UrbanSound8K.csv`` and ``audio/fold*/``.
+    out_dir : created if missing; existing ``fold*.tfrecord`` files are replaced.
+    config : ``config.audio.sample_rate`` is the rate every clip is resampled to.
+    strict : raise :class:`IngestError` if anything was rejected.
+    workers : decoding processes (default: CPU count); 1 decodes in-process.
+    progress : show a progress bar on stderr.
+
+    Raises
+    ------
+    DatasetError
+        the CSV is missing or malformed.
+    IngestError
+        no clip could be used, or ``strict`` and something was rejected.
+    """
+    clips, rejections = list_clips(data_root)
+    out = Path(out_dir)
+    _make_writable_dir(out)
+    for stale in out.glob("fold*.tfrecord"):
+        stale.unlink()
+    sample_rate = config.audio.sample_rate
+    counts: Counter[int] = Counter()
+    class_counts: dict[int, Counter[str]] = {}
+    writers = {}
+    accepted: list[Clip] = []
+    workers = workers or os.cpu_count() or 1
+    try:
+        import tensorflow as tf
+
+        decoded = _decode_all(clips, sample_rate, workers)
+        if progress:
+            from tqdm import tqdm
+
+            decoded = tqdm(decoded, total=len(clips), desc="ingest", unit="clip")
+        for clip, (y, reason) in zip(clips, decoded):
+            if y is None:
+                rejections.append(Rejection(file=_relative(clip), reason=reason, fold=clip.fold))
+                continue
+            if clip.fold not in writers:
+                writers[clip.fold] = tf.io.TFRecordWriter(str(out / f"fold{clip.fold}.tfrecord"))
+            writers[clip.fold].write(encode_waveform(
+                y, sample_rate=sample_rate, label=clip.class_id, fold=clip.fold, fs_id=clip.fs_id,
+                salience=clip.salience, file_name=clip.file_name, class_name=clip.class_name))
+            accepted.append(clip)
+            counts[clip.fold] += 1
+            class_counts.setdefault(clip.fold, Counter())[clip.class_name] += 1
+    finally:
+        for writer in writers.values():
+            writer.close()
+    result = IngestResult(out_dir=str(out), counts=dict(sorted(counts.items())),
+                          rejections=rejections, dataset_hash=dataset_fingerprint(accepted),
+                          class_counts={k: dict(sorted(v.items())) for k, v in class_counts.items()})
+    _write_report(result, config)
+    if result.accepted == 0:
+        raise IngestError(f"{data_root}: no usable clip ({len(rejections)} rejected; "
+                          f"see {result.report_path})")
+    if strict and rejections:
+        raise IngestError(f"strict mode: {len(rejections)} row(s) or file(s) rejected, first: "
+                          f"{rejections[0].file}: {rejections[0].reason} (see {result.report_path})")
+    return result
+
+
+def _decode_all(clips: list[Clip], sample_rate: int, workers: int):
+    jobs = [(c.path, sample_rate) for c in clips]
+    if workers <= 1 or len(jobs) < 32:
+        yield from map(_decode, jobs)
+        return
+    # Threads, not processes: libsndfile and soxr release the GIL, and a process
+    # pool would have to fork a parent that may hold TensorFlow's threads.
+    with futures.ThreadPoolExecutor(max_workers=workers) as pool:
+        yield from pool.map(_decode, jobs)
+
+
+def _make_writable_dir(path: Path) -> None:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise IngestError(f"{path}: cannot write output here ({exc.strerror or exc})") from None
+
+
+def _relative(clip: Clip) -> str:
+    return f"audio/fold{clip.fold}/{clip.file_name}"
+
+
+def _write_report(result: IngestResult, config: Config) -> None:
+    out = Path(result.out_dir)
+    manifest = {
+        "folds": {str(k): n for k, n in result.counts.items()},
+        "class_counts": {str(k): v for k, v in result.class_counts.items()},
+        "classes": list(CLASS_NAMES),
+        "sample_rate": config.audio.sample_rate,
+        "dataset_hash": result.dataset_hash,
+        "accepted": result.accepted,
+        "rejected": len(result.rejections),
+    }
+    (out / MANIFEST).write_text(json.dumps(manifest, indent=2))
+    (out / REPORT).write_text(json.dumps([r.to_dict() for r in result.rejections], indent=2))
+    with open(out / "report.csv", "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=["file", "fold", "reason"])
+        writer.writeheader()
+        for r in result.rejections:
+            writer.writerow({"file": r.file, "fold": r.fold, "reason": r.reason})
+
+
+def read_manifest(directory: str | os.PathLike) -> dict:
+    """The manifest.json ingest or features wrote in ``directory``."""
+    path = Path(directory) / MANIFEST
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise IngestError(f"{path}: not found; is {directory} the output of the previous stage?") \
+            from None

@@ -1,0 +1,102 @@
+"""Evaluation numbers and plots: accuracy summaries, confusion matrices, curves.
+
+Pure NumPy, except the ``plot_*`` functions which draw with matplotlib's
+non-interactive Agg backend and write PNG files.
+"""
+from __future__ import annotations
+
+import os
+from typing import Mapping, Sequence
+
+import numpy as np
+
+
+def confusion_matrix(y_true: Sequence[int], y_pred: Sequence[int], n_classes: int) -> np.ndarray:
+    """Counts, shape (n_classes, n_classes), int64: row = true class, column = predicted."""
+    y_true = np.asarray(y_true, dtype=np.int64)
+    y_pred = np.asarray(y_pred, dtype=np.int64)
+    if y_true.shape != y_pred.shape:
+        raise ValueError(f"y_true {y_true.shape} and y_pred {y_pred.shape} differ in shape")
+    cm = np.zeros((n_classes, n_classes), dtype=np.int64)
+    np.add.at(cm, (y_true, y_pred), 1)
+    return cm
+
+
+def normalize_rows(cm: np.ndarray) -> np.ndarray:
+    """Row-normalised confusion matrix (each true class sums to 1; empty rows stay 0)."""
+    cm = np.asarray(cm, dtype=np.float64)
+    totals = cm.sum(axis=1, keepdims=True)
+    return np.divide(cm, totals, out=np.zeros_like(cm), where=totals > 0)
+
+
+def per_class_accuracy(cm: np.ndarray) -> np.ndarray:
+    """Recall of each class, shape (n_classes,); NaN for a class with no examples."""
+    cm = np.asarray(cm, dtype=np.float64)
+    totals = cm.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(totals > 0, np.diag(cm) / totals, np.nan)
+
+
+def summarize_accuracies(fold_accuracies: Mapping[int, float]) -> dict:
+    """``{"folds": {"<k>": acc}, "mean", "median", "std"}``; std is the population
+    standard deviation (ddof=0) of the fold accuracies, as numpy computes it."""
+    if not fold_accuracies:
+        raise ValueError("no fold accuracies to summarise")
+    values = np.array([fold_accuracies[k] for k in sorted(fold_accuracies)], dtype=np.float64)
+    return {
+        "folds": {str(k): float(fold_accuracies[k]) for k in sorted(fold_accuracies)},
+        "mean": float(values.mean()),
+        "median": float(np.median(values)),
+        "std": float(values.std()),
+    }
+
+
+def plot_confusion_matrix(cm: np.ndarray, class_names: Sequence[str], path: str | os.PathLike, *,
+                          title: str = "Confusion matrix") -> None:
+    """Counts and row-normalised matrices side by side, as one PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cm = np.asarray(cm)
+    fig, axes = plt.subplots(1, 2, figsize=(16, 7))
+    for ax, matrix, label, fmt in ((axes[0], cm, "counts", "d"),
+                                   (axes[1], normalize_rows(cm), "normalised by true class", ".2f")):
+        image = ax.imshow(matrix, cmap="Blues")
+        fig.colorbar(image, ax=ax, fraction=0.046)
+        ax.set_xticks(range(len(class_names)), class_names, rotation=60, ha="right")
+        ax.set_yticks(range(len(class_names)), class_names)
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("true")
+        ax.set_title(f"{title} ({label})")
+        threshold = matrix.max() / 2 if matrix.size else 0
+        for (i, j), value in np.ndenumerate(matrix):
+            ax.text(j, i, format(value, fmt), ha="center", va="center", fontsize=7,
+                    color="white" if value > threshold else "black")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def plot_history(history: Mapping[str, Sequence[float]], path: str | os.PathLike, *,
+                 title: str = "") -> None:
+    """Accuracy and loss per epoch (train and validation) as one PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for ax, key in zip(axes, ("accuracy", "loss")):
+        for name, style in ((key, "-"), (f"val_{key}", "--")):
+            if name in history:
+                ax.plot(range(1, len(history[name]) + 1), history[name], style, label=name)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(key)
+        ax.legend()
+        ax.grid(alpha=0.3)
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

@@ -1,0 +1,185 @@
+"""Stage 3, train: one Keras model per test fold on the official folds.
+
+For test fold k the validation fold is drawn (seeded) from the other folds
+present, and every remaining fold trains.  The test and validation folds
+contribute original audio only; deformed copies come from training folds only.
+Per-band standardisation statistics come from the training examples only.
+Callers (the KFP component) add their own Keras callbacks, e.g. for tracking.
+"""
+from __future__ import annotations
+
+import json
+import os
+import random
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from urbansound.config import CLASS_NAMES, Config
+from urbansound.metrics import confusion_matrix
+from urbansound.records import ORIGINAL, decode_logmel, fold_files, iter_records
+
+MODEL_FILE = "model.keras"
+RESULT_FILE = "fold_result.json"
+
+
+@dataclass(frozen=True)
+class FoldSplit:
+    """Which folds play which role for one test fold."""
+
+    test_fold: int
+    validation_fold: int
+    train_folds: tuple[int, ...]
+
+
+def split_folds(test_fold: int, available: Sequence[int], *, seed: int) -> FoldSplit:
+    """Pick the validation fold at random (seeded by ``seed`` and ``test_fold``).
+
+    Raises
+    ------
+    ValueError
+        the test fold is absent, or fewer than 3 folds are present (one test, one
+        validation and at least one training fold are needed).
+    """
+    folds = sorted(set(int(f) for f in available))
+    if test_fold not in folds:
+        raise ValueError(f"test fold {test_fold} is not among the folds present {folds}")
+    if len(folds) < 3:
+        raise ValueError(f"need at least 3 folds (test, validation, training); have {folds}")
+    others = [f for f in folds if f != test_fold]
+    validation = random.Random(f"{seed}:{test_fold}").choice(others)
+    return FoldSplit(test_fold, validation, tuple(f for f in others if f != validation))
+
+
+@dataclass
+class Examples:
+    """Log-mels of some folds. x: float32 [shape=(n, n_mels, n_frames, 1)] dB; y: int [shape=(n,)]."""
+
+    x: np.ndarray
+    y: np.ndarray
+    file_names: list[str]
+    deformations: list[str]
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+
+def load_examples(feature_dir: str | os.PathLike, folds: Sequence[int], *,
+                  include_deformed: bool) -> Examples:
+    """Read the log-mel examples of ``folds``, sorted by (file name, deformation) so the
+    order (and so training under a seed) does not depend on how Beam sharded the files."""
+    items = []
+    for fold in folds:
+        paths = fold_files(feature_dir, fold)
+        if not paths:
+            raise FileNotFoundError(f"{feature_dir}: no log-mel records for fold {fold}")
+        for raw in iter_records(paths):
+            rec = decode_logmel(raw)
+            if include_deformed or rec.deformation == ORIGINAL:
+                items.append((rec.file_name, rec.deformation, rec.label, rec.logmel))
+    items.sort(key=lambda item: (item[0], item[1]))
+    if not items:
+        return Examples(np.zeros((0, 0, 0, 1), np.float32), np.zeros(0, np.int64), [], [])
+    x = np.stack([item[3] for item in items])[..., None]
+    y = np.array([item[2] for item in items], dtype=np.int64)
+    return Examples(x, y, [i[0] for i in items], [i[1] for i in items])
+
+
+def band_statistics(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and variance of each mel band over examples and frames.
+
+    x : [shape=(n, n_mels, n_frames, 1)] → two arrays [shape=(n_mels,)] in dB and dB².
+    """
+    x64 = x[..., 0].astype(np.float64)
+    mean = x64.mean(axis=(0, 2))
+    variance = x64.var(axis=(0, 2))
+    return mean.astype(np.float32), np.maximum(variance, 1e-6).astype(np.float32)
+
+
+@dataclass
+class FoldResult:
+    """Everything one fold's training produced (written as ``fold_result.json``)."""
+
+    test_fold: int
+    validation_fold: int
+    train_folds: list[int]
+    test_accuracy: float
+    test_loss: float
+    y_true: list[int]
+    y_pred: list[int]
+    confusion_matrix: list[list[int]]
+    history: dict[str, list[float]]
+    best_epoch: int
+    epochs_run: int
+    n_train: int
+    n_validation: int
+    n_test: int
+    parameters: int
+    class_names: list[str] = field(default_factory=lambda: list(CLASS_NAMES))
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> "FoldResult":
+        return cls(**json.loads(text))
+
+
+def train_fold(feature_dir: str | os.PathLike, test_fold: int, available_folds: Sequence[int], *,
+               config: Config, out_dir: str | os.PathLike, callbacks: Sequence = (),
+               verbose: int = 0) -> FoldResult:
+    """Train and evaluate one model with ``test_fold`` held out.
+
+    Writes ``model.keras`` (the model with its input standardisation; takes raw
+    log-mels) and ``fold_result.json`` to ``out_dir``.
+
+    Returns
+    -------
+    FoldResult with test accuracy, predictions, confusion matrix and history.
+    """
+    import keras
+    import tensorflow as tf
+
+    from urbansound.models import build_model, make_optimizer, trainable_parameter_count
+
+    t = config.train
+    split = split_folds(test_fold, available_folds, seed=t.seed)
+    train = load_examples(feature_dir, split.train_folds, include_deformed=True)
+    validation = load_examples(feature_dir, [split.validation_fold], include_deformed=False)
+    test = load_examples(feature_dir, [test_fold], include_deformed=False)
+    for name, part in (("training", train), ("validation", validation), ("test", test)):
+        if len(part) == 0:
+            raise ValueError(f"no {name} examples for test fold {test_fold} ({split})")
+
+    seed = t.seed * 1000 + test_fold
+    keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
+    stats = band_statistics(train.x) if t.normalize == "per_band" else (None, None)
+    model = build_model(t.model, input_shape=train.x.shape[1:], n_classes=len(CLASS_NAMES),
+                        band_mean=stats[0], band_variance=stats[1], seed=seed)
+    model.compile(optimizer=make_optimizer(t.optimizer, t.learning_rate),
+                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    early_stopping = keras.callbacks.EarlyStopping(
+        monitor="val_accuracy", mode="max", patience=t.patience, restore_best_weights=True)
+    history = model.fit(train.x, train.y, batch_size=t.batch_size, epochs=t.epochs, shuffle=True,
+                        validation_data=(validation.x, validation.y), verbose=verbose,
+                        callbacks=[early_stopping, *callbacks])
+    test_loss, test_accuracy = model.evaluate(test.x, test.y, batch_size=256, verbose=0)
+    y_pred = model.predict(test.x, batch_size=256, verbose=0).argmax(axis=1)
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    model.save(out / MODEL_FILE)
+    hist = {k: [float(v) for v in values] for k, values in history.history.items()}
+    result = FoldResult(
+        test_fold=test_fold, validation_fold=split.validation_fold,
+        train_folds=list(split.train_folds), test_accuracy=float(test_accuracy),
+        test_loss=float(test_loss), y_true=test.y.tolist(), y_pred=y_pred.tolist(),
+        confusion_matrix=confusion_matrix(test.y, y_pred, len(CLASS_NAMES)).tolist(),
+        history=hist, best_epoch=int(np.argmax(hist["val_accuracy"])) + 1,
+        epochs_run=len(hist["val_accuracy"]), n_train=len(train), n_validation=len(validation),
+        n_test=len(test), parameters=trainable_parameter_count(model))
+    (out / RESULT_FILE).write_text(result.to_json())
+    return result
