@@ -5,12 +5,13 @@ from kfp.dsl import Dataset, Output
 
 
 def ingest_component(data_root: str, config_json: str, test_folds: List[int], strict: bool,
-                     tracking_uri: str, parent_run_id: str, waveforms: Output[Dataset]
-                     ) -> List[int]:
+                     tracking_uri: str, parent_run_id: str, dataset_fingerprint: str,
+                     waveforms: Output[Dataset]) -> List[int]:
     """Decode ``data_root`` into ``waveforms``; return the test folds to train.
 
     ``test_folds`` empty means every fold present.  A requested test fold with
-    no clips is an error.  The dataset fingerprint is in ``waveforms.metadata``.
+    no clips is an error.  ``dataset_fingerprint`` (from the caller's listing) only keys
+    the cache; the fingerprint of what was decoded is in ``waveforms.metadata``.
     (A single return value: kfp 2.17's local runner cannot fan out ParallelFor
     over one field of a NamedTuple output.)
     """

@@ -26,7 +26,7 @@ def finish_run_component(tracking_uri: str, run_key: str, job_id: str,
 
     uri = tracking.resolve_uri(tracking_uri)
     if uri:
-        succeeded = status.state == "SUCCEEDED"
-        parent = tracking.finish_runs(uri, run_key or job_id, succeeded)
-        print(f"MLflow parent run {parent}: {'FINISHED' if succeeded else 'FAILED'} "
+        final = "FINISHED" if status.state == "SUCCEEDED" else "FAILED"
+        parent = tracking.finish_runs(uri, run_key or job_id, final)
+        print(f"MLflow parent run {parent}: {final} "
               f"(pipeline {status.state}{': ' + status.error_message if status.error_message else ''})")

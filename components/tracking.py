@@ -65,7 +65,8 @@ def start_parent_run(tracking_uri: str, run_key: str, params: dict, run_name: st
     """Create the pipeline's parent run (status RUNNING); return its id."""
     c = client(tracking_uri)
     existing = find_parent_run(c, run_key)
-    if existing is not None:  # the start task re-ran (retry or resume): keep one parent
+    if existing is not None:  # a resumed run (same run key): reopen the same parent
+        c.update_run(existing, status="RUNNING")
         return existing
     run = c.create_run(experiment_id(c, tracking_uri), run_name=run_name or None,
                        tags={RUN_KEY_TAG: run_key})
@@ -92,20 +93,17 @@ def log_params(mlflow_client, run_id: str, params: dict) -> None:
         mlflow_client.log_batch(run_id, params=items[start:start + 100])
 
 
-def finish_runs(tracking_uri: str, run_key: str, succeeded: bool) -> str | None:
-    """End the parent run and any nested run still RUNNING.
-
-    FINISHED if the pipeline succeeded, else FAILED.  Returns the parent id.
-    """
+def finish_runs(tracking_uri: str, run_key: str, status: str) -> str | None:
+    """End the parent run and any nested run still RUNNING with ``status``
+    (FINISHED, FAILED or KILLED).  Returns the parent id, None if there is none."""
     c = client(tracking_uri)
     parent = find_parent_run(c, run_key)
     if parent is None:
         return None
-    status = "FINISHED" if succeeded else "FAILED"
     exp = c.get_run(parent).info.experiment_id
     for child in c.search_runs([exp], filter_string=f"tags.mlflow.parentRunId = '{parent}'"):
         if child.info.status == "RUNNING":
-            c.set_terminated(child.info.run_id, "FAILED" if not succeeded else "FINISHED")
+            c.set_terminated(child.info.run_id, status)
     if c.get_run(parent).info.status == "RUNNING":
         c.set_terminated(parent, status)
     return parent

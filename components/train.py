@@ -15,10 +15,13 @@ def train_component(features: Input[Dataset], test_fold: int, config_json: str,
     from components import tracking
     from components.errors import user_errors
     from urbansound.config import Config
-    from urbansound.training import MODEL_FILE, RESULT_FILE, train_fold
+    from urbansound.training import MODEL_FILE, RESULT_FILE, split_folds, train_fold
 
     config = Config.from_json(config_json)
     folds = [int(f) for f in features.metadata["folds"]]
+    split = split_folds(test_fold, folds, seed=config.train.seed)
+    print(f"test fold {test_fold}: validation fold {split.validation_fold}, "
+          f"training folds {list(split.train_folds)}", flush=True)
     uri = tracking.resolve_uri(tracking_uri)
     run_id = ""
     if uri and parent_run_id:

@@ -83,6 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help=f"how clips shorter than 3 s are filled (default {d.audio.pad_mode})")
     run.add_argument("--strict", action="store_true",
                      help="fail before training if any row or file is rejected")
+    run.add_argument("--no-cache", action="store_true",
+                     help="run every task again and open a new MLflow run (by default a rerun "
+                          "of the same command resumes: finished tasks come from kfp's cache)")
     run.add_argument("--tracking-uri", default=os.environ.get("MLFLOW_TRACKING_URI", ""),
                      help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else "
                           "sqlite:///./mlflow.db with artifacts in ./mlartifacts)")
@@ -161,8 +164,9 @@ def _config(args, *, demo: bool):
 
 
 def cmd_run(args) -> int:
+    from pipeline.console import ConsoleLog
     from pipeline.local_runner import default_tracking_uri, run_local
-    from urbansound.dataset import list_clips
+    from urbansound.dataset import dataset_fingerprint, list_clips
     from urbansound.evaluation import format_summary
 
     out = Path(args.out).resolve()
@@ -179,12 +183,32 @@ def cmd_run(args) -> int:
         data = Path(args.data)
     # Check the dataset's layout before starting any task: a wrong path fails in seconds.
     clips, rejections = list_clips(data)
+    if not clips:
+        from urbansound.dataset import DatasetError
+
+        raise DatasetError(f"{data}: no usable clip ({len(rejections)} rows/files rejected; "
+                           f"first: {rejections[0].file}: {rejections[0].reason})"
+                           if rejections else f"{data}: the metadata CSV lists no clips")
     print(f"dataset {data}: {len(clips)} clips listed, {len(rejections)} rows/files rejected "
           f"before decoding")
     tracking_uri = args.tracking_uri or default_tracking_uri(".")
     started = time.time()
-    result = run_local(data, config=config, workdir=out, test_folds=args.folds,
-                       tracking_uri=tracking_uri, strict=args.strict, beam_args=args.beam_arg)
+    _check_writable(out)
+    console = ConsoleLog(out / "run.log", echo_all=args.verbose)
+    print(f"full log: {console.log_path}" + ("" if args.verbose else "  (-v shows it here)"))
+    try:
+        with console:
+            result = run_local(data, config=config, workdir=out, test_folds=args.folds,
+                               tracking_uri=tracking_uri, strict=args.strict,
+                               beam_args=args.beam_arg,
+                               dataset_fingerprint=dataset_fingerprint(clips),
+                               cache=not args.no_cache)
+    except RuntimeError as exc:
+        print(console.tail(25), file=sys.stderr)
+        print(f"\nurbansound run: the pipeline failed: {exc}\n  full log: {console.log_path}; "
+              f"outputs so far: {out / 'pipeline_root'}; MLflow run marked FAILED",
+              file=sys.stderr)
+        return EXIT_INTERNAL
     print()
     if result.summary:
         print(format_summary(result.summary))
@@ -193,6 +217,18 @@ def cmd_run(args) -> int:
         print(f"MLflow: parent run {result.parent_run_id} in experiment 'urbansound' at "
               f"{tracking_uri}\n  browse: mlflow ui --backend-store-uri {tracking_uri}")
     return EXIT_OK
+
+
+def _check_writable(directory: Path) -> None:
+    """Fail early, naming the path, if outputs cannot be written there."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        probe = directory / ".write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise PermissionError(f"{directory}: cannot write outputs here "
+                              f"({exc.strerror or exc})") from None
 
 
 def cmd_demo_data(args) -> int:
@@ -280,15 +316,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"urbansound {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_USER
     except KeyboardInterrupt:
-        print(f"urbansound {args.command}: interrupted", file=sys.stderr)
+        print(f"urbansound {args.command}: interrupted; open MLflow runs marked KILLED. "
+              f"The same command resumes from the finished tasks.", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except RuntimeError as exc:
-        if "finished with status" in str(exc) or "Task" in str(exc):
-            print(f"urbansound {args.command}: the pipeline failed: {exc}\n"
-                  f"  the failing task's log is above; outputs so far are under --out",
-                  file=sys.stderr)
-            return EXIT_INTERNAL
-        raise
 
 
 if __name__ == "__main__":

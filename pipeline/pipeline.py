@@ -35,17 +35,20 @@ def create_pipeline(*, image: str = DEFAULT_IMAGE, gpu: bool = True, parallelism
     def urbansound_pipeline(data_root: str, config_json: str = default_config,
                             test_folds: List[int] = [], strict: bool = False,
                             beam_args: List[str] = [], tracking_uri: str = "",
-                            run_key: str = ""):
+                            run_key: str = "", dataset_fingerprint: str = ""):
         job_id = dsl.PIPELINE_JOB_ID_PLACEHOLDER
         start = c.start_run(config_json=config_json, data_root=data_root,
                             tracking_uri=tracking_uri, run_key=run_key, job_id=job_id)
-        start.set_display_name("mlflow-start")
+        # Never cached: a rerun must (re)open its MLflow run and close it at the end.
+        start.set_display_name("mlflow-start").set_caching_options(False)
         finish = c.finish_run(tracking_uri=tracking_uri, run_key=run_key, job_id=job_id)
-        finish.set_display_name("mlflow-finish")
+        finish.set_display_name("mlflow-finish").set_caching_options(False)
         with dsl.ExitHandler(finish, name="tracked-run"):
+            # dataset_fingerprint (names, sizes) is in ingest's inputs so that a changed
+            # dataset at the same path is not served from the cache.
             ingest = c.ingest(data_root=data_root, config_json=config_json, test_folds=test_folds,
                               strict=strict, tracking_uri=tracking_uri,
-                              parent_run_id=start.output)
+                              parent_run_id=start.output, dataset_fingerprint=dataset_fingerprint)
             features = c.features(waveforms=ingest.outputs["waveforms"], config_json=config_json,
                                   beam_args=beam_args)
             with dsl.ParallelFor(ingest.outputs["Output"], parallelism=parallelism,

@@ -8,12 +8,20 @@ Every failure raises :class:`AudioError` naming the file and the reason.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import numpy as np
 
 MIN_SECONDS = 0.02
 """Clips shorter than this (20 ms, under one 23 ms analysis window) are rejected."""
+
+MAX_SECONDS = 600.0
+"""Clips longer than this (10 min; UrbanSound8K slices are at most 4 s) are rejected
+before decoding, so one huge or mislabelled file cannot exhaust memory."""
+
+MIN_RATE, MAX_RATE = 1_000, 768_000
+"""Native sample rates outside this range (Hz) are rejected as implausible headers."""
 
 
 class AudioError(Exception):
@@ -28,6 +36,9 @@ class AudioError(Exception):
 def load_audio(path: str | os.PathLike, *, sample_rate: int = 22050) -> np.ndarray:
     """Decode ``path`` to a mono waveform at ``sample_rate``.
 
+    The format is taken from the file's content, never from its extension: a
+    FLAC, OGG or MP3 stream named ``.wav`` decodes like any other.
+
     Parameters
     ----------
     path : file of any format libsndfile reads (the extension is not trusted).
@@ -41,8 +52,12 @@ def load_audio(path: str | os.PathLike, *, sample_rate: int = 22050) -> np.ndarr
     Raises
     ------
     AudioError
-        empty or undecodable file, no samples, non-finite samples, all-zero
-        signal, or shorter than :data:`MIN_SECONDS`.
+        empty file; truncated WAV (the file ends inside the header, or holds
+        less audio data than its header declares: such a file would decode
+        only partly, so it is rejected rather than silently shortened);
+        undecodable or unrecognised format; no samples; implausible sample
+        rate; longer than :data:`MAX_SECONDS`; non-finite samples; all-zero
+        signal; or shorter than :data:`MIN_SECONDS`.
     """
     import soundfile as sf
 
@@ -54,10 +69,72 @@ def load_audio(path: str | os.PathLike, *, sample_rate: int = 22050) -> np.ndarr
     if size == 0:
         raise AudioError(path, "empty file (0 bytes)")
     try:
-        data, native_rate = sf.read(str(path), dtype="float32", always_2d=True)
+        with open(path, "rb") as fh:
+            problem = _wav_truncation(fh, size)
+        if problem:
+            raise AudioError(path, problem)
+        # by path, not through the open file: libsndfile then reads without the GIL
+        with sf.SoundFile(str(path)) as snd:
+            native_rate, frames = snd.samplerate, snd.frames
+            if not MIN_RATE <= native_rate <= MAX_RATE:
+                raise AudioError(path, f"implausible sample rate {native_rate} Hz "
+                                       f"(expected {MIN_RATE}..{MAX_RATE})")
+            if frames > 0 and frames / native_rate > MAX_SECONDS:
+                raise AudioError(path, f"too long ({frames / native_rate:.0f} s > "
+                                       f"{MAX_SECONDS:.0f} s)")
+            data = snd.read(dtype="float32", always_2d=True)
+    except AudioError:
+        raise
+    except MemoryError:
+        raise AudioError(path, "too large to decode in memory") from None
+    except OSError as exc:
+        raise AudioError(path, f"cannot read file ({exc.strerror or exc})") from None
     except Exception as exc:  # libsndfile reports every decode failure as one of several types
-        raise AudioError(path, f"cannot decode audio ({_first_line(exc)})") from None
+        raise AudioError(path, f"not a readable audio file ({_decode_message(exc)})") from None
     return prepare_waveform(data, native_rate, sample_rate=sample_rate, source=path)
+
+
+def _wav_truncation(fh, size: int) -> str | None:
+    """Why a RIFF/WAVE file is cut short, or None (also for other formats).
+
+    A file that ends inside its header (before the ``data`` chunk's 8-byte
+    header) is "truncated WAV header".  A ``data`` chunk that declares more
+    bytes than the file holds, by more than one block (a frame, or an ADPCM
+    block), is "truncated WAV data".  The placeholder sizes 0 and 0xFFFFFFFF
+    that streaming writers leave are not checked.
+    """
+    head = fh.read(12)
+    if len(head) < 4 or head[:4] not in (b"RIFF", b"RIFX"):
+        return None
+    if len(head) < 12:
+        return f"truncated WAV header (file is {size} bytes, ends inside the RIFF header)"
+    if head[8:12] != b"WAVE":
+        return None
+    order = "little" if head[:4] == b"RIFF" else "big"
+    pos, block_align = 12, 1
+    while True:
+        fh.seek(pos)
+        chunk = fh.read(8)
+        if len(chunk) < 8:
+            where = "before any data chunk" if len(chunk) == 0 else "inside a chunk header"
+            return f"truncated WAV header (file is {size} bytes, ends {where})"
+        cid, csize = chunk[:4], int.from_bytes(chunk[4:8], order)
+        if cid == b"fmt ":
+            fmt = fh.read(min(csize, 16))
+            if len(fmt) < min(csize, 16):
+                return f"truncated WAV header (file is {size} bytes, ends inside the 'fmt ' chunk)"
+            if len(fmt) >= 14:
+                block_align = max(1, int.from_bytes(fmt[12:14], order))
+        elif cid == b"data":
+            available = size - (pos + 8)
+            if csize not in (0, 0xFFFFFFFF) and csize - available > block_align:
+                return (f"truncated WAV data (header declares {csize} bytes of audio, "
+                        f"the file holds {available})")
+            return None
+        pos += 8 + csize + (csize & 1)
+        if pos > size:
+            return (f"truncated WAV header (the {cid.decode('latin-1')!r} chunk runs past the end "
+                    f"of the file, {size} bytes)")
 
 
 def prepare_waveform(data: np.ndarray, native_rate: int, *, sample_rate: int,
@@ -83,17 +160,24 @@ def prepare_waveform(data: np.ndarray, native_rate: int, *, sample_rate: int,
     if native_rate <= 0:
         raise AudioError(source, f"invalid sample rate {native_rate}")
     if not np.all(np.isfinite(data)):
-        raise AudioError(source, "contains NaN or infinite samples")
+        bad = int(np.count_nonzero(~np.isfinite(data)))
+        raise AudioError(source, f"contains NaN or infinite samples ({bad} of {data.size})")
     duration = data.shape[0] / native_rate
     if duration < MIN_SECONDS:
         raise AudioError(source, f"too short ({duration * 1000:.1f} ms < {MIN_SECONDS * 1000:.0f} ms)")
-    y = data.mean(axis=1)  # mono: mean of channels keeps the PCM range
-    if not np.any(y):
+    if not np.any(data):
         raise AudioError(source, "silent (every sample is zero)")
+    # mono: mean of channels keeps the PCM range (float64 sum: no overflow on huge floats)
+    y = data.mean(axis=1, dtype=np.float64).astype(np.float32)
+    if not np.any(y):
+        raise AudioError(source, f"silent after mixing {data.shape[1]} channels down to mono "
+                                 f"(the channels cancel out)")
     if native_rate != sample_rate:
         import librosa
 
         y = librosa.resample(y, orig_sr=native_rate, target_sr=sample_rate, res_type="soxr_hq")
+    if not np.all(np.isfinite(y)):
+        raise AudioError(source, "samples overflow to infinity when mixed down or resampled")
     return np.ascontiguousarray(y, dtype=np.float32)
 
 
@@ -124,6 +208,12 @@ def fix_length(y: np.ndarray, n_samples: int, *, pad_mode: str = "loop") -> np.n
     if pad_mode == "zeros":
         return np.pad(y, (0, n_samples - y.size))
     raise ValueError(f"pad_mode must be 'loop' or 'zeros', not {pad_mode!r}")
+
+
+def _decode_message(exc: BaseException) -> str:
+    """libsndfile's reason without its "Error opening '<path>': " prefix."""
+    text = _first_line(exc)
+    return re.sub(r"^Error opening .*?: ", "", text) or type(exc).__name__
 
 
 def _first_line(exc: BaseException) -> str:

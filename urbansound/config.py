@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -180,12 +181,22 @@ class Config:
             (a.sample_rate > 0, "audio.sample_rate must be > 0"),
             (a.clip_seconds > 0, "audio.clip_seconds must be > 0"),
             (a.pad_mode in ("loop", "zeros"), "audio.pad_mode must be 'loop' or 'zeros'"),
+            (f.n_fft > 0, "features.n_fft must be > 0"),
+            (f.win_length > 0, "features.win_length must be > 0"),
             (f.win_length <= f.n_fft, "features.win_length must be <= features.n_fft"),
-            (f.n_mels > 0 and f.n_frames > 0 and f.hop_length > 0, "feature sizes must be > 0"),
+            (f.hop_length > 0, "features.hop_length must be > 0"),
+            (f.n_mels > 0, "features.n_mels must be > 0"),
+            (f.n_frames > 0, "features.n_frames must be > 0"),
+            (0 <= f.fmin < a.sample_rate / 2, "features.fmin must be >= 0 and < audio.sample_rate / 2"),
+            (f.fmax is None or f.fmin < f.fmax <= a.sample_rate / 2,
+             "features.fmax must be > features.fmin and <= audio.sample_rate / 2"),
+            (f.top_db > 0, "features.top_db must be > 0"),
+            (f.amin > 0, "features.amin must be > 0"),
             (t.epochs >= 1, "train.epochs must be >= 1"),
             (t.patience >= 1, "train.patience must be >= 1"),
             (t.batch_size >= 1, "train.batch_size must be >= 1"),
             (t.learning_rate > 0, "train.learning_rate must be > 0"),
+            (t.seed >= 0, "train.seed must be >= 0"),
             (t.optimizer in ("sgd", "adam"), "train.optimizer must be 'sgd' or 'adam'"),
             (t.normalize in ("per_band", "none"), "train.normalize must be 'per_band' or 'none'"),
             (t.model in models.MODEL_NAMES,
@@ -236,12 +247,15 @@ def _coerce(key: str, value: Any, default: Any, annotation: Any) -> Any:
     elif isinstance(default, float) or "float" in str(annotation):
         ok = isinstance(value, (int, float)) and not isinstance(value, bool)
         value = float(value) if ok else value
+        if ok and not math.isfinite(value):  # JSON's NaN/Infinity extensions
+            raise ConfigError(f"{key} must be a finite number, got {value!r}")
     elif isinstance(default, str):
         ok = isinstance(value, str)
     else:
         ok = True
     if not ok:
-        raise ConfigError(f"{key} must be of type {type(default).__name__}, got {value!r}")
+        expected = str(annotation) if default is None else type(default).__name__  # "float | None"
+        raise ConfigError(f"{key} must be of type {expected}, got {value!r}")
     return value
 
 

@@ -45,31 +45,9 @@ __all__ = [
     "write_demo_dataset",
 ]
 
-#: The ten UrbanSound8K class names, indexed by ``classID`` (0..9).
-CLASS_NAMES: tuple[str, ...] = (
-    "air_conditioner",
-    "car_horn",
-    "children_playing",
-    "dog_bark",
-    "drilling",
-    "engine_idling",
-    "gun_shot",
-    "jackhammer",
-    "siren",
-    "street_music",
-)
+from urbansound.config import CLASS_NAMES  # noqa: E402  (re-exported)
+from urbansound.dataset import REQUIRED_COLUMNS as CSV_COLUMNS  # noqa: E402  (the real file's order)
 
-#: Column order of ``metadata/UrbanSound8K.csv`` (identical to the real file).
-CSV_COLUMNS: tuple[str, ...] = (
-    "slice_file_name",
-    "fsID",
-    "start",
-    "end",
-    "salience",
-    "fold",
-    "classID",
-    "class",
-)
 
 # File-format distributions (roughly those of the real dataset, where 44.1 and
 # 48 kHz dominate and 16-bit PCM is the most common sample format).

@@ -7,7 +7,11 @@ Output directory::
     report.json        every rejected row or file with its reason (also report.csv)
 
 Bad clips are reported and skipped; ``strict=True`` turns any rejection into an
-:class:`IngestError` after the report is written, so it can still be read.
+:class:`IngestError` after the report is written, so it can still be read.  A
+failed ingest (strict, or no usable clip) leaves only report.json/report.csv:
+no fold records and no manifest, so a later stage cannot mistake it for a good one.
+
+Only the dataset folder is read and only ``out_dir`` is written.
 """
 from __future__ import annotations
 
@@ -26,6 +30,7 @@ from urbansound.records import encode_waveform
 
 MANIFEST = "manifest.json"
 REPORT = "report.json"
+REPORT_CSV = "report.csv"
 
 
 class IngestError(DatasetError):
@@ -41,6 +46,7 @@ class IngestResult:
     rejections: list[Rejection]
     dataset_hash: str
     class_counts: dict[int, dict[str, int]] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def folds(self) -> list[int]:
@@ -90,9 +96,9 @@ def ingest(data_root: str | os.PathLike, out_dir: str | os.PathLike, *, config: 
     """
     clips, rejections = list_clips(data_root)
     out = Path(out_dir)
+    _check_out_dir(out, Path(data_root))
     _make_writable_dir(out)
-    for stale in out.glob("fold*.tfrecord"):
-        stale.unlink()
+    _remove_outputs(out, report_too=True)
     sample_rate = config.audio.sample_rate
     counts: Counter[int] = Counter()
     class_counts: dict[int, Counter[str]] = {}
@@ -122,16 +128,24 @@ def ingest(data_root: str | os.PathLike, out_dir: str | os.PathLike, *, config: 
     finally:
         for writer in writers.values():
             writer.close()
+    class_counts_sorted = {k: dict(sorted(v.items())) for k, v in sorted(class_counts.items())}
     result = IngestResult(out_dir=str(out), counts=dict(sorted(counts.items())),
                           rejections=rejections, dataset_hash=dataset_fingerprint(accepted),
-                          class_counts={k: dict(sorted(v.items())) for k, v in class_counts.items()})
-    _write_report(result, config)
+                          class_counts=class_counts_sorted,
+                          warnings=_class_gaps(class_counts_sorted))
+    failure = None
     if result.accepted == 0:
-        raise IngestError(f"{data_root}: no usable clip ({len(rejections)} rejected; "
-                          f"see {result.report_path})")
-    if strict and rejections:
-        raise IngestError(f"strict mode: {len(rejections)} row(s) or file(s) rejected, first: "
-                          f"{rejections[0].file}: {rejections[0].reason} (see {result.report_path})")
+        what = "the metadata CSV has no rows" if not rejections else \
+            f"{len(rejections)} row(s) or file(s) rejected"
+        failure = IngestError(f"{data_root}: no usable clip ({what}; see {result.report_path})")
+    elif strict and rejections:
+        failure = IngestError(f"strict mode: {len(rejections)} row(s) or file(s) rejected, first: "
+                              f"{rejections[0].file}: {rejections[0].reason} "
+                              f"(see {result.report_path})")
+    _write_report(result, config, manifest=failure is None)
+    if failure is not None:
+        _remove_outputs(out, report_too=False)
+        raise failure
     return result
 
 
@@ -144,6 +158,48 @@ def _decode_all(clips: list[Clip], sample_rate: int, workers: int):
     # pool would have to fork a parent that may hold TensorFlow's threads.
     with futures.ThreadPoolExecutor(max_workers=workers) as pool:
         yield from pool.map(_decode, jobs)
+
+
+def _check_out_dir(out: Path, data_root: Path) -> None:
+    """The output folder must not be inside the dataset's audio or metadata folders
+    (its files would become "files with no row" or replace dataset files)."""
+    real = out.resolve()
+    for part in ("audio", "metadata"):
+        inner = (data_root / part).resolve()
+        if real == inner or inner in real.parents:
+            raise IngestError(f"{out}: output folder is inside the dataset's {part}/ folder; "
+                              f"choose a folder outside {data_root / part}")
+
+
+def _remove_outputs(out: Path, *, report_too: bool) -> None:
+    """Delete what a previous run wrote here (fold records, manifest, maybe the report)."""
+    names = [MANIFEST] + ([REPORT, REPORT_CSV] if report_too else [])
+    stale = list(out.glob("fold*.tfrecord")) + [out / n for n in names]
+    for path in stale:
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            raise IngestError(f"{path}: cannot remove previous output ({exc.strerror or exc})") \
+                from None
+
+
+def _class_gaps(class_counts: dict[int, dict[str, int]]) -> list[str]:
+    """One warning per fold that lacks a class present in another fold, and one for
+    classes with no clip at all (when some fold has clips)."""
+    if not class_counts:
+        return []
+    present = {c for counts in class_counts.values() for c in counts}
+    warnings = []
+    for fold, counts in class_counts.items():
+        gaps = [c for c in CLASS_NAMES if c in present and c not in counts]
+        if gaps:
+            warnings.append(f"fold {fold} has no clips of class(es) {', '.join(gaps)}")
+    absent = [c for c in CLASS_NAMES if c not in present]
+    if absent:
+        warnings.append(f"no fold has clips of class(es) {', '.join(absent)}")
+    return warnings
 
 
 def _make_writable_dir(path: Path) -> None:
@@ -160,31 +216,41 @@ def _relative(clip: Clip) -> str:
     return f"audio/fold{clip.fold}/{clip.file_name}"
 
 
-def _write_report(result: IngestResult, config: Config) -> None:
+def _write_report(result: IngestResult, config: Config, *, manifest: bool = True) -> None:
+    """report.json and report.csv (always), then manifest.json (last: it marks a
+    complete ingest).  Names are printable already; ``backslashreplace`` only guards."""
     out = Path(result.out_dir)
-    manifest = {
-        "folds": {str(k): n for k, n in result.counts.items()},
-        "class_counts": {str(k): v for k, v in result.class_counts.items()},
-        "classes": list(CLASS_NAMES),
-        "sample_rate": config.audio.sample_rate,
-        "dataset_hash": result.dataset_hash,
-        "accepted": result.accepted,
-        "rejected": len(result.rejections),
-    }
-    (out / MANIFEST).write_text(json.dumps(manifest, indent=2))
-    (out / REPORT).write_text(json.dumps([r.to_dict() for r in result.rejections], indent=2))
-    with open(out / "report.csv", "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=["file", "fold", "reason"])
-        writer.writeheader()
-        for r in result.rejections:
-            writer.writerow({"file": r.file, "fold": r.fold, "reason": r.reason})
+    try:
+        with open(out / REPORT, "w", encoding="utf-8", errors="backslashreplace") as fh:
+            json.dump([r.to_dict() for r in result.rejections], fh, indent=2, ensure_ascii=False)
+        with open(out / REPORT_CSV, "w", newline="", encoding="utf-8",
+                  errors="backslashreplace") as fh:
+            writer = csv.DictWriter(fh, fieldnames=["file", "fold", "reason"])
+            writer.writeheader()
+            for r in result.rejections:
+                writer.writerow({"file": r.file, "fold": r.fold, "reason": r.reason})
+        if manifest:
+            document = {
+                "folds": {str(k): n for k, n in result.counts.items()},
+                "class_counts": {str(k): v for k, v in result.class_counts.items()},
+                "classes": list(CLASS_NAMES),
+                "sample_rate": config.audio.sample_rate,
+                "dataset_hash": result.dataset_hash,
+                "accepted": result.accepted,
+                "rejected": len(result.rejections),
+                "warnings": result.warnings,
+            }
+            (out / MANIFEST).write_text(json.dumps(document, indent=2, ensure_ascii=False),
+                                        encoding="utf-8")
+    except OSError as exc:
+        raise IngestError(f"{out}: cannot write the report ({exc.strerror or exc})") from None
 
 
 def read_manifest(directory: str | os.PathLike) -> dict:
     """The manifest.json ingest or features wrote in ``directory``."""
     path = Path(directory) / MANIFEST
     try:
-        return json.loads(path.read_text())
+        return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise IngestError(f"{path}: not found; is {directory} the output of the previous stage?") \
             from None

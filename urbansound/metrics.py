@@ -17,6 +17,11 @@ def confusion_matrix(y_true: Sequence[int], y_pred: Sequence[int], n_classes: in
     y_pred = np.asarray(y_pred, dtype=np.int64)
     if y_true.shape != y_pred.shape:
         raise ValueError(f"y_true {y_true.shape} and y_pred {y_pred.shape} differ in shape")
+    for name, labels in (("y_true", y_true), ("y_pred", y_pred)):
+        # a negative label would otherwise be counted silently in the last class
+        if labels.size and (labels.min() < 0 or labels.max() >= n_classes):
+            raise ValueError(f"{name} has labels outside 0..{n_classes - 1}: "
+                             f"{sorted(set(labels[(labels < 0) | (labels >= n_classes)].tolist()))}")
     cm = np.zeros((n_classes, n_classes), dtype=np.int64)
     np.add.at(cm, (y_true, y_pred), 1)
     return cm

@@ -1,0 +1,42 @@
+# urbansound: set-up, run and test.  `make run` and `make test` work on a fresh
+# Debian/Ubuntu machine with Python 3.11 (root or sudo for the two apt packages).
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+PYTEST_ARGS ?=
+
+.PHONY: install system-deps run test compile clean
+
+install: system-deps $(STAMP)
+
+# rubberband-cli (time stretch, pitch shift) and sox (dynamic range compression) for muda.
+system-deps:
+	@if ! command -v rubberband >/dev/null || ! command -v sox >/dev/null; then \
+	  echo "installing rubberband-cli and sox"; \
+	  $(SUDO) apt-get update -qq && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends rubberband-cli sox; \
+	fi
+
+# The venv is rebuilt only when the pins or the package metadata change.
+$(STAMP): requirements.txt setup.py
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -r requirements.txt pytest==9.2.0
+	# muda's own dependency list would replace soundfile 0.14 with pysoundfile (2017): no deps.
+	$(BIN)/pip install -q --no-deps muda==0.4.1
+	$(BIN)/pip install -q --no-deps -e .
+	touch $(STAMP)
+
+run: install
+	$(BIN)/urbansound run
+
+test: install
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+compile: install
+	$(BIN)/urbansound compile -o pipeline.yaml
+
+clean:
+	rm -rf urbansound-output pipeline.yaml .pytest_cache

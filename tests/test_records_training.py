@@ -1,0 +1,356 @@
+"""Tests for urbansound.records (TFRecord schemas) and urbansound.training
+(fold split, example loading, band statistics, and train_fold end to end on a
+tiny synthetic log-mel directory, with the leakage check)."""
+from __future__ import annotations
+
+import json
+import random
+
+import numpy as np
+import pytest
+
+pytest.importorskip("tensorflow")
+
+from urbansound import training  # noqa: E402
+from urbansound.config import CLASS_NAMES, Config  # noqa: E402
+from urbansound.records import (ORIGINAL, decode_logmel, decode_waveform, encode_logmel,  # noqa: E402
+                                encode_waveform, fold_files, iter_records, write_records)
+from urbansound.training import (MODEL_FILE, RESULT_FILE, FoldResult, band_statistics,  # noqa: E402
+                                 load_examples, split_folds, train_fold)
+
+# ---------------------------------------------------------------------------
+# records: encode / decode
+# ---------------------------------------------------------------------------
+
+
+def test_waveform_round_trip():
+    rng = np.random.default_rng(0)
+    y = rng.uniform(-1, 1, 1234).astype(np.float32)
+    y[:3] = [np.float32(1e-30), -0.0, 1.0]
+    raw = encode_waveform(y, sample_rate=22050, label=6, fold=10, fs_id=123456, salience=2,
+                          file_name="123456-6-0-3.wav", class_name="gun_shot")
+    rec = decode_waveform(raw)
+    assert rec.waveform.dtype == np.float32
+    assert rec.waveform.tobytes() == y.tobytes()  # bit-exact, -0.0 and denormals included
+    assert (rec.sample_rate, rec.label, rec.fold, rec.fs_id, rec.salience) == (22050, 6, 10, 123456, 2)
+    assert (rec.file_name, rec.class_name) == ("123456-6-0-3.wav", "gun_shot")
+    assert rec.waveform.flags.writeable  # a copy, not a view of the protobuf bytes
+
+
+def test_waveform_float64_input_is_stored_as_float32():
+    y = np.array([0.1, 0.2, 0.3])
+    rec = decode_waveform(encode_waveform(y, sample_rate=8000, label=0, fold=1, fs_id=1, salience=1,
+                                          file_name="a.wav", class_name="air_conditioner"))
+    np.testing.assert_array_equal(rec.waveform, y.astype(np.float32))
+
+
+@pytest.mark.parametrize("shape", [(128, 128), (40, 7), (1, 1)])
+@pytest.mark.parametrize("deformation", [ORIGINAL, "pitch_shift_2", "time_stretch_1.23"])
+def test_logmel_round_trip(shape, deformation):
+    rng = np.random.default_rng(1)
+    logmel = rng.uniform(-80, 0, shape).astype(np.float32)
+    raw = encode_logmel(logmel, label=9, fold=3, file_name="7061-9-0-0.wav", deformation=deformation)
+    rec = decode_logmel(raw)
+    assert rec.logmel.shape == shape and rec.logmel.dtype == np.float32
+    assert rec.logmel.tobytes() == logmel.tobytes()
+    assert (rec.label, rec.fold, rec.file_name, rec.deformation) == (9, 3, "7061-9-0-0.wav", deformation)
+
+
+def test_non_ascii_file_name_round_trips():
+    rec = decode_logmel(encode_logmel(np.zeros((2, 2), np.float32), label=0, fold=1,
+                                      file_name="straße-ü.wav"))
+    assert rec.file_name == "straße-ü.wav"
+    assert rec.deformation == ORIGINAL == ""
+
+
+def test_write_and_iter_records_keep_order(tmp_path):
+    raws = [encode_logmel(np.full((2, 3), i, np.float32), label=i, fold=1, file_name=f"{i}.wav")
+            for i in range(5)]
+    path = tmp_path / "fold1.tfrecord"
+    assert write_records(path, iter(raws)) == 5
+    assert list(iter_records([str(path)])) == raws
+    assert write_records(tmp_path / "fold2.tfrecord", []) == 0
+    assert list(iter_records([str(tmp_path / "fold2.tfrecord")])) == []
+
+
+def test_fold_files_matches_shards_of_one_fold_only(tmp_path):
+    names = ["fold1.tfrecord", "fold1-00001-of-00002.tfrecord", "fold1-00000-of-00002.tfrecord",
+             "fold10.tfrecord", "fold10-00000-of-00001.tfrecord", "fold11.tfrecord", "fold1.txt",
+             "xfold1.tfrecord"]
+    for name in names:
+        (tmp_path / name).write_bytes(b"")
+    got = [p.rsplit("/", 1)[-1] for p in fold_files(tmp_path, 1)]
+    assert got == ["fold1-00000-of-00002.tfrecord", "fold1-00001-of-00002.tfrecord", "fold1.tfrecord"]
+    assert [p.rsplit("/", 1)[-1] for p in fold_files(tmp_path, 10)] == [
+        "fold10-00000-of-00001.tfrecord", "fold10.tfrecord"]
+    assert fold_files(tmp_path, 2) == []
+
+
+# ---------------------------------------------------------------------------
+# split_folds
+# ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("seed", [0, 1, 7])
+@pytest.mark.parametrize("test_fold", list(range(1, 11)))
+def test_split_folds_roles(test_fold, seed):
+    split = split_folds(test_fold, range(1, 11), seed=seed)
+    assert split.test_fold == test_fold
+    assert split.validation_fold != test_fold
+    assert split.validation_fold in range(1, 11)
+    assert test_fold not in split.train_folds and split.validation_fold not in split.train_folds
+    assert sorted(split.train_folds + (test_fold, split.validation_fold)) == list(range(1, 11))
+    assert list(split.train_folds) == sorted(split.train_folds)
+    assert split_folds(test_fold, list(reversed(range(1, 11))), seed=seed) == split  # deterministic
+
+
+def test_split_folds_matches_seeded_choice():
+    # the documented rule: random.Random("<seed>:<test fold>").choice(other folds, sorted)
+    split = split_folds(4, [1, 2, 3, 4, 5], seed=3)
+    assert split.validation_fold == random.Random("3:4").choice([1, 2, 3, 5])
+
+
+def test_split_folds_validation_varies_with_seed():
+    for test_fold in range(1, 11):
+        validations = {split_folds(test_fold, range(1, 11), seed=s).validation_fold for s in range(20)}
+        assert len(validations) >= 3, (test_fold, validations)
+    per_fold = [split_folds(k, range(1, 11), seed=0).validation_fold for k in range(1, 11)]
+    assert len(set(per_fold)) > 1  # not the same validation fold for every test fold
+
+
+def test_split_folds_three_folds():
+    split = split_folds(2, [3, 1, 2, 2], seed=0)
+    assert {split.validation_fold, *split.train_folds} == {1, 3}
+    assert len(split.train_folds) == 1
+
+
+@pytest.mark.parametrize("test_fold, available, match", [
+    (1, [1, 2], r"need at least 3 folds \(test, validation, training\); have \[1, 2\]"),
+    (1, [1, 1, 2], r"need at least 3 folds"),
+    (4, [1, 2, 3], r"test fold 4 is not among the folds present \[1, 2, 3\]"),
+    (1, [], r"test fold 1 is not among the folds present \[\]"),
+])
+def test_split_folds_errors(test_fold, available, match):
+    with pytest.raises(ValueError, match=match):
+        split_folds(test_fold, available, seed=0)
+
+
+# ---------------------------------------------------------------------------
+# band_statistics
+# ---------------------------------------------------------------------------
+
+def test_band_statistics_on_a_grid():
+    n, bands, frames = 2, 3, 4
+    i = np.arange(bands)[None, :, None]
+    x = (10.0 * i + np.arange(n)[:, None, None] + np.arange(frames)[None, None, :])[..., None]
+    mean, variance = band_statistics(x.astype(np.float32))
+    assert mean.shape == (bands,) and variance.shape == (bands,)
+    assert mean.dtype == np.float32 and variance.dtype == np.float32
+    np.testing.assert_allclose(mean, [2.0, 12.0, 22.0])  # 10 i + mean(n) 0.5 + mean(t) 1.5
+    np.testing.assert_allclose(variance, [1.5, 1.5, 1.5])  # var(n) 0.25 + var(t) 1.25
+
+
+def test_band_statistics_constant_band_gets_a_variance_floor():
+    x = np.zeros((3, 2, 5, 1), np.float32)
+    x[:, 1, :, 0] = np.arange(5)
+    mean, variance = band_statistics(x)
+    np.testing.assert_allclose(mean, [0.0, 2.0])
+    np.testing.assert_allclose(variance, [1e-6, 2.0], rtol=1e-6)
+
+
+# ---------------------------------------------------------------------------
+# A tiny log-mel directory: 3 folds, two separable patterns, some deformed copies
+# ---------------------------------------------------------------------------
+
+N_MELS = N_FRAMES = 128
+# fold -> (originals, deformed copies); all different, so a leaked fold shows in the counts
+LAYOUT = {1: (20, 3), 2: (18, 5), 3: (16, 7)}
+DEFORMATIONS = ("pitch_shift_2", "time_stretch_1.23")
+
+
+def pattern(label: int, rng: np.random.Generator) -> np.ndarray:
+    """Class 0 loud in the low bands, class 1 loud in the high bands, plus noise."""
+    x = rng.normal(-60.0, 3.0, (N_MELS, N_FRAMES))
+    rows = slice(0, N_MELS // 2) if label == 0 else slice(N_MELS // 2, N_MELS)
+    x[rows] += 45.0
+    return np.clip(x, -80.0, 0.0).astype(np.float32)
+
+
+def file_name(fold: int, i: int) -> str:
+    return f"{100 * fold + i}-{i % 2}-0-0.wav"
+
+
+def write_feature_dir(root) -> dict:
+    """Write fold<k> shards; return {fold: {"originals": [...names], "deformed": [(name, d), ...]}}."""
+    rng = np.random.default_rng(42)
+    written = {}
+    for fold, (n_orig, n_def) in LAYOUT.items():
+        examples, originals, deformed = [], [], []
+        for i in range(n_orig):
+            label, name = i % 2, file_name(fold, i)
+            x = pattern(label, rng)
+            examples.append(encode_logmel(x, label=label, fold=fold, file_name=name))
+            originals.append(name)
+            if i < n_def:
+                d = DEFORMATIONS[i % 2]
+                examples.append(encode_logmel(np.clip(x + 1.0, -80, 0), label=label, fold=fold,
+                                              file_name=name, deformation=d))
+                deformed.append((name, d))
+        random.Random(fold).shuffle(examples)  # shard order must not matter
+        half = len(examples) // 2
+        write_records(root / f"fold{fold}-00001-of-00002.tfrecord", examples[:half])
+        write_records(root / f"fold{fold}-00000-of-00002.tfrecord", examples[half:])
+        written[fold] = {"originals": originals, "deformed": deformed}
+    return written
+
+
+@pytest.fixture(scope="module")
+def feature_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("logmels")
+    return root, write_feature_dir(root)
+
+
+@pytest.mark.parametrize("folds", [[1], [2, 3], [3, 1, 2]])
+def test_load_examples_originals_only(feature_dir, folds):
+    root, written = feature_dir
+    ex = load_examples(root, folds, include_deformed=False)
+    names = [n for f in folds for n in written[f]["originals"]]
+    assert len(ex) == len(names)
+    assert ex.file_names == sorted(names)
+    assert set(ex.deformations) == {ORIGINAL}
+    assert ex.x.shape == (len(names), N_MELS, N_FRAMES, 1) and ex.x.dtype == np.float32
+    assert ex.y.dtype == np.int64
+    # label follows its example through the sort: names end in "-<label>-0-0.wav"
+    assert ex.y.tolist() == [int(n.split("-")[1]) for n in ex.file_names]
+
+
+def test_load_examples_with_deformed(feature_dir):
+    root, written = feature_dir
+    ex = load_examples(root, [1, 2], include_deformed=True)
+    expected = sorted([(n, ORIGINAL) for f in (1, 2) for n in written[f]["originals"]]
+                      + [pair for f in (1, 2) for pair in written[f]["deformed"]])
+    assert list(zip(ex.file_names, ex.deformations)) == expected
+    assert len(ex) == 20 + 3 + 18 + 5
+    # a deformed copy sits right after its original, and differs from it (+1 dB here)
+    k = ex.deformations.index("pitch_shift_2")
+    assert ex.file_names[k - 1] == ex.file_names[k] and ex.deformations[k - 1] == ORIGINAL
+    assert not np.array_equal(ex.x[k], ex.x[k - 1])
+
+
+def test_load_examples_is_independent_of_shard_order(feature_dir, tmp_path):
+    root, _ = feature_dir
+    # the same records of fold 3 in one shard, reversed
+    raws = list(iter_records(fold_files(root, 3)))
+    write_records(tmp_path / "fold3.tfrecord", reversed(raws))
+    a = load_examples(root, [3], include_deformed=True)
+    b = load_examples(tmp_path, [3], include_deformed=True)
+    assert a.file_names == b.file_names and a.deformations == b.deformations
+    np.testing.assert_array_equal(a.x, b.x)
+    np.testing.assert_array_equal(a.y, b.y)
+
+
+def test_load_examples_missing_fold(feature_dir):
+    root, _ = feature_dir
+    with pytest.raises(FileNotFoundError, match="no log-mel records for fold 4"):
+        load_examples(root, [1, 4], include_deformed=False)
+
+
+def test_load_examples_no_folds(feature_dir):
+    ex = load_examples(feature_dir[0], [], include_deformed=True)
+    assert len(ex) == 0 and ex.x.shape[0] == 0 and ex.file_names == []
+
+
+# ---------------------------------------------------------------------------
+# train_fold end to end
+# ---------------------------------------------------------------------------
+
+TEST_FOLD = 1
+SMALL = Config().override(**{"train.epochs": 2, "train.batch_size": 8, "train.patience": 2,
+                             "train.seed": 0})
+
+
+@pytest.fixture(scope="module")
+def trained(feature_dir, tmp_path_factory):
+    """One train_fold run, with load_examples spied on to see exactly what each role read."""
+    root, written = feature_dir
+    calls = []
+
+    def spy(directory, folds, *, include_deformed):
+        ex = load_examples(directory, folds, include_deformed=include_deformed)
+        calls.append((list(folds), include_deformed, list(zip(ex.file_names, ex.deformations))))
+        return ex
+
+    mp = pytest.MonkeyPatch()
+    mp.setattr(training, "load_examples", spy)
+    try:
+        out = tmp_path_factory.mktemp("fold_out")
+        result = train_fold(root, TEST_FOLD, [1, 2, 3], config=SMALL, out_dir=out)
+    finally:
+        mp.undo()
+    return result, out, calls, written, root
+
+
+def test_train_fold_result_is_consistent(trained):
+    result, _, _, written, _ = trained
+    assert isinstance(result, FoldResult)
+    n_test = len(written[TEST_FOLD]["originals"])
+    assert result.test_fold == TEST_FOLD
+    assert result.n_test == n_test == len(result.y_true) == len(result.y_pred)
+    cm = np.asarray(result.confusion_matrix)
+    assert cm.shape == (10, 10) and cm.sum() == n_test
+    np.testing.assert_array_equal(cm, training.confusion_matrix(result.y_true, result.y_pred, 10))
+    correct = np.mean(np.array(result.y_true) == np.array(result.y_pred))
+    assert result.test_accuracy == pytest.approx(correct, abs=1e-6)
+    assert result.parameters == 241_434
+    # two bands-apart patterns: two epochs of SGD separate them (1.0 on seeds 0, 1, 2 here)
+    assert result.test_accuracy >= 0.9
+    assert result.epochs_run == 2 and 1 <= result.best_epoch <= 2
+    assert set(result.history) >= {"accuracy", "loss", "val_accuracy", "val_loss"}
+    assert all(len(v) == 2 for v in result.history.values())
+    assert result.class_names == list(CLASS_NAMES)
+    # the test fold's true labels in sorted-file order
+    assert result.y_true == [int(n.split("-")[1]) for n in sorted(written[TEST_FOLD]["originals"])]
+    assert set(result.y_pred) <= set(range(10))
+
+
+def test_train_fold_never_trains_on_test_or_validation_clips(trained):
+    result, _, calls, written, _ = trained
+    split = split_folds(TEST_FOLD, [1, 2, 3], seed=0)
+    assert (result.validation_fold, tuple(result.train_folds)) == (split.validation_fold, split.train_folds)
+    (train_fold_,) = result.train_folds
+    orig, deformed = LAYOUT[train_fold_]
+    assert result.n_train == orig + deformed  # the training fold, with its deformed copies only
+    assert result.n_validation == LAYOUT[result.validation_fold][0]  # originals only
+    assert result.n_test == LAYOUT[TEST_FOLD][0]  # originals only
+
+    roles = {tuple(folds): (inc, items) for folds, inc, items in calls}
+    assert len(calls) == 3
+    train_inc, train_items = roles[tuple(result.train_folds)]
+    val_inc, val_items = roles[(result.validation_fold,)]
+    test_inc, test_items = roles[(TEST_FOLD,)]
+    assert (train_inc, val_inc, test_inc) == (True, False, False)
+    held_out = set(written[TEST_FOLD]["originals"]) | set(written[result.validation_fold]["originals"])
+    assert not {name for name, _ in train_items} & held_out
+    assert all(d == ORIGINAL for _, d in val_items + test_items)
+
+
+def test_train_fold_writes_model_and_result(trained):
+    import keras
+
+    result, out, _, _, root = trained
+    assert FoldResult.from_json((out / RESULT_FILE).read_text()) == result
+    assert json.loads((out / RESULT_FILE).read_text())["n_test"] == result.n_test
+    model = keras.models.load_model(out / MODEL_FILE)
+    test = load_examples(root, [TEST_FOLD], include_deformed=False)
+    y_pred = model.predict(test.x, verbose=0).argmax(axis=1)
+    assert y_pred.tolist() == result.y_pred  # the saved model takes raw log-mels
+    layer = model.get_layer("per_band_standardize")
+    train_stats = band_statistics(load_examples(root, result.train_folds, include_deformed=True).x)
+    np.testing.assert_allclose(np.ravel(layer.mean), train_stats[0], rtol=1e-6)
+
+
+def test_train_fold_is_deterministic(trained, feature_dir, tmp_path):
+    result = trained[0]
+    again = train_fold(feature_dir[0], TEST_FOLD, [1, 2, 3], config=SMALL, out_dir=tmp_path)
+    assert again.test_accuracy == result.test_accuracy
+    assert again.y_pred == result.y_pred
+    assert again.history == result.history
