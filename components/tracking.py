@@ -38,12 +38,33 @@ def default_artifact_location(tracking_uri: str) -> str | None:
     return None
 
 
+_initialised: set[str] = set()
+
+
 def client(tracking_uri: str):
+    """An MlflowClient for the URI (also made the process's current tracking URI).
+
+    A new sqlite store is created under an exclusive file lock: two runs starting
+    at once on a fresh database would otherwise both run MLflow's schema
+    migrations and one would fail ("duplicate column name").
+    """
     import mlflow
     from mlflow.tracking import MlflowClient
 
     mlflow.set_tracking_uri(tracking_uri)
-    return MlflowClient(tracking_uri=tracking_uri)
+    if not tracking_uri.startswith("sqlite:///") or tracking_uri in _initialised:
+        return MlflowClient(tracking_uri=tracking_uri)
+    import fcntl
+
+    # The store (and its schema migration) is built when the client is constructed.
+    with open(tracking_uri[len("sqlite:///"):] + ".lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            mlflow_client = MlflowClient(tracking_uri=tracking_uri)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+    _initialised.add(tracking_uri)
+    return mlflow_client
 
 
 def experiment_id(mlflow_client, tracking_uri: str, name: str = EXPERIMENT) -> str:

@@ -89,7 +89,6 @@ class TrainConfig:
     patience: int = 15
     normalize: str = "per_band"
     seed: int = 0
-    shuffle_buffer: int = 4096
 
 
 @dataclass(frozen=True)

@@ -153,7 +153,7 @@ def train_fold(feature_dir: str | os.PathLike, test_fold: int, available_folds: 
         if len(part) == 0:
             raise ValueError(f"no {name} examples for test fold {test_fold} ({split})")
 
-    seed = t.seed * 1000 + test_fold
+    seed = (t.seed * 1000 + test_fold) % 2**32  # one stream per fold; numpy takes < 2**32
     keras.utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()
     stats = band_statistics(train.x) if t.normalize == "per_band" else (None, None)
