@@ -13,6 +13,7 @@ def evaluate_component(fold_results: Input[List[Artifact]], tracking_uri: str,
     import numpy as np
 
     from components import tracking
+    from components.kfp_files import write_metric_files
     from urbansound.evaluation import evaluate_folds, format_summary
     from urbansound.training import FoldResult
 
@@ -26,6 +27,7 @@ def evaluate_component(fold_results: Input[List[Artifact]], tracking_uri: str,
         metrics.log_metric(f"accuracy_fold{fold}", acc)
     counts = np.sum([r.confusion_matrix for r in results], axis=0).astype(int).tolist()
     classification.log_confusion_matrix(results[0].class_names, counts)
+    write_metric_files(metrics, classification)
     evaluation.metadata.update({"mean": summary["mean"], "median": summary["median"],
                                 "std": summary["std"], "folds": summary["folds"]})
     uri = tracking.resolve_uri(tracking_uri)

@@ -14,6 +14,7 @@ def train_component(features: Input[Dataset], test_fold: int, config_json: str,
 
     from components import tracking
     from components.errors import user_errors
+    from components.kfp_files import write_metric_files
     from urbansound.config import Config
     from urbansound.training import MODEL_FILE, RESULT_FILE, split_folds, train_fold
 
@@ -46,4 +47,5 @@ def train_component(features: Input[Dataset], test_fold: int, config_json: str,
     metrics.log_metric("test_accuracy", result.test_accuracy)
     metrics.log_metric("best_epoch", result.best_epoch)
     classification.log_confusion_matrix(result.class_names, result.confusion_matrix)
+    write_metric_files(metrics, classification)
     return result.test_accuracy

@@ -16,6 +16,9 @@ import hashlib
 import json
 import os
 import signal
+import subprocess
+import sys
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,38 +56,43 @@ def run_local(data_root: str | os.PathLike, *, config: Config, workdir: str | os
               cache: bool = True) -> LocalRun:
     """Execute the whole pipeline locally and return where its results are.
 
+    The pipeline runs in a child process with its own process group, so that an
+    interruption stops every task at once: kfp's local orchestrator would
+    otherwise finish the queued ParallelFor tasks before letting go.
+
     Raises
     ------
     RuntimeError
-        a task failed (its log, printed above by kfp, says why).
+        a task failed (its log says why).
     Interrupted
-        SIGINT/SIGTERM: the MLflow runs still open are marked KILLED first.
+        SIGINT/SIGTERM: every task is stopped and the MLflow runs still open are
+        marked KILLED.
     """
-    from kfp import local
-
-    from pipeline.pipeline import create_pipeline
-
     workdir = Path(workdir).resolve()
     pipeline_root = workdir / "pipeline_root"
     pipeline_root.mkdir(parents=True, exist_ok=True)
-    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(pipeline_root),
-               raise_on_error=True, enable_caching=cache)
-    data_root = str(Path(data_root).resolve())
-    arguments = dict(data_root=data_root, config_json=config.to_json(),
+    arguments = dict(data_root=str(Path(data_root).resolve()), config_json=config.to_json(),
                      test_folds=list(test_folds), strict=strict, beam_args=list(beam_args),
                      tracking_uri=tracking_uri, dataset_fingerprint=dataset_fingerprint)
     run_key = run_key_for(**arguments) if cache else uuid.uuid4().hex
-    pipeline_fn = create_pipeline(gpu=False, parallelism=1, config=config)
+    spec_path = pipeline_root / f".run-{run_key}.json"
+    spec_path.write_text(json.dumps({"arguments": arguments, "run_key": run_key,
+                                     "pipeline_root": str(pipeline_root), "cache": cache}))
+    child = subprocess.Popen([sys.executable, "-m", "pipeline.local_runner", str(spec_path)],
+                             start_new_session=True)
     try:
-        with _sigterm_as_interrupt():
-            pipeline_fn(run_key=run_key, **arguments)
+        with _signals_raise_interrupt():
+            returncode = child.wait()
     except KeyboardInterrupt:
-        _terminate_children()
+        _stop_group(child)
         if tracking_uri:
             from components import tracking
 
             tracking.finish_runs(tracking_uri, run_key, "KILLED")
         raise Interrupted() from None
+    outcome = json.loads(spec_path.read_text()).get("outcome", {})
+    if returncode != 0:
+        raise RuntimeError(outcome.get("error") or f"the pipeline process exited with {returncode}")
     summary_path = _newest(pipeline_root.glob("*/evaluate*/evaluation/summary.json"))
     summary = json.loads(summary_path.read_text()) if summary_path else None
     parent = None
@@ -96,8 +104,35 @@ def run_local(data_root: str | os.PathLike, *, config: Config, workdir: str | os
                     str(summary_path) if summary_path else None, parent)
 
 
-class _sigterm_as_interrupt:
-    """Within the block, SIGTERM raises KeyboardInterrupt like SIGINT does."""
+def _execute(spec_path: str) -> int:
+    """Child process: run the pipeline with kfp's local runner; record the outcome."""
+    from kfp import local
+
+    from pipeline.pipeline import create_pipeline
+
+    import logging
+
+    # kfp reports cache hits on the root logger at INFO: make them visible in the log.
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    spec = json.loads(Path(spec_path).read_text())
+    arguments = spec["arguments"]
+    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=spec["pipeline_root"],
+               raise_on_error=True, enable_caching=spec["cache"])
+    pipeline_fn = create_pipeline(gpu=False, parallelism=1,
+                                  config=Config.from_json(arguments["config_json"]))
+    try:
+        pipeline_fn(run_key=spec["run_key"], **arguments)
+        spec["outcome"] = {"ok": True}
+        code = 0
+    except RuntimeError as exc:  # a task failed; kfp already printed its log
+        spec["outcome"] = {"ok": False, "error": str(exc)}
+        code = 1
+    Path(spec_path).write_text(json.dumps(spec))
+    return code
+
+
+class _signals_raise_interrupt:
+    """Within the block, SIGTERM raises KeyboardInterrupt as SIGINT does."""
 
     def __enter__(self):
         def handler(signum, frame):
@@ -115,27 +150,27 @@ class _sigterm_as_interrupt:
         return False
 
 
-def _terminate_children() -> None:
-    """SIGTERM every descendant process (the task subprocesses and their Beam workers)."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").glob("[0-9]*/stat"):
+def _stop_group(child: subprocess.Popen, grace_s: float = 10.0) -> None:
+    """SIGTERM the child's process group (every task and Beam worker), SIGKILL after a grace."""
+    for sig, wait in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 5.0)):
         try:
-            fields = entry.read_text().rsplit(")", 1)[1].split()
-            children.setdefault(int(fields[1]), []).append(int(entry.parent.name))
-        except (OSError, IndexError, ValueError):
+            os.killpg(child.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            child.wait(timeout=wait)
+            time.sleep(0.5)  # let the group's other members exit too
+            os.killpg(child.pid, 0)  # still someone in the group?
+        except ProcessLookupError:
+            return
+        except subprocess.TimeoutExpired:
             continue
-    stack, descendants = [os.getpid()], []
-    while stack:
-        for child in children.get(stack.pop(), []):
-            descendants.append(child)
-            stack.append(child)
-    for pid in descendants:
-        try:
-            os.kill(pid, signal.SIGTERM)
-        except OSError:
-            pass
 
 
 def _newest(paths) -> Path | None:
     paths = list(paths)
     return max(paths, key=lambda p: p.stat().st_mtime) if paths else None
+
+
+if __name__ == "__main__":
+    sys.exit(_execute(sys.argv[1]))

@@ -26,6 +26,7 @@ from urbansound.ingest import MANIFEST, read_manifest
 from urbansound.records import ORIGINAL, fold_files
 
 log = logging.getLogger(__name__)
+COUNTER_NAMESPACE = "urbansound.features"
 
 
 def default_beam_args(workers: int | None = None) -> list[str]:
@@ -60,10 +61,16 @@ class ClipToLogMels(beam.DoFn):
         self._deformers = {name: augment.make_deformer(name)
                            for name in self._config.augment.deformations}
 
+    def _count(self, fold: int, deformation: str) -> None:
+        # one counter per (fold, deformation): the manifest's counts, with no second pass
+        beam.metrics.Metrics.counter(COUNTER_NAMESPACE,
+                                     f"fold{fold}/{deformation or 'original'}").inc()
+
     def process(self, serialized: bytes):
         rec = self._records.decode_waveform(serialized)
         cfg = self._config
         self.clips.inc()
+        self._count(rec.fold, ORIGINAL)
         yield self._records.encode_logmel(
             self._features.waveform_to_logmel(rec.waveform, cfg), label=rec.label, fold=rec.fold,
             file_name=rec.file_name, deformation=ORIGINAL)
@@ -74,6 +81,7 @@ class ClipToLogMels(beam.DoFn):
                 self.deformation_failures.inc()
                 log.warning("%s: %s; copy skipped", rec.file_name, exc)
                 continue
+            self._count(rec.fold, name)
             yield self._records.encode_logmel(
                 self._features.waveform_to_logmel(y, cfg), label=rec.label, fold=rec.fold,
                 file_name=rec.file_name, deformation=name)
@@ -113,18 +121,21 @@ def run_features(waveform_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
     for stale in out.glob("fold*.tfrecord"):
         stale.unlink()
     options = PipelineOptions(beam_args if beam_args is not None else default_beam_args())
-    with beam.Pipeline(options=options) as pipeline:
-        for fold in folds:
-            paths = fold_files(waveform_dir, fold)
-            (pipeline
-             | f"ReadFold{fold}" >> beam.io.ReadFromTFRecord(paths[0] if len(paths) == 1 else
-                                                            os.path.join(waveform_dir, f"fold{fold}*.tfrecord"))
-             | f"ExtractFold{fold}" >> ExtractLogMels(config)
-             | f"WriteFold{fold}" >> beam.io.WriteToTFRecord(
-                 str(out / f"fold{fold}"), file_name_suffix=".tfrecord", num_shards=1,
-                 shard_name_template=""))
+    pipeline = beam.Pipeline(options=options)
+    for fold in folds:
+        (pipeline
+         | f"ReadFold{fold}" >> beam.io.ReadFromTFRecord(_fold_pattern(waveform_dir, fold))
+         | f"ExtractFold{fold}" >> ExtractLogMels(config)
+         | f"WriteFold{fold}" >> beam.io.WriteToTFRecord(
+             str(out / f"fold{fold}"), file_name_suffix=".tfrecord", num_shards=1,
+             shard_name_template=""))
+    result = pipeline.run()
+    result.wait_until_finish()
+    counts = _counts_from_metrics(result, folds)
+    if counts is None:  # a runner without metrics support: count the written files
+        counts = {str(f): _count_examples(out, f) for f in folds}
     manifest = {
-        "folds": {str(f): _count_examples(out, f) for f in folds},
+        "folds": counts,
         "deformations": list(config.augment.deformations),
         "n_mels": config.features.n_mels,
         "n_frames": config.features.n_frames,
@@ -133,6 +144,32 @@ def run_features(waveform_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
     }
     (out / MANIFEST).write_text(json.dumps(manifest, indent=2))
     return manifest
+
+
+def _fold_pattern(directory, fold: int) -> str:
+    """File pattern of one fold's shards (``fold1*`` would also match ``fold10``)."""
+    paths = fold_files(directory, fold)
+    if not paths:
+        raise FileNotFoundError(f"{directory}: no TFRecords for fold {fold}")
+    return paths[0] if len(paths) == 1 else os.path.join(os.fspath(directory), f"fold{fold}-*.tfrecord")
+
+
+def _counts_from_metrics(result, folds: list[int]) -> dict[str, dict[str, int]] | None:
+    """``{"<fold>": {"original": n, "<deformation>": m}}`` from the pipeline's counters."""
+    from apache_beam.metrics.metric import MetricsFilter
+
+    try:
+        found = result.metrics().query(MetricsFilter().with_namespace(COUNTER_NAMESPACE))
+    except Exception:  # some runners do not implement metrics
+        return None
+    counts: dict[str, dict[str, int]] = {str(f): {} for f in folds}
+    for counter in found.get("counters", []):
+        fold, _, deformation = counter.key.metric.name.partition("/")
+        value = counter.committed if counter.committed is not None else counter.attempted
+        counts.setdefault(fold[len("fold"):], {})[deformation] = int(value)
+    if sum(sum(v.values()) for v in counts.values()) == 0:
+        return None
+    return {k: dict(sorted(v.items())) for k, v in counts.items()}
 
 
 def _count_examples(directory: Path, fold: int) -> dict[str, int]:
