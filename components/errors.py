@@ -4,9 +4,12 @@ On a cluster the pod log then ends with ``urbansound <stage>: <file>: <reason>``
 instead of a traceback; internal errors keep their traceback (exit code 1).
 """
 import contextlib
+import errno
 import sys
 
 USER_ERROR_EXIT = 2
+# a full, read-only or forbidden output location is the user's to fix, not a bug
+STORAGE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES}
 
 
 @contextlib.contextmanager
@@ -17,4 +20,10 @@ def user_errors(stage: str):
         yield
     except USER_ERRORS as exc:
         print(f"urbansound {stage}: {exc}", file=sys.stderr, flush=True)
+        raise SystemExit(USER_ERROR_EXIT) from None
+    except OSError as exc:
+        if exc.errno not in STORAGE_ERRNOS:
+            raise
+        print(f"urbansound {stage}: cannot write {exc.filename or 'output'}: {exc.strerror}",
+              file=sys.stderr, flush=True)
         raise SystemExit(USER_ERROR_EXIT) from None

@@ -120,6 +120,16 @@ def build_parser() -> argparse.ArgumentParser:
     feat.add_argument("--augment", metavar="NAMES", help="as for run")
     feat.add_argument("--beam-arg", action="append", default=[], metavar="OPT")
 
+    ui = sub.add_parser("ui", help="serve the MLflow UI for the local tracking store",
+                        description="Start `mlflow ui` on the tracking store `urbansound run` "
+                                    "writes (default ./mlflow.db). Listens on 127.0.0.1 only, "
+                                    "unless --host says otherwise.")
+    ui.add_argument("--tracking-uri", default=os.environ.get("MLFLOW_TRACKING_URI", ""),
+                    help="default: $MLFLOW_TRACKING_URI, else sqlite:///./mlflow.db")
+    ui.add_argument("--host", default="127.0.0.1",
+                    help="interface to listen on (default 127.0.0.1: this machine only)")
+    ui.add_argument("--port", type=int, default=5000, help="default 5000")
+
     comp = sub.add_parser("compile", help="write the KFP pipeline YAML for a cluster")
     comp.add_argument("-o", "--output", default="pipeline.yaml", help="default pipeline.yaml")
     comp.add_argument("--image", help="component image (default urbansound:latest)")
@@ -272,6 +282,28 @@ def cmd_features(args) -> int:
     return EXIT_OK
 
 
+def ui_command(tracking_uri: str, host: str, port: int) -> list[str]:
+    """The ``mlflow ui`` command line for a store (artifacts served from beside a sqlite db)."""
+    from components.tracking import default_artifact_location
+
+    command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", tracking_uri,
+               "--host", host, "--port", str(port)]
+    artifacts = default_artifact_location(tracking_uri)
+    if artifacts:
+        command += ["--default-artifact-root", artifacts]
+    return command
+
+
+def cmd_ui(args) -> int:
+    import subprocess
+
+    from pipeline.local_runner import default_tracking_uri
+
+    uri = args.tracking_uri or default_tracking_uri(".")
+    print(f"MLflow UI for {uri} at http://{args.host}:{args.port}  (Ctrl-C stops it)")
+    return subprocess.call(ui_command(uri, args.host, args.port))
+
+
 def cmd_compile(args) -> int:
     from components import DEFAULT_IMAGE
     from pipeline.kubeflow_runner import compile_pipeline
@@ -300,7 +332,7 @@ def cmd_submit(args) -> int:
 
 
 COMMANDS = {"run": cmd_run, "demo-data": cmd_demo_data, "ingest": cmd_ingest,
-            "features": cmd_features, "compile": cmd_compile, "submit": cmd_submit}
+            "features": cmd_features, "ui": cmd_ui, "compile": cmd_compile, "submit": cmd_submit}
 
 
 def main(argv: list[str] | None = None) -> int:
