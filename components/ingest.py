@@ -28,6 +28,8 @@ def ingest_component(data_root: str, config_json: str, test_folds: List[int], st
         if missing:
             raise IngestError(f"test fold(s) {missing} have no usable clips; folds present: {present}")
         chosen = sorted(test_folds) if test_folds else present
+        for warning in result.warnings:
+            print(f"warning: {warning}")
         print(result.summary_line())
     waveforms.metadata.update({"folds": present, "accepted": result.accepted,
                                "rejected": len(result.rejections),

@@ -259,6 +259,8 @@ def cmd_ingest(args) -> int:
         print(f"  rejected {r.file}: {r.reason}")
     if len(result.rejections) > 20:
         print(f"  ... {len(result.rejections) - 20} more in {result.report_path}")
+    for warning in result.warnings:
+        print(f"  warning: {warning}")
     print(result.summary_line())
     return EXIT_OK
 

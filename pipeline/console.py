@@ -20,7 +20,7 @@ _TASK_END = re.compile(r"Task '([^']+)' finished with status (\w+)")
 _CACHE_HIT = re.compile(r"Task '?([^' ]+)'? cache hit")
 _EPOCH = re.compile(r"^\s*Epoch (\d+)/(\d+)")
 _EPOCH_METRICS = re.compile(r"accuracy: ([\d.]+).*val_accuracy: ([\d.]+)")
-_IMPORTANT = re.compile(r"(clips accepted|^\s*urbansound \w+|^\s*\w*(Error|Exception): |"
+_IMPORTANT = re.compile(r"(clips accepted|^\s*warning: |^\s*urbansound \w+|^\s*\w*(Error|Exception): |"
                         r"MLflow parent run|^\s*test fold \d+:)")
 _NOISE = re.compile(r"(cuInit|apitools|absl::InitializeLog|cudart_stub)")
 

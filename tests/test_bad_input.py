@@ -575,6 +575,15 @@ def test_symlink_to_a_file_outside(ds, outside):
     assert_secret_never_decoded(outcome)
 
 
+def test_symlink_into_another_fold_is_rejected(ds):
+    """A link from fold 2 to a clip of fold 1 would put one recording in two folds."""
+    ds.add(BAD)
+    fold1_clip = next(name for name, (fold, _, _) in ds.good.items() if fold == 1)
+    ds.path(BAD_FOLD, BAD).symlink_to(ds.path(1, fold1_clip))
+    outcome = run_ingest(ds)
+    assert_only_rejected(ds, outcome, BAD_FILE, "link that leads outside audio/fold2")
+
+
 def test_symlink_to_a_fifo_outside_is_never_opened(ds, outside):
     """The link's target is a FIFO: a reader opening it would block until a writer
     comes, so a writer thread stands by and records whether anyone opened it."""

@@ -260,6 +260,10 @@ def _check_row(row: _Row, name: str, root: Path, root_real: Path,
         return f"cannot resolve path ({exc})"
     if not _inside(real, root_real):
         return "file is a link that leads outside the dataset folder"
+    fold_real = (root / "audio" / f"fold{fold}").resolve()
+    if not _inside(real, fold_real):
+        # a link into another fold would put one recording in two folds
+        return f"file is a link that leads outside audio/fold{fold} (to {real.parent.name}/)"
     if not real.exists():
         return "audio file not found (broken link)"
     if not real.is_file():
