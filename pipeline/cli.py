@@ -49,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
               urbansound run                                  # built-in demo data, a few minutes
               urbansound run --data ~/UrbanSound8K --folds 1,2 --epochs 5
               urbansound compile -o pipeline.yaml             # for a Kubeflow cluster
-              mlflow ui --backend-store-uri sqlite:///mlflow.db   # compare runs
+              urbansound ui                                   # MLflow UI on 127.0.0.1:5000
             """))
     parser.add_argument("-v", "--verbose", action="store_true", help="show INFO logs")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -177,6 +177,7 @@ def cmd_run(args) -> int:
     from pipeline.console import ConsoleLog
     from pipeline.local_runner import default_tracking_uri, run_local
     from urbansound.dataset import dataset_fingerprint, list_clips
+    from urbansound.ingest import ensure_writable_dir
     from urbansound.evaluation import format_summary
 
     out = Path(args.out).resolve()
@@ -203,7 +204,7 @@ def cmd_run(args) -> int:
           f"before decoding")
     tracking_uri = args.tracking_uri or default_tracking_uri(".")
     started = time.time()
-    _check_writable(out)
+    ensure_writable_dir(out)  # fail in a second, naming the path, not inside a task
     console = ConsoleLog(out / "run.log", echo_all=args.verbose)
     print(f"full log: {console.log_path}" + ("" if args.verbose else "  (-v shows it here)"))
     try:
@@ -224,21 +225,11 @@ def cmd_run(args) -> int:
         print(format_summary(result.summary))
     print(f"\nfinished in {time.time() - started:.0f} s; outputs in {result.pipeline_root}")
     if result.parent_run_id:
+        browse = "urbansound ui" + ("" if tracking_uri == default_tracking_uri(".")
+                                    else f" --tracking-uri {tracking_uri}")
         print(f"MLflow: parent run {result.parent_run_id} in experiment 'urbansound' at "
-              f"{tracking_uri}\n  browse: mlflow ui --backend-store-uri {tracking_uri}")
+              f"{tracking_uri}\n  browse: {browse}")
     return EXIT_OK
-
-
-def _check_writable(directory: Path) -> None:
-    """Fail early, naming the path, if outputs cannot be written there."""
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-        probe = directory / ".write-test"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as exc:
-        raise PermissionError(f"{directory}: cannot write outputs here "
-                              f"({exc.strerror or exc})") from None
 
 
 def cmd_demo_data(args) -> int:

@@ -97,7 +97,7 @@ def ingest(data_root: str | os.PathLike, out_dir: str | os.PathLike, *, config: 
     clips, rejections = list_clips(data_root)
     out = Path(out_dir)
     _check_out_dir(out, Path(data_root))
-    _make_writable_dir(out)
+    ensure_writable_dir(out)
     _remove_outputs(out, report_too=True)
     sample_rate = config.audio.sample_rate
     counts: Counter[int] = Counter()
@@ -202,7 +202,15 @@ def _class_gaps(class_counts: dict[int, dict[str, int]]) -> list[str]:
     return warnings
 
 
-def _make_writable_dir(path: Path) -> None:
+def ensure_writable_dir(path: str | os.PathLike) -> None:
+    """Create ``path`` if needed and check a file can be written in it.
+
+    Raises
+    ------
+    IngestError
+        naming the path and the operating system's reason.
+    """
+    path = Path(path)
     try:
         path.mkdir(parents=True, exist_ok=True)
         probe = path / ".write-test"
