@@ -1,7 +1,8 @@
 """Turn a user's mistake inside a component into one clear line and exit code 2.
 
-On a cluster the pod log then ends with ``urbansound <stage>: <file>: <reason>``
-instead of a traceback; internal errors keep their traceback (exit code 1).
+On a cluster the pod log then ends with ``urbansound <stage>: error: <file>: <reason>``
+instead of a traceback; internal errors keep their traceback (exit code 1).  The local
+CLI finds that line in the run's log and exits with code 2 too.
 """
 import contextlib
 import errno
@@ -19,11 +20,12 @@ def user_errors(stage: str):
     try:
         yield
     except USER_ERRORS as exc:
-        print(f"urbansound {stage}: {exc}", file=sys.stderr, flush=True)
+        print(f"urbansound {stage}: error: {exc}", file=sys.stderr, flush=True)
         raise SystemExit(USER_ERROR_EXIT) from None
     except OSError as exc:
         if exc.errno not in STORAGE_ERRNOS:
             raise
-        print(f"urbansound {stage}: cannot write {exc.filename or 'output'}: {exc.strerror}",
+        print(f"urbansound {stage}: error: cannot write {exc.filename or 'output'}: "
+              f"{exc.strerror}",
               file=sys.stderr, flush=True)
         raise SystemExit(USER_ERROR_EXIT) from None

@@ -215,10 +215,14 @@ def cmd_run(args) -> int:
                                dataset_fingerprint=dataset_fingerprint(clips),
                                cache=not args.no_cache)
     except RuntimeError as exc:
+        where = (f"full log: {console.log_path}; outputs so far: {out / 'pipeline_root'}; "
+                 f"MLflow run marked FAILED")
+        user_error = console.user_error()
+        if user_error:  # a task stopped on bad input: one line, exit code 2
+            print(f"{user_error}\n  {where}", file=sys.stderr)
+            return EXIT_USER
         print(console.tail(25), file=sys.stderr)
-        print(f"\nurbansound run: the pipeline failed: {exc}\n  full log: {console.log_path}; "
-              f"outputs so far: {out / 'pipeline_root'}; MLflow run marked FAILED",
-              file=sys.stderr)
+        print(f"\nurbansound run: the pipeline failed: {exc}\n  {where}", file=sys.stderr)
         return EXIT_INTERNAL
     print()
     if result.summary:

@@ -22,6 +22,7 @@ _EPOCH = re.compile(r"^\s*Epoch (\d+)/(\d+)")
 _EPOCH_METRICS = re.compile(r"accuracy: ([\d.]+).*val_accuracy: ([\d.]+)")
 _IMPORTANT = re.compile(r"(clips accepted|^\s*warning: |^\s*urbansound \w+|^\s*\w*(Error|Exception): |"
                         r"MLflow parent run|^\s*test fold \d+:)")
+_USER_ERROR = re.compile(r"urbansound [\w ]+: error: .*")
 _NOISE = re.compile(r"(cuInit|apitools|absl::InitializeLog|cudart_stub)")
 
 
@@ -68,6 +69,14 @@ class ConsoleLog:
         """The last ``n`` lines of the log (to show after a failure)."""
         lines = self.log_path.read_text(errors="replace").splitlines()
         return "\n".join(_ANSI.sub("", line) for line in lines[-n:])
+
+    def user_error(self) -> str | None:
+        """The last ``urbansound <stage>: error: ...`` line a task printed, if any."""
+        found = None
+        for line in self.log_path.read_text(errors="replace").splitlines():
+            if m := _USER_ERROR.search(_ANSI.sub("", line)):
+                found = m.group(0).strip()
+        return found
 
     def _follow(self) -> None:
         started: dict[str, float] = {}

@@ -107,3 +107,22 @@ def test_a_failing_stage_marks_the_mlflow_run_failed(demo_root, tmp_path, capsys
     assert [r.info.status for r in runs] == ["FAILED"]
     # what finished before the failure is still there: the ingest report
     assert "report.json" in {a.path for a in client.list_artifacts(runs[0].info.run_id)}
+
+
+def test_strict_run_with_a_broken_clip_stops_before_training_with_exit_2(tmp_path, capsys):
+    import shutil
+
+    from pipeline.cli import main
+    from urbansound.demo_data import write_demo_dataset
+
+    data = tmp_path / "data"
+    write_demo_dataset(data, folds=(1, 2, 3), clips_per_class=1, seed=3)
+    broken = sorted((data / "audio" / "fold2").glob("*.wav"))[0]
+    broken.write_bytes(b"RIFF")  # a truncated header
+    code = main(["run", "--data", str(data), "--strict", "--out", str(tmp_path / "out"),
+                 "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "strict mode" in err and broken.name in err
+    assert "Traceback" not in err
+    assert not list((tmp_path / "out" / "pipeline_root").glob("*/for-loop*"))  # no training
