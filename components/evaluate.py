@@ -1,13 +1,15 @@
 """KFP component: gather every fold's result into mean / median / std and confusion matrices."""
 from typing import List
 
-from kfp.dsl import Artifact, ClassificationMetrics, Input, Metrics, Output
+from kfp.dsl import Artifact, ClassificationMetrics, Dataset, Input, Metrics, Output
 
 
-def evaluate_component(fold_results: Input[List[Artifact]], tracking_uri: str,
+def evaluate_component(fold_results: Input[List[Artifact]], waveforms: Input[Dataset],
+                       tracking_uri: str,
                        parent_run_id: str, evaluation: Output[Artifact], metrics: Output[Metrics],
                        classification: Output[ClassificationMetrics]) -> float:
     """Write summary.json, confusion_matrix.json/.png and curves; return the mean accuracy."""
+    import os
     from pathlib import Path
 
     import numpy as np
@@ -19,7 +21,11 @@ def evaluate_component(fold_results: Input[List[Artifact]], tracking_uri: str,
 
     results = sorted((FoldResult.from_json(Path(a.path).read_text()) for a in fold_results),
                      key=lambda r: r.test_fold)
-    summary = evaluate_folds(results, evaluation.path)
+    ingested = waveforms.metadata
+    summary = evaluate_folds(results, evaluation.path, ingest={
+        "accepted": int(ingested.get("accepted", 0)), "rejected": int(ingested.get("rejected", 0)),
+        "report": os.path.join(waveforms.path, "report.json"),
+        "dataset_hash": ingested.get("dataset_hash", "")})
     print(format_summary(summary))
     for key in ("mean", "median", "std"):
         metrics.log_metric(f"accuracy_{key}", summary[key])

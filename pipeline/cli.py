@@ -233,6 +233,10 @@ def cmd_run(args) -> int:
                                     else f" --tracking-uri {tracking_uri}")
         print(f"MLflow: parent run {result.parent_run_id} in experiment 'urbansound' at "
               f"{tracking_uri}\n  browse: {browse}")
+    ingested = (result.summary or {}).get("ingest")
+    if ingested:
+        print(f"{ingested['accepted']} clips accepted, {ingested['rejected']} rejected "
+              f"(report: {ingested['report']})")
     return EXIT_OK
 
 

@@ -60,6 +60,7 @@ def create_pipeline(*, image: str = DEFAULT_IMAGE, gpu: bool = True, parallelism
                     train.set_accelerator_type("nvidia.com/gpu").set_accelerator_limit(1)
                 train.set_memory_limit("16G").set_cpu_limit("4")
             c.evaluate(fold_results=dsl.Collected(train.outputs["fold_result"]),
-                       tracking_uri=tracking_uri, parent_run_id=start.output)
+                       waveforms=ingest.outputs["waveforms"], tracking_uri=tracking_uri,
+                       parent_run_id=start.output)
 
     return urbansound_pipeline

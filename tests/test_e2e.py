@@ -29,18 +29,30 @@ def _mlflow(uri):
 
 @pytest.fixture(scope="module")
 def finished_run(demo_root, tmp_path_factory):
+    import contextlib
+    import io
+
     from pipeline.cli import main
 
     work = tmp_path_factory.mktemp("run")
     uri = f"sqlite:///{work / 'mlflow.db'}"
-    code = main(["run", "--data", str(demo_root), "--epochs", "2", "--out", str(work / "out"),
-                 "--tracking-uri", uri])
-    return code, work, uri
+    stdout = io.StringIO()
+    with contextlib.redirect_stdout(stdout):
+        code = main(["run", "--data", str(demo_root), "--epochs", "2", "--out",
+                     str(work / "out"), "--tracking-uri", uri])
+    return code, work, uri, stdout.getvalue()
 
 
-def test_run_exits_zero_and_writes_the_summary(finished_run):
-    code, work, _ = finished_run
+def test_run_exits_zero_and_ends_with_the_ingest_summary(finished_run):
+    code, work, _ = finished_run[:3]
     assert code == 0
+    last_line = finished_run[3].strip().splitlines()[-1]
+    assert last_line.startswith("90 clips accepted, 0 rejected (report: ")
+    assert last_line.endswith("report.json)")
+
+
+def test_run_writes_the_summary(finished_run):
+    code, work, _ = finished_run[:3]
     summaries = list((work / "out" / "pipeline_root").glob("*/evaluate*/evaluation/summary.json"))
     assert len(summaries) == 1
     summary = json.loads(summaries[0].read_text())
@@ -49,10 +61,11 @@ def test_run_exits_zero_and_writes_the_summary(finished_run):
     assert summary["mean"] == pytest.approx(accs.mean())
     assert summary["median"] == pytest.approx(np.median(accs))
     assert summary["std"] == pytest.approx(accs.std())
+    assert summary["ingest"]["accepted"] == 90 and summary["ingest"]["rejected"] == 0
 
 
 def test_mlflow_has_a_finished_parent_with_metrics_and_artifacts(finished_run):
-    _, _, uri = finished_run
+    uri = finished_run[2]
     client, exp = _mlflow(uri)
     parents = [r for r in client.search_runs([exp.experiment_id])
                if "mlflow.parentRunId" not in r.data.tags]
@@ -73,7 +86,7 @@ def test_mlflow_has_a_finished_parent_with_metrics_and_artifacts(finished_run):
 def test_mlflow_has_one_nested_run_per_fold_with_histories_and_a_loadable_model(finished_run):
     import mlflow
 
-    _, _, uri = finished_run
+    uri = finished_run[2]
     client, exp = _mlflow(uri)
     children = [r for r in client.search_runs([exp.experiment_id])
                 if "mlflow.parentRunId" in r.data.tags]
@@ -126,3 +139,33 @@ def test_strict_run_with_a_broken_clip_stops_before_training_with_exit_2(tmp_pat
     assert "strict mode" in err and broken.name in err
     assert "Traceback" not in err
     assert not list((tmp_path / "out" / "pipeline_root").glob("*/for-loop*"))  # no training
+
+
+def test_two_pipeline_runs_at_once_on_one_fresh_store_both_land_intact(tmp_path):
+    import subprocess
+    import sys
+
+    from urbansound.demo_data import write_demo_dataset
+
+    data = tmp_path / "data"
+    write_demo_dataset(data, folds=(1, 2, 3), clips_per_class=1, seed=4)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"  # does not exist yet: both race to create it
+    runs = [subprocess.Popen([sys.executable, "-m", "pipeline.cli", "run", "--data", str(data),
+                              "--epochs", "1", "--seed", str(seed), "--out",
+                              str(tmp_path / f"out{seed}"), "--tracking-uri", uri],
+                             cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                             text=True)
+            for seed in (1, 2)]
+    outputs = [run.communicate(timeout=900)[0] for run in runs]
+    assert [run.returncode for run in runs] == [0, 0], outputs
+    client, exp = _mlflow(uri)
+    all_runs = client.search_runs([exp.experiment_id])
+    parents = [r for r in all_runs if "mlflow.parentRunId" not in r.data.tags]
+    assert sorted(r.data.params["train.seed"] for r in parents) == ["1", "2"]
+    for parent in parents:
+        assert parent.info.status == "FINISHED"
+        assert "accuracy_mean" in parent.data.metrics
+        children = [r for r in all_runs
+                    if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+        assert sorted(r.data.tags["fold"] for r in children) == ["1", "2", "3"]
+        assert {r.info.status for r in children} == {"FINISHED"}

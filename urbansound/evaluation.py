@@ -2,7 +2,8 @@
 
 Writes to one directory::
 
-    summary.json            {"folds": {"<k>": acc}, "mean", "median", "std", "per_class": {...}}
+    summary.json            {"folds": {"<k>": acc}, "mean", "median", "std", "per_class": {...},
+                             "n_test_examples", "ingest": {"accepted", "rejected", "report", ...}}
     confusion_matrix.json   {"classes": [...], "counts": [[...]], "normalized": [[...]]}
     confusion_matrix.png    counts and row-normalised, summed over folds
     curves_fold<k>.png      accuracy / loss per epoch of each fold
@@ -26,8 +27,11 @@ CONFUSION_PLOT = "confusion_matrix.png"
 
 
 def evaluate_folds(results: Sequence[FoldResult], out_dir: str | os.PathLike, *,
-                   plots: bool = True) -> dict:
+                   plots: bool = True, ingest: dict | None = None) -> dict:
     """Summarise fold results and write the evaluation files.
+
+    ``ingest`` (accepted / rejected counts, report path, dataset hash) is copied into
+    the summary so that it says what data the numbers come from.
 
     Returns
     -------
@@ -45,6 +49,8 @@ def evaluate_folds(results: Sequence[FoldResult], out_dir: str | os.PathLike, *,
     summary["per_class"] = {name: (None if np.isnan(acc) else float(acc))
                             for name, acc in zip(class_names, per_class)}
     summary["n_test_examples"] = int(counts.sum())
+    if ingest is not None:
+        summary["ingest"] = dict(ingest)
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
