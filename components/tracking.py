@@ -182,10 +182,16 @@ def log_fold_result(tracking_uri: str, run_id: str, result, model_path: str) -> 
         for name in ("confusion_matrix.json", "confusion_matrix.png", "curves.png",
                      "fold_result.json"):
             c.log_artifact(run_id, str(tmp / name))
+    import numpy as np
+    from mlflow.models import infer_signature
+
     model = keras.models.load_model(model_path)
+    example = np.zeros((1, *model.input_shape[1:]), np.float32)  # (1, n_mels, n_frames, 1) dB
+    signature = infer_signature(example, model.predict(example, verbose=0))
     with mlflow.start_run(run_id=run_id):
         # Explicit requirements: inferring them would load the model in a subprocess.
-        mlflow.keras.log_model(model, name="model", pip_requirements=_model_requirements())
+        mlflow.keras.log_model(model, name="model", signature=signature,
+                               pip_requirements=_model_requirements())
     c.set_terminated(run_id, "FINISHED")
 
 

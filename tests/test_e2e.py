@@ -101,6 +101,8 @@ def test_mlflow_has_one_nested_run_per_fold_with_histories_and_a_loadable_model(
         assert {"confusion_matrix.json", "curves.png"} <= names
     models = mlflow.search_logged_models(experiment_ids=[exp.experiment_id], output_format="list")
     assert len(models) == 3
+    info = mlflow.models.get_model_info(f"models:/{models[0].model_id}")
+    assert list(info.signature.inputs.to_dict()[0]["tensor-spec"]["shape"]) == [-1, 128, 128, 1]
     model = mlflow.keras.load_model(f"models:/{models[0].model_id}")
     probabilities = model.predict(np.zeros((2, 128, 128, 1), np.float32), verbose=0)
     assert probabilities.shape == (2, 10)
