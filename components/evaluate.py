@@ -5,18 +5,17 @@ from kfp.dsl import Artifact, ClassificationMetrics, Dataset, Input, Metrics, Ou
 
 
 def evaluate_component(fold_results: Input[List[Artifact]], waveforms: Input[Dataset],
-                       tracking_uri: str,
-                       parent_run_id: str, evaluation: Output[Artifact], metrics: Output[Metrics],
+                       tracking_uri: str, parent_run_id: str, evaluation: Output[Artifact],
+                       metrics: Output[Metrics],
                        classification: Output[ClassificationMetrics]) -> float:
     """Write summary.json, confusion_matrix.json/.png and curves; return the mean accuracy."""
+    import json
     import os
     from pathlib import Path
 
-    import numpy as np
-
     from components import tracking
     from components.kfp_files import write_metric_files
-    from urbansound.evaluation import evaluate_folds, format_summary
+    from urbansound.evaluation import CONFUSION_FILE, evaluate_folds, format_summary
     from urbansound.training import FoldResult
 
     results = sorted((FoldResult.from_json(Path(a.path).read_text()) for a in fold_results),
@@ -31,8 +30,8 @@ def evaluate_component(fold_results: Input[List[Artifact]], waveforms: Input[Dat
         metrics.log_metric(f"accuracy_{key}", summary[key])
     for fold, acc in summary["folds"].items():
         metrics.log_metric(f"accuracy_fold{fold}", acc)
-    counts = np.sum([r.confusion_matrix for r in results], axis=0).astype(int).tolist()
-    classification.log_confusion_matrix(results[0].class_names, counts)
+    confusion = json.loads(Path(evaluation.path, CONFUSION_FILE).read_text())
+    classification.log_confusion_matrix(confusion["classes"], confusion["counts"])
     write_metric_files(metrics, classification)
     evaluation.metadata.update({"mean": summary["mean"], "median": summary["median"],
                                 "std": summary["std"], "folds": summary["folds"]})

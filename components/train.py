@@ -1,6 +1,4 @@
 """KFP component: train and test one model for one test fold (fanned out by ParallelFor)."""
-from typing import List
-
 from kfp.dsl import Artifact, ClassificationMetrics, Dataset, Input, Metrics, Model, Output
 
 
