@@ -312,3 +312,13 @@ def test_jackhammer_pulses_at_10_to_20_hz():
         band = (freqs >= 5.0) & (freqs <= 40.0)
         peak = freqs[band][np.argmax(spec[band])]
         assert 9.0 <= peak <= 21.0
+
+
+def test_read_metadata_gives_the_csv_as_a_frame_of_strings(tmp_path):
+    from urbansound.dataset import read_metadata
+
+    rows = write_demo_dataset(tmp_path, folds=(2,), clips_per_class=1, seed=5)
+    frame = read_metadata(tmp_path)
+    assert list(frame.columns) == list(CSV_COLUMNS)
+    assert frame["slice_file_name"].tolist() == [r["slice_file_name"] for r in rows]
+    assert set(frame["fold"]) == {"2"}
