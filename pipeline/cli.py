@@ -177,8 +177,8 @@ def cmd_run(args) -> int:
     from pipeline.console import ConsoleLog
     from pipeline.local_runner import default_tracking_uri, run_local
     from urbansound.dataset import dataset_fingerprint, list_clips
-    from urbansound.ingest import ensure_writable_dir
     from urbansound.evaluation import format_summary
+    from urbansound.ingest import ensure_writable_dir
 
     out = Path(args.out).resolve()
     demo = args.data is None

@@ -106,11 +106,11 @@ def run_local(data_root: str | os.PathLike, *, config: Config, workdir: str | os
 
 def _execute(spec_path: str) -> int:
     """Child process: run the pipeline with kfp's local runner; record the outcome."""
+    import logging
+
     from kfp import local
 
     from pipeline.pipeline import create_pipeline
-
-    import logging
 
     # kfp reports cache hits on the root logger at INFO: make them visible in the log.
     logging.basicConfig(level=logging.INFO, format="%(message)s")
