@@ -348,3 +348,79 @@ def test_features_are_deterministic():
     a = waveform_to_logmel(y, Config())
     b = waveform_to_logmel(y.copy(), Config())
     assert a.tobytes() == b.tobytes()
+
+
+# ---------------------------------------------------------------------------
+# Finite features for every clip that is accepted (issue 10, defect 2)
+# ---------------------------------------------------------------------------
+
+def _float_wav(path, amplitude: float, seconds: float = 1.0):
+    """A 440 Hz tone written as a 32-bit float WAV at 22,050 Hz, peak ``amplitude``."""
+    y = (amplitude * np.sin(2 * np.pi * 440 * np.arange(int(seconds * SR)) / SR)).astype(np.float32)
+    sf.write(path, y, SR, subtype="FLOAT")
+    return path
+
+
+@pytest.mark.parametrize("amplitude", [1e30, 1e18, 1e11, -3e38])
+def test_absurd_float_amplitude_is_rejected_naming_file(tmp_path, amplitude):
+    """The issue's reproduction (1e30) and its class: every peak above MAX_PEAK (1e10)."""
+    path = _float_wav(tmp_path / "loud.wav", amplitude)
+    with pytest.raises(AudioError) as info:
+        file_to_logmel(path, Config())
+    assert str(info.value).startswith(f"{path}: implausible amplitude: peak sample ")
+    assert f"{abs(np.float32(amplitude)):.3g}" in info.value.reason
+
+
+@pytest.mark.parametrize("amplitude", [4.0, 32767.0, 2.1e9])
+def test_float_samples_beyond_one_but_sane_are_accepted_with_the_same_features(tmp_path, amplitude):
+    """Float files written on a 16- or 32-bit integer scale are kept: the log-mel is
+    relative to the clip's peak, so it equals that of the same tone at amplitude 0.5."""
+    loud = file_to_logmel(_float_wav(tmp_path / "loud.wav", amplitude), Config())
+    normal = file_to_logmel(_float_wav(tmp_path / "normal.wav", 0.5), Config())
+    assert np.all(np.isfinite(loud))
+    np.testing.assert_allclose(loud, normal, atol=1e-3)
+    assert loud.max() == 0.0
+
+
+@pytest.mark.parametrize("amplitude", [1e-8, 1e-12])
+def test_practically_silent_float_clip_is_rejected(tmp_path, amplitude):
+    # below the power floor every log-mel cell would be the same value
+    path = _float_wav(tmp_path / "quiet.wav", amplitude)
+    with pytest.raises(AudioError, match="practically silent: peak sample"):
+        file_to_logmel(path, Config())
+
+
+def test_quiet_but_audible_float_clip_is_accepted(tmp_path):
+    S = file_to_logmel(_float_wav(tmp_path / "quiet.wav", 1e-5), Config())
+    assert np.all(np.isfinite(S)) and S.max() == 0.0 and S.min() < -40.0
+
+
+def test_prepare_waveform_checks_the_peak_after_mixdown():
+    y = tone(440, 0.5, SR, amplitude=1.0).astype(np.float64)
+    with pytest.raises(AudioError, match="implausible amplitude: peak sample 2e\\+10"):
+        prepare_waveform(np.stack([2e10 * y, 2e10 * y], axis=1), SR, sample_rate=SR)
+    # channels at 1e-3 and -1e-3 + 1e-7 almost cancel: the mono peak is 5e-8
+    with pytest.raises(AudioError, match="practically silent: peak sample 5e-08"):
+        prepare_waveform(np.stack([1e-3 * y, -1e-3 * y + 1e-7 * y], axis=1), SR, sample_rate=SR)
+
+
+@pytest.mark.parametrize("amplitude", [1e18, 1e30, 3e38])
+def test_log_mel_of_a_huge_waveform_is_finite_and_scale_invariant(features, amplitude):
+    """log_mel itself (what the Beam stage runs on waveforms and deformations) works in
+    float64: a float32 power spectrum overflowed from a peak of about 1e17 to all-NaN."""
+    y = tone(1000, 3.0, SR, amplitude=1.0) * np.float32(amplitude)
+    assert np.all(np.isfinite(y))
+    S = log_mel(y, sample_rate=SR, features=features)
+    assert S.dtype == np.float32 and np.all(np.isfinite(S))
+    np.testing.assert_allclose(S, log_mel(tone(1000, 3.0, SR), sample_rate=SR, features=features),
+                               atol=1e-3)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_log_mel_refuses_non_finite_samples(features, bad):
+    from urbansound.features import FeatureError
+
+    y = tone(1000, 3.0, SR)
+    y[100] = bad
+    with pytest.raises(FeatureError, match="waveform has 1 NaN or infinite samples"):
+        log_mel(y, sample_rate=SR, features=features)

@@ -23,6 +23,18 @@ before decoding, so one huge or mislabelled file cannot exhaust memory."""
 MIN_RATE, MAX_RATE = 1_000, 768_000
 """Native sample rates outside this range (Hz) are rejected as implausible headers."""
 
+MAX_PEAK = 1e10
+"""Clips whose peak absolute sample (after the mono mix-down) exceeds this are rejected.
+Float samples are nominally within ±1; files written on a 16- or 32-bit integer
+scale reach 3.3e4 or 2.1e9 and are accepted (the log-mel is relative to the
+clip's own peak).  Beyond 1e10 the data is corrupt or mis-decoded, and near 1e18
+the float32 power spectrum overflows to inf/NaN."""
+
+MIN_PEAK = 2.0 ** -23
+"""Clips whose peak absolute sample is below one 24-bit PCM step (1.2e-7, -138 dBFS)
+are rejected as practically silent: their power stays under the log-mel's floor
+(``FeatureConfig.amin``), so every cell of their log-mel would be the same value."""
+
 
 class AudioError(Exception):
     """A clip cannot be used.  ``str()`` reads ``"<path>: <reason>"``."""
@@ -57,7 +69,8 @@ def load_audio(path: str | os.PathLike, *, sample_rate: int = 22050) -> np.ndarr
         only partly, so it is rejected rather than silently shortened);
         undecodable or unrecognised format; no samples; implausible sample
         rate; longer than :data:`MAX_SECONDS`; non-finite samples; all-zero
-        signal; or shorter than :data:`MIN_SECONDS`.
+        signal; a peak above :data:`MAX_PEAK` or below :data:`MIN_PEAK`; or
+        shorter than :data:`MIN_SECONDS`.
     """
     import soundfile as sf
 
@@ -150,7 +163,14 @@ def prepare_waveform(data: np.ndarray, native_rate: int, *, sample_rate: int,
 
     Returns
     -------
-    y : np.ndarray [shape=(m,), dtype=float32], m = round(n * sample_rate / native_rate).
+    y : np.ndarray [shape=(m,), dtype=float32], m = round(n * sample_rate / native_rate),
+        every sample finite.
+
+    Raises
+    ------
+    AudioError
+        no samples, invalid rate, NaN/inf samples, shorter than :data:`MIN_SECONDS`,
+        silent, peak amplitude above :data:`MAX_PEAK` or below :data:`MIN_PEAK`.
     """
     data = np.asarray(data, dtype=np.float32)
     if data.ndim == 1:
@@ -168,10 +188,19 @@ def prepare_waveform(data: np.ndarray, native_rate: int, *, sample_rate: int,
     if not np.any(data):
         raise AudioError(source, "silent (every sample is zero)")
     # mono: mean of channels keeps the PCM range (float64 sum: no overflow on huge floats)
-    y = data.mean(axis=1, dtype=np.float64).astype(np.float32)
-    if not np.any(y):
+    mono = data.mean(axis=1, dtype=np.float64)
+    if not np.any(mono):
         raise AudioError(source, f"silent after mixing {data.shape[1]} channels down to mono "
                                  f"(the channels cancel out)")
+    peak = float(np.max(np.abs(mono)))
+    if peak > MAX_PEAK:
+        raise AudioError(source, f"implausible amplitude: peak sample {peak:.3g} (more than "
+                                 f"{MAX_PEAK:.0e}; audio samples are normally within ±1), "
+                                 f"corrupt or mis-decoded data")
+    if peak < MIN_PEAK:
+        raise AudioError(source, f"practically silent: peak sample {peak:.3g} is below one "
+                                 f"24-bit step ({MIN_PEAK:.2g})")
+    y = mono.astype(np.float32)
     if native_rate != sample_rate:
         import librosa
 

@@ -12,8 +12,12 @@ import os
 
 import numpy as np
 
-from urbansound.audio import fix_length, load_audio
+from urbansound.audio import AudioError, fix_length, load_audio
 from urbansound.config import AudioConfig, Config, FeatureConfig
+
+
+class FeatureError(ValueError):
+    """A waveform whose log-mel would not be finite (``str()`` says why)."""
 
 
 @functools.lru_cache(maxsize=8)
@@ -43,7 +47,14 @@ def log_mel(y: np.ndarray, *, sample_rate: int, features: FeatureConfig) -> np.n
     S_db : np.ndarray [shape=(n_mels, n_frames), dtype=float32]
         ``10 log10(power / max power)``, so the clip's loudest cell is 0 dB and
         nothing is below ``-top_db``.  Rows are mel bands (low to high), columns
-        are frames of ``hop_length / sample_rate`` seconds.
+        are frames of ``hop_length / sample_rate`` seconds.  Every value is finite.
+
+    Raises
+    ------
+    FeatureError
+        ``y`` holds NaN or infinite samples, or (defensively) the result is not finite.
+    ValueError
+        ``y`` is too short.
     """
     import librosa
 
@@ -52,13 +63,22 @@ def log_mel(y: np.ndarray, *, sample_rate: int, features: FeatureConfig) -> np.n
     if y.shape[-1] < needed:
         raise ValueError(f"waveform has {y.shape[-1]} samples; {needed} are needed "
                          f"for {f.n_frames} frames")
-    y = np.asarray(y[:needed], dtype=np.float32)
+    # float64 throughout: the power of a float32 frame overflows float32 from a peak of
+    # about 1e17, and inf / inf relative to the clip's maximum is NaN in every cell.
+    y = np.asarray(y[:needed], dtype=np.float64)
+    if not np.all(np.isfinite(y)):
+        raise FeatureError(f"waveform has {int(np.count_nonzero(~np.isfinite(y)))} NaN or "
+                           f"infinite samples")
     # center=False: frame t covers samples [t*hop, t*hop + n_fft), no reflection padding.
     spec = np.abs(librosa.stft(y, n_fft=f.n_fft, hop_length=f.hop_length,
                                win_length=f.win_length, window="hann", center=False)) ** 2
-    mel = mel_filterbank(sample_rate, f.n_fft, f.n_mels, f.fmin, f.fmax) @ spec
-    S_db = librosa.power_to_db(mel, ref=np.max, amin=f.amin, top_db=f.top_db)
-    return S_db.astype(np.float32)
+    mel = mel_filterbank(sample_rate, f.n_fft, f.n_mels, f.fmin, f.fmax).astype(np.float64) @ spec
+    S_db = librosa.power_to_db(mel, ref=np.max, amin=f.amin, top_db=f.top_db).astype(np.float32)
+    if not np.all(np.isfinite(S_db)):
+        raise FeatureError(f"log-mel has {int(np.count_nonzero(~np.isfinite(S_db)))} of "
+                           f"{S_db.size} values NaN or infinite (peak sample "
+                           f"{float(np.max(np.abs(y))):.3g})")
+    return S_db
 
 
 def waveform_to_logmel(y: np.ndarray, config: Config) -> np.ndarray:
@@ -70,7 +90,12 @@ def waveform_to_logmel(y: np.ndarray, config: Config) -> np.ndarray:
 
     Returns
     -------
-    np.ndarray [shape=(n_mels, n_frames), dtype=float32], dB (see :func:`log_mel`).
+    np.ndarray [shape=(n_mels, n_frames), dtype=float32], dB, finite (see :func:`log_mel`).
+
+    Raises
+    ------
+    FeatureError
+        the waveform's log-mel would not be finite.
     """
     a: AudioConfig = config.audio
     clip = fix_length(y, a.clip_samples, pad_mode=a.pad_mode)
@@ -82,6 +107,16 @@ def file_to_logmel(path: str | os.PathLike, config: Config) -> np.ndarray:
 
     Returns
     -------
-    np.ndarray [shape=(n_mels, n_frames), dtype=float32]
+    np.ndarray [shape=(n_mels, n_frames), dtype=float32], finite.
+
+    Raises
+    ------
+    AudioError
+        the file cannot be decoded or used (see :func:`urbansound.audio.load_audio`),
+        or its log-mel would not be finite.
     """
-    return waveform_to_logmel(load_audio(path, sample_rate=config.audio.sample_rate), config)
+    y = load_audio(path, sample_rate=config.audio.sample_rate)
+    try:
+        return waveform_to_logmel(y, config)
+    except FeatureError as exc:
+        raise AudioError(path, str(exc)) from None
