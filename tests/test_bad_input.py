@@ -20,9 +20,10 @@ Decisions recorded here (and in the library's docstrings):
   or holding less audio than its header declares: libsndfile would decode the
   remainder, silently shortening the clip, so it is rejected), a text file,
   NaN/inf samples, all-zero silence (also channels that cancel in the mix-down).
-* The metadata CSV must be UTF-8 (a BOM is fine): other bytes are a
-  DatasetError naming the CSV, the byte offset and the line, not a latin-1
-  guess (which would turn every affected row into a puzzling "file not found").
+* The metadata CSV must be UTF-8 (a BOM is fine): other bytes in the header
+  are a DatasetError naming the CSV and the byte offset; in a row, that row
+  alone is rejected naming its line and the byte offset, never a latin-1 guess
+  (which would turn every affected row into a puzzling "file not found").
 * Whole-dataset problems (no dataset folder, no CSV, missing columns, an empty
   CSV, nothing usable) raise DatasetError / IngestError naming the path: exit 2
   in the CLI.  Per-row and per-file problems go to the report.
@@ -291,7 +292,17 @@ def _lossy_or_flac(fmt, subtype, magic):
     return write
 
 
+def _float_scaled(amplitude):
+    """A float WAV whose samples exceed ±1 but are sane (e.g. written on an int16 scale)."""
+    def write(path):
+        path.write_bytes(wav_bytes(tone(1200, 0.5, SR, amp=amplitude), SR, "FLOAT"))
+        return dict(seconds=0.5, freq=1200, amp=amplitude)
+    return write
+
+
 ACCEPTED_AUDIO = {
+    "float_peak_4": _float_scaled(4.0),
+    "float_int16_scale": _float_scaled(32767.0),
     "clip_of_50ms": _short_50ms,
     "eight_channels": _eight_channels,
     "rate_192kHz": _rate_192k,
@@ -355,6 +366,16 @@ REJECTED_AUDIO = {
     "inf_in_float_wav": (_float_with(np.inf), "NaN or infinite"),
     "minus_inf_in_float_wav": (_float_with(-np.inf), "NaN or infinite"),
     "clip_of_10ms": (wav_bytes(tone(1000, 0.01, SR), SR), "too short"),
+    # finite but absurd: the float32 log-mel of a 1e18 peak was all NaN (issue 10, defect 2)
+    "float_peak_1e30": (wav_bytes(tone(440, 0.5, SR, amp=1e30), SR, "FLOAT"),
+                        "implausible amplitude: peak sample 1e+30"),
+    "float_peak_1e18": (wav_bytes(tone(440, 0.5, SR, amp=1e18), SR, "FLOAT"),
+                        "implausible amplitude"),
+    "float_peak_1e11": (wav_bytes(tone(440, 0.5, SR, amp=1e11), SR, "FLOAT"),
+                        "implausible amplitude"),
+    "float_one_huge_sample": (_float_with(3e38), "implausible amplitude"),
+    "float_peak_1e-9": (wav_bytes(tone(440, 0.5, SR, amp=1e-9), SR, "FLOAT"),
+                        "practically silent"),
 }
 
 
@@ -411,20 +432,33 @@ def test_csv_with_byte_order_mark_is_accepted(ds):
     assert_good_accepted(ds, outcome)
 
 
-def test_non_utf8_csv_is_an_error_naming_file_and_offset(ds):
+def test_non_utf8_row_is_rejected_alone_naming_line_and_offset(ds):
     ds.add("998-3-0-0.wav", content=wav_bytes(tone(440, 0.5, SR), SR))
     raw = ds.csv_path.read_bytes()
     offset = raw.index(b"998-3")
     ds.csv_path.write_bytes(raw[:offset] + b"\xe9" + raw[offset + 1:])  # latin-1 e-acute
     line = raw[:offset].count(b"\n") + 1
+    outcome = run_ingest(ds)
+    reasons = {r["file"]: r["reason"] for r in outcome.report}
+    assert reasons == {
+        f"CSV line {line}": f"CSV line {line}: not UTF-8 text (byte 0xe9 at byte offset {offset})",
+        "audio/fold2/998-3-0-0.wav": "no metadata row names this file"}
+    assert_good_accepted(ds, outcome)
+
+
+def test_non_utf8_header_is_an_error_naming_file_and_offset(ds):
+    raw = ds.csv_path.read_bytes()
+    ds.csv_path.write_bytes(raw.replace(b"class\n", b"cl\xe4ss\n", 1))
+    offset = raw.index(b"class\n") + 2
     with pytest.raises(DatasetError) as err:
         ingest(ds.root, ds.root.parent / "out", workers=1)
-    assert str(err.value) == (f"{ds.csv_path}: not UTF-8 text (byte 0xe9 at byte offset {offset}, "
-                              f"line {line}); re-save the CSV as UTF-8")
+    assert str(err.value) == (f"{ds.csv_path}: not UTF-8 text (byte 0xe4 at byte offset {offset}); "
+                              f"the header line 1 cannot be read (re-save the CSV as UTF-8 text)")
 
 
 @pytest.mark.parametrize("content, message", [
     (b"", "empty file"),
+    (b"\xef\xbb\xbf\r\n\n", "empty file"),
     (b"\xff\xfes\x00l\x00", "not UTF-8 text (byte 0xff at byte offset 0"),  # UTF-16
     (b"slice_file_name\x00,fsID\n", "contains NUL bytes"),
 ])
@@ -743,8 +777,8 @@ def test_cli_summary_line(ds, capsys):
     code, stdout, _ = cli(capsys, "--data", ds.root, "--out", out)
     assert code == 0
     lines = stdout.rstrip("\n").splitlines()
-    assert lines[-1] == (f"{len(ds.good)} clips accepted in folds [1, 2, 3], 1 rejected "
-                         f"(report: {out / REPORT})")
+    assert lines[-1] == (f"{len(ds.good)} clips accepted (of {len(ds.good) + 1} CSV rows) in "
+                         f"folds [1, 2, 3], 1 rejected (report: {out / REPORT})")
     assert f"  rejected {BAD_FILE}: empty file (0 bytes)" in lines
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import math
 import os
 import re
 from dataclasses import asdict, dataclass
@@ -21,7 +22,10 @@ from urbansound.config import ALL_FOLDS, CLASS_NAMES
 CSV_RELATIVE_PATH = Path("metadata") / "UrbanSound8K.csv"
 REQUIRED_COLUMNS = ("slice_file_name", "fsID", "start", "end", "salience", "fold", "classID", "class")
 # fsID-classID-occurrenceID-sliceID.wav, the dataset's own naming rule
-_NAME_PATTERN = re.compile(r"^(\d+)-(\d+)-(\d+)-(\d+)\.[A-Za-z0-9]+$")
+_NAME_PATTERN = re.compile(r"^([0-9]+)-([0-9]+)-([0-9]+)-([0-9]+)\.[A-Za-z0-9]+$")
+_INT_TEXT = re.compile(r"[+-]?[0-9]{1,40}")
+_DECIMAL_TEXT = re.compile(r"[+-]?[0-9]{0,40}\.[0-9]{0,40}")
+INT64_MAX = 2 ** 63 - 1
 
 
 class DatasetError(Exception):
@@ -78,19 +82,29 @@ class _Row:
 
 def read_rows(root: str | os.PathLike) -> tuple[list[str], list[_Row], list[Rejection]]:
     """Parse the metadata CSV: its header, its well-formed rows, and one
-    :class:`Rejection` per row with the wrong number of fields.
+    :class:`Rejection` per row that cannot be parsed.
 
-    The CSV must be UTF-8 (a leading byte-order mark is allowed).  It is not
-    decoded with a fallback such as latin-1: file names would come out altered
-    and every such row would then fail as "audio file not found" for no
-    visible reason, so invalid bytes are an error naming the byte offset.
+    The file is split into rows by this module, not by :mod:`csv` alone, so that
+    one bad row is rejected alone (naming its line) and the rows after it are
+    still read: a row with the wrong number of fields, a field longer than the
+    csv module's limit (131,072 characters), a NUL byte, bytes that are not
+    UTF-8, or a stray quote (never closed, or closed only after whole rows:
+    the lines after it are then read as rows of their own, not swallowed into
+    one).  Line ends may be LF, CRLF or CR; a leading byte-order mark is
+    allowed; blank lines are skipped.
+
+    The CSV must be UTF-8.  It is not decoded with a fallback such as latin-1:
+    file names would come out altered and every such row would then fail as
+    "audio file not found" for no visible reason, so a row holding invalid
+    bytes is rejected with the byte and its offset.
 
     Raises
     ------
     DatasetError
         root missing; CSV missing, unreadable, a link leading outside the
-        dataset folder, empty, not UTF-8 or not CSV; required columns absent
-        or repeated.
+        dataset folder, or empty; the header line not UTF-8, holding NUL bytes
+        or not parseable as CSV (the message names the line); required columns
+        absent or repeated.
     """
     root = Path(root)
     if not root.is_dir():
@@ -107,59 +121,203 @@ def read_rows(root: str | os.PathLike) -> tuple[list[str], list[_Row], list[Reje
         raw = csv_path.read_bytes()
     except OSError as exc:
         raise DatasetError(f"{csv_path}: cannot read ({exc.strerror or exc})") from None
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = raw.count(b"\n", 0, exc.start) + 1
-        raise DatasetError(f"{csv_path}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at byte offset "
-                           f"{exc.start}, line {line}); re-save the CSV as UTF-8") from None
-    if not text.strip():
+    if not raw.removeprefix(b"\xef\xbb\xbf").strip():
         raise DatasetError(f"{csv_path}: empty file (expected a header line "
                            f"{','.join(REQUIRED_COLUMNS)})")
-    if "\0" in text:
-        raise DatasetError(f"{csv_path}: contains NUL bytes; not a CSV text file")
-    reader = csv.reader(io.StringIO(text, newline=""))
-    try:
-        header = [c.strip() for c in next(reader)]
-        records = []
-        while True:
-            line = reader.line_num + 1
-            try:
-                fields = next(reader)
-            except StopIteration:
-                break
-            records.append((line, fields))
-    except csv.Error as exc:
-        raise DatasetError(f"{csv_path}: cannot parse CSV (line {reader.line_num}: {exc})") from None
+    records = _split_records(raw)
+    header_record = records.pop(0)
+    problem = header_record.problem()
+    if problem is None and not header_record.fields:
+        problem = "no fields"
+    if problem is not None:
+        if problem.startswith(("not UTF-8", "contains NUL")):
+            raise DatasetError(f"{csv_path}: {problem}; the header line {header_record.line} "
+                               f"cannot be read (re-save the CSV as UTF-8 text)")
+        raise DatasetError(f"{csv_path}: cannot parse the header (CSV line {header_record.line}: "
+                           f"{problem})")
+    header = [c.strip() for c in header_record.fields]
     missing = [c for c in REQUIRED_COLUMNS if c not in header]
     if missing:
         hints = [f"{c!r} for {h!r}" for c in missing for h in header
                  if h.lower().replace("_", "") == c.lower().replace("_", "") and h != c]
         hint = f" (did you mean {', '.join(hints)}?)" if hints else ""
-        raise DatasetError(f"{csv_path}: missing column(s) {missing}; found {header}{hint}")
+        raise DatasetError(f"{csv_path}: missing column(s) {missing}; found "
+                           f"{[_shorten(h) for h in header][:20]}{hint}")
     repeated = sorted({c for c in REQUIRED_COLUMNS if header.count(c) > 1})
     if repeated:
         raise DatasetError(f"{csv_path}: column(s) {repeated} appear more than once")
+    name_index = header.index("slice_file_name")
     rows: list[_Row] = []
     bad: list[Rejection] = []
-    for line, fields in records:
-        if not any(f.strip() for f in fields):
-            continue  # blank line
-        if len(fields) != len(header):
-            name = fields[header.index("slice_file_name")].strip() \
-                if len(fields) > header.index("slice_file_name") else ""
-            bad.append(Rejection(file=printable(name) or f"CSV line {line}",
-                                 reason=f"CSV line {line}: {len(fields)} fields, the header has "
-                                        f"{len(header)}"))
+    for record in records:
+        fields, line = record.fields, record.line
+        problem, name = record.problem(), ""
+        if problem is None and len(fields) != len(header):
+            # the fields parsed: its file name is worth showing
+            problem = f"{len(fields)} fields, the header has {len(header)}"
+            name = fields[name_index].strip() if len(fields) > name_index else ""
+        if problem is None and [f.strip().lstrip("\ufeff") for f in fields] == header:
+            problem = "repeats the header line"
+        if problem is not None:
+            bad.append(Rejection(file=_shorten(printable(name)) or f"CSV line {line}",
+                                 reason=f"CSV line {line}: {problem}"))
             continue
         rows.append(_Row(line=line, values=dict(zip(header, fields))))
     return header, rows, bad
 
 
+@dataclass
+class _Record:
+    """One CSV row as split from the file: its first line, its text and fields."""
+
+    line: int  # the file's line where the row starts (1-based)
+    offset: int  # byte offset of that line in the file
+    text: str  # decoded with surrogateescape: undecodable bytes survive as \udc80..\udcff
+    fields: list[str]
+    error: str | None = None  # why it could not be split or parsed
+
+    def problem(self) -> str | None:
+        """Why this row cannot be used as text, or None."""
+        if self.error is not None:
+            return self.error
+        bad = _SURROGATE.search(self.text)
+        if bad is not None:
+            byte = ord(bad.group()) - 0xDC00
+            offset = self.offset + len(self.text[:bad.start()].encode("utf-8", "surrogateescape"))
+            return f"not UTF-8 text (byte 0x{byte:02x} at byte offset {offset})"
+        if "\0" in self.text:
+            return "contains NUL bytes"
+        return None
+
+
+_LINE_END = re.compile(rb"\r\n|\r|\n")
+_SURROGATE = re.compile("[\udc80-\udcff]")
+_START, _FIELD, _QUOTED, _QUOTE_SEEN = range(4)
+
+
+def _split_records(raw: bytes) -> list[_Record]:
+    """Split the CSV into rows: non-blank records, each with its first line number.
+
+    A quoted field may run over several lines (the csv module's default
+    dialect).  A quote is taken as stray when it is never closed, or when the
+    lines it joins make a record whose field count differs from the first
+    record's (the header's), or when a line between its opening and closing
+    lines is a complete row by itself: its own line becomes a record with
+    ``error`` set and the following lines are split afresh, so one bad quote
+    costs one row.
+    """
+    base = 3 if raw.startswith(b"\xef\xbb\xbf") else 0  # UTF-8 byte-order mark
+    lines, offsets, pos = [], [], base
+    for match in _LINE_END.finditer(raw, base):
+        lines.append(raw[pos:match.end()].decode("utf-8", "surrogateescape"))
+        offsets.append(pos)
+        pos = match.end()
+    if pos < len(raw):
+        lines.append(raw[pos:].decode("utf-8", "surrogateescape"))
+        offsets.append(pos)
+    records: list[_Record] = []
+    width = None  # field count of the header, once read
+    i = 0
+    while i < len(lines):
+        j = i
+        inside = _quote_open_after(lines[i], False)
+        while inside and j + 1 < len(lines):
+            j += 1
+            inside = _quote_open_after(lines[j], True)
+        if inside:  # open at the end of the file: only this line is lost
+            j = i
+        text = "".join(lines[i:j + 1])
+        record = _Record(line=i + 1, offset=offsets[i], text=text, fields=[])
+        try:
+            record.fields = _parse_fields(text)
+        except csv.Error as exc:
+            # the csv module's only complaint here is a field over its size limit
+            record.error = f"cannot be parsed as CSV ({exc})"
+        if inside:
+            record.error = "a quote (\") opened on this line is never closed"
+        elif j > i and width is not None and (
+                record.error or len(record.fields) != width
+                or any(_row_width(lines[k]) == width for k in range(i + 1, j))):
+            # A quoted field may hold a line break, but not whole rows: the quote is stray.
+            record.error = (f"a quote (\") opened on this line is closed only on line {j + 1}; "
+                            f"this line is rejected alone and the lines after it are read as "
+                            f"rows of their own")
+            record.text, record.fields, j = lines[i], [], i
+        if record.error is None and not any(f.strip() for f in record.fields):
+            i = j + 1
+            continue  # blank line (or only commas)
+        if width is None:
+            width = len(record.fields)
+        records.append(record)
+        i = j + 1
+    if not records:
+        records.append(_Record(line=1, offset=base, text="", fields=[]))
+    return records
+
+
+def _quote_open_after(line: str, inside: bool) -> bool:
+    """Whether a quoted field is still open at the end of ``line``, given whether one
+    was open at its start.  Follows the csv module's default dialect: a quote opens a
+    field only at the field's start, ``""`` inside quotes is a literal quote, and a
+    quote elsewhere is an ordinary character."""
+    if '"' not in line:
+        return inside
+    state = _QUOTED if inside else _START
+    for ch in line:
+        if state == _START:
+            state = _QUOTED if ch == '"' else _START if ch == "," else _FIELD
+        elif state == _FIELD:
+            if ch == ",":
+                state = _START
+        elif state == _QUOTED:
+            if ch == '"':
+                state = _QUOTE_SEEN
+        else:  # a quote inside a quoted field: escaped ("") or the field's end
+            state = _QUOTED if ch == '"' else _START if ch == "," else _FIELD
+    return state == _QUOTED
+
+
+def _row_width(line: str) -> int | None:
+    """The field count of ``line`` read alone as a row, or None when it cannot be one."""
+    if _quote_open_after(line, False):
+        return None
+    try:
+        return len(_parse_fields(line))
+    except csv.Error:
+        return None
+
+
+def _parse_fields(text: str) -> list[str]:
+    """The fields of one record's text (possibly several lines inside quotes)."""
+    rows = list(csv.reader(io.StringIO(text, newline="")))
+    return rows[0] if rows else []
+
+
+def _shorten(text: str, limit: int = 60) -> str:
+    """``text`` cut to ``limit`` characters for a one-line message."""
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
+@dataclass(frozen=True)
+class Listing:
+    """What :func:`scan_dataset` found: accepted clips, rejections, and how many
+    non-blank CSV rows were read (accepted or not; the header is not counted)."""
+
+    clips: list[Clip]
+    rejections: list[Rejection]
+    rows_read: int
+
+
 def list_clips(root: str | os.PathLike) -> tuple[list[Clip], list[Rejection]]:
+    """The clips and rejections of :func:`scan_dataset`."""
+    listing = scan_dataset(root)
+    return listing.clips, listing.rejections
+
+
+def scan_dataset(root: str | os.PathLike) -> Listing:
     """Check every CSV row and every audio file; return accepted clips and rejections.
 
-    A row is rejected when it has the wrong number of fields, its fold is not
+    A row is rejected when it cannot be parsed (see :func:`read_rows`), its fold is not
     1..10, its classID is not 0..9 or disagrees with its class name or with the
     classID in its file name, its file name is not a plain name (``../``,
     absolute paths, control characters), its file is missing, not a regular
@@ -172,13 +330,19 @@ def list_clips(root: str | os.PathLike) -> tuple[list[Clip], list[Rejection]]:
     File names in rejections are printable: bytes that are not UTF-8 and
     control characters are shown as backslash escapes.
 
+    A row is also rejected when a field does not fit its type: fsID a whole
+    number in 0..2**63-1, salience 1 or 2, start and end finite times >= 0 with
+    start <= end (fold and classID as above; numbers are read exactly, never
+    through a float; surrounding whitespace is ignored).
+
     Returns
     -------
-    clips : accepted rows, sorted by (fold, file name).
-    rejections : one per rejected row or file.
+    Listing : clips (accepted rows, sorted by (fold, file name)), rejections (one
+        per rejected row or file), rows_read.
     """
     root = Path(root)
     _, rows, rejections = read_rows(root)
+    rows_read = len(rows) + len(rejections)
     root_real = root.resolve()
     clips: list[Clip] = []
     seen: dict[str, int] = {}
@@ -186,6 +350,8 @@ def list_clips(root: str | os.PathLike) -> tuple[list[Clip], list[Rejection]]:
     for row in rows:
         name = str(row.values["slice_file_name"]).strip()
         fold = _as_int(row.values.get("fold"))
+        if fold is not None and abs(fold) > INT64_MAX:
+            fold = None  # the report's fold is a 64-bit integer or null
         named.add((fold, name))
         clip_or_reason = _check_row(row, name, root, root_real, seen)
         if isinstance(clip_or_reason, Clip):
@@ -227,7 +393,7 @@ def list_clips(root: str | os.PathLike) -> tuple[list[Clip], list[Rejection]]:
                 rejections.append(Rejection(file=f"{shown}/{printable(path.name)}",
                                             reason=reason, fold=fold))
     clips.sort(key=lambda c: (c.fold, c.file_name))
-    return clips, rejections
+    return Listing(clips=clips, rejections=rejections, rows_read=rows_read)
 
 
 def _check_row(row: _Row, name: str, root: Path, root_real: Path,
@@ -235,20 +401,34 @@ def _check_row(row: _Row, name: str, root: Path, root_real: Path,
     values = row.values
     fold = _as_int(values["fold"])
     if fold is None or fold not in ALL_FOLDS:
-        return f"fold {values['fold']!r} is not one of 1..10"
+        return f"fold {_shown(values['fold'])} is not one of 1..10"
     class_id = _as_int(values["classID"])
     if class_id is None or not 0 <= class_id < len(CLASS_NAMES):
-        return f"classID {values['classID']!r} is not one of 0..9"
+        return f"classID {_shown(values['classID'])} is not one of 0..9"
     class_name = str(values["class"]).strip()
     if class_name != CLASS_NAMES[class_id]:
-        return (f"class {class_name!r} disagrees with classID {class_id} "
+        return (f"class {_shown(class_name)} disagrees with classID {class_id} "
                 f"({CLASS_NAMES[class_id]!r})")
     if (not name or name in (".", "..") or "/" in name or "\\" in name or os.path.isabs(name)
             or any(ord(ch) < 32 or ord(ch) == 127 for ch in name)):
-        return f"file name {name!r} is not a plain file name"
+        return f"file name {_shown(name)} is not a plain file name"
     match = _NAME_PATTERN.match(name)
-    if match and int(match.group(2)) != class_id:
-        return f"file name encodes classID {int(match.group(2))} but the row says {class_id}"
+    if match and _as_int(match.group(2)) != class_id:
+        return f"file name encodes classID {_shorten(match.group(2))} but the row says {class_id}"
+    fs_id = _as_int(values["fsID"])
+    if fs_id is None or not 0 <= fs_id <= INT64_MAX:
+        # written as a 64-bit integer into the TFRecords
+        return f"fsID {_shown(values['fsID'])} is not a whole number in 0..{INT64_MAX}"
+    salience = _as_int(values["salience"])
+    if salience not in (1, 2):
+        return f"salience {_shown(values['salience'])} is not 1 (foreground) or 2 (background)"
+    times = {}
+    for key in ("start", "end"):
+        times[key] = _as_seconds(values[key])
+        if times[key] is None:
+            return f"{key} {_shown(values[key])} is not a time in seconds (a finite number >= 0)"
+    if times["end"] < times["start"]:
+        return f"end {times['end']:g} s is before start {times['start']:g} s"
     if name in seen:
         return f"duplicate row (CSV line {row.line} repeats line {seen[name]})"
     path = root / "audio" / f"fold{fold}" / name
@@ -257,7 +437,7 @@ def _check_row(row: _Row, name: str, root: Path, root_real: Path,
             return "audio file not found"
         real = path.resolve()
     except (OSError, RuntimeError) as exc:  # symlink loop, permission
-        return f"cannot resolve path ({exc})"
+        return f"cannot resolve path ({exc.strerror or exc})"
     if not _inside(real, root_real):
         return "file is a link that leads outside the dataset folder"
     fold_real = (root / "audio" / f"fold{fold}").resolve()
@@ -269,8 +449,7 @@ def _check_row(row: _Row, name: str, root: Path, root_real: Path,
     if not real.is_file():
         return "not a regular file"
     return Clip(file_name=name, path=str(path), fold=fold, class_id=class_id,
-                class_name=class_name, fs_id=_as_int(values["fsID"]) or 0,
-                salience=_as_int(values["salience"]) or 0)
+                class_name=class_name, fs_id=fs_id, salience=salience)
 
 
 def dataset_fingerprint(clips: list[Clip]) -> str:
@@ -283,16 +462,39 @@ def dataset_fingerprint(clips: list[Clip]) -> str:
 
 
 def _as_int(value) -> int | None:
-    try:
-        text = str(value).strip()
-        number = float(text)
-    except (TypeError, ValueError):
+    """``value`` as an integer, or None.  Digits with an optional sign (``"3"``,
+    ``" +3 "``) or a plain decimal with an integral value (``"3.0"``); not an
+    exponent (``"1e30"``), ``nan``/``inf``, or more than 40 characters.  Digits are
+    read exactly, never through a float (which would round ``2**53 + 1``)."""
+    text = str(value).strip()
+    if _INT_TEXT.fullmatch(text):
+        return int(text)
+    if _DECIMAL_TEXT.fullmatch(text):
+        whole, _, fraction = text.partition(".")
+        if not fraction.strip("0") and whole.lstrip("+-"):
+            return int(whole)
+    return None
+
+
+def _as_seconds(value) -> float | None:
+    """``value`` as a finite number >= 0 (a time in seconds), or None."""
+    text = str(value).strip()
+    if len(text) > 40:
         return None
-    return int(number) if number.is_integer() else None
+    try:
+        number = float(text)
+    except ValueError:
+        return None
+    return number if math.isfinite(number) and number >= 0 else None
+
+
+def _shown(value) -> str:
+    """A CSV value quoted for a one-line message (long values cut short)."""
+    return repr(_shorten(str(value)))
 
 
 def _display_path(name: str, fold: int | None) -> str:
-    shown = printable(name)
+    shown = _shorten(printable(name), 250)
     return f"audio/fold{fold}/{shown}" if fold is not None else shown
 
 

@@ -25,12 +25,16 @@ from pathlib import Path
 
 from urbansound.audio import AudioError, load_audio
 from urbansound.config import CLASS_NAMES, Config
-from urbansound.dataset import Clip, DatasetError, Rejection, dataset_fingerprint, list_clips
+from urbansound.dataset import Clip, DatasetError, Rejection, dataset_fingerprint, scan_dataset
 from urbansound.records import encode_waveform
 
 MANIFEST = "manifest.json"
 REPORT = "report.json"
 REPORT_CSV = "report.csv"
+
+MOSTLY_REJECTED = 0.5
+"""When more than this share of the CSV rows is rejected, ingest warns loudly: it
+still succeeds, but the run is not the dataset the user thinks it is."""
 
 
 class IngestError(DatasetError):
@@ -39,7 +43,8 @@ class IngestError(DatasetError):
 
 @dataclass
 class IngestResult:
-    """What ingest wrote: accepted counts per fold, rejections, fingerprint."""
+    """What ingest wrote: accepted counts per fold, rejections, fingerprint, and
+    how many CSV rows were read (non-blank, header excluded)."""
 
     out_dir: str
     counts: dict[int, int]
@@ -47,6 +52,7 @@ class IngestResult:
     dataset_hash: str
     class_counts: dict[int, dict[str, int]] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    rows_read: int = 0
 
     @property
     def folds(self) -> list[int]:
@@ -61,8 +67,8 @@ class IngestResult:
         return os.path.join(self.out_dir, REPORT)
 
     def summary_line(self) -> str:
-        return (f"{self.accepted} clips accepted in folds {self.folds}, "
-                f"{len(self.rejections)} rejected (report: {self.report_path})")
+        return (f"{self.accepted} clips accepted (of {self.rows_read} CSV rows) in folds "
+                f"{self.folds}, {len(self.rejections)} rejected (report: {self.report_path})")
 
 
 def _decode(args: tuple[str, int]):
@@ -94,7 +100,8 @@ def ingest(data_root: str | os.PathLike, out_dir: str | os.PathLike, *, config: 
     IngestError
         no clip could be used, or ``strict`` and something was rejected.
     """
-    clips, rejections = list_clips(data_root)
+    listing = scan_dataset(data_root)
+    clips, rejections = listing.clips, listing.rejections
     out = Path(out_dir)
     _check_out_dir(out, Path(data_root))
     ensure_writable_dir(out)
@@ -131,8 +138,8 @@ def ingest(data_root: str | os.PathLike, out_dir: str | os.PathLike, *, config: 
     class_counts_sorted = {k: dict(sorted(v.items())) for k, v in sorted(class_counts.items())}
     result = IngestResult(out_dir=str(out), counts=dict(sorted(counts.items())),
                           rejections=rejections, dataset_hash=dataset_fingerprint(accepted),
-                          class_counts=class_counts_sorted,
-                          warnings=_class_gaps(class_counts_sorted))
+                          class_counts=class_counts_sorted, rows_read=listing.rows_read)
+    result.warnings = _mostly_rejected(result) + _class_gaps(class_counts_sorted)
     failure = None
     if result.accepted == 0:
         what = "the metadata CSV has no rows" if not rejections else \
@@ -183,6 +190,17 @@ def _remove_outputs(out: Path, *, report_too: bool) -> None:
         except OSError as exc:
             raise IngestError(f"{path}: cannot remove previous output ({exc.strerror or exc})") \
                 from None
+
+
+def _mostly_rejected(result: IngestResult) -> list[str]:
+    """The loud warning when more than :data:`MOSTLY_REJECTED` of the CSV rows did not
+    become clips (empty when ingest fails anyway: nothing accepted)."""
+    rows, accepted = result.rows_read, result.accepted
+    if accepted == 0 or rows == 0 or rows - accepted <= MOSTLY_REJECTED * rows:
+        return []
+    return [f"MOST OF THE DATASET WAS REJECTED: only {accepted} of {rows} CSV rows became "
+            f"clips ({rows - accepted} rejected, {(rows - accepted) / rows:.0%}); "
+            f"every reason is in {result.report_path}"]
 
 
 def _class_gaps(class_counts: dict[int, dict[str, int]]) -> list[str]:
@@ -244,6 +262,7 @@ def _write_report(result: IngestResult, config: Config, *, manifest: bool = True
                 "classes": list(CLASS_NAMES),
                 "sample_rate": config.audio.sample_rate,
                 "dataset_hash": result.dataset_hash,
+                "rows_read": result.rows_read,
                 "accepted": result.accepted,
                 "rejected": len(result.rejections),
                 "warnings": result.warnings,
