@@ -15,7 +15,8 @@ def start_run_component(config_json: str, data_root: str, tracking_uri: str, run
         return ""
     params = Config.from_json(config_json).flat() | {"data_root": data_root}
     run_id = tracking.start_parent_run(uri, run_key or job_id, params)
-    print(f"MLflow parent run {run_id} at {uri}")
+    if run_id:
+        print(f"MLflow parent run {run_id} at {uri}")
     return run_id
 
 
@@ -28,5 +29,6 @@ def finish_run_component(tracking_uri: str, run_key: str, job_id: str,
     if uri:
         final = "FINISHED" if status.state == "SUCCEEDED" else "FAILED"
         parent = tracking.finish_runs(uri, run_key or job_id, final)
-        print(f"MLflow parent run {parent}: {final} "
-              f"(pipeline {status.state}{': ' + status.error_message if status.error_message else ''})")
+        if parent:
+            print(f"MLflow parent run {parent}: {final} (pipeline {status.state}"
+                  f"{': ' + status.error_message if status.error_message else ''})")

@@ -174,56 +174,49 @@ def _config(args, *, demo: bool):
 
 
 def cmd_run(args) -> int:
+    from components import tracking
+    from pipeline import preflight
     from pipeline.console import ConsoleLog
-    from pipeline.local_runner import default_tracking_uri, run_local
-    from urbansound.dataset import dataset_fingerprint, list_clips
+    from pipeline.local_runner import PipelineFailed, default_tracking_uri, output_lock, run_local
+    from urbansound.dataset import dataset_fingerprint
     from urbansound.evaluation import format_summary
     from urbansound.ingest import ensure_writable_dir
 
+    # Every check that can fail on the user's input runs before anything is written
+    # or any task starts, so a mistake costs seconds and leaves no trace.
     out = Path(args.out).resolve()
     demo = args.data is None
     config = _config(args, demo=demo)
-    if demo:
-        data = out / "demo-data"
-        if not (data / "metadata" / "UrbanSound8K.csv").exists():
-            from urbansound.demo_data import write_demo_dataset
-
-            print(f"writing the built-in demo dataset to {data}")
-            write_demo_dataset(data)
-    else:
-        data = Path(args.data)
-    # Check the dataset's layout before starting any task: a wrong path fails in seconds.
-    clips, rejections = list_clips(data)
-    if not clips:
-        from urbansound.dataset import DatasetError
-
-        raise DatasetError(f"{data}: no usable clip ({len(rejections)} rows/files rejected; "
-                           f"first: {rejections[0].file}: {rejections[0].reason})"
-                           if rejections else f"{data}: the metadata CSV lists no clips")
-    print(f"dataset {data}: {len(clips)} clips listed, {len(rejections)} rows/files rejected "
-          f"before decoding")
+    data = out / "demo-data" if demo else Path(args.data)
     tracking_uri = args.tracking_uri or default_tracking_uri(".")
+    preflight.check_locations(out, None if demo else data, tracking_uri)
+    preflight.check_beam_args(args.beam_arg, local=True)
+    if not demo:
+        clips, rejections, _ = preflight.check_dataset(data, args.folds)
+    preflight.check_tracking(tracking_uri)
     started = time.time()
     ensure_writable_dir(out)  # fail in a second, naming the path, not inside a task
-    console = ConsoleLog(out / "run.log", echo_all=args.verbose)
-    print(f"full log: {console.log_path}" + ("" if args.verbose else "  (-v shows it here)"))
-    try:
-        with console:
-            result = run_local(data, config=config, workdir=out, test_folds=args.folds,
-                               tracking_uri=tracking_uri, strict=args.strict,
-                               beam_args=args.beam_arg,
-                               dataset_fingerprint=dataset_fingerprint(clips),
-                               cache=not args.no_cache)
-    except RuntimeError as exc:
-        where = (f"full log: {console.log_path}; outputs so far: {out / 'pipeline_root'}; "
-                 f"MLflow run marked FAILED")
-        user_error = console.user_error()
-        if user_error:  # a task stopped on bad input: one line, exit code 2
-            print(f"{user_error}\n  {where}", file=sys.stderr)
-            return EXIT_USER
-        print(console.tail(25), file=sys.stderr)
-        print(f"\nurbansound run: the pipeline failed: {exc}\n  {where}", file=sys.stderr)
-        return EXIT_INTERNAL
+    with output_lock(out) as lock_fd:
+        if demo:
+            if not (data / "metadata" / "UrbanSound8K.csv").exists():
+                from urbansound.demo_data import write_demo_dataset
+
+                print(f"writing the built-in demo dataset to {data}")
+                write_demo_dataset(data)
+            clips, rejections, _ = preflight.check_dataset(data, args.folds)
+        print(f"dataset {data}: {len(clips)} clips listed, {len(rejections)} rows/files rejected "
+              f"before decoding")
+        console = ConsoleLog(out / "run.log", echo_all=args.verbose)
+        print(f"full log: {console.log_path}" + ("" if args.verbose else "  (-v shows it here)"))
+        try:
+            with console:
+                result = run_local(data, config=config, workdir=out, test_folds=args.folds,
+                                   tracking_uri=tracking_uri, strict=args.strict,
+                                   beam_args=args.beam_arg,
+                                   dataset_fingerprint=dataset_fingerprint(clips),
+                                   cache=not args.no_cache, lock_fd=lock_fd)
+        except PipelineFailed as exc:
+            return _report_failure(exc, console, out, tracking_uri)
     print()
     if result.summary:
         print(format_summary(result.summary))
@@ -233,11 +226,51 @@ def cmd_run(args) -> int:
                                     else f" --tracking-uri {tracking_uri}")
         print(f"MLflow: parent run {result.parent_run_id} in experiment 'urbansound' at "
               f"{tracking_uri}\n  browse: {browse}")
+    for warning in result.warnings:
+        print(f"warning: {warning}")
+    if console.log_error:
+        print(f"warning: the full log is incomplete ({console.log_error})")
     ingested = (result.summary or {}).get("ingest")
     if ingested:
         print(f"{ingested['accepted']} clips accepted, {ingested['rejected']} rejected "
               f"(report: {ingested['report']})")
     return EXIT_OK
+
+
+def _report_failure(exc, console, out: Path, tracking_uri: str) -> int:
+    """One line and exit code 2 when the user can fix it (bad input, a full disk);
+    the log's tail and exit code 1 otherwise.  What happened to the MLflow run is
+    read from the store, never assumed."""
+    from components import tracking
+    from components.errors import storage_error
+    from pipeline import preflight
+
+    mlflow_note = "no MLflow run was created"
+    try:
+        if not exc.tracking_reachable:
+            raise ConnectionError("unreachable")
+        found = tracking.parent_run_status(tracking_uri, exc.run_key)
+        if found:
+            mlflow_note = f"MLflow parent run {found[0]} is {found[1]}"
+    except Exception as error:  # noqa: BLE001 - the store itself may be the problem
+        mlflow_note = f"MLflow store {tracking_uri} could not be read ({type(error).__name__})"
+    where = f"full log: {console.log_path}; outputs so far: {out / 'pipeline_root'}; {mlflow_note}"
+    user_error = console.user_error()
+    if not (user_error and preflight.STORAGE_TEXT.search(user_error)):
+        full = preflight.full_filesystem([out, tracking.store_folder(tracking_uri)])
+        line = console.storage_error()
+        if line:  # e.g. a traceback from a library that wrote nothing else
+            full = storage_error(Exception(line), default_path=(full or str(out)).split(": ")[0])
+        if full and (line or not user_error):
+            user_error = (f"urbansound run: error: cannot write {full}; free some space and "
+                          f"run the same command again (it resumes)")
+    if user_error:  # a task stopped on bad input or a full disk: one line, exit code 2
+        print(where)
+        print(user_error, file=sys.stderr)
+        return EXIT_USER
+    print(console.tail(25), file=sys.stderr)
+    print(f"\nurbansound run: the pipeline failed: {exc}\n  {where}", file=sys.stderr)
+    return EXIT_INTERNAL
 
 
 def cmd_demo_data(args) -> int:
@@ -320,7 +353,10 @@ def cmd_submit(args) -> int:
     from components import DEFAULT_IMAGE
     from pipeline.kubeflow_runner import compile_pipeline, submit
 
+    from pipeline.preflight import check_beam_args
+
     config = _config(args, demo=False)
+    check_beam_args(args.beam_arg, local=False)
     with tempfile.TemporaryDirectory() as tmp:
         package = compile_pipeline(os.path.join(tmp, "pipeline.yaml"),
                                    image=args.image or DEFAULT_IMAGE, config=config)

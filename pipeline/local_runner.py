@@ -4,14 +4,31 @@ Each component runs as a Python subprocess in the current environment
 (``use_venv=False``: nothing is pip-installed).  Outputs land under
 ``<workdir>/pipeline_root``; kfp's local cache under ``<workdir>/pipeline_root/.kfp_cache``.
 
+One run at a time per output folder: :func:`output_lock` holds an ``fcntl`` lock on
+``<workdir>/.urbansound-run.lock`` for as long as the run (or any process of it)
+lives; a second run on the same folder is refused with one line.
+
 Resuming: with caching on (the default), the run key — which names the MLflow
-parent run — is a hash of everything that defines the run (dataset listing,
-configuration, folds, options).  Rerunning the same command after an
-interruption therefore serves finished tasks (ingest, features, finished folds)
-from the cache and reopens the same MLflow parent run.
+parent run — is a hash of everything that decides what kfp's cache serves: the
+output folder (the cache lives there), the compiled pipeline (every component's
+code), the dataset listing, the configuration, folds and options.  Rerunning the
+same command after an interruption therefore serves finished tasks (ingest,
+features, finished folds) from the cache and reopens the same MLflow parent run;
+another output folder or changed code is another run.
+
+kfp records a task in its cache only after the task's process exited with
+success and its outputs are written (``kfp.local.orchestrator.task_executor``;
+the entry itself is written to a temporary name and renamed), and every run writes
+into a new ``urbansound-<timestamp>`` folder: a task killed half-way leaves files
+nobody references, never a cache entry.
+
+Each run reads its own results: the child process records the outputs kfp
+returns for each task (executed or served from the cache), and the parent reads
+the summary from this run's evaluate output, never from a search of the folder.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -20,10 +37,13 @@ import subprocess
 import sys
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from urbansound.config import Config
+from urbansound.config import Config, ConfigError
+
+LOCK_FILE = ".urbansound-run.lock"
+UNREACHABLE_FILE = ".tracking-unreachable"
 
 
 @dataclass
@@ -33,10 +53,24 @@ class LocalRun:
     summary: dict | None
     summary_path: str | None
     parent_run_id: str | None
+    warnings: list[str] = field(default_factory=list)
 
 
 class Interrupted(KeyboardInterrupt):
     """SIGINT or SIGTERM arrived while the pipeline ran."""
+
+
+class PipelineFailed(RuntimeError):
+    """A task failed; ``run_key`` names the run (and its MLflow parent)."""
+
+    def __init__(self, message: str, run_key: str, tracking_reachable: bool = True):
+        super().__init__(message)
+        self.run_key = run_key
+        self.tracking_reachable = tracking_reachable
+
+
+class OutputInUse(ConfigError):
+    """Another run holds the output folder."""
 
 
 def default_tracking_uri(directory: str | os.PathLike = ".") -> str:
@@ -50,63 +84,148 @@ def run_key_for(**arguments) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:24]
 
 
+def pipeline_fingerprint(config: Config) -> str:
+    """SHA-256 of the compiled local pipeline (components' code, wiring, defaults):
+    what kfp's cache keys on besides the inputs."""
+    import tempfile
+
+    from kfp import compiler
+
+    from pipeline.pipeline import create_pipeline
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "pipeline.yaml")
+        compiler.Compiler().compile(create_pipeline(gpu=False, parallelism=1, config=config),
+                                    path)
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+
+
+@contextlib.contextmanager
+def output_lock(workdir: str | os.PathLike):
+    """Hold the output folder for one run; yield the lock's file descriptor.
+
+    Raises
+    ------
+    OutputInUse
+        another run (or a process of it) holds the folder: one line, with its pid.
+    """
+    import fcntl
+
+    workdir = Path(workdir)
+    path = workdir / LOCK_FILE
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
+        os.close(fd)
+        raise OutputInUse(f"{workdir}: in use by another 'urbansound run' ({holder}); wait for "
+                          f"it to finish or choose another --out") from None
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()}, since {time.strftime('%H:%M:%S')}".encode(), 0)
+    except OSError:  # a full disk: the lock itself still holds
+        pass
+    try:
+        yield fd
+    finally:
+        os.close(fd)
+
+
 def run_local(data_root: str | os.PathLike, *, config: Config, workdir: str | os.PathLike,
               test_folds: list[int] = (), tracking_uri: str = "", strict: bool = False,
               beam_args: list[str] = (), dataset_fingerprint: str = "",
-              cache: bool = True) -> LocalRun:
+              cache: bool = True, lock_fd: int | None = None) -> LocalRun:
     """Execute the whole pipeline locally and return where its results are.
 
     The pipeline runs in a child process with its own process group, so that an
     interruption stops every task at once: kfp's local orchestrator would
-    otherwise finish the queued ParallelFor tasks before letting go.
+    otherwise finish the queued ParallelFor tasks before letting go.  The child
+    stops its whole group if this process dies (even by SIGKILL), and keeps the
+    output folder's lock (``lock_fd``) while it lives.
 
     Raises
     ------
-    RuntimeError
+    PipelineFailed
         a task failed (its log says why).
     Interrupted
         SIGINT/SIGTERM: every task is stopped and the MLflow runs still open are
         marked KILLED.
     """
+    from components import tracking
+
     workdir = Path(workdir).resolve()
     pipeline_root = workdir / "pipeline_root"
     pipeline_root.mkdir(parents=True, exist_ok=True)
     arguments = dict(data_root=str(Path(data_root).resolve()), config_json=config.to_json(),
-                     test_folds=list(test_folds), strict=strict, beam_args=list(beam_args),
-                     tracking_uri=tracking_uri, dataset_fingerprint=dataset_fingerprint)
-    run_key = run_key_for(**arguments) if cache else uuid.uuid4().hex
-    spec_path = pipeline_root / f".run-{run_key}.json"
-    spec_path.write_text(json.dumps({"arguments": arguments, "run_key": run_key,
-                                     "pipeline_root": str(pipeline_root), "cache": cache}))
-    child = subprocess.Popen([sys.executable, "-m", "pipeline.local_runner", str(spec_path)],
-                             start_new_session=True)
+                     test_folds=[int(f) for f in test_folds], strict=strict,
+                     beam_args=list(beam_args), tracking_uri=tracking_uri,
+                     dataset_fingerprint=dataset_fingerprint)
+    if cache:
+        run_key = run_key_for(**arguments, pipeline_root=str(pipeline_root),
+                              pipeline=pipeline_fingerprint(config))
+    else:
+        run_key = uuid.uuid4().hex
+    unreachable = pipeline_root / f"{UNREACHABLE_FILE}-{run_key}"
+    unreachable.unlink(missing_ok=True)
+    for key, value in tracking.TASK_HTTP_ENV.items():  # the tasks inherit this environment
+        os.environ.setdefault(key, value)
+    spec = {"arguments": arguments, "run_key": run_key, "pipeline_root": str(pipeline_root),
+            "cache": cache, "parent_pid": os.getpid(), "unreachable_file": str(unreachable)}
+    outcome_read, outcome_write = os.pipe()
+    keep = [outcome_write] + ([lock_fd] if lock_fd is not None else [])
+    child = subprocess.Popen([sys.executable, "-m", "pipeline.local_runner", json.dumps(spec),
+                              str(outcome_write)], start_new_session=True, pass_fds=keep)
+    os.close(outcome_write)
     try:
         with _signals_raise_interrupt():
             returncode = child.wait()
     except KeyboardInterrupt:
         _stop_group(child)
-        if tracking_uri:
-            from components import tracking
-
+        os.close(outcome_read)
+        if tracking_uri and not unreachable.exists():
             tracking.finish_runs(tracking_uri, run_key, "KILLED")
         raise Interrupted() from None
-    outcome = json.loads(spec_path.read_text()).get("outcome", {})
-    if returncode != 0:
-        raise RuntimeError(outcome.get("error") or f"the pipeline process exited with {returncode}")
-    summary_path = _newest(pipeline_root.glob("*/evaluate*/evaluation/summary.json"))
-    summary = json.loads(summary_path.read_text()) if summary_path else None
+    with os.fdopen(outcome_read, "rb") as fh:
+        raw = fh.read()
+    try:
+        outcome = json.loads(raw) if raw else {}
+    except ValueError:
+        outcome = {}
+    warnings = []
+    if unreachable.exists():
+        warnings.append(f"MLflow tracking server {tracking_uri} stopped answering during the run "
+                        f"({unreachable.read_text().strip().split(': ', 1)[-1]}); what it missed "
+                        f"is in {pipeline_root}")
+    if returncode != 0 or not outcome.get("ok"):
+        raise PipelineFailed(outcome.get("error") or f"the pipeline process exited with "
+                                                     f"{returncode}", run_key,
+                             tracking_reachable=not unreachable.exists())
+    summary_path = outcome.get("evaluation")
+    summary_path = os.path.join(summary_path, "summary.json") if summary_path else None
+    summary = None
+    if summary_path and os.path.exists(summary_path):
+        summary = json.loads(Path(summary_path).read_text())
     parent = None
-    if tracking_uri:
-        from components import tracking
+    if tracking_uri and not unreachable.exists():
+        try:
+            found = tracking.parent_run_status(tracking_uri, run_key)
+            parent = found[0] if found else None
+        except Exception as exc:  # the run itself is complete; say what is missing
+            warnings.append(f"could not read the MLflow parent run at {tracking_uri} ({exc})")
+    return LocalRun(run_key, str(pipeline_root), summary, summary_path, parent, warnings)
 
-        parent = tracking.find_parent_run(tracking.client(tracking_uri), run_key)
-    return LocalRun(run_key, str(pipeline_root), summary,
-                    str(summary_path) if summary_path else None, parent)
 
-
-def _execute(spec_path: str) -> int:
-    """Child process: run the pipeline with kfp's local runner; record the outcome."""
+def _execute(spec_json: str, outcome_fd: int) -> int:
+    """Child process: run the pipeline with kfp's local runner; report the outcome
+    (``{"ok", "error", "evaluation"}`` as JSON) on ``outcome_fd``."""
     import logging
+
+    spec = json.loads(spec_json)
+    _die_with_parent(spec["parent_pid"])
+    from components.tracking import UNREACHABLE_FILE_ENV
+
+    os.environ[UNREACHABLE_FILE_ENV] = spec["unreachable_file"]
 
     from kfp import local
 
@@ -114,21 +233,72 @@ def _execute(spec_path: str) -> int:
 
     # kfp reports cache hits on the root logger at INFO: make them visible in the log.
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    spec = json.loads(Path(spec_path).read_text())
     arguments = spec["arguments"]
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=spec["pipeline_root"],
                raise_on_error=True, enable_caching=spec["cache"])
     pipeline_fn = create_pipeline(gpu=False, parallelism=1,
                                   config=Config.from_json(arguments["config_json"]))
+    recorded = _record_task_outputs()
+    root = Path(spec["pipeline_root"])
+    before = {p.name for p in root.iterdir()} if root.is_dir() else set()
     try:
         pipeline_fn(run_key=spec["run_key"], **arguments)
-        spec["outcome"] = {"ok": True}
-        code = 0
+        outcome = {"ok": True}
     except RuntimeError as exc:  # a task failed; kfp already printed its log
-        spec["outcome"] = {"ok": False, "error": str(exc)}
-        code = 1
-    Path(spec_path).write_text(json.dumps(spec))
-    return code
+        outcome = {"ok": False, "error": str(exc)}
+    outcome["evaluation"] = _evaluation_dir(recorded, root, before)
+    with os.fdopen(outcome_fd, "w") as fh:
+        fh.write(json.dumps(outcome))
+    return 0 if outcome["ok"] else 1
+
+
+def _record_task_outputs() -> dict:
+    """{task name: outputs} of every task of this run, executed or from the cache."""
+    recorded: dict = {}
+    try:
+        from kfp.local.orchestrator import task_executor
+    except ImportError:  # another kfp: fall back to this run's own folder
+        return recorded
+    original = task_executor.execute_single_task
+
+    def recording(*args, **kwargs):
+        outputs, task_status = original(*args, **kwargs)
+        name = kwargs.get("task_name", args[0] if args else "")
+        recorded[name] = outputs
+        return outputs, task_status
+
+    task_executor.execute_single_task = recording
+    return recorded
+
+
+def _evaluation_dir(recorded: dict, root: Path, before: set) -> str | None:
+    for name, outputs in recorded.items():
+        artifact = (outputs or {}).get("evaluation") if name.startswith("evaluate") else None
+        if artifact is not None:
+            return getattr(artifact, "path", None) or artifact.uri
+    # fallback: the evaluate folder in the run folder this process created
+    for run_dir in sorted(set(p.name for p in root.iterdir()) - before):
+        for found in (root / run_dir).glob("evaluate*/evaluation"):
+            return str(found)
+    return None
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """Stop this process group (every task and Beam worker) when the CLI that
+    started it dies, however it dies (Linux ``PR_SET_PDEATHSIG``)."""
+    def stop_group(signum, frame):
+        os.killpg(os.getpgrp(), signal.SIGKILL)
+
+    signal.signal(signal.SIGTERM, stop_group)
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux
+        return
+    if os.getppid() != parent_pid:  # the parent died before prctl took effect
+        stop_group(signal.SIGTERM, None)
 
 
 class _signals_raise_interrupt:
@@ -167,10 +337,5 @@ def _stop_group(child: subprocess.Popen, grace_s: float = 10.0) -> None:
             continue
 
 
-def _newest(paths) -> Path | None:
-    paths = list(paths)
-    return max(paths, key=lambda p: p.stat().st_mtime) if paths else None
-
-
 if __name__ == "__main__":
-    sys.exit(_execute(sys.argv[1]))
+    sys.exit(_execute(sys.argv[1], int(sys.argv[2])))

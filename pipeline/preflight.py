@@ -1,0 +1,160 @@
+"""Checks ``urbansound run`` makes before it writes anything or starts any task.
+
+Each failure is one line naming the path, URI or option and the reason (exit
+code 2): a wrong path, a dataset with too few folds, an unknown Beam runner or an
+unusable tracking store fails in seconds, not inside a task minutes later.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import re
+from pathlib import Path
+
+from urbansound.config import ConfigError
+from urbansound.dataset import DatasetError
+
+MIN_FOLDS = 3  # test, validation and at least one training fold
+STORAGE_TEXT = re.compile(r"(no space left|disk quota exceeded|read-only file system|"
+                          r"database or disk is full)", re.IGNORECASE)
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    return path == folder or folder in path.parents
+
+
+def check_locations(out: Path, data: Path | None, tracking_uri: str) -> None:
+    """Nothing the run writes may land inside the dataset folder: not the output
+    folder, not a sqlite tracking store (nor its ``mlartifacts/`` beside it)."""
+    from components.tracking import store_folder
+
+    out_real = Path(out).resolve()
+    if out_real.exists() and not out_real.is_dir():
+        raise ConfigError(f"{out}: not a folder (--out must name a folder)")
+    if data is None:
+        return
+    data_real = Path(data).resolve()
+    if _inside(out_real, data_real):
+        raise ConfigError(f"{out}: output folder is inside the dataset folder {data}; choose a "
+                          f"folder outside it (--out)")
+    store = store_folder(tracking_uri)
+    if store is not None and _inside(store, data_real):
+        raise ConfigError(f"{tracking_uri}: the tracking store would be written inside the "
+                          f"dataset folder {data}; choose another --tracking-uri")
+
+
+def check_dataset(data: Path, test_folds: list[int]):
+    """List the dataset (read only) and check its folds.
+
+    Returns
+    -------
+    clips, rejections, folds present
+
+    Raises
+    ------
+    DatasetError
+        no usable clip, fewer than 3 folds, or a requested test fold with no clips.
+    """
+    from urbansound.dataset import list_clips
+
+    clips, rejections = list_clips(data)
+    if not clips:
+        raise DatasetError(f"{data}: no usable clip ({len(rejections)} rows/files rejected; "
+                           f"first: {rejections[0].file}: {rejections[0].reason})"
+                           if rejections else f"{data}: the metadata CSV lists no clips")
+    present = sorted({int(c.fold) for c in clips})
+    if len(present) < MIN_FOLDS:
+        raise DatasetError(f"{data}: need at least {MIN_FOLDS} folds with clips (a test, a "
+                           f"validation and a training fold); folds present: {present}")
+    missing = [int(f) for f in test_folds if int(f) not in present]
+    if missing:
+        raise DatasetError(f"{data}: test fold(s) {missing} have no clips; folds present: "
+                           f"{present} (--folds)")
+    return clips, rejections, present
+
+
+def check_beam_args(beam_args: list[str], *, local: bool) -> None:
+    """Parse Beam options as Beam will, and check the runner exists.
+
+    ``local``: the runner must be importable here and every option known to Beam
+    (an unknown option would be silently dropped).  For a cluster (``submit``) a
+    runner whose module is missing here is accepted: the image may have it.
+    """
+    if not beam_args:
+        return
+    for arg in beam_args:
+        if not arg.startswith("--"):
+            raise ConfigError(f"--beam-arg {arg!r}: not a Beam option (they look like "
+                              f"--runner=FlinkRunner)")
+    import logging
+
+    logging.disable(logging.WARNING)  # Beam's import warns about optional GCP libraries
+    try:
+        from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+        from apache_beam.runners.runner import create_runner
+    finally:
+        logging.disable(logging.NOTSET)
+
+    def parse(args):
+        options = PipelineOptions(list(args))
+        stderr = io.StringIO()
+        try:
+            with contextlib.redirect_stderr(stderr):
+                return options, options.get_all_options(retain_unknown_options=True)
+        except SystemExit:
+            lines = [ln for ln in stderr.getvalue().splitlines() if "error:" in ln]
+            reason = lines[-1].split("error:", 1)[1].strip() if lines else "cannot be parsed"
+            raise ConfigError(f"--beam-arg: {reason}") from None
+
+    options, _ = parse(beam_args)
+    runner = options.view_as(StandardOptions).runner
+    if runner:
+        try:
+            create_runner(runner)  # also registers the runner's own options
+        except ValueError:
+            raise ConfigError(f"--beam-arg=--runner={runner}: unknown Beam runner (e.g. "
+                              f"FnApiRunner, DirectRunner, DataflowRunner, FlinkRunner, "
+                              f"SparkRunner, or a full class path)") from None
+        except ImportError as exc:
+            if local:
+                raise ConfigError(f"--beam-arg=--runner={runner}: cannot be loaded here "
+                                  f"({exc})") from None
+        except Exception as exc:  # a runner class whose constructor needs more
+            if local:
+                raise ConfigError(f"--beam-arg=--runner={runner}: {exc}") from None
+    if local:
+        options, retained = parse(beam_args)
+        with contextlib.redirect_stderr(io.StringIO()):
+            known = set(PipelineOptions([]).get_all_options(drop_default=False))
+        unknown = sorted(set(retained) - known)
+        if unknown:
+            raise ConfigError(f"--beam-arg: unknown Beam option(s) "
+                              f"{', '.join('--' + u for u in unknown)}")
+
+
+def check_tracking(tracking_uri: str) -> None:
+    """The store can be written (a server answers) — see components.tracking.check_store."""
+    from components.tracking import check_store
+
+    check_store(tracking_uri)
+
+
+def full_filesystem(paths, min_free_bytes: int = 1 << 20) -> str | None:
+    """``"<path>: No space left on device (N KiB free)"`` for the first of ``paths``
+    whose file system is (nearly) full, else None."""
+    for path in paths:
+        if path is None:
+            continue
+        path = Path(path)
+        while not path.exists() and path != path.parent:
+            path = path.parent
+        try:
+            st = os.statvfs(path)
+        except OSError:
+            continue
+        free = st.f_bavail * st.f_frsize
+        if free < min_free_bytes:
+            return f"{path}: No space left on device ({free // 1024} KiB free)"
+    return None
+
