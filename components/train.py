@@ -34,7 +34,7 @@ def train_component(features: Input[Dataset], test_fold: int, config_json: str,
             tracking.log_fold_result(uri, run_id, result, os.path.join(model.path, MODEL_FILE))
     except BaseException:
         if run_id:
-            tracking.client(uri).set_terminated(run_id, "FAILED")
+            tracking.end_run(uri, run_id, "FAILED")
         raise
     os.makedirs(os.path.dirname(fold_result.path) or ".", exist_ok=True)
     shutil.copyfile(os.path.join(model.path, RESULT_FILE), fold_result.path)
