@@ -14,5 +14,7 @@ def features_component(waveforms: Input[Dataset], config_json: str, beam_args: L
     with user_errors("features"):
         manifest = run_features(waveforms.path, features.path, config=Config.from_json(config_json),
                                 beam_args=list(beam_args) or default_beam_args())
+        for warning in manifest.get("warnings", []):
+            print(f"warning: {warning}")
     features.metadata.update({"folds": manifest["folds"], "deformations": manifest["deformations"],
                               "config_fingerprint": manifest["config_fingerprint"]})

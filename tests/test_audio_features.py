@@ -424,3 +424,94 @@ def test_log_mel_refuses_non_finite_samples(features, bad):
     y[100] = bad
     with pytest.raises(FeatureError, match="waveform has 1 NaN or infinite samples"):
         log_mel(y, sample_rate=SR, features=features)
+
+
+# ---------------------------------------------------------------------------
+# The Beam features stage writes only finite log-mels (issue 10, defect 2)
+# ---------------------------------------------------------------------------
+
+def test_beam_features_drop_count_and_report_non_finite_examples(tmp_path):
+    """Waveform records as an older or foreign ingest could have written them: the
+    stage writes the good and the huge-but-finite clips, and drops the NaN, inf and
+    empty ones with their reason, rather than writing a NaN log-mel."""
+    import json
+
+    from urbansound.beam_features import REPORT, run_features
+    from urbansound.records import decode_logmel, encode_waveform, iter_records, write_records
+
+    waves = tmp_path / "waveforms"
+    waves.mkdir()
+    nan_clip = tone(500, 1.0, SR)
+    nan_clip[10] = np.nan
+    inf_clip = tone(600, 1.0, SR)
+    inf_clip[-1] = np.inf
+    clips = {"good.wav": tone(440, 1.0, SR), "huge.wav": tone(440, 1.0, SR, amplitude=1.0) * 1e30,
+             "nan.wav": nan_clip, "inf.wav": inf_clip, "empty.wav": np.zeros(0, np.float32)}
+    write_records(waves / "fold1.tfrecord", [
+        encode_waveform(y, sample_rate=SR, label=3, fold=1, fs_id=1, salience=1, file_name=name,
+                        class_name="dog_bark") for name, y in clips.items()])
+    (waves / "manifest.json").write_text(json.dumps({"folds": {"1": len(clips)},
+                                                     "dataset_hash": "x"}))
+    out = tmp_path / "features"
+    manifest = run_features(waves, out, config=Config(), beam_args=["--runner=FnApiRunner"])
+
+    written = {r.file_name: r.logmel for r in map(decode_logmel, iter_records(
+        [str(out / "fold1.tfrecord")]))}
+    assert sorted(written) == ["good.wav", "huge.wav"]
+    assert all(np.all(np.isfinite(S)) for S in written.values())
+    np.testing.assert_allclose(written["huge.wav"], written["good.wav"], atol=1e-3)
+    assert manifest["folds"] == {"1": {"original": 2}}
+    report = json.loads((out / REPORT).read_text())
+    assert report == manifest["rejected"]
+    reasons = {r["file"]: r["reason"] for r in report}
+    assert reasons == {
+        "empty.wav": "fix_length needs a non-empty 1-D waveform, got shape (0,)",
+        "inf.wav": "waveform has 1 NaN or infinite samples",
+        "nan.wav": "waveform has 1 NaN or infinite samples",
+    }
+    assert {(r["fold"], r["deformation"]) for r in report} == {(1, "original")}
+    assert manifest["warnings"][0].startswith("3 example(s) dropped: their log-mel is not finite")
+    assert sorted(p.name for p in out.iterdir()) == ["fold1.tfrecord", "manifest.json", REPORT]
+
+
+def test_beam_features_drop_a_non_finite_copy_and_the_copies_of_a_dropped_clip():
+    """The DoFn alone, with stand-in deformations: a copy whose samples are NaN is
+    dropped and reported, the clip's other outputs are kept; a clip whose original
+    is dropped yields no copies at all (its deformations are not even computed)."""
+    import json
+    from types import SimpleNamespace
+
+    from apache_beam.pvalue import TaggedOutput
+
+    from urbansound.beam_features import REJECTED, ClipToLogMels
+    from urbansound.records import decode_logmel, encode_waveform
+
+    fn = ClipToLogMels(Config().to_json())
+    fn.setup()
+    calls = []
+
+    def deform(y, sr, deformer, *, name):
+        calls.append(name)
+        return np.full_like(y, np.nan) if name == "nan_copy" else 0.5 * y
+
+    fn._deformers = {"nan_copy": None, "half_copy": None}
+    fn._augment = SimpleNamespace(deform=deform, AugmentError=RuntimeError)
+
+    def run(y):
+        raw = encode_waveform(y, sample_rate=SR, label=1, fold=4, fs_id=9, salience=2,
+                              file_name="c.wav", class_name="car_horn")
+        return list(fn.process(raw))
+
+    good, dropped, copy = run(tone(800, 1.0, SR))
+    assert (decode_logmel(good).deformation, decode_logmel(copy).deformation) == ("", "half_copy")
+    assert isinstance(dropped, TaggedOutput) and dropped.tag == REJECTED
+    assert json.loads(dropped.value) == {"file": "c.wav", "fold": 4, "deformation": "nan_copy",
+                                         "reason": "waveform has 22050 NaN or infinite samples"}
+    assert calls == ["nan_copy", "half_copy"]
+
+    calls.clear()
+    bad = tone(800, 1.0, SR)
+    bad[5] = np.inf
+    [only] = run(bad)
+    assert only.tag == REJECTED and json.loads(only.value)["deformation"] == "original"
+    assert calls == []

@@ -472,3 +472,15 @@ def test_summary_counts_rows_read_not_blank_lines(ds):
     assert outcome.result.rows_read == 30
     assert re.match(r"30 clips accepted \(of 30 CSV rows\) in folds \[1, 2, 3\], 0 rejected",
                     outcome.result.summary_line())
+
+
+def test_records_refuse_an_integer_beyond_64_bits_naming_the_field():
+    """The last guard behind the CSV checks: protobuf's "Value out of range" named no field."""
+    from urbansound.records import decode_waveform, encode_waveform
+
+    y = tone(440, 0.1, SR)
+    kwargs = dict(sample_rate=SR, label=3, fold=2, salience=1, file_name="a.wav",
+                  class_name="dog_bark")
+    with pytest.raises(ValueError, match=f"^fs_id {2 ** 63} does not fit a 64-bit integer$"):
+        encode_waveform(y, fs_id=2 ** 63, **kwargs)
+    assert decode_waveform(encode_waveform(y, fs_id=2 ** 63 - 1, **kwargs)).fs_id == 2 ** 63 - 1

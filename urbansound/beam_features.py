@@ -5,6 +5,11 @@ Reads ingest's ``fold<k>.tfrecord`` files, computes the log-mel of every clip
 :func:`urbansound.features.waveform_to_logmel`, and writes ``fold<k>.tfrecord``
 files of log-mel examples plus a ``manifest.json``.
 
+Only finite log-mels are written.  An example whose log-mel cannot be computed
+or is not finite is dropped, counted and reported (``report.json``, and
+``manifest.json``'s ``rejected``): training statistics must never see NaN or inf.
+When a clip's original audio is dropped, its deformed copies are dropped too.
+
 The runner is always named: ``--runner=FnApiRunner`` locally (the engine behind
 the DirectRunner; Beam >= 2.68's DirectRunner first tries to download the Prism
 binary, which fails offline), or any distributed runner
@@ -13,6 +18,7 @@ through ``beam_args``.
 """
 from __future__ import annotations
 
+import glob
 import json
 import logging
 import os
@@ -27,6 +33,10 @@ from urbansound.records import ORIGINAL, fold_files
 
 log = logging.getLogger(__name__)
 COUNTER_NAMESPACE = "urbansound.features"
+REJECTED = "rejected"
+"""Tag of :class:`ClipToLogMels`' second output: one JSON line per dropped example."""
+REPORT = "report.json"
+_REJECTED_SHARDS = "rejected-examples"  # temporary text files, merged into REPORT
 
 
 def default_beam_args(workers: int | None = None) -> list[str]:
@@ -42,13 +52,17 @@ class ClipToLogMels(beam.DoFn):
     """Serialized waveform example → serialized log-mel examples (original + deformations).
 
     A deformation that fails on a clip is counted and logged, and that copy is
-    skipped; the original is always emitted.
+    skipped.  An example whose log-mel cannot be computed or is not finite is not
+    emitted: it is counted (``features/rejected``) and described on the
+    :data:`REJECTED` output as a JSON object ``{"file", "fold", "deformation",
+    "reason"}``; when that is the original, the clip's deformations are skipped too.
     """
 
     def __init__(self, config_json: str):
         self._config_json = config_json
         self.deformation_failures = beam.metrics.Metrics.counter("features", "deformation_failures")
         self.clips = beam.metrics.Metrics.counter("features", "clips")
+        self.rejected = beam.metrics.Metrics.counter("features", "rejected")
 
     def setup(self):
         # Heavy imports and muda deformers are built once per worker, not per element.
@@ -66,36 +80,60 @@ class ClipToLogMels(beam.DoFn):
         beam.metrics.Metrics.counter(COUNTER_NAMESPACE,
                                      f"fold{fold}/{deformation or 'original'}").inc()
 
+    def _logmel(self, rec, y, deformation: str):
+        """(serialized log-mel example, None), or (None, the rejection as JSON)."""
+        import numpy as np
+
+        try:
+            logmel = self._features.waveform_to_logmel(y, self._config)
+            # waveform_to_logmel already guarantees this; checked again because a
+            # single NaN here becomes NaN statistics for every fold that trains on it
+            if not np.all(np.isfinite(logmel)):
+                raise ValueError("log-mel has NaN or infinite values")
+        except ValueError as exc:  # FeatureError, or a waveform too short or empty
+            self.rejected.inc()
+            log.warning("%s%s: %s; example dropped", rec.file_name,
+                        f" ({deformation})" if deformation else "", exc)
+            return None, json.dumps({"file": rec.file_name, "fold": rec.fold,
+                                     "deformation": deformation or "original",
+                                     "reason": str(exc)})
+        self._count(rec.fold, deformation)
+        return self._records.encode_logmel(logmel, label=rec.label, fold=rec.fold,
+                                           file_name=rec.file_name, deformation=deformation), None
+
     def process(self, serialized: bytes):
         rec = self._records.decode_waveform(serialized)
-        cfg = self._config
         self.clips.inc()
-        self._count(rec.fold, ORIGINAL)
-        yield self._records.encode_logmel(
-            self._features.waveform_to_logmel(rec.waveform, cfg), label=rec.label, fold=rec.fold,
-            file_name=rec.file_name, deformation=ORIGINAL)
-        for name, deformer in self._deformers.items():
+        example, rejection = self._logmel(rec, rec.waveform, ORIGINAL)
+        if example is None:
+            yield beam.pvalue.TaggedOutput(REJECTED, rejection)
+        else:
+            yield example
+        # without its original, a clip's copies are left out too
+        # (no early return: Beam warns about yield and return in one process method)
+        for name, deformer in self._deformers.items() if example is not None else ():
             try:
                 y = self._augment.deform(rec.waveform, rec.sample_rate, deformer, name=name)
             except self._augment.AugmentError as exc:
                 self.deformation_failures.inc()
                 log.warning("%s: %s; copy skipped", rec.file_name, exc)
                 continue
-            self._count(rec.fold, name)
-            yield self._records.encode_logmel(
-                self._features.waveform_to_logmel(y, cfg), label=rec.label, fold=rec.fold,
-                file_name=rec.file_name, deformation=name)
+            example, rejection = self._logmel(rec, y, name)
+            yield example if example is not None else \
+                beam.pvalue.TaggedOutput(REJECTED, rejection)
 
 
 class ExtractLogMels(beam.PTransform):
-    """PCollection[bytes waveform examples] → PCollection[bytes log-mel examples]."""
+    """PCollection[bytes waveform examples] → outputs ``logmels`` (bytes log-mel
+    examples, all finite) and :data:`REJECTED` (JSON lines of dropped examples)."""
 
     def __init__(self, config: Config):
         super().__init__()
         self._config_json = config.to_json()
 
     def expand(self, waveforms):
-        return waveforms | "LogMel" >> beam.ParDo(ClipToLogMels(self._config_json))
+        return waveforms | "LogMel" >> beam.ParDo(ClipToLogMels(self._config_json)).with_outputs(
+            REJECTED, main="logmels")
 
 
 def run_features(waveform_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
@@ -110,7 +148,9 @@ def run_features(waveform_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
 
     Returns
     -------
-    manifest : ``{"folds": {"<k>": n_examples}, "deformations": [...], ...}``.
+    manifest : ``{"folds": {"<k>": {"original": n, "<deformation>": m}},
+        "deformations": [...], "rejected": [{"file", "fold", "deformation",
+        "reason"}], "warnings": [...], ...}``; ``folds`` counts written examples only.
     """
     from apache_beam.options.pipeline_options import PipelineOptions
 
@@ -118,19 +158,25 @@ def run_features(waveform_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
     folds = sorted(int(k) for k in source["folds"])
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    for stale in out.glob("fold*.tfrecord"):
-        stale.unlink()
+    for stale in [*out.glob("fold*.tfrecord"), *out.glob(f"{_REJECTED_SHARDS}*"), out / REPORT]:
+        stale.unlink(missing_ok=True)
     options = PipelineOptions(beam_args if beam_args is not None else default_beam_args())
     pipeline = beam.Pipeline(options=options)
+    rejected = []
     for fold in folds:
-        (pipeline
-         | f"ReadFold{fold}" >> beam.io.ReadFromTFRecord(_fold_pattern(waveform_dir, fold))
-         | f"ExtractFold{fold}" >> ExtractLogMels(config)
-         | f"WriteFold{fold}" >> beam.io.WriteToTFRecord(
-             str(out / f"fold{fold}"), file_name_suffix=".tfrecord", num_shards=1,
-             shard_name_template=""))
+        extracted = (pipeline
+                     | f"ReadFold{fold}" >> beam.io.ReadFromTFRecord(
+                         _fold_pattern(waveform_dir, fold))
+                     | f"ExtractFold{fold}" >> ExtractLogMels(config))
+        extracted.logmels | f"WriteFold{fold}" >> beam.io.WriteToTFRecord(
+            str(out / f"fold{fold}"), file_name_suffix=".tfrecord", num_shards=1,
+            shard_name_template="")
+        rejected.append(extracted[REJECTED])
+    (rejected | "AllRejected" >> beam.Flatten()
+     | "WriteRejected" >> beam.io.WriteToText(str(out / _REJECTED_SHARDS), file_name_suffix=".jsonl"))
     result = pipeline.run()
     result.wait_until_finish()
+    dropped = _read_rejected(out)
     counts = _counts_from_metrics(result, folds)
     if counts is None:  # a runner without metrics support: count the written files
         counts = {str(f): _count_examples(out, f) for f in folds}
@@ -141,9 +187,26 @@ def run_features(waveform_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
         "n_frames": config.features.n_frames,
         "dataset_hash": source.get("dataset_hash"),
         "config_fingerprint": config.fingerprint(),
+        "rejected": dropped,
+        "warnings": [f"{len(dropped)} example(s) dropped: their log-mel is not finite or cannot "
+                     f"be computed (first: {dropped[0]['file']}, {dropped[0]['deformation']}: "
+                     f"{dropped[0]['reason']}; see {out / REPORT})"] if dropped else [],
     }
-    (out / MANIFEST).write_text(json.dumps(manifest, indent=2))
+    for warning in manifest["warnings"]:
+        log.warning("%s", warning)
+    (out / REPORT).write_text(json.dumps(dropped, indent=2, ensure_ascii=False), encoding="utf-8")
+    (out / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8")
     return manifest
+
+
+def _read_rejected(out: Path) -> list[dict]:
+    """The dropped examples the pipeline wrote as JSON lines, sorted; the files are removed."""
+    dropped = []
+    for path in sorted(glob.glob(os.path.join(os.fspath(out), f"{_REJECTED_SHARDS}*"))):
+        with open(path, encoding="utf-8") as fh:
+            dropped += [json.loads(line) for line in fh if line.strip()]
+        os.unlink(path)
+    return sorted(dropped, key=lambda d: (d["fold"], d["file"], d["deformation"]))
 
 
 def _fold_pattern(directory, fold: int) -> str:

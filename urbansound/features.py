@@ -98,6 +98,9 @@ def waveform_to_logmel(y: np.ndarray, config: Config) -> np.ndarray:
         the waveform's log-mel would not be finite.
     """
     a: AudioConfig = config.audio
+    bad = int(np.count_nonzero(~np.isfinite(y)))
+    if bad:  # counted here, before looping repeats them
+        raise FeatureError(f"waveform has {bad} NaN or infinite samples")
     clip = fix_length(y, a.clip_samples, pad_mode=a.pad_mode)
     return log_mel(clip, sample_rate=a.sample_rate, features=config.features)
 

@@ -124,11 +124,18 @@ def ingest(data_root: str | os.PathLike, out_dir: str | os.PathLike, *, config: 
             if y is None:
                 rejections.append(Rejection(file=_relative(clip), reason=reason, fold=clip.fold))
                 continue
+            try:
+                example = encode_waveform(
+                    y, sample_rate=sample_rate, label=clip.class_id, fold=clip.fold,
+                    fs_id=clip.fs_id, salience=clip.salience, file_name=clip.file_name,
+                    class_name=clip.class_name)
+            except ValueError as exc:  # list_clips checks every field; this only guards
+                rejections.append(Rejection(file=_relative(clip), fold=clip.fold,
+                                            reason=f"cannot be written to the records ({exc})"))
+                continue
             if clip.fold not in writers:
                 writers[clip.fold] = tf.io.TFRecordWriter(str(out / f"fold{clip.fold}.tfrecord"))
-            writers[clip.fold].write(encode_waveform(
-                y, sample_rate=sample_rate, label=clip.class_id, fold=clip.fold, fs_id=clip.fs_id,
-                salience=clip.salience, file_name=clip.file_name, class_name=clip.class_name))
+            writers[clip.fold].write(example)
             accepted.append(clip)
             counts[clip.fold] += 1
             class_counts.setdefault(clip.fold, Counter())[clip.class_name] += 1

@@ -43,7 +43,10 @@ def _example(features: dict) -> bytes:
             raw = value.encode() if isinstance(value, str) else value
             feature[key] = tf.train.Feature(bytes_list=tf.train.BytesList(value=[raw]))
         else:
-            feature[key] = tf.train.Feature(int64_list=tf.train.Int64List(value=[int(value)]))
+            number = int(value)
+            if not -2 ** 63 <= number < 2 ** 63:  # protobuf's own error names no field
+                raise ValueError(f"{key} {number} does not fit a 64-bit integer")
+            feature[key] = tf.train.Feature(int64_list=tf.train.Int64List(value=[number]))
     return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
 
 
@@ -60,7 +63,9 @@ def _parse(serialized: bytes) -> dict:
 
 def encode_waveform(y: np.ndarray, *, sample_rate: int, label: int, fold: int, fs_id: int,
                     salience: int, file_name: str, class_name: str) -> bytes:
-    """Serialise one decoded clip (y: float32 [shape=(n,)], at ``sample_rate`` Hz)."""
+    """Serialise one decoded clip (y: float32 [shape=(n,)], at ``sample_rate`` Hz).
+
+    Raises ValueError naming the field when an integer does not fit 64 bits."""
     return _example({
         "waveform": np.asarray(y, dtype="<f4").tobytes(), "sample_rate": sample_rate,
         "label": label, "fold": fold, "fs_id": fs_id, "salience": salience,
