@@ -111,6 +111,13 @@ def check_store(tracking_uri: str, timeout_s: float = PROBE_TIMEOUT_S) -> None:
                                             "MLFLOW_HTTP_REQUEST_TIMEOUT")}
     os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = "0"
     os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = str(max(1, int(timeout_s)))
+    import logging
+
+    import mlflow  # noqa: F401 - configures its loggers on import: quiet them after that
+
+    mlflow_logger = logging.getLogger("mlflow")
+    level = mlflow_logger.level
+    mlflow_logger.setLevel(max(level, logging.WARNING))  # "Creating initial MLflow database tables"
     try:
         client(tracking_uri).search_experiments(max_results=1)
     except Exception as exc:
@@ -120,6 +127,7 @@ def check_store(tracking_uri: str, timeout_s: float = PROBE_TIMEOUT_S) -> None:
         described = _storage_error(exc, tracking_uri)
         raise TrackingStoreError(f"{tracking_uri}: {described or _short_reason(exc)}") from None
     finally:
+        mlflow_logger.setLevel(level)
         for key, value in saved.items():
             if value is None:
                 os.environ.pop(key, None)

@@ -220,6 +220,7 @@ def cmd_run(args) -> int:
     print()
     if result.summary:
         print(format_summary(result.summary))
+        print(f"summary: {result.summary_path}")
     print(f"\nfinished in {time.time() - started:.0f} s; outputs in {result.pipeline_root}")
     if result.parent_run_id:
         browse = "urbansound ui" + ("" if tracking_uri == default_tracking_uri(".")
