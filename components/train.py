@@ -18,8 +18,9 @@ def train_component(features: Input[Dataset], test_fold: int, config_json: str,
 
     config = Config.from_json(config_json)
     folds = [int(f) for f in features.metadata["folds"]]
-    split = split_folds(test_fold, folds, seed=config.train.seed)
-    print(f"test fold {test_fold}: validation fold {split.validation_fold}, "
+    split = split_folds(test_fold, folds, seed=config.train.seed,
+                        validation=config.train.validation)
+    print(f"test fold {test_fold}: validation fold {split.validation_fold or 'none'}, "
           f"training folds {list(split.train_folds)}", flush=True)
     uri = tracking.resolve_uri(tracking_uri)
     run_id = ""

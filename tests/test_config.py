@@ -5,7 +5,8 @@ import json
 
 import pytest
 
-from urbansound.config import ALL_FOLDS, CLASS_NAMES, Config, ConfigError, demo_config
+from urbansound.config import (ALL_FOLDS, CLASS_NAMES, Config, ConfigError, config_for,
+                               demo_config)
 
 
 # ---------------------------------------------------------------------------
@@ -21,15 +22,38 @@ from urbansound.config import ALL_FOLDS, CLASS_NAMES, Config, ConfigError, demo_
     ("features.win_length", 512),  # 23 ms at 22,050 Hz
     ("features.fmin", 0.0),
     ("features.fmax", None),  # Nyquist
-    ("train.epochs", 50),
-    ("train.patience", 15),
-    ("train.optimizer", "sgd"),
-    ("train.learning_rate", 0.01),
-    ("train.model", "baseline"),
+    ("train.model", "urbannet"),
+    ("train.optimizer", "adamw"),
+    ("train.schedule", "one_cycle"),
+    ("train.validation", "none"),
+    ("train.epochs", 40),
     ("augment.deformations", []),
 ])
-def test_defaults_are_the_study(key, expected):
+def test_defaults_are_the_study_features_and_the_default_model(key, expected):
     assert Config().flat()[key] == expected
+
+
+@pytest.mark.parametrize("model, expected", [
+    ("sb-cnn", dict(optimizer="sgd", learning_rate=0.01, epochs=50, patience=15,
+                    validation="fold", schedule="constant")),
+    ("improved", dict(optimizer="adam", learning_rate=0.001, epochs=100, patience=15,
+                      validation="fold", schedule="constant")),
+])
+def test_study_models_get_the_study_recipe(model, expected):
+    train = config_for(model).train
+    assert {k: getattr(train, k) for k in expected} == expected
+    assert config_for(model, "study").train == train  # the study's own protocol
+
+
+def test_profiles():
+    study = config_for("urbannet", "study").train
+    assert (study.validation, study.patience, study.epochs) == ("fold", 15, 40)
+    quick = config_for("sb-cnn", "quick").train
+    assert (quick.epochs, quick.patience, quick.optimizer) == (2, 1, "sgd")
+    with pytest.raises(ConfigError, match=r"profile must be one of \['default', 'study', 'quick'\]"):
+        config_for("sb-cnn", "fast")
+    with pytest.raises(ConfigError, match=r"train.model must be one of .*'urbannet'.*not 'vgg'"):
+        config_for("vgg")
 
 
 def test_clip_samples_give_exactly_n_frames():
@@ -70,7 +94,7 @@ def test_to_json_is_canonical():
     assert list(data) == sorted(data)
     assert list(data["train"]) == sorted(data["train"])
     # key order of the input does not matter
-    shuffled = json.dumps({"train": {"seed": 0, "epochs": 50}, "audio": {"sample_rate": 22050}})
+    shuffled = json.dumps({"train": {"seed": 0, "epochs": 40}, "audio": {"sample_rate": 22050}})
     assert Config.from_json(shuffled).to_json() == text
 
 
@@ -95,11 +119,11 @@ def test_int_accepted_for_float_field():
 
 def test_flat_keys():
     flat = Config().flat()
-    assert flat["train.epochs"] == 50
+    assert flat["train.epochs"] == 40
     assert flat["features.n_mels"] == 128
     assert all(k.count(".") == 1 for k in flat)
     assert {k.split(".")[0] for k in flat} == {"audio", "features", "train", "augment"}
-    assert len(flat) == 3 + 9 + 8 + 1
+    assert len(flat) == 3 + 9 + 11 + 1
 
 
 # ---------------------------------------------------------------------------
@@ -110,7 +134,7 @@ def test_override_dotted():
     c = Config().override(**{"train.epochs": 5})
     assert c.train.epochs == 5
     assert c.train.patience == 15
-    assert Config().train.epochs == 50  # the original is untouched (frozen copy)
+    assert Config().train.epochs == 40  # the original is untouched (frozen copy)
 
 
 def test_override_none_is_ignored():
@@ -193,6 +217,9 @@ def test_wrong_type_names_key(section, key, value):
     ("train", "learning_rate", 0.0),
     ("train", "learning_rate", -0.1),
     ("train", "optimizer", "rmsprop"),
+    ("train", "schedule", "step"),
+    ("train", "validation", "random"),
+    ("train", "weight_decay", -1e-4),
     ("train", "normalize", "global"),
     ("train", "model", "resnet"),
     ("train", "seed", -1),
@@ -266,7 +293,8 @@ def test_fingerprint():
 def test_demo_config_differs_only_in_train_schedule():
     default, demo = Config().flat(), demo_config().flat()
     diff = {k for k in default if default[k] != demo[k]}
-    assert diff == {"train.epochs", "train.patience", "train.batch_size"}
+    assert diff <= {"train.epochs", "train.patience", "train.batch_size"}
+    assert "train.epochs" in diff
     assert demo["train.epochs"] < default["train.epochs"]
     assert demo["train.patience"] < demo["train.epochs"]
     assert demo_config() == demo_config()

@@ -74,7 +74,7 @@ def test_mlflow_has_a_finished_parent_with_metrics_and_artifacts(finished_run):
     assert parent.info.status == "FINISHED"
     assert {"accuracy_mean", "accuracy_median", "accuracy_std"} <= set(parent.data.metrics)
     assert parent.data.params["train.epochs"] == "2"
-    assert parent.data.params["train.model"] == "baseline"
+    assert parent.data.params["train.model"] == "urbannet"
     assert len(parent.data.params["dataset_hash"]) == 16
     names = {a.path for a in client.list_artifacts(parent.info.run_id)}
     assert {"summary.json", "confusion_matrix.json", "confusion_matrix.png"} <= names

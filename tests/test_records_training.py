@@ -12,11 +12,12 @@ import pytest
 pytest.importorskip("tensorflow")
 
 from urbansound import training  # noqa: E402
-from urbansound.config import CLASS_NAMES, Config  # noqa: E402
+from urbansound.config import CLASS_NAMES, Config, config_for  # noqa: E402
 from urbansound.records import (ORIGINAL, decode_logmel, decode_waveform, encode_logmel,  # noqa: E402
                                 encode_waveform, fold_files, iter_records, write_records)
-from urbansound.training import (MODEL_FILE, RESULT_FILE, FoldResult, band_statistics,  # noqa: E402
-                                 load_examples, split_folds, train_fold)
+from urbansound.training import (MODEL_FILE, RESULT_FILE, FoldResult, FoldSplit,  # noqa: E402
+                                 TrainingDiverged, band_statistics, load_examples, min_folds,
+                                 split_folds, train_fold)
 
 # ---------------------------------------------------------------------------
 # records: encode / decode
@@ -132,6 +133,23 @@ def test_split_folds_three_folds():
 def test_split_folds_errors(test_fold, available, match):
     with pytest.raises(ValueError, match=match):
         split_folds(test_fold, available, seed=0)
+
+
+def test_split_folds_without_validation_trains_every_other_fold():
+    split = split_folds(3, [5, 1, 3, 2], seed=7, validation="none")
+    assert split == FoldSplit(3, None, (1, 2, 5))
+    assert split_folds(1, [1, 2], seed=0, validation="none").train_folds == (2,)
+    assert (min_folds("fold"), min_folds("none")) == (3, 2)
+    with pytest.raises(ValueError, match=r"need at least 2 folds \(test, training\); have \[1\]"):
+        split_folds(1, [1], seed=0, validation="none")
+
+
+def test_band_statistics_refuse_non_finite_examples():
+    x = np.zeros((3, 4, 5, 1), np.float32)
+    x[1, 2, 3, 0] = np.nan
+    x[2, 0, 0, 0] = np.inf
+    with pytest.raises(ValueError, match=r"2 training example\(s\) hold non-finite log-mel values"):
+        band_statistics(x)
 
 
 # ---------------------------------------------------------------------------
@@ -264,8 +282,8 @@ def test_load_examples_no_folds(feature_dir):
 # ---------------------------------------------------------------------------
 
 TEST_FOLD = 1
-SMALL = Config().override(**{"train.epochs": 2, "train.batch_size": 8, "train.patience": 2,
-                             "train.seed": 0})
+SMALL = config_for("sb-cnn").override(**{"train.epochs": 2, "train.batch_size": 8,
+                                         "train.patience": 2, "train.seed": 0})
 
 
 @pytest.fixture(scope="module")
@@ -354,3 +372,25 @@ def test_train_fold_is_deterministic(trained, feature_dir, tmp_path):
     assert again.test_accuracy == result.test_accuracy
     assert again.y_pred == result.y_pred
     assert again.history == result.history
+
+
+def test_train_fold_without_validation_fold(feature_dir, tmp_path):
+    """urbannet's recipe: no validation fold, a fixed one-cycle schedule on every other fold."""
+    root, _ = feature_dir
+    config = config_for("urbannet", "quick").override(**{"train.batch_size": 8})
+    result = train_fold(root, TEST_FOLD, [1, 2, 3], config=config, out_dir=tmp_path)
+    assert result.validation_fold is None and result.n_validation == 0
+    assert result.train_folds == [2, 3]
+    assert result.n_train == sum(LAYOUT[f][0] + LAYOUT[f][1] for f in (2, 3))
+    assert set(result.history) == {"accuracy", "loss"}
+    assert result.epochs_run == result.best_epoch == 2  # the last epoch's model is kept
+    assert result.parameters == 669_106
+
+
+def test_diverging_loss_stops_the_fold_with_one_line(feature_dir, tmp_path):
+    root, _ = feature_dir
+    config = SMALL.override(**{"train.learning_rate": 1e30})
+    with pytest.raises(TrainingDiverged, match=r"training diverged: the loss became (nan|inf) at "
+                                               r"batch \d+; lower train.learning_rate"):
+        train_fold(root, TEST_FOLD, [1, 2, 3], config=config, out_dir=tmp_path)
+    assert not (tmp_path / MODEL_FILE).exists()  # nothing half-trained is left as a result

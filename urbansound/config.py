@@ -15,6 +15,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from urbansound.models import DEFAULT_MODEL, MODELS, OPTIMIZERS, SCHEDULES
+
 CLASS_NAMES: tuple[str, ...] = (
     "air_conditioner", "car_horn", "children_playing", "dog_bark", "drilling",
     "engine_idling", "gun_shot", "jackhammer", "siren", "street_music",
@@ -71,24 +73,60 @@ class FeatureConfig:
     amin: float = 1e-10  # power floor before log, avoids log(0) on silence
 
 
+_DEFAULT_RECIPE = MODELS[DEFAULT_MODEL]
+
+
 @dataclass(frozen=True)
 class TrainConfig:
-    """Model, optimiser and the cross-validation protocol.
+    """Model, optimiser, schedule and the cross-validation protocol.
 
-    ``epochs`` and ``patience`` are the study's (50 epochs, early stopping after
-    15 epochs without val-accuracy gain, best weights restored).  Inputs are
+    The defaults are the recipe of the default model in :data:`urbansound.models.MODELS`
+    (the registry is the one place a model's recipe lives; :meth:`Config.for_model`
+    takes another model's).  ``validation="fold"`` is the study's protocol: one
+    non-test fold, drawn with the seed, is held out for early stopping after
+    ``patience`` epochs without validation-accuracy gain (best weights restored);
+    ``"none"`` trains every non-test fold on a fixed schedule.  Inputs are
     standardised per mel band with statistics of the training folds only
     (``normalize="per_band"``): without it the study's SGD stays at chance.
+    ``schedule="one_cycle"``: warm-up over 10 % of the steps, then cosine decay.
     """
 
-    model: str = "baseline"
-    optimizer: str = "sgd"
-    learning_rate: float = 0.01
-    batch_size: int = 32
-    epochs: int = 50
-    patience: int = 15
+    model: str = DEFAULT_MODEL
+    optimizer: str = _DEFAULT_RECIPE.optimizer
+    learning_rate: float = _DEFAULT_RECIPE.learning_rate
+    weight_decay: float = _DEFAULT_RECIPE.weight_decay
+    schedule: str = _DEFAULT_RECIPE.schedule
+    batch_size: int = _DEFAULT_RECIPE.batch_size
+    epochs: int = _DEFAULT_RECIPE.epochs
+    patience: int = _DEFAULT_RECIPE.patience
+    validation: str = _DEFAULT_RECIPE.validation
     normalize: str = "per_band"
     seed: int = 0
+
+
+PROFILES = ("default", "study", "quick")
+"""``--profile``: ``default`` is each model's own recipe; ``study`` the study's protocol
+(validation fold, early stopping after 15 epochs, the model's epochs); ``quick`` two
+epochs, for tests and smoke runs."""
+
+
+def train_config_for(model: str, profile: str = "default") -> TrainConfig:
+    """The training section for ``model`` under ``profile`` (see :data:`PROFILES`)."""
+    try:
+        spec = MODELS[model]
+    except KeyError:
+        raise ConfigError(f"train.model must be one of {list(MODELS)}, not {model!r}") from None
+    if profile not in PROFILES:
+        raise ConfigError(f"profile must be one of {list(PROFILES)}, not {profile!r}")
+    recipe = dict(model=model, optimizer=spec.optimizer, learning_rate=spec.learning_rate,
+                  weight_decay=spec.weight_decay, schedule=spec.schedule,
+                  batch_size=spec.batch_size, epochs=spec.epochs, patience=spec.patience,
+                  validation=spec.validation)
+    if profile == "study":
+        recipe.update(validation="fold", patience=15)
+    elif profile == "quick":
+        recipe.update(epochs=2, patience=1)
+    return TrainConfig(**recipe)
 
 
 @dataclass(frozen=True)
@@ -173,7 +211,7 @@ class Config:
 
     def validated(self) -> "Config":
         """Return self after range checks; raise :class:`ConfigError` otherwise."""
-        from urbansound import augment, models  # local: avoid import cycles
+        from urbansound import augment  # local: augment imports this module
 
         t, a, f = self.train, self.audio, self.features
         checks = [
@@ -193,13 +231,15 @@ class Config:
             (f.amin > 0, "features.amin must be > 0"),
             (t.epochs >= 1, "train.epochs must be >= 1"),
             (t.patience >= 1, "train.patience must be >= 1"),
+            (t.weight_decay >= 0, "train.weight_decay must be >= 0"),
+            (t.schedule in SCHEDULES, f"train.schedule must be one of {list(SCHEDULES)}"),
+            (t.validation in ("fold", "none"), "train.validation must be 'fold' or 'none'"),
             (t.batch_size >= 1, "train.batch_size must be >= 1"),
             (t.learning_rate > 0, "train.learning_rate must be > 0"),
             (t.seed >= 0, "train.seed must be >= 0"),
-            (t.optimizer in ("sgd", "adam"), "train.optimizer must be 'sgd' or 'adam'"),
+            (t.optimizer in OPTIMIZERS, f"train.optimizer must be one of {list(OPTIMIZERS)}"),
             (t.normalize in ("per_band", "none"), "train.normalize must be 'per_band' or 'none'"),
-            (t.model in models.MODEL_NAMES,
-             f"train.model must be one of {sorted(models.MODEL_NAMES)}, not {t.model!r}"),
+            (t.model in MODELS, f"train.model must be one of {list(MODELS)}, not {t.model!r}"),
         ]
         for ok, message in checks:
             if not ok:
@@ -258,10 +298,24 @@ def _coerce(key: str, value: Any, default: Any, annotation: Any) -> Any:
     return value
 
 
-def demo_config() -> Config:
+def config_for(model: str = DEFAULT_MODEL, profile: str = "default") -> Config:
+    """The default configuration with ``model``'s training recipe under ``profile``."""
+    return Config(train=train_config_for(model, profile)).validated()
+
+
+DEMO_EPOCHS = 15
+"""Epochs on the built-in demo data (240 training clips per fold): a few minutes on 2 cores."""
+
+
+def demo_config(model: str = DEFAULT_MODEL, profile: str = "default") -> Config:
     """The configuration ``urbansound run`` uses on the built-in demo data.
 
-    Same model, optimiser and features as the study; fewer epochs and a shorter
-    patience so four folds train in a few minutes on two CPU cores.
+    The model's recipe with fewer epochs (and, for early stopping, a shorter
+    patience) so four folds train in a few minutes on two CPU cores.
     """
-    return Config().override(**{"train.epochs": 30, "train.patience": 8, "train.batch_size": 16})
+    config = config_for(model, profile)
+    if profile == "quick":
+        return config
+    return config.override(**{"train.epochs": min(DEMO_EPOCHS, config.train.epochs),
+                              "train.patience": min(8, config.train.patience),
+                              "train.batch_size": 16})

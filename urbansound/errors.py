@@ -2,6 +2,8 @@
 from urbansound.audio import AudioError
 from urbansound.config import ConfigError
 from urbansound.dataset import DatasetError
+from urbansound.training import TrainingDiverged
 
-USER_ERRORS = (AudioError, ConfigError, DatasetError, FileNotFoundError, PermissionError)
+USER_ERRORS = (AudioError, ConfigError, DatasetError, TrainingDiverged, FileNotFoundError,
+               PermissionError)
 """Caught at the CLI and component boundary and shown as one line (exit code 2)."""

@@ -63,7 +63,8 @@ def evaluate_folds(results: Sequence[FoldResult], out_dir: str | os.PathLike, *,
                               title=f"{len(results)} fold(s)")
         for r in results:
             plot_history(r.history, out / f"curves_fold{r.test_fold}.png",
-                         title=f"test fold {r.test_fold} (validation fold {r.validation_fold})")
+                         title=f"test fold {r.test_fold} (validation fold "
+                               f"{r.validation_fold or 'none'})")
     return summary
 
 

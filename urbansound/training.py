@@ -27,30 +27,44 @@ RESULT_FILE = "fold_result.json"
 
 @dataclass(frozen=True)
 class FoldSplit:
-    """Which folds play which role for one test fold."""
+    """Which folds play which role for one test fold (``validation_fold`` None: no
+    validation fold, every non-test fold trains)."""
 
     test_fold: int
-    validation_fold: int
+    validation_fold: int | None
     train_folds: tuple[int, ...]
 
 
-def split_folds(test_fold: int, available: Sequence[int], *, seed: int) -> FoldSplit:
-    """Pick the validation fold at random (seeded by ``seed`` and ``test_fold``).
+def min_folds(validation: str) -> int:
+    """Folds a dataset needs: test + training, and a validation fold when ``validation="fold"``."""
+    return 3 if validation == "fold" else 2
+
+
+def split_folds(test_fold: int, available: Sequence[int], *, seed: int,
+                validation: str = "fold") -> FoldSplit:
+    """Assign the roles of the folds for one test fold.
+
+    With ``validation="fold"`` the validation fold is drawn at random (seeded by
+    ``seed`` and ``test_fold``) from the other folds; with ``"none"`` every other fold
+    trains.  Never a random split of clips: slices of one recording share a fold.
 
     Raises
     ------
     ValueError
-        the test fold is absent, or fewer than 3 folds are present (one test, one
-        validation and at least one training fold are needed).
+        the test fold is absent, or too few folds are present (:func:`min_folds`).
     """
     folds = sorted(set(int(f) for f in available))
     if test_fold not in folds:
         raise ValueError(f"test fold {test_fold} is not among the folds present {folds}")
-    if len(folds) < 3:
-        raise ValueError(f"need at least 3 folds (test, validation, training); have {folds}")
+    needed = min_folds(validation)
+    if len(folds) < needed:
+        roles = "test, validation, training" if validation == "fold" else "test, training"
+        raise ValueError(f"need at least {needed} folds ({roles}); have {folds}")
     others = [f for f in folds if f != test_fold]
-    validation = random.Random(f"{seed}:{test_fold}").choice(others)
-    return FoldSplit(test_fold, validation, tuple(f for f in others if f != validation))
+    if validation == "none":
+        return FoldSplit(test_fold, None, tuple(others))
+    chosen = random.Random(f"{seed}:{test_fold}").choice(others)
+    return FoldSplit(test_fold, chosen, tuple(f for f in others if f != chosen))
 
 
 @dataclass
@@ -91,11 +105,40 @@ def band_statistics(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Mean and variance of each mel band over examples and frames.
 
     x : [shape=(n, n_mels, n_frames, 1)] → two arrays [shape=(n_mels,)] in dB and dB².
+
+    Raises
+    ------
+    ValueError
+        ``x`` holds a non-finite value: one bad example would make every statistic NaN
+        and the fold train at chance.
     """
     x64 = x[..., 0].astype(np.float64)
+    if not np.isfinite(x64).all():
+        raise ValueError(f"{int((~np.isfinite(x64).all(axis=(1, 2))).sum())} training "
+                         f"example(s) hold non-finite log-mel values")
     mean = x64.mean(axis=(0, 2))
     variance = x64.var(axis=(0, 2))
     return mean.astype(np.float32), np.maximum(variance, 1e-6).astype(np.float32)
+
+
+class TrainingDiverged(ValueError):
+    """The loss became NaN or infinite (a learning rate far too high, for instance)."""
+
+
+def _stop_on_non_finite_loss():
+    """A Keras callback raising :class:`TrainingDiverged` at the first non-finite batch loss
+    (Keras' own TerminateOnNaN stops silently, leaving a chance-level model)."""
+    import keras
+
+    class StopOnNonFiniteLoss(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            loss = (logs or {}).get("loss")
+            if loss is not None and not np.isfinite(float(loss)):
+                raise TrainingDiverged(
+                    f"training diverged: the loss became {float(loss)} at batch {batch + 1}; "
+                    f"lower train.learning_rate")
+
+    return StopOnNonFiniteLoss()
 
 
 @dataclass
@@ -103,7 +146,7 @@ class FoldResult:
     """Everything one fold's training produced (written as ``fold_result.json``)."""
 
     test_fold: int
-    validation_fold: int
+    validation_fold: int | None
     train_folds: list[int]
     test_accuracy: float
     test_loss: float
@@ -142,15 +185,17 @@ def train_fold(feature_dir: str | os.PathLike, test_fold: int, available_folds: 
     import keras
     import tensorflow as tf
 
-    from urbansound.models import build_model, make_optimizer, trainable_parameter_count
+    from urbansound.models import (build_model, learning_rate_schedule, make_optimizer,
+                                   trainable_parameter_count)
 
     t = config.train
-    split = split_folds(test_fold, available_folds, seed=t.seed)
+    split = split_folds(test_fold, available_folds, seed=t.seed, validation=t.validation)
     train = load_examples(feature_dir, split.train_folds, include_deformed=True)
-    validation = load_examples(feature_dir, [split.validation_fold], include_deformed=False)
+    validation = (load_examples(feature_dir, [split.validation_fold], include_deformed=False)
+                  if split.validation_fold is not None else None)
     test = load_examples(feature_dir, [test_fold], include_deformed=False)
     for name, part in (("training", train), ("validation", validation), ("test", test)):
-        if len(part) == 0:
+        if part is not None and len(part) == 0:
             raise ValueError(f"no {name} examples for test fold {test_fold} ({split})")
 
     seed = (t.seed * 1000 + test_fold) % 2**32  # one stream per fold; numpy takes < 2**32
@@ -159,13 +204,19 @@ def train_fold(feature_dir: str | os.PathLike, test_fold: int, available_folds: 
     stats = band_statistics(train.x) if t.normalize == "per_band" else (None, None)
     model = build_model(t.model, input_shape=train.x.shape[1:], n_classes=len(CLASS_NAMES),
                         band_mean=stats[0], band_variance=stats[1], seed=seed)
-    model.compile(optimizer=make_optimizer(t.optimizer, t.learning_rate),
+    steps = t.epochs * -(-len(train) // t.batch_size)
+    model.compile(optimizer=make_optimizer(t.optimizer,
+                                           learning_rate_schedule(t.schedule, t.learning_rate,
+                                                                  steps),
+                                           t.weight_decay),
                   loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    early_stopping = keras.callbacks.EarlyStopping(
-        monitor="val_accuracy", mode="max", patience=t.patience, restore_best_weights=True)
+    guards = [_stop_on_non_finite_loss()]
+    if validation is not None:
+        guards.append(keras.callbacks.EarlyStopping(
+            monitor="val_accuracy", mode="max", patience=t.patience, restore_best_weights=True))
     history = model.fit(train.x, train.y, batch_size=t.batch_size, epochs=t.epochs, shuffle=True,
-                        validation_data=(validation.x, validation.y), verbose=verbose,
-                        callbacks=[early_stopping, *callbacks])
+                        validation_data=(validation.x, validation.y) if validation is not None else None,
+                        verbose=verbose, callbacks=[*guards, *callbacks])
     test_loss, test_accuracy = model.evaluate(test.x, test.y, batch_size=256, verbose=0)
     y_pred = model.predict(test.x, batch_size=256, verbose=0).argmax(axis=1)
 
@@ -178,8 +229,12 @@ def train_fold(feature_dir: str | os.PathLike, test_fold: int, available_folds: 
         train_folds=list(split.train_folds), test_accuracy=float(test_accuracy),
         test_loss=float(test_loss), y_true=test.y.tolist(), y_pred=y_pred.tolist(),
         confusion_matrix=confusion_matrix(test.y, y_pred, len(CLASS_NAMES)).tolist(),
-        history=hist, best_epoch=int(np.argmax(hist["val_accuracy"])) + 1,
-        epochs_run=len(hist["val_accuracy"]), n_train=len(train), n_validation=len(validation),
+        history=hist,
+        # without a validation fold the model kept is the last epoch's
+        best_epoch=(int(np.argmax(hist["val_accuracy"])) + 1 if validation is not None
+                    else len(hist["loss"])),
+        epochs_run=len(hist["loss"]), n_train=len(train),
+        n_validation=len(validation) if validation is not None else 0,
         n_test=len(test), parameters=trainable_parameter_count(model))
     (out / RESULT_FILE).write_text(result.to_json())
     return result
