@@ -484,3 +484,14 @@ def test_records_refuse_an_integer_beyond_64_bits_naming_the_field():
     with pytest.raises(ValueError, match=f"^fs_id {2 ** 63} does not fit a 64-bit integer$"):
         encode_waveform(y, fs_id=2 ** 63, **kwargs)
     assert decode_waveform(encode_waveform(y, fs_id=2 ** 63 - 1, **kwargs)).fs_id == 2 ** 63 - 1
+
+
+@pytest.mark.parametrize("sep", [";", "\t"])
+def test_csv_separated_by_semicolons_or_tabs_is_a_dataset_error_with_a_hint(ds, sep):
+    ds.csv_path.write_bytes(ds.csv_path.read_bytes().replace(b",", sep.encode()))
+    with pytest.raises(DatasetError) as err:
+        ingest(ds.root, ds.root.parent / "out", workers=1)
+    message = str(err.value)
+    assert message.startswith(f"{ds.csv_path}: missing column(s) ['slice_file_name', 'fsID'")
+    assert message.endswith(f"(the header is one field: are the columns separated by {sep!r} "
+                            f"instead of commas?)")

@@ -173,7 +173,8 @@ def run_features(waveform_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
             shard_name_template="")
         rejected.append(extracted[REJECTED])
     (rejected | "AllRejected" >> beam.Flatten()
-     | "WriteRejected" >> beam.io.WriteToText(str(out / _REJECTED_SHARDS), file_name_suffix=".jsonl"))
+     | "WriteRejected" >> beam.io.WriteToText(str(out / _REJECTED_SHARDS),
+                                              file_name_suffix=".jsonl"))
     result = pipeline.run()
     result.wait_until_finish()
     dropped = _read_rejected(out)
@@ -195,7 +196,8 @@ def run_features(waveform_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
     for warning in manifest["warnings"]:
         log.warning("%s", warning)
     (out / REPORT).write_text(json.dumps(dropped, indent=2, ensure_ascii=False), encoding="utf-8")
-    (out / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8")
+    (out / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False),
+                                encoding="utf-8")
     return manifest
 
 

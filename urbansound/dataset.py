@@ -141,6 +141,10 @@ def read_rows(root: str | os.PathLike) -> tuple[list[str], list[_Row], list[Reje
         hints = [f"{c!r} for {h!r}" for c in missing for h in header
                  if h.lower().replace("_", "") == c.lower().replace("_", "") and h != c]
         hint = f" (did you mean {', '.join(hints)}?)" if hints else ""
+        separators = [sep for sep in (";", "\t", "|") if len(header) == 1 and sep in header[0]]
+        if separators:
+            hint = f" (the header is one field: are the columns separated by {separators[0]!r} " \
+                   f"instead of commas?)"
         raise DatasetError(f"{csv_path}: missing column(s) {missing}; found "
                            f"{[_shorten(h) for h in header][:20]}{hint}")
     repeated = sorted({c for c in REQUIRED_COLUMNS if header.count(c) > 1})
