@@ -1,0 +1,121 @@
+"""``urbansound compare``: read pipeline runs back from MLflow, print the study's Table 1
+and write the box plot of fold accuracies; log both to MLflow as a comparison run.
+
+A pipeline run in MLflow is a parent run (params ``train.model``,
+``augment.deformations``) with one nested run per test fold (tag ``fold``, metric
+``test_accuracy``); see :mod:`components.tracking`.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from urbansound.comparison import (RunAccuracies, comparison_rows, format_comparison,
+                                   plot_fold_boxes)
+from urbansound.config import ConfigError
+
+KIND_TAG = "urbansound.kind"
+COMPARISON_KIND = "comparison"
+BOXPLOT_FILE = "fold_accuracy_boxplot.png"
+TABLE_FILE = "comparison.txt"
+ROWS_FILE = "comparison.json"
+
+
+def _augmentation(params: dict) -> str:
+    try:
+        names = json.loads(params.get("augment.deformations", "[]"))
+    except json.JSONDecodeError:
+        names = []
+    return "+".join(names) if names else "none"
+
+
+def load_runs(tracking_uri: str, run_ids: list[str] | None = None,
+              experiment: str = "urbansound") -> list[RunAccuracies]:
+    """The finished fold accuracies of pipeline runs: the ``run_ids`` given (parent runs),
+    or every pipeline run of ``experiment``.
+
+    Raises
+    ------
+    ConfigError
+        an unknown experiment or run id, or a fold run given instead of a pipeline run.
+    """
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri)
+    if run_ids:
+        parents = []
+        for run_id in run_ids:
+            try:
+                run = client.get_run(run_id)
+            except MlflowException:
+                raise ConfigError(f"{tracking_uri}: no run {run_id!r}") from None
+            if "mlflow.parentRunId" in run.data.tags:
+                raise ConfigError(f"run {run_id} is a fold run; give its pipeline run "
+                                  f"{run.data.tags['mlflow.parentRunId']}")
+            parents.append(run)
+        experiment_ids = sorted({run.info.experiment_id for run in parents})
+    else:
+        found = client.get_experiment_by_name(experiment)
+        if found is None:
+            raise ConfigError(f"{tracking_uri}: no experiment {experiment!r}")
+        experiment_ids = [found.experiment_id]
+        parents = None
+    all_runs = client.search_runs(experiment_ids, max_results=50_000)
+    children: dict[str, dict[int, float]] = {}
+    for run in all_runs:
+        parent = run.data.tags.get("mlflow.parentRunId")
+        accuracy = run.data.metrics.get("test_accuracy")
+        if parent and run.info.status == "FINISHED" and accuracy is not None:
+            children.setdefault(parent, {})[int(run.data.tags.get("fold", 0))] = accuracy
+    if parents is None:
+        parents = [run for run in all_runs if "mlflow.parentRunId" not in run.data.tags
+                   and run.data.tags.get(KIND_TAG) != COMPARISON_KIND]
+    return [RunAccuracies(run_id=run.info.run_id, model=run.data.params.get("train.model", "?"),
+                          augmentation=_augmentation(run.data.params),
+                          fold_accuracies=children.get(run.info.run_id, {}),
+                          name=run.info.run_name or "")
+            for run in parents]
+
+
+def compare(tracking_uri: str, run_ids: list[str] | None = None, *,
+            experiment: str = "urbansound", out_dir: str | os.PathLike | None = None,
+            log: bool = True) -> tuple[str, Path | None, str | None]:
+    """Print-ready table, box plot path and the MLflow run the comparison was logged to.
+
+    The table and plot are written to ``out_dir`` (a temporary folder when None, then
+    only kept in MLflow).
+    """
+    runs = [r for r in load_runs(tracking_uri, run_ids, experiment) if r.fold_accuracies]
+    if not runs:
+        raise ConfigError(f"{tracking_uri}: no finished pipeline run with fold accuracies "
+                          f"{'among ' + ', '.join(run_ids) if run_ids else 'in ' + repr(experiment)}")
+    rows = comparison_rows(runs)
+    table = format_comparison(rows)
+    keep = Path(out_dir) if out_dir else None
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = keep or Path(tmp)
+        folder.mkdir(parents=True, exist_ok=True)
+        plot_fold_boxes(runs, folder / BOXPLOT_FILE)
+        (folder / TABLE_FILE).write_text(table + "\n")
+        (folder / ROWS_FILE).write_text(json.dumps(rows, indent=2))
+        logged = _log_comparison(tracking_uri, runs, folder, experiment) if log else None
+    return table, (keep / BOXPLOT_FILE) if keep else None, logged
+
+
+def _log_comparison(tracking_uri: str, runs: list[RunAccuracies], folder: Path,
+                    experiment: str) -> str:
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri)
+    found = client.get_experiment_by_name(experiment)
+    experiment_id = found.experiment_id if found else client.create_experiment(experiment)
+    run = client.create_run(experiment_id, run_name=f"compare {len(runs)} runs",
+                            tags={KIND_TAG: COMPARISON_KIND,
+                                  "urbansound.compared_runs": ",".join(r.run_id for r in runs)})
+    for name in (BOXPLOT_FILE, TABLE_FILE, ROWS_FILE):
+        client.log_artifact(run.info.run_id, str(folder / name))
+    client.set_terminated(run.info.run_id, "FINISHED")
+    return run.info.run_id
