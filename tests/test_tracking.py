@@ -1,5 +1,6 @@
 """MLflow bookkeeping (components/tracking.py): run layout, closing, concurrent writers."""
 import multiprocessing
+import os
 
 import pytest
 
@@ -25,16 +26,128 @@ def test_tracking_uri_falls_back_to_the_environment_and_else_is_off(monkeypatch)
     assert tracking.resolve_uri("sqlite:///x.db") == "sqlite:///x.db"
 
 
-def test_same_run_key_reopens_the_same_parent(uri):
+def test_same_run_key_reopens_an_interrupted_parent_but_never_a_finished_one(uri):
     first = tracking.start_parent_run(uri, "key-1", {"train.epochs": 5})
-    assert tracking.finish_runs(uri, "key-1", "KILLED") == first
+    stale = tracking.start_fold_run(uri, first, 1, {"a": 1})  # its process was SIGKILLed
     client = tracking.client(uri)
-    assert client.get_run(first).info.status == "KILLED"
-    again = tracking.start_parent_run(uri, "key-1", {"train.epochs": 5})
+    again = tracking.start_parent_run(uri, "key-1", {"train.epochs": 5})  # resumed
     assert again == first
     assert client.get_run(first).info.status == "RUNNING"
+    assert client.get_run(stale).info.status == "KILLED"  # not left RUNNING forever
+    assert tracking.finish_runs(uri, "key-1", "FINISHED") == first
+    assert tracking.start_parent_run(uri, "key-1", {"train.epochs": 5}) == first
+    assert client.get_run(first).info.status == "FINISHED"  # not reopened
     other = tracking.start_parent_run(uri, "key-2", {"train.epochs": 5})
     assert other != first
+
+
+def test_a_fold_trained_again_under_one_parent_is_logged_once(uri):
+    parent = tracking.start_parent_run(uri, "k", {"a": 1})
+    old = tracking.start_fold_run(uri, parent, 1, {"a": 1})
+    tracking.client(uri).set_terminated(old, "FINISHED")
+    new = tracking.start_fold_run(uri, parent, 1, {"a": 1})
+    client = tracking.client(uri)
+    exp = client.get_run(parent).info.experiment_id
+    active = client.search_runs([exp], filter_string=f"tags.mlflow.parentRunId = '{parent}'")
+    assert [r.info.run_id for r in active] == [new]
+    assert client.get_run(old).data.tags[tracking.SUPERSEDED_TAG] == new
+
+
+def test_summary_and_ingest_metrics_logged_again_are_not_repeated(uri, tmp_path):
+    parent = tracking.start_parent_run(uri, "k", {"a": 1})
+    (tmp_path / "eval").mkdir()
+    (tmp_path / "eval" / "summary.json").write_text("{}")
+    (tmp_path / "report.json").write_text("{}")
+    for _ in range(2):  # e.g. the evaluate task ran again after an interruption
+        tracking.log_summary(uri, parent, {"mean": 0.5, "median": 0.5, "std": 0.1},
+                             str(tmp_path / "eval"))
+        tracking.log_ingest(uri, parent, "abc", 30, 0, str(tmp_path / "report.json"))
+    client = tracking.client(uri)
+    for key in ("accuracy_mean", "accuracy_std", "clips_accepted"):
+        assert len(client.get_metric_history(parent, key)) == 1, key
+
+
+def test_check_store_accepts_a_new_sqlite_store_and_creates_it(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'new' / 'deeper' / 'mlflow.db'}"
+    tracking.check_store(uri)
+    assert (tmp_path / "new" / "deeper" / "mlflow.db").is_file()
+    tracking.check_store(uri)  # and an existing one
+
+
+@pytest.mark.parametrize("make, reason", [
+    (lambda p: f"sqlite:///{_file(p)}/mlflow.db", "is not a folder"),
+    (lambda p: f"sqlite:///{_file(p, b'x' * 4096)}", "not a usable sqlite database"),
+    (lambda p: "sqlite:////proc/mlflow.db", "cannot write in /proc"),
+    (lambda p: "garbage", "not a tracking store URI"),
+    (lambda p: "foo://bar", "unsupported scheme"),
+    (lambda p: "file:///tmp/mlruns", "not a tracking store URI"),
+])
+def test_check_store_refuses_unusable_stores_in_one_line(make, reason, tmp_path):
+    uri = make(tmp_path)
+    with pytest.raises(tracking.TrackingStoreError) as refused:
+        tracking.check_store(uri)
+    message = str(refused.value)
+    assert message.startswith(f"{uri}: ") and reason in message and "\n" not in message
+
+
+def _file(folder, content=b""):
+    path = folder / "a-file"
+    path.write_bytes(content)
+    return path
+
+
+def _closed_port():
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_a_server_that_goes_away_is_reported_once_and_the_run_goes_on(tmp_path, monkeypatch,
+                                                                      capsys):
+    import time
+
+    uri = f"http://127.0.0.1:{_closed_port()}"
+    marker = tmp_path / "unreachable"
+    monkeypatch.setenv(tracking.UNREACHABLE_FILE_ENV, str(marker))
+    for key, value in tracking.TASK_HTTP_ENV.items():
+        monkeypatch.setenv(key, value)
+    started = time.time()
+    assert tracking.start_fold_run(uri, "parent", 1, {"a": 1}) == ""  # no exception
+    assert time.time() - started < 30  # MLflow's defaults would retry for minutes
+    assert marker.exists()
+    tracking._broken.clear()  # as in the next task's process: the marker alone is enough
+    started = time.time()
+    tracking.log_summary(uri, "parent", {"mean": 1, "median": 1, "std": 0}, str(tmp_path))
+    assert tracking.finish_runs(uri, "key", "FINISHED") is None
+    assert time.time() - started < 1  # skipped, not retried
+    err = capsys.readouterr().err
+    assert err.count("stopped answering") == 1 and uri in err
+
+
+def test_a_full_store_ends_the_task_with_one_line_and_exit_2(tmp_path, capsys):
+    import subprocess
+
+    mount = tmp_path / "small"
+    mount.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("mounting a tmpfs was refused here (needs root)")
+    try:
+        uri = f"sqlite:///{mount / 'mlflow.db'}"
+        parent = tracking.start_parent_run(uri, "k", {"a": 1})
+        big = tmp_path / "eval"
+        big.mkdir()
+        (big / "curves.png").write_bytes(os.urandom(3 << 20))  # more than the store holds
+        with pytest.raises(SystemExit) as stopped:
+            tracking.log_summary(uri, parent, {"mean": 1, "median": 1, "std": 0}, str(big))
+        assert stopped.value.code == 2
+        line = capsys.readouterr().err.strip().splitlines()[-1]  # after the store's INFO lines
+        assert line.startswith("urbansound tracking: error: cannot write ") and str(mount) in line
+        assert "no space left" in line.lower()
+    finally:
+        subprocess.run(["umount", "-l", str(mount)])
 
 
 def test_finish_closes_running_fold_runs_with_the_parent(uri):
