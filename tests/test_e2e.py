@@ -114,7 +114,11 @@ def test_a_failing_stage_marks_the_mlflow_run_failed(demo_root, tmp_path, capsys
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     code = main(["run", "--data", str(demo_root), "--epochs", "1", "--out", str(tmp_path / "out"),
-                 "--tracking-uri", uri, "--beam-arg=--runner=NoSuchRunner"])
+                 "--tracking-uri", uri,
+                 # passes the check before the run (a known runner and options), then the
+                 # features stage fails: no job server answers there
+                 "--beam-arg=--runner=PortableRunner", "--beam-arg=--job_endpoint=127.0.0.1:1",
+                 "--beam-arg=--job_server_timeout=5"])
     assert code == 1
     assert "pipeline failed" in capsys.readouterr().err
     client, exp = _mlflow(uri)
