@@ -34,6 +34,48 @@ def _positive(text: str) -> int:
     return value
 
 
+def _setting(text: str) -> tuple[str, object]:
+    """``section.key=value`` for ``--set``; the value is read as JSON when it parses
+    (numbers, true/false, null, lists), else taken as a string."""
+    import json
+
+    key, sep, raw = text.partition("=")
+    if not sep or "." not in key:
+        raise argparse.ArgumentTypeError(f"--set takes section.key=value (e.g. "
+                                         f"train.weight_decay=0.001), not {text!r}")
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        value = raw
+    return key.strip(), value
+
+
+def _add_training_options(p, d) -> None:
+    """The training options shared by ``run`` and ``submit``."""
+    from urbansound.config import PROFILES
+    from urbansound.models import MODELS, OPTIMIZERS
+
+    p.add_argument("--model", help=f"one of {', '.join(MODELS)} (default {d.train.model}; "
+                                   f"`urbansound models` lists them); the model brings its own "
+                                   f"optimiser, schedule, epochs and protocol")
+    p.add_argument("--profile", choices=PROFILES,
+                   help="default: the model's own recipe; study: the study's protocol "
+                        "(validation fold, early stopping after 15 epochs); quick: 2 epochs")
+    p.add_argument("--epochs", type=_positive, help=f"epochs (default: the model's; "
+                                                    f"{d.train.model}: {d.train.epochs})")
+    p.add_argument("--patience", type=_positive,
+                   help="early-stopping patience in epochs (with a validation fold)")
+    p.add_argument("--optimizer", choices=OPTIMIZERS, help="default: the model's")
+    p.add_argument("--learning-rate", type=float, help="default: the model's")
+    p.add_argument("--batch-size", type=_positive, help="default: the model's")
+    p.add_argument("--seed", type=int, help=f"seed of validation-fold choice and training "
+                                            f"(default {d.train.seed})")
+    p.add_argument("--set", dest="settings", type=_setting, action="append", default=[],
+                   metavar="KEY=VALUE",
+                   help="any configuration value, repeatable, e.g. --set train.weight_decay=0.001 "
+                        "--set audio.pad_mode=zeros (see the README's configuration reference)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from urbansound.config import Config
 
@@ -65,17 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
                           "default: the built-in demo data")
     run.add_argument("--folds", type=_folds, default=[],
                      help="test folds to evaluate, e.g. 1,2 (default: every fold present); each "
-                          "trains on all other folds present, one of them drawn as validation")
-    run.add_argument("--epochs", type=_positive, help=f"max epochs (default {d.train.epochs}; "
-                                                      f"demo data: 30)")
-    run.add_argument("--patience", type=_positive,
-                     help=f"early-stopping patience in epochs (default {d.train.patience})")
-    run.add_argument("--model", help=f"model name (default {d.train.model!r})")
-    run.add_argument("--optimizer", choices=["sgd", "adam"], help=f"default {d.train.optimizer}")
-    run.add_argument("--learning-rate", type=float, help=f"default {d.train.learning_rate}")
-    run.add_argument("--batch-size", type=_positive, help=f"default {d.train.batch_size}")
-    run.add_argument("--seed", type=int, help=f"seed of validation-fold choice and training "
-                                              f"(default {d.train.seed})")
+                          "trains on all other folds present (minus the validation fold drawn "
+                          "with the seed, for models that use one)")
+    _add_training_options(run, d)
     run.add_argument("--augment", metavar="NAMES",
                      help="comma-separated muda deformations of training clips, or 'study' for "
                           "the study's set (time_stretch_1.23,pitch_shift_2,drc_film_standard)")
@@ -130,6 +164,26 @@ def build_parser() -> argparse.ArgumentParser:
                     help="interface to listen on (default 127.0.0.1: this machine only)")
     ui.add_argument("--port", type=int, default=5000, help="default 5000")
 
+    models = sub.add_parser("models", help="list the models with their parameters and recipe",
+                            description="Every model --model accepts: trainable parameters on "
+                                        "128×128 log-mels, input, optimiser, epochs, protocol.")
+    models.add_argument("--json", action="store_true", help="one JSON object per model")
+
+    cmp = sub.add_parser(
+        "compare", help="compare pipeline runs: the study's Table 1 and a box plot",
+        description="Read pipeline runs from MLflow and print mean / median / std of their "
+                    "test-fold accuracies, one row per run (model × augmentation), next to "
+                    "the study's figures; write the box plot of fold accuracies. Both are "
+                    "logged to MLflow as a run tagged urbansound.kind=comparison.")
+    cmp.add_argument("run_ids", nargs="*", metavar="RUN_ID",
+                     help="pipeline (parent) run ids; default: every run of --experiment")
+    cmp.add_argument("--experiment", default="urbansound", help="default urbansound")
+    cmp.add_argument("--tracking-uri", default=os.environ.get("MLFLOW_TRACKING_URI", ""),
+                     help="default: $MLFLOW_TRACKING_URI, else sqlite:///./mlflow.db")
+    cmp.add_argument("--out", default="urbansound-compare", metavar="DIR",
+                     help="where the table and box plot are written (default ./urbansound-compare)")
+    cmp.add_argument("--no-log", action="store_true", help="do not log the comparison to MLflow")
+
     comp = sub.add_parser("compile", help="write the KFP pipeline YAML for a cluster")
     comp.add_argument("-o", "--output", default="pipeline.yaml", help="default pipeline.yaml")
     comp.add_argument("--image", help="component image (default urbansound:latest)")
@@ -142,9 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
     sb.add_argument("--pipeline-root", help="artifact root URI, e.g. gs://bucket/urbansound")
     sb.add_argument("--image", help="component image (default urbansound:latest)")
     sb.add_argument("--folds", type=_folds, default=[])
-    sb.add_argument("--epochs", type=_positive)
-    sb.add_argument("--model")
-    sb.add_argument("--seed", type=int)
+    _add_training_options(sb, d)
     sb.add_argument("--tracking-uri", default="", help="MLflow server the pods can reach")
     sb.add_argument("--beam-arg", action="append", default=[], metavar="OPT")
     return parser
@@ -152,18 +204,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _config(args, *, demo: bool):
     from urbansound.augment import STUDY_DEFORMATIONS
-    from urbansound.config import Config, demo_config
+    from urbansound.config import config_for, demo_config
+    from urbansound.models import DEFAULT_MODEL
 
-    base = demo_config() if demo else Config()
+    model = getattr(args, "model", None) or DEFAULT_MODEL
+    profile = getattr(args, "profile", None) or "default"
+    base = demo_config(model, profile) if demo else config_for(model, profile)
     augment = getattr(args, "augment", None)
     deformations = None
     if augment:
         deformations = STUDY_DEFORMATIONS if augment == "study" else tuple(
             a.strip() for a in augment.split(",") if a.strip())
-    return base.override(**{
+    config = base.override(**dict(getattr(args, "settings", None) or []))
+    return config.override(**{
         "train.epochs": getattr(args, "epochs", None),
         "train.patience": getattr(args, "patience", None),
-        "train.model": getattr(args, "model", None),
         "train.optimizer": getattr(args, "optimizer", None),
         "train.learning_rate": getattr(args, "learning_rate", None),
         "train.batch_size": getattr(args, "batch_size", None),
@@ -369,8 +424,50 @@ def cmd_submit(args) -> int:
     return EXIT_OK
 
 
+def cmd_models(args) -> int:
+    import json
+
+    from urbansound.models import MODELS, build_model, trainable_parameter_count
+
+    rows = []
+    for name, spec in MODELS.items():
+        rows.append({"name": name, "parameters": trainable_parameter_count(build_model(name)),
+                     "input": spec.input_kind, "optimizer": spec.optimizer,
+                     "learning_rate": spec.learning_rate, "schedule": spec.schedule,
+                     "epochs": spec.epochs, "validation": spec.validation,
+                     "study": spec.study, "summary": spec.summary})
+    if args.json:
+        for row in rows:
+            print(json.dumps(row))
+        return EXIT_OK
+    print(f"{'model':<15} {'parameters':>10}  {'input':<13} {'optimiser':<9} {'epochs':>6}  "
+          f"protocol")
+    for r in rows:
+        protocol = ("validation fold + early stopping" if r["validation"] == "fold"
+                    else f"fixed {r['schedule'].replace('_', '-')} schedule")
+        print(f"{r['name']:<15} {r['parameters']:>10,}  {r['input'] + ' 128×128':<13} "
+              f"{r['optimizer']:<9} {r['epochs']:>6}  {protocol}")
+        print(f"{'':<15} {r['summary']}")
+    return EXIT_OK
+
+
+def cmd_compare(args) -> int:
+    from pipeline.compare import compare
+    from pipeline.local_runner import default_tracking_uri
+
+    uri = args.tracking_uri or default_tracking_uri(".")
+    table, plot, logged = compare(uri, args.run_ids or None, experiment=args.experiment,
+                                  out_dir=args.out, log=not args.no_log)
+    print(table)
+    print(f"\nbox plot: {plot}")
+    if logged:
+        print(f"logged to MLflow as run {logged} (tag urbansound.kind=comparison)")
+    return EXIT_OK
+
+
 COMMANDS = {"run": cmd_run, "demo-data": cmd_demo_data, "ingest": cmd_ingest,
-            "features": cmd_features, "ui": cmd_ui, "compile": cmd_compile, "submit": cmd_submit}
+            "features": cmd_features, "models": cmd_models, "compare": cmd_compare,
+            "ui": cmd_ui, "compile": cmd_compile, "submit": cmd_submit}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -107,3 +107,18 @@ def test_compare_named_runs_and_errors(store):
         load_runs(uri, [child.info.run_id])
     with pytest.raises(ConfigError, match="no experiment 'other'"):
         compare(uri, experiment="other", log=False)
+
+
+def test_compare_command_prints_the_table_and_writes_the_plot(store, tmp_path, capsys):
+    from pipeline.cli import main
+
+    uri, parents, _ = store
+    code = main(["compare", parents["sb-cnn"], parents["urbannet"], "--tracking-uri", uri,
+                 "--out", str(tmp_path / "cmp"), "--no-log"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert out.splitlines()[1].split()[:2] == ["urbannet", "1,2,3"]
+    assert (tmp_path / "cmp" / "fold_accuracy_boxplot.png").exists()
+    assert "logged to MLflow" not in out
+    assert main(["compare", "--tracking-uri", uri, "--experiment", "nope"]) == 2
+    assert "no experiment 'nope'" in capsys.readouterr().err
