@@ -508,6 +508,11 @@ def log_summary(tracking_uri: str, parent_run_id: str, summary: dict, eval_dir: 
     logged = c.get_run(parent_run_id).data.metrics
     for key in ("mean", "median", "std"):
         _log_metric_once(c, parent_run_id, f"accuracy_{key}", summary[key], logged)
+    for name, value in (summary.get("per_class") or {}).items():
+        if value is not None:
+            _log_metric_once(c, parent_run_id, f"accuracy_class_{name}", value, logged)
+    for name, value in (summary.get("by_salience") or {}).items():
+        _log_metric_once(c, parent_run_id, f"accuracy_{name}", value["accuracy"], logged)
     for name in sorted(os.listdir(eval_dir)):
         c.log_artifact(parent_run_id, os.path.join(eval_dir, name))
 

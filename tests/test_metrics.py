@@ -156,7 +156,8 @@ def test_plot_history_writes_png(tmp_path):
 # evaluate_folds
 # ---------------------------------------------------------------------------
 
-def fold_result(test_fold: int, y_true: list[int], y_pred: list[int]) -> FoldResult:
+def fold_result(test_fold: int, y_true: list[int], y_pred: list[int],
+                salience: list[int] = ()) -> FoldResult:
     cm = confusion_matrix(y_true, y_pred, 10)
     acc = float(np.mean(np.array(y_true) == np.array(y_pred)))
     return FoldResult(
@@ -165,7 +166,7 @@ def fold_result(test_fold: int, y_true: list[int], y_pred: list[int]) -> FoldRes
         history={"accuracy": [0.2, 0.4], "val_accuracy": [0.3, 0.35], "loss": [2.0, 1.5],
                  "val_loss": [2.1, 1.9]},
         best_epoch=2, epochs_run=2, n_train=10, n_validation=5, n_test=len(y_true),
-        parameters=241_434)
+        parameters=241_434, salience=list(salience))
 
 
 @pytest.fixture()
@@ -232,3 +233,20 @@ def test_format_summary(results, tmp_path):
 def test_fold_result_json_round_trip(results):
     r = results[1]
     assert FoldResult.from_json(r.to_json()) == r
+
+
+def test_accuracy_by_salience_pools_the_folds(tmp_path):
+    from urbansound.evaluation import accuracy_by_salience
+
+    results = [fold_result(1, [0, 0, 1, 1], [0, 0, 1, 0], salience=[1, 2, 1, 2]),  # fg 2/2, bg 1/2
+               fold_result(2, [2, 2, 3], [2, 0, 0], salience=[1, 1, 2])]         # fg 1/2, bg 0/1
+    by = accuracy_by_salience(results)
+    assert by == {"foreground": {"accuracy": pytest.approx(3 / 4), "n": 4},
+                  "background": {"accuracy": pytest.approx(1 / 3), "n": 3}}
+    summary = evaluate_folds(results, tmp_path, plots=False)
+    assert summary["by_salience"]["background"]["n"] == 3
+    assert format_summary(summary).splitlines()[-1] == \
+        "by salience: foreground 75.0% (4 clips), background 33.3% (3 clips)"
+    # records written without salience (0) are left out, not counted as a class
+    assert accuracy_by_salience([fold_result(3, [1], [1], salience=[0])]) == {}
+    assert accuracy_by_salience([fold_result(3, [1], [1])]) == {}

@@ -55,6 +55,9 @@ def test_logmel_round_trip(shape, deformation):
     assert rec.logmel.shape == shape and rec.logmel.dtype == np.float32
     assert rec.logmel.tobytes() == logmel.tobytes()
     assert (rec.label, rec.fold, rec.file_name, rec.deformation) == (9, 3, "7061-9-0-0.wav", deformation)
+    assert rec.salience == 0  # not given: unknown
+    assert decode_logmel(encode_logmel(logmel, label=9, fold=3, file_name="a.wav",
+                                       salience=2)).salience == 2
 
 
 def test_non_ascii_file_name_round_trips():

@@ -99,7 +99,8 @@ class ClipToLogMels(beam.DoFn):
                                      "reason": str(exc)})
         self._count(rec.fold, deformation)
         return self._records.encode_logmel(logmel, label=rec.label, fold=rec.fold,
-                                           file_name=rec.file_name, deformation=deformation), None
+                                           file_name=rec.file_name, deformation=deformation,
+                                           salience=rec.salience), None
 
     def process(self, serialized: bytes):
         rec = self._records.decode_waveform(serialized)

@@ -3,6 +3,7 @@
 Writes to one directory::
 
     summary.json            {"folds": {"<k>": acc}, "mean", "median", "std", "per_class": {...},
+                             "by_salience": {"foreground": {"accuracy", "n"}, "background": ...},
                              "n_test_examples", "ingest": {"accepted", "rejected", "report", ...}}
     confusion_matrix.json   {"classes": [...], "counts": [[...]], "normalized": [[...]]}
     confusion_matrix.png    counts and row-normalised, summed over folds
@@ -49,6 +50,7 @@ def evaluate_folds(results: Sequence[FoldResult], out_dir: str | os.PathLike, *,
     summary["per_class"] = {name: (None if np.isnan(acc) else float(acc))
                             for name, acc in zip(class_names, per_class)}
     summary["n_test_examples"] = int(counts.sum())
+    summary["by_salience"] = accuracy_by_salience(results)
     if ingest is not None:
         summary["ingest"] = dict(ingest)
 
@@ -68,10 +70,29 @@ def evaluate_folds(results: Sequence[FoldResult], out_dir: str | os.PathLike, *,
     return summary
 
 
+SALIENCE_NAMES = {1: "foreground", 2: "background"}
+
+
+def accuracy_by_salience(results: Sequence[FoldResult]) -> dict[str, dict]:
+    """Accuracy over all test examples of each salience (the study's foreground /
+    background split): ``{"foreground": {"accuracy", "n"}, "background": {...}}``;
+    a salience with no example (or records without salience) is left out."""
+    hits: dict[int, list[bool]] = {}
+    for r in results:
+        for salience, true, pred in zip(r.salience, r.y_true, r.y_pred):
+            hits.setdefault(int(salience), []).append(true == pred)
+    return {SALIENCE_NAMES[s]: {"accuracy": float(np.mean(h)), "n": len(h)}
+            for s, h in sorted(hits.items()) if s in SALIENCE_NAMES}
+
+
 def format_summary(summary: dict) -> str:
     """Human-readable table of fold accuracies and their mean / median / std."""
     lines = ["fold  accuracy"]
     lines += [f"{k:>4}  {acc:8.1%}" for k, acc in summary["folds"].items()]
     lines.append(f"mean {summary['mean']:.1%}  median {summary['median']:.1%}  "
                  f"std {summary['std']:.1%}")
+    by_salience = summary.get("by_salience") or {}
+    if by_salience:
+        lines.append("by salience: " + ", ".join(
+            f"{name} {v['accuracy']:.1%} ({v['n']} clips)" for name, v in by_salience.items()))
     return "\n".join(lines)

@@ -10,7 +10,7 @@ Log-mels (the features stage's output), one example per clip or deformed copy::
 
     logmel     bytes  float32 little-endian, shape (n_mels, n_frames), dB
     n_mels int  n_frames int  label int  fold int  file_name bytes
-    deformation bytes  ("" for the original audio)
+    deformation bytes  ("" for the original audio)  salience int (1 fore-, 2 background)
 
 Files are ``<dir>/fold<k>*.tfrecord`` (one or more shards per fold).
 """
@@ -97,13 +97,14 @@ def decode_waveform(serialized: bytes) -> WaveformRecord:
 
 
 def encode_logmel(logmel: np.ndarray, *, label: int, fold: int, file_name: str,
-                  deformation: str = ORIGINAL) -> bytes:
-    """Serialise one log-mel (float32 [shape=(n_mels, n_frames)], dB)."""
+                  deformation: str = ORIGINAL, salience: int = 0) -> bytes:
+    """Serialise one log-mel (float32 [shape=(n_mels, n_frames)], dB); ``salience`` 1
+    foreground, 2 background, 0 unknown."""
     n_mels, n_frames = logmel.shape
     return _example({
         "logmel": np.asarray(logmel, dtype="<f4").tobytes(), "n_mels": n_mels,
         "n_frames": n_frames, "label": label, "fold": fold, "file_name": file_name,
-        "deformation": deformation,
+        "deformation": deformation, "salience": salience,
     })
 
 
@@ -114,6 +115,7 @@ class LogMelRecord:
     fold: int
     file_name: str
     deformation: str
+    salience: int = 0  # 1 foreground, 2 background, 0 unknown (records written before it)
 
 
 def decode_logmel(serialized: bytes) -> LogMelRecord:
@@ -122,7 +124,7 @@ def decode_logmel(serialized: bytes) -> LogMelRecord:
     return LogMelRecord(
         logmel=np.frombuffer(d["logmel"], dtype="<f4").reshape(shape).copy(), label=int(d["label"]),
         fold=int(d["fold"]), file_name=d["file_name"].decode(),
-        deformation=d["deformation"].decode())
+        deformation=d["deformation"].decode(), salience=int(d.get("salience", 0)))
 
 
 def iter_records(paths: list[str]):

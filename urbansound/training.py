@@ -75,6 +75,7 @@ class Examples:
     y: np.ndarray
     file_names: list[str]
     deformations: list[str]
+    salience: list[int] = field(default_factory=list)  # 1 foreground, 2 background, 0 unknown
 
     def __len__(self) -> int:
         return len(self.y)
@@ -92,13 +93,14 @@ def load_examples(feature_dir: str | os.PathLike, folds: Sequence[int], *,
         for raw in iter_records(paths):
             rec = decode_logmel(raw)
             if include_deformed or rec.deformation == ORIGINAL:
-                items.append((rec.file_name, rec.deformation, rec.label, rec.logmel))
+                items.append((rec.file_name, rec.deformation, rec.label, rec.logmel,
+                              rec.salience))
     items.sort(key=lambda item: (item[0], item[1]))
     if not items:
         return Examples(np.zeros((0, 0, 0, 1), np.float32), np.zeros(0, np.int64), [], [])
     x = np.stack([item[3] for item in items])[..., None]
     y = np.array([item[2] for item in items], dtype=np.int64)
-    return Examples(x, y, [i[0] for i in items], [i[1] for i in items])
+    return Examples(x, y, [i[0] for i in items], [i[1] for i in items], [i[4] for i in items])
 
 
 def band_statistics(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -161,6 +163,7 @@ class FoldResult:
     n_test: int
     parameters: int
     class_names: list[str] = field(default_factory=lambda: list(CLASS_NAMES))
+    salience: list[int] = field(default_factory=list)  # of each test example, as y_true
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -235,6 +238,6 @@ def train_fold(feature_dir: str | os.PathLike, test_fold: int, available_folds: 
                     else len(hist["loss"])),
         epochs_run=len(hist["loss"]), n_train=len(train),
         n_validation=len(validation) if validation is not None else 0,
-        n_test=len(test), parameters=trainable_parameter_count(model))
+        n_test=len(test), parameters=trainable_parameter_count(model), salience=test.salience)
     (out / RESULT_FILE).write_text(result.to_json())
     return result
