@@ -111,8 +111,11 @@ def build_parser() -> argparse.ArgumentParser:
                           "with the seed, for models that use one)")
     _add_training_options(run, d)
     run.add_argument("--augment", metavar="NAMES",
-                     help="comma-separated muda deformations of training clips, or 'study' for "
-                          "the study's set (time_stretch_1.23,pitch_shift_2,drc_film_standard)")
+                     help="muda deformations of training clips: comma-separated names, or a "
+                          "set: 'study' (time_stretch_1.23, pitch_shift_2, drc_film_standard, "
+                          "background_noise_workers) or 'salamon-bello' (the dataset authors' "
+                          "20); per-class choice and noise folder with --set augment.per_class=... "
+                          "/ augment.noise_dir=DIR")
     run.add_argument("--pad-mode", choices=["loop", "zeros"],
                      help=f"how clips shorter than 3 s are filled (default {d.audio.pad_mode})")
     run.add_argument("--strict", action="store_true",
@@ -183,6 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
     cmp.add_argument("--out", default="urbansound-compare", metavar="DIR",
                      help="where the table and box plot are written (default ./urbansound-compare)")
     cmp.add_argument("--no-log", action="store_true", help="do not log the comparison to MLflow")
+    _add_predict_parser(sub)
 
     comp = sub.add_parser("compile", help="write the KFP pipeline YAML for a cluster")
     comp.add_argument("-o", "--output", default="pipeline.yaml", help="default pipeline.yaml")
@@ -203,7 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _config(args, *, demo: bool):
-    from urbansound.augment import STUDY_DEFORMATIONS
+    from urbansound.augment import DEFORMATION_SETS
     from urbansound.config import config_for, demo_config
     from urbansound.models import DEFAULT_MODEL
 
@@ -213,7 +217,7 @@ def _config(args, *, demo: bool):
     augment = getattr(args, "augment", None)
     deformations = None
     if augment:
-        deformations = STUDY_DEFORMATIONS if augment == "study" else tuple(
+        deformations = DEFORMATION_SETS.get(augment) or tuple(
             a.strip() for a in augment.split(",") if a.strip())
     config = base.override(**dict(getattr(args, "settings", None) or []))
     return config.override(**{
@@ -465,9 +469,91 @@ def cmd_compare(args) -> int:
     return EXIT_OK
 
 
+def _add_predict_parser(sub) -> None:
+    from urbansound.predict import DEFAULT_HOP_SECONDS
+
+    p = sub.add_parser(
+        "predict", help="classify recordings of any length with a trained model",
+        description="Classify audio files (any format ingest reads; folders are searched "
+                    "recursively) with a trained model: per file the class and the top-3 "
+                    "probabilities, the mean over sliding 3 s windows. Long files are read "
+                    "in blocks, never whole.")
+    p.add_argument("model", metavar="MODEL",
+                   help="a model.keras file, a folder holding one (a pipeline output), or an "
+                        "MLflow URI: runs:/<run>/model, models:/<id>, models:/<name>@<alias>")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="audio files or folders")
+    p.add_argument("--hop", type=float, default=DEFAULT_HOP_SECONDS, metavar="SECONDS",
+                   help=f"seconds between window starts, > 0 and <= 3 "
+                        f"(default {DEFAULT_HOP_SECONDS:g}: windows overlap by half)")
+    p.add_argument("--timeline", action="store_true",
+                   help="also a row per window (start, end, class, probability) and the events: "
+                        "consecutive windows of one class merged")
+    p.add_argument("--json", action="store_true", help="one JSON object per file on stdout")
+    p.add_argument("--tracking-uri", default=os.environ.get("MLFLOW_TRACKING_URI", ""),
+                   help="store of an MLflow URI (default: $MLFLOW_TRACKING_URI, else "
+                        "sqlite:///./mlflow.db)")
+
+
+def cmd_predict(args) -> int:
+    """Exit 0 when at least one file was classified; 2 when the model cannot be used or
+    every file failed (each failure is one line: the file and the reason)."""
+    import json
+
+    from pipeline.model_source import ModelSourceError, load_model
+    from urbansound.audio import AudioError
+    from urbansound.predict import (check_model_input, find_audio_files, hop_samples,
+                                    keras_classifier, predict_file)
+
+    loaded = load_model(args.model, tracking_uri=args.tracking_uri)
+    try:
+        hop_samples(args.hop, loaded.config)
+        check_model_input(loaded.model, loaded.config, args.model)
+    except ValueError as exc:
+        raise ModelSourceError(str(exc)) from None
+    print(f"model {args.model}; configuration: {loaded.config_source}",
+          file=sys.stderr if args.json else sys.stdout, flush=True)
+    classify = keras_classifier(loaded.model)
+
+    def failed(path, reason: str) -> None:
+        print(f"urbansound predict: error: {path}: {reason}", file=sys.stderr, flush=True)
+        if args.json:
+            print(json.dumps({"file": str(path), "error": reason}), flush=True)
+
+    done = 0
+    for raw in args.paths:
+        if Path(raw).is_dir() and not find_audio_files([raw]):
+            failed(raw, "no audio files in this folder")
+    for path in find_audio_files(args.paths):
+        try:
+            result = predict_file(path, classify, config=loaded.config, hop_seconds=args.hop)
+        except AudioError as exc:
+            failed(path, exc.reason)
+            continue
+        done += 1
+        if args.json:
+            print(json.dumps(result.to_dict(timeline=args.timeline)), flush=True)
+            continue
+        top = result.top()
+        print(f"{path}: {top[0][0]} {top[0][1]:.3f}  ("
+              + ", ".join(f"{c} {p:.3f}" for c, p in top[1:])
+              + f")  {result.duration_s:.1f} s, {len(result.starts_s)} window(s)", flush=True)
+        if args.timeline:
+            rows = result.to_dict(timeline=True)
+            print(f"  {'start s':>9} {'end s':>9}  {'class':<17} probability")
+            for r in rows["timeline"]:
+                print(f"  {r['start_s']:9.2f} {r['end_s']:9.2f}  {r['class']:<17} "
+                      f"{r['probability']:.3f}")
+            print("  events:")
+            for r in rows["events"]:
+                print(f"  {r['start_s']:9.2f} {r['end_s']:9.2f}  {r['class']:<17} "
+                      f"{r['probability']:.3f}  ({r['windows']} window(s))")
+    return EXIT_OK if done else EXIT_USER
+
+
 COMMANDS = {"run": cmd_run, "demo-data": cmd_demo_data, "ingest": cmd_ingest,
             "features": cmd_features, "models": cmd_models, "compare": cmd_compare,
             "ui": cmd_ui, "compile": cmd_compile, "submit": cmd_submit}
+COMMANDS["predict"] = cmd_predict
 
 
 def main(argv: list[str] | None = None) -> int:
