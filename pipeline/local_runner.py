@@ -100,6 +100,13 @@ def pipeline_fingerprint(config: Config) -> str:
         return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
 
 
+def resume_key(arguments: dict, pipeline_root: str | os.PathLike, config: Config) -> str:
+    """The run key of a cached run: what kfp's cache keys on (the pipeline's code,
+    the arguments) and where the cache lives (the output folder)."""
+    return run_key_for(**arguments, pipeline_root=str(Path(pipeline_root).resolve()),
+                       pipeline=pipeline_fingerprint(config))
+
+
 @contextlib.contextmanager
 def output_lock(workdir: str | os.PathLike):
     """Hold the output folder for one run; yield the lock's file descriptor.
@@ -161,11 +168,7 @@ def run_local(data_root: str | os.PathLike, *, config: Config, workdir: str | os
                      test_folds=[int(f) for f in test_folds], strict=strict,
                      beam_args=list(beam_args), tracking_uri=tracking_uri,
                      dataset_fingerprint=dataset_fingerprint)
-    if cache:
-        run_key = run_key_for(**arguments, pipeline_root=str(pipeline_root),
-                              pipeline=pipeline_fingerprint(config))
-    else:
-        run_key = uuid.uuid4().hex
+    run_key = resume_key(arguments, pipeline_root, config) if cache else uuid.uuid4().hex
     unreachable = pipeline_root / f"{UNREACHABLE_FILE}-{run_key}"
     unreachable.unlink(missing_ok=True)
     for key, value in tracking.TASK_HTTP_ENV.items():  # the tasks inherit this environment

@@ -365,3 +365,19 @@ def test_a_storage_error_inside_a_component_is_one_line_and_exit_2(capsys):
     assert stopped.value.code == 2
     assert capsys.readouterr().err.strip() == (
         "urbansound features: error: cannot write /mnt/o/fold1.tfrecord: No space left on device")
+
+
+def test_the_resume_key_follows_what_kfp_caches(tmp_path, monkeypatch):
+    """Same output folder, arguments and code: the same MLflow parent is resumed; another
+    --out (another cache) or other code is another run (issue 10, defect 9)."""
+    import pipeline.local_runner as runner
+    from urbansound.config import Config
+
+    config = Config()
+    arguments = {"data_root": "/d", "config_json": config.to_json(), "test_folds": [1]}
+    key = runner.resume_key(arguments, tmp_path / "a", config)
+    assert runner.resume_key(dict(arguments), tmp_path / "a", config) == key
+    assert runner.resume_key(arguments, tmp_path / "b", config) != key
+    assert runner.resume_key(arguments | {"test_folds": [2]}, tmp_path / "a", config) != key
+    monkeypatch.setattr(runner, "pipeline_fingerprint", lambda config: "changed component code")
+    assert runner.resume_key(arguments, tmp_path / "a", config) != key
