@@ -233,7 +233,6 @@ def _config(args, *, demo: bool):
 
 
 def cmd_run(args) -> int:
-    from components import tracking
     from pipeline import preflight
     from pipeline.console import ConsoleLog
     from pipeline.local_runner import PipelineFailed, default_tracking_uri, output_lock, run_local
