@@ -87,7 +87,7 @@ def config_from_params(params: dict[str, str]) -> Config:
 
 def _parse_param(key: str, text: str, default):
     try:
-        if text == "None":
+        if text == "None" and default is None:  # an optional number left unset (features.fmax)
             return None
         if isinstance(default, bool):
             return {"True": True, "False": False}[text]
