@@ -50,7 +50,7 @@ def create_pipeline(*, image: str = DEFAULT_IMAGE, gpu: bool = True, parallelism
                               strict=strict, tracking_uri=tracking_uri,
                               parent_run_id=start.output, dataset_fingerprint=dataset_fingerprint)
             features = c.features(waveforms=ingest.outputs["waveforms"], config_json=config_json,
-                                  beam_args=beam_args)
+                                  beam_args=beam_args, test_folds=ingest.outputs["Output"])
             with dsl.ParallelFor(ingest.outputs["Output"], parallelism=parallelism,
                                  name="folds") as fold:
                 train = c.train(features=features.outputs["features"], test_fold=fold,

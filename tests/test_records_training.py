@@ -397,3 +397,71 @@ def test_diverging_loss_stops_the_fold_with_one_line(feature_dir, tmp_path):
                                                r"batch \d+; lower train.learning_rate"):
         train_fold(root, TEST_FOLD, [1, 2, 3], config=config, out_dir=tmp_path)
     assert not (tmp_path / MODEL_FILE).exists()  # nothing half-trained is left as a result
+
+
+# ---------------------------------------------------------------------------
+# In-training augmentation (mixup, SpecAugment masks, time shift)
+# ---------------------------------------------------------------------------
+
+def _batch(b=6, n_mels=16, n_frames=32, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(-80, 0, (b, n_mels, n_frames, 1)).astype(np.float32)
+    y = np.eye(10, dtype=np.float32)[rng.integers(0, 10, b)]
+    return x, y
+
+
+def test_augment_batch_time_shift_is_a_roll_of_each_example():
+    x, y = _batch()
+    out, labels = training.augment_batch(x, y, np.random.default_rng(3), time_shift=True)
+    assert out.shape == x.shape and out.dtype == np.float32
+    np.testing.assert_array_equal(labels, y)
+    for i in range(len(x)):  # every example is its own roll: same values, same per-band sums
+        assert any(np.array_equal(out[i], np.roll(x[i], s, axis=1)) for s in range(x.shape[2]))
+
+
+def test_augment_batch_masks_are_filled_with_the_band_mean():
+    x, y = _batch()
+    fill = np.linspace(-70, -10, 16).astype(np.float32)
+    out, _ = training.augment_batch(x, y, np.random.default_rng(1), spec_augment=2, fill=fill)
+    changed = out != x
+    assert changed.any()
+    # every changed cell now holds its band's fill value
+    bands = np.nonzero(changed)[1]
+    np.testing.assert_allclose(out[changed], fill[bands])
+    # masks are at most 1/8 of an axis wide: at most 2 * (2 + 4) rows/columns per example
+    for i in range(len(x)):
+        full_rows = np.all(out[i, :, :, 0] == fill[:, None], axis=1).sum()
+        assert full_rows <= 2 * (16 // 8)
+
+
+def test_augment_batch_mixup_mixes_labels_with_the_same_weights():
+    x, y = _batch(b=8)
+    out, labels = training.augment_batch(x, y, np.random.default_rng(2), mixup_alpha=0.4)
+    np.testing.assert_allclose(labels.sum(axis=1), 1.0, rtol=1e-6)
+    assert np.all(labels.max(axis=1) >= 0.5 - 1e-6)  # the example stays the larger part
+    assert not np.array_equal(out, x)
+    # each output lies between its own example and another one of the batch
+    assert out.min() >= x.min() - 1e-4 and out.max() <= x.max() + 1e-4
+
+
+def test_augment_batch_is_seeded_and_leaves_its_inputs_alone():
+    x, y = _batch()
+    x0, y0 = x.copy(), y.copy()
+    kwargs = dict(mixup_alpha=0.3, spec_augment=2, time_shift=True)
+    a = training.augment_batch(x, y, np.random.default_rng(5), **kwargs)
+    b = training.augment_batch(x, y, np.random.default_rng(5), **kwargs)
+    np.testing.assert_array_equal(a[0], b[0])
+    np.testing.assert_array_equal(a[1], b[1])
+    np.testing.assert_array_equal(x, x0)
+    np.testing.assert_array_equal(y, y0)
+
+
+def test_train_fold_with_in_training_augmentation(feature_dir, tmp_path):
+    root, _ = feature_dir
+    config = SMALL.override(**{"train.mixup_alpha": 0.3, "train.spec_augment": 2,
+                               "train.time_shift": True})
+    result = train_fold(root, TEST_FOLD, [1, 2, 3], config=config, out_dir=tmp_path / "a")
+    again = train_fold(root, TEST_FOLD, [1, 2, 3], config=config, out_dir=tmp_path / "b")
+    assert result.epochs_run == 2 and result.n_test == len(result.y_pred)
+    assert 0.0 <= result.test_accuracy <= 1.0 and np.isfinite(result.test_loss)
+    assert again.y_pred == result.y_pred and again.history == result.history  # seeded

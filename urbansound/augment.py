@@ -1,35 +1,223 @@
 """Deformations of training clips with muda (the study's augmentation).
 
 Each named deformation maps one waveform to one deformed waveform of the same
-sample rate.  They are applied to clips of every fold once, in the features
-stage; training reads a fold's deformed copies only while that fold is a
-training fold, so no test or validation clip is ever an augmentation source.
+sample rate.  The features stage applies them only to clips of folds that train
+some requested model (:func:`urbansound.training.folds_to_augment`); training reads
+a fold's deformed copies only while that fold is a training fold, so no test or
+validation clip is ever a deformation's source, and deformed copies are computed
+once and shared by every fold model that trains on them.
+
+Named sets (``--augment NAME``):
+
+- ``study``: the thesis' four (time stretch ×1.23, pitch shift +2, DRC "film
+  standard", background noise "workers");
+- ``salamon-bello``: the dataset authors' 20 (Salamon & Bello 2017): time stretch
+  {0.81, 0.93, 1.07, 1.23}, pitch shift {−2, −1, 1, 2} and {−3.5, −2.5, 2.5, 3.5},
+  DRC {music standard, film standard, speech, radio}, and 4 background noises.
+
+Background noise: UrbanSound8K ships no separate noise recordings, and mixing in
+clips of the dataset would risk putting test-fold audio into training.  The
+default sources are therefore four 30 s noises synthesised here (traffic rumble,
+crowd babble band, workers' impacts, mains hum over pink noise: see
+:func:`write_builtin_noises`), not recordings; ``augment.noise_dir`` names a folder
+of the user's own recordings instead (``background_noise_<k>`` uses the k-th file
+in name order, cycling).  The noise offset and mixing weight (0.1-0.5, as muda's
+default) are drawn per clip from a seed of the clip's name, so reruns agree.
 
 muda 0.4.1 needs the ``rubberband`` binary for time stretch and pitch shift and
 ``sox`` for dynamic range compression.
 """
 from __future__ import annotations
 
+import hashlib
+import os
+from pathlib import Path
+
 import numpy as np
 
-# name -> (muda deformer class name, keyword arguments), after the study
+_STRETCH = (0.81, 0.93, 1.07, 1.23)
+_SHIFT = (-2.0, -1.0, 1.0, 2.0, -3.5, -2.5, 2.5, 3.5)
+_DRC = ("music standard", "film standard", "speech", "radio")
+BUILTIN_NOISES = ("traffic", "crowd", "workers", "hum")
+"""The synthesised background-noise sources, in ``background_noise_<k>`` order."""
+
+
+def _shift_name(n: float) -> str:
+    return f"pitch_shift_{n:g}"
+
+
+# name -> (muda deformer class name, keyword arguments)
 _DEFORMATIONS: dict[str, tuple[str, dict]] = {
-    "time_stretch_1.23": ("TimeStretch", {"rate": 1.23}),
-    "pitch_shift_2": ("PitchShift", {"n_semitones": 2.0}),
-    "drc_film_standard": ("DynamicRangeCompression", {"preset": "film standard"}),
+    **{f"time_stretch_{r:g}": ("TimeStretch", {"rate": r}) for r in _STRETCH},
+    **{_shift_name(n): ("PitchShift", {"n_semitones": n}) for n in _SHIFT},
+    **{f"drc_{p.replace(' ', '_')}": ("DynamicRangeCompression", {"preset": p}) for p in _DRC},
+    **{f"background_noise_{name}": ("BackgroundNoise", {"source": k})
+       for k, name in enumerate(BUILTIN_NOISES)},
 }
 DEFORMATION_NAMES = frozenset(_DEFORMATIONS)
 """Names accepted in ``augment.deformations`` of the configuration."""
 
-STUDY_DEFORMATIONS = ("time_stretch_1.23", "pitch_shift_2", "drc_film_standard")
-"""The study's set, less background noise (which needs recordings of street ambience)."""
+STUDY_DEFORMATIONS = ("time_stretch_1.23", "pitch_shift_2", "drc_film_standard",
+                      "background_noise_workers")
+"""The thesis' four deformations (SEED.md)."""
+
+SALAMON_BELLO_DEFORMATIONS = tuple(_DEFORMATIONS)
+"""The dataset authors' 20 deformations per clip."""
+
+DEFORMATION_SETS = {"study": STUDY_DEFORMATIONS, "salamon-bello": SALAMON_BELLO_DEFORMATIONS}
+"""Named sets for ``--augment``."""
+
+NOISE_SECONDS = 30.0
+NOISE_WEIGHT = (0.1, 0.5)
 
 
 class AugmentError(Exception):
     """A deformation failed on a clip (the message names the deformation)."""
 
 
-def make_deformer(name: str):
+def binary_needed(name: str) -> str | None:
+    """The external program a deformation needs (``rubberband``, ``sox``), or None."""
+    kind = _DEFORMATIONS[name][0]
+    return {"TimeStretch": "rubberband", "PitchShift": "rubberband",
+            "DynamicRangeCompression": "sox"}.get(kind)
+
+
+def deformations_for(class_name: str, deformations: tuple[str, ...],
+                     per_class: tuple[str, ...] = ()) -> tuple[str, ...]:
+    """The deformations applied to a clip of ``class_name``.
+
+    ``per_class`` entries read ``"<class>=<name>,<name>"`` (``"<class>="`` for none):
+    the study proposes choosing deformations per class, because some hurt some
+    classes.  A class without an entry gets ``deformations``.
+    """
+    for entry in per_class:
+        name, _, chosen = entry.partition("=")
+        if name.strip() == class_name:
+            return tuple(d.strip() for d in chosen.split(",") if d.strip())
+    return tuple(deformations)
+
+
+def parse_per_class(per_class: tuple[str, ...], class_names) -> dict[str, tuple[str, ...]]:
+    """Check ``augment.per_class`` entries; ``ValueError`` naming the bad entry."""
+    out = {}
+    for entry in per_class:
+        name, sep, chosen = entry.partition("=")
+        name = name.strip()
+        if not sep or name not in class_names:
+            raise ValueError(f"augment.per_class entry {entry!r} must read '<class>=<deformation>,"
+                             f"...' with a class of {list(class_names)}")
+        names = tuple(d.strip() for d in chosen.split(",") if d.strip())
+        unknown = [d for d in names if d not in DEFORMATION_NAMES]
+        if unknown:
+            raise ValueError(f"augment.per_class entry {entry!r}: unknown deformation(s) {unknown}")
+        if name in out:
+            raise ValueError(f"augment.per_class names {name!r} twice")
+        out[name] = names
+    return out
+
+
+def _clip_seed(key: str) -> int:
+    return int.from_bytes(hashlib.sha256(key.encode()).digest()[:4], "little")
+
+
+def synthesize_noise(kind: str, sample_rate: int = 22050, seconds: float = NOISE_SECONDS,
+                     seed: int = 0) -> np.ndarray:
+    """One synthetic street-noise source, float32 [shape=(sample_rate * seconds,)], peak 0.5.
+
+    traffic: brown noise (−6 dB/octave) with slow swells of passing vehicles;
+    crowd: pink noise band-limited to 300-3,000 Hz with syllable-rate (4 Hz) flutter;
+    workers: pink noise with random hammer-like decaying impacts;
+    hum: 50 Hz mains harmonics over soft pink noise.
+    """
+    if kind not in BUILTIN_NOISES:
+        raise ValueError(f"unknown built-in noise {kind!r}; known: {list(BUILTIN_NOISES)}")
+    rng = np.random.default_rng(seed + BUILTIN_NOISES.index(kind))
+    n = int(round(sample_rate * seconds))
+    t = np.arange(n) / sample_rate
+    spectrum = np.fft.rfft(rng.standard_normal(n))
+    freqs = np.fft.rfftfreq(n, 1 / sample_rate)
+    freqs[0] = freqs[1]
+
+    def shaped(gain):
+        return np.fft.irfft(spectrum * gain, n)
+
+    if kind == "traffic":
+        y = shaped(1 / freqs) * (0.6 + 0.4 * np.sin(2 * np.pi * t / 7.0) ** 2)
+    elif kind == "crowd":
+        band = (freqs > 300) & (freqs < 3000)
+        y = shaped(band / np.sqrt(freqs)) * (0.7 + 0.3 * np.sin(2 * np.pi * 4.0 * t))
+    elif kind == "workers":
+        y = shaped(1 / np.sqrt(freqs))
+        y /= np.abs(y).max()
+        for start in rng.integers(0, n - sample_rate // 4, size=int(seconds * 1.5)):
+            m = sample_rate // 4
+            y[start:start + m] += 3 * rng.standard_normal(m) * np.exp(-np.arange(m) / (0.02 * sample_rate))
+    else:  # hum
+        y = sum(np.sin(2 * np.pi * 50 * h * t) / h for h in (1, 2, 3, 4))
+        pink = shaped(1 / np.sqrt(freqs))
+        y = y / np.abs(y).max() + 0.3 * pink / np.abs(pink).max()
+    return (0.5 * y / np.abs(y).max()).astype(np.float32)
+
+
+def write_builtin_noises(directory: str | os.PathLike, sample_rate: int = 22050) -> list[Path]:
+    """Write the synthetic noise sources as WAV files (once: existing files are kept)."""
+    import soundfile as sf
+
+    folder = Path(directory)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for k, kind in enumerate(BUILTIN_NOISES, start=1):
+        path = folder / f"{k}-{kind}.wav"
+        if not path.exists():
+            partial = path.with_suffix(f".{os.getpid()}.part")
+            sf.write(partial, synthesize_noise(kind, sample_rate), sample_rate,
+                     subtype="FLOAT", format="WAV")
+            os.replace(partial, path)  # atomic: concurrent workers never read half a file
+        paths.append(path)
+    return paths
+
+
+def noise_files(noise_dir: str = "", sample_rate: int = 22050) -> list[Path]:
+    """The background-noise sources: the user's folder (audio files in name order), or the
+    built-in synthetic ones written to a cache folder."""
+    if noise_dir:
+        folder = Path(noise_dir)
+        files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in
+                       (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif"))
+        if not files:
+            raise ValueError(f"{noise_dir}: augment.noise_dir holds no audio file")
+        return files
+    import tempfile
+
+    return write_builtin_noises(Path(tempfile.gettempdir()) / f"urbansound-noise-{sample_rate}",
+                                sample_rate)
+
+
+def _patch_muda_background() -> None:
+    """muda 0.4.1's background slicer calls librosa positionally, which librosa >= 0.10
+    refuses; give it the keyword form (idempotent)."""
+    import librosa
+    import soundfile as sf
+    from muda.deformers import background
+
+    if getattr(background.slice_clip, "_urbansound", False):
+        return
+
+    def slice_clip(filename, start, stop, n_samples, sr, mono=True):
+        with sf.SoundFile(str(filename), mode="r") as f:
+            f.seek(start)
+            y = f.read(stop - start, dtype="float32").T
+            rate = f.samplerate
+        if mono and y.ndim > 1:
+            y = librosa.to_mono(y)
+        y = librosa.resample(y, orig_sr=rate, target_sr=sr)
+        return librosa.util.fix_length(y, size=n_samples)
+
+    slice_clip._urbansound = True
+    background.slice_clip = slice_clip
+
+
+def make_deformer(name: str, *, noise_dir: str = "", sample_rate: int = 22050):
     """The muda deformer object for a deformation name."""
     if name not in _DEFORMATIONS:
         raise ValueError(f"unknown deformation {name!r}; known: {sorted(DEFORMATION_NAMES)}")
@@ -40,10 +228,18 @@ def make_deformer(name: str):
         warnings.simplefilter("ignore", UserWarning)
         import muda
     cls_name, kwargs = _DEFORMATIONS[name]
+    if cls_name == "BackgroundNoise":
+        _patch_muda_background()
+        files = noise_files(noise_dir, sample_rate)
+        source = files[kwargs["source"] % len(files)]
+        return muda.deformers.BackgroundNoise(n_samples=1, files=[str(source)],
+                                              weight_min=NOISE_WEIGHT[0],
+                                              weight_max=NOISE_WEIGHT[1])
     return getattr(muda.deformers, cls_name)(**kwargs)
 
 
-def deform(y: np.ndarray, sample_rate: int, deformer, *, name: str = "") -> np.ndarray:
+def deform(y: np.ndarray, sample_rate: int, deformer, *, name: str = "",
+           key: str = "") -> np.ndarray:
     """Apply one muda deformer to a waveform.
 
     Parameters
@@ -51,6 +247,8 @@ def deform(y: np.ndarray, sample_rate: int, deformer, *, name: str = "") -> np.n
     y : np.ndarray [shape=(n,)] mono waveform.
     sample_rate : Hz.
     deformer : from :func:`make_deformer`.
+    key : seeds a random deformation (background noise: offset and weight), e.g. the
+        clip's file name, so that the same clip always gets the same copy.
 
     Returns
     -------
@@ -59,6 +257,8 @@ def deform(y: np.ndarray, sample_rate: int, deformer, *, name: str = "") -> np.n
     import jams
     import muda
 
+    if hasattr(deformer, "_rng"):  # muda's random deformers: a per-clip stream, not a global one
+        deformer._rng = np.random.RandomState(_clip_seed(f"{name}:{key}"))
     jam = jams.JAMS()
     jam.file_metadata.duration = len(y) / sample_rate
     jam = muda.jam_pack(jam, _audio=dict(y=np.asarray(y, dtype=np.float32), sr=sample_rate))

@@ -58,8 +58,10 @@ class ClipToLogMels(beam.DoFn):
     "reason"}``; when that is the original, the clip's deformations are skipped too.
     """
 
-    def __init__(self, config_json: str):
+    def __init__(self, config_json: str, deform_folds: list[int] | None = None):
         self._config_json = config_json
+        # only clips of these folds are deformed (None: every fold); see folds_to_augment
+        self._deform_folds = None if deform_folds is None else frozenset(deform_folds)
         self.deformation_failures = beam.metrics.Metrics.counter("features", "deformation_failures")
         self.clips = beam.metrics.Metrics.counter("features", "clips")
         self.rejected = beam.metrics.Metrics.counter("features", "rejected")
@@ -72,8 +74,10 @@ class ClipToLogMels(beam.DoFn):
         self._features = features
         self._records = records
         self._augment = augment
-        self._deformers = {name: augment.make_deformer(name)
-                           for name in self._config.augment.deformations}
+        a = self._config.augment
+        self._deformers = {name: augment.make_deformer(name, noise_dir=a.noise_dir,
+                                                       sample_rate=self._config.audio.sample_rate)
+                           for name in a.all_deformations()}
 
     def _count(self, fold: int, deformation: str) -> None:
         # one counter per (fold, deformation): the manifest's counts, with no second pass
@@ -112,9 +116,14 @@ class ClipToLogMels(beam.DoFn):
             yield example
         # without its original, a clip's copies are left out too
         # (no early return: Beam warns about yield and return in one process method)
-        for name, deformer in self._deformers.items() if example is not None else ():
+        a = self._config.augment
+        augmented = example is not None and (self._deform_folds is None
+                                             or rec.fold in self._deform_folds)
+        for name in (self._augment.deformations_for(rec.class_name, a.deformations, a.per_class)
+                     if augmented else ()):
             try:
-                y = self._augment.deform(rec.waveform, rec.sample_rate, deformer, name=name)
+                y = self._augment.deform(rec.waveform, rec.sample_rate, self._deformers[name],
+                                         name=name, key=rec.file_name)
             except self._augment.AugmentError as exc:
                 self.deformation_failures.inc()
                 log.warning("%s: %s; copy skipped", rec.file_name, exc)
@@ -128,17 +137,20 @@ class ExtractLogMels(beam.PTransform):
     """PCollection[bytes waveform examples] → outputs ``logmels`` (bytes log-mel
     examples, all finite) and :data:`REJECTED` (JSON lines of dropped examples)."""
 
-    def __init__(self, config: Config):
+    def __init__(self, config: Config, deform_folds: list[int] | None = None):
         super().__init__()
         self._config_json = config.to_json()
+        self._deform_folds = deform_folds
 
     def expand(self, waveforms):
-        return waveforms | "LogMel" >> beam.ParDo(ClipToLogMels(self._config_json)).with_outputs(
+        return waveforms | "LogMel" >> beam.ParDo(
+            ClipToLogMels(self._config_json, self._deform_folds)).with_outputs(
             REJECTED, main="logmels")
 
 
 def run_features(waveform_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
-                 config: Config = Config(), beam_args: list[str] | None = None) -> dict:
+                 config: Config = Config(), beam_args: list[str] | None = None,
+                 deform_folds: list[int] | None = None) -> dict:
     """Run the features pipeline over every fold ingest wrote.
 
     Parameters
@@ -146,6 +158,8 @@ def run_features(waveform_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
     waveform_dir : ingest's output directory.
     out_dir : where ``fold<k>.tfrecord`` log-mel files and ``manifest.json`` go.
     beam_args : Beam pipeline options; default :func:`default_beam_args`.
+    deform_folds : folds whose clips get the configured deformations (None: all);
+        :func:`urbansound.training.folds_to_augment` gives the folds that train.
 
     Returns
     -------
@@ -168,7 +182,7 @@ def run_features(waveform_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
         extracted = (pipeline
                      | f"ReadFold{fold}" >> beam.io.ReadFromTFRecord(
                          _fold_pattern(waveform_dir, fold))
-                     | f"ExtractFold{fold}" >> ExtractLogMels(config))
+                     | f"ExtractFold{fold}" >> ExtractLogMels(config, deform_folds))
         extracted.logmels | f"WriteFold{fold}" >> beam.io.WriteToTFRecord(
             str(out / f"fold{fold}"), file_name_suffix=".tfrecord", num_shards=1,
             shard_name_template="")
@@ -184,7 +198,8 @@ def run_features(waveform_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
         counts = {str(f): _count_examples(out, f) for f in folds}
     manifest = {
         "folds": counts,
-        "deformations": list(config.augment.deformations),
+        "deformations": list(config.augment.all_deformations()),
+        "deformed_folds": sorted(deform_folds) if deform_folds is not None else folds,
         "n_mels": config.features.n_mels,
         "n_frames": config.features.n_frames,
         "dataset_hash": source.get("dataset_hash"),

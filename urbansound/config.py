@@ -89,6 +89,8 @@ class TrainConfig:
     standardised per mel band with statistics of the training folds only
     (``normalize="per_band"``): without it the study's SGD stays at chance.
     ``schedule="one_cycle"``: warm-up over 10 % of the steps, then cosine decay.
+    ``mixup_alpha``, ``spec_augment``, ``time_shift``: in-training augmentation of the
+    training batches (:func:`urbansound.training.augment_batch`).
     """
 
     model: str = DEFAULT_MODEL
@@ -100,6 +102,9 @@ class TrainConfig:
     epochs: int = _DEFAULT_RECIPE.epochs
     patience: int = _DEFAULT_RECIPE.patience
     validation: str = _DEFAULT_RECIPE.validation
+    mixup_alpha: float = _DEFAULT_RECIPE.mixup_alpha
+    spec_augment: int = _DEFAULT_RECIPE.spec_augment
+    time_shift: bool = _DEFAULT_RECIPE.time_shift
     normalize: str = "per_band"
     seed: int = 0
 
@@ -121,7 +126,8 @@ def train_config_for(model: str, profile: str = "default") -> TrainConfig:
     recipe = dict(model=model, optimizer=spec.optimizer, learning_rate=spec.learning_rate,
                   weight_decay=spec.weight_decay, schedule=spec.schedule,
                   batch_size=spec.batch_size, epochs=spec.epochs, patience=spec.patience,
-                  validation=spec.validation)
+                  validation=spec.validation, mixup_alpha=spec.mixup_alpha,
+                  spec_augment=spec.spec_augment, time_shift=spec.time_shift)
     if profile == "study":
         recipe.update(validation="fold", patience=15)
     elif profile == "quick":
@@ -133,13 +139,25 @@ def train_config_for(model: str, profile: str = "default") -> TrainConfig:
 class AugmentConfig:
     """Deformed copies of training clips (muda).  Empty = none.
 
-    Each name in ``deformations`` yields one deformed copy of every clip; the
-    copies are only ever used when their source fold is a training fold.
-    Known names: ``time_stretch_1.23``, ``pitch_shift_2``, ``drc_film_standard``
-    (see :mod:`urbansound.augment`).
+    deformations : each name yields one deformed copy of every clip of the folds
+        that train; the copies are only ever used when their source fold is a
+        training fold.  Names and sets: :mod:`urbansound.augment`.
+    per_class : ``"<class>=<name>,<name>"`` entries: that class gets these
+        deformations instead (``"<class>="``: none), the study's per-class choice.
+    noise_dir : folder of background-noise recordings for ``background_noise_*``;
+        empty: the built-in synthesised noises (never audio of the dataset).
     """
 
     deformations: tuple[str, ...] = ()
+    per_class: tuple[str, ...] = ()
+    noise_dir: str = ""
+
+    def all_deformations(self) -> tuple[str, ...]:
+        """Every deformation some class uses, in first-use order."""
+        names = list(self.deformations)
+        for entry in self.per_class:
+            names += [d.strip() for d in entry.partition("=")[2].split(",") if d.strip()]
+        return tuple(dict.fromkeys(names))
 
 
 @dataclass(frozen=True)
@@ -232,6 +250,8 @@ class Config:
             (t.epochs >= 1, "train.epochs must be >= 1"),
             (t.patience >= 1, "train.patience must be >= 1"),
             (t.weight_decay >= 0, "train.weight_decay must be >= 0"),
+            (t.mixup_alpha >= 0, "train.mixup_alpha must be >= 0 (0: no mixup)"),
+            (0 <= t.spec_augment <= 8, "train.spec_augment must be 0..8 masks per axis"),
             (t.schedule in SCHEDULES, f"train.schedule must be one of {list(SCHEDULES)}"),
             (t.validation in ("fold", "none"), "train.validation must be 'fold' or 'none'"),
             (t.batch_size >= 1, "train.batch_size must be >= 1"),
@@ -247,7 +267,12 @@ class Config:
         for name in self.augment.deformations:
             if name not in augment.DEFORMATION_NAMES:
                 raise ConfigError(
-                    f"unknown deformation {name!r}; known: {sorted(augment.DEFORMATION_NAMES)}")
+                    f"unknown deformation {name!r}; known: {sorted(augment.DEFORMATION_NAMES)} "
+                    f"or a set: {sorted(augment.DEFORMATION_SETS)}")
+        try:
+            augment.parse_per_class(self.augment.per_class, CLASS_NAMES)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
         expected = 1 + (a.clip_samples - f.n_fft) // f.hop_length
         if expected < f.n_frames:
             raise ConfigError(

@@ -38,6 +38,8 @@ class ModelSpec:
         for early stopping (the study's protocol); ``"none"``: a fixed schedule,
         every non-test fold trains, nothing is chosen on held-out data.
     batch_size : examples per step.
+    mixup_alpha, spec_augment, time_shift : in-training augmentation of the log-mels
+        (:func:`urbansound.training.augment_batch`); 0 / False: none.
     study : True for the study's own models (SEED.md).
     """
 
@@ -53,6 +55,9 @@ class ModelSpec:
     patience: int = 15
     validation: str = "fold"
     batch_size: int = 32
+    mixup_alpha: float = 0.0
+    spec_augment: int = 0
+    time_shift: bool = False
     study: bool = False
 
 

@@ -67,6 +67,15 @@ def split_folds(test_fold: int, available: Sequence[int], *, seed: int,
     return FoldSplit(test_fold, chosen, tuple(f for f in others if f != chosen))
 
 
+def folds_to_augment(test_folds: Sequence[int], available: Sequence[int], *, seed: int,
+                     validation: str = "fold") -> list[int]:
+    """Folds that train at least one of the test folds' models: only their clips are
+    deformed, so a test or validation clip is never a deformation's source (with every
+    fold tested, every fold trains some other fold's model, and so is deformed once)."""
+    return sorted({f for t in test_folds
+                   for f in split_folds(t, available, seed=seed, validation=validation).train_folds})
+
+
 @dataclass
 class Examples:
     """Log-mels of some folds. x: float32 [shape=(n, n_mels, n_frames, 1)] dB; y: int [shape=(n,)]."""
@@ -121,6 +130,74 @@ def band_statistics(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     mean = x64.mean(axis=(0, 2))
     variance = x64.var(axis=(0, 2))
     return mean.astype(np.float32), np.maximum(variance, 1e-6).astype(np.float32)
+
+
+def augment_batch(x: np.ndarray, y: np.ndarray, rng: np.random.Generator, *,
+                  mixup_alpha: float = 0.0, spec_augment: int = 0, time_shift: bool = False,
+                  fill: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """In-training augmentation of one batch of log-mels (training batches only).
+
+    x : float32 [shape=(b, n_mels, n_frames, 1)] dB; y : one-hot [shape=(b, n_classes)].
+    time_shift : roll each example by a random number of frames (a sound may start anywhere).
+    spec_augment : that many frequency masks and as many time masks per example, each up to
+        1/8 of its axis wide (SpecAugment), filled with ``fill`` (the per-band mean,
+        [shape=(n_mels,)] dB, so that the standardised input reads 0 there) or the example's
+        minimum.
+    mixup_alpha : mix each example with another of the batch, weight ~ Beta(α, α), labels too.
+
+    Returns new arrays; the inputs are not modified.
+    """
+    x = x.copy()
+    y = y.astype(np.float32, copy=True)
+    b, n_mels, n_frames, _ = x.shape
+    if time_shift:
+        for i, shift in enumerate(rng.integers(0, n_frames, size=b)):
+            x[i] = np.roll(x[i], int(shift), axis=1)
+    for i in range(b if spec_augment > 0 else 0):
+        column = (np.asarray(fill, np.float32)[:, None] if fill is not None
+                  else np.full((n_mels, 1), x[i, ..., 0].min(), np.float32))
+        for _ in range(spec_augment):
+            width = int(rng.integers(0, n_mels // 8 + 1))
+            start = int(rng.integers(0, n_mels - width + 1))
+            x[i, start:start + width, :, 0] = column[start:start + width]
+            width = int(rng.integers(0, n_frames // 8 + 1))
+            start = int(rng.integers(0, n_frames - width + 1))
+            x[i, :, start:start + width, 0] = column
+    if mixup_alpha > 0:
+        lam = rng.beta(mixup_alpha, mixup_alpha, size=b).astype(np.float32)
+        lam = np.maximum(lam, 1 - lam)  # the first example stays the larger part
+        partner = rng.permutation(b)
+        x = lam[:, None, None, None] * x + (1 - lam[:, None, None, None]) * x[partner]
+        y = lam[:, None] * y + (1 - lam[:, None]) * y[partner]
+    return x.astype(np.float32), y
+
+
+def AugmentedBatches(x: np.ndarray, y: np.ndarray, config: Config, *, seed: int,
+                     fill: np.ndarray | None = None):
+    """A Keras ``PyDataset`` of shuffled, augmented training batches (:func:`augment_batch`),
+    reshuffled every epoch from ``seed``: the same seed gives the same batches."""
+    import keras
+
+    t = config.train
+
+    class _Batches(keras.utils.PyDataset):
+        def __init__(self):
+            super().__init__()
+            self.rng = np.random.default_rng(seed)
+            self.order = self.rng.permutation(len(x))
+
+        def __len__(self):
+            return -(-len(x) // t.batch_size)
+
+        def __getitem__(self, index):
+            rows = self.order[index * t.batch_size:(index + 1) * t.batch_size]
+            return augment_batch(x[rows], y[rows], self.rng, mixup_alpha=t.mixup_alpha,
+                                 spec_augment=t.spec_augment, time_shift=t.time_shift, fill=fill)
+
+        def on_epoch_end(self):
+            self.order = self.rng.permutation(len(x))
+
+    return _Batches()
 
 
 class TrainingDiverged(ValueError):
@@ -208,20 +285,33 @@ def train_fold(feature_dir: str | os.PathLike, test_fold: int, available_folds: 
     model = build_model(t.model, input_shape=train.x.shape[1:], n_classes=len(CLASS_NAMES),
                         band_mean=stats[0], band_variance=stats[1], seed=seed)
     steps = t.epochs * -(-len(train) // t.batch_size)
+    augmenting = t.mixup_alpha > 0 or t.spec_augment > 0 or t.time_shift
+    n_classes = len(CLASS_NAMES)
+    # mixup needs soft targets, so in-training augmentation trains on one-hot labels
     model.compile(optimizer=make_optimizer(t.optimizer,
                                            learning_rate_schedule(t.schedule, t.learning_rate,
                                                                   steps),
                                            t.weight_decay),
-                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+                  loss="categorical_crossentropy" if augmenting
+                  else "sparse_categorical_crossentropy", metrics=["accuracy"])
     guards = [_stop_on_non_finite_loss()]
     if validation is not None:
         guards.append(keras.callbacks.EarlyStopping(
             monitor="val_accuracy", mode="max", patience=t.patience, restore_best_weights=True))
-    history = model.fit(train.x, train.y, batch_size=t.batch_size, epochs=t.epochs, shuffle=True,
-                        validation_data=(validation.x, validation.y) if validation is not None else None,
-                        verbose=verbose, callbacks=[*guards, *callbacks])
-    test_loss, test_accuracy = model.evaluate(test.x, test.y, batch_size=256, verbose=0)
-    y_pred = model.predict(test.x, batch_size=256, verbose=0).argmax(axis=1)
+    targets = (lambda y: np.eye(n_classes, dtype=np.float32)[y]) if augmenting else (lambda y: y)
+    fit_data = (dict(x=AugmentedBatches(train.x, targets(train.y), config, seed=seed,
+                                        fill=stats[0]))
+                if augmenting else dict(x=train.x, y=train.y, batch_size=t.batch_size,
+                                        shuffle=True))
+    history = model.fit(**fit_data, epochs=t.epochs, verbose=verbose,
+                        validation_data=((validation.x, targets(validation.y))
+                                         if validation is not None else None),
+                        callbacks=[*guards, *callbacks])
+    probabilities = model.predict(test.x, batch_size=256, verbose=0)
+    y_pred = probabilities.argmax(axis=1)
+    test_accuracy = float(np.mean(y_pred == test.y))
+    test_loss = float(-np.mean(np.log(np.maximum(probabilities[np.arange(len(test)), test.y],
+                                                 1e-12))))
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
