@@ -466,3 +466,11 @@ def test_a_bad_hop_is_exit_2(model_file, clips, capsys, hop):
     code = main(["predict", str(model_file), str(clips / "one.flac"), "--hop", hop])
     assert code == 2
     assert "hop must be > 0 and <= the window (3 s)" in capsys.readouterr().err
+
+
+def test_predict_has_help(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["predict", "--help"])
+    out = capsys.readouterr().out
+    assert exit_info.value.code == 0 and out.startswith("usage: urbansound predict")
+    assert "--hop SECONDS" in out and "--timeline" in out and "--json" in out
