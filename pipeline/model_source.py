@@ -19,6 +19,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 from urbansound.config import Config, ConfigError
+from urbansound.training import CONFIG_FILE
 from urbansound.training import MODEL_FILE
 
 MLFLOW_SCHEMES = ("runs:/", "models:/")
@@ -119,8 +120,10 @@ def load_model(source: str, *, tracking_uri: str = "") -> LoadedModel:
         model = keras.models.load_model(path, compile=False)
     except Exception as exc:  # noqa: BLE001 - any failure of the file is the user's input
         raise ModelSourceError(f"{path}: not a loadable Keras model ({_first_line(exc)})") from None
-    return LoadedModel(model, Config(), source, "defaults (a local model file carries no "
-                                                "configuration)")
+    beside = path.parent / CONFIG_FILE
+    if beside.is_file():  # train_fold writes the configuration next to the model
+        return LoadedModel(model, Config.from_json(beside.read_text()), source, str(beside))
+    return LoadedModel(model, Config(), source, f"defaults (no {CONFIG_FILE} beside the model)")
 
 
 def _load_mlflow(source: str, tracking_uri: str) -> LoadedModel:

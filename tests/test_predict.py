@@ -474,3 +474,18 @@ def test_predict_has_help(capsys):
     out = capsys.readouterr().out
     assert exit_info.value.code == 0 and out.startswith("usage: urbansound predict")
     assert "--hop SECONDS" in out and "--timeline" in out and "--json" in out
+
+
+def test_a_local_model_uses_the_config_json_written_beside_it(tmp_path, model_file):
+    import shutil
+
+    from pipeline.model_source import load_model
+    from urbansound.config import Config
+    from urbansound.training import CONFIG_FILE, MODEL_FILE
+
+    shutil.copy(model_file, tmp_path / MODEL_FILE)
+    assert load_model(str(tmp_path)).config == Config()  # nothing beside it: defaults
+    zeros = Config().override(**{"audio.pad_mode": "zeros"})
+    (tmp_path / CONFIG_FILE).write_text(zeros.to_json())
+    loaded = load_model(str(tmp_path / MODEL_FILE))
+    assert loaded.config == zeros and loaded.config_source == str(tmp_path / CONFIG_FILE)

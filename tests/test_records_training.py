@@ -359,6 +359,7 @@ def test_train_fold_writes_model_and_result(trained):
 
     result, out, _, _, root = trained
     assert FoldResult.from_json((out / RESULT_FILE).read_text()) == result
+    assert Config.from_json((out / training.CONFIG_FILE).read_text()) == SMALL  # for predict
     assert json.loads((out / RESULT_FILE).read_text())["n_test"] == result.n_test
     model = keras.models.load_model(out / MODEL_FILE)
     test = load_examples(root, [TEST_FOLD], include_deformed=False)

@@ -23,6 +23,8 @@ from urbansound.records import ORIGINAL, decode_logmel, fold_files, iter_records
 
 MODEL_FILE = "model.keras"
 RESULT_FILE = "fold_result.json"
+CONFIG_FILE = "config.json"
+"""Written beside the model: the configuration it was trained with (predict reads it)."""
 
 
 @dataclass(frozen=True)
@@ -316,6 +318,7 @@ def train_fold(feature_dir: str | os.PathLike, test_fold: int, available_folds: 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     model.save(out / MODEL_FILE)
+    (out / CONFIG_FILE).write_text(config.to_json())
     hist = {k: [float(v) for v in values] for k, values in history.history.items()}
     result = FoldResult(
         test_fold=test_fold, validation_fold=split.validation_fold,
