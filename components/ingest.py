@@ -19,19 +19,20 @@ def ingest_component(data_root: str, config_json: str, test_folds: List[int], st
     from components.errors import user_errors
     from urbansound.config import Config
     from urbansound.ingest import IngestError, ingest
+    from urbansound.training import min_folds
 
+    config = Config.from_json(config_json)
     with user_errors("ingest"):
-        result = ingest(data_root, waveforms.path, config=Config.from_json(config_json),
-                        strict=strict, progress=False)
+        result = ingest(data_root, waveforms.path, config=config, strict=strict, progress=False)
         present = result.folds
         test_folds = [int(f) for f in test_folds]  # JSON numbers arrive as floats locally
         missing = [f for f in test_folds if f not in present]
         if missing:
             raise IngestError(f"{data_root}: test fold(s) {missing} have no usable clips; "
                               f"folds present: {present}")
-        if len(present) < 3:
-            raise IngestError(f"{data_root}: need at least 3 folds with usable clips (test, "
-                              f"validation, training); folds present: {present}")
+        if len(present) < min_folds(config.train.validation):
+            raise IngestError(f"{data_root}: need at least {min_folds(config.train.validation)} "
+                              f"folds with usable clips; folds present: {present}")
         chosen = sorted(test_folds) if test_folds else present
         for warning in result.warnings:
             print(f"warning: {warning}")

@@ -250,7 +250,8 @@ def cmd_run(args) -> int:
     preflight.check_locations(out, None if demo else data, tracking_uri)
     preflight.check_beam_args(args.beam_arg, local=True)
     if not demo:
-        clips, rejections, _ = preflight.check_dataset(data, args.folds)
+        clips, rejections, _ = preflight.check_dataset(data, args.folds,
+                                                        config.train.validation)
     preflight.check_tracking(tracking_uri)
     started = time.time()
     ensure_writable_dir(out)  # fail in a second, naming the path, not inside a task
@@ -261,7 +262,8 @@ def cmd_run(args) -> int:
 
                 print(f"writing the built-in demo dataset to {data}")
                 write_demo_dataset(data)
-            clips, rejections, _ = preflight.check_dataset(data, args.folds)
+            clips, rejections, _ = preflight.check_dataset(data, args.folds,
+                                                        config.train.validation)
         print(f"dataset {data}: {len(clips)} clips listed, {len(rejections)} rows/files rejected "
               f"before decoding")
         console = ConsoleLog(out / "run.log", echo_all=args.verbose)

@@ -15,7 +15,6 @@ from pathlib import Path
 from urbansound.config import ConfigError
 from urbansound.dataset import DatasetError
 
-MIN_FOLDS = 3  # test, validation and at least one training fold
 STORAGE_TEXT = re.compile(r"(no space left|disk quota exceeded|read-only file system|"
                           r"database or disk is full)", re.IGNORECASE)
 
@@ -44,8 +43,9 @@ def check_locations(out: Path, data: Path | None, tracking_uri: str) -> None:
                           f"dataset folder {data}; choose another --tracking-uri")
 
 
-def check_dataset(data: Path, test_folds: list[int]):
-    """List the dataset (read only) and check its folds.
+def check_dataset(data: Path, test_folds: list[int], validation: str = "fold"):
+    """List the dataset (read only) and check its folds (``validation``: the training
+    protocol, which sets how many folds are needed: :func:`urbansound.training.min_folds`).
 
     Returns
     -------
@@ -54,9 +54,10 @@ def check_dataset(data: Path, test_folds: list[int]):
     Raises
     ------
     DatasetError
-        no usable clip, fewer than 3 folds, or a requested test fold with no clips.
+        no usable clip, too few folds, or a requested test fold with no clips.
     """
     from urbansound.dataset import list_clips
+    from urbansound.training import min_folds
 
     clips, rejections = list_clips(data)
     if not clips:
@@ -64,9 +65,12 @@ def check_dataset(data: Path, test_folds: list[int]):
                            f"first: {rejections[0].file}: {rejections[0].reason})"
                            if rejections else f"{data}: the metadata CSV lists no clips")
     present = sorted({int(c.fold) for c in clips})
-    if len(present) < MIN_FOLDS:
-        raise DatasetError(f"{data}: need at least {MIN_FOLDS} folds with clips (a test, a "
-                           f"validation and a training fold); folds present: {present}")
+    needed = min_folds(validation)
+    if len(present) < needed:
+        roles = ("a test, a validation and a training fold" if validation == "fold"
+                 else "a test and a training fold")
+        raise DatasetError(f"{data}: need at least {needed} folds with clips ({roles}); "
+                           f"folds present: {present}")
     missing = [int(f) for f in test_folds if int(f) not in present]
     if missing:
         raise DatasetError(f"{data}: test fold(s) {missing} have no clips; folds present: "

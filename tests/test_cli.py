@@ -144,14 +144,19 @@ def _refused(argv, capsys, *, names):
     return lines[0], time.time() - started
 
 
-@pytest.mark.parametrize("folds", [(1, 2), (4,), (1, 10)])
-def test_fewer_than_three_folds_is_a_dataset_error_before_any_task(folds, tmp_path, capsys):
+@pytest.mark.parametrize("folds, options, needed", [
+    ((1, 2), ["--model", "sb-cnn"], 3),           # the study's protocol: a validation fold too
+    ((1, 10), ["--profile", "study"], 3),
+    ((4,), [], 2),                                 # urbannet: a test and a training fold
+])
+def test_too_few_folds_is_a_dataset_error_before_any_task(folds, options, needed, tmp_path,
+                                                         capsys):
     from urbansound.demo_data import write_demo_dataset
 
     data = tmp_path / "data"
     write_demo_dataset(data, folds=folds, clips_per_class=1, seed=1)
-    line, took = _refused(["run", "--data", str(data), "--out", str(tmp_path / "out")], capsys,
-                          names=[data, "at least 3 folds", str(list(folds))])
+    line, took = _refused(["run", "--data", str(data), "--out", str(tmp_path / "out"), *options],
+                          capsys, names=[data, f"at least {needed} folds", str(list(folds))])
     assert not (tmp_path / "out").exists() and took < 30
 
 
@@ -162,8 +167,8 @@ def test_three_folds_of_which_one_has_only_rejected_rows_is_refused(tmp_path, ca
     write_demo_dataset(data, folds=(1, 2, 3), clips_per_class=1, seed=1)
     for wav in (data / "audio" / "fold3").iterdir():
         wav.unlink()  # every fold-3 row now names a missing file
-    _refused(["run", "--data", str(data), "--out", str(tmp_path / "out")], capsys,
-             names=[data, "folds present: [1, 2]"])
+    _refused(["run", "--data", str(data), "--out", str(tmp_path / "out"), "--model", "sb-cnn"],
+             capsys, names=[data, "folds present: [1, 2]"])
     assert not (tmp_path / "out").exists()
 
 
