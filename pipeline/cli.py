@@ -50,6 +50,17 @@ def _setting(text: str) -> tuple[str, object]:
     return key.strip(), value
 
 
+def _seed_list(text: str) -> tuple[int, ...]:
+    try:
+        seeds = tuple(int(s) for s in text.split(",") if s.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--seeds takes comma-separated integers, not {text!r}")
+    if len(seeds) < 2 or len(set(seeds)) != len(seeds) or min(seeds) < 0:
+        raise argparse.ArgumentTypeError(f"--seeds takes two or more different seeds >= 0, "
+                                         f"not {text!r}")
+    return seeds
+
+
 def _add_training_options(p, d) -> None:
     """The training options shared by ``run`` and ``submit``."""
     from urbansound.config import PROFILES
@@ -70,6 +81,10 @@ def _add_training_options(p, d) -> None:
     p.add_argument("--batch-size", type=_positive, help="default: the model's")
     p.add_argument("--seed", type=int, help=f"seed of validation-fold choice and training "
                                             f"(default {d.train.seed})")
+    p.add_argument("--seeds", type=_seed_list, metavar="S1,S2,...",
+                   help="train one model per seed for each fold and evaluate them as an "
+                        "ensemble (mean of probabilities); each seed's own accuracy is reported "
+                        "too")
     p.add_argument("--set", dest="settings", type=_setting, action="append", default=[],
                    metavar="KEY=VALUE",
                    help="any configuration value, repeatable, e.g. --set train.weight_decay=0.001 "
@@ -227,6 +242,7 @@ def _config(args, *, demo: bool):
         "train.learning_rate": getattr(args, "learning_rate", None),
         "train.batch_size": getattr(args, "batch_size", None),
         "train.seed": getattr(args, "seed", None),
+        "train.seeds": getattr(args, "seeds", None),
         "audio.pad_mode": getattr(args, "pad_mode", None),
         "augment.deformations": deformations,
     })

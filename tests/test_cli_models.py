@@ -100,3 +100,16 @@ def test_set_value_parsing():
     assert _setting("audio.pad_mode=zeros") == ("audio.pad_mode", "zeros")
     with pytest.raises(argparse.ArgumentTypeError):
         _setting("nokey")
+
+
+def test_seeds_option():
+    train = _config(parse("run", "--seeds", "3,1,2"), demo=False).train
+    assert train.seeds == (3, 1, 2)
+    assert _config(parse("run"), demo=False).train.seeds == ()
+
+
+@pytest.mark.parametrize("text", ["1", "1,1", "a,b", "-1,2"])
+def test_seeds_option_refuses(text, capsys):
+    with pytest.raises(SystemExit):
+        parse("run", "--seeds", text)
+    assert "--seeds takes" in capsys.readouterr().err

@@ -466,3 +466,45 @@ def test_train_fold_with_in_training_augmentation(feature_dir, tmp_path):
     assert result.epochs_run == 2 and result.n_test == len(result.y_pred)
     assert 0.0 <= result.test_accuracy <= 1.0 and np.isfinite(result.test_loss)
     assert again.y_pred == result.y_pred and again.history == result.history  # seeded
+
+
+# ---------------------------------------------------------------------------
+# Several seeds: an ensemble per fold
+# ---------------------------------------------------------------------------
+
+def test_train_fold_with_seeds_is_an_ensemble_of_its_members(feature_dir, tmp_path, trained):
+    import keras
+
+    root, _ = feature_dir
+    config = SMALL.override(**{"train.seeds": (0, 1)})
+    result = train_fold(root, TEST_FOLD, [1, 2, 3], config=config, out_dir=tmp_path)
+    assert result.seeds == [0, 1] and len(result.member_accuracies) == 2
+    # the first member is the single-seed model: same split, same seed, same predictions
+    single = trained[0]
+    assert result.member_accuracies[0] == pytest.approx(single.test_accuracy)
+    assert result.validation_fold == single.validation_fold
+    # the saved model is one Keras model averaging both members' probabilities
+    model = keras.models.load_model(tmp_path / MODEL_FILE, safe_mode=True)
+    assert [layer.name for layer in model.layers][-3:] == ["member1", "member2", "mean_probability"]
+    test = load_examples(root, [TEST_FOLD], include_deformed=False)
+    p = model.predict(test.x, verbose=0)
+    members = [model.get_layer(f"member{i}").predict(test.x, verbose=0) for i in (1, 2)]
+    np.testing.assert_allclose(p, np.mean(members, axis=0), rtol=1e-5, atol=1e-6)
+    assert p.argmax(axis=1).tolist() == result.y_pred
+
+
+def test_ensemble_summary_says_which_numbers_it_gives(tmp_path):
+    from urbansound.evaluation import evaluate_folds, format_summary
+
+    result = FoldResult(test_fold=3, validation_fold=None, train_folds=[1, 2], test_accuracy=0.75,
+                        test_loss=0.5, y_true=[0, 1, 1, 0], y_pred=[0, 1, 1, 1],
+                        confusion_matrix=training.confusion_matrix([0, 1, 1, 0], [0, 1, 1, 1],
+                                                                   10).tolist(),
+                        history={"loss": [1.0]}, best_epoch=1, epochs_run=1, n_train=8,
+                        n_validation=0, n_test=4, parameters=1, seeds=[1, 2, 3],
+                        member_accuracies=[0.5, 0.75, 0.5])
+    summary = evaluate_folds([result], tmp_path, plots=False)
+    assert summary["ensemble"] == {"3": {"seeds": [1, 2, 3], "member_accuracies": [0.5, 0.75, 0.5]}}
+    lines = format_summary(summary).splitlines()
+    assert lines[0] == "fold  accuracy  (ensemble of seeds; each seed alone)"
+    assert lines[1] == "   3     75.0%  (50.0% / 75.0% / 50.0%)"

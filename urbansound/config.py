@@ -107,6 +107,7 @@ class TrainConfig:
     time_shift: bool = _DEFAULT_RECIPE.time_shift
     normalize: str = "per_band"
     seed: int = 0
+    seeds: tuple[int, ...] = ()  # several: one model per seed, evaluated as an ensemble
 
 
 PROFILES = ("default", "study", "quick")
@@ -257,6 +258,8 @@ class Config:
             (t.batch_size >= 1, "train.batch_size must be >= 1"),
             (t.learning_rate > 0, "train.learning_rate must be > 0"),
             (t.seed >= 0, "train.seed must be >= 0"),
+            (all(s >= 0 for s in t.seeds), "train.seeds must be >= 0"),
+            (len(set(t.seeds)) == len(t.seeds), "train.seeds must differ"),
             (t.optimizer in OPTIMIZERS, f"train.optimizer must be one of {list(OPTIMIZERS)}"),
             (t.normalize in ("per_band", "none"), "train.normalize must be 'per_band' or 'none'"),
             (t.model in MODELS, f"train.model must be one of {list(MODELS)}, not {t.model!r}"),
@@ -299,8 +302,10 @@ def _build_section(section_type: type, name: str, values: Any) -> Any:
 def _coerce(key: str, value: Any, default: Any, annotation: Any) -> Any:
     """Accept ``value`` only if it has the type of the field (ints for floats too)."""
     if isinstance(default, tuple):
-        if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
-            raise ConfigError(f"{key} must be a list of strings")
+        kind = int if "int" in str(annotation) else str
+        if not isinstance(value, (list, tuple)) or not all(
+                isinstance(v, kind) and not isinstance(v, bool) for v in value):
+            raise ConfigError(f"{key} must be a list of {kind.__name__}s")
         return tuple(value)
     if value is None and "None" in str(annotation):
         return None

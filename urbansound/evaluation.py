@@ -51,6 +51,11 @@ def evaluate_folds(results: Sequence[FoldResult], out_dir: str | os.PathLike, *,
                             for name, acc in zip(class_names, per_class)}
     summary["n_test_examples"] = int(counts.sum())
     summary["by_salience"] = accuracy_by_salience(results)
+    if any(len(r.seeds) > 1 for r in results):
+        # which numbers these are: an ensemble per fold, and each seed's model alone
+        summary["ensemble"] = {str(r.test_fold): {"seeds": r.seeds,
+                                                  "member_accuracies": r.member_accuracies}
+                               for r in results}
     if ingest is not None:
         summary["ingest"] = dict(ingest)
 
@@ -87,8 +92,11 @@ def accuracy_by_salience(results: Sequence[FoldResult]) -> dict[str, dict]:
 
 def format_summary(summary: dict) -> str:
     """Human-readable table of fold accuracies and their mean / median / std."""
-    lines = ["fold  accuracy"]
-    lines += [f"{k:>4}  {acc:8.1%}" for k, acc in summary["folds"].items()]
+    ensemble = summary.get("ensemble") or {}
+    lines = ["fold  accuracy" + ("  (ensemble of seeds; each seed alone)" if ensemble else "")]
+    lines += [f"{k:>4}  {acc:8.1%}" + (
+        "  (" + " / ".join(f"{m:.1%}" for m in ensemble[k]["member_accuracies"]) + ")"
+        if k in ensemble else "") for k, acc in summary["folds"].items()]
     lines.append(f"mean {summary['mean']:.1%}  median {summary['median']:.1%}  "
                  f"std {summary['std']:.1%}")
     by_salience = summary.get("by_salience") or {}

@@ -243,6 +243,8 @@ class FoldResult:
     parameters: int
     class_names: list[str] = field(default_factory=lambda: list(CLASS_NAMES))
     salience: list[int] = field(default_factory=list)  # of each test example, as y_true
+    seeds: list[int] = field(default_factory=list)  # one model per seed; > 1: an ensemble
+    member_accuracies: list[float] = field(default_factory=list)  # each seed's model alone
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -252,38 +254,15 @@ class FoldResult:
         return cls(**json.loads(text))
 
 
-def train_fold(feature_dir: str | os.PathLike, test_fold: int, available_folds: Sequence[int], *,
-               config: Config, out_dir: str | os.PathLike, callbacks: Sequence = (),
-               verbose: int = 0) -> FoldResult:
-    """Train and evaluate one model with ``test_fold`` held out.
-
-    Writes ``model.keras`` (the model with its input standardisation; takes raw
-    log-mels) and ``fold_result.json`` to ``out_dir``.
-
-    Returns
-    -------
-    FoldResult with test accuracy, predictions, confusion matrix and history.
-    """
+def _fit_one(config: Config, train: Examples, validation: Examples | None, stats, seed: int,
+             callbacks: Sequence, verbose: int):
+    """Build, compile and fit one model from ``seed``; return (model, history dict)."""
     import keras
-    import tensorflow as tf
 
-    from urbansound.models import (build_model, learning_rate_schedule, make_optimizer,
-                                   trainable_parameter_count)
+    from urbansound.models import build_model, learning_rate_schedule, make_optimizer
 
     t = config.train
-    split = split_folds(test_fold, available_folds, seed=t.seed, validation=t.validation)
-    train = load_examples(feature_dir, split.train_folds, include_deformed=True)
-    validation = (load_examples(feature_dir, [split.validation_fold], include_deformed=False)
-                  if split.validation_fold is not None else None)
-    test = load_examples(feature_dir, [test_fold], include_deformed=False)
-    for name, part in (("training", train), ("validation", validation), ("test", test)):
-        if part is not None and len(part) == 0:
-            raise ValueError(f"no {name} examples for test fold {test_fold} ({split})")
-
-    seed = (t.seed * 1000 + test_fold) % 2**32  # one stream per fold; numpy takes < 2**32
     keras.utils.set_random_seed(seed)
-    tf.config.experimental.enable_op_determinism()
-    stats = band_statistics(train.x) if t.normalize == "per_band" else (None, None)
     model = build_model(t.model, input_shape=train.x.shape[1:], n_classes=len(CLASS_NAMES),
                         band_mean=stats[0], band_variance=stats[1], seed=seed)
     steps = t.epochs * -(-len(train) // t.batch_size)
@@ -309,17 +288,75 @@ def train_fold(feature_dir: str | os.PathLike, test_fold: int, available_folds: 
                         validation_data=((validation.x, targets(validation.y))
                                          if validation is not None else None),
                         callbacks=[*guards, *callbacks])
-    probabilities = model.predict(test.x, batch_size=256, verbose=0)
+    return model, history.history
+
+
+def average_models(members: Sequence, *, name: str):
+    """One Keras model whose output is the mean of ``members``' probabilities (same input):
+    an ensemble that saves, loads and serves like a single model (plain Keras layers)."""
+    import keras
+
+    inputs = keras.Input(shape=tuple(members[0].inputs[0].shape[1:]), name="logmel")
+    outputs = [keras.Model(m.inputs[0], m.outputs[0], name=f"member{i + 1}")(inputs)
+               for i, m in enumerate(members)]
+    return keras.Model(inputs, keras.layers.Average(name="mean_probability")(outputs),
+                       name=f"{name}_ensemble")
+
+
+def train_fold(feature_dir: str | os.PathLike, test_fold: int, available_folds: Sequence[int], *,
+               config: Config, out_dir: str | os.PathLike, callbacks: Sequence = (),
+               verbose: int = 0) -> FoldResult:
+    """Train and evaluate one model with ``test_fold`` held out.
+
+    With ``train.seeds`` (e.g. ``(1, 2, 3)``) one model is trained per seed on the same
+    split and they are evaluated as an ensemble (mean of probabilities; each member's
+    own accuracy is kept in ``member_accuracies``).  The validation fold is always
+    drawn with ``train.seed``.
+
+    Writes ``model.keras`` (the model, or the ensemble as one model, with its input
+    standardisation; takes raw log-mels), ``config.json`` and ``fold_result.json`` to
+    ``out_dir``.
+
+    Returns
+    -------
+    FoldResult with test accuracy, predictions, confusion matrix and history.
+    """
+    import tensorflow as tf
+
+    from urbansound.models import trainable_parameter_count
+
+    t = config.train
+    split = split_folds(test_fold, available_folds, seed=t.seed, validation=t.validation)
+    train = load_examples(feature_dir, split.train_folds, include_deformed=True)
+    validation = (load_examples(feature_dir, [split.validation_fold], include_deformed=False)
+                  if split.validation_fold is not None else None)
+    test = load_examples(feature_dir, [test_fold], include_deformed=False)
+    for name, part in (("training", train), ("validation", validation), ("test", test)):
+        if part is not None and len(part) == 0:
+            raise ValueError(f"no {name} examples for test fold {test_fold} ({split})")
+
+    tf.config.experimental.enable_op_determinism()
+    stats = band_statistics(train.x) if t.normalize == "per_band" else (None, None)
+    seeds = t.seeds or (t.seed,)
+    members, histories, member_probabilities = [], [], []
+    for member_seed in seeds:
+        seed = (member_seed * 1000 + test_fold) % 2**32  # one stream per fold; numpy: < 2**32
+        model, history = _fit_one(config, train, validation, stats, seed, callbacks, verbose)
+        members.append(model)
+        histories.append({k: [float(v) for v in values] for k, values in history.items()})
+        member_probabilities.append(model.predict(test.x, batch_size=256, verbose=0))
+    probabilities = np.mean(member_probabilities, axis=0)
     y_pred = probabilities.argmax(axis=1)
     test_accuracy = float(np.mean(y_pred == test.y))
     test_loss = float(-np.mean(np.log(np.maximum(probabilities[np.arange(len(test)), test.y],
                                                  1e-12))))
+    model = members[0] if len(members) == 1 else average_models(members, name=t.model)
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     model.save(out / MODEL_FILE)
     (out / CONFIG_FILE).write_text(config.to_json())
-    hist = {k: [float(v) for v in values] for k, values in history.history.items()}
+    hist = histories[0]
     result = FoldResult(
         test_fold=test_fold, validation_fold=split.validation_fold,
         train_folds=list(split.train_folds), test_accuracy=float(test_accuracy),
@@ -331,6 +368,9 @@ def train_fold(feature_dir: str | os.PathLike, test_fold: int, available_folds: 
                     else len(hist["loss"])),
         epochs_run=len(hist["loss"]), n_train=len(train),
         n_validation=len(validation) if validation is not None else 0,
-        n_test=len(test), parameters=trainable_parameter_count(model), salience=test.salience)
+        n_test=len(test), parameters=trainable_parameter_count(members[0]),
+        salience=test.salience, seeds=list(seeds),
+        member_accuracies=[float(np.mean(p.argmax(axis=1) == test.y))
+                           for p in member_probabilities])
     (out / RESULT_FILE).write_text(result.to_json())
     return result
