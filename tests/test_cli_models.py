@@ -111,5 +111,5 @@ def test_seeds_option():
 @pytest.mark.parametrize("text", ["1", "1,1", "a,b", "-1,2"])
 def test_seeds_option_refuses(text, capsys):
     with pytest.raises(SystemExit):
-        parse("run", "--seeds", text)
+        parse("run", f"--seeds={text}")
     assert "--seeds takes" in capsys.readouterr().err
