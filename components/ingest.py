@@ -43,5 +43,5 @@ def ingest_component(data_root: str, config_json: str, test_folds: List[int], st
     uri = tracking.resolve_uri(tracking_uri)
     if uri and parent_run_id:
         tracking.log_ingest(uri, parent_run_id, result.dataset_hash, result.accepted,
-                            len(result.rejections), result.report_path)
+                            len(result.rejections), result.report_path, data_root=data_root)
     return chosen

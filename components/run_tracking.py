@@ -13,8 +13,10 @@ def start_run_component(config_json: str, data_root: str, tracking_uri: str, run
     if not uri:
         print("MLflow tracking is off (no tracking URI given, MLFLOW_TRACKING_URI unset)")
         return ""
-    params = Config.from_json(config_json).flat() | {"data_root": data_root}
-    run_id = tracking.start_parent_run(uri, run_key or job_id, params)
+    config = Config.from_json(config_json)
+    params = config.flat() | {"data_root": data_root}
+    run_id = tracking.start_parent_run(uri, run_key or job_id, params,
+                                       run_name=tracking.parent_run_name(config, data_root))
     if run_id:
         print(f"MLflow parent run {run_id} at {uri}")
     return run_id

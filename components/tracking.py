@@ -309,19 +309,44 @@ def client(tracking_uri: str):
     return mlflow_client
 
 
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"
+"""MLflow 3's UI opens an experiment with this tag on its model-training view (runs
+table), not on the GenAI overview (traces, token usage)."""
+
+
 def experiment_id(mlflow_client, tracking_uri: str, name: str = EXPERIMENT) -> str:
-    """Get or create the experiment (tolerates a concurrent creator)."""
+    """Get or create the experiment, tagged as model development (tolerates a concurrent
+    creator)."""
     found = mlflow_client.get_experiment_by_name(name)
     if found is not None:
+        if found.tags.get(EXPERIMENT_KIND_TAG) != EXPERIMENT_KIND:
+            mlflow_client.set_experiment_tag(found.experiment_id, EXPERIMENT_KIND_TAG,
+                                             EXPERIMENT_KIND)
         return found.experiment_id
     try:
         return mlflow_client.create_experiment(
-            name, artifact_location=default_artifact_location(tracking_uri))
+            name, artifact_location=default_artifact_location(tracking_uri),
+            tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND})
     except Exception:  # another run created it in between
         found = mlflow_client.get_experiment_by_name(name)
         if found is None:
             raise
         return found.experiment_id
+
+
+def parent_run_name(config, data_root: str) -> str:
+    """What a pipeline run is, as its MLflow name: ``urbannet · no augmentation · UrbanSound8K``
+    (model, deformations or their set, the data folder), not MLflow's random words."""
+    from urbansound.augment import DEFORMATION_SETS
+
+    deformations = config.augment.all_deformations()
+    named = [name for name, members in DEFORMATION_SETS.items() if members == deformations]
+    augmentation = (named[0] if named else "+".join(deformations)) if deformations \
+        else "no augmentation"
+    seeds = f" · {len(config.train.seeds)} seeds" if len(config.train.seeds) > 1 else ""
+    data = os.path.basename(os.path.normpath(data_root)) or data_root
+    return f"{config.train.model} · {augmentation}{seeds} · {data}"
 
 
 @_tolerant(default="")
@@ -519,9 +544,20 @@ def log_summary(tracking_uri: str, parent_run_id: str, summary: dict, eval_dir: 
 
 @_tolerant(default=None)
 def log_ingest(tracking_uri: str, parent_run_id: str, dataset_hash: str, accepted: int,
-               rejected: int, report_path: str) -> None:
+               rejected: int, report_path: str, data_root: str = "") -> None:
+    """Ingest's numbers on the parent run, and the data as an MLflow dataset input (name,
+    digest, clip count), so that the runs table's Dataset column says what it trained on."""
+    from mlflow.entities import Dataset, DatasetInput, InputTag
+
     c = client(tracking_uri)
     log_params(c, parent_run_id, {"dataset_hash": dataset_hash})
+    if data_root and not c.get_run(parent_run_id).inputs.dataset_inputs:
+        dataset = Dataset(name=os.path.basename(os.path.normpath(data_root)) or data_root,
+                          digest=dataset_hash[:16], source_type="local",
+                          source=json.dumps({"uri": data_root}),
+                          profile=json.dumps({"clips": accepted, "rejected": rejected}))
+        c.log_inputs(parent_run_id, datasets=[DatasetInput(
+            dataset, tags=[InputTag("mlflow.data.context", "training")])])
     logged = c.get_run(parent_run_id).data.metrics
     _log_metric_once(c, parent_run_id, "clips_accepted", accepted, logged)
     _log_metric_once(c, parent_run_id, "clips_rejected", rejected, logged)

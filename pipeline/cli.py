@@ -411,8 +411,29 @@ def cmd_ui(args) -> int:
     from pipeline.local_runner import default_tracking_uri
 
     uri = args.tracking_uri or default_tracking_uri(".")
-    print(f"MLflow UI for {uri} at http://{args.host}:{args.port}  (Ctrl-C stops it)")
+    print(f"MLflow UI for {uri}: {ui_address(uri, args.host, args.port)}  (Ctrl-C stops it)")
     return subprocess.call(ui_command(uri, args.host, args.port))
+
+
+def ui_address(tracking_uri: str, host: str, port: int) -> str:
+    """The page to open: the urbansound experiment's runs table in MLflow 3's model-training
+    view (``workflowType=machine_learning``; without it the UI opens on its GenAI overview).
+    The server's root where the store holds no urbansound experiment yet."""
+    from components.tracking import EXPERIMENT, sqlite_path
+
+    root = f"http://{host}:{port}"
+    db = sqlite_path(tracking_uri)
+    if db is not None and not db.exists():
+        return root  # do not create an empty store just to look
+    try:
+        from mlflow.tracking import MlflowClient
+
+        found = MlflowClient(tracking_uri).get_experiment_by_name(EXPERIMENT)
+    except Exception:  # noqa: BLE001 - the server will say what is wrong with the store
+        return root
+    if found is None:
+        return root
+    return f"{root}/#/experiments/{found.experiment_id}/runs?workflowType=machine_learning"
 
 
 def cmd_compile(args) -> int:
