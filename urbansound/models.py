@@ -105,7 +105,9 @@ def _conv_bn_relu(x, filters: int, name: str, strides=(1, 1)):
     # No conv bias: batch normalisation's shift replaces it.
     x = layers.Conv2D(filters, (3, 3), strides=strides, padding="same", use_bias=False,
                       name=f"{name}_conv")(x)
-    x = layers.BatchNormalization(name=f"{name}_bn")(x)
+    # momentum 0.9 (PyTorch's 0.1): with Keras' 0.99 the moving statistics of a short run
+    # (the demo data's 225 steps) still carry the initial 0/1 and inference falls to chance
+    x = layers.BatchNormalization(momentum=0.9, name=f"{name}_bn")(x)
     return layers.Activation("relu", name=f"{name}_relu")(x)
 
 
