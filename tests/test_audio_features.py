@@ -486,16 +486,20 @@ def test_beam_features_drop_a_non_finite_copy_and_the_copies_of_a_dropped_clip()
     from urbansound.beam_features import REJECTED, ClipToLogMels
     from urbansound.records import decode_logmel, encode_waveform
 
-    fn = ClipToLogMels(Config().to_json())
+    # two configured deformations, replaced below by stand-ins (NaN copy, half-level copy)
+    nan_copy, half_copy = "pitch_shift_2", "drc_film_standard"
+    fn = ClipToLogMels(Config().override(
+        **{"augment.deformations": (nan_copy, half_copy)}).to_json())
     fn.setup()
     calls = []
 
-    def deform(y, sr, deformer, *, name):
+    def deform(y, sr, deformer, *, name, key=""):
         calls.append(name)
-        return np.full_like(y, np.nan) if name == "nan_copy" else 0.5 * y
+        return np.full_like(y, np.nan) if name == nan_copy else 0.5 * y
 
-    fn._deformers = {"nan_copy": None, "half_copy": None}
-    fn._augment = SimpleNamespace(deform=deform, AugmentError=RuntimeError)
+    fn._deformers = {nan_copy: None, half_copy: None}
+    fn._augment = SimpleNamespace(deform=deform, AugmentError=RuntimeError,
+                                  deformations_for=fn._augment.deformations_for)
 
     def run(y):
         raw = encode_waveform(y, sample_rate=SR, label=1, fold=4, fs_id=9, salience=2,
@@ -503,11 +507,11 @@ def test_beam_features_drop_a_non_finite_copy_and_the_copies_of_a_dropped_clip()
         return list(fn.process(raw))
 
     good, dropped, copy = run(tone(800, 1.0, SR))
-    assert (decode_logmel(good).deformation, decode_logmel(copy).deformation) == ("", "half_copy")
+    assert (decode_logmel(good).deformation, decode_logmel(copy).deformation) == ("", half_copy)
     assert isinstance(dropped, TaggedOutput) and dropped.tag == REJECTED
-    assert json.loads(dropped.value) == {"file": "c.wav", "fold": 4, "deformation": "nan_copy",
+    assert json.loads(dropped.value) == {"file": "c.wav", "fold": 4, "deformation": nan_copy,
                                          "reason": "waveform has 22050 NaN or infinite samples"}
-    assert calls == ["nan_copy", "half_copy"]
+    assert calls == [nan_copy, half_copy]
 
     calls.clear()
     bad = tone(800, 1.0, SR)

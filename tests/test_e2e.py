@@ -94,9 +94,12 @@ def test_mlflow_has_one_nested_run_per_fold_with_histories_and_a_loadable_model(
     for child in children:
         assert child.info.status == "FINISHED"
         assert 0.0 <= child.data.metrics["test_accuracy"] <= 1.0
-        for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
+        for key in ("loss", "accuracy"):
             history = client.get_metric_history(child.info.run_id, key)
             assert [m.step for m in history] == [0, 1], key
+        # urbannet trains every other fold on a fixed schedule: no validation curves
+        assert client.get_metric_history(child.info.run_id, "val_loss") == []
+        assert child.data.tags.get("validation_fold", "None") == "None"
         names = {a.path for a in client.list_artifacts(child.info.run_id)}
         assert {"confusion_matrix.json", "curves.png"} <= names
     models = mlflow.search_logged_models(experiment_ids=[exp.experiment_id], output_format="list")
