@@ -72,22 +72,10 @@ def load_audio(path: str | os.PathLike, *, sample_rate: int = 22050) -> np.ndarr
         signal; a peak above :data:`MAX_PEAK` or below :data:`MIN_PEAK`; or
         shorter than :data:`MIN_SECONDS`.
     """
-    import soundfile as sf
-
     path = Path(path)
+    snd = open_audio(path)
     try:
-        size = path.stat().st_size
-    except OSError as exc:
-        raise AudioError(path, f"cannot read file ({exc.strerror or exc})") from None
-    if size == 0:
-        raise AudioError(path, "empty file (0 bytes)")
-    try:
-        with open(path, "rb") as fh:
-            problem = _wav_truncation(fh, size)
-        if problem:
-            raise AudioError(path, problem)
-        # by path, not through the open file: libsndfile then reads without the GIL
-        with sf.SoundFile(str(path)) as snd:
+        with snd:
             native_rate, frames = snd.samplerate, snd.frames
             if not MIN_RATE <= native_rate <= MAX_RATE:
                 raise AudioError(path, f"implausible sample rate {native_rate} Hz "
@@ -103,8 +91,47 @@ def load_audio(path: str | os.PathLike, *, sample_rate: int = 22050) -> np.ndarr
     except OSError as exc:
         raise AudioError(path, f"cannot read file ({exc.strerror or exc})") from None
     except Exception as exc:  # libsndfile reports every decode failure as one of several types
-        raise AudioError(path, f"not a readable audio file ({_decode_message(exc)})") from None
+        raise AudioError(path, f"not a readable audio file ({decode_message(exc)})") from None
     return prepare_waveform(data, native_rate, sample_rate=sample_rate, source=path)
+
+
+def open_audio(path: Path):
+    """Open an audio file for reading, after the checks every reader of the project makes
+    (ingest's :func:`load_audio` and predict's streaming decoder): readable, not a folder,
+    not empty, not a WAV cut short.
+
+    Returns
+    -------
+    soundfile.SoundFile, open (the caller closes it).
+
+    Raises
+    ------
+    AudioError
+        naming the file and the reason.
+    """
+    import soundfile as sf
+
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise AudioError(path, f"cannot read file ({exc.strerror or exc})") from None
+    if path.is_dir():
+        raise AudioError(path, "is a folder, not an audio file")
+    if size == 0:
+        raise AudioError(path, "empty file (0 bytes)")
+    try:
+        with open(path, "rb") as fh:
+            problem = _wav_truncation(fh, size)
+        if problem:
+            raise AudioError(path, problem)
+        # by path, not through the open file: libsndfile then reads without the GIL
+        return sf.SoundFile(str(path))
+    except AudioError:
+        raise
+    except OSError as exc:
+        raise AudioError(path, f"cannot read file ({exc.strerror or exc})") from None
+    except Exception as exc:  # libsndfile reports every decode failure as one of several types
+        raise AudioError(path, f"not a readable audio file ({decode_message(exc)})") from None
 
 
 def _wav_truncation(fh, size: int) -> str | None:
@@ -239,7 +266,7 @@ def fix_length(y: np.ndarray, n_samples: int, *, pad_mode: str = "loop") -> np.n
     raise ValueError(f"pad_mode must be 'loop' or 'zeros', not {pad_mode!r}")
 
 
-def _decode_message(exc: BaseException) -> str:
+def decode_message(exc: BaseException) -> str:
     """libsndfile's reason without its "Error opening '<path>': " prefix."""
     text = _first_line(exc)
     return re.sub(r"^Error opening .*?: ", "", text) or type(exc).__name__

@@ -38,7 +38,7 @@ from typing import Callable, Iterable, Iterator, Sequence
 import numpy as np
 
 from urbansound.audio import (MAX_PEAK, MAX_RATE, MIN_PEAK, MIN_RATE, MIN_SECONDS, AudioError,
-                              _decode_message, _wav_truncation, fix_length)
+                              decode_message, fix_length, open_audio)
 from urbansound.config import CLASS_NAMES, Config
 from urbansound.features import FeatureError, waveform_to_logmel
 
@@ -204,30 +204,9 @@ def stream_audio(path: str | os.PathLike, *, sample_rate: int = 22050,
     AudioError
         naming the file and the reason.
     """
-    import soundfile as sf
-
     path = Path(path)
     info = {} if info is None else info
-    try:
-        size = path.stat().st_size
-    except OSError as exc:
-        raise AudioError(path, f"cannot read file ({exc.strerror or exc})") from None
-    if path.is_dir():
-        raise AudioError(path, "is a folder, not an audio file")
-    if size == 0:
-        raise AudioError(path, "empty file (0 bytes)")
-    try:
-        with open(path, "rb") as fh:
-            problem = _wav_truncation(fh, size)
-        if problem:
-            raise AudioError(path, problem)
-        snd = sf.SoundFile(str(path))
-    except AudioError:
-        raise
-    except OSError as exc:
-        raise AudioError(path, f"cannot read file ({exc.strerror or exc})") from None
-    except Exception as exc:  # libsndfile reports every decode failure as one of several types
-        raise AudioError(path, f"not a readable audio file ({_decode_message(exc)})") from None
+    snd = open_audio(path)
     with snd:
         native_rate, channels = snd.samplerate, snd.channels
         info.update(native_rate=native_rate, channels=channels)
@@ -251,7 +230,7 @@ def stream_audio(path: str | os.PathLike, *, sample_rate: int = 22050,
             except MemoryError:
                 raise AudioError(path, "too large to decode in memory") from None
             except Exception as exc:
-                raise AudioError(path, f"not a readable audio file ({_decode_message(exc)})"
+                raise AudioError(path, f"not a readable audio file ({decode_message(exc)})"
                                  ) from None
             last = data.shape[0] < block_frames
             if data.shape[0]:
