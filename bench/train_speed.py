@@ -39,7 +39,7 @@ def measure(model_name: str, n_examples: int) -> dict:
     model.compile(optimizer=make_optimizer(t.optimizer, learning_rate_schedule(
         t.schedule, t.learning_rate, 1000), t.weight_decay), loss="categorical_crossentropy")
     # the input path train_fold takes: augmented batches only when the recipe augments
-    augmenting = t.mixup_alpha > 0 or t.spec_augment > 0 or t.time_shift
+    augmenting = t.augments_batches
     data = (dict(x=AugmentedBatches(x, y, config, seed=0, fill=np.full(128, -40, np.float32)))
             if augmenting else dict(x=x, y=y, batch_size=t.batch_size, shuffle=True))
     model.fit(**data, epochs=1, verbose=0)  # warm-up: graph tracing, XLA

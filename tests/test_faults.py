@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
+from test_resume import _processes_mentioning  # tests/ is on sys.path under pytest
 
 pytestmark = pytest.mark.e2e
 
@@ -192,19 +193,6 @@ def test_disk_full_in_the_tracking_store_stops_with_one_line_and_resumes(data, b
 
 
 # ---------------------------------------------------------------- SIGKILL
-
-def _processes_mentioning(text):
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit() and int(entry) != os.getpid():
-            try:
-                with open(f"/proc/{entry}/cmdline", "rb") as fh:
-                    if text.encode() in fh.read():
-                        found.append(int(entry))
-            except OSError:
-                continue
-    return found
-
 
 def _kill_when(command, cwd, out, ready, timeout=600):
     """Start the CLI in its own process group, SIGKILL that group once ``ready()``."""

@@ -109,6 +109,11 @@ class TrainConfig:
     seed: int = 0
     seeds: tuple[int, ...] = ()  # several: one model per seed, evaluated as an ensemble
 
+    @property
+    def augments_batches(self) -> bool:
+        """True when training batches are augmented (mixup, masks or time shift)."""
+        return self.mixup_alpha > 0 or self.spec_augment > 0 or self.time_shift
+
 
 PROFILES = ("default", "study", "quick")
 """``--profile``: ``default`` is each model's own recipe; ``study`` the study's protocol

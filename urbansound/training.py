@@ -266,7 +266,7 @@ def _fit_one(config: Config, train: Examples, validation: Examples | None, stats
     model = build_model(t.model, input_shape=train.x.shape[1:], n_classes=len(CLASS_NAMES),
                         band_mean=stats[0], band_variance=stats[1], seed=seed)
     steps = t.epochs * -(-len(train) // t.batch_size)
-    augmenting = t.mixup_alpha > 0 or t.spec_augment > 0 or t.time_shift
+    augmenting = t.augments_batches
     n_classes = len(CLASS_NAMES)
     # mixup needs soft targets, so in-training augmentation trains on one-hot labels
     model.compile(optimizer=make_optimizer(t.optimizer,
