@@ -91,6 +91,25 @@ def _add_training_options(p, d) -> None:
                         "--set audio.pad_mode=zeros (see the README's configuration reference)")
 
 
+def _add_data_options(p) -> None:
+    """Which layout the dataset is in and how its folds are made (run, ingest, submit)."""
+    from urbansound.config import DEFAULT_GROUP_PATTERN, LAYOUTS
+
+    p.add_argument("--layout", choices=LAYOUTS[1:],
+                   help="the dataset's layout (default: told from the folder): urbansound8k "
+                        "(metadata/UrbanSound8K.csv + audio/fold*/), esc50 (meta/esc50.csv + "
+                        "audio/, 5 s clips), folders (ROOT/<class>/<file>), csv (a CSV "
+                        "path,label,fold[,group][,salience])")
+    p.add_argument("--folds-from", metavar="CSV",
+                   help="folders layout: the fold of each file, a CSV with columns file,fold "
+                        "(default: a seeded split into data.n_folds=5 folds grouped by recording)")
+    p.add_argument("--group-pattern", metavar="REGEX",
+                   help=f"folders layout: the recording of a file, a regular expression on its "
+                        f"name's stem whose first group is the key; one recording never lands in "
+                        f"two folds (default {DEFAULT_GROUP_PATTERN!r}: the stem without its "
+                        f"trailing -N/_N parts, 100032-3-0-0.wav -> 100032)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from urbansound.config import Config
 
@@ -120,6 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--data", metavar="DIR",
                      help="UrbanSound8K root (audio/fold*/, metadata/UrbanSound8K.csv); "
                           "default: the built-in demo data")
+    _add_data_options(run)
     run.add_argument("--folds", type=_folds, default=[],
                      help="test folds to evaluate, e.g. 1,2 (default: every fold present); each "
                           "trains on all other folds present (minus the validation fold drawn "
@@ -162,6 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
     ing.add_argument("--data", required=True, metavar="DIR", help="UrbanSound8K root")
     ing.add_argument("--out", required=True, metavar="DIR", help="output folder")
     ing.add_argument("--strict", action="store_true", help="exit 2 if anything is rejected")
+    _add_data_options(ing)
 
     feat = sub.add_parser("features", help="run the features stage alone (Beam)",
                           description="Compute log-mel features with Apache Beam. --data is "
@@ -215,6 +236,7 @@ def build_parser() -> argparse.ArgumentParser:
     sb.add_argument("--pipeline-root", help="artifact root URI, e.g. gs://bucket/urbansound")
     sb.add_argument("--image", help="component image (default urbansound:latest)")
     sb.add_argument("--folds", type=_folds, default=[])
+    _add_data_options(sb)
     _add_training_options(sb, d)
     sb.add_argument("--tracking-uri", default="", help="MLflow server the pods can reach")
     sb.add_argument("--beam-arg", action="append", default=[], metavar="OPT")
@@ -245,7 +267,32 @@ def _config(args, *, demo: bool):
         "train.seeds": getattr(args, "seeds", None),
         "audio.pad_mode": getattr(args, "pad_mode", None),
         "augment.deformations": deformations,
+        "data.layout": getattr(args, "layout", None),
+        "data.folds_from": (os.path.abspath(args.folds_from)
+                            if getattr(args, "folds_from", None) else None),
+        "data.group_pattern": getattr(args, "group_pattern", None),
     })
+
+
+def _resolve_data(config, data: Path, args, clips=None):
+    """``config`` with the dataset's layout (detected when not named), the settings that
+    layout brings (ESC-50: 5 s clips) unless ``--set`` gave them, and, when the dataset
+    was listed (``clips``), its class names in label order: every task then trains,
+    evaluates and names the same classes."""
+    from urbansound.config import CLASS_NAMES
+    from urbansound.layouts import apply_layout, detect_layout
+
+    layout = config.data.layout
+    if layout == "auto" and clips is not None:
+        layout = detect_layout(data)
+    if layout != "auto":
+        given = {key for key, _ in getattr(args, "settings", None) or []}
+        config = apply_layout(config, layout, given)
+    if clips is not None and not config.data.class_names:
+        names = CLASS_NAMES if layout == "urbansound8k" else tuple(
+            name for _, name in sorted({(c.class_id, c.class_name) for c in clips}))
+        config = config.override(**{"data.class_names": names})
+    return config
 
 
 def cmd_run(args) -> int:
@@ -267,7 +314,8 @@ def cmd_run(args) -> int:
     preflight.check_beam_args(args.beam_arg, local=True)
     if not demo:
         clips, rejections, _ = preflight.check_dataset(data, args.folds,
-                                                        config.train.validation)
+                                                        config.train.validation, config.data)
+        config = _resolve_data(config, data, args, clips)
     preflight.check_tracking(tracking_uri)
     started = time.time()
     ensure_writable_dir(out)  # fail in a second, naming the path, not inside a task
@@ -279,7 +327,8 @@ def cmd_run(args) -> int:
                 print(f"writing the built-in demo dataset to {data}")
                 write_demo_dataset(data)
             clips, rejections, _ = preflight.check_dataset(data, args.folds,
-                                                        config.train.validation)
+                                                        config.train.validation, config.data)
+            config = _resolve_data(config, data, args, clips)
         print(f"dataset {data}: {len(clips)} clips listed, {len(rejections)} rows/files rejected "
               f"before decoding")
         console = ConsoleLog(out / "run.log", echo_all=args.verbose)
@@ -360,10 +409,20 @@ def cmd_demo_data(args) -> int:
 
 
 def cmd_ingest(args) -> int:
-    from urbansound.config import Config
     from urbansound.ingest import ingest
+    from urbansound.layouts import detect_layout
 
-    result = ingest(args.data, args.out, config=Config(), strict=args.strict, progress=True)
+    config = _config(args, demo=False)
+    if config.data.layout == "auto":
+        config = config.override(**{"data.layout": detect_layout(args.data)})
+    result = ingest(args.data, args.out, config=config, strict=args.strict, progress=True)
+    split = result.split
+    if split.get("method") == "grouped":
+        print(f"{result.layout}: {len(result.class_names)} classes; folds made by a grouped split "
+              f"(seed {split['seed']}): {split['groups']} recording groups, per fold "
+              f"{split['groups_per_fold']}")
+    else:
+        print(f"{result.layout}: {len(result.class_names)} classes")
     for r in result.rejections[:20]:
         print(f"  rejected {r.file}: {r.reason}")
     if len(result.rejections) > 20:
@@ -453,7 +512,7 @@ def cmd_submit(args) -> int:
 
     from pipeline.preflight import check_beam_args
 
-    config = _config(args, demo=False)
+    config = _resolve_data(_config(args, demo=False), Path(args.data), args)
     check_beam_args(args.beam_arg, local=False)
     with tempfile.TemporaryDirectory() as tmp:
         package = compile_pipeline(os.path.join(tmp, "pipeline.yaml"),

@@ -43,9 +43,11 @@ def check_locations(out: Path, data: Path | None, tracking_uri: str) -> None:
                           f"dataset folder {data}; choose another --tracking-uri")
 
 
-def check_dataset(data: Path, test_folds: list[int], validation: str = "fold"):
-    """List the dataset (read only) and check its folds (``validation``: the training
-    protocol, which sets how many folds are needed: :func:`urbansound.training.min_folds`).
+def check_dataset(data: Path, test_folds: list[int], validation: str = "fold", data_config=None):
+    """List the dataset (read only) in the layout ``data_config`` names (a
+    :class:`urbansound.config.DataConfig`; default: detected) and check its folds
+    (``validation``: the training protocol, which sets how many folds are needed:
+    :func:`urbansound.training.min_folds`).
 
     Returns
     -------
@@ -59,7 +61,7 @@ def check_dataset(data: Path, test_folds: list[int], validation: str = "fold"):
     from urbansound.dataset import list_clips
     from urbansound.training import min_folds
 
-    clips, rejections = list_clips(data)
+    clips, rejections = list_clips(data, data_config)
     if not clips:
         raise DatasetError(f"{data}: no usable clip ({len(rejections)} rows/files rejected; "
                            f"first: {rejections[0].file}: {rejections[0].reason})"

@@ -166,6 +166,43 @@ class AugmentConfig:
         return tuple(dict.fromkeys(names))
 
 
+LAYOUTS = ("auto", "urbansound8k", "esc50", "folders", "csv")
+"""``data.layout``: ``auto`` tells the layout from the dataset folder
+(:func:`urbansound.layouts.detect_layout`); the others name it."""
+
+DEFAULT_GROUP_PATTERN = r"^(.+?)(?:[-_][0-9]+)*$"
+"""The recording a file belongs to, for the folder-per-class split: the file name's stem
+without its trailing ``-<number>`` / ``_<number>`` parts (``100032-3-0-0.wav`` → ``100032``,
+``street_7.wav`` → ``street``)."""
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where clips, class names and folds come from (:mod:`urbansound.layouts`).
+
+    layout : one of :data:`LAYOUTS`.
+    folds_from : folder-per-class layout: a CSV with columns ``file,fold`` (``file`` relative
+        to the dataset folder, or a bare file name); empty: a seeded split into ``n_folds``
+        folds grouped by recording.
+    group_pattern : regular expression matched against a file name's stem; its first group
+        (or the whole match) is the recording key: files with one key never go to two
+        folds.  Default :data:`DEFAULT_GROUP_PATTERN`.
+    n_folds : folds of the grouped split (2..10).
+    split_seed : seed of the grouped split (separate from ``train.seed``, so that changing
+        the training seed keeps the folds).
+    class_names : the classes in label order; empty: the dataset's own (UrbanSound8K's ten
+        for that layout, ESC-50's by target, folder or label names sorted).  Given, it fixes
+        the order, and clips of other classes are rejected.
+    """
+
+    layout: str = "auto"
+    folds_from: str = ""
+    group_pattern: str = DEFAULT_GROUP_PATTERN
+    n_folds: int = 5
+    split_seed: int = 0
+    class_names: tuple[str, ...] = ()
+
+
 @dataclass(frozen=True)
 class Config:
     """Everything a run depends on, with the study's defaults."""
@@ -174,6 +211,12 @@ class Config:
     features: FeatureConfig = field(default_factory=FeatureConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        """The classes in label order: ``data.class_names``, else UrbanSound8K's ten."""
+        return self.data.class_names or CLASS_NAMES
 
     # -- serialisation -------------------------------------------------
     def to_dict(self) -> dict[str, dict[str, Any]]:
@@ -277,10 +320,32 @@ class Config:
                 raise ConfigError(
                     f"unknown deformation {name!r}; known: {sorted(augment.DEFORMATION_NAMES)} "
                     f"or a set: {sorted(augment.DEFORMATION_SETS)}")
+        d = self.data
+        data_checks = [
+            (d.layout in LAYOUTS, f"data.layout must be one of {list(LAYOUTS)}, not {d.layout!r}"),
+            (2 <= d.n_folds <= 10, "data.n_folds must be 2..10"),
+            (d.split_seed >= 0, "data.split_seed must be >= 0"),
+            (all(n.strip() == n and n for n in d.class_names),
+             "data.class_names must be names without surrounding spaces"),
+            (len(set(d.class_names)) == len(d.class_names), "data.class_names must differ"),
+        ]
+        for ok, message in data_checks:
+            if not ok:
+                raise ConfigError(message)
         try:
-            augment.parse_per_class(self.augment.per_class, CLASS_NAMES)
-        except ValueError as exc:
-            raise ConfigError(str(exc)) from None
+            import re
+
+            re.compile(d.group_pattern)
+        except re.error as exc:
+            raise ConfigError(f"data.group_pattern {d.group_pattern!r} is not a regular "
+                              f"expression ({exc})") from None
+        # per-class names are checked where the classes are known: given, or UrbanSound8K's
+        # (``auto`` is resolved to the dataset's layout before a run, see pipeline.cli)
+        if d.class_names or d.layout in ("auto", "urbansound8k"):
+            try:
+                augment.parse_per_class(self.augment.per_class, self.class_names)
+            except ValueError as exc:
+                raise ConfigError(str(exc)) from None
         expected = 1 + (a.clip_samples - f.n_fft) // f.hop_length
         if expected < f.n_frames:
             raise ConfigError(

@@ -14,7 +14,7 @@ import io
 import math
 import os
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from urbansound.config import ALL_FOLDS, CLASS_NAMES
@@ -34,7 +34,10 @@ class DatasetError(Exception):
 
 @dataclass(frozen=True)
 class Clip:
-    """One accepted row: a file inside ``audio/fold<fold>/``."""
+    """One accepted row or file.  In the UrbanSound8K layout a file inside
+    ``audio/fold<fold>/``; in the others (:mod:`urbansound.layouts`) ``file_name`` is the
+    path relative to the dataset folder, ``fs_id`` a number standing for its recording
+    group, salience 0 when the dataset does not say."""
 
     file_name: str
     path: str
@@ -43,6 +46,12 @@ class Clip:
     class_name: str
     fs_id: int
     salience: int
+    rel_path: str = ""  # as shown in reports; empty: audio/fold<fold>/<file_name>
+
+    @property
+    def relative(self) -> str:
+        """The file's path relative to the dataset folder, as reports show it."""
+        return self.rel_path or f"audio/fold{self.fold}/{self.file_name}"
 
 
 @dataclass(frozen=True)
@@ -107,15 +116,33 @@ def read_rows(root: str | os.PathLike) -> tuple[list[str], list[_Row], list[Reje
         absent or repeated.
     """
     root = Path(root)
-    if not root.is_dir():
-        what = "is not a folder" if root.exists() else "does not exist"
-        raise DatasetError(f"{root}: dataset folder {what}")
+    check_root(root)
     csv_path = root / CSV_RELATIVE_PATH
     if not csv_path.is_file():
         raise DatasetError(f"{csv_path}: metadata CSV not found (expected the UrbanSound8K layout: "
                            f"metadata/UrbanSound8K.csv and audio/fold1..fold10/)")
-    if not _inside(csv_path.resolve(), root.resolve()):
-        raise DatasetError(f"{csv_path}: the metadata CSV is a link that leads outside the "
+    return read_table(csv_path, root=root, required=REQUIRED_COLUMNS,
+                      name_column="slice_file_name")
+
+
+def check_root(root: Path) -> None:
+    """Raise :class:`DatasetError` unless ``root`` is a folder."""
+    if not root.is_dir():
+        what = "is not a folder" if root.exists() else "does not exist"
+        raise DatasetError(f"{root}: dataset folder {what}")
+
+
+def read_table(csv_path: Path, *, root: Path | None, required: tuple[str, ...],
+               name_column: str, what: str = "metadata CSV"
+               ) -> tuple[list[str], list[_Row], list[Rejection]]:
+    """Parse any metadata CSV as :func:`read_rows` does (the same row-level checks and
+    messages): ``required`` columns must be present once; ``name_column`` names the
+    file in a rejection.  ``root``: the CSV must not be a link leading outside it
+    (None: a CSV the user named, read wherever it is)."""
+    if not csv_path.is_file():
+        raise DatasetError(f"{csv_path}: {what} not found")
+    if root is not None and not _inside(csv_path.resolve(), root.resolve()):
+        raise DatasetError(f"{csv_path}: the {what} is a link that leads outside the "
                            f"dataset folder")
     try:
         raw = csv_path.read_bytes()
@@ -123,7 +150,7 @@ def read_rows(root: str | os.PathLike) -> tuple[list[str], list[_Row], list[Reje
         raise DatasetError(f"{csv_path}: cannot read ({exc.strerror or exc})") from None
     if not raw.removeprefix(b"\xef\xbb\xbf").strip():
         raise DatasetError(f"{csv_path}: empty file (expected a header line "
-                           f"{','.join(REQUIRED_COLUMNS)})")
+                           f"{','.join(required)})")
     records = _split_records(raw)
     header_record = records.pop(0)
     problem = header_record.problem()
@@ -136,7 +163,7 @@ def read_rows(root: str | os.PathLike) -> tuple[list[str], list[_Row], list[Reje
         raise DatasetError(f"{csv_path}: cannot parse the header (CSV line {header_record.line}: "
                            f"{problem})")
     header = [c.strip() for c in header_record.fields]
-    missing = [c for c in REQUIRED_COLUMNS if c not in header]
+    missing = [c for c in required if c not in header]
     if missing:
         hints = [f"{c!r} for {h!r}" for c in missing for h in header
                  if h.lower().replace("_", "") == c.lower().replace("_", "") and h != c]
@@ -147,10 +174,10 @@ def read_rows(root: str | os.PathLike) -> tuple[list[str], list[_Row], list[Reje
                    f"instead of commas?)"
         raise DatasetError(f"{csv_path}: missing column(s) {missing}; found "
                            f"{[_shorten(h) for h in header][:20]}{hint}")
-    repeated = sorted({c for c in REQUIRED_COLUMNS if header.count(c) > 1})
+    repeated = sorted({c for c in required if header.count(c) > 1})
     if repeated:
         raise DatasetError(f"{csv_path}: column(s) {repeated} appear more than once")
-    name_index = header.index("slice_file_name")
+    name_index = header.index(name_column)
     rows: list[_Row] = []
     bad: list[Rejection] = []
     for record in records:
@@ -304,17 +331,33 @@ def _shorten(text: str, limit: int = 60) -> str:
 
 @dataclass(frozen=True)
 class Listing:
-    """What :func:`scan_dataset` found: accepted clips, rejections, and how many
-    non-blank CSV rows were read (accepted or not; the header is not counted)."""
+    """What :func:`scan_dataset` (or a layout of :mod:`urbansound.layouts`) found:
+    accepted clips, rejections, and how many non-blank CSV rows were read (accepted
+    or not; the header is not counted) — files listed, for a layout without a CSV.
+
+    class_names : the classes in label order (``Clip.class_id`` indexes it).
+    layout : the layout read; root : the dataset folder (paths are confined to it).
+    unit : what ``rows_read`` counts, for messages.  split : how folds were made
+    (the folder-per-class layout), for the manifest.  warnings : dataset-level notes.
+    """
 
     clips: list[Clip]
     rejections: list[Rejection]
     rows_read: int
+    class_names: tuple[str, ...] = CLASS_NAMES
+    layout: str = "urbansound8k"
+    root: str = ""
+    unit: str = "CSV rows"
+    split: dict = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
 
 
-def list_clips(root: str | os.PathLike) -> tuple[list[Clip], list[Rejection]]:
-    """The clips and rejections of :func:`scan_dataset`."""
-    listing = scan_dataset(root)
+def list_clips(root: str | os.PathLike, data=None) -> tuple[list[Clip], list[Rejection]]:
+    """The clips and rejections of the dataset at ``root``, in the layout ``data``
+    (a :class:`urbansound.config.DataConfig`; default: detected) names."""
+    from urbansound.layouts import scan
+
+    listing = scan(root, data)
     return listing.clips, listing.rejections
 
 
@@ -397,7 +440,7 @@ def scan_dataset(root: str | os.PathLike) -> Listing:
                 rejections.append(Rejection(file=f"{shown}/{printable(path.name)}",
                                             reason=reason, fold=fold))
     clips.sort(key=lambda c: (c.fold, c.file_name))
-    return Listing(clips=clips, rejections=rejections, rows_read=rows_read)
+    return Listing(clips=clips, rejections=rejections, rows_read=rows_read, root=str(root))
 
 
 def _check_row(row: _Row, name: str, root: Path, root_real: Path,
@@ -436,6 +479,21 @@ def _check_row(row: _Row, name: str, root: Path, root_real: Path,
     if name in seen:
         return f"duplicate row (CSV line {row.line} repeats line {seen[name]})"
     path = root / "audio" / f"fold{fold}" / name
+    # a link into another fold would put one recording in two folds
+    problem = check_file(path, root_real, within=root / "audio" / f"fold{fold}",
+                         within_name=f"audio/fold{fold}")
+    if problem is not None:
+        return problem
+    return Clip(file_name=name, path=str(path), fold=fold, class_id=class_id,
+                class_name=class_name, fs_id=fs_id, salience=salience)
+
+
+def check_file(path: Path, root_real: Path, *, within: Path | None = None,
+               within_name: str = "") -> str | None:
+    """Why the audio file ``path`` cannot be used, or None: missing, a link leading
+    outside the dataset folder (``root_real``, resolved) or outside ``within`` (a
+    subfolder it must stay in, shown as ``within_name``), a broken link, not a regular
+    file.  Nothing outside the dataset folder is opened."""
     try:
         if not (path.exists() or path.is_symlink()):
             return "audio file not found"
@@ -444,16 +502,24 @@ def _check_row(row: _Row, name: str, root: Path, root_real: Path,
         return f"cannot resolve path ({exc.strerror or exc})"
     if not _inside(real, root_real):
         return "file is a link that leads outside the dataset folder"
-    fold_real = (root / "audio" / f"fold{fold}").resolve()
-    if not _inside(real, fold_real):
-        # a link into another fold would put one recording in two folds
-        return f"file is a link that leads outside audio/fold{fold} (to {real.parent.name}/)"
+    if within is not None and not _inside(real, within.resolve()):
+        return f"file is a link that leads outside {within_name} (to {real.parent.name}/)"
     if not real.exists():
         return "audio file not found (broken link)"
     if not real.is_file():
         return "not a regular file"
-    return Clip(file_name=name, path=str(path), fold=fold, class_id=class_id,
-                class_name=class_name, fs_id=fs_id, salience=salience)
+    return None
+
+
+def plain_relative_path(text: str) -> str | None:
+    """Why ``text`` is not a plain relative path inside a folder (``a/b.wav``), or None:
+    empty, absolute, a ``..`` or ``.`` part, a backslash, control characters."""
+    parts = text.split("/")
+    if (not text or os.path.isabs(text) or "\\" in text
+            or any(p in ("", ".", "..") for p in parts)
+            or any(ord(ch) < 32 or ord(ch) == 127 for ch in text)):
+        return f"path {_shown(text)} is not a plain relative path inside the dataset folder"
+    return None
 
 
 def dataset_fingerprint(clips: list[Clip]) -> str:

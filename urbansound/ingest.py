@@ -3,7 +3,8 @@
 Output directory::
 
     fold<k>.tfrecord   decoded clips of fold k (schema in :mod:`urbansound.records`)
-    manifest.json      counts per fold and class, sample rate, dataset fingerprint
+    manifest.json      counts per fold and class, class names (label order), layout, how
+                       folds were made, sample rate, dataset fingerprint
     report.json        every rejected row or file with its reason (also report.csv)
 
 Bad clips are reported and skipped; ``strict=True`` turns any rejection into an
@@ -25,7 +26,8 @@ from pathlib import Path
 
 from urbansound.audio import AudioError, load_audio
 from urbansound.config import CLASS_NAMES, Config
-from urbansound.dataset import Clip, DatasetError, Rejection, dataset_fingerprint, scan_dataset
+from urbansound.dataset import Clip, DatasetError, Rejection, dataset_fingerprint
+from urbansound.layouts import scan
 from urbansound.records import encode_waveform
 
 MANIFEST = "manifest.json"
@@ -53,6 +55,10 @@ class IngestResult:
     class_counts: dict[int, dict[str, int]] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     rows_read: int = 0
+    class_names: tuple[str, ...] = CLASS_NAMES  # label order
+    layout: str = "urbansound8k"
+    unit: str = "CSV rows"  # what rows_read counts
+    split: dict = field(default_factory=dict)  # how folds were made (folder-per-class layout)
 
     @property
     def folds(self) -> list[int]:
@@ -67,7 +73,7 @@ class IngestResult:
         return os.path.join(self.out_dir, REPORT)
 
     def summary_line(self) -> str:
-        return (f"{self.accepted} clips accepted (of {self.rows_read} CSV rows) in folds "
+        return (f"{self.accepted} clips accepted (of {self.rows_read} {self.unit}) in folds "
                 f"{self.folds}, {len(self.rejections)} rejected (report: {self.report_path})")
 
 
@@ -82,13 +88,16 @@ def _decode(args: tuple[str, int]):
 
 def ingest(data_root: str | os.PathLike, out_dir: str | os.PathLike, *, config: Config = Config(),
            strict: bool = False, workers: int | None = None, progress: bool = False) -> IngestResult:
-    """Decode a dataset in the UrbanSound8K layout into per-fold TFRecords.
+    """Decode a dataset into per-fold TFRecords.
 
     Parameters
     ----------
-    data_root : folder with ``metadata/UrbanSound8K.csv`` and ``audio/fold*/``.
+    data_root : the dataset in one of the layouts of :mod:`urbansound.layouts` (the
+        UrbanSound8K folder with ``metadata/UrbanSound8K.csv`` and ``audio/fold*/``, ESC-50,
+        a folder per class, a CSV), as ``config.data`` says (default: detected).
     out_dir : created if missing; existing ``fold*.tfrecord`` files are replaced.
-    config : ``config.audio.sample_rate`` is the rate every clip is resampled to.
+    config : ``config.audio.sample_rate`` is the rate every clip is resampled to;
+        ``config.data`` the layout, folds and class names.
     strict : raise :class:`IngestError` if anything was rejected.
     workers : decoding processes (default: CPU count); 1 decodes in-process.
     progress : show a progress bar on stderr.
@@ -100,10 +109,10 @@ def ingest(data_root: str | os.PathLike, out_dir: str | os.PathLike, *, config: 
     IngestError
         no clip could be used, or ``strict`` and something was rejected.
     """
-    listing = scan_dataset(data_root)
+    listing = scan(data_root, config.data)
     clips, rejections = listing.clips, listing.rejections
     out = Path(out_dir)
-    _check_out_dir(out, Path(data_root))
+    _check_out_dir(out, Path(listing.root or data_root), listing.layout)
     ensure_writable_dir(out)
     _remove_outputs(out, report_too=True)
     sample_rate = config.audio.sample_rate
@@ -122,7 +131,7 @@ def ingest(data_root: str | os.PathLike, out_dir: str | os.PathLike, *, config: 
             decoded = tqdm(decoded, total=len(clips), desc="ingest", unit="clip")
         for clip, (y, reason) in zip(clips, decoded):
             if y is None:
-                rejections.append(Rejection(file=_relative(clip), reason=reason, fold=clip.fold))
+                rejections.append(Rejection(file=clip.relative, reason=reason, fold=clip.fold))
                 continue
             try:
                 example = encode_waveform(
@@ -130,7 +139,7 @@ def ingest(data_root: str | os.PathLike, out_dir: str | os.PathLike, *, config: 
                     fs_id=clip.fs_id, salience=clip.salience, file_name=clip.file_name,
                     class_name=clip.class_name)
             except ValueError as exc:  # list_clips checks every field; this only guards
-                rejections.append(Rejection(file=_relative(clip), fold=clip.fold,
+                rejections.append(Rejection(file=clip.relative, fold=clip.fold,
                                             reason=f"cannot be written to the records ({exc})"))
                 continue
             if clip.fold not in writers:
@@ -145,12 +154,16 @@ def ingest(data_root: str | os.PathLike, out_dir: str | os.PathLike, *, config: 
     class_counts_sorted = {k: dict(sorted(v.items())) for k, v in sorted(class_counts.items())}
     result = IngestResult(out_dir=str(out), counts=dict(sorted(counts.items())),
                           rejections=rejections, dataset_hash=dataset_fingerprint(accepted),
-                          class_counts=class_counts_sorted, rows_read=listing.rows_read)
-    result.warnings = _mostly_rejected(result) + _class_gaps(class_counts_sorted)
+                          class_counts=class_counts_sorted, rows_read=listing.rows_read,
+                          class_names=tuple(listing.class_names), layout=listing.layout,
+                          unit=listing.unit, split=dict(listing.split))
+    result.warnings = (_mostly_rejected(result) + list(listing.warnings)
+                       + _class_gaps(class_counts_sorted, result.class_names))
     failure = None
     if result.accepted == 0:
-        what = "the metadata CSV has no rows" if not rejections else \
-            f"{len(rejections)} row(s) or file(s) rejected"
+        what = (f"{len(rejections)} row(s) or file(s) rejected" if rejections else
+                "the metadata CSV has no rows" if listing.unit == "CSV rows" else
+                "the dataset lists no files")
         failure = IngestError(f"{data_root}: no usable clip ({what}; see {result.report_path})")
     elif strict and rejections:
         failure = IngestError(f"strict mode: {len(rejections)} row(s) or file(s) rejected, first: "
@@ -174,10 +187,18 @@ def _decode_all(clips: list[Clip], sample_rate: int, workers: int):
         yield from pool.map(_decode, jobs)
 
 
-def _check_out_dir(out: Path, data_root: Path) -> None:
+def _check_out_dir(out: Path, data_root: Path, layout: str = "urbansound8k") -> None:
     """The output folder must not be inside the dataset's audio or metadata folders
-    (its files would become "files with no row" or replace dataset files)."""
+    (its files would become "files with no row" or replace dataset files); in the
+    other layouts not inside the dataset folder at all (it would become a class folder,
+    or files of the dataset)."""
     real = out.resolve()
+    if layout != "urbansound8k":
+        inner = data_root.resolve()
+        if real == inner or inner in real.parents:
+            raise IngestError(f"{out}: output folder is inside the dataset folder; choose a "
+                              f"folder outside {data_root}")
+        return
     for part in ("audio", "metadata"):
         inner = (data_root / part).resolve()
         if real == inner or inner in real.parents:
@@ -205,12 +226,13 @@ def _mostly_rejected(result: IngestResult) -> list[str]:
     rows, accepted = result.rows_read, result.accepted
     if accepted == 0 or rows == 0 or rows - accepted <= MOSTLY_REJECTED * rows:
         return []
-    return [f"MOST OF THE DATASET WAS REJECTED: only {accepted} of {rows} CSV rows became "
+    return [f"MOST OF THE DATASET WAS REJECTED: only {accepted} of {rows} {result.unit} became "
             f"clips ({rows - accepted} rejected, {(rows - accepted) / rows:.0%}); "
             f"every reason is in {result.report_path}"]
 
 
-def _class_gaps(class_counts: dict[int, dict[str, int]]) -> list[str]:
+def _class_gaps(class_counts: dict[int, dict[str, int]],
+                class_names: tuple[str, ...] = CLASS_NAMES) -> list[str]:
     """One warning per fold that lacks a class present in another fold, and one for
     classes with no clip at all (when some fold has clips)."""
     if not class_counts:
@@ -218,10 +240,10 @@ def _class_gaps(class_counts: dict[int, dict[str, int]]) -> list[str]:
     present = {c for counts in class_counts.values() for c in counts}
     warnings = []
     for fold, counts in class_counts.items():
-        gaps = [c for c in CLASS_NAMES if c in present and c not in counts]
+        gaps = [c for c in class_names if c in present and c not in counts]
         if gaps:
             warnings.append(f"fold {fold} has no clips of class(es) {', '.join(gaps)}")
-    absent = [c for c in CLASS_NAMES if c not in present]
+    absent = [c for c in class_names if c not in present]
     if absent:
         warnings.append(f"no fold has clips of class(es) {', '.join(absent)}")
     return warnings
@@ -245,10 +267,6 @@ def ensure_writable_dir(path: str | os.PathLike) -> None:
         raise IngestError(f"{path}: cannot write output here ({exc.strerror or exc})") from None
 
 
-def _relative(clip: Clip) -> str:
-    return f"audio/fold{clip.fold}/{clip.file_name}"
-
-
 def _write_report(result: IngestResult, config: Config, *, manifest: bool = True) -> None:
     """report.json and report.csv (always), then manifest.json (last: it marks a
     complete ingest).  Names are printable already; ``backslashreplace`` only guards."""
@@ -266,7 +284,10 @@ def _write_report(result: IngestResult, config: Config, *, manifest: bool = True
             document = {
                 "folds": {str(k): n for k, n in result.counts.items()},
                 "class_counts": {str(k): v for k, v in result.class_counts.items()},
-                "classes": list(CLASS_NAMES),
+                "class_names": list(result.class_names),
+                "classes": list(result.class_names),  # the same, under its earlier name
+                "layout": result.layout,
+                "split": result.split,
                 "sample_rate": config.audio.sample_rate,
                 "dataset_hash": result.dataset_hash,
                 "rows_read": result.rows_read,
@@ -278,6 +299,12 @@ def _write_report(result: IngestResult, config: Config, *, manifest: bool = True
                                         encoding="utf-8")
     except OSError as exc:
         raise IngestError(f"{out}: cannot write the report ({exc.strerror or exc})") from None
+
+
+def manifest_class_names(manifest: dict) -> tuple[str, ...]:
+    """The class names (label order) a manifest records; UrbanSound8K's ten for a
+    manifest written before class names were read from the data."""
+    return tuple(manifest.get("class_names") or manifest.get("classes") or CLASS_NAMES)
 
 
 def read_manifest(directory: str | os.PathLike) -> dict:
