@@ -7,7 +7,9 @@ from kfp.dsl import Dataset, Output
 def ingest_component(data_root: str, config_json: str, test_folds: List[int], strict: bool,
                      tracking_uri: str, parent_run_id: str, dataset_fingerprint: str,
                      waveforms: Output[Dataset]) -> List[int]:
-    """Decode ``data_root`` into ``waveforms``; return the test folds to train.
+    """Decode ``data_root`` (in the layout ``config_json``'s ``data`` section names, or the
+    one detected) into ``waveforms``; return the test folds to train.  The class names,
+    read from the data, are in ``waveforms``' manifest.json and metadata.
 
     ``test_folds`` empty means every fold present.  A requested test fold with
     no clips is an error.  ``dataset_fingerprint`` (from the caller's listing) only keys
@@ -36,10 +38,14 @@ def ingest_component(data_root: str, config_json: str, test_folds: List[int], st
         chosen = sorted(test_folds) if test_folds else present
         for warning in result.warnings:
             print(f"warning: {warning}")
+        print(f"layout {result.layout}: {len(result.class_names)} classes"
+              + (f"; folds made by a grouped split: {result.split}" if result.split else ""))
         print(result.summary_line())
     waveforms.metadata.update({"folds": present, "accepted": result.accepted,
                                "rejected": len(result.rejections),
-                               "dataset_hash": result.dataset_hash})
+                               "dataset_hash": result.dataset_hash,
+                               "layout": result.layout,
+                               "class_names": list(result.class_names)})
     uri = tracking.resolve_uri(tracking_uri)
     if uri and parent_run_id:
         tracking.log_ingest(uri, parent_run_id, result.dataset_hash, result.accepted,

@@ -446,3 +446,36 @@ def test_run_and_submit_resolve_layout_settings_and_class_names(tmp_path):
     config = _resolve_data(config, us8k, args, clips)
     assert config.data.layout == "urbansound8k" and config.class_names == CLASS_NAMES
     assert config.audio.clip_seconds == 3.0
+
+
+def _fold_result(fold: int, names: list[str], y_true: list[int], y_pred: list[int]):
+    from urbansound.metrics import confusion_matrix
+    from urbansound.training import FoldResult
+
+    return FoldResult(test_fold=fold, validation_fold=None, train_folds=[3 - fold],
+                      test_accuracy=float(np.mean(np.equal(y_true, y_pred))), test_loss=1.0,
+                      y_true=y_true, y_pred=y_pred,
+                      confusion_matrix=confusion_matrix(y_true, y_pred, len(names)).tolist(),
+                      history={"loss": [1.0], "accuracy": [0.5]}, best_epoch=1, epochs_run=1,
+                      n_train=4, n_validation=0, n_test=len(y_true), parameters=10,
+                      class_names=names, salience=[0] * len(y_true))
+
+
+@pytest.mark.parametrize("n_classes", [3, 50])
+def test_evaluation_takes_the_classes_of_the_results(tmp_path, n_classes):
+    from urbansound.evaluation import evaluate_folds
+
+    names = [f"c{i}" for i in range(n_classes)]
+    labels = list(range(n_classes))
+    results = [_fold_result(1, names, labels, labels),
+               _fold_result(2, names, labels, labels[1:] + labels[:1])]
+    summary = evaluate_folds(results, tmp_path, plots=True)
+    confusion = json.loads((tmp_path / "confusion_matrix.json").read_text())
+    assert confusion["classes"] == names
+    assert np.array(confusion["counts"]).shape == (n_classes, n_classes)
+    assert np.trace(confusion["counts"]) == n_classes  # fold 1 all right, fold 2 all wrong
+    assert list(summary["per_class"]) == names and summary["folds"] == {"1": 1.0, "2": 0.0}
+    assert (tmp_path / "confusion_matrix.png").stat().st_size > 0
+    other = _fold_result(2, names[::-1], labels, labels)
+    with pytest.raises(ValueError, match="trained on classes"):
+        evaluate_folds([results[0], other], tmp_path / "x", plots=False)

@@ -5,7 +5,8 @@ Writes to one directory::
     summary.json            {"folds": {"<k>": acc}, "mean", "median", "std", "per_class": {...},
                              "by_salience": {"foreground": {"accuracy", "n"}, "background": ...},
                              "n_test_examples", "ingest": {"accepted", "rejected", "report", ...}}
-    confusion_matrix.json   {"classes": [...], "counts": [[...]], "normalized": [[...]]}
+    confusion_matrix.json   {"classes": [...], "counts": [[...]], "normalized": [[...]]}:
+                            n_classes × n_classes in the order of the data's class names
     confusion_matrix.png    counts and row-normalised, summed over folds
     curves_fold<k>.png      accuracy / loss per epoch of each fold
 """
@@ -43,7 +44,15 @@ def evaluate_folds(results: Sequence[FoldResult], out_dir: str | os.PathLike, *,
     folds = [r.test_fold for r in results]
     if len(set(folds)) != len(folds):
         raise ValueError(f"a test fold appears twice among the results: {sorted(folds)}")
-    class_names = results[0].class_names
+    # the classes come from the data (ingest's manifest): every fold must name the same
+    class_names = list(results[0].class_names)
+    for r in results:
+        if list(r.class_names) != class_names:
+            raise ValueError(f"test fold {r.test_fold} was trained on classes {r.class_names}, "
+                             f"test fold {results[0].test_fold} on {class_names}")
+        if np.shape(r.confusion_matrix) != (len(class_names), len(class_names)):
+            raise ValueError(f"test fold {r.test_fold}: confusion matrix of shape "
+                             f"{np.shape(r.confusion_matrix)} for {len(class_names)} classes")
     counts = np.sum([np.asarray(r.confusion_matrix) for r in results], axis=0)
     summary = summarize_accuracies({r.test_fold: r.test_accuracy for r in results})
     per_class = per_class_accuracy(counts)

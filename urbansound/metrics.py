@@ -56,26 +56,39 @@ def summarize_accuracies(fold_accuracies: Mapping[int, float]) -> dict:
     }
 
 
+ANNOTATE_UP_TO = 20
+"""Confusion-matrix plots write each cell's value up to this many classes."""
+
+
 def plot_confusion_matrix(cm: np.ndarray, class_names: Sequence[str], path: str | os.PathLike, *,
                           title: str = "Confusion matrix") -> None:
-    """Counts and row-normalised matrices side by side, as one PNG."""
+    """Counts and row-normalised matrices side by side, as one PNG.  The figure grows
+    with the number of classes; beyond :data:`ANNOTATE_UP_TO` classes the cells are not
+    written in (50 classes would be 2,500 unreadable numbers)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     cm = np.asarray(cm)
-    fig, axes = plt.subplots(1, 2, figsize=(16, 7))
+    n = len(class_names)
+    if cm.shape != (n, n):
+        raise ValueError(f"confusion matrix of shape {cm.shape} for {n} class names")
+    side = max(7.0, 0.3 * n)
+    fig, axes = plt.subplots(1, 2, figsize=(2 * side + 2, side))
+    tick_size = 10 if n <= ANNOTATE_UP_TO else 6
     for ax, matrix, label, fmt in ((axes[0], cm, "counts", "d"),
                                    (axes[1], normalize_rows(cm), "normalised by true class", ".2f")):
         image = ax.imshow(matrix, cmap="Blues")
         fig.colorbar(image, ax=ax, fraction=0.046)
-        ax.set_xticks(range(len(class_names)), class_names, rotation=60, ha="right")
-        ax.set_yticks(range(len(class_names)), class_names)
+        ax.set_xticks(range(n), class_names, rotation=60, ha="right", fontsize=tick_size)
+        ax.set_yticks(range(n), class_names, fontsize=tick_size)
         ax.set_xlabel("predicted")
         ax.set_ylabel("true")
         ax.set_title(f"{title} ({label})")
         threshold = matrix.max() / 2 if matrix.size else 0
+        if n > ANNOTATE_UP_TO:
+            continue
         for (i, j), value in np.ndenumerate(matrix):
             ax.text(j, i, format(value, fmt), ha="center", va="center", fontsize=7,
                     color="white" if value > threshold else "black")
