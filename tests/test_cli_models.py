@@ -17,7 +17,8 @@ def test_models_lists_every_model_with_its_parameter_count(capsys):
     assert main(["models", "--json"]) == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert {r["name"]: r["parameters"] for r in rows} == {
-        "urbannet": 669_106, "urbannet-large": 1_187_050, "sb-cnn": 241_434, "improved": 33_949}
+        "urbannet": 669_106, "urbannet-large": 1_187_050, "sb-cnn": 241_434, "improved": 33_949,
+        "conv1d": 256_298}
     sb = next(r for r in rows if r["name"] == "sb-cnn")
     assert (sb["optimizer"], sb["epochs"], sb["validation"], sb["study"]) == ("sgd", 50, "fold", True)
     assert main(["models"]) == 0
@@ -75,7 +76,7 @@ def test_set_malformed_is_a_usage_error(argv, message, capsys):
     (["--set", "train.epochs=three"], "train.epochs must be of type int"),
     (["--set", "train.schedule=step"], "train.schedule must be one of"),
     (["--model", "vgg"], "train.model must be one of ['urbannet', 'urbannet-large', 'sb-cnn', "
-                         "'improved'], not 'vgg'"),
+                         "'improved', 'conv1d'], not 'vgg'"),
 ])
 def test_bad_settings_exit_2_with_one_line(argv, message, capsys, tmp_path):
     code = main(["run", "--data", str(tmp_path), "--out", str(tmp_path / "out"), *argv])

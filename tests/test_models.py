@@ -40,9 +40,13 @@ def weights(model) -> list[np.ndarray]:
 # ---------------------------------------------------------------------------
 
 def test_model_names_and_default():
-    assert list(MODELS) == ["urbannet", "urbannet-large", "sb-cnn", "improved"]
+    assert list(MODELS) == ["urbannet", "urbannet-large", "sb-cnn", "improved", "conv1d"]
     assert MODEL_NAMES == frozenset(MODELS) and DEFAULT_MODEL == "urbannet"
-    assert [name for name, spec in MODELS.items() if spec.study] == ["sb-cnn", "improved"]
+    assert [name for name, spec in MODELS.items() if spec.study] == ["sb-cnn", "improved",
+                                                                      "conv1d"]
+    assert {name: spec.input_kind for name, spec in MODELS.items()} == {
+        "urbannet": "logmel", "urbannet-large": "logmel", "sb-cnn": "logmel",
+        "improved": "logmel", "conv1d": "waveform"}
 
 
 @pytest.mark.parametrize("which", ["plain", "standardized"])
@@ -225,7 +229,7 @@ def test_urbannet_saves_and_loads_safely(tmp_path):
 def test_every_spec_has_a_valid_recipe():
     for name, spec in MODELS.items():
         assert get_spec(name) is spec
-        assert spec.input_kind == "logmel"
+        assert spec.input_kind in ("logmel", "waveform")
         assert spec.optimizer in ("sgd", "adam", "adamw") and spec.learning_rate > 0
         assert spec.validation in ("fold", "none") and spec.epochs >= 1
     # the study's recipes (SEED.md)

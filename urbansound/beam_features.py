@@ -28,6 +28,7 @@ from pathlib import Path
 import apache_beam as beam
 
 from urbansound.config import Config
+from urbansound.features import input_shape as features_input_shape
 from urbansound.ingest import MANIFEST, read_manifest
 from urbansound.records import ORIGINAL, fold_files
 
@@ -85,15 +86,17 @@ class ClipToLogMels(beam.DoFn):
                                      f"fold{fold}/{deformation or 'original'}").inc()
 
     def _logmel(self, rec, y, deformation: str):
-        """(serialized log-mel example, None), or (None, the rejection as JSON)."""
+        """(serialized model-input example, None), or (None, the rejection as JSON).
+
+        The model input is a log-mel or a waveform, as the configured model declares."""
         import numpy as np
 
         try:
-            logmel = self._features.waveform_to_logmel(y, self._config)
-            # waveform_to_logmel already guarantees this; checked again because a
+            logmel = self._features.model_input(y, self._config)
+            # model_input already guarantees this; checked again because a
             # single NaN here becomes NaN statistics for every fold that trains on it
             if not np.all(np.isfinite(logmel)):
-                raise ValueError("log-mel has NaN or infinite values")
+                raise ValueError(f"{self._config.input_kind} input has NaN or infinite values")
         except ValueError as exc:  # FeatureError, or a waveform too short or empty
             self.rejected.inc()
             log.warning("%s%s: %s; example dropped", rec.file_name,
@@ -102,9 +105,10 @@ class ClipToLogMels(beam.DoFn):
                                      "deformation": deformation or "original",
                                      "reason": str(exc)})
         self._count(rec.fold, deformation)
-        return self._records.encode_logmel(logmel, label=rec.label, fold=rec.fold,
-                                           file_name=rec.file_name, deformation=deformation,
-                                           salience=rec.salience), None
+        return self._records.encode_features(
+            logmel, kind=self._config.input_kind, label=rec.label, fold=rec.fold,
+            file_name=rec.file_name, deformation=deformation, salience=rec.salience,
+            sample_rate=self._config.features.waveform_rate), None
 
     def process(self, serialized: bytes):
         rec = self._records.decode_waveform(serialized)
@@ -200,6 +204,8 @@ def run_features(waveform_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
         "folds": counts,
         "deformations": list(config.augment.all_deformations()),
         "deformed_folds": sorted(deform_folds) if deform_folds is not None else folds,
+        "input_kind": config.input_kind,
+        "input_shape": list(features_input_shape(config)),
         "n_mels": config.features.n_mels,
         "n_frames": config.features.n_frames,
         "dataset_hash": source.get("dataset_hash"),
@@ -254,9 +260,9 @@ def _counts_from_metrics(result, folds: list[int]) -> dict[str, dict[str, int]] 
 
 
 def _count_examples(directory: Path, fold: int) -> dict[str, int]:
-    from urbansound.records import decode_logmel, iter_records
+    from urbansound.records import decode_features, iter_records
 
     counts: Counter[str] = Counter()
     for raw in iter_records(fold_files(directory, fold)):
-        counts[decode_logmel(raw).deformation or "original"] += 1
+        counts[decode_features(raw).deformation or "original"] += 1
     return dict(sorted(counts.items()))

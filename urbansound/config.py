@@ -71,6 +71,13 @@ class FeatureConfig:
     fmax: float | None = None  # None: Nyquist (11,025 Hz at 22,050 Hz)
     top_db: float = 80.0  # dB floor below the clip's own peak
     amin: float = 1e-10  # power floor before log, avoids log(0) on silence
+    # Models that take the waveform (input kind "waveform", e.g. conv1d) get the fixed-length
+    # clip resampled to this rate: 16 kHz as Abdoli et al. 2019, 48,000 samples for 3 s.
+    waveform_rate: int = 16000
+
+    def waveform_samples(self, clip_seconds: float) -> int:
+        """Samples of a waveform-input model's clip: 48,000 for 3 s at 16 kHz."""
+        return int(round(self.waveform_rate * clip_seconds))
 
 
 _DEFAULT_RECIPE = MODELS[DEFAULT_MODEL]
@@ -218,6 +225,11 @@ class Config:
         """The classes in label order: ``data.class_names``, else UrbanSound8K's ten."""
         return self.data.class_names or CLASS_NAMES
 
+    @property
+    def input_kind(self) -> str:
+        """What the model takes, from the registry: ``"logmel"`` or ``"waveform"``."""
+        return MODELS[self.train.model].input_kind
+
     # -- serialisation -------------------------------------------------
     def to_dict(self) -> dict[str, dict[str, Any]]:
         """Nested plain dict (tuples become lists)."""
@@ -296,6 +308,7 @@ class Config:
              "features.fmax must be > features.fmin and <= audio.sample_rate / 2"),
             (f.top_db > 0, "features.top_db must be > 0"),
             (f.amin > 0, "features.amin must be > 0"),
+            (f.waveform_rate > 0, "features.waveform_rate must be > 0"),
             (t.epochs >= 1, "train.epochs must be >= 1"),
             (t.patience >= 1, "train.patience must be >= 1"),
             (t.weight_decay >= 0, "train.weight_decay must be >= 0"),
@@ -315,6 +328,9 @@ class Config:
         for ok, message in checks:
             if not ok:
                 raise ConfigError(message)
+        if self.input_kind == "waveform" and t.spec_augment:
+            raise ConfigError(f"train.spec_augment masks log-mel bands and frames; model "
+                              f"{t.model!r} takes the waveform: set train.spec_augment=0")
         for name in self.augment.deformations:
             if name not in augment.DEFORMATION_NAMES:
                 raise ConfigError(

@@ -1,9 +1,15 @@
-"""The log-mel front end: one definition for training, evaluation and prediction.
+"""The front end: one definition of a model's input for training, evaluation and prediction.
 
-``waveform_to_logmel`` is the single feature function: the Beam stage calls it
-on every (possibly deformed) clip, and prediction calls it on raw audio via
-``file_to_logmel``.  Mel scale is HTK (mel = 2595 log10(1 + f/700)), as in the
-study, with unnormalised triangular filters.
+:func:`model_input` is the single feature function: the Beam stage calls it on every
+(possibly deformed) clip, and prediction calls it on every window of raw audio.  What
+it returns depends on the model's declared input kind (``Config.input_kind``, from
+:data:`urbansound.models.MODELS`):
+
+- ``"logmel"``: :func:`waveform_to_logmel`, the study's 128×128 log-mel in dB.  Mel
+  scale is HTK (mel = 2595 log10(1 + f/700)), as in the study, with unnormalised
+  triangular filters.
+- ``"waveform"``: :func:`waveform_input`, the fixed-length clip resampled to
+  ``features.waveform_rate`` (end-to-end models such as ``conv1d``).
 """
 from __future__ import annotations
 
@@ -103,6 +109,77 @@ def waveform_to_logmel(y: np.ndarray, config: Config) -> np.ndarray:
         raise FeatureError(f"waveform has {bad} NaN or infinite samples")
     clip = fix_length(y, a.clip_samples, pad_mode=a.pad_mode)
     return log_mel(clip, sample_rate=a.sample_rate, features=config.features)
+
+
+def waveform_input(y: np.ndarray, config: Config) -> np.ndarray:
+    """Fix the clip's length (as :func:`waveform_to_logmel` does) and resample it to
+    ``features.waveform_rate``: the input of waveform models.
+
+    Parameters
+    ----------
+    y : np.ndarray [shape=(n,)] mono waveform at ``config.audio.sample_rate``.
+
+    Returns
+    -------
+    np.ndarray [shape=(config.features.waveform_samples(clip_seconds),), dtype=float32],
+        the clip at ``waveform_rate`` Hz, its level unchanged (waveform models
+        standardise each frame themselves), every value finite.
+
+    Raises
+    ------
+    FeatureError
+        the waveform holds NaN or infinite samples.
+    """
+    import librosa
+
+    a = config.audio
+    bad = int(np.count_nonzero(~np.isfinite(y)))
+    if bad:
+        raise FeatureError(f"waveform has {bad} NaN or infinite samples")
+    clip = fix_length(np.asarray(y, np.float32), a.clip_samples, pad_mode=a.pad_mode)
+    rate = config.features.waveform_rate
+    if rate != a.sample_rate:
+        clip = librosa.resample(clip.astype(np.float64), orig_sr=a.sample_rate, target_sr=rate,
+                                res_type="soxr_hq")
+    n = config.features.waveform_samples(a.clip_seconds)
+    clip = np.asarray(clip[:n], np.float32)
+    if clip.shape[0] < n:  # resampling may round one sample short
+        clip = np.pad(clip, (0, n - clip.shape[0]))
+    if not np.all(np.isfinite(clip)):
+        raise FeatureError("resampled waveform is not finite")
+    return clip
+
+
+def model_input(y: np.ndarray, config: Config) -> np.ndarray:
+    """The model's input for one clip: the one feature function of training and prediction.
+
+    Parameters
+    ----------
+    y : np.ndarray [shape=(n,)] mono waveform at ``config.audio.sample_rate``.
+
+    Returns
+    -------
+    np.ndarray, float32, finite, without the channel axis: [shape=(n_mels, n_frames)]
+        dB for a log-mel model, [shape=(n_samples,)] for a waveform model
+        (:func:`input_shape` adds the channel axis).
+
+    Raises
+    ------
+    FeatureError
+        the input would not be finite.
+    """
+    if config.input_kind == "waveform":
+        return waveform_input(y, config)
+    return waveform_to_logmel(y, config)
+
+
+def input_shape(config: Config) -> tuple[int, ...]:
+    """Shape of one model input with its channel axis: (n_mels, n_frames, 1) for a
+    log-mel model, (n_samples, 1) for a waveform model."""
+    f = config.features
+    if config.input_kind == "waveform":
+        return (f.waveform_samples(config.audio.clip_seconds), 1)
+    return (f.n_mels, f.n_frames, 1)
 
 
 def file_to_logmel(path: str | os.PathLike, config: Config) -> np.ndarray:

@@ -1,10 +1,13 @@
 """Keras models, by name: the one registry of what a model is and how it trains.
 
-Every log-mel model takes a batch of shape (batch, n_mels, n_frames, 1) in dB and
-returns class probabilities of shape (batch, n_classes).  Input scaling is part
-of the model: with per-band statistics given, the first layer standardises each
-mel band (mean and variance computed on the training folds only), so a saved
-model takes raw log-mels, exactly what :mod:`urbansound.features` makes.
+Every model declares its input (``ModelSpec.input_kind``) and returns class
+probabilities of shape (batch, n_classes).  A log-mel model takes a batch of shape
+(batch, n_mels, n_frames, 1) in dB; a waveform model (``conv1d``) takes (batch,
+n_samples, 1) at ``features.waveform_rate``.  Input scaling is part of the model:
+with per-band statistics given, a log-mel model's first layer standardises each mel
+band (mean and variance computed on the training folds only); a waveform model
+standardises each of its frames.  So a saved model takes exactly what
+:func:`urbansound.features.model_input` makes.
 
 :data:`MODELS` maps a name to a :class:`ModelSpec`: its builder, the input it
 needs and its default training recipe (optimiser, schedule, epochs, protocol).
@@ -26,9 +29,11 @@ class ModelSpec:
 
     name : registry key (``train.model``).
     summary : one line for ``urbansound models``.
-    body : ``body(x, n_classes) -> probabilities``; ``x`` is the (standardised)
-        input tensor of shape (batch, n_mels, n_frames, 1).
-    input_kind : what the pipeline must deliver: ``"logmel"`` (128×128 dB).
+    body : ``body(x, n_classes) -> probabilities``; ``x`` is the input tensor:
+        (batch, n_mels, n_frames, 1) standardised log-mels, or (batch, n_samples, 1).
+    input_kind : what the pipeline must deliver: ``"logmel"`` (128×128 dB) or
+        ``"waveform"`` (the clip at ``features.waveform_rate``, see
+        :func:`urbansound.features.model_input`).
     optimizer, learning_rate, weight_decay : the optimiser (``sgd``, ``adam``, ``adamw``).
     schedule : ``"constant"`` or ``"one_cycle"`` (linear warm-up over the first
         10 % of steps to ``learning_rate``, then cosine decay to 0).
@@ -140,6 +145,70 @@ def _urbannet_large(x, n_classes: int):
     return _urbannet(x, n_classes, widths=(32, 64, 128, 256))
 
 
+CONV1D_FRAME = 16000
+"""Samples per frame of ``conv1d``: 1 s at 16 kHz, as Abdoli et al. 2019."""
+
+
+def _conv1d_frame_network(frame: int, n_classes: int):
+    """Abdoli et al. 2019's 1D CNN on one frame: (batch, frame, 1) → (batch, n_classes).
+
+    Each frame is standardised first (zero mean, unit variance over its samples; no
+    learned scale), so the level of a recording does not matter, then four strided
+    convolutions with batch normalisation (kernels 64, 32, 16, 8; the first two followed
+    by 8× max pooling) and two dense layers.
+    """
+    import keras
+    from keras import layers
+
+    inputs = keras.Input(shape=(frame, 1), name="frame")
+    # epsilon far below the variance of quiet audio (1e-6 at -60 dBFS): Keras' 1e-3 would
+    # shrink every quiet frame towards zero
+    x = layers.LayerNormalization(axis=(1, 2), center=False, scale=False, epsilon=1e-10,
+                                  name="frame_standardize")(inputs)
+    for i, (filters, kernel, pool) in enumerate(((16, 64, 8), (32, 32, 8), (64, 16, 0),
+                                                 (128, 8, 0)), start=1):
+        x = layers.Conv1D(filters, kernel, strides=2, use_bias=False, name=f"conv{i}")(x)
+        x = layers.BatchNormalization(momentum=0.9, name=f"bn{i}")(x)
+        x = layers.Activation("relu", name=f"relu{i}")(x)
+        if pool:
+            x = layers.MaxPooling1D(pool, name=f"pool{i}")(x)
+    x = layers.Flatten(name="flatten")(x)
+    x = layers.Dense(128, activation="relu", name="dense1")(x)
+    x = layers.Dropout(0.5, name="dropout1")(x)
+    x = layers.Dense(64, activation="relu", name="dense2")(x)
+    x = layers.Dropout(0.25, name="dropout2")(x)
+    outputs = layers.Dense(n_classes, activation="softmax", name="frame_probabilities")(x)
+    return keras.Model(inputs, outputs, name="frame_network")
+
+
+def _conv1d(x, n_classes: int, frame: int = CONV1D_FRAME):
+    """End-to-end 1D CNN on the raw waveform after Abdoli et al. 2019.
+
+    The clip (batch, n_samples, 1) is cut into frames of ``frame`` samples overlapping
+    by half (3 s at 16 kHz: 5 frames of 1 s), the frame network classifies each, and the
+    clip's probabilities are the mean over its frames.  Framing is done with reshapes
+    and crops (no custom layer), so the model stays plain Keras.
+    """
+    from keras import layers
+
+    half = frame // 2
+    n_samples = int(x.shape[1])
+    n_halves = n_samples // half
+    if n_halves < 2:
+        raise ValueError(f"conv1d needs at least {frame} samples per clip; got {n_samples}")
+    if n_samples > n_halves * half:  # drop the tail that does not fill a half frame
+        x = layers.Cropping1D((0, n_samples - n_halves * half), name="trim")(x)
+    halves = layers.Reshape((n_halves, half), name="half_frames")(x)
+    # frame i = halves i and i + 1 side by side: 50 % overlap
+    frames = layers.Concatenate(axis=-1, name="frames")([
+        layers.Cropping1D((0, 1), name="first_halves")(halves),
+        layers.Cropping1D((1, 0), name="second_halves")(halves)])
+    frames = layers.Reshape((n_halves - 1, frame, 1), name="frames_1ch")(frames)
+    per_frame = layers.TimeDistributed(_conv1d_frame_network(frame, n_classes),
+                                       name="per_frame")(frames)
+    return layers.GlobalAveragePooling1D(name="probabilities")(per_frame)
+
+
 MODELS: dict[str, ModelSpec] = {spec.name: spec for spec in (
     ModelSpec("urbannet", "batch-normalised VGG-style CNN, strided stem, mean+max over time "
               "(default; AdamW, one-cycle, fixed 40 epochs)", _urbannet,
@@ -154,6 +223,11 @@ MODELS: dict[str, ModelSpec] = {spec.name: spec for spec in (
     ModelSpec("improved", "the study's improved CNN after Mushtaq & Su 2020 (Adam, 100 epochs, "
               "early stopping)", _improved, optimizer="adam", learning_rate=1e-3, epochs=100,
               patience=15, study=True),
+    ModelSpec("conv1d", "end-to-end 1D CNN on the raw 16 kHz waveform after Abdoli et al. "
+              "2019 (1 s frames, 50 % overlap, mean of frame predictions)", _conv1d,
+              input_kind="waveform", optimizer="adamw", learning_rate=1e-3,
+              weight_decay=1e-3, schedule="one_cycle", epochs=40, patience=15,
+              validation="none", batch_size=32, time_shift=True, study=True),
 )}
 """Every model by name; the first is the default of ``urbansound run``."""
 
@@ -172,7 +246,7 @@ def get_spec(name: str) -> ModelSpec:
         raise ValueError(f"unknown model {name!r}; known: {', '.join(MODELS)}") from None
 
 
-def build_model(name: str, *, input_shape: tuple[int, int, int] = (128, 128, 1),
+def build_model(name: str, *, input_shape: tuple[int, ...] | None = None,
                 n_classes: int = 10, band_mean: np.ndarray | None = None,
                 band_variance: np.ndarray | None = None, seed: int | None = None):
     """Build an uncompiled Keras model.
@@ -180,7 +254,8 @@ def build_model(name: str, *, input_shape: tuple[int, int, int] = (128, 128, 1),
     Parameters
     ----------
     name : one of :data:`MODEL_NAMES`.
-    input_shape : (n_mels, n_frames, 1).
+    input_shape : (n_mels, n_frames, 1) for a log-mel model (default (128, 128, 1)),
+        (n_samples, 1) for a waveform model (default (48000, 1): 3 s at 16 kHz).
     n_classes : size of the softmax.
     band_mean, band_variance : np.ndarray [shape=(n_mels,)] per-band statistics
         in dB and dB²; both or neither.  With them, a non-trainable
@@ -196,7 +271,9 @@ def build_model(name: str, *, input_shape: tuple[int, int, int] = (128, 128, 1),
     spec = get_spec(name)
     if seed is not None:
         keras.utils.set_random_seed(seed)
-    inputs = keras.Input(shape=input_shape, name="logmel")
+    if input_shape is None:
+        input_shape = (48000, 1) if spec.input_kind == "waveform" else (128, 128, 1)
+    inputs = keras.Input(shape=tuple(input_shape), name=spec.input_kind)
     x = inputs
     if (band_mean is None) != (band_variance is None):
         raise ValueError("give both band_mean and band_variance, or neither")

@@ -19,8 +19,9 @@ samples, 66,150 = 3 s by default; H = hop samples, 33,075 = 1.5 s by default):
   uncovered: every sample is classified, every window holds 3 s of real audio.
   A 10 s file with hop 1.5 s: starts 0, 1.5, 3, 4.5, 6, 7 s (6 windows).
 
-Each window's log-mel is :func:`urbansound.features.waveform_to_logmel`, the
-function the Beam stage runs for training; a window's first 3 s is what training
+Each window's model input (log-mel or waveform, as the model declares) is
+:func:`urbansound.features.model_input`, the function the Beam stage runs for
+training; a window's first 3 s is what training
 keeps of a longer clip, so the first window of a clip equals its training example.
 The per-file result is the mean of the window probabilities.
 
@@ -40,7 +41,7 @@ import numpy as np
 from urbansound.audio import (MAX_PEAK, MAX_RATE, MIN_PEAK, MIN_RATE, MIN_SECONDS, AudioError,
                               decode_message, fix_length, open_audio)
 from urbansound.config import CLASS_NAMES, Config
-from urbansound.features import FeatureError, waveform_to_logmel
+from urbansound.features import FeatureError, input_shape, model_input
 
 DEFAULT_HOP_SECONDS = 1.5
 """Default hop between window starts: half a window.  Every second of audio is seen
@@ -52,7 +53,8 @@ BATCH_SIZE = 32
 """Windows per model call."""
 
 Classifier = Callable[[np.ndarray], np.ndarray]
-"""``f(x) -> probabilities``: x float32 [shape=(n, n_mels, n_frames, 1)] dB, result
+"""``f(x) -> probabilities``: x float32, a batch of model inputs (:func:`model_input_batch`:
+[shape=(n, n_mels, n_frames, 1)] dB, or [shape=(n, n_samples, 1)] waveforms), result
 [shape=(n, n_classes)], rows summing to 1 (a softmax)."""
 
 
@@ -153,15 +155,18 @@ def iter_windows(blocks: Iterable[np.ndarray], *, window: int, hop: int, pad_mod
         yield total - window, total, buf[lo:lo + window].copy()
 
 
-def logmel_batch(windows: Sequence[np.ndarray], config: Config) -> np.ndarray:
-    """Model input for windows: np.ndarray [shape=(n, n_mels, n_frames, 1), float32], dB.
+def model_input_batch(windows: Sequence[np.ndarray], config: Config) -> np.ndarray:
+    """Model input for windows: np.ndarray float32 [shape=(n, *input_shape(config))]:
+    (n, n_mels, n_frames, 1) dB log-mels, or (n, n_samples, 1) waveforms.
 
-    Each window goes through :func:`urbansound.features.waveform_to_logmel`, the
-    training features' function (it fixes the length by ``audio.pad_mode`` first)."""
-    f = config.features
+    Each window goes through :func:`urbansound.features.model_input`, the training
+    features' function (it fixes the length by ``audio.pad_mode`` first)."""
     if not len(windows):
-        return np.zeros((0, f.n_mels, f.n_frames, 1), np.float32)
-    return np.stack([waveform_to_logmel(w, config) for w in windows])[..., None]
+        return np.zeros((0, *input_shape(config)), np.float32)
+    return np.stack([model_input(w, config) for w in windows])[..., None]
+
+
+logmel_batch = model_input_batch  # its name before waveform models
 
 
 # ---------------------------------------------------------------------------
@@ -430,7 +435,7 @@ def predict_waveform_blocks(blocks: Iterable[np.ndarray], classify: Classifier, 
 
     def flush():
         if pending:
-            x = logmel_batch(pending, config)
+            x = model_input_batch(pending, config)
             p = np.asarray(classify(x), np.float32)
             if p.shape[0] != x.shape[0] or p.ndim != 2:
                 raise ValueError(f"the model returned shape {p.shape} for {x.shape[0]} windows")
@@ -513,21 +518,23 @@ def find_audio_files(paths: Iterable[str | os.PathLike]) -> list[Path]:
 
 
 def keras_classifier(model) -> Classifier:
-    """A :data:`Classifier` from a Keras model whose input is (None, n_mels, n_frames, 1)."""
+    """A :data:`Classifier` from a Keras model (input as :func:`model_input_batch` makes)."""
     def classify(x: np.ndarray) -> np.ndarray:
         return np.asarray(model.predict_on_batch(x))
     return classify
 
 
 def check_model_input(model, config: Config, name: str = "model") -> None:
-    """Raise ValueError unless the Keras model takes (None, n_mels, n_frames, 1) log-mels
-    and returns one probability per class of :data:`CLASS_NAMES`."""
-    f = config.features
-    want_in = (f.n_mels, f.n_frames, 1)
+    """Raise ValueError unless the Keras model takes the input of ``config``'s model
+    (:func:`urbansound.features.input_shape`) and returns one probability per class of
+    :data:`CLASS_NAMES`."""
+    want_in = input_shape(config)
     shape_in = tuple(model.input_shape[1:]) if not isinstance(model.input_shape, list) else None
     if shape_in != want_in:
+        what = ("log-mels" if config.input_kind == "logmel"
+                else f"waveforms at {config.features.waveform_rate} Hz")
         raise ValueError(f"{name}: takes input of shape {model.input_shape}, not the "
-                         f"(batch, {f.n_mels}, {f.n_frames}, 1) log-mels of this configuration")
+                         f"(batch, {', '.join(map(str, want_in))}) {what} of this configuration")
     shape_out = model.output_shape
     if isinstance(shape_out, list) or shape_out[-1] != len(CLASS_NAMES):
         raise ValueError(f"{name}: returns shape {shape_out}, not {len(CLASS_NAMES)} class "

@@ -6,10 +6,15 @@ Waveforms (ingest's output), one ``tf.train.Example`` per clip::
     sample_rate int   label int   fold int   fs_id int   salience int
     file_name  bytes  class_name bytes
 
-Log-mels (the features stage's output), one example per clip or deformed copy::
+Model inputs (the features stage's output), one example per clip or deformed copy,
+of the kind the model declares (``kind``; absent in records written before it: log-mel)::
 
-    logmel     bytes  float32 little-endian, shape (n_mels, n_frames), dB
-    n_mels int  n_frames int  label int  fold int  file_name bytes
+    kind       bytes  "logmel" or "waveform"
+    logmel     bytes  float32 little-endian, shape (n_mels, n_frames), dB     (log-mel)
+    n_mels int  n_frames int                                                (log-mel)
+    samples    bytes  float32 little-endian, shape (n_samples,)             (waveform)
+    n_samples int  sample_rate int                                          (waveform)
+    label int  fold int  file_name bytes
     deformation bytes  ("" for the original audio)  salience int (1 fore-, 2 background)
 
 Files are ``<dir>/fold<k>*.tfrecord`` (one or more shards per fold).
@@ -96,35 +101,76 @@ def decode_waveform(serialized: bytes) -> WaveformRecord:
         class_name=d["class_name"].decode())
 
 
+INPUT_KINDS = ("logmel", "waveform")
+
+
+def encode_features(values: np.ndarray, *, kind: str, label: int, fold: int, file_name: str,
+                    deformation: str = ORIGINAL, salience: int = 0,
+                    sample_rate: int = 0) -> bytes:
+    """Serialise one model input: a log-mel (float32 [shape=(n_mels, n_frames)], dB) or a
+    waveform (float32 [shape=(n_samples,)] at ``sample_rate`` Hz); ``salience`` 1
+    foreground, 2 background, 0 unknown."""
+    common = {"kind": kind, "label": label, "fold": fold, "file_name": file_name,
+              "deformation": deformation, "salience": salience}
+    data = np.asarray(values, dtype="<f4")
+    if kind == "logmel":
+        n_mels, n_frames = data.shape
+        return _example({"logmel": data.tobytes(), "n_mels": n_mels, "n_frames": n_frames,
+                         **common})
+    if kind == "waveform":
+        (n_samples,) = data.shape
+        return _example({"samples": data.tobytes(), "n_samples": n_samples,
+                         "sample_rate": sample_rate, **common})
+    raise ValueError(f"unknown input kind {kind!r}; known: {', '.join(INPUT_KINDS)}")
+
+
 def encode_logmel(logmel: np.ndarray, *, label: int, fold: int, file_name: str,
                   deformation: str = ORIGINAL, salience: int = 0) -> bytes:
-    """Serialise one log-mel (float32 [shape=(n_mels, n_frames)], dB); ``salience`` 1
-    foreground, 2 background, 0 unknown."""
-    n_mels, n_frames = logmel.shape
-    return _example({
-        "logmel": np.asarray(logmel, dtype="<f4").tobytes(), "n_mels": n_mels,
-        "n_frames": n_frames, "label": label, "fold": fold, "file_name": file_name,
-        "deformation": deformation, "salience": salience,
-    })
+    """Serialise one log-mel (float32 [shape=(n_mels, n_frames)], dB)."""
+    return encode_features(logmel, kind="logmel", label=label, fold=fold, file_name=file_name,
+                           deformation=deformation, salience=salience)
 
 
 @dataclass(frozen=True)
-class LogMelRecord:
-    logmel: np.ndarray  # float32 [shape=(n_mels, n_frames)], dB
+class FeatureRecord:
+    """One model input read back: ``values`` is float32 [shape=(n_mels, n_frames)] dB
+    for ``kind == "logmel"``, [shape=(n_samples,)] for ``"waveform"``."""
+
+    values: np.ndarray
     label: int
     fold: int
     file_name: str
     deformation: str
     salience: int = 0  # 1 foreground, 2 background, 0 unknown (records written before it)
+    kind: str = "logmel"
+
+    @property
+    def logmel(self) -> np.ndarray:
+        """The log-mel (float32 [shape=(n_mels, n_frames)], dB) of a log-mel record."""
+        if self.kind != "logmel":
+            raise ValueError(f"{self.file_name}: a {self.kind} record has no log-mel")
+        return self.values
 
 
-def decode_logmel(serialized: bytes) -> LogMelRecord:
+LogMelRecord = FeatureRecord  # the name of records written before waveform inputs
+
+
+def decode_features(serialized: bytes) -> FeatureRecord:
+    """Parse an example written by :func:`encode_features` (or :func:`encode_logmel`)."""
     d = _parse(serialized)
-    shape = (int(d["n_mels"]), int(d["n_frames"]))
-    return LogMelRecord(
-        logmel=np.frombuffer(d["logmel"], dtype="<f4").reshape(shape).copy(), label=int(d["label"]),
-        fold=int(d["fold"]), file_name=d["file_name"].decode(),
-        deformation=d["deformation"].decode(), salience=int(d.get("salience", 0)))
+    kind = d["kind"].decode() if "kind" in d else "logmel"
+    if kind == "waveform":
+        values = np.frombuffer(d["samples"], dtype="<f4").reshape(int(d["n_samples"])).copy()
+    else:
+        shape = (int(d["n_mels"]), int(d["n_frames"]))
+        values = np.frombuffer(d["logmel"], dtype="<f4").reshape(shape).copy()
+    return FeatureRecord(
+        values=values, label=int(d["label"]), fold=int(d["fold"]),
+        file_name=d["file_name"].decode(), deformation=d["deformation"].decode(),
+        salience=int(d.get("salience", 0)), kind=kind)
+
+
+decode_logmel = decode_features
 
 
 def iter_records(paths: list[str]):

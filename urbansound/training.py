@@ -19,7 +19,7 @@ import numpy as np
 
 from urbansound.config import CLASS_NAMES, Config
 from urbansound.metrics import confusion_matrix
-from urbansound.records import ORIGINAL, decode_logmel, fold_files, iter_records
+from urbansound.records import ORIGINAL, decode_features, fold_files, iter_records
 
 MODEL_FILE = "model.keras"
 RESULT_FILE = "fold_result.json"
@@ -80,7 +80,8 @@ def folds_to_augment(test_folds: Sequence[int], available: Sequence[int], *, see
 
 @dataclass
 class Examples:
-    """Log-mels of some folds. x: float32 [shape=(n, n_mels, n_frames, 1)] dB; y: int [shape=(n,)]."""
+    """Model inputs of some folds: x float32 [shape=(n, n_mels, n_frames, 1)] dB log-mels,
+    or [shape=(n, n_samples, 1)] waveforms; y int [shape=(n,)]."""
 
     x: np.ndarray
     y: np.ndarray
@@ -94,17 +95,18 @@ class Examples:
 
 def load_examples(feature_dir: str | os.PathLike, folds: Sequence[int], *,
                   include_deformed: bool) -> Examples:
-    """Read the log-mel examples of ``folds``, sorted by (file name, deformation) so the
-    order (and so training under a seed) does not depend on how Beam sharded the files."""
+    """Read the model-input examples (log-mels or waveforms) of ``folds``, sorted by (file
+    name, deformation) so the order (and so training under a seed) does not depend on how
+    Beam sharded the files."""
     items = []
     for fold in folds:
         paths = fold_files(feature_dir, fold)
         if not paths:
             raise FileNotFoundError(f"{feature_dir}: no log-mel records for fold {fold}")
         for raw in iter_records(paths):
-            rec = decode_logmel(raw)
+            rec = decode_features(raw)
             if include_deformed or rec.deformation == ORIGINAL:
-                items.append((rec.file_name, rec.deformation, rec.label, rec.logmel,
+                items.append((rec.file_name, rec.deformation, rec.label, rec.values,
                               rec.salience))
     items.sort(key=lambda item: (item[0], item[1]))
     if not items:
@@ -139,9 +141,11 @@ def augment_batch(x: np.ndarray, y: np.ndarray, rng: np.random.Generator, *,
                   fill: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """In-training augmentation of one batch of log-mels (training batches only).
 
-    x : float32 [shape=(b, n_mels, n_frames, 1)] dB; y : one-hot [shape=(b, n_classes)].
-    time_shift : roll each example by a random number of frames (a sound may start anywhere).
-    spec_augment : that many frequency masks and as many time masks per example, each up to
+    x : float32 [shape=(b, n_mels, n_frames, 1)] dB log-mels, or [shape=(b, n_samples, 1)]
+        waveforms (time shift and mixup only); y : one-hot [shape=(b, n_classes)].
+    time_shift : roll each example by a random number of frames (or samples) along time
+        (a sound may start anywhere).
+    spec_augment : log-mels only: that many frequency masks and as many time masks per example, each up to
         1/8 of its axis wide (SpecAugment), filled with ``fill`` (the per-band mean,
         [shape=(n_mels,)] dB, so that the standardised input reads 0 there) or the example's
         minimum.
@@ -151,10 +155,15 @@ def augment_batch(x: np.ndarray, y: np.ndarray, rng: np.random.Generator, *,
     """
     x = x.copy()
     y = y.astype(np.float32, copy=True)
-    b, n_mels, n_frames, _ = x.shape
+    b = x.shape[0]
+    time_axis = x.ndim - 2  # frames of (b, n_mels, n_frames, 1), samples of (b, n, 1)
     if time_shift:
-        for i, shift in enumerate(rng.integers(0, n_frames, size=b)):
-            x[i] = np.roll(x[i], int(shift), axis=1)
+        for i, shift in enumerate(rng.integers(0, x.shape[time_axis], size=b)):
+            x[i] = np.roll(x[i], int(shift), axis=time_axis - 1)
+    if spec_augment > 0 and x.ndim != 4:
+        raise ValueError(f"spec_augment masks log-mels (b, n_mels, n_frames, 1); got {x.shape}")
+    if spec_augment > 0:
+        _, n_mels, n_frames, _ = x.shape
     for i in range(b if spec_augment > 0 else 0):
         column = (np.asarray(fill, np.float32)[:, None] if fill is not None
                   else np.full((n_mels, 1), x[i, ..., 0].min(), np.float32))
@@ -169,7 +178,8 @@ def augment_batch(x: np.ndarray, y: np.ndarray, rng: np.random.Generator, *,
         lam = rng.beta(mixup_alpha, mixup_alpha, size=b).astype(np.float32)
         lam = np.maximum(lam, 1 - lam)  # the first example stays the larger part
         partner = rng.permutation(b)
-        x = lam[:, None, None, None] * x + (1 - lam[:, None, None, None]) * x[partner]
+        weight = lam.reshape(b, *[1] * (x.ndim - 1))
+        x = weight * x + (1 - weight) * x[partner]
         y = lam[:, None] * y + (1 - lam[:, None]) * y[partner]
     return x.astype(np.float32), y
 
@@ -296,7 +306,8 @@ def average_models(members: Sequence, *, name: str):
     an ensemble that saves, loads and serves like a single model (plain Keras layers)."""
     import keras
 
-    inputs = keras.Input(shape=tuple(members[0].inputs[0].shape[1:]), name="logmel")
+    first = members[0].inputs[0]
+    inputs = keras.Input(shape=tuple(first.shape[1:]), name=first.name)
     outputs = [keras.Model(m.inputs[0], m.outputs[0], name=f"member{i + 1}")(inputs)
                for i, m in enumerate(members)]
     return keras.Model(inputs, keras.layers.Average(name="mean_probability")(outputs),
@@ -336,7 +347,10 @@ def train_fold(feature_dir: str | os.PathLike, test_fold: int, available_folds: 
             raise ValueError(f"no {name} examples for test fold {test_fold} ({split})")
 
     tf.config.experimental.enable_op_determinism()
-    stats = band_statistics(train.x) if t.normalize == "per_band" else (None, None)
+    # per-band statistics standardise log-mels; waveform models standardise each frame
+    # inside the model
+    stats = (band_statistics(train.x) if t.normalize == "per_band"
+             and config.input_kind == "logmel" else (None, None))
     seeds = t.seeds or (t.seed,)
     members, histories, member_probabilities = [], [], []
     for member_seed in seeds:
