@@ -233,6 +233,9 @@ def test_folders_rejections_in_ingest(tmp_path):
     (tmp_path / "elsewhere").mkdir()
     tone_wav(tmp_path / "elsewhere" / "1-0.wav", 4321.0)
     (root / "d").symlink_to(tmp_path / "elsewhere")
+    os.mkdir(os.fsencode(root) + b"/bad\xff")
+    Path(os.fsdecode(os.fsencode(root) + b"/bad\xff/1-0.wav")).write_bytes(b"")
+    Path(os.fsdecode(os.fsencode(root) + b"/c/bad\xfe-1.wav")).write_bytes(b"")
     out = tmp_path / "out"
     result = ingest(root, out, config=Config().override(**{"data.n_folds": 3}), workers=1)
     reasons = rejected(result)
@@ -242,11 +245,13 @@ def test_folders_rejections_in_ingest(tmp_path):
     assert reasons["c/README.txt"].startswith("not a readable audio file")
     assert reasons["c/sub/"].startswith("a folder inside a class folder is not read")
     assert reasons["d/"].startswith("folder is a link that leads outside the dataset folder")
-    assert len(reasons) == 6
+    assert reasons["bad\\xff/"].startswith("folder name is not valid UTF-8")
+    assert reasons["c/bad\\xfe-1.wav"] == "file name is not valid UTF-8 (rename it)"
+    assert len(reasons) == 8
     assert result.accepted == 9 and result.class_names == ("a", "b", "c")
-    assert result.summary_line().startswith("9 clips accepted (of 15 files) in folds [1, 2, 3]")
+    assert result.summary_line().startswith("9 clips accepted (of 17 files) in folds [1, 2, 3]")
     assert "4321" not in json.dumps(decoded(out))
-    with pytest.raises(IngestError, match="strict mode: 6 row"):
+    with pytest.raises(IngestError, match="strict mode: 8 row"):
         ingest(root, out, config=Config().override(**{"data.n_folds": 3}), workers=1,
                strict=True)
     with pytest.raises(IngestError, match="inside the dataset folder"):
@@ -479,3 +484,4 @@ def test_evaluation_takes_the_classes_of_the_results(tmp_path, n_classes):
     other = _fold_result(2, names[::-1], labels, labels)
     with pytest.raises(ValueError, match="trained on classes"):
         evaluate_folds([results[0], other], tmp_path / "x", plots=False)
+

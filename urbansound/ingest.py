@@ -307,6 +307,20 @@ def manifest_class_names(manifest: dict) -> tuple[str, ...]:
     return tuple(manifest.get("class_names") or manifest.get("classes") or CLASS_NAMES)
 
 
+def with_class_names(config: Config, directory: str | os.PathLike) -> Config:
+    """``config`` with ``data.class_names`` set: its own when it has them, else those of
+    the manifest in ``directory`` (ingest's or features' output), else UrbanSound8K's ten
+    (a folder with no manifest, or one written before class names were recorded)."""
+    if config.data.class_names:
+        return config
+    path = Path(directory) / MANIFEST
+    try:
+        names = manifest_class_names(json.loads(path.read_text(encoding="utf-8")))
+    except FileNotFoundError:
+        names = CLASS_NAMES
+    return config.override(**{"data.class_names": list(names)})
+
+
 def read_manifest(directory: str | os.PathLike) -> dict:
     """The manifest.json ingest or features wrote in ``directory``."""
     path = Path(directory) / MANIFEST

@@ -372,6 +372,11 @@ def scan_folders(root: str | os.PathLike, config: DataConfig = DataConfig()) -> 
         raise DatasetError(f"{root}: no class folders (expected ROOT/<class>/<audio file>)")
     for class_dir in class_dirs:
         cls = class_dir.name
+        if _not_utf8(cls):  # the class name goes into the records and manifest.json as text
+            rejections.append(Rejection(file=printable(cls) + "/",
+                                        reason="folder name is not valid UTF-8 (rename it); "
+                                               "its files are not read"))
+            continue
         if not _inside(class_dir.resolve(), root_real):
             rejections.append(Rejection(file=printable(cls) + "/",
                                         reason="folder is a link that leads outside the dataset "
@@ -387,6 +392,10 @@ def scan_folders(root: str | os.PathLike, config: DataConfig = DataConfig()) -> 
             if path.name.startswith("."):
                 continue
             rel = f"{cls}/{path.name}"
+            if _not_utf8(path.name):
+                rejections.append(Rejection(file=printable(rel),
+                                            reason="file name is not valid UTF-8 (rename it)"))
+                continue
             if path.is_dir() and not path.is_symlink():
                 rejections.append(Rejection(file=printable(rel) + "/",
                                             reason="a folder inside a class folder is not read "
