@@ -85,7 +85,7 @@ class ClipToLogMels(beam.DoFn):
         beam.metrics.Metrics.counter(COUNTER_NAMESPACE,
                                      f"fold{fold}/{deformation or 'original'}").inc()
 
-    def _logmel(self, rec, y, deformation: str):
+    def _logmel(self, rec, y, deformation: str, count_as: str | None = None):
         """(serialized model-input example, None), or (None, the rejection as JSON).
 
         The model input is a log-mel or a waveform, as the configured model declares."""
@@ -104,11 +104,25 @@ class ClipToLogMels(beam.DoFn):
             return None, json.dumps({"file": rec.file_name, "fold": rec.fold,
                                      "deformation": deformation or "original",
                                      "reason": str(exc)})
-        self._count(rec.fold, deformation)
+        self._count(rec.fold, deformation if count_as is None else count_as)
         return self._records.encode_features(
             logmel, kind=self._config.input_kind, label=rec.label, fold=rec.fold,
             file_name=rec.file_name, deformation=deformation, salience=rec.salience,
             sample_rate=self._config.features.waveform_rate), None
+
+    def _later_windows(self, rec):
+        """(start in seconds, samples) of each window after the first of a clip longer than
+        ``audio.clip_seconds``, at hop ``features.window_hop_s`` (none when it is 0): the
+        windows predict would classify, for test-time averaging."""
+        from urbansound.predict import window_starts
+
+        a, hop_s = self._config.audio, self._config.features.window_hop_s
+        if hop_s <= 0 or len(rec.waveform) <= a.clip_samples:
+            return []
+        hop = max(1, int(round(hop_s * a.sample_rate)))
+        return [(int(start) / a.sample_rate, rec.waveform[start:start + a.clip_samples])
+                for start in window_starts(len(rec.waveform), window=a.clip_samples,
+                                           hop=hop)[1:]]
 
     def process(self, serialized: bytes):
         rec = self._records.decode_waveform(serialized)
@@ -120,6 +134,11 @@ class ClipToLogMels(beam.DoFn):
             yield example
         # without its original, a clip's copies are left out too
         # (no early return: Beam warns about yield and return in one process method)
+        for start_s, window in (self._later_windows(rec) if example is not None else ()):
+            example_w, rejection = self._logmel(rec, window, self._records.window_name(start_s),
+                                                count_as="windows")
+            yield example_w if example_w is not None else \
+                beam.pvalue.TaggedOutput(REJECTED, rejection)
         a = self._config.augment
         augmented = example is not None and (self._deform_folds is None
                                              or rec.fold in self._deform_folds)

@@ -74,6 +74,11 @@ class FeatureConfig:
     # Models that take the waveform (input kind "waveform", e.g. conv1d) get the fixed-length
     # clip resampled to this rate: 16 kHz as Abdoli et al. 2019, 48,000 samples for 3 s.
     waveform_rate: int = 16000
+    # Test-time averaging: > 0 cuts every original clip longer than audio.clip_seconds into
+    # windows every window_hop_s seconds (plus one aligned to its end), as predict does; a
+    # test clip is then classified by the mean of its windows' probabilities.  0: one window,
+    # the clip's first clip_seconds (the study).  Training never sees the extra windows.
+    window_hop_s: float = 0.0
 
     def waveform_samples(self, clip_seconds: float) -> int:
         """Samples of a waveform-input model's clip: 48,000 for 3 s at 16 kHz."""
@@ -309,6 +314,9 @@ class Config:
             (f.top_db > 0, "features.top_db must be > 0"),
             (f.amin > 0, "features.amin must be > 0"),
             (f.waveform_rate > 0, "features.waveform_rate must be > 0"),
+            (0 <= f.window_hop_s <= a.clip_seconds,
+             "features.window_hop_s must be 0 (no test-time windows) or a hop of at most "
+             "audio.clip_seconds"),
             (t.epochs >= 1, "train.epochs must be >= 1"),
             (t.patience >= 1, "train.patience must be >= 1"),
             (t.weight_decay >= 0, "train.weight_decay must be >= 0"),

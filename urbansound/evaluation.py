@@ -65,6 +65,13 @@ def evaluate_folds(results: Sequence[FoldResult], out_dir: str | os.PathLike, *,
         summary["ensemble"] = {str(r.test_fold): {"seeds": r.seeds,
                                                   "member_accuracies": r.member_accuracies}
                                for r in results}
+    # which numbers these are: each test clip on its first window, or the mean of its windows
+    windows = sum(r.test_windows or r.n_test for r in results)
+    clips = sum(r.n_test for r in results)
+    summary["test_time"] = {
+        "clips": clips, "windows": windows,
+        "method": ("mean of each clip's windows (features.window_hop_s)" if windows > clips
+                   else "one window per clip (its first audio.clip_seconds)")}
     if ingest is not None:
         summary["ingest"] = dict(ingest)
 
@@ -108,6 +115,10 @@ def format_summary(summary: dict) -> str:
         if k in ensemble else "") for k, acc in summary["folds"].items()]
     lines.append(f"mean {summary['mean']:.1%}  median {summary['median']:.1%}  "
                  f"std {summary['std']:.1%}")
+    test_time = summary.get("test_time") or {}
+    if test_time.get("windows", 0) > test_time.get("clips", 0):
+        lines.append(f"test-time averaging: {test_time['windows']} windows of "
+                     f"{test_time['clips']} clips")
     by_salience = summary.get("by_salience") or {}
     if by_salience:
         lines.append("by salience: " + ", ".join(

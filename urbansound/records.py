@@ -29,6 +29,19 @@ import numpy as np
 
 ORIGINAL = ""
 """``deformation`` value of an undeformed clip."""
+WINDOW_PREFIX = "window@"
+"""``deformation`` of a later window of an original clip (test-time averaging,
+``features.window_hop_s``): ``window@1.500s`` starts 1.5 s into the clip."""
+
+
+def window_name(start_s: float) -> str:
+    """The ``deformation`` value of the window starting ``start_s`` seconds into its clip."""
+    return f"{WINDOW_PREFIX}{start_s:.3f}s"
+
+
+def is_window(deformation: str) -> bool:
+    """True for a test-time window record, not a deformed copy."""
+    return deformation.startswith(WINDOW_PREFIX)
 
 
 def fold_files(directory: str | os.PathLike, fold: int) -> list[str]:

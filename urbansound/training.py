@@ -19,7 +19,7 @@ import numpy as np
 
 from urbansound.config import CLASS_NAMES, Config
 from urbansound.metrics import confusion_matrix
-from urbansound.records import ORIGINAL, decode_features, fold_files, iter_records
+from urbansound.records import ORIGINAL, decode_features, fold_files, is_window, iter_records
 
 MODEL_FILE = "model.keras"
 RESULT_FILE = "fold_result.json"
@@ -94,10 +94,11 @@ class Examples:
 
 
 def load_examples(feature_dir: str | os.PathLike, folds: Sequence[int], *,
-                  include_deformed: bool) -> Examples:
+                  include_deformed: bool, include_windows: bool = False) -> Examples:
     """Read the model-input examples (log-mels or waveforms) of ``folds``, sorted by (file
     name, deformation) so the order (and so training under a seed) does not depend on how
-    Beam sharded the files."""
+    Beam sharded the files.  ``include_windows``: also the later windows of long clips
+    (test-time averaging; they follow their clip's first window in this order)."""
     items = []
     for fold in folds:
         paths = fold_files(feature_dir, fold)
@@ -105,7 +106,9 @@ def load_examples(feature_dir: str | os.PathLike, folds: Sequence[int], *,
             raise FileNotFoundError(f"{feature_dir}: no log-mel records for fold {fold}")
         for raw in iter_records(paths):
             rec = decode_features(raw)
-            if include_deformed or rec.deformation == ORIGINAL:
+            window = is_window(rec.deformation)
+            if (rec.deformation == ORIGINAL or (window and include_windows)
+                    or (include_deformed and not window)):
                 items.append((rec.file_name, rec.deformation, rec.label, rec.values,
                               rec.salience))
     items.sort(key=lambda item: (item[0], item[1]))
@@ -255,6 +258,7 @@ class FoldResult:
     salience: list[int] = field(default_factory=list)  # of each test example, as y_true
     seeds: list[int] = field(default_factory=list)  # one model per seed; > 1: an ensemble
     member_accuracies: list[float] = field(default_factory=list)  # each seed's model alone
+    test_windows: int = 0  # windows classified for the n_test clips (> n_test: averaged)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -301,6 +305,28 @@ def _fit_one(config: Config, train: Examples, validation: Examples | None, stats
     return model, history.history
 
 
+def mean_per_clip(probabilities: np.ndarray, file_names: Sequence[str]
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Average the window probabilities of each clip (test-time averaging).
+
+    probabilities : [shape=(n_windows, n_classes)]; file_names : [n_windows], a clip's
+        windows consecutive (as :func:`load_examples` orders them).
+
+    Returns
+    -------
+    (clip_probabilities [shape=(n_clips, n_classes)], first_row [shape=(n_clips,)]): the
+        mean over each clip's windows, and the row of each clip's first window.
+    """
+    names = np.asarray(file_names, dtype=object)
+    starts = np.r_[True, names[1:] != names[:-1]] if len(names) else np.zeros(0, bool)
+    clip = np.cumsum(starts) - 1
+    first_row = np.flatnonzero(starts)
+    sums = np.zeros((len(first_row), probabilities.shape[1]), np.float64)
+    np.add.at(sums, clip, probabilities)
+    counts = np.bincount(clip, minlength=len(first_row))
+    return (sums / counts[:, None]).astype(np.float32), first_row
+
+
 def average_models(members: Sequence, *, name: str):
     """One Keras model whose output is the mean of ``members``' probabilities (same input):
     an ensemble that saves, loads and serves like a single model (plain Keras layers)."""
@@ -341,7 +367,9 @@ def train_fold(feature_dir: str | os.PathLike, test_fold: int, available_folds: 
     train = load_examples(feature_dir, split.train_folds, include_deformed=True)
     validation = (load_examples(feature_dir, [split.validation_fold], include_deformed=False)
                   if split.validation_fold is not None else None)
-    test = load_examples(feature_dir, [test_fold], include_deformed=False)
+    # with features.window_hop_s > 0 a long test clip is classified by the mean of its windows
+    test = load_examples(feature_dir, [test_fold], include_deformed=False,
+                         include_windows=config.features.window_hop_s > 0)
     for name, part in (("training", train), ("validation", validation), ("test", test)):
         if part is not None and len(part) == 0:
             raise ValueError(f"no {name} examples for test fold {test_fold} ({split})")
@@ -358,11 +386,14 @@ def train_fold(feature_dir: str | os.PathLike, test_fold: int, available_folds: 
         model, history = _fit_one(config, train, validation, stats, seed, callbacks, verbose)
         members.append(model)
         histories.append({k: [float(v) for v in values] for k, values in history.items()})
-        member_probabilities.append(model.predict(test.x, batch_size=256, verbose=0))
+        clip_probabilities, first_row = mean_per_clip(
+            model.predict(test.x, batch_size=256, verbose=0), test.file_names)
+        member_probabilities.append(clip_probabilities)
     probabilities = np.mean(member_probabilities, axis=0)
+    y_true = test.y[first_row]
     y_pred = probabilities.argmax(axis=1)
-    test_accuracy = float(np.mean(y_pred == test.y))
-    test_loss = float(-np.mean(np.log(np.maximum(probabilities[np.arange(len(test)), test.y],
+    test_accuracy = float(np.mean(y_pred == y_true))
+    test_loss = float(-np.mean(np.log(np.maximum(probabilities[np.arange(len(y_true)), y_true],
                                                  1e-12))))
     model = members[0] if len(members) == 1 else average_models(members, name=t.model)
 
@@ -374,17 +405,18 @@ def train_fold(feature_dir: str | os.PathLike, test_fold: int, available_folds: 
     result = FoldResult(
         test_fold=test_fold, validation_fold=split.validation_fold,
         train_folds=list(split.train_folds), test_accuracy=float(test_accuracy),
-        test_loss=float(test_loss), y_true=test.y.tolist(), y_pred=y_pred.tolist(),
-        confusion_matrix=confusion_matrix(test.y, y_pred, len(CLASS_NAMES)).tolist(),
+        test_loss=float(test_loss), y_true=y_true.tolist(), y_pred=y_pred.tolist(),
+        confusion_matrix=confusion_matrix(y_true, y_pred, len(CLASS_NAMES)).tolist(),
         history=hist,
         # without a validation fold the model kept is the last epoch's
         best_epoch=(int(np.argmax(hist["val_accuracy"])) + 1 if validation is not None
                     else len(hist["loss"])),
         epochs_run=len(hist["loss"]), n_train=len(train),
         n_validation=len(validation) if validation is not None else 0,
-        n_test=len(test), parameters=trainable_parameter_count(members[0]),
-        salience=test.salience, seeds=list(seeds),
-        member_accuracies=[float(np.mean(p.argmax(axis=1) == test.y))
-                           for p in member_probabilities])
+        n_test=len(y_true), parameters=trainable_parameter_count(members[0]),
+        salience=[test.salience[i] for i in first_row], seeds=list(seeds),
+        member_accuracies=[float(np.mean(p.argmax(axis=1) == y_true))
+                           for p in member_probabilities],
+        test_windows=len(test))
     (out / RESULT_FILE).write_text(result.to_json())
     return result
