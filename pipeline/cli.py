@@ -223,6 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="where the table and box plot are written (default ./urbansound-compare)")
     cmp.add_argument("--no-log", action="store_true", help="do not log the comparison to MLflow")
     _add_predict_parser(sub)
+    _add_export_parser(sub)
 
     comp = sub.add_parser("compile", help="write the KFP pipeline YAML for a cluster")
     comp.add_argument("-o", "--output", default="pipeline.yaml", help="default pipeline.yaml")
@@ -647,10 +648,83 @@ def cmd_predict(args) -> int:
     return EXIT_OK if done else EXIT_USER
 
 
+def _add_export_parser(sub) -> None:
+    p = sub.add_parser(
+        "export", help="convert a trained model for edge devices (TensorFlow Lite)",
+        description="Convert a trained model to a TensorFlow Lite file (float32, or int8 "
+                    "with --int8) and write beside it a JSON file with the front end an "
+                    "edge device must reproduce (the configuration: sample rate, window, "
+                    "log-mel settings), the class names and the input/output tensors "
+                    "(shape, dtype, int8 scale and zero point).")
+    p.add_argument("model", metavar="MODEL",
+                   help="what predict takes: a model.keras file, a folder holding one, or an "
+                        "MLflow URI")
+    p.add_argument("--format", choices=("tflite",), default="tflite",
+                   help="output format (default tflite)")
+    p.add_argument("--int8", action="store_true",
+                   help="full-integer post-training quantisation (int8 weights, activations, "
+                        "input and output), calibrated on real windows")
+    p.add_argument("--calibration", nargs="+", metavar="PATH",
+                   help="with --int8: audio files or folders like the sounds the model will "
+                        "hear (default: the built-in synthetic demo data)")
+    p.add_argument("-o", "--out", metavar="OUT",
+                   help="the .tflite file to write, or a folder (default ./model.tflite, "
+                        "./model_int8.tflite with --int8); OUT with .json is written beside it")
+    p.add_argument("--tracking-uri", default=os.environ.get("MLFLOW_TRACKING_URI", ""),
+                   help="store of an MLflow URI (default: $MLFLOW_TRACKING_URI, else "
+                        "sqlite:///./mlflow.db)")
+
+
+def cmd_export(args) -> int:
+    """Exit 0 with the file written; 2 when the model, the calibration data or OUT cannot
+    be used (one line)."""
+    from pipeline.model_source import ModelSourceError, load_model
+    from urbansound.export import (TFLiteModel, agreement, batched, calibration_inputs,
+                                   demo_calibration_inputs, export_tflite)
+    from urbansound.predict import check_model_input, keras_classifier
+
+    if args.calibration and not args.int8:
+        print("urbansound export: error: --calibration is used only with --int8",
+              file=sys.stderr)
+        return EXIT_USER
+    out = args.out or ("model_int8.tflite" if args.int8 else "model.tflite")
+    loaded = load_model(args.model, tracking_uri=args.tracking_uri)
+    try:
+        check_model_input(loaded.model, loaded.config, args.model)
+    except ValueError as exc:
+        raise ModelSourceError(str(exc)) from None
+    print(f"model {args.model}; configuration: {loaded.config_source}", flush=True)
+    calibration = None
+    if args.int8:
+        if args.calibration:
+            calibration = calibration_inputs(args.calibration, loaded.config)
+        else:
+            calibration = demo_calibration_inputs(loaded.config)
+        print(f"int8 calibration: {len(calibration.inputs)} windows from {calibration.source}"
+              + ("" if args.calibration else
+                 "; give --calibration with recordings like the ones the model will hear"),
+              flush=True)
+    result = export_tflite(loaded.model, loaded.config, out, int8=args.int8,
+                           calibration=calibration, source=args.model)
+    print(f"wrote {result.tflite_path} ({result.size_bytes / 1024:,.0f} KB, "
+          f"{result.metadata['quantization']}) and {result.json_path}", flush=True)
+    if calibration is not None:
+        # a check that the quantised model still ranks like the original, on the
+        # calibration windows (seen by the quantiser: an optimistic figure)
+        x = calibration.inputs
+        agree = agreement(batched(keras_classifier(loaded.model), x),
+                          batched(TFLiteModel(result.tflite_path), x))
+        print(f"int8 vs Keras on the {agree['n']} calibration windows: same top class "
+              f"{agree['top1']:.1%}, largest probability difference {agree['max_abs_diff']:.3f}",
+              flush=True)
+    return EXIT_OK
+
+
 COMMANDS = {"run": cmd_run, "demo-data": cmd_demo_data, "ingest": cmd_ingest,
             "features": cmd_features, "models": cmd_models, "compare": cmd_compare,
             "ui": cmd_ui, "compile": cmd_compile, "submit": cmd_submit}
 COMMANDS["predict"] = cmd_predict
+COMMANDS["export"] = cmd_export
 
 
 def main(argv: list[str] | None = None) -> int:
