@@ -179,17 +179,25 @@ def build_parser() -> argparse.ArgumentParser:
     ing = sub.add_parser("ingest", help="run the ingest stage alone",
                          description="Check the CSV against the audio and decode every clip "
                                      "into fold<k>.tfrecord files plus report.json.")
-    ing.add_argument("--data", required=True, metavar="DIR", help="UrbanSound8K root")
+    ing.add_argument("--data", required=True, metavar="DIR",
+                     help="the dataset: UrbanSound8K, ESC-50, a folder per class or a CSV "
+                          "(--layout)")
     ing.add_argument("--out", required=True, metavar="DIR", help="output folder")
     ing.add_argument("--strict", action="store_true", help="exit 2 if anything is rejected")
     _add_data_options(ing)
 
     feat = sub.add_parser("features", help="run the features stage alone (Beam)",
-                          description="Compute log-mel features with Apache Beam. --data is "
-                                      "an ingest output folder, or a dataset root (then it "
-                                      "is ingested into OUT/waveforms first).")
+                          description="Compute the model's input (log-mels, or 16 kHz "
+                                      "waveforms for a waveform model such as conv1d) with "
+                                      "Apache Beam. --data is an ingest output folder, or a "
+                                      "dataset root (then it is ingested into OUT/waveforms "
+                                      "first).")
     feat.add_argument("--data", required=True, metavar="DIR")
     feat.add_argument("--out", required=True, metavar="DIR")
+    feat.add_argument("--model", help="the model the features are for (its input kind); "
+                                      "default: the default model")
+    feat.add_argument("--set", dest="settings", type=_setting, action="append", default=[],
+                      metavar="KEY=VALUE", help="any configuration value, as for run")
     feat.add_argument("--augment", metavar="NAMES", help="as for run")
     feat.add_argument("--beam-arg", action="append", default=[], metavar="OPT")
 
@@ -275,6 +283,14 @@ def _config(args, *, demo: bool):
     })
 
 
+def _with_deformation_cache(config, out: Path):
+    """``config`` keeping deformed copies in ``<out>/cache/deformations`` (a rerun reuses
+    them) when it deforms clips and names no cache of its own."""
+    if config.augment.cache_dir or not config.augment.all_deformations():
+        return config
+    return config.override(**{"augment.cache_dir": str(out / "cache" / "deformations")})
+
+
 def _resolve_data(config, data: Path, args, clips=None):
     """``config`` with the dataset's layout (detected when not named), the settings that
     layout brings (ESC-50: 5 s clips) unless ``--set`` gave them, and, when the dataset
@@ -308,7 +324,7 @@ def cmd_run(args) -> int:
     # or any task starts, so a mistake costs seconds and leaves no trace.
     out = Path(args.out).resolve()
     demo = args.data is None
-    config = _config(args, demo=demo)
+    config = _with_deformation_cache(_config(args, demo=demo), out)
     data = out / "demo-data" if demo else Path(args.data)
     tracking_uri = args.tracking_uri or default_tracking_uri(".")
     preflight.check_locations(out, None if demo else data, tracking_uri)
@@ -438,7 +454,7 @@ def cmd_features(args) -> int:
     from urbansound.beam_features import default_beam_args, run_features
     from urbansound.ingest import MANIFEST, ingest
 
-    config = _config(args, demo=False)
+    config = _with_deformation_cache(_config(args, demo=False), Path(args.out).resolve())
     source = Path(args.data)
     if not (source / MANIFEST).exists():
         waveforms = Path(args.out) / "waveforms"
@@ -448,7 +464,8 @@ def cmd_features(args) -> int:
     manifest = run_features(source, args.out, config=config,
                             beam_args=args.beam_arg or default_beam_args())
     total = sum(sum(v.values()) for v in manifest["folds"].values())
-    print(f"{total} log-mel examples in {args.out} ({time.time() - started:.1f} s): "
+    print(f"{total} {manifest['input_kind']} examples in {args.out} "
+          f"({time.time() - started:.1f} s): "
           f"{manifest['folds']}")
     return EXIT_OK
 

@@ -37,6 +37,9 @@ COUNTER_NAMESPACE = "urbansound.features"
 REJECTED = "rejected"
 """Tag of :class:`ClipToLogMels`' second output: one JSON line per dropped example."""
 REPORT = "report.json"
+CACHE_NAMESPACE = "urbansound.cache"
+CACHE_HITS = "hits"
+CACHE_MISSES = "computed"
 _REJECTED_SHARDS = "rejected-examples"  # temporary text files, merged into REPORT
 
 
@@ -66,6 +69,8 @@ class ClipToLogMels(beam.DoFn):
         self.deformation_failures = beam.metrics.Metrics.counter("features", "deformation_failures")
         self.clips = beam.metrics.Metrics.counter("features", "clips")
         self.rejected = beam.metrics.Metrics.counter("features", "rejected")
+        self.cache_hits = beam.metrics.Metrics.counter(CACHE_NAMESPACE, CACHE_HITS)
+        self.cache_misses = beam.metrics.Metrics.counter(CACHE_NAMESPACE, CACHE_MISSES)
 
     def setup(self):
         # Heavy imports and muda deformers are built once per worker, not per element.
@@ -79,20 +84,28 @@ class ClipToLogMels(beam.DoFn):
         self._deformers = {name: augment.make_deformer(name, noise_dir=a.noise_dir,
                                                        sample_rate=self._config.audio.sample_rate)
                            for name in a.all_deformations()}
+        self._cache = None
+        if a.cache_dir and a.all_deformations():
+            from urbansound.deformation_cache import DeformationCache, cache_context
+
+            self._cache = DeformationCache(a.cache_dir, cache_context(self._config))
 
     def _count(self, fold: int, deformation: str) -> None:
         # one counter per (fold, deformation): the manifest's counts, with no second pass
         beam.metrics.Metrics.counter(COUNTER_NAMESPACE,
                                      f"fold{fold}/{deformation or 'original'}").inc()
 
-    def _logmel(self, rec, y, deformation: str, count_as: str | None = None):
-        """(serialized model-input example, None), or (None, the rejection as JSON).
+    def _logmel(self, rec, y, deformation: str, count_as: str | None = None, values=None):
+        """(serialized model-input example, None, the input), or (None, the rejection as
+        JSON, None).
 
-        The model input is a log-mel or a waveform, as the configured model declares."""
+        The model input is a log-mel or a waveform, as the configured model declares;
+        ``values``: the input already computed (a cache hit), else computed from ``y``."""
         import numpy as np
 
         try:
-            logmel = self._features.model_input(y, self._config)
+            logmel = (self._features.model_input(y, self._config) if values is None
+                      else values)
             # model_input already guarantees this; checked again because a
             # single NaN here becomes NaN statistics for every fold that trains on it
             if not np.all(np.isfinite(logmel)):
@@ -103,12 +116,12 @@ class ClipToLogMels(beam.DoFn):
                         f" ({deformation})" if deformation else "", exc)
             return None, json.dumps({"file": rec.file_name, "fold": rec.fold,
                                      "deformation": deformation or "original",
-                                     "reason": str(exc)})
+                                     "reason": str(exc)}), None
         self._count(rec.fold, deformation if count_as is None else count_as)
         return self._records.encode_features(
             logmel, kind=self._config.input_kind, label=rec.label, fold=rec.fold,
             file_name=rec.file_name, deformation=deformation, salience=rec.salience,
-            sample_rate=self._config.features.waveform_rate), None
+            sample_rate=self._config.features.waveform_rate), None, logmel
 
     def _later_windows(self, rec):
         """(start in seconds, samples) of each window after the first of a clip longer than
@@ -127,7 +140,7 @@ class ClipToLogMels(beam.DoFn):
     def process(self, serialized: bytes):
         rec = self._records.decode_waveform(serialized)
         self.clips.inc()
-        example, rejection = self._logmel(rec, rec.waveform, ORIGINAL)
+        example, rejection, _ = self._logmel(rec, rec.waveform, ORIGINAL)
         if example is None:
             yield beam.pvalue.TaggedOutput(REJECTED, rejection)
         else:
@@ -135,8 +148,9 @@ class ClipToLogMels(beam.DoFn):
         # without its original, a clip's copies are left out too
         # (no early return: Beam warns about yield and return in one process method)
         for start_s, window in (self._later_windows(rec) if example is not None else ()):
-            example_w, rejection = self._logmel(rec, window, self._records.window_name(start_s),
-                                                count_as="windows")
+            example_w, rejection, _ = self._logmel(rec, window,
+                                                   self._records.window_name(start_s),
+                                                   count_as="windows")
             yield example_w if example_w is not None else \
                 beam.pvalue.TaggedOutput(REJECTED, rejection)
         a = self._config.augment
@@ -144,14 +158,25 @@ class ClipToLogMels(beam.DoFn):
                                              or rec.fold in self._deform_folds)
         for name in (self._augment.deformations_for(rec.class_name, a.deformations, a.per_class)
                      if augmented else ()):
-            try:
-                y = self._augment.deform(rec.waveform, rec.sample_rate, self._deformers[name],
-                                         name=name, key=rec.file_name)
-            except self._augment.AugmentError as exc:
-                self.deformation_failures.inc()
-                log.warning("%s: %s; copy skipped", rec.file_name, exc)
-                continue
-            example, rejection = self._logmel(rec, y, name)
+            key = (self._cache.key(rec.waveform, rec.sample_rate, name, rec.file_name)
+                   if self._cache is not None else None)
+            cached = self._cache.get(key) if key is not None else None
+            if cached is not None:
+                self.cache_hits.inc()
+                example, rejection, _ = self._logmel(rec, None, name, values=cached)
+            else:
+                try:
+                    y = self._augment.deform(rec.waveform, rec.sample_rate,
+                                             self._deformers[name], name=name, key=rec.file_name)
+                except self._augment.AugmentError as exc:
+                    self.deformation_failures.inc()
+                    log.warning("%s: %s; copy skipped", rec.file_name, exc)
+                    continue
+                example, rejection, values = self._logmel(rec, y, name)
+                if key is not None:
+                    self.cache_misses.inc()
+                    if values is not None:
+                        self._cache.put(key, values)
             yield example if example is not None else \
                 beam.pvalue.TaggedOutput(REJECTED, rejection)
 
@@ -229,6 +254,10 @@ def run_features(waveform_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
         "n_frames": config.features.n_frames,
         "dataset_hash": source.get("dataset_hash"),
         "config_fingerprint": config.fingerprint(),
+        # deformed copies read from the cache vs computed (and stored) in this run
+        "deformation_cache": ({"dir": config.augment.cache_dir, **_cache_counts(result)}
+                              if config.augment.cache_dir and config.augment.all_deformations()
+                              else None),
         "rejected": dropped,
         "warnings": [f"{len(dropped)} example(s) dropped: their log-mel is not finite or cannot "
                      f"be computed (first: {dropped[0]['file']}, {dropped[0]['deformation']}: "
@@ -258,6 +287,23 @@ def _fold_pattern(directory, fold: int) -> str:
     if not paths:
         raise FileNotFoundError(f"{directory}: no TFRecords for fold {fold}")
     return paths[0] if len(paths) == 1 else os.path.join(os.fspath(directory), f"fold{fold}-*.tfrecord")
+
+
+def _cache_counts(result) -> dict[str, int | None]:
+    """``{"hits": n, "computed": m}`` from the cache counters (None: the runner has no
+    metrics)."""
+    from apache_beam.metrics.metric import MetricsFilter
+
+    counts: dict[str, int | None] = {CACHE_HITS: 0, CACHE_MISSES: 0}
+    try:
+        found = result.metrics().query(MetricsFilter().with_namespace(CACHE_NAMESPACE))
+    except Exception:  # some runners do not implement metrics
+        return {CACHE_HITS: None, CACHE_MISSES: None}
+    for counter in found.get("counters", []):
+        value = counter.committed if counter.committed is not None else counter.attempted
+        # one counter per step (a DoFn per fold): sum them
+        counts[counter.key.metric.name] = (counts.get(counter.key.metric.name) or 0) + int(value or 0)
+    return counts
 
 
 def _counts_from_metrics(result, folds: list[int]) -> dict[str, dict[str, int]] | None:

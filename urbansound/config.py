@@ -164,11 +164,16 @@ class AugmentConfig:
         deformations instead (``"<class>="``: none), the study's per-class choice.
     noise_dir : folder of background-noise recordings for ``background_noise_*``;
         empty: the built-in synthesised noises (never audio of the dataset).
+    cache_dir : folder (or bucket URI) where each deformed copy's model input is kept,
+        so that a rerun never recomputes a deformation it already has
+        (:mod:`urbansound.deformation_cache`); empty: no cache.  ``urbansound run``
+        uses ``<out>/cache/deformations`` unless this is set.
     """
 
     deformations: tuple[str, ...] = ()
     per_class: tuple[str, ...] = ()
     noise_dir: str = ""
+    cache_dir: str = ""
 
     def all_deformations(self) -> tuple[str, ...]:
         """Every deformation some class uses, in first-use order."""
