@@ -13,7 +13,7 @@ def evaluate_component(fold_results: Input[List[Artifact]], waveforms: Input[Dat
     import os
     from pathlib import Path
 
-    from components import tracking
+    from components import runs, tracking_store
     from components.kfp_files import write_metric_files
     from urbansound.evaluation import CONFUSION_FILE, evaluate_folds, format_summary
     from urbansound.training import FoldResult
@@ -35,7 +35,7 @@ def evaluate_component(fold_results: Input[List[Artifact]], waveforms: Input[Dat
     write_metric_files(metrics, classification)
     evaluation.metadata.update({"mean": summary["mean"], "median": summary["median"],
                                 "std": summary["std"], "folds": summary["folds"]})
-    uri = tracking.resolve_uri(tracking_uri)
+    uri = tracking_store.resolve_uri(tracking_uri)
     if uri and parent_run_id:
-        tracking.log_summary(uri, parent_run_id, summary, evaluation.path)
+        runs.log_summary(uri, parent_run_id, summary, evaluation.path)
     return summary["mean"]

@@ -6,17 +6,17 @@ def start_run_component(config_json: str, data_root: str, tracking_uri: str, run
                         job_id: str) -> str:
     """Create the parent run (params: the whole configuration); return its id, or "" when
     tracking is off."""
-    from components import tracking
+    from components import runs, tracking_store
     from urbansound.config import Config
 
-    uri = tracking.resolve_uri(tracking_uri)
+    uri = tracking_store.resolve_uri(tracking_uri)
     if not uri:
         print("MLflow tracking is off (no tracking URI given, MLFLOW_TRACKING_URI unset)")
         return ""
     config = Config.from_json(config_json)
     params = config.flat() | {"data_root": data_root}
-    run_id = tracking.start_parent_run(uri, run_key or job_id, params,
-                                       run_name=tracking.parent_run_name(config, data_root))
+    run_id = runs.start_parent_run(uri, run_key or job_id, params,
+                                       run_name=runs.parent_run_name(config, data_root))
     if run_id:
         print(f"MLflow parent run {run_id} at {uri}")
     return run_id
@@ -25,12 +25,12 @@ def start_run_component(config_json: str, data_root: str, tracking_uri: str, run
 def finish_run_component(tracking_uri: str, run_key: str, job_id: str,
                          status: PipelineTaskFinalStatus):
     """Exit handler: mark the parent run (and unfinished fold runs) FINISHED or FAILED."""
-    from components import tracking
+    from components import runs, tracking_store
 
-    uri = tracking.resolve_uri(tracking_uri)
+    uri = tracking_store.resolve_uri(tracking_uri)
     if uri:
         final = "FINISHED" if status.state == "SUCCEEDED" else "FAILED"
-        parent = tracking.finish_runs(uri, run_key or job_id, final)
+        parent = runs.finish_runs(uri, run_key or job_id, final)
         if parent:
             print(f"MLflow parent run {parent}: {final} (pipeline {status.state}"
                   f"{': ' + status.error_message if status.error_message else ''})")

@@ -10,7 +10,7 @@ def train_component(features: Input[Dataset], test_fold: int, config_json: str,
     import os
     import shutil
 
-    from components import tracking
+    from components import fold_logging, runs, tracking_store
     from components.errors import user_errors
     from components.kfp_files import write_metric_files
     from urbansound.config import Config
@@ -22,20 +22,22 @@ def train_component(features: Input[Dataset], test_fold: int, config_json: str,
                         validation=config.train.validation)
     print(f"test fold {test_fold}: validation fold {split.validation_fold or 'none'}, "
           f"training folds {list(split.train_folds)}", flush=True)
-    uri = tracking.resolve_uri(tracking_uri)
+    uri = tracking_store.resolve_uri(tracking_uri)
     run_id = ""
     if uri and parent_run_id:
-        run_id = tracking.start_fold_run(uri, parent_run_id, test_fold, config.flat())
+        run_id = runs.start_fold_run(uri, parent_run_id, test_fold, config.flat())
     try:
         with user_errors(f"train fold {test_fold}"):
             result = train_fold(features.path, test_fold, folds, config=config,
                                 out_dir=model.path, verbose=2,
-                                callbacks=[tracking.epoch_logger(uri, run_id)] if run_id else [])
+                                callbacks=([fold_logging.epoch_logger(uri, run_id)] if run_id
+                                           else []))
         if run_id:
-            tracking.log_fold_result(uri, run_id, result, os.path.join(model.path, MODEL_FILE))
+            fold_logging.log_fold_result(uri, run_id, result,
+                                         os.path.join(model.path, MODEL_FILE))
     except BaseException:
         if run_id:
-            tracking.end_run(uri, run_id, "FAILED")
+            runs.end_run(uri, run_id, "FAILED")
         raise
     os.makedirs(os.path.dirname(fold_result.path) or ".", exist_ok=True)
     shutil.copyfile(os.path.join(model.path, RESULT_FILE), fold_result.path)

@@ -7,17 +7,17 @@ no configuration, so :class:`~urbansound.config.Config` defaults apply.
 An MLflow source is ``runs:/<run id>/model``, ``models:/<model id>`` (MLflow 3's
 logged models), ``models:/<name>@<alias>`` or ``models:/<name>/<version>``.  The
 fold runs the pipeline logs carry the whole configuration as params
-(``audio.pad_mode``, ``features.n_mels``, ...; see ``components/tracking.py``), so
+(``audio.pad_mode``, ``features.n_mels``, ...; see ``components/runs.py``), so
 the model is used with the configuration it was trained with.  mlflow is imported
 only here and only for such a URI.
 """
 from __future__ import annotations
 
-import json
 import os
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
+from components.runs import config_from_params  # noqa: F401 - also this module's API
 from urbansound.config import Config, ConfigError
 from urbansound.training import CONFIG_FILE
 from urbansound.training import MODEL_FILE
@@ -67,42 +67,6 @@ def find_local_model(source: str | os.PathLike) -> Path:
                            f"(runs:/<run>/model, models:/<id>, models:/<name>@<alias>)")
 
 
-def config_from_params(params: dict[str, str]) -> Config:
-    """The configuration logged as MLflow params (``section.key`` → text, as
-    :func:`components.tracking.log_params` writes them); keys absent keep their default,
-    params that are not configuration keys (``data_root``, ...) are ignored.
-
-    Raises ConfigError when a value does not parse or fails validation."""
-    defaults = Config()
-    data: dict[str, dict] = {}
-    for section in fields(Config):
-        current = getattr(defaults, section.name)
-        for item in fields(current):
-            key = f"{section.name}.{item.name}"
-            if key not in params:
-                continue
-            default = getattr(current, item.name)
-            data.setdefault(section.name, {})[item.name] = _parse_param(key, params[key], default)
-    return Config.from_dict(data)
-
-
-def _parse_param(key: str, text: str, default):
-    try:
-        if text == "None" and default is None:  # an optional number left unset (features.fmax)
-            return None
-        if isinstance(default, bool):
-            return {"True": True, "False": False}[text]
-        if isinstance(default, tuple):
-            return json.loads(text)
-        if isinstance(default, int):
-            return int(text)
-        if isinstance(default, float) or default is None:
-            return float(text)
-        return text
-    except (ValueError, KeyError):
-        raise ConfigError(f"MLflow param {key}={text!r} is not a valid value") from None
-
-
 def load_model(source: str, *, tracking_uri: str = "") -> LoadedModel:
     """Load the model ``source`` names, with its configuration where it has one.
 
@@ -127,7 +91,7 @@ def load_model(source: str, *, tracking_uri: str = "") -> LoadedModel:
 
 
 def _load_mlflow(source: str, tracking_uri: str) -> LoadedModel:
-    from components.tracking import sqlite_path
+    from components.tracking_store import sqlite_path
 
     uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI", "")
     if not uri:

@@ -1,10 +1,11 @@
-"""MLflow bookkeeping (components/tracking.py): run layout, closing, concurrent writers."""
+"""MLflow bookkeeping (components/tracking_store.py, components/runs.py): the store, run layout,
+closing, concurrent writers."""
 import multiprocessing
 import os
 
 import pytest
 
-from components import tracking
+from components import runs, tracking_store
 
 
 @pytest.fixture
@@ -13,65 +14,65 @@ def uri(tmp_path):
 
 
 def test_artifacts_of_a_sqlite_store_go_beside_the_database(tmp_path):
-    location = tracking.default_artifact_location(f"sqlite:///{tmp_path}/mlflow.db")
+    location = tracking_store.default_artifact_location(f"sqlite:///{tmp_path}/mlflow.db")
     assert location == (tmp_path / "mlartifacts").as_uri()
-    assert tracking.default_artifact_location("http://mlflow:5000") is None
+    assert tracking_store.default_artifact_location("http://mlflow:5000") is None
 
 
 def test_tracking_uri_falls_back_to_the_environment_and_else_is_off(monkeypatch):
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    assert tracking.resolve_uri("") == ""
+    assert tracking_store.resolve_uri("") == ""
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000")
-    assert tracking.resolve_uri("") == "http://127.0.0.1:5000"
-    assert tracking.resolve_uri("sqlite:///x.db") == "sqlite:///x.db"
+    assert tracking_store.resolve_uri("") == "http://127.0.0.1:5000"
+    assert tracking_store.resolve_uri("sqlite:///x.db") == "sqlite:///x.db"
 
 
 def test_same_run_key_reopens_an_interrupted_parent_but_never_a_finished_one(uri):
-    first = tracking.start_parent_run(uri, "key-1", {"train.epochs": 5})
-    stale = tracking.start_fold_run(uri, first, 1, {"a": 1})  # its process was SIGKILLed
-    client = tracking.client(uri)
-    again = tracking.start_parent_run(uri, "key-1", {"train.epochs": 5})  # resumed
+    first = runs.start_parent_run(uri, "key-1", {"train.epochs": 5})
+    stale = runs.start_fold_run(uri, first, 1, {"a": 1})  # its process was SIGKILLed
+    client = tracking_store.client(uri)
+    again = runs.start_parent_run(uri, "key-1", {"train.epochs": 5})  # resumed
     assert again == first
     assert client.get_run(first).info.status == "RUNNING"
     assert client.get_run(stale).info.status == "KILLED"  # not left RUNNING forever
-    assert tracking.finish_runs(uri, "key-1", "FINISHED") == first
-    assert tracking.start_parent_run(uri, "key-1", {"train.epochs": 5}) == first
+    assert runs.finish_runs(uri, "key-1", "FINISHED") == first
+    assert runs.start_parent_run(uri, "key-1", {"train.epochs": 5}) == first
     assert client.get_run(first).info.status == "FINISHED"  # not reopened
-    other = tracking.start_parent_run(uri, "key-2", {"train.epochs": 5})
+    other = runs.start_parent_run(uri, "key-2", {"train.epochs": 5})
     assert other != first
 
 
 def test_a_fold_trained_again_under_one_parent_is_logged_once(uri):
-    parent = tracking.start_parent_run(uri, "k", {"a": 1})
-    old = tracking.start_fold_run(uri, parent, 1, {"a": 1})
-    tracking.client(uri).set_terminated(old, "FINISHED")
-    new = tracking.start_fold_run(uri, parent, 1, {"a": 1})
-    client = tracking.client(uri)
+    parent = runs.start_parent_run(uri, "k", {"a": 1})
+    old = runs.start_fold_run(uri, parent, 1, {"a": 1})
+    tracking_store.client(uri).set_terminated(old, "FINISHED")
+    new = runs.start_fold_run(uri, parent, 1, {"a": 1})
+    client = tracking_store.client(uri)
     exp = client.get_run(parent).info.experiment_id
     active = client.search_runs([exp], filter_string=f"tags.mlflow.parentRunId = '{parent}'")
     assert [r.info.run_id for r in active] == [new]
-    assert client.get_run(old).data.tags[tracking.SUPERSEDED_TAG] == new
+    assert client.get_run(old).data.tags[runs.SUPERSEDED_TAG] == new
 
 
 def test_summary_and_ingest_metrics_logged_again_are_not_repeated(uri, tmp_path):
-    parent = tracking.start_parent_run(uri, "k", {"a": 1})
+    parent = runs.start_parent_run(uri, "k", {"a": 1})
     (tmp_path / "eval").mkdir()
     (tmp_path / "eval" / "summary.json").write_text("{}")
     (tmp_path / "report.json").write_text("{}")
     for _ in range(2):  # e.g. the evaluate task ran again after an interruption
-        tracking.log_summary(uri, parent, {"mean": 0.5, "median": 0.5, "std": 0.1},
+        runs.log_summary(uri, parent, {"mean": 0.5, "median": 0.5, "std": 0.1},
                              str(tmp_path / "eval"))
-        tracking.log_ingest(uri, parent, "abc", 30, 0, str(tmp_path / "report.json"))
-    client = tracking.client(uri)
+        runs.log_ingest(uri, parent, "abc", 30, 0, str(tmp_path / "report.json"))
+    client = tracking_store.client(uri)
     for key in ("accuracy_mean", "accuracy_std", "clips_accepted"):
         assert len(client.get_metric_history(parent, key)) == 1, key
 
 
 def test_check_store_accepts_a_new_sqlite_store_and_creates_it(tmp_path):
     uri = f"sqlite:///{tmp_path / 'new' / 'deeper' / 'mlflow.db'}"
-    tracking.check_store(uri)
+    tracking_store.check_store(uri)
     assert (tmp_path / "new" / "deeper" / "mlflow.db").is_file()
-    tracking.check_store(uri)  # and an existing one
+    tracking_store.check_store(uri)  # and an existing one
 
 
 @pytest.mark.parametrize("make, reason", [
@@ -84,8 +85,8 @@ def test_check_store_accepts_a_new_sqlite_store_and_creates_it(tmp_path):
 ])
 def test_check_store_refuses_unusable_stores_in_one_line(make, reason, tmp_path):
     uri = make(tmp_path)
-    with pytest.raises(tracking.TrackingStoreError) as refused:
-        tracking.check_store(uri)
+    with pytest.raises(tracking_store.TrackingStoreError) as refused:
+        tracking_store.check_store(uri)
     message = str(refused.value)
     assert message.startswith(f"{uri}: ") and reason in message and "\n" not in message
 
@@ -110,17 +111,17 @@ def test_a_server_that_goes_away_is_reported_once_and_the_run_goes_on(tmp_path, 
 
     uri = f"http://127.0.0.1:{_closed_port()}"
     marker = tmp_path / "unreachable"
-    monkeypatch.setenv(tracking.UNREACHABLE_FILE_ENV, str(marker))
-    for key, value in tracking.TASK_HTTP_ENV.items():
+    monkeypatch.setenv(tracking_store.UNREACHABLE_FILE_ENV, str(marker))
+    for key, value in tracking_store.TASK_HTTP_ENV.items():
         monkeypatch.setenv(key, value)
     started = time.time()
-    assert tracking.start_fold_run(uri, "parent", 1, {"a": 1}) == ""  # no exception
+    assert runs.start_fold_run(uri, "parent", 1, {"a": 1}) == ""  # no exception
     assert time.time() - started < 30  # MLflow's defaults would retry for minutes
     assert marker.exists()
-    tracking._broken.clear()  # as in the next task's process: the marker alone is enough
+    tracking_store._broken.clear()  # as in the next task's process: the marker alone is enough
     started = time.time()
-    tracking.log_summary(uri, "parent", {"mean": 1, "median": 1, "std": 0}, str(tmp_path))
-    assert tracking.finish_runs(uri, "key", "FINISHED") is None
+    runs.log_summary(uri, "parent", {"mean": 1, "median": 1, "std": 0}, str(tmp_path))
+    assert runs.finish_runs(uri, "key", "FINISHED") is None
     assert time.time() - started < 1  # skipped, not retried
     err = capsys.readouterr().err
     assert err.count("stopped answering") == 1 and uri in err
@@ -136,12 +137,12 @@ def test_a_full_store_ends_the_task_with_one_line_and_exit_2(tmp_path, capsys):
         pytest.skip("mounting a tmpfs was refused here (needs root)")
     try:
         uri = f"sqlite:///{mount / 'mlflow.db'}"
-        parent = tracking.start_parent_run(uri, "k", {"a": 1})
+        parent = runs.start_parent_run(uri, "k", {"a": 1})
         big = tmp_path / "eval"
         big.mkdir()
         (big / "curves.png").write_bytes(os.urandom(3 << 20))  # more than the store holds
         with pytest.raises(SystemExit) as stopped:
-            tracking.log_summary(uri, parent, {"mean": 1, "median": 1, "std": 0}, str(big))
+            runs.log_summary(uri, parent, {"mean": 1, "median": 1, "std": 0}, str(big))
         assert stopped.value.code == 2
         line = capsys.readouterr().err.strip().splitlines()[-1]  # after the store's INFO lines
         assert line.startswith("urbansound tracking: error: cannot write ") and str(mount) in line
@@ -151,12 +152,12 @@ def test_a_full_store_ends_the_task_with_one_line_and_exit_2(tmp_path, capsys):
 
 
 def test_finish_closes_running_fold_runs_with_the_parent(uri):
-    parent = tracking.start_parent_run(uri, "k", {"a": 1})
-    done = tracking.start_fold_run(uri, parent, 1, {"a": 1})
-    running = tracking.start_fold_run(uri, parent, 2, {"a": 1})
-    client = tracking.client(uri)
+    parent = runs.start_parent_run(uri, "k", {"a": 1})
+    done = runs.start_fold_run(uri, parent, 1, {"a": 1})
+    running = runs.start_fold_run(uri, parent, 2, {"a": 1})
+    client = tracking_store.client(uri)
     client.set_terminated(done, "FINISHED")
-    tracking.finish_runs(uri, "k", "FAILED")
+    runs.finish_runs(uri, "k", "FAILED")
     assert client.get_run(parent).info.status == "FAILED"
     assert client.get_run(running).info.status == "FAILED"
     assert client.get_run(done).info.status == "FINISHED"  # finished work is not rewritten
@@ -169,16 +170,16 @@ def _one_pipeline_run(args):
     uri, key = args
     from mlflow.entities import Metric
 
-    parent = tracking.start_parent_run(uri, key, {f"p{i}": i for i in range(150)})
-    client = tracking.client(uri)
+    parent = runs.start_parent_run(uri, key, {f"p{i}": i for i in range(150)})
+    client = tracking_store.client(uri)
     for fold in (1, 2, 3):
-        run = tracking.start_fold_run(uri, parent, fold, {"fold": fold})
+        run = runs.start_fold_run(uri, parent, fold, {"fold": fold})
         for epoch in range(15):
             client.log_batch(run, metrics=[Metric("val_accuracy", epoch / 15, 0, epoch),
                                            Metric("loss", 1 / (epoch + 1), 0, epoch)])
         client.log_metric(run, "test_accuracy", 0.5)
         client.set_terminated(run, "FINISHED")
-    tracking.finish_runs(uri, key, "FINISHED")
+    runs.finish_runs(uri, key, "FINISHED")
     return parent
 
 
@@ -186,14 +187,14 @@ def test_two_runs_at_once_against_one_sqlite_store_both_land_intact(uri):
     context = multiprocessing.get_context("spawn")
     with context.Pool(2) as pool:
         parents = pool.map(_one_pipeline_run, [(uri, "run-a"), (uri, "run-b")])
-    client = tracking.client(uri)
-    exp = client.get_experiment_by_name(tracking.EXPERIMENT)
-    runs = client.search_runs([exp.experiment_id], max_results=100)
-    assert len(runs) == 8
-    assert {r.info.status for r in runs} == {"FINISHED"}
+    client = tracking_store.client(uri)
+    exp = client.get_experiment_by_name(runs.EXPERIMENT)
+    found = client.search_runs([exp.experiment_id], max_results=100)
+    assert len(found) == 8
+    assert {r.info.status for r in found} == {"FINISHED"}
     for parent in parents:
         assert len(client.get_run(parent).data.params) == 150
-        children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent]
+        children = [r for r in found if r.data.tags.get("mlflow.parentRunId") == parent]
         assert sorted(r.data.tags["fold"] for r in children) == ["1", "2", "3"]
         for child in children:
             assert len(client.get_metric_history(child.info.run_id, "val_accuracy")) == 15

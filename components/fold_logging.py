@@ -1,0 +1,63 @@
+"""What a fold run logs: every epoch's metrics while training, then the test metrics,
+the confusion matrix and curves (plots and JSON), ``fold_result.json`` and the model.
+
+A fold run (see :mod:`components.runs`) carries per-epoch ``loss, accuracy, val_loss,
+val_accuracy``, ``test_accuracy``, ``test_loss``, ``best_epoch``, tags with the split's
+sizes, the artifacts ``confusion_matrix.json``/``.png``, ``curves.png``,
+``fold_result.json``, and the model logged by :mod:`components.model_logging`.
+"""
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+
+from components.model_logging import log_model
+from components.tracking_store import client, guarded, tolerant
+
+
+def epoch_logger(tracking_uri: str, run_id: str):
+    """A Keras callback logging every epoch's metrics (loss, accuracy, val_*) to a run."""
+    import keras
+    from mlflow.entities import Metric
+
+    class _EpochLogger(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            import time
+
+            now = int(time.time() * 1000)
+            metrics = [Metric(k, float(v), now, epoch) for k, v in (logs or {}).items()]
+            guarded(tracking_uri, lambda: client(tracking_uri).log_batch(run_id,
+                                                                         metrics=metrics))
+
+    return _EpochLogger()
+
+
+@tolerant(default=None)
+def log_fold_result(tracking_uri: str, run_id: str, result, model_path: str) -> None:
+    """Test metrics, confusion matrix, curves and the model of one fold; ends the run.
+
+    result : :class:`urbansound.training.FoldResult`.  model_path : the fold's
+    ``model.keras`` (its ``config.json`` beside it, if any, goes with the model).
+    """
+    from urbansound.metrics import plot_confusion_matrix, plot_history
+
+    c = client(tracking_uri)
+    c.log_metric(run_id, "test_accuracy", result.test_accuracy)
+    c.log_metric(run_id, "test_loss", result.test_loss)
+    c.log_metric(run_id, "best_epoch", result.best_epoch)
+    for key in ("validation_fold", "n_train", "n_validation", "n_test", "parameters"):
+        c.set_tag(run_id, key, str(getattr(result, key)))
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        (tmp / "confusion_matrix.json").write_text(json.dumps(
+            {"classes": result.class_names, "counts": result.confusion_matrix}))
+        plot_confusion_matrix(result.confusion_matrix, result.class_names,
+                              tmp / "confusion_matrix.png", title=f"test fold {result.test_fold}")
+        plot_history(result.history, tmp / "curves.png", title=f"test fold {result.test_fold}")
+        (tmp / "fold_result.json").write_text(result.to_json())
+        for name in ("confusion_matrix.json", "confusion_matrix.png", "curves.png",
+                     "fold_result.json"):
+            c.log_artifact(run_id, str(tmp / name))
+    log_model(tracking_uri, run_id, model_path)
+    c.set_terminated(run_id, "FINISHED")

@@ -1,0 +1,263 @@
+"""MLflow runs of a pipeline run: the parent run, one nested run per test fold, their
+params and the parent's numbers.
+
+Layout of one pipeline run in MLflow (experiment ``urbansound``):
+
+- a parent run, tagged ``urbansound.run_key=<key>``, with the whole configuration
+  as params, the ingest report and data set, and at the end ``accuracy_mean/median/std``
+  and ``summary.json``, ``confusion_matrix.json``, ``confusion_matrix.png``;
+- one nested run per test fold (tags ``fold=<k>``, ``mlflow.parentRunId``) with the
+  configuration as params; what it logs while and after training is in
+  :mod:`components.fold_logging`.
+
+Every function taking the URI first is wrapped by :func:`components.tracking_store.tolerant`:
+an unreachable server makes it return its default, a full store ends the task.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import fields
+
+from components.tracking_store import client, default_artifact_location, tolerant
+from urbansound.config import Config, ConfigError
+
+EXPERIMENT = "urbansound"
+RUN_KEY_TAG = "urbansound.run_key"
+FOLD_TAG = "fold"
+SUPERSEDED_TAG = "urbansound.superseded_by"
+
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"
+"""MLflow 3's UI opens an experiment with this tag on its model-training view (runs
+table), not on the GenAI overview (traces, token usage)."""
+
+
+def experiment_id(mlflow_client, tracking_uri: str, name: str = EXPERIMENT) -> str:
+    """Get or create the experiment, tagged as model development (tolerates a concurrent
+    creator)."""
+    found = mlflow_client.get_experiment_by_name(name)
+    if found is not None:
+        if found.tags.get(EXPERIMENT_KIND_TAG) != EXPERIMENT_KIND:
+            mlflow_client.set_experiment_tag(found.experiment_id, EXPERIMENT_KIND_TAG,
+                                             EXPERIMENT_KIND)
+        return found.experiment_id
+    try:
+        return mlflow_client.create_experiment(
+            name, artifact_location=default_artifact_location(tracking_uri),
+            tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND})
+    except Exception:  # another run created it in between
+        found = mlflow_client.get_experiment_by_name(name)
+        if found is None:
+            raise
+        return found.experiment_id
+
+
+def parent_run_name(config, data_root: str) -> str:
+    """What a pipeline run is, as its MLflow name: ``urbannet · no augmentation · UrbanSound8K``
+    (model, deformations or their set, the data folder), not MLflow's random words."""
+    from urbansound.augment import DEFORMATION_SETS
+
+    deformations = config.augment.all_deformations()
+    named = [name for name, members in DEFORMATION_SETS.items() if members == deformations]
+    augmentation = (named[0] if named else "+".join(deformations)) if deformations \
+        else "no augmentation"
+    seeds = f" · {len(config.train.seeds)} seeds" if len(config.train.seeds) > 1 else ""
+    data = os.path.basename(os.path.normpath(data_root)) or data_root
+    return f"{config.train.model} · {augmentation}{seeds} · {data}"
+
+
+@tolerant(default="")
+def start_parent_run(tracking_uri: str, run_key: str, params: dict, run_name: str = "") -> str:
+    """Create the pipeline's parent run (status RUNNING); return its id ("" if the
+    server is unreachable).
+
+    The run key names one pipeline run (output folder, configuration, data, code).
+    A parent with the same key that was interrupted or failed is reopened (a
+    resumed run), and fold runs it left RUNNING are marked KILLED (only one
+    process runs a key at a time: the output folder is locked).  A FINISHED
+    parent is never reopened: its id is returned unchanged, and as every task of
+    a finished run comes from kfp's cache, nothing is logged to it again.
+    """
+    c = client(tracking_uri)
+    existing = _find_parent(c, run_key)
+    if existing is not None:
+        run_id = existing.info.run_id
+        if existing.info.status == "FINISHED":
+            print(f"MLflow parent run {run_id} finished earlier; it is not reopened")
+            return run_id
+        _close_children(c, existing, "KILLED", statuses=("RUNNING",))
+        c.update_run(run_id, status="RUNNING")
+        return run_id
+    run = c.create_run(experiment_id(c, tracking_uri), run_name=run_name or None,
+                       tags={RUN_KEY_TAG: run_key})
+    log_params(c, run.info.run_id, params)
+    return run.info.run_id
+
+
+def _find_parent(mlflow_client, run_key: str):
+    exp = mlflow_client.get_experiment_by_name(EXPERIMENT)
+    if exp is None:
+        return None
+    runs = mlflow_client.search_runs([exp.experiment_id],
+                                     filter_string=f"tags.`{RUN_KEY_TAG}` = '{run_key}'",
+                                     max_results=1)
+    return runs[0] if runs else None
+
+
+def find_parent_run(mlflow_client, run_key: str) -> str | None:
+    found = _find_parent(mlflow_client, run_key)
+    return found.info.run_id if found is not None else None
+
+
+def parent_run_status(tracking_uri: str, run_key: str) -> tuple[str, str] | None:
+    """(run id, status) of the parent run with this key, None if there is none."""
+    found = _find_parent(client(tracking_uri), run_key)
+    return (found.info.run_id, found.info.status) if found is not None else None
+
+
+def log_params(mlflow_client, run_id: str, params: dict) -> None:
+    from mlflow.entities import Param
+
+    logged = mlflow_client.get_run(run_id).data.params
+    items = [Param(str(k), json.dumps(v) if isinstance(v, (list, dict)) else str(v))
+             for k, v in sorted(params.items())]
+    items = [p for p in items if logged.get(p.key) != p.value]  # a resumed run: no repeats
+    for start in range(0, len(items), 100):  # log_batch takes at most 100 params
+        mlflow_client.log_batch(run_id, params=items[start:start + 100])
+
+
+def _log_metric_once(mlflow_client, run_id: str, key: str, value: float, logged: dict) -> None:
+    """Log a metric unless the run already has that value (a resumed task)."""
+    if key in logged and abs(float(logged[key]) - float(value)) <= 1e-12:
+        return
+    mlflow_client.log_metric(run_id, key, value)
+
+
+def _close_children(mlflow_client, parent, status: str, statuses=("RUNNING",)) -> None:
+    for child in mlflow_client.search_runs(
+            [parent.info.experiment_id],
+            filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'"):
+        if child.info.status in statuses:
+            mlflow_client.set_terminated(child.info.run_id, status)
+
+
+@tolerant(default=None)
+def finish_runs(tracking_uri: str, run_key: str, status: str) -> str | None:
+    """End the parent run and any nested run still RUNNING with ``status``
+    (FINISHED, FAILED or KILLED).  Returns the parent id, None if there is none."""
+    c = client(tracking_uri)
+    parent = _find_parent(c, run_key)
+    if parent is None:
+        return None
+    _close_children(c, parent, status)
+    if c.get_run(parent.info.run_id).info.status == "RUNNING":
+        c.set_terminated(parent.info.run_id, status)
+    return parent.info.run_id
+
+
+@tolerant(default=None)
+def end_run(tracking_uri: str, run_id: str, status: str) -> None:
+    """Mark one run ``status`` (e.g. a fold run that failed)."""
+    client(tracking_uri).set_terminated(run_id, status)
+
+
+@tolerant(default="")
+def start_fold_run(tracking_uri: str, parent_run_id: str, fold: int, params: dict) -> str:
+    """Create the nested run of one test fold; return its id ("" if the server is
+    unreachable).
+
+    A fold run of the same parent and fold that an earlier attempt left RUNNING
+    is marked KILLED; one that FINISHED (the task was stopped after logging but
+    before kfp recorded it) is superseded by the new one (tagged and deleted), so
+    each fold appears once.
+    """
+    c = client(tracking_uri)
+    exp = c.get_run(parent_run_id).info.experiment_id
+    earlier = c.search_runs([exp], filter_string=f"tags.mlflow.parentRunId = '{parent_run_id}' "
+                                                 f"and tags.{FOLD_TAG} = '{fold}'")
+    run = c.create_run(exp, run_name=f"fold-{fold}", tags={
+        "mlflow.parentRunId": parent_run_id, FOLD_TAG: str(fold)})
+    for old in earlier:
+        if old.info.status == "RUNNING":
+            c.set_terminated(old.info.run_id, "KILLED")
+        elif old.info.status == "FINISHED":
+            c.set_tag(old.info.run_id, SUPERSEDED_TAG, run.info.run_id)
+            c.delete_run(old.info.run_id)
+    log_params(c, run.info.run_id, params)
+    return run.info.run_id
+
+
+@tolerant(default=None)
+def log_summary(tracking_uri: str, parent_run_id: str, summary: dict, eval_dir: str) -> None:
+    """Summary metrics and evaluation files on the parent run (a value it already has
+    is not logged again)."""
+    c = client(tracking_uri)
+    logged = c.get_run(parent_run_id).data.metrics
+    for key in ("mean", "median", "std"):
+        _log_metric_once(c, parent_run_id, f"accuracy_{key}", summary[key], logged)
+    for name, value in (summary.get("per_class") or {}).items():
+        if value is not None:
+            _log_metric_once(c, parent_run_id, f"accuracy_class_{name}", value, logged)
+    for name, value in (summary.get("by_salience") or {}).items():
+        _log_metric_once(c, parent_run_id, f"accuracy_{name}", value["accuracy"], logged)
+    for name in sorted(os.listdir(eval_dir)):
+        c.log_artifact(parent_run_id, os.path.join(eval_dir, name))
+
+
+@tolerant(default=None)
+def log_ingest(tracking_uri: str, parent_run_id: str, dataset_hash: str, accepted: int,
+               rejected: int, report_path: str, data_root: str = "") -> None:
+    """Ingest's numbers on the parent run, and the data as an MLflow dataset input (name,
+    digest, clip count), so that the runs table's Dataset column says what it trained on."""
+    from mlflow.entities import Dataset, DatasetInput, InputTag
+
+    c = client(tracking_uri)
+    log_params(c, parent_run_id, {"dataset_hash": dataset_hash})
+    if data_root and not c.get_run(parent_run_id).inputs.dataset_inputs:
+        dataset = Dataset(name=os.path.basename(os.path.normpath(data_root)) or data_root,
+                          digest=dataset_hash[:16], source_type="local",
+                          source=json.dumps({"uri": data_root}),
+                          profile=json.dumps({"clips": accepted, "rejected": rejected}))
+        c.log_inputs(parent_run_id, datasets=[DatasetInput(
+            dataset, tags=[InputTag("mlflow.data.context", "training")])])
+    logged = c.get_run(parent_run_id).data.metrics
+    _log_metric_once(c, parent_run_id, "clips_accepted", accepted, logged)
+    _log_metric_once(c, parent_run_id, "clips_rejected", rejected, logged)
+    c.log_artifact(parent_run_id, report_path)
+
+
+def config_from_params(params: dict[str, str]) -> Config:
+    """The configuration logged as MLflow params (``section.key`` → text, as
+    :func:`log_params` writes them); keys absent keep their default,
+    params that are not configuration keys (``data_root``, ...) are ignored.
+
+    Raises ConfigError when a value does not parse or fails validation."""
+    defaults = Config()
+    data: dict[str, dict] = {}
+    for section in fields(Config):
+        current = getattr(defaults, section.name)
+        for item in fields(current):
+            key = f"{section.name}.{item.name}"
+            if key not in params:
+                continue
+            default = getattr(current, item.name)
+            data.setdefault(section.name, {})[item.name] = _parse_param(key, params[key], default)
+    return Config.from_dict(data)
+
+
+def _parse_param(key: str, text: str, default):
+    try:
+        if text == "None" and default is None:  # an optional number left unset (features.fmax)
+            return None
+        if isinstance(default, bool):
+            return {"True": True, "False": False}[text]
+        if isinstance(default, tuple):
+            return json.loads(text)
+        if isinstance(default, int):
+            return int(text)
+        if isinstance(default, float) or default is None:
+            return float(text)
+        return text
+    except (ValueError, KeyError):
+        raise ConfigError(f"MLflow param {key}={text!r} is not a valid value") from None
