@@ -35,6 +35,8 @@ from pathlib import Path
 
 import numpy as np
 
+from urbansound.config import split_per_class
+
 _STRETCH = (0.81, 0.93, 1.07, 1.23)
 _SHIFT = (-2.0, -1.0, 1.0, 2.0, -3.5, -2.5, 2.5, 3.5)
 _DRC = ("music standard", "film standard", "speech", "radio")
@@ -90,23 +92,19 @@ def deformations_for(class_name: str, deformations: tuple[str, ...],
     the study proposes choosing deformations per class, because some hurt some
     classes.  A class without an entry gets ``deformations``.
     """
-    for entry in per_class:
-        name, _, chosen = entry.partition("=")
-        if name.strip() == class_name:
-            return tuple(d.strip() for d in chosen.split(",") if d.strip())
+    for name, chosen, _ in split_per_class(per_class):
+        if name == class_name:
+            return chosen
     return tuple(deformations)
 
 
 def parse_per_class(per_class: tuple[str, ...], class_names) -> dict[str, tuple[str, ...]]:
     """Check ``augment.per_class`` entries; ``ValueError`` naming the bad entry."""
     out = {}
-    for entry in per_class:
-        name, sep, chosen = entry.partition("=")
-        name = name.strip()
+    for entry, (name, names, sep) in zip(per_class, split_per_class(per_class)):
         if not sep or name not in class_names:
             raise ValueError(f"augment.per_class entry {entry!r} must read '<class>=<deformation>,"
                              f"...' with a class of {list(class_names)}")
-        names = tuple(d.strip() for d in chosen.split(",") if d.strip())
         unknown = [d for d in names if d not in DEFORMATION_NAMES]
         if unknown:
             raise ValueError(f"augment.per_class entry {entry!r}: unknown deformation(s) {unknown}")

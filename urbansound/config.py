@@ -178,9 +178,21 @@ class AugmentConfig:
     def all_deformations(self) -> tuple[str, ...]:
         """Every deformation some class uses, in first-use order."""
         names = list(self.deformations)
-        for entry in self.per_class:
-            names += [d.strip() for d in entry.partition("=")[2].split(",") if d.strip()]
+        for _, chosen, _ in split_per_class(self.per_class):
+            names += chosen
         return tuple(dict.fromkeys(names))
+
+
+def split_per_class(per_class: tuple[str, ...]) -> list[tuple[str, tuple[str, ...], bool]]:
+    """``augment.per_class`` entries ``"<class>=<name>,<name>"`` as (class, deformation
+    names, whether the entry had its ``=``), in order; the one reading of the syntax
+    (:func:`urbansound.augment.parse_per_class` checks the names)."""
+    out = []
+    for entry in per_class:
+        name, sep, chosen = entry.partition("=")
+        out.append((name.strip(), tuple(d.strip() for d in chosen.split(",") if d.strip()),
+                    bool(sep)))
+    return out
 
 
 LAYOUTS = ("auto", "urbansound8k", "esc50", "folders", "csv")
