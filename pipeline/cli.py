@@ -232,6 +232,7 @@ def build_parser() -> argparse.ArgumentParser:
     cmp.add_argument("--no-log", action="store_true", help="do not log the comparison to MLflow")
     _add_predict_parser(sub)
     _add_export_parser(sub)
+    _add_listen_parser(sub)
 
     comp = sub.add_parser("compile", help="write the KFP pipeline YAML for a cluster")
     comp.add_argument("-o", "--output", default="pipeline.yaml", help="default pipeline.yaml")
@@ -737,11 +738,121 @@ def cmd_export(args) -> int:
     return EXIT_OK
 
 
+def _add_listen_parser(sub) -> None:
+    from urbansound.predict import DEFAULT_HOP_SECONDS
+
+    p = sub.add_parser(
+        "listen", help="classify a live stream (raw PCM on stdin, or a file at real time)",
+        description="Classify a continuous stream window by window, printing each 3 s "
+                    "window as soon as its last sample has arrived: start and end (s), "
+                    "class, probability and latency (ms from the arrival of the window's "
+                    "last sample to the line). Ctrl-C or the end of the stream prints a "
+                    "summary (windows, mean and 95th-percentile latency, CPU share).",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=textwrap.dedent("""\
+            examples:
+              arecord -q -f S16_LE -c1 -r 22050 | urbansound listen MODEL
+              urbansound listen MODEL --input street.flac        # played at real time
+              sox street.wav -t raw -e signed -b 16 -c 1 -r 44100 - | urbansound listen MODEL --rate 44100
+            """))
+    p.add_argument("model", metavar="MODEL",
+                   help="what predict takes: a model.keras file, a folder holding one, or an "
+                        "MLflow URI")
+    p.add_argument("--input", default="-", metavar="FILE|-",
+                   help="an audio file (any format predict reads), or - for raw little-endian "
+                        "16-bit mono PCM on stdin (default -)")
+    p.add_argument("--rate", type=int, default=None, metavar="HZ",
+                   help="sample rate of the PCM on stdin (default 22050; a file's own header "
+                        "gives its rate)")
+    p.add_argument("--hop", type=float, default=DEFAULT_HOP_SECONDS, metavar="SECONDS",
+                   help=f"seconds between window starts, > 0 and <= 3 "
+                        f"(default {DEFAULT_HOP_SECONDS:g})")
+    p.add_argument("--realtime", action=argparse.BooleanOptionalAction, default=True,
+                   help="play a file at the pace of a recording (default), or as fast as it "
+                        "is classified (--no-realtime); stdin comes at its writer's pace")
+    p.add_argument("--tracking-uri", default=os.environ.get("MLFLOW_TRACKING_URI", ""),
+                   help="store of an MLflow URI (default: $MLFLOW_TRACKING_URI, else "
+                        "sqlite:///./mlflow.db)")
+
+
+def cmd_listen(args) -> int:
+    """Exit 0 at the end of the stream or on Ctrl-C; 2 when the model or the input cannot
+    be used, or the stream ended inside a sample (after the summary)."""
+    from pipeline.model_source import ModelSourceError, load_model
+    from urbansound.predict import check_model_input, hop_samples, keras_classifier
+    from urbansound.stream import (LIVE_BLOCK_SECONDS, PCM_SAMPLE_BYTES, STDIN, ListenStats,
+                                   check_rate, classify_stream, file_blocks, pcm_blocks,
+                                   prefetch, resample_blocks, stream_windows, timed_reads,
+                                   warm_up)
+
+    stdin = args.input == "-"
+    if not stdin and args.rate is not None:
+        print(f"urbansound listen: error: --rate is for raw PCM on stdin (--input -); "
+              f"{args.input}'s header gives its rate", file=sys.stderr)
+        return EXIT_USER
+    if not stdin and not Path(args.input).is_file():
+        print(f"urbansound listen: error: {args.input}: no such file", file=sys.stderr)
+        return EXIT_USER
+    rate = check_rate(22050 if args.rate is None else args.rate)
+    if stdin and sys.stdin.isatty():
+        print("urbansound listen: error: stdin is a terminal: pipe raw PCM into it "
+              "(arecord -f S16_LE -c1 -r 22050 | urbansound listen MODEL) or give --input FILE",
+              file=sys.stderr)
+        return EXIT_USER
+    pcm_info: dict = {}
+    if stdin:
+        # read (and time) the pipe from now on, while TensorFlow loads: a writer such as
+        # arecord must never block on a full pipe and drop audio
+        fd = sys.stdin.fileno()
+        chunks = prefetch(timed_reads(lambda n: os.read(fd, n),
+                                      int(rate * LIVE_BLOCK_SECONDS) * PCM_SAMPLE_BYTES))
+    loaded = load_model(args.model, tracking_uri=args.tracking_uri)
+    config = loaded.config
+    try:
+        hop_samples(args.hop, config)
+        check_model_input(loaded.model, config, args.model)
+    except ValueError as exc:
+        raise ModelSourceError(str(exc)) from None
+    classify = keras_classifier(loaded.model)
+    warm_up(classify, config)
+    a = config.audio
+    if stdin:
+        blocks = resample_blocks(pcm_blocks(chunks, info=pcm_info), rate, a.sample_rate)
+        what = f"{STDIN}: S16_LE mono at {rate} Hz"
+    else:
+        blocks = file_blocks(args.input, sample_rate=a.sample_rate, realtime=args.realtime)
+        what = f"{args.input}{' at real time' if args.realtime else ''}"
+    print(f"model {args.model}; configuration: {loaded.config_source}", flush=True)
+    print(f"listening to {what}: {a.clip_seconds:g} s windows every {args.hop:g} s",
+          flush=True)
+    print(f"{'start s':>9} {'end s':>9}  {'class':<17} {'prob':>5} {'latency ms':>11}", flush=True)
+    stats = ListenStats()
+    ended = "end of stream"
+    try:
+        for r in classify_stream(stream_windows(blocks, config=config, hop_seconds=args.hop,
+                                                name=STDIN if stdin else args.input),
+                                 classify, config=config):
+            latency = (time.monotonic() - r.arrived) * 1000
+            stats.add(latency)
+            print(f"{r.start_s:9.2f} {r.end_s:9.2f}  {r.label:<17} {r.probability:5.3f} "
+                  f"{latency:11.0f}", flush=True)
+    except KeyboardInterrupt:
+        ended = "interrupted"
+    print(f"summary ({ended}): {stats.line()}", flush=True)
+    if pcm_info.get("trailing_bytes"):
+        print(f"urbansound listen: error: {STDIN}: the stream ended inside a sample "
+              f"({pcm_info['bytes']} bytes is not a whole number of 2-byte S16_LE samples; "
+              f"the last byte was dropped): is it 16-bit mono?", file=sys.stderr)
+        return EXIT_USER
+    return EXIT_OK
+
+
 COMMANDS = {"run": cmd_run, "demo-data": cmd_demo_data, "ingest": cmd_ingest,
             "features": cmd_features, "models": cmd_models, "compare": cmd_compare,
             "ui": cmd_ui, "compile": cmd_compile, "submit": cmd_submit}
 COMMANDS["predict"] = cmd_predict
 COMMANDS["export"] = cmd_export
+COMMANDS["listen"] = cmd_listen
 
 
 def main(argv: list[str] | None = None) -> int:
