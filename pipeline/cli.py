@@ -250,6 +250,15 @@ def build_parser() -> argparse.ArgumentParser:
     _add_training_options(sb, d)
     sb.add_argument("--tracking-uri", default="", help="MLflow server the pods can reach")
     sb.add_argument("--beam-arg", action="append", default=[], metavar="OPT")
+    sb.add_argument("--pvc", action="append", type=_pvc, default=[], metavar="NAME:/MOUNT/PATH",
+                    help="mount this PersistentVolumeClaim in every task (repeatable); --data "
+                         "then names a path under the mount, e.g. --pvc us8k:/mnt/data "
+                         "--data /mnt/data/UrbanSound8K")
+    sb.add_argument("--data-version", default="", metavar="STR",
+                    help="the dataset's version (a date, a commit, a checksum): kfp's cache "
+                         "serves ingest and features only for the same version. When --data "
+                         "is also readable here, its listing's fingerprint is used as well")
+    sb.add_argument("--no-cache", action="store_true", help="run every task again")
     return parser
 
 
@@ -523,23 +532,56 @@ def cmd_compile(args) -> int:
     return EXIT_OK
 
 
+def _pvc(text: str) -> tuple[str, str]:
+    from pipeline.kubeflow_runner import parse_pvc
+
+    try:
+        return parse_pvc(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _submit_cache_key(args, config) -> str:
+    """``--data-version`` and, when ``--data`` is readable here, its listing's fingerprint
+    (the pods' copy is assumed to be the same); a warning when neither is known."""
+    from pipeline import preflight
+    from pipeline.kubeflow_runner import cache_key
+    from urbansound.dataset import dataset_fingerprint
+
+    local = ""
+    if "://" not in args.data and Path(args.data).exists():
+        clips, _, _ = preflight.check_dataset(Path(args.data), args.folds,
+                                              config.train.validation, config.data)
+        local = dataset_fingerprint(clips)
+        print(f"dataset {args.data} is readable here: {len(clips)} clips, fingerprint {local}")
+    key = cache_key(data_version=args.data_version, local_fingerprint=local)
+    if not key and not args.no_cache:
+        print(f"warning: {args.data} is not readable here and no --data-version was given: "
+              f"kfp's cache cannot tell a changed dataset at the same path (give "
+              f"--data-version, or --no-cache)", file=sys.stderr)
+    return key
+
+
 def cmd_submit(args) -> int:
     import tempfile
 
     from components import DEFAULT_IMAGE
-    from pipeline.kubeflow_runner import compile_pipeline, submit
+    from pipeline.kubeflow_runner import check_data_on_volumes, compile_pipeline, submit
 
     from pipeline.preflight import check_beam_args
 
     config = _resolve_data(_config(args, demo=False), Path(args.data), args)
     check_beam_args(args.beam_arg, local=False)
+    check_data_on_volumes(args.data, args.pvc)
+    fingerprint = _submit_cache_key(args, config)
     with tempfile.TemporaryDirectory() as tmp:
         package = compile_pipeline(os.path.join(tmp, "pipeline.yaml"),
-                                   image=args.image or DEFAULT_IMAGE, config=config)
+                                   image=args.image or DEFAULT_IMAGE, config=config,
+                                   pvcs=args.pvc, caching=not args.no_cache)
         result = submit(args.host, data_root=args.data, package_path=package,
                         experiment=args.experiment, pipeline_root=args.pipeline_root,
                         config=config, test_folds=args.folds, tracking_uri=args.tracking_uri,
-                        beam_args=args.beam_arg)
+                        beam_args=args.beam_arg, dataset_fingerprint=fingerprint)
     print(f"submitted run {result.run_id} to {args.host} (experiment {args.experiment!r})")
     return EXIT_OK
 

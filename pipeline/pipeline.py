@@ -6,7 +6,8 @@ a Kubeflow cluster) is decided by :mod:`pipeline.local_runner` and
 :class:`urbansound.config.Config`.
 """
 # No `from __future__ import annotations`: kfp reads the pipeline's parameter types at runtime.
-from typing import List
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Tuple
 
 from components import DEFAULT_IMAGE, build_components
 from urbansound.config import Config
@@ -14,8 +15,65 @@ from urbansound.config import Config
 PIPELINE_NAME = "urbansound"
 
 
+@dataclass(frozen=True)
+class Resources:
+    """Kubernetes requests and limits of one task (CPU in cores, memory with a unit)."""
+    cpu_request: str
+    cpu_limit: str
+    memory_request: str
+    memory_limit: str
+
+
+# Per task, for the full UrbanSound8K (8,732 clips; 4 s at 22,050 Hz is 353 KB of float32
+# per clip). ingest decodes and resamples, features computes log-mels (and deformations)
+# with one Beam worker per core: both CPU-bound. train holds its input pipeline on the CPU
+# beside the GPU. The MLflow tasks only talk to the tracking server.
+TASK_RESOURCES: Dict[str, Resources] = {
+    "mlflow": Resources("500m", "1", "1Gi", "2Gi"),
+    "ingest": Resources("4", "8", "8Gi", "16Gi"),
+    "features": Resources("4", "8", "8Gi", "16Gi"),
+    "train": Resources("4", "8", "16Gi", "24Gi"),
+    "evaluate": Resources("1", "2", "4Gi", "8Gi"),
+}
+
+
+@dataclass(frozen=True)
+class ClusterOptions:
+    """What only a cluster run sets: requests and limits per task, retries of a failed
+    pod (a preempted node, an evicted pod, a tracking server briefly away),
+    PersistentVolumeClaims mounted in every task (``(claim name, mount path)``), and
+    whether kfp's cache may serve tasks.
+    The local runner gets none of it: there a retry would only repeat a user's error."""
+    resources: Dict[str, Resources] = field(default_factory=lambda: dict(TASK_RESOURCES))
+    retries: int = 2
+    retry_backoff: str = "60s"          # first wait; doubled each time, at most...
+    retry_backoff_max: str = "600s"     # ...this long in all
+    pvcs: Tuple[Tuple[str, str], ...] = ()
+    caching: bool = True                # False: every task runs again (--no-cache)
+
+
+def _for_cluster(task, kind: str, cluster: Optional[ClusterOptions]):
+    """``task`` with the cluster's requests, limits, retries and volumes for its ``kind``."""
+    if cluster is None:
+        return task
+    r = cluster.resources[kind]
+    task.set_cpu_request(r.cpu_request).set_cpu_limit(r.cpu_limit)
+    task.set_memory_request(r.memory_request).set_memory_limit(r.memory_limit)
+    if cluster.retries:
+        task.set_retry(num_retries=cluster.retries, backoff_duration=cluster.retry_backoff,
+                       backoff_factor=2.0, backoff_max_duration=cluster.retry_backoff_max)
+    if not cluster.caching:
+        task.set_caching_options(False)
+    if cluster.pvcs:
+        from kfp import kubernetes
+
+        for name, mount_path in cluster.pvcs:
+            kubernetes.mount_pvc(task, pvc_name=name, mount_path=mount_path)
+    return task
+
+
 def create_pipeline(*, image: str = DEFAULT_IMAGE, gpu: bool = True, parallelism: int = 0,
-                    config: Config = Config()):
+                    config: Config = Config(), cluster: Optional[ClusterOptions] = None):
     """Build the KFP pipeline function.
 
     Parameters
@@ -24,6 +82,8 @@ def create_pipeline(*, image: str = DEFAULT_IMAGE, gpu: bool = True, parallelism
     gpu : request one ``nvidia.com/gpu`` for each train task (ignored by the local runner).
     parallelism : at most this many folds train at once (0: no limit).
     config : defaults of the ``config_json`` pipeline parameter.
+    cluster : requests, limits, retries and volume mounts of every task (None: the local
+        runner's pipeline, which has none of them).
     """
     from kfp import dsl
 
@@ -41,16 +101,20 @@ def create_pipeline(*, image: str = DEFAULT_IMAGE, gpu: bool = True, parallelism
                             tracking_uri=tracking_uri, run_key=run_key, job_id=job_id)
         # Never cached: a rerun must (re)open its MLflow run and close it at the end.
         start.set_display_name("mlflow-start").set_caching_options(False)
+        _for_cluster(start, "mlflow", cluster)
         finish = c.finish_run(tracking_uri=tracking_uri, run_key=run_key, job_id=job_id)
         finish.set_display_name("mlflow-finish").set_caching_options(False)
+        _for_cluster(finish, "mlflow", cluster)
         with dsl.ExitHandler(finish, name="tracked-run"):
             # dataset_fingerprint (names, sizes) is in ingest's inputs so that a changed
             # dataset at the same path is not served from the cache.
             ingest = c.ingest(data_root=data_root, config_json=config_json, test_folds=test_folds,
                               strict=strict, tracking_uri=tracking_uri,
                               parent_run_id=start.output, dataset_fingerprint=dataset_fingerprint)
+            _for_cluster(ingest, "ingest", cluster)
             features = c.features(waveforms=ingest.outputs["waveforms"], config_json=config_json,
                                   beam_args=beam_args, test_folds=ingest.outputs["Output"])
+            _for_cluster(features, "features", cluster)
             with dsl.ParallelFor(ingest.outputs["Output"], parallelism=parallelism,
                                  name="folds") as fold:
                 train = c.train(features=features.outputs["features"], test_fold=fold,
@@ -58,9 +122,10 @@ def create_pipeline(*, image: str = DEFAULT_IMAGE, gpu: bool = True, parallelism
                                 parent_run_id=start.output)
                 if gpu:
                     train.set_accelerator_type("nvidia.com/gpu").set_accelerator_limit(1)
-                train.set_memory_limit("16G").set_cpu_limit("4")
-            c.evaluate(fold_results=dsl.Collected(train.outputs["fold_result"]),
-                       waveforms=ingest.outputs["waveforms"], tracking_uri=tracking_uri,
-                       parent_run_id=start.output)
+                _for_cluster(train, "train", cluster)
+            evaluate = c.evaluate(fold_results=dsl.Collected(train.outputs["fold_result"]),
+                                  waveforms=ingest.outputs["waveforms"],
+                                  tracking_uri=tracking_uri, parent_run_id=start.output)
+            _for_cluster(evaluate, "evaluate", cluster)
 
     return urbansound_pipeline

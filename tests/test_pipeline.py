@@ -1,5 +1,6 @@
 """The pipeline definition: compiled graph, cluster settings, submission (no cluster here)."""
 import json
+from pathlib import Path
 
 import pytest
 import yaml
@@ -119,3 +120,237 @@ def test_submit_sends_the_compiled_package_and_arguments(tmp_path, monkeypatch):
     assert Config.from_json(runtime["parameters"]["config_json"]).train.epochs == 7
     assert body["pipeline_spec"]["pipelineInfo"]["name"] == "urbansound"
     assert body["experiment_id"] == "exp-1"
+
+
+# ------------------------------------------------------------- cluster settings -------
+
+from pipeline.kubeflow_runner import cache_key, check_data_on_volumes, parse_pvc  # noqa: E402
+from pipeline.pipeline import TASK_RESOURCES  # noqa: E402
+
+_KIND = {"exec-start-run-component": "mlflow", "exec-finish-run-component": "mlflow",
+         "exec-ingest-component": "ingest", "exec-features-component": "features",
+         "exec-train-component": "train", "exec-evaluate-component": "evaluate"}
+
+
+def _bytes(quantity: str) -> float:
+    units = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "K": 1e3, "M": 1e6, "G": 1e9}
+    for unit, factor in sorted(units.items(), key=lambda u: -len(u[0])):
+        if quantity.endswith(unit):
+            return float(quantity[:-len(unit)]) * factor
+    return float(quantity)
+
+
+def _cores(quantity: str) -> float:
+    return float(quantity[:-1]) / 1000 if quantity.endswith("m") else float(quantity)
+
+
+def test_every_task_requests_cpu_and_memory_within_its_limits(compiled):
+    executors = compiled["deploymentSpec"]["executors"]
+    assert set(executors) == set(_KIND)
+    for name, executor in executors.items():
+        res = executor["container"]["resources"]
+        want = TASK_RESOURCES[_KIND[name]]
+        assert res["resourceCpuRequest"] == want.cpu_request, name
+        assert res["resourceMemoryRequest"] == want.memory_request, name
+        assert _cores(res["resourceCpuRequest"]) <= _cores(res["resourceCpuLimit"]), name
+        assert _bytes(res["resourceMemoryRequest"]) <= _bytes(res["resourceMemoryLimit"]), name
+    # The CPU-bound stages get several cores; the MLflow bookkeeping tasks a fraction of one.
+    cpu = {n: _cores(e["container"]["resources"]["resourceCpuRequest"])
+           for n, e in executors.items()}
+    assert cpu["exec-ingest-component"] >= 4 and cpu["exec-features-component"] >= 4
+    assert cpu["exec-start-run-component"] < 1 and cpu["exec-finish-run-component"] < 1
+    memory = _bytes(executors["exec-train-component"]["container"]["resources"]
+                    ["resourceMemoryRequest"])
+    assert memory >= 16 * 2**30
+
+
+def test_every_task_is_retried_with_backoff(compiled):
+    tasks = {name: task for name, task in _tasks(compiled).items()
+             if "componentRef" in task and name.endswith("-component")}
+    assert len(tasks) == 6
+    for name, task in tasks.items():
+        policy = task["retryPolicy"]
+        assert policy["maxRetryCount"] == 2, name
+        assert policy["backoffDuration"] == "60s" and policy["backoffFactor"] == 2.0, name
+        assert policy["backoffMaxDuration"] == "600s", name
+
+
+def test_the_local_pipeline_has_no_retries_resources_or_gpu(tmp_path):
+    """Locally a retry would only repeat a user's error (kfp's local runner honours
+    set_retry): the cluster settings are the compiled package's alone."""
+    from kfp import compiler
+
+    from pipeline.pipeline import create_pipeline
+
+    path = tmp_path / "local.yaml"
+    compiler.Compiler().compile(create_pipeline(gpu=False, parallelism=1), str(path))
+    spec = yaml.safe_load(path.read_text())
+    assert not any("retryPolicy" in t for t in _tasks(spec).values())
+    for name, executor in spec["deploymentSpec"]["executors"].items():
+        assert not executor["container"].get("resources"), name
+
+
+def test_pvc_is_mounted_in_every_task(tmp_path):
+    path = compile_pipeline(tmp_path / "p.yaml", image="img:1",
+                            pvcs=[("us8k-data", "/mnt/data"), ("scratch", "/scratch")])
+    pipeline_spec, platform = yaml.safe_load_all(Path(path).read_text())
+    executors = pipeline_spec["deploymentSpec"]["executors"]
+    mounts = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    assert set(mounts) == set(executors)
+    for name, executor in mounts.items():
+        got = [(m["pvcNameParameter"]["runtimeValue"]["constant"], m["mountPath"])
+               for m in executor["pvcMount"]]
+        assert got == [("us8k-data", "/mnt/data"), ("scratch", "/scratch")], name
+
+
+def test_without_pvc_the_package_is_one_document(compiled, tmp_path):
+    path = compile_pipeline(tmp_path / "p.yaml", image="img:1")
+    assert len(list(yaml.safe_load_all(Path(path).read_text()))) == 1
+
+
+@pytest.mark.parametrize("text, message", [
+    ("us8k", "expected NAME:/mount/path"),
+    (":/mnt", "expected NAME:/mount/path"),
+    ("us8k:", "expected NAME:/mount/path"),
+    ("US8K:/mnt", "not a Kubernetes claim name"),
+    ("us_8k:/mnt", "not a Kubernetes claim name"),
+    ("us8k:mnt/data", "must be absolute"),
+    ("us8k:/mnt/../etc", "must be absolute"),
+])
+def test_bad_pvc_is_named(text, message):
+    with pytest.raises(ValueError, match=message):
+        parse_pvc(text)
+
+
+def test_pvc_parses_name_and_path():
+    assert parse_pvc("us8k-data.v2:/mnt/data/") == ("us8k-data.v2", "/mnt/data")
+
+
+def test_data_must_lie_under_a_mounted_claim():
+    from urbansound.config import ConfigError
+
+    pvcs = [("us8k", "/mnt/data")]
+    check_data_on_volumes("/mnt/data/UrbanSound8K", pvcs)
+    check_data_on_volumes("/mnt/data", pvcs)
+    check_data_on_volumes("gs://bucket/us8k", pvcs)      # FileSystems, no volume needed
+    check_data_on_volumes("/anywhere", [])                # no claim: the image's own path
+    with pytest.raises(ConfigError, match=r"--data /mnt/database: not under a mounted claim "
+                                          r"\(us8k:/mnt/data\)"):
+        check_data_on_volumes("/mnt/database", pvcs)
+
+
+def test_cache_key_combines_version_and_listing():
+    assert cache_key() == ""
+    assert cache_key(data_version="2024-05") == "version=2024-05"
+    assert cache_key(local_fingerprint="ab12") == "listing=ab12"
+    assert cache_key(data_version="v3", local_fingerprint="ab12") == "version=v3;listing=ab12"
+
+
+def _intercept_kfp(monkeypatch):
+    """kfp.Client's HTTP layer replaced: returns the list of (method, url, body) sent."""
+    import kfp_server_api.rest
+
+    calls = []
+
+    def fake_request(self, method, url, query_params=None, headers=None, body=None, **kwargs):
+        calls.append((method, url, body))
+        if url.endswith("/healthz"):
+            return _FakeResponse({"multi_user": False})
+        if "/experiments" in url and method == "GET":
+            return _FakeResponse({"experiments": []})
+        if "/experiments" in url and method == "POST":
+            return _FakeResponse({"experiment_id": "exp-1", "display_name": "urbansound"})
+        if "/runs" in url and method == "POST":
+            return _FakeResponse({"run_id": "run-7", "display_name": body.get("display_name")})
+        raise AssertionError(f"unexpected call {method} {url}")
+
+    monkeypatch.setattr(kfp_server_api.rest.RESTClientObject, "request", fake_request)
+    return calls
+
+
+def _run_body(calls):
+    return next(c for c in calls if c[0] == "POST" and c[1].endswith("/runs"))[2]
+
+
+def _cached_tasks(body):
+    """Names of the component tasks of a run request whose results kfp may serve from cache."""
+    spec = body["pipeline_spec"]
+    spec = spec.get("pipeline_spec", spec)  # with a platform spec, both travel side by side
+    return {name for name, task in _tasks(spec).items()
+            if name.endswith("-component") and task.get("cachingOptions", {}).get("enableCache")}
+
+
+def test_submit_cli_sends_mounts_fingerprint_and_cache_setting(monkeypatch, capsys):
+    """`urbansound submit --pvc ... --data-version ...` end to end down to the HTTP request
+    kfp's client would send: the platform spec (the mount) travels with the pipeline, the
+    fingerprint is an argument, and --no-cache turns kfp's cache off for the run."""
+    from pipeline.cli import main
+
+    calls = _intercept_kfp(monkeypatch)
+    code = main(["submit", "--host", "http://kfp.invalid", "--pvc", "us8k:/mnt/data",
+                 "--data", "/mnt/data/UrbanSound8K", "--data-version", "2026-11-01",
+                 "--image", "reg/us:1-gpu", "--folds", "1,2"])
+    assert code == 0, capsys.readouterr().err
+    body = _run_body(calls)
+    params = body["runtime_config"]["parameters"]
+    assert params["dataset_fingerprint"] == "version=2026-11-01"
+    assert params["data_root"] == "/mnt/data/UrbanSound8K"
+    platform = body["pipeline_spec"]["platform_spec"]["platforms"]["kubernetes"]
+    mounts = platform["deploymentSpec"]["executors"]["exec-ingest-component"]["pvcMount"]
+    assert [(m["constant"], m["mountPath"]) for m in mounts] == [("us8k", "/mnt/data")]
+    assert _cached_tasks(body) == {"ingest-component", "features-component",
+                                   "train-component", "evaluate-component"}
+    assert "submitted run run-7" in capsys.readouterr().out
+
+    calls.clear()
+    assert main(["submit", "--host", "http://kfp.invalid", "--data", "gs://b/us8k",
+                 "--no-cache"]) == 0
+    body = _run_body(calls)
+    assert body["runtime_config"]["parameters"]["dataset_fingerprint"] == ""
+    assert _cached_tasks(body) == set()
+
+
+def test_submit_fingerprints_a_local_copy_and_warns_without_any(monkeypatch, capsys,
+                                                              tmp_path):
+    from pipeline.cli import main
+    from urbansound.dataset import dataset_fingerprint, list_clips
+    from urbansound.demo_data import write_demo_dataset
+
+    data = tmp_path / "us8k"
+    write_demo_dataset(data)
+    clips, _ = list_clips(data)
+    calls = _intercept_kfp(monkeypatch)
+    assert main(["submit", "--host", "http://kfp.invalid", "--data", str(data),
+                 "--data-version", "v1"]) == 0
+    sent = _run_body(calls)["runtime_config"]["parameters"]["dataset_fingerprint"]
+    assert sent == f"version=v1;listing={dataset_fingerprint(clips)}"
+    # A changed clip (another size) is another key: kfp's cache does not serve the old one.
+    wav = sorted((data / "audio").rglob("*.wav"))[0]
+    wav.write_bytes(wav.read_bytes() + b"\0\0")
+    calls.clear()
+    assert main(["submit", "--host", "http://kfp.invalid", "--data", str(data),
+                 "--data-version", "v1"]) == 0
+    changed = _run_body(calls)["runtime_config"]["parameters"]["dataset_fingerprint"]
+    assert changed.startswith("version=v1;listing=") and changed != sent
+    capsys.readouterr()
+
+    calls.clear()
+    assert main(["submit", "--host", "http://kfp.invalid", "--data", "/not/here/us8k"]) == 0
+    err = capsys.readouterr().err
+    assert "warning: /not/here/us8k is not readable here and no --data-version" in err
+
+
+def test_submit_rejects_bad_mounts_in_one_line(monkeypatch, capsys):
+    from pipeline.cli import main
+
+    calls = _intercept_kfp(monkeypatch)
+    assert main(["submit", "--host", "http://kfp.invalid", "--pvc", "us8k:/mnt/data",
+                 "--data", "/data/us8k", "--data-version", "v1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["urbansound submit: error: --data /data/us8k: not under a mounted claim "
+                   "(us8k:/mnt/data); the pods would not see it"]
+    assert calls == []  # nothing was sent
+    with pytest.raises(SystemExit) as exc:
+        main(["submit", "--host", "h", "--data", "/d", "--pvc", "Bad_Name:/mnt"])
+    assert exc.value.code == 2
+    assert "not a Kubernetes claim name" in capsys.readouterr().err
