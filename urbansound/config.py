@@ -120,6 +120,9 @@ class TrainConfig:
     normalize: str = "per_band"
     seed: int = 0
     seeds: tuple[int, ...] = ()  # several: one model per seed, evaluated as an ensemble
+    # "memory": the training examples as arrays; "stream": read from the records each epoch
+    # (tf.data, bounded memory); "auto": stream when they would take > 2 GiB
+    input: str = "auto"
 
     @property
     def augments_batches(self) -> bool:
@@ -348,6 +351,8 @@ class Config:
             (len(set(t.seeds)) == len(t.seeds), "train.seeds must differ"),
             (t.optimizer in OPTIMIZERS, f"train.optimizer must be one of {list(OPTIMIZERS)}"),
             (t.normalize in ("per_band", "none"), "train.normalize must be 'per_band' or 'none'"),
+            (t.input in ("auto", "memory", "stream"),
+             "train.input must be 'auto', 'memory' or 'stream'"),
             (t.model in MODELS, f"train.model must be one of {list(MODELS)}, not {t.model!r}"),
         ]
         for ok, message in checks:

@@ -268,20 +268,26 @@ class FoldResult:
         return cls(**json.loads(text))
 
 
-def _fit_one(config: Config, train: Examples, validation: Examples | None, stats, seed: int,
+def _fit_one(config: Config, train, validation: Examples | None, stats, seed: int,
              callbacks: Sequence, verbose: int):
-    """Build, compile and fit one model from ``seed``; return (model, history dict)."""
+    """Build, compile and fit one model from ``seed``; return (model, history dict).
+
+    ``train``: :class:`Examples` (arrays) or :class:`urbansound.streaming.StreamedExamples`."""
+    from urbansound.streaming import StreamedExamples
+
     import keras
 
     from urbansound.models import build_model, learning_rate_schedule, make_optimizer
 
     t = config.train
     keras.utils.set_random_seed(seed)
-    model = build_model(t.model, input_shape=train.x.shape[1:], n_classes=len(CLASS_NAMES),
+    streamed = isinstance(train, StreamedExamples)
+    input_shape = train.input_shape if streamed else train.x.shape[1:]
+    model = build_model(t.model, input_shape=input_shape, n_classes=len(config.class_names),
                         band_mean=stats[0], band_variance=stats[1], seed=seed)
     steps = t.epochs * -(-len(train) // t.batch_size)
     augmenting = t.augments_batches
-    n_classes = len(CLASS_NAMES)
+    n_classes = len(config.class_names)
     # mixup needs soft targets, so in-training augmentation trains on one-hot labels
     model.compile(optimizer=make_optimizer(t.optimizer,
                                            learning_rate_schedule(t.schedule, t.learning_rate,
@@ -294,10 +300,14 @@ def _fit_one(config: Config, train: Examples, validation: Examples | None, stats
         guards.append(keras.callbacks.EarlyStopping(
             monitor="val_accuracy", mode="max", patience=t.patience, restore_best_weights=True))
     targets = (lambda y: np.eye(n_classes, dtype=np.float32)[y]) if augmenting else (lambda y: y)
-    fit_data = (dict(x=AugmentedBatches(train.x, targets(train.y), config, seed=seed,
-                                        fill=stats[0]))
-                if augmenting else dict(x=train.x, y=train.y, batch_size=t.batch_size,
-                                        shuffle=True))
+    if streamed:
+        fit_data = dict(x=train.batches(config, seed=seed, n_classes=n_classes,
+                                        one_hot=augmenting, fill=stats[0]), shuffle=False)
+    elif augmenting:
+        fit_data = dict(x=AugmentedBatches(train.x, targets(train.y), config, seed=seed,
+                                           fill=stats[0]))
+    else:
+        fit_data = dict(x=train.x, y=train.y, batch_size=t.batch_size, shuffle=True)
     history = model.fit(**fit_data, epochs=t.epochs, verbose=verbose,
                         validation_data=((validation.x, targets(validation.y))
                                          if validation is not None else None),
@@ -360,11 +370,22 @@ def train_fold(feature_dir: str | os.PathLike, test_fold: int, available_folds: 
     """
     import tensorflow as tf
 
+    from urbansound.ingest import with_class_names
     from urbansound.models import trainable_parameter_count
 
+    # the data's classes (ingest's manifest, copied by the features') unless config names them
+    config = with_class_names(config, feature_dir)
     t = config.train
     split = split_folds(test_fold, available_folds, seed=t.seed, validation=t.validation)
-    train = load_examples(feature_dir, split.train_folds, include_deformed=True)
+    from urbansound.features import input_shape as model_input_shape
+    from urbansound.streaming import StreamedExamples, should_stream
+
+    shape = model_input_shape(config)
+    if should_stream(feature_dir, split.train_folds, t.input, shape):
+        train = StreamedExamples(feature_dir, split.train_folds, kind=config.input_kind,
+                                 input_shape=shape)
+    else:
+        train = load_examples(feature_dir, split.train_folds, include_deformed=True)
     validation = (load_examples(feature_dir, [split.validation_fold], include_deformed=False)
                   if split.validation_fold is not None else None)
     # with features.window_hop_s > 0 a long test clip is classified by the mean of its windows
@@ -377,8 +398,10 @@ def train_fold(feature_dir: str | os.PathLike, test_fold: int, available_folds: 
     tf.config.experimental.enable_op_determinism()
     # per-band statistics standardise log-mels; waveform models standardise each frame
     # inside the model
-    stats = (band_statistics(train.x) if t.normalize == "per_band"
-             and config.input_kind == "logmel" else (None, None))
+    stats = (None, None)
+    if t.normalize == "per_band" and config.input_kind == "logmel":
+        stats = (train.band_statistics() if isinstance(train, StreamedExamples)
+                 else band_statistics(train.x))
     seeds = t.seeds or (t.seed,)
     members, histories, member_probabilities = [], [], []
     for member_seed in seeds:
@@ -406,7 +429,8 @@ def train_fold(feature_dir: str | os.PathLike, test_fold: int, available_folds: 
         test_fold=test_fold, validation_fold=split.validation_fold,
         train_folds=list(split.train_folds), test_accuracy=float(test_accuracy),
         test_loss=float(test_loss), y_true=y_true.tolist(), y_pred=y_pred.tolist(),
-        confusion_matrix=confusion_matrix(y_true, y_pred, len(CLASS_NAMES)).tolist(),
+        confusion_matrix=confusion_matrix(y_true, y_pred, len(config.class_names)).tolist(),
+        class_names=list(config.class_names),
         history=hist,
         # without a validation fold the model kept is the last epoch's
         best_epoch=(int(np.argmax(hist["val_accuracy"])) + 1 if validation is not None
