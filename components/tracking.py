@@ -8,7 +8,7 @@ The code lives in four modules:
 - :mod:`components.runs`: the parent run and the fold runs (open, resume, close), their
   params, the parent's summary and ingest numbers;
 - :mod:`components.fold_logging`: the per-epoch Keras callback and a fold's results;
-- :mod:`components.model_logging`: the logged model.
+- :mod:`components.model_logging`: the logged model, the pyfunc of :mod:`components.serving`.
 
 New code imports those modules; this one keeps ``from components import tracking``
 working for the callers that have not moved.

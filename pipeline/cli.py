@@ -232,6 +232,7 @@ def build_parser() -> argparse.ArgumentParser:
     cmp.add_argument("--no-log", action="store_true", help="do not log the comparison to MLflow")
     _add_predict_parser(sub)
     _add_export_parser(sub)
+    _add_register_parser(sub)
     _add_listen_parser(sub)
 
     comp = sub.add_parser("compile", help="write the KFP pipeline YAML for a cluster")
@@ -889,11 +890,48 @@ def cmd_listen(args) -> int:
     return EXIT_OK
 
 
+def _add_register_parser(sub) -> None:
+    p = sub.add_parser(
+        "register", help="register a run's model in the MLflow model registry",
+        description="Register the model of an MLflow run as a new version of NAME. RUN_ID is "
+                    "a fold run, or a pipeline (parent) run: then the fold with the highest "
+                    "test_accuracy (or --fold). Prints the models:/ URI, which "
+                    "'urbansound predict' and 'mlflow models serve' take.")
+    p.add_argument("run_id", metavar="RUN_ID", help="a pipeline run or a fold run")
+    p.add_argument("--name", required=True, help="registered model name")
+    p.add_argument("--alias", help="alias for the new version (e.g. champion)")
+    p.add_argument("--fold", type=int, metavar="K",
+                   help="of a pipeline run, register test fold K's model (default: the best)")
+    p.add_argument("--tracking-uri", default=os.environ.get("MLFLOW_TRACKING_URI", ""),
+                   help="store (default: $MLFLOW_TRACKING_URI, else sqlite:///./mlflow.db)")
+
+
+def cmd_register(args) -> int:
+    """Exit 0 with the URI printed last; 2 for an unknown run, fold or a run without a
+    model (one line)."""
+    from pipeline.registry import register
+
+    done = register(args.run_id, args.name, alias=args.alias, fold=args.fold,
+                    tracking_uri=args.tracking_uri)
+    accuracy = "no test_accuracy" if done.test_accuracy is None \
+        else f"test_accuracy {done.test_accuracy:.3f}"
+    if done.parent_run_id:
+        print(f"pipeline run {done.parent_run_id}: fold {done.fold} ({accuracy}, "
+              f"{done.chosen_by}): fold run {done.run_id}")
+    else:
+        print(f"run {done.run_id}" + (f" (fold {done.fold}, {accuracy})" if done.fold else ""))
+    print(f"registered as {done.name} version {done.version}"
+          + (f", alias {done.alias}" if done.alias else ""))
+    print(done.uri)
+    return EXIT_OK
+
+
 COMMANDS = {"run": cmd_run, "demo-data": cmd_demo_data, "ingest": cmd_ingest,
             "features": cmd_features, "models": cmd_models, "compare": cmd_compare,
             "ui": cmd_ui, "compile": cmd_compile, "submit": cmd_submit}
 COMMANDS["predict"] = cmd_predict
 COMMANDS["export"] = cmd_export
+COMMANDS["register"] = cmd_register
 COMMANDS["listen"] = cmd_listen
 
 

@@ -5,11 +5,14 @@ task's output folder, or any folder above it with a single fold model).  It carr
 no configuration, so :class:`~urbansound.config.Config` defaults apply.
 
 An MLflow source is ``runs:/<run id>/model``, ``models:/<model id>`` (MLflow 3's
-logged models), ``models:/<name>@<alias>`` or ``models:/<name>/<version>``.  The
-fold runs the pipeline logs carry the whole configuration as params
-(``audio.pad_mode``, ``features.n_mels``, ...; see ``components/runs.py``), so
-the model is used with the configuration it was trained with.  mlflow is imported
-only here and only for such a URI.
+logged models), ``models:/<name>@<alias>`` or ``models:/<name>/<version>``.  A fold
+run's model is the pyfunc of :mod:`components.model_logging`; its Keras file and its
+``config.json`` artifacts are used here, so ``urbansound predict`` and the served model
+compute the same thing.  Fold runs also carry the whole configuration as params
+(``audio.pad_mode``, ``features.n_mels``, ...; see ``components/runs.py``): the model is
+used with the configuration it was trained with (and runs logged before the pyfunc, whose
+model is a plain ``mlflow.keras`` one, still load).  mlflow is imported only here and
+only for such a URI.
 """
 from __future__ import annotations
 
@@ -90,7 +93,12 @@ def load_model(source: str, *, tracking_uri: str = "") -> LoadedModel:
     return LoadedModel(model, Config(), source, f"defaults (no {CONFIG_FILE} beside the model)")
 
 
-def _load_mlflow(source: str, tracking_uri: str) -> LoadedModel:
+def mlflow_store(source: str, tracking_uri: str = "") -> str:
+    """The tracking URI an MLflow ``source`` is looked up in: ``tracking_uri``, else
+    $MLFLOW_TRACKING_URI, else ``sqlite:///./mlflow.db``; made the process's current one.
+
+    Raises ModelSourceError when it is a sqlite file that does not exist (MLflow would
+    create an empty store there)."""
     from components.tracking_store import sqlite_path
 
     uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI", "")
@@ -99,39 +107,104 @@ def _load_mlflow(source: str, tracking_uri: str) -> LoadedModel:
 
         uri = default_tracking_uri(".")
     db = sqlite_path(uri)
-    if db is not None and not db.is_file():  # MLflow would create an empty store there
+    if db is not None and not db.is_file():
         raise ModelSourceError(f"{source}: no MLflow store at {db} (give --tracking-uri)")
     import logging
 
     import mlflow
 
     logging.getLogger("mlflow").setLevel(logging.ERROR)
+    # no download progress bars on the terminal of a command that prints results
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     mlflow.set_tracking_uri(uri)
+    return uri
+
+
+def _load_mlflow(source: str, tracking_uri: str) -> LoadedModel:
+    """A pyfunc logged by :mod:`components.model_logging` (its Keras file and config.json
+    artifacts), or a plain ``mlflow.keras`` model (runs logged before the pyfunc)."""
+    uri = mlflow_store(source, tracking_uri)
+    import mlflow
+
     try:
         info = mlflow.models.get_model_info(source)
     except Exception as exc:  # noqa: BLE001 - MlflowException, OSError: not found
         raise ModelSourceError(f"{source}: not found in {uri} ({_first_line(exc)})") from None
-    if "keras" not in (info.flavors or {}):
-        raise ModelSourceError(f"{source}: not a Keras model (flavors: "
-                               f"{', '.join(sorted(info.flavors or {}))})")
-    try:
-        model = mlflow.keras.load_model(source)
-    except Exception as exc:  # noqa: BLE001
-        raise ModelSourceError(f"{source}: cannot load the model ({_first_line(exc)})") from None
-    config, where = Config(), "defaults (the model's run has no configuration params)"
-    if info.run_id:
+    flavors = info.flavors or {}
+    logged_config = None
+    if "keras" in flavors:
         try:
-            params = mlflow.MlflowClient(uri).get_run(info.run_id).data.params
-        except Exception as exc:  # noqa: BLE001 - a deleted run, say: defaults, and say so
-            where = f"defaults (run {info.run_id} could not be read: {_first_line(exc)})"
-        else:
-            if any(k.startswith(("audio.", "features.")) for k in params):
-                try:
-                    config = config_from_params(params)
-                except ConfigError as exc:
-                    raise ModelSourceError(f"{source}: run {info.run_id}: {exc}") from None
-                where = f"the params of run {info.run_id}"
+            model = mlflow.keras.load_model(source)
+        except Exception as exc:  # noqa: BLE001
+            raise ModelSourceError(f"{source}: cannot load the model "
+                                   f"({_first_line(exc)})") from None
+    elif _audio_pyfunc_artifacts(flavors):
+        model, logged_config = _load_pyfunc_artifacts(source, _audio_pyfunc_artifacts(flavors))
+    else:
+        raise ModelSourceError(f"{source}: not an urbansound model (flavors: "
+                               f"{', '.join(sorted(flavors))})")
+    config, where = _run_config(source, uri, info.run_id)
+    if logged_config is not None and (config is None or config != logged_config):
+        # the model's own config.json is what serving uses: predict uses the same
+        differs = f"; it differs from the params of run {info.run_id}" if config else ""
+        config, where = logged_config, f"the {CONFIG_FILE} logged with the model{differs}"
+    if config is None:
+        config = Config()
     return LoadedModel(model, config, source, where)
+
+
+def _audio_pyfunc_artifacts(flavors: dict) -> dict[str, str]:
+    """The artifact paths (inside the model) of a pyfunc logged by
+    :mod:`components.model_logging`, {} for any other model."""
+    from components.serving import CONFIG_ARTIFACT, KERAS_ARTIFACT
+
+    artifacts = (flavors.get("python_function") or {}).get("artifacts") or {}
+    if KERAS_ARTIFACT not in artifacts or CONFIG_ARTIFACT not in artifacts:
+        return {}
+    return {key: value["path"] for key, value in artifacts.items()}
+
+
+def _load_pyfunc_artifacts(source: str, paths: dict[str, str]):
+    """(Keras model, Config) from the pyfunc's artifacts, read directly: loading the pyfunc
+    itself would put the model's copy of the code first on sys.path of this process."""
+    import tempfile
+
+    import keras
+    import mlflow
+
+    from components.serving import CONFIG_ARTIFACT, KERAS_ARTIFACT
+
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            local = Path(mlflow.artifacts.download_artifacts(artifact_uri=source, dst_path=tmp))
+            model = keras.models.load_model(local / paths[KERAS_ARTIFACT], compile=False)
+            config = Config.from_json((local / paths[CONFIG_ARTIFACT]).read_text())
+        except ConfigError as exc:
+            raise ModelSourceError(f"{source}: its {CONFIG_FILE}: {exc}") from None
+        except Exception as exc:  # noqa: BLE001
+            raise ModelSourceError(f"{source}: cannot load the model "
+                                   f"({_first_line(exc)})") from None
+    return model, config
+
+
+def _run_config(source: str, uri: str, run_id: str | None) -> tuple[Config | None, str]:
+    """The configuration the model's run logged as params (None if it has none) and
+    where it came from, in words."""
+    where = "defaults (the model's run has no configuration params)"
+    if not run_id:
+        return None, where
+    import mlflow
+
+    try:
+        params = mlflow.MlflowClient(uri).get_run(run_id).data.params
+    except Exception as exc:  # noqa: BLE001 - a deleted run, say: defaults, and say so
+        return None, f"defaults (run {run_id} could not be read: {_first_line(exc)})"
+    if not any(k.startswith(("audio.", "features.")) for k in params):
+        return None, where
+    try:
+        return config_from_params(params), f"the params of run {run_id}"
+    except ConfigError as exc:
+        raise ModelSourceError(f"{source}: run {run_id}: {exc}") from None
 
 
 def _first_line(exc: BaseException) -> str:

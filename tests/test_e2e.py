@@ -104,12 +104,24 @@ def test_mlflow_has_one_nested_run_per_fold_with_histories_and_a_loadable_model(
         assert {"confusion_matrix.json", "curves.png"} <= names
     models = mlflow.search_logged_models(experiment_ids=[exp.experiment_id], output_format="list")
     assert len(models) == 3
+    # the logged model is the pyfunc that serves raw audio (components/serving.py)
     info = mlflow.models.get_model_info(f"models:/{models[0].model_id}")
-    assert list(info.signature.inputs.to_dict()[0]["tensor-spec"]["shape"]) == [-1, 128, 128, 1]
-    model = mlflow.keras.load_model(f"models:/{models[0].model_id}")
-    probabilities = model.predict(np.zeros((2, 128, 128, 1), np.float32), verbose=0)
+    assert [c["name"] for c in info.signature.inputs.to_dict()] == ["path", "waveform",
+                                                                     "sample_rate"]
+    model = mlflow.pyfunc.load_model(f"models:/{models[0].model_id}")
+    keras_model = model.unwrap_python_model().keras_model  # the plain Keras model it carries
+    probabilities = keras_model.predict(np.zeros((2, 128, 128, 1), np.float32), verbose=0)
     assert probabilities.shape == (2, 10)
     assert np.allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
+    import pandas as pd
+
+    from urbansound.config import CLASS_NAMES
+    from urbansound.demo_data import synthesize_clip
+
+    y = synthesize_clip(3, sr=16000, duration_s=4.0, rng=np.random.default_rng(1))
+    served = model.predict(pd.DataFrame({"waveform": [y.tolist()], "sample_rate": [16000]}))
+    assert served["windows"][0] == 2 and served["class"][0] in CLASS_NAMES
+    assert served[list(CLASS_NAMES)].to_numpy().sum() == pytest.approx(1.0, abs=1e-5)
 
 
 def test_a_failing_stage_marks_the_mlflow_run_failed(demo_root, tmp_path, capsys):
