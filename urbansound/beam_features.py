@@ -29,7 +29,7 @@ import apache_beam as beam
 
 from urbansound.config import Config
 from urbansound.features import input_shape as features_input_shape
-from urbansound.ingest import MANIFEST, read_manifest
+from urbansound.ingest import MANIFEST, manifest_class_names, read_manifest
 from urbansound.records import ORIGINAL, fold_files
 
 log = logging.getLogger(__name__)
@@ -252,6 +252,7 @@ def run_features(waveform_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
         "input_shape": list(features_input_shape(config)),
         "n_mels": config.features.n_mels,
         "n_frames": config.features.n_frames,
+        "class_names": list(manifest_class_names(source)),  # label order, from the data
         "dataset_hash": source.get("dataset_hash"),
         "config_fingerprint": config.fingerprint(),
         # deformed copies read from the cache vs computed (and stored) in this run

@@ -455,8 +455,9 @@ def predict_waveform_blocks(blocks: Iterable[np.ndarray], classify: Classifier, 
 
 def predict_file(path: str | os.PathLike, classify: Classifier, *, config: Config = Config(),
                  hop_seconds: float = DEFAULT_HOP_SECONDS, batch_size: int = BATCH_SIZE,
-                 class_names: Sequence[str] = CLASS_NAMES) -> FilePrediction:
-    """Decode ``path`` in blocks, classify each window, and average.
+                 class_names: Sequence[str] | None = None) -> FilePrediction:
+    """Decode ``path`` in blocks, classify each window, and average.  ``class_names``
+    (label order) default to ``config.class_names``: the classes the model was trained on.
 
     Memory does not grow with the recording's length beyond its probabilities
     (see the module docstring); an hour at the default hop is 2,400 windows.
@@ -467,6 +468,7 @@ def predict_file(path: str | os.PathLike, classify: Classifier, *, config: Confi
         the file cannot be decoded or used, or a window's log-mel is not finite.
     """
     a = config.audio
+    class_names = class_names or config.class_names
     hop_samples(hop_seconds, config)  # a bad hop is the caller's error, before any decoding
     info: dict = {}
     try:
@@ -527,7 +529,7 @@ def keras_classifier(model) -> Classifier:
 def check_model_input(model, config: Config, name: str = "model") -> None:
     """Raise ValueError unless the Keras model takes the input of ``config``'s model
     (:func:`urbansound.features.input_shape`) and returns one probability per class of
-    :data:`CLASS_NAMES`."""
+    ``config.class_names``."""
     want_in = input_shape(config)
     shape_in = tuple(model.input_shape[1:]) if not isinstance(model.input_shape, list) else None
     if shape_in != want_in:
@@ -536,6 +538,6 @@ def check_model_input(model, config: Config, name: str = "model") -> None:
         raise ValueError(f"{name}: takes input of shape {model.input_shape}, not the "
                          f"(batch, {', '.join(map(str, want_in))}) {what} of this configuration")
     shape_out = model.output_shape
-    if isinstance(shape_out, list) or shape_out[-1] != len(CLASS_NAMES):
-        raise ValueError(f"{name}: returns shape {shape_out}, not {len(CLASS_NAMES)} class "
+    if isinstance(shape_out, list) or shape_out[-1] != len(config.class_names):
+        raise ValueError(f"{name}: returns shape {shape_out}, not {len(config.class_names)} class "
                          f"probabilities")
