@@ -137,7 +137,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "--data, generates the built-in synthetic dataset and uses a shorter "
                     "schedule (see urbansound.config.demo_config).")
     run.add_argument("--data", metavar="DIR",
-                     help="UrbanSound8K root (audio/fold*/, metadata/UrbanSound8K.csv); "
+                     help="the dataset: an UrbanSound8K root (audio/fold*/, "
+                          "metadata/UrbanSound8K.csv), ESC-50, a folder per class or a CSV "
+                          "(--layout); "
                           "default: the built-in demo data")
     _add_data_options(run)
     run.add_argument("--folds", type=_folds, default=[],

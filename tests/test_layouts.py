@@ -485,3 +485,51 @@ def test_evaluation_takes_the_classes_of_the_results(tmp_path, n_classes):
     with pytest.raises(ValueError, match="trained on classes"):
         evaluate_folds([results[0], other], tmp_path / "x", plots=False)
 
+
+def test_three_classes_ingest_features_train_evaluate_predict(tmp_path):
+    """A 3-class folder-per-class dataset through ingest, Beam features and two epochs of
+    training on 2 folds: a model with 3 outputs, 3 × 3 confusion matrices named by the
+    data's classes, and predict naming them from the model's config.json."""
+    import keras
+
+    from urbansound.beam_features import run_features
+    from urbansound.config import config_for
+    from urbansound.evaluation import evaluate_folds
+    from urbansound.predict import keras_classifier, predict_file
+    from urbansound.training import CONFIG_FILE, MODEL_FILE, train_fold
+
+    root = tmp_path / "data"
+    write_folders(root, ["siren", "dog", "engine"], recordings=4, slices=2)
+    config = config_for("urbannet", "quick").override(**{"data.n_folds": 2,
+                                                         "train.batch_size": 8})
+    names = ["dog", "engine", "siren"]
+    result = ingest(root, tmp_path / "waves", config=config, workers=1)
+    assert result.counts == {1: 12, 2: 12} and list(result.class_names) == names
+    manifest = run_features(tmp_path / "waves", tmp_path / "features", config=config,
+                            beam_args=["--runner=FnApiRunner"])
+    assert manifest["class_names"] == names
+    fold = train_fold(tmp_path / "features", 1, [1, 2], config=config, out_dir=tmp_path / "m")
+    model = keras.saving.load_model(tmp_path / "m" / MODEL_FILE)
+    assert model.output_shape == (None, 3)
+    assert fold.class_names == names and np.shape(fold.confusion_matrix) == (3, 3)
+    assert np.sum(fold.confusion_matrix) == fold.n_test == 12
+    saved = Config.from_json((tmp_path / "m" / CONFIG_FILE).read_text())
+    assert saved.class_names == tuple(names)
+    summary = evaluate_folds([fold], tmp_path / "eval", plots=False)
+    assert list(summary["per_class"]) == names
+    prediction = predict_file(root / "siren" / "1000-0-0-0.wav", keras_classifier(model),
+                              config=saved)
+    assert list(prediction.class_names) == names and prediction.probabilities.shape == (3,)
+    assert {name for name, _ in prediction.top()} == set(names)
+
+
+def test_with_class_names_prefers_the_config_then_the_manifest(tmp_path):
+    from urbansound.ingest import with_class_names
+
+    assert with_class_names(Config(), tmp_path).class_names == CLASS_NAMES  # no manifest
+    (tmp_path / MANIFEST).write_text(json.dumps({"class_names": ["b", "a"]}))
+    assert with_class_names(Config(), tmp_path).data.class_names == ("b", "a")
+    named = Config().override(**{"data.class_names": ["x", "y"]})
+    assert with_class_names(named, tmp_path).class_names == ("x", "y")
+    (tmp_path / MANIFEST).write_text(json.dumps({"classes": list(CLASS_NAMES)}))  # older
+    assert with_class_names(Config(), tmp_path).class_names == CLASS_NAMES
