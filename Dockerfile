@@ -1,6 +1,6 @@
 # The one image every pipeline component runs in on a cluster (the base_image of all
 # components, with install_kfp_package=False: the pinned kfp is already here). It also
-# serves the team's MLflow server (docker/compose.yaml): same mlflow, plus psycopg2.
+# serves the team's MLflow server (docker/compose.yaml): same mlflow, plus psycopg.
 #
 #   docker/build.sh [REGISTRY/]NAME[:VERSION]     # builds and tags both variants:
 #   CPU:  docker build -t urbansound:0.1.0-cpu .

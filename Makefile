@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYTEST_ARGS ?=
 
-.PHONY: install system-deps run test compile clean
+.PHONY: install system-deps test-deps run test compile clean
 
 install: system-deps $(STAMP)
 
@@ -17,6 +17,15 @@ system-deps:
 	  echo "installing rubberband-cli and sox"; \
 	  $(SUDO) apt-get update -qq && \
 	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends rubberband-cli sox; \
+	fi
+
+# PostgreSQL for tests/test_postgres.py (the team MLflow server on PostgreSQL): the test
+# starts its own server in a temporary folder, so only the package is needed here.
+test-deps:
+	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null; then \
+	  echo "installing postgresql"; \
+	  $(SUDO) apt-get update -qq && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql; \
 	fi
 
 # The venv is rebuilt only when the pins or the package metadata change.
@@ -32,7 +41,7 @@ $(STAMP): requirements.txt setup.py
 run: install
 	$(BIN)/urbansound run
 
-test: install
+test: install test-deps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 compile: install

@@ -99,7 +99,7 @@ def test_the_requirements_installed_are_the_repositorys(docker_instructions):
     assert ["requirements.txt", "."] in copies
     pins = (ROOT / "requirements.txt").read_text()
     assert not re.search(r"^muda", pins, re.M), "muda must not be in requirements.txt (--no-deps)"
-    assert re.search(r"^psycopg2-binary==", pins, re.M)  # the compose file's MLflow server
+    assert re.search(r"^psycopg\[binary\]==", pins, re.M)  # the compose file's MLflow server
     assert re.search(r"^kfp-kubernetes==", pins, re.M)
 
 
@@ -269,6 +269,11 @@ def test_backend_uri_points_at_the_postgres_service_with_its_credentials(compose
     assert uri.path.lstrip("/") == db_env["POSTGRES_DB"]
     if env:
         assert uri.password == "s3cret-from-env"
+    # The driver SQLAlchemy picks for this URI (psycopg 3 for postgresql:// since 2.1) is
+    # installed: the server would fail at start otherwise.
+    import sqlalchemy
+
+    sqlalchemy.engine.make_url(flags["--backend-store-uri"]).get_dialect().import_dbapi()
     # The healthcheck asks for the same user and database.
     assert f"-U {db_env['POSTGRES_USER']}" in services["postgres"]["healthcheck"]["test"][1]
     assert f"-d {db_env['POSTGRES_DB']}" in services["postgres"]["healthcheck"]["test"][1]
