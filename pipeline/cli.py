@@ -6,6 +6,7 @@ and why); 1 internal error; 130 interrupted.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import sys
@@ -168,6 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--beam-arg", action="append", default=[], metavar="OPT",
                      help="Beam pipeline option for the features stage, repeatable "
                           "(default: --runner=FnApiRunner, one worker process per core)")
+    _add_beam_runner_options(run)
 
     demo = sub.add_parser("demo-data", help="write the built-in synthetic dataset",
                           description="Write a deterministic synthetic dataset in the "
@@ -202,6 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
                       metavar="KEY=VALUE", help="any configuration value, as for run")
     feat.add_argument("--augment", metavar="NAMES", help="as for run")
     feat.add_argument("--beam-arg", action="append", default=[], metavar="OPT")
+    _add_beam_runner_options(feat)
 
     ui = sub.add_parser("ui", help="serve the MLflow UI for the local tracking store",
                         description="Start `mlflow ui` on the tracking store `urbansound run` "
@@ -341,7 +344,8 @@ def cmd_run(args) -> int:
     data = out / "demo-data" if demo else Path(args.data)
     tracking_uri = args.tracking_uri or default_tracking_uri(".")
     preflight.check_locations(out, None if demo else data, tracking_uri)
-    preflight.check_beam_args(args.beam_arg, local=True)
+    beam_args = _beam_args(args)
+    preflight.check_beam_args(beam_args, local=True)
     if not demo:
         clips, rejections, _ = preflight.check_dataset(data, args.folds,
                                                         config.train.validation, config.data)
@@ -367,7 +371,7 @@ def cmd_run(args) -> int:
             with console:
                 result = run_local(data, config=config, workdir=out, test_folds=args.folds,
                                    tracking_uri=tracking_uri, strict=args.strict,
-                                   beam_args=args.beam_arg,
+                                   beam_args=beam_args,
                                    dataset_fingerprint=dataset_fingerprint(clips),
                                    cache=not args.no_cache, lock_fd=lock_fd)
         except PipelineFailed as exc:
@@ -463,23 +467,126 @@ def cmd_ingest(args) -> int:
     return EXIT_OK
 
 
-def cmd_features(args) -> int:
-    from urbansound.beam_features import default_beam_args, run_features
-    from urbansound.ingest import MANIFEST, ingest
+def _add_beam_runner_options(p) -> None:
+    p.add_argument("--beam-runner", choices=["local", "dask"],
+                   help="where the features stage runs: 'local' (default: Beam's FnApiRunner, "
+                        "one process per core) or 'dask' (Beam's Dask runner on the "
+                        "dask.distributed cluster at --dask-address)")
+    p.add_argument("--dask-address", metavar="tcp://HOST:PORT",
+                   help="the scheduler of your Dask cluster (with --beam-runner dask); checked "
+                        "before anything starts")
 
-    config = _with_deformation_cache(_config(args, demo=False), Path(args.out).resolve())
-    source = Path(args.data)
-    if not (source / MANIFEST).exists():
-        waveforms = Path(args.out) / "waveforms"
-        print(ingest(source, waveforms, config=config, progress=True).summary_line())
-        source = waveforms
-    started = time.time()
-    manifest = run_features(source, args.out, config=config,
-                            beam_args=args.beam_arg or default_beam_args())
-    total = sum(sum(v.values()) for v in manifest["folds"].values())
-    print(f"{total} {manifest['input_kind']} examples in {args.out} "
-          f"({time.time() - started:.1f} s): "
-          f"{manifest['folds']}")
+
+def _beam_args(args) -> list[str]:
+    """The features stage's Beam options: ``--beam-runner``/``--dask-address`` mapped to
+    Beam's (a Dask scheduler is checked to answer), then any ``--beam-arg``."""
+    from pipeline import preflight
+    from urbansound.config import ConfigError
+
+    logging.disable(logging.WARNING)  # Beam's import warns about optional GCP libraries
+    try:
+        from urbansound.beam_features import dask_beam_args
+    finally:
+        logging.disable(logging.NOTSET)
+    runner = args.beam_runner or ("dask" if args.dask_address else "local")
+    if runner == "local":
+        if args.dask_address:
+            raise ConfigError("--dask-address needs --beam-runner dask")
+        return list(args.beam_arg)
+    if not args.dask_address:
+        raise ConfigError("--beam-runner dask needs --dask-address tcp://HOST:PORT (the "
+                          "scheduler of your Dask cluster)")
+    named = [a for a in args.beam_arg if a.startswith("--runner")]
+    if named:
+        raise ConfigError(f"--beam-runner dask and --beam-arg={named[0]} name two runners; "
+                          f"give one")
+    workers = preflight.check_dask_address(args.dask_address)
+    print(f"Dask scheduler {args.dask_address}: {workers} workers"
+          + ("; the stage waits until one joins" if workers == 0 else ""))
+    return dask_beam_args(args.dask_address) + list(args.beam_arg)
+
+
+@contextlib.contextmanager
+def _chatter_to(log_path: Path, verbose: bool):
+    """Send file descriptors 1 and 2 (this process, Beam's worker processes, TensorFlow's
+    C++ logging) to ``log_path`` unless ``verbose``; yields a function that prints to the
+    terminal (a line that rewrites itself when it ends with ``\r``)."""
+    def say_to(stream):
+        def say(text: str) -> None:
+            stream.write(text if text.endswith("\r") else text + "\n")
+            stream.flush()
+        return say
+
+    if verbose:
+        yield say_to(sys.stdout)
+        return
+    sys.stdout.flush()
+    sys.stderr.flush()
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    saved = os.dup(1), os.dup(2)
+    terminal = os.fdopen(os.dup(saved[0]), "w")
+    with open(log_path, "ab", buffering=0) as log:
+        os.dup2(log.fileno(), 1)
+        os.dup2(log.fileno(), 2)
+        try:
+            yield say_to(terminal)
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            for fd in saved:
+                os.close(fd)
+            terminal.close()
+
+
+def _progress_line(say, interactive: bool):
+    """``progress(done, total)`` printing ``features: done/total clips (rate)``: rewritten
+    in place on a terminal, else a line at most every 10 s and at the end."""
+    started, last = time.time(), [0.0]
+
+    def progress(done: int, total: int) -> None:
+        now = time.time()
+        if not interactive and done < total and now - last[0] < 10:
+            return
+        last[0] = now
+        rate = done / max(now - started, 1e-9)
+        say(f"features: {done}/{total} clips ({rate:.1f} clips/s)"
+            + ("\r" if interactive and done < total else ""))
+    return progress
+
+
+def cmd_features(args) -> int:
+    remote = "://" in args.out
+    out = args.out if remote else Path(args.out).resolve()
+    config = _config(args, demo=False)
+    if not config.augment.cache_dir and config.augment.all_deformations():
+        config = (config.override(**{"augment.cache_dir": f"{args.out.rstrip('/')}/cache/"
+                                                          f"deformations"})
+                  if remote else _with_deformation_cache(config, out))
+    beam_args = _beam_args(args)
+    source = args.data
+    log_path = Path("urbansound-features.log").resolve() if remote else out / "features.log"
+    if not args.verbose:
+        print(f"full log: {log_path}  (-v shows it here)")
+    with _chatter_to(log_path, args.verbose) as say:
+        from urbansound.beam_features import default_beam_args, run_features
+        from urbansound.ingest import MANIFEST, ingest
+
+        if "://" not in source and not (Path(source) / MANIFEST).exists():
+            waveforms = Path(args.out) / "waveforms"
+            say(ingest(source, waveforms, config=config).summary_line())
+            source = str(waveforms)
+        started = time.time()
+        manifest = run_features(source, str(out), config=config,
+                                beam_args=beam_args or default_beam_args(),
+                                progress=_progress_line(say, sys.stdout.isatty()))
+        for warning in manifest["warnings"]:
+            say(f"warning: {warning}")
+        total = sum(sum(v.values()) for v in manifest["folds"].values())
+        say(f"{total} {manifest['input_kind']} examples in {args.out} "
+            f"({time.time() - started:.1f} s, {sum(manifest['shards'].values())} shards, "
+            f"{manifest['workers']} worker processes): {manifest['folds']}")
     return EXIT_OK
 
 

@@ -139,6 +139,46 @@ def check_beam_args(beam_args: list[str], *, local: bool) -> None:
                               f"{', '.join('--' + u for u in unknown)}")
 
 
+_DASK_ADDRESS = re.compile(r"^(tcp|tls)://(\[[0-9a-fA-F:.]+\]|[^:/\[\]]+):(\d{1,5})$")
+
+
+def check_dask_address(address: str, timeout_s: float = 10.0) -> int:
+    """A Dask scheduler answers at ``address`` (``tcp://HOST:PORT``); returns how many
+    workers it has.
+
+    Raises
+    ------
+    ConfigError
+        the address is malformed, nothing answers there, or what answers is not a Dask
+        scheduler (or ``dask[distributed]`` is not installed).
+    """
+    import socket
+
+    m = _DASK_ADDRESS.match(address)
+    if not m:
+        raise ConfigError(f"--dask-address {address}: expected tcp://HOST:PORT (the scheduler "
+                          f"of your Dask cluster)")
+    host, port = m.group(2).strip("[]"), int(m.group(3))
+    try:
+        with socket.create_connection((host, port), timeout=timeout_s):
+            pass
+    except OSError as exc:
+        reason = exc.strerror or ("timed out" if isinstance(exc, TimeoutError) else str(exc))
+        raise ConfigError(f"--dask-address {address}: no Dask scheduler answers ({reason})") \
+            from None
+    try:
+        from distributed import Client
+    except ImportError:
+        raise ConfigError("--beam-runner dask: dask[distributed] is not installed here "
+                          "(pip install -r requirements.txt)") from None
+    try:
+        with Client(address, timeout=timeout_s) as client:
+            return len(client.nthreads())
+    except Exception as exc:  # noqa: BLE001 - any failure to talk to it is the same answer
+        raise ConfigError(f"--dask-address {address}: does not answer as a Dask scheduler "
+                          f"({type(exc).__name__}: {exc})") from None
+
+
 def check_tracking(tracking_uri: str) -> None:
     """The store can be written (a server answers) — see components.tracking.check_store."""
     from components.tracking import check_store

@@ -275,7 +275,7 @@ def test_an_unreachable_tracking_server_fails_in_seconds_naming_it(kind, three_f
     ("--direct_num_workers=abc", "invalid int value"),
     ("--no_such_beam_option=1", "unknown Beam option"),
     ("runner=FnApiRunner", "not a Beam option"),
-    ("--runner=apache_beam.runners.dask.dask_runner.DaskRunner", "cannot be loaded"),
+    ("--runner=apache_beam.runners.no_such_module.NoSuchRunner", "cannot be loaded"),
 ])
 def test_bad_beam_options_are_refused_before_any_task(beam_arg, reason, three_folds, tmp_path,
                                                       capsys):

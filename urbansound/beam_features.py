@@ -1,46 +1,71 @@
-"""Stage 2, augment + features: an Apache Beam pipeline from waveforms to log-mels.
+"""Stage 2, augment + features: an Apache Beam pipeline from waveforms to model inputs.
 
-Reads ingest's ``fold<k>.tfrecord`` files, computes the log-mel of every clip
-(and of each configured muda deformation of it) with the one feature function
-:func:`urbansound.features.waveform_to_logmel`, and writes ``fold<k>.tfrecord``
-files of log-mel examples plus a ``manifest.json``.
+Reads ingest's ``fold<k>*.tfrecord`` files, computes the model input of every clip
+(and of each configured muda deformation of it) with the one front end
+:func:`urbansound.features.model_input`, and writes the fold's examples in shards
+plus a ``manifest.json`` and a ``report.json``.
 
-Only finite log-mels are written.  An example whose log-mel cannot be computed
-or is not finite is dropped, counted and reported (``report.json``, and
+**Shards.**  Each fold's clips are cut into ``ceil(clips / clips_per_shard)`` shards
+(a shard is every n-th record of one input file); a shard is one Beam element, so
+workers split a fold between them, and each shard becomes one output file,
+``fold<k>-SSSSS-of-NNNNN.tfrecord`` (``fold<k>.tfrecord`` when the fold is a single
+shard), written under a temporary name and renamed: a retried shard replaces its file,
+never duplicates it.  Beside it the worker writes the shard's summary (examples by
+deformation, dropped examples, cache hits), from which the manifest is made; so the
+counts are exact on every runner, with or without Beam metrics.
+
+**Runners.**  The pipeline is ``Create(shards) | ParDo(ShardToFeatures)``: no ``Read``
+primitive, no file sink, no side input and a single leaf.  That is what Beam 2.77's
+Dask runner can run (it translates ``Read`` to nothing, drops what ``finish_bundle``
+emits, so Beam's own file sinks write empty files, computes only the last leaf of a
+pipeline and has no metrics), and it runs unchanged on the FnApiRunner (one process
+or several), Dataflow, Flink or Spark.  The runner is always named (Beam >= 2.68's
+DirectRunner first tries to download the Prism binary, which fails offline); see
+:func:`default_beam_args` and :func:`dask_beam_args`.
+
+**Storage.**  Every path goes through Beam's ``FileSystems``, so ``waveform_dir`` and
+``out_dir`` may be local folders or ``gs://`` / ``s3://`` locations (with Beam's GCP or
+AWS extras installed).
+
+Only finite model inputs are written.  An example whose input cannot be computed or
+is not finite is dropped, counted and reported (``report.json``, and
 ``manifest.json``'s ``rejected``): training statistics must never see NaN or inf.
 When a clip's original audio is dropped, its deformed copies are dropped too.
-
-The runner is always named: ``--runner=FnApiRunner`` locally (the engine behind
-the DirectRunner; Beam >= 2.68's DirectRunner first tries to download the Prism
-binary, which fails offline), or any distributed runner
-(Dataflow, Flink, Spark, ``apache_beam.runners.dask.dask_runner.DaskRunner``)
-through ``beam_args``.
 """
 from __future__ import annotations
 
-import glob
 import json
 import logging
+import math
 import os
+import struct
+import threading
+import uuid
 from collections import Counter
-from pathlib import Path
 
 import apache_beam as beam
 
 from urbansound.config import Config
 from urbansound.features import input_shape as features_input_shape
-from urbansound.ingest import MANIFEST, manifest_class_names, read_manifest
-from urbansound.records import ORIGINAL, fold_files
+from urbansound.ingest import MANIFEST, manifest_class_names, IngestError
+from urbansound.records import ORIGINAL
 
 log = logging.getLogger(__name__)
-COUNTER_NAMESPACE = "urbansound.features"
 REJECTED = "rejected"
 """Tag of :class:`ClipToLogMels`' second output: one JSON line per dropped example."""
 REPORT = "report.json"
 CACHE_NAMESPACE = "urbansound.cache"
 CACHE_HITS = "hits"
 CACHE_MISSES = "computed"
-_REJECTED_SHARDS = "rejected-examples"  # temporary text files, merged into REPORT
+DEFORMATION_FAILURES = "deformation_failures"
+CLIPS_PER_SHARD = 128
+"""Input clips per shard (one Beam element, one output file).  128 clips of 4 s are
+45 MB of waveforms in and 8 MB of log-mels out (more with deformations): small enough
+for two workers to share a 900-clip fold, large enough that per-shard start-up
+(muda's deformers, the cache) is noise."""
+PARTS = ".features-parts"
+"""Sub-folder of the output for shard summaries and files being written; removed at the end."""
+DASK_RUNNER = "apache_beam.runners.dask.dask_runner.DaskRunner"
 
 
 def default_beam_args(workers: int | None = None) -> list[str]:
@@ -52,25 +77,169 @@ def default_beam_args(workers: int | None = None) -> list[str]:
             "--direct_running_mode=multi_processing"]
 
 
+def dask_beam_args(address: str) -> list[str]:
+    """Beam options for a ``dask.distributed`` scheduler at ``address``
+    (``tcp://HOST:PORT``): Beam's Dask runner, named in full (the short name is refused)."""
+    return [f"--runner={DASK_RUNNER}", f"--dask_client_address={address}"]
+
+
+def _runner_args(beam_args: list[str]) -> list[str]:
+    """``beam_args`` plus what a runner needs for shards to spread: on Dask one bag
+    partition per shard (its default puts up to 128 elements, here every shard, in
+    one partition, so one worker would do everything)."""
+    args = list(beam_args)
+    if any(a.startswith("--runner=") and a.split("=", 1)[1].endswith("DaskRunner") for a in args) \
+            and not any(a.startswith(("--dask_npartitions", "--dask_partition_size")) for a in args):
+        args.append("--dask_partition_size=1")
+    return args
+
+
+# ---------------------------------------------------------------------------
+# TFRecord files through Beam's FileSystems
+# ---------------------------------------------------------------------------
+
+def _masked_crc(data: bytes) -> int:
+    import google_crc32c
+
+    crc = google_crc32c.value(data)
+    return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
+
+
+def write_tfrecord(fh, data: bytes) -> None:
+    """Append one record to an open binary file in TFRecord framing (length, masked
+    CRC-32C of the length, data, masked CRC-32C of the data)."""
+    length = struct.pack("<Q", len(data))
+    fh.write(length + struct.pack("<I", _masked_crc(length)) + data
+             + struct.pack("<I", _masked_crc(data)))
+
+
+def read_tfrecords(path: str, *, part: int = 0, parts: int = 1):
+    """Yield the records of a TFRecord file (local or a Beam filesystem URI) whose index
+    ``i`` has ``i % parts == part``; the others are skipped unread.
+
+    Raises ValueError naming the file when it is truncated or a checksum fails."""
+    from apache_beam.io.filesystem import CompressionTypes
+    from apache_beam.io.filesystems import FileSystems
+
+    with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as fh:
+        index = 0
+        while True:
+            header = fh.read(12)
+            if not header:
+                return
+            if len(header) < 12:
+                raise ValueError(f"{path}: truncated TFRecord file (record {index})")
+            (length,) = struct.unpack("<Q", header[:8])
+            if struct.unpack("<I", header[8:])[0] != _masked_crc(header[:8]):
+                raise ValueError(f"{path}: corrupt TFRecord file (record {index}: length checksum)")
+            if index % parts != part:
+                fh.seek(length + 4, os.SEEK_CUR)
+            else:
+                data, footer = fh.read(length), fh.read(4)
+                if len(data) < length or len(footer) < 4:
+                    raise ValueError(f"{path}: truncated TFRecord file (record {index})")
+                if struct.unpack("<I", footer)[0] != _masked_crc(data):
+                    raise ValueError(f"{path}: corrupt TFRecord file (record {index}: data checksum)")
+                yield data
+            index += 1
+
+
+def fold_paths(directory: str, fold: int) -> list[str]:
+    """Sorted shard paths of one fold (``fold<k>.tfrecord``, ``fold<k>-*.tfrecord``) in a
+    folder or a Beam filesystem URI; the FileSystems counterpart of
+    :func:`urbansound.records.fold_files` (``fold1*`` would also match ``fold10``)."""
+    from apache_beam.io.filesystems import FileSystems
+
+    patterns = [FileSystems.join(directory, f"fold{fold}.tfrecord"),
+                FileSystems.join(directory, f"fold{fold}-*.tfrecord")]
+    return sorted({m.path for result in FileSystems.match(patterns) for m in result.metadata_list})
+
+
+def _write_bytes(path: str, data: bytes) -> None:
+    from apache_beam.io.filesystems import FileSystems
+
+    with FileSystems.create(path) as fh:
+        fh.write(data)
+
+
+def _read_json(path: str):
+    from apache_beam.io.filesystems import FileSystems
+
+    with FileSystems.open(path) as fh:
+        return json.loads(fh.read().decode("utf-8"))
+
+
+def read_source_manifest(directory: str) -> dict:
+    """The manifest.json ingest wrote in ``directory`` (a folder or a URI).
+
+    Raises IngestError naming the file when there is none."""
+    from apache_beam.io.filesystems import FileSystems
+
+    path = FileSystems.join(directory, MANIFEST)
+    if not FileSystems.exists(path):
+        raise IngestError(f"{path}: not found; is {directory} the output of the previous stage?")
+    return _read_json(path)
+
+
+def _delete(patterns: list[str]) -> None:
+    from apache_beam.io.filesystems import FileSystems
+
+    found = [m.path for result in FileSystems.match(patterns) for m in result.metadata_list]
+    if found:
+        FileSystems.delete(found)
+
+
+def plan_shards(waveform_dir: str, clips_per_fold: dict[int, int],
+                clips_per_shard: int = CLIPS_PER_SHARD) -> list[tuple]:
+    """The work: ``(input file, part, parts, fold, output file name)`` per shard, where
+    record ``i`` of the input file belongs to the shard when ``i % parts == part``.
+
+    A fold of ``n`` clips in ``m`` input files gets ``ceil(n / m / clips_per_shard)``
+    parts per file; its output files are ``fold<k>-SSSSS-of-NNNNN.tfrecord``, or
+    ``fold<k>.tfrecord`` when it is one shard.
+
+    Raises FileNotFoundError when a fold of the manifest has no input file."""
+    shards = []
+    for fold, n in sorted(clips_per_fold.items()):
+        paths = fold_paths(waveform_dir, fold)
+        if not paths:
+            raise FileNotFoundError(f"{waveform_dir}: no TFRecords for fold {fold}")
+        parts = max(1, math.ceil(n / len(paths) / max(1, clips_per_shard)))
+        jobs = [(path, part, parts) for path in paths for part in range(parts)]
+        for j, (path, part, parts_) in enumerate(jobs):
+            name = (f"fold{fold}.tfrecord" if len(jobs) == 1
+                    else f"fold{fold}-{j:05d}-of-{len(jobs):05d}.tfrecord")
+            shards.append((path, part, parts_, fold, name))
+    return shards
+
+
+# ---------------------------------------------------------------------------
+# The work: one clip, one shard
+# ---------------------------------------------------------------------------
+
 class ClipToLogMels(beam.DoFn):
-    """Serialized waveform example → serialized log-mel examples (original + deformations).
+    """Serialized waveform example → serialized model-input examples (original,
+    test-time windows, deformations).
 
     A deformation that fails on a clip is counted and logged, and that copy is
-    skipped.  An example whose log-mel cannot be computed or is not finite is not
+    skipped.  An example whose input cannot be computed or is not finite is not
     emitted: it is counted (``features/rejected``) and described on the
     :data:`REJECTED` output as a JSON object ``{"file", "fold", "deformation",
     "reason"}``; when that is the original, the clip's deformations are skipped too.
+    ``tally`` counts cache hits, computed copies and failed deformations (plain
+    numbers: the runner may have no metrics).
     """
 
     def __init__(self, config_json: str, deform_folds: list[int] | None = None):
         self._config_json = config_json
         # only clips of these folds are deformed (None: every fold); see folds_to_augment
         self._deform_folds = None if deform_folds is None else frozenset(deform_folds)
-        self.deformation_failures = beam.metrics.Metrics.counter("features", "deformation_failures")
+        self.deformation_failures = beam.metrics.Metrics.counter("features", DEFORMATION_FAILURES)
         self.clips = beam.metrics.Metrics.counter("features", "clips")
         self.rejected = beam.metrics.Metrics.counter("features", "rejected")
         self.cache_hits = beam.metrics.Metrics.counter(CACHE_NAMESPACE, CACHE_HITS)
         self.cache_misses = beam.metrics.Metrics.counter(CACHE_NAMESPACE, CACHE_MISSES)
+        self.tally: Counter[str] = Counter()
 
     def setup(self):
         # Heavy imports and muda deformers are built once per worker, not per element.
@@ -90,12 +259,7 @@ class ClipToLogMels(beam.DoFn):
 
             self._cache = DeformationCache(a.cache_dir, cache_context(self._config))
 
-    def _count(self, fold: int, deformation: str) -> None:
-        # one counter per (fold, deformation): the manifest's counts, with no second pass
-        beam.metrics.Metrics.counter(COUNTER_NAMESPACE,
-                                     f"fold{fold}/{deformation or 'original'}").inc()
-
-    def _logmel(self, rec, y, deformation: str, count_as: str | None = None, values=None):
+    def _logmel(self, rec, y, deformation: str, values=None):
         """(serialized model-input example, None, the input), or (None, the rejection as
         JSON, None).
 
@@ -117,7 +281,6 @@ class ClipToLogMels(beam.DoFn):
             return None, json.dumps({"file": rec.file_name, "fold": rec.fold,
                                      "deformation": deformation or "original",
                                      "reason": str(exc)}), None
-        self._count(rec.fold, deformation if count_as is None else count_as)
         return self._records.encode_features(
             logmel, kind=self._config.input_kind, label=rec.label, fold=rec.fold,
             file_name=rec.file_name, deformation=deformation, salience=rec.salience,
@@ -137,22 +300,20 @@ class ClipToLogMels(beam.DoFn):
                 for start in window_starts(len(rec.waveform), window=a.clip_samples,
                                            hop=hop)[1:]]
 
-    def process(self, serialized: bytes):
+    def outputs(self, serialized: bytes):
+        """Yield ``(what, example, rejection)`` for each output of one clip: ``what`` is
+        what the manifest counts it as (``"original"``, ``"windows"`` or the
+        deformation), then the serialized example and None, or None and the rejection
+        as JSON."""
         rec = self._records.decode_waveform(serialized)
         self.clips.inc()
         example, rejection, _ = self._logmel(rec, rec.waveform, ORIGINAL)
-        if example is None:
-            yield beam.pvalue.TaggedOutput(REJECTED, rejection)
-        else:
-            yield example
+        yield "original", example, rejection
         # without its original, a clip's copies are left out too
-        # (no early return: Beam warns about yield and return in one process method)
         for start_s, window in (self._later_windows(rec) if example is not None else ()):
             example_w, rejection, _ = self._logmel(rec, window,
-                                                   self._records.window_name(start_s),
-                                                   count_as="windows")
-            yield example_w if example_w is not None else \
-                beam.pvalue.TaggedOutput(REJECTED, rejection)
+                                                   self._records.window_name(start_s))
+            yield "windows", example_w, rejection
         a = self._config.augment
         augmented = example is not None and (self._deform_folds is None
                                              or rec.fold in self._deform_folds)
@@ -163,6 +324,7 @@ class ClipToLogMels(beam.DoFn):
             cached = self._cache.get(key) if key is not None else None
             if cached is not None:
                 self.cache_hits.inc()
+                self.tally[CACHE_HITS] += 1
                 example, rejection, _ = self._logmel(rec, None, name, values=cached)
             else:
                 try:
@@ -170,20 +332,28 @@ class ClipToLogMels(beam.DoFn):
                                              self._deformers[name], name=name, key=rec.file_name)
                 except self._augment.AugmentError as exc:
                     self.deformation_failures.inc()
+                    self.tally[DEFORMATION_FAILURES] += 1
                     log.warning("%s: %s; copy skipped", rec.file_name, exc)
                     continue
                 example, rejection, values = self._logmel(rec, y, name)
                 if key is not None:
                     self.cache_misses.inc()
+                    self.tally[CACHE_MISSES] += 1
                     if values is not None:
                         self._cache.put(key, values)
+            yield name, example, rejection
+
+    def process(self, serialized: bytes):
+        for _, example, rejection in self.outputs(serialized):
             yield example if example is not None else \
                 beam.pvalue.TaggedOutput(REJECTED, rejection)
 
 
 class ExtractLogMels(beam.PTransform):
-    """PCollection[bytes waveform examples] → outputs ``logmels`` (bytes log-mel
-    examples, all finite) and :data:`REJECTED` (JSON lines of dropped examples)."""
+    """PCollection[bytes waveform examples] → outputs ``logmels`` (bytes model-input
+    examples, all finite) and :data:`REJECTED` (JSON lines of dropped examples), for
+    pipelines that read the records themselves (not on the Dask runner: it does not
+    separate tagged outputs)."""
 
     def __init__(self, config: Config, deform_folds: list[int] | None = None):
         super().__init__()
@@ -196,56 +366,134 @@ class ExtractLogMels(beam.PTransform):
             REJECTED, main="logmels")
 
 
+class ShardToFeatures(beam.DoFn):
+    """One shard ``(input file, part, parts, fold, output name)`` → its output file in
+    ``out_dir`` and its summary ``<out_dir>/.features-parts/<output name>.json``:
+    ``{"shard", "fold", "clips", "examples": {what: n}, "rejected": [...],
+    "tally": {...}, "worker": pid}``.  Emits the output name."""
+
+    def __init__(self, config_json: str, deform_folds: list[int] | None, out_dir: str):
+        self._clip = ClipToLogMels(config_json, deform_folds)
+        self._out = out_dir
+
+    def setup(self):
+        self._clip.setup()
+
+    def process(self, shard):
+        from apache_beam.io.filesystems import FileSystems
+
+        source, part, parts, fold, name = shard
+        clip = self._clip
+        clip.tally = Counter()
+        examples: Counter[str] = Counter()
+        rejected, clips = [], 0
+        final = FileSystems.join(self._out, name)
+        temporary = FileSystems.join(self._out, PARTS, f"{name}.{uuid.uuid4().hex}.tmp")
+        try:
+            with FileSystems.create(temporary) as fh:
+                for raw in read_tfrecords(source, part=part, parts=parts):
+                    clips += 1
+                    for what, example, rejection in clip.outputs(raw):
+                        if example is None:
+                            rejected.append(json.loads(rejection))
+                        else:
+                            write_tfrecord(fh, example)
+                            examples[what] += 1
+            FileSystems.rename([temporary], [final])
+        except BaseException:
+            try:
+                FileSystems.delete([temporary])
+            except Exception:  # noqa: BLE001 - the original error matters, not this one
+                pass
+            raise
+        summary = {"shard": name, "fold": fold, "clips": clips, "examples": dict(examples),
+                   "rejected": rejected, "tally": dict(clip.tally), "worker": os.getpid()}
+        _write_bytes(FileSystems.join(self._out, PARTS, f"{name}.json"),
+                     json.dumps(summary, ensure_ascii=False).encode("utf-8"))
+        yield name
+
+
+# ---------------------------------------------------------------------------
+# The stage
+# ---------------------------------------------------------------------------
+
 def run_features(waveform_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
                  config: Config = Config(), beam_args: list[str] | None = None,
-                 deform_folds: list[int] | None = None) -> dict:
+                 deform_folds: list[int] | None = None,
+                 clips_per_shard: int = CLIPS_PER_SHARD, progress=None) -> dict:
     """Run the features pipeline over every fold ingest wrote.
 
     Parameters
     ----------
-    waveform_dir : ingest's output directory.
-    out_dir : where ``fold<k>.tfrecord`` log-mel files and ``manifest.json`` go.
-    beam_args : Beam pipeline options; default :func:`default_beam_args`.
+    waveform_dir : ingest's output (a folder, or a ``gs://`` / ``s3://`` location).
+    out_dir : where the fold shards, ``manifest.json`` and ``report.json`` go (likewise).
+    beam_args : Beam pipeline options; default :func:`default_beam_args`; for Dask
+        :func:`dask_beam_args`.
     deform_folds : folds whose clips get the configured deformations (None: all);
         :func:`urbansound.training.folds_to_augment` gives the folds that train.
+    clips_per_shard : input clips per shard (see :data:`CLIPS_PER_SHARD`).
+    progress : called as ``progress(clips_done, clips_total)`` from a watcher thread
+        each time shards finish (None: not watched).
 
     Returns
     -------
     manifest : ``{"folds": {"<k>": {"original": n, "<deformation>": m}},
         "deformations": [...], "rejected": [{"file", "fold", "deformation",
-        "reason"}], "warnings": [...], ...}``; ``folds`` counts written examples only.
+        "reason"}], "warnings": [...], "shards": {"<k>": n}, "workers": n, ...}``;
+        ``folds`` counts written examples only; ``workers`` is the number of
+        worker processes that wrote shards.
     """
+    from apache_beam.io.filesystems import FileSystems
     from apache_beam.options.pipeline_options import PipelineOptions
 
-    source = read_manifest(waveform_dir)
-    folds = sorted(int(k) for k in source["folds"])
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    for stale in [*out.glob("fold*.tfrecord"), *out.glob(f"{_REJECTED_SHARDS}*"), out / REPORT]:
-        stale.unlink(missing_ok=True)
-    options = PipelineOptions(beam_args if beam_args is not None else default_beam_args())
+    waveform_dir, out = os.fspath(waveform_dir), os.fspath(out_dir)
+    source = read_source_manifest(waveform_dir)
+    clips_per_fold = {int(k): int(n) for k, n in source["folds"].items()}
+    folds = sorted(clips_per_fold)
+    shards = plan_shards(waveform_dir, clips_per_fold, clips_per_shard)
+    parts_dir = FileSystems.join(out, PARTS)
+    for folder in (out, parts_dir):
+        if not FileSystems.exists(folder):
+            FileSystems.mkdirs(folder)
+    _delete([FileSystems.join(out, "fold*.tfrecord"), FileSystems.join(parts_dir, "*"),
+             FileSystems.join(out, REPORT)])
+    options = PipelineOptions(_runner_args(
+        beam_args if beam_args is not None else default_beam_args()))
     pipeline = beam.Pipeline(options=options)
-    rejected = []
-    for fold in folds:
-        extracted = (pipeline
-                     | f"ReadFold{fold}" >> beam.io.ReadFromTFRecord(
-                         _fold_pattern(waveform_dir, fold))
-                     | f"ExtractFold{fold}" >> ExtractLogMels(config, deform_folds))
-        extracted.logmels | f"WriteFold{fold}" >> beam.io.WriteToTFRecord(
-            str(out / f"fold{fold}"), file_name_suffix=".tfrecord", num_shards=1,
-            shard_name_template="")
-        rejected.append(extracted[REJECTED])
-    (rejected | "AllRejected" >> beam.Flatten()
-     | "WriteRejected" >> beam.io.WriteToText(str(out / _REJECTED_SHARDS),
-                                              file_name_suffix=".jsonl"))
-    result = pipeline.run()
-    result.wait_until_finish()
-    dropped = _read_rejected(out)
-    counts = _counts_from_metrics(result, folds)
-    if counts is None:  # a runner without metrics support: count the written files
-        counts = {str(f): _count_examples(out, f) for f in folds}
+    (pipeline
+     | "Shards" >> beam.Create(shards)
+     | "Features" >> beam.ParDo(ShardToFeatures(config.to_json(), deform_folds, out)))
+    watcher = _Watcher(parts_dir, sum(clips_per_fold.values()), progress) if progress else None
+    result = None
+    try:
+        result = pipeline.run()
+        result.wait_until_finish()
+    finally:
+        if watcher is not None:
+            watcher.stop()
+        client = getattr(result, "client", None)
+        if client is not None:  # the Dask runner's: leave the user's cluster clean
+            client.close()
+    summaries = _read_summaries(parts_dir, shards)
+    _delete([FileSystems.join(parts_dir, "*")])
+    try:
+        FileSystems.delete([parts_dir])
+    except Exception:  # noqa: BLE001 - an object store has no folder to delete
+        pass
+    if watcher is not None:
+        watcher.finish(sum(s["clips"] for s in summaries))
+    counts: dict[str, Counter] = {str(f): Counter() for f in folds}
+    tally: Counter[str] = Counter()
+    dropped = []
+    for s in summaries:
+        counts[str(s["fold"])].update(s["examples"])
+        tally.update(s["tally"])
+        dropped += s["rejected"]
+    dropped.sort(key=lambda d: (d["fold"], d["file"], d["deformation"]))
+    report_path = FileSystems.join(out, REPORT)
+    cached = config.augment.cache_dir and config.augment.all_deformations()
     manifest = {
-        "folds": counts,
+        "folds": {k: dict(sorted(v.items())) for k, v in counts.items()},
         "deformations": list(config.augment.all_deformations()),
         "deformed_folds": sorted(deform_folds) if deform_folds is not None else folds,
         "input_kind": config.input_kind,
@@ -256,79 +504,80 @@ def run_features(waveform_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
         "dataset_hash": source.get("dataset_hash"),
         "config_fingerprint": config.fingerprint(),
         # deformed copies read from the cache vs computed (and stored) in this run
-        "deformation_cache": ({"dir": config.augment.cache_dir, **_cache_counts(result)}
-                              if config.augment.cache_dir and config.augment.all_deformations()
-                              else None),
+        "deformation_cache": ({"dir": config.augment.cache_dir,
+                               CACHE_HITS: tally[CACHE_HITS], CACHE_MISSES: tally[CACHE_MISSES]}
+                              if cached else None),
+        "deformation_failures": tally[DEFORMATION_FAILURES],
+        "shards": {str(f): sum(1 for s in shards if s[3] == f) for f in folds},
+        "workers": len({s["worker"] for s in summaries}),
         "rejected": dropped,
         "warnings": [f"{len(dropped)} example(s) dropped: their log-mel is not finite or cannot "
                      f"be computed (first: {dropped[0]['file']}, {dropped[0]['deformation']}: "
-                     f"{dropped[0]['reason']}; see {out / REPORT})"] if dropped else [],
+                     f"{dropped[0]['reason']}; see {report_path})"] if dropped else [],
     }
     for warning in manifest["warnings"]:
         log.warning("%s", warning)
-    (out / REPORT).write_text(json.dumps(dropped, indent=2, ensure_ascii=False), encoding="utf-8")
-    (out / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False),
-                                encoding="utf-8")
+    _write_bytes(report_path, json.dumps(dropped, indent=2, ensure_ascii=False).encode("utf-8"))
+    _write_bytes(FileSystems.join(out, MANIFEST),
+                 json.dumps(manifest, indent=2, ensure_ascii=False).encode("utf-8"))
     return manifest
 
 
-def _read_rejected(out: Path) -> list[dict]:
-    """The dropped examples the pipeline wrote as JSON lines, sorted; the files are removed."""
-    dropped = []
-    for path in sorted(glob.glob(os.path.join(os.fspath(out), f"{_REJECTED_SHARDS}*"))):
-        with open(path, encoding="utf-8") as fh:
-            dropped += [json.loads(line) for line in fh if line.strip()]
-        os.unlink(path)
-    return sorted(dropped, key=lambda d: (d["fold"], d["file"], d["deformation"]))
+def _read_summaries(parts_dir: str, shards: list[tuple]) -> list[dict]:
+    """Every shard's summary, in shard order.
+
+    Raises RuntimeError naming the missing shards: a runner that finished without
+    running them (e.g. a runner that skips part of a pipeline) must not yield a
+    manifest that looks complete."""
+    from apache_beam.io.filesystems import FileSystems
+
+    summaries, missing = [], []
+    for shard in shards:
+        path = FileSystems.join(parts_dir, f"{shard[4]}.json")
+        if FileSystems.exists(path):
+            summaries.append(_read_json(path))
+        else:
+            missing.append(shard[4])
+    if missing:
+        raise RuntimeError(f"the Beam runner finished but {len(missing)} of {len(shards)} "
+                           f"shard(s) were not written (first: {missing[0]})")
+    return summaries
 
 
-def _fold_pattern(directory, fold: int) -> str:
-    """File pattern of one fold's shards (``fold1*`` would also match ``fold10``)."""
-    paths = fold_files(directory, fold)
-    if not paths:
-        raise FileNotFoundError(f"{directory}: no TFRecords for fold {fold}")
-    return paths[0] if len(paths) == 1 else os.path.join(os.fspath(directory), f"fold{fold}-*.tfrecord")
+class _Watcher:
+    """Calls ``progress(clips_done, total)`` from a thread as shard summaries appear."""
 
+    def __init__(self, parts_dir: str, total: int, progress, interval_s: float = 1.0):
+        self.total, self._parts, self._progress = total, parts_dir, progress
+        self._interval, self._done, self._seen, self._said = interval_s, 0, set(), None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
 
-def _cache_counts(result) -> dict[str, int | None]:
-    """``{"hits": n, "computed": m}`` from the cache counters (None: the runner has no
-    metrics)."""
-    from apache_beam.metrics.metric import MetricsFilter
+    def _run(self):
+        from apache_beam.io.filesystems import FileSystems
 
-    counts: dict[str, int | None] = {CACHE_HITS: 0, CACHE_MISSES: 0}
-    try:
-        found = result.metrics().query(MetricsFilter().with_namespace(CACHE_NAMESPACE))
-    except Exception:  # some runners do not implement metrics
-        return {CACHE_HITS: None, CACHE_MISSES: None}
-    for counter in found.get("counters", []):
-        value = counter.committed if counter.committed is not None else counter.attempted
-        # one counter per step (a DoFn per fold): sum them
-        counts[counter.key.metric.name] = (counts.get(counter.key.metric.name) or 0) + int(value or 0)
-    return counts
+        while not self._stop.wait(self._interval):
+            try:
+                found = FileSystems.match([FileSystems.join(self._parts, "*.json")])[0]
+                new = [m.path for m in found.metadata_list if m.path not in self._seen]
+                for path in new:
+                    self._done += int(_read_json(path)["clips"])
+                    self._seen.add(path)
+            except Exception:  # noqa: BLE001 - a half-written summary: read it next time
+                continue
+            if new:
+                self._say(self._done)
 
+    def _say(self, done: int) -> None:
+        if done != self._said:
+            self._said = done
+            self._progress(done, self.total)
 
-def _counts_from_metrics(result, folds: list[int]) -> dict[str, dict[str, int]] | None:
-    """``{"<fold>": {"original": n, "<deformation>": m}}`` from the pipeline's counters."""
-    from apache_beam.metrics.metric import MetricsFilter
+    def stop(self):
+        self._stop.set()
+        self._thread.join(timeout=5)
 
-    try:
-        found = result.metrics().query(MetricsFilter().with_namespace(COUNTER_NAMESPACE))
-    except Exception:  # some runners do not implement metrics
-        return None
-    counts: dict[str, dict[str, int]] = {str(f): {} for f in folds}
-    for counter in found.get("counters", []):
-        fold, _, deformation = counter.key.metric.name.partition("/")
-        value = counter.committed if counter.committed is not None else counter.attempted
-        counts.setdefault(fold[len("fold"):], {})[deformation] = int(value)
-    if sum(sum(v.values()) for v in counts.values()) == 0:
-        return None
-    return {k: dict(sorted(v.items())) for k, v in counts.items()}
-
-
-def _count_examples(directory: Path, fold: int) -> dict[str, int]:
-    from urbansound.records import decode_features, iter_records
-
-    counts: Counter[str] = Counter()
-    for raw in iter_records(fold_files(directory, fold)):
-        counts[decode_features(raw).deformation or "original"] += 1
-    return dict(sorted(counts.items()))
+    def finish(self, done: int) -> None:
+        """The final count, unless the thread already said it."""
+        self._say(done)

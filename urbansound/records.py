@@ -65,7 +65,10 @@ def _example(features: dict) -> bytes:
             if not -2 ** 63 <= number < 2 ** 63:  # protobuf's own error names no field
                 raise ValueError(f"{key} {number} does not fit a 64-bit integer")
             feature[key] = tf.train.Feature(int64_list=tf.train.Int64List(value=[number]))
-    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+    # deterministic: map fields in key order, so the same example is the same bytes in every
+    # process (the default order follows a per-process hash seed)
+    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString(
+        deterministic=True)
 
 
 def _parse(serialized: bytes) -> dict:
