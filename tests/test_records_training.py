@@ -295,8 +295,9 @@ def trained(feature_dir, tmp_path_factory):
     root, written = feature_dir
     calls = []
 
-    def spy(directory, folds, *, include_deformed):
-        ex = load_examples(directory, folds, include_deformed=include_deformed)
+    def spy(directory, folds, *, include_deformed, include_windows=False):
+        ex = load_examples(directory, folds, include_deformed=include_deformed,
+                           include_windows=include_windows)
         calls.append((list(folds), include_deformed, list(zip(ex.file_names, ex.deformations))))
         return ex
 
@@ -359,7 +360,9 @@ def test_train_fold_writes_model_and_result(trained):
 
     result, out, _, _, root = trained
     assert FoldResult.from_json((out / RESULT_FILE).read_text()) == result
-    assert Config.from_json((out / training.CONFIG_FILE).read_text()) == SMALL  # for predict
+    # for predict: the configuration trained with, its class names filled in from the data
+    assert Config.from_json((out / training.CONFIG_FILE).read_text()) == SMALL.override(
+        **{"data.class_names": tuple(CLASS_NAMES)})
     assert json.loads((out / RESULT_FILE).read_text())["n_test"] == result.n_test
     model = keras.models.load_model(out / MODEL_FILE)
     test = load_examples(root, [TEST_FOLD], include_deformed=False)
