@@ -1,4 +1,5 @@
-"""Training cost of every model on this machine: ms per 128×128 example per epoch, and the
+"""Training cost of every model on this machine: ms per example (a 128×128 log-mel, or 3 s
+of 16 kHz waveform for conv1d) per epoch, and the
 projected wall time of one test fold with the model's own recipe.
 
     .venv/bin/python bench/train_speed.py [--examples 512] [--train-clips 1600] [--models a,b]
@@ -26,16 +27,21 @@ def measure(model_name: str, n_examples: int) -> dict:
     import numpy as np
 
     from urbansound.config import config_for
+    from urbansound.features import input_shape
     from urbansound.training import AugmentedBatches
     from urbansound.models import build_model, learning_rate_schedule, make_optimizer
 
     config = config_for(model_name)
     t = config.train
     rng = np.random.default_rng(0)
-    x = rng.normal(-40, 12, (n_examples, 128, 128, 1)).astype(np.float32)
+    shape = input_shape(config)  # (128, 128, 1) log-mels, or (48000, 1) waveforms
+    logmel = config.input_kind == "logmel"
+    x = (rng.normal(-40, 12, (n_examples, *shape)) if logmel
+         else rng.normal(0, 0.1, (n_examples, *shape))).astype(np.float32)
     y = np.eye(10, dtype=np.float32)[rng.integers(0, 10, n_examples)]
-    model = build_model(model_name, seed=0, band_mean=np.full(128, -40, np.float32),
-                        band_variance=np.full(128, 144, np.float32))
+    model = build_model(model_name, seed=0, input_shape=shape,
+                        band_mean=np.full(128, -40, np.float32) if logmel else None,
+                        band_variance=np.full(128, 144, np.float32) if logmel else None)
     model.compile(optimizer=make_optimizer(t.optimizer, learning_rate_schedule(
         t.schedule, t.learning_rate, 1000), t.weight_decay), loss="categorical_crossentropy")
     # the input path train_fold takes: augmented batches only when the recipe augments
