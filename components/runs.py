@@ -188,6 +188,15 @@ def start_fold_run(tracking_uri: str, parent_run_id: str, fold: int, params: dic
     return run.info.run_id
 
 
+def metric_safe(name: str) -> str:
+    """A class name as MLflow accepts it inside a metric key (letters, digits, ``_ - . / :``
+    and spaces; anything else becomes ``_``): a folder named ``dog (bark)`` must not
+    fail the run's logging."""
+    import re
+
+    return re.sub(r"[^0-9A-Za-z_\-./: ]", "_", name) or "_"
+
+
 @tolerant(default=None)
 def log_summary(tracking_uri: str, parent_run_id: str, summary: dict, eval_dir: str) -> None:
     """Summary metrics and evaluation files on the parent run (a value it already has
@@ -198,7 +207,8 @@ def log_summary(tracking_uri: str, parent_run_id: str, summary: dict, eval_dir: 
         _log_metric_once(c, parent_run_id, f"accuracy_{key}", summary[key], logged)
     for name, value in (summary.get("per_class") or {}).items():
         if value is not None:
-            _log_metric_once(c, parent_run_id, f"accuracy_class_{name}", value, logged)
+            _log_metric_once(c, parent_run_id, f"accuracy_class_{metric_safe(name)}", value,
+                             logged)
     for name, value in (summary.get("by_salience") or {}).items():
         _log_metric_once(c, parent_run_id, f"accuracy_{name}", value["accuracy"], logged)
     for name in sorted(os.listdir(eval_dir)):

@@ -198,3 +198,21 @@ def test_two_runs_at_once_against_one_sqlite_store_both_land_intact(uri):
         assert sorted(r.data.tags["fold"] for r in children) == ["1", "2", "3"]
         for child in children:
             assert len(client.get_metric_history(child.info.run_id, "val_accuracy")) == 15
+
+
+def test_class_names_become_valid_metric_keys(tmp_path):
+    from components.runs import log_summary, metric_safe, start_parent_run
+
+    assert metric_safe("dog (bark)") == "dog _bark_"
+    assert metric_safe("street_music") == "street_music"
+    assert metric_safe("Straße/äu") == "Stra_e/_u"
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    run_id = start_parent_run(uri, "key-1", {"train.model": "urbannet"})
+    (tmp_path / "eval").mkdir()
+    log_summary(uri, run_id, {"mean": 0.5, "median": 0.5, "std": 0.0,
+                              "per_class": {"dog (bark)": 0.75, "café": 0.25}},
+                str(tmp_path / "eval"))
+    import mlflow
+
+    metrics = mlflow.MlflowClient(uri).get_run(run_id).data.metrics
+    assert metrics["accuracy_class_dog _bark_"] == 0.75 and metrics["accuracy_class_caf_"] == 0.25
