@@ -90,6 +90,51 @@ def _add_training_options(p, d) -> None:
                    metavar="KEY=VALUE",
                    help="any configuration value, repeatable, e.g. --set train.weight_decay=0.001 "
                         "--set audio.pad_mode=zeros (see the README's configuration reference)")
+    p.add_argument("--init-from", metavar="MODEL",
+                   help="start training from a model you trained (fine-tuning): run: a "
+                        "model.keras, a fold folder holding one, or an MLflow URI "
+                        "(runs:/<run>/model, models:/<id>, models:/<name>@<alias>); submit: "
+                        "only a model.keras path the pods can read (a --pvc mount, gs://), "
+                        "not an MLflow URI. Layers are copied by name where shapes match, the "
+                        "per-band statistics are the new data's, the softmax is new when the "
+                        "class count differs; same --model as the source")
+    p.add_argument("--freeze-features", action="store_true",
+                   help="with --init-from: train only the last (softmax) layer")
+
+
+def _resolve_init_from(config, args, out: Path | None):
+    """``config`` with ``train.init_from`` the local ``model.keras`` that ``--init-from``
+    names, checked against ``train.model``.  An MLflow URI (``run`` only: ``out`` given) is
+    loaded once and saved, with its configuration, in ``<out>/init-model/`` so that the
+    tasks need no MLflow; ``submit`` (``out`` None) passes a path on as the pods see it."""
+    from pipeline.model_source import find_local_model, is_mlflow_uri, load_model
+    from urbansound.config import ConfigError
+    from urbansound.training import CONFIG_FILE, MODEL_FILE, check_init_source
+
+    source = getattr(args, "init_from", None)
+    if not source:
+        return config
+    if out is None:
+        if is_mlflow_uri(source):
+            raise ConfigError(f"{source}: submit takes --init-from as a model.keras path the "
+                              f"pods can read, not an MLflow URI")
+        if "://" in source or not os.path.exists(source):
+            return config.override(**{"train.init_from": source})  # seen by the pods only
+        path = find_local_model(source).resolve()
+    elif is_mlflow_uri(source):
+        loaded = load_model(source, tracking_uri=getattr(args, "tracking_uri", "") or "")
+        folder = out / "init-model"
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / MODEL_FILE
+        loaded.model.save(path)
+        if not loaded.config_source.startswith("defaults"):
+            (folder / CONFIG_FILE).write_text(loaded.config.to_json())
+        print(f"--init-from {source}: copied to {path}")
+    else:
+        path = find_local_model(source).resolve()
+    config = config.override(**{"train.init_from": str(path)})
+    check_init_source(path, config)
+    return config
 
 
 def _add_data_options(p) -> None:
@@ -290,6 +335,9 @@ def _config(args, *, demo: bool):
         "train.batch_size": getattr(args, "batch_size", None),
         "train.seed": getattr(args, "seed", None),
         "train.seeds": getattr(args, "seeds", None),
+        # the source as given; _resolve_init_from makes it a local model.keras
+        "train.init_from": getattr(args, "init_from", None),
+        "train.freeze_features": True if getattr(args, "freeze_features", False) else None,
         "audio.pad_mode": getattr(args, "pad_mode", None),
         "augment.deformations": deformations,
         "data.layout": getattr(args, "layout", None),
@@ -353,6 +401,7 @@ def cmd_run(args) -> int:
     preflight.check_tracking(tracking_uri)
     started = time.time()
     ensure_writable_dir(out)  # fail in a second, naming the path, not inside a task
+    config = _resolve_init_from(config, args, out)
     with output_lock(out) as lock_fd:
         if demo:
             if not (data / "metadata" / "UrbanSound8K.csv").exists():
@@ -681,6 +730,7 @@ def cmd_submit(args) -> int:
     from pipeline.preflight import check_beam_args
 
     config = _resolve_data(_config(args, demo=False), Path(args.data), args)
+    config = _resolve_init_from(config, args, None)
     check_beam_args(args.beam_arg, local=False)
     check_data_on_volumes(args.data, args.pvc)
     fingerprint = _submit_cache_key(args, config)

@@ -123,6 +123,11 @@ class TrainConfig:
     # "memory": the training examples as arrays; "stream": read from the records each epoch
     # (tf.data, bounded memory); "auto": stream when they would take > 2 GiB
     input: str = "auto"
+    # Fine-tuning: a local model.keras whose weights start training (layers copied by name
+    # where shapes match; not the per-band statistics; the softmax only when the class
+    # count is equal); "" trains from scratch.  freeze_features: only the softmax trains.
+    init_from: str = ""
+    freeze_features: bool = False
 
     @property
     def augments_batches(self) -> bool:
@@ -354,6 +359,8 @@ class Config:
             (t.input in ("auto", "memory", "stream"),
              "train.input must be 'auto', 'memory' or 'stream'"),
             (t.model in MODELS, f"train.model must be one of {list(MODELS)}, not {t.model!r}"),
+            (not t.freeze_features or bool(t.init_from),
+             "train.freeze_features needs train.init_from (a model to start from)"),
         ]
         for ok, message in checks:
             if not ok:

@@ -9,6 +9,7 @@ Callers (the KFP component) add their own Keras callbacks, e.g. for tracking.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import random
 from dataclasses import asdict, dataclass, field
@@ -17,7 +18,7 @@ from typing import Sequence
 
 import numpy as np
 
-from urbansound.config import CLASS_NAMES, Config
+from urbansound.config import CLASS_NAMES, Config, ConfigError
 from urbansound.metrics import confusion_matrix
 from urbansound.records import ORIGINAL, decode_features, fold_files, is_window, iter_records
 
@@ -259,6 +260,8 @@ class FoldResult:
     seeds: list[int] = field(default_factory=list)  # one model per seed; > 1: an ensemble
     member_accuracies: list[float] = field(default_factory=list)  # each seed's model alone
     test_windows: int = 0  # windows classified for the n_test clips (> n_test: averaged)
+    # train.init_from: what was copied ({} when trained from scratch; see TransferReport)
+    initialised_from: dict = field(default_factory=dict)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -268,8 +271,137 @@ class FoldResult:
         return cls(**json.loads(text))
 
 
+STANDARDIZE_LAYER = "per_band_standardize"
+"""Never copied from a source model: the new training folds' statistics standardise."""
+
+
+@dataclass
+class TransferReport:
+    """What :func:`transfer_weights` did: ``copied`` layer names, ``skipped`` as
+    ``"<layer>: <reason>"``, the output layer ``head`` and whether it was ``"copied"`` or
+    ``"replaced"`` (freshly initialised: another class count), ``frozen`` layer count."""
+
+    source: str
+    copied: list[str]
+    skipped: list[str]
+    head: str
+    head_action: str
+    frozen: int = 0
+
+    def summary(self) -> str:
+        return (f"initialised from {self.source}: {len(self.copied)} layers copied, last layer "
+                f"{self.head!r} {self.head_action}"
+                + (f", {self.frozen} layers frozen" if self.frozen else ""))
+
+
+def _head_layer(model):
+    """The output layer that holds weights: the softmax Dense (``probabilities``)."""
+    for layer in reversed(model.layers):
+        if layer.weights:
+            return layer
+    raise ValueError(f"model {model.name!r} has no layer with weights")
+
+
+def transfer_weights(target, source, *, freeze_features: bool = False,
+                     source_name: str = "the source model") -> TransferReport:
+    """Copy ``source``'s weights into ``target`` layer by layer, by layer name, where every
+    weight shape matches; in place, before compiling.
+
+    The per-band standardisation layer is never copied (``target`` keeps the statistics of
+    its own training folds); the output layer is copied when its shapes match (same class
+    count) and otherwise left freshly initialised.  ``freeze_features``: every layer but
+    the output layer gets ``trainable=False`` (batch normalisation then runs in inference
+    mode, its statistics frozen too).
+
+    Raises
+    ------
+    ConfigError
+        one line naming ``source_name``: another input (kind or shape), or another
+        architecture (no layer in common besides the input, or none whose shapes match).
+    """
+    if source.name != target.name:  # build_model names each model after its registry entry
+        raise ConfigError(f"{source_name}: another architecture (model {source.name!r}, this "
+                          f"run trains {target.name!r}); cannot start from it")
+    source_input, target_input = source.layers[0], target.layers[0]
+    s_shape, t_shape = tuple(source.inputs[0].shape[1:]), tuple(target.inputs[0].shape[1:])
+    if source_input.name != target_input.name or s_shape != t_shape:
+        raise ConfigError(f"{source_name}: takes {source_input.name} input of shape {s_shape}; "
+                          f"this model takes {target_input.name} {t_shape}")
+    head = _head_layer(target)
+    by_name = {layer.name: layer for layer in source.layers}
+    copied, skipped = [], []
+    common = 0
+    for layer in target.layers[1:]:
+        if not layer.weights or layer.name == STANDARDIZE_LAYER:
+            continue
+        other = by_name.get(layer.name)
+        if other is None:
+            skipped.append(f"{layer.name}: not in the source")
+            continue
+        common += 1
+        mine, theirs = layer.get_weights(), other.get_weights()
+        if len(mine) != len(theirs) or any(a.shape != b.shape for a, b in zip(mine, theirs)):
+            skipped.append(f"{layer.name}: shapes {[w.shape for w in theirs]} != "
+                           f"{[w.shape for w in mine]}")
+            continue
+        layer.set_weights(theirs)
+        copied.append(layer.name)
+    features = [name for name in copied if name != head.name]
+    if not common or not features:
+        raise ConfigError(f"{source_name}: another architecture ({source.name!r}: "
+                          f"{'no layer' if not common else 'no layer of matching shapes'} in "
+                          f"common with {target.name!r} besides the input); cannot start from it")
+    frozen = 0
+    if freeze_features:
+        for layer in target.layers:
+            if layer is not head and layer.trainable and layer.weights:
+                layer.trainable = False
+                frozen += 1
+    return TransferReport(source_name, copied, skipped, head.name,
+                          "copied" if head.name in copied else "replaced", frozen)
+
+
+def check_init_source(path: str | os.PathLike, config: Config) -> Path:
+    """``path`` if it is a file whose ``config.json`` (when one is beside it) names
+    ``config``'s ``train.model``; :class:`ConfigError` naming ``path`` otherwise (cheap:
+    the CLI checks before any task starts)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: train.init_from names no model file")
+    beside = path.parent / CONFIG_FILE
+    if beside.is_file():
+        try:
+            trained_as = json.loads(beside.read_text()).get("train", {}).get("model")
+        except (json.JSONDecodeError, AttributeError):
+            trained_as = None
+        if trained_as and trained_as != config.train.model:
+            raise ConfigError(f"{path}: trained as model {trained_as!r} (its {CONFIG_FILE}); "
+                              f"this run trains {config.train.model!r}: give --model "
+                              f"{trained_as} or another source")
+    return path
+
+
+def load_init_model(path: str | os.PathLike, config: Config):
+    """The Keras model at ``path`` (a ``model.keras``), checked against ``config``: its
+    ``config.json`` beside it, when there is one, must name the same ``train.model``.
+
+    Raises
+    ------
+    ConfigError
+        one line naming ``path``: missing, not loadable, or trained as another model.
+    """
+    import keras
+
+    path = check_init_source(path, config)
+    try:
+        return keras.models.load_model(path, compile=False)
+    except Exception as exc:  # noqa: BLE001 - any failure of the file is the user's input
+        reason = " ".join(str(exc).split())[:200] or type(exc).__name__
+        raise ConfigError(f"{path}: not a loadable Keras model ({reason})") from None
+
+
 def _fit_one(config: Config, train, validation: Examples | None, stats, seed: int,
-             callbacks: Sequence, verbose: int):
+             callbacks: Sequence, verbose: int, reports: list | None = None):
     """Build, compile and fit one model from ``seed``; return (model, history dict).
 
     ``train``: :class:`Examples` (arrays) or :class:`urbansound.streaming.StreamedExamples`."""
@@ -285,6 +417,12 @@ def _fit_one(config: Config, train, validation: Examples | None, stats, seed: in
     input_shape = train.input_shape if streamed else train.x.shape[1:]
     model = build_model(t.model, input_shape=input_shape, n_classes=len(config.class_names),
                         band_mean=stats[0], band_variance=stats[1], seed=seed)
+    if t.init_from:  # fine-tuning: start from a trained model's weights (before compile)
+        report = transfer_weights(model, load_init_model(t.init_from, config),
+                                  freeze_features=t.freeze_features, source_name=t.init_from)
+        logging.getLogger(__name__).info("%s", report.summary())
+        if reports is not None:
+            reports.append(report)
     steps = t.epochs * -(-len(train) // t.batch_size)
     augmenting = t.augments_batches
     n_classes = len(config.class_names)
@@ -403,10 +541,11 @@ def train_fold(feature_dir: str | os.PathLike, test_fold: int, available_folds: 
         stats = (train.band_statistics() if isinstance(train, StreamedExamples)
                  else band_statistics(train.x))
     seeds = t.seeds or (t.seed,)
-    members, histories, member_probabilities = [], [], []
+    members, histories, member_probabilities, transfers = [], [], [], []
     for member_seed in seeds:
         seed = (member_seed * 1000 + test_fold) % 2**32  # one stream per fold; numpy: < 2**32
-        model, history = _fit_one(config, train, validation, stats, seed, callbacks, verbose)
+        model, history = _fit_one(config, train, validation, stats, seed, callbacks, verbose,
+                                  transfers)
         members.append(model)
         histories.append({k: [float(v) for v in values] for k, values in history.items()})
         clip_probabilities, first_row = mean_per_clip(
@@ -441,6 +580,7 @@ def train_fold(feature_dir: str | os.PathLike, test_fold: int, available_folds: 
         salience=[test.salience[i] for i in first_row], seeds=list(seeds),
         member_accuracies=[float(np.mean(p.argmax(axis=1) == y_true))
                            for p in member_probabilities],
-        test_windows=len(test))
+        test_windows=len(test),
+        initialised_from=asdict(transfers[0]) if transfers else {})
     (out / RESULT_FILE).write_text(result.to_json())
     return result
