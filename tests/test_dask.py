@@ -145,3 +145,30 @@ def test_runner_options_that_cannot_work_are_one_line(tmp_path, capsys, argv, me
         err = capsys.readouterr().err.strip().splitlines()
         assert code == 2 and len(err) == 1 and message in err[0], err
         assert not (tmp_path / "o").exists()
+
+
+def test_run_hands_the_dask_runner_to_the_features_task(waveforms, cluster, tmp_path,
+                                                        monkeypatch, capsys):
+    """``urbansound run --beam-runner dask --dask-address A`` gives the pipeline Beam's
+    Dask runner at A (the run itself is stopped at the hand-over)."""
+    import pipeline.local_runner as local_runner
+    from pipeline.cli import main
+
+    handed = {}
+
+    class Stop(KeyboardInterrupt):
+        pass
+
+    def run_local(data, **kwargs):
+        handed.update(kwargs)
+        raise Stop
+
+    monkeypatch.setattr(local_runner, "run_local", run_local)
+    code = main(["run", "--data", str(waveforms / "data"), "--out", str(tmp_path / "o"),
+                 "--tracking-uri", f"sqlite:///{tmp_path / 'm.db'}",
+                 "--beam-runner", "dask", "--dask-address", cluster.scheduler_address])
+    assert code == 130  # the stand-in's interruption
+    assert handed["beam_args"] == [
+        "--runner=apache_beam.runners.dask.dask_runner.DaskRunner",
+        f"--dask_client_address={cluster.scheduler_address}"]
+    assert f"Dask scheduler {cluster.scheduler_address}: 2 workers" in capsys.readouterr().out
