@@ -73,6 +73,21 @@ def test_same_class_count_copies_softmax_too():
     assert _equal(_weights(target, "probabilities"), _weights(source, "probabilities"))
 
 
+def test_nested_frame_network_of_conv1d_matches_inside():
+    source = build_model("conv1d", input_shape=(32000, 1), n_classes=10, seed=1)
+    target = build_model("conv1d", input_shape=(32000, 1), n_classes=3, seed=2)
+    report = transfer_weights(target, source, freeze_features=True)
+    assert report.head == "frame_probabilities" and report.head_action == "replaced"
+    assert report.copied == ["conv1", "bn1", "conv2", "bn2", "conv3", "bn3", "conv4", "bn4",
+                             "dense1", "dense2"]
+    inner = target.get_layer("per_frame").layer
+    src_inner = source.get_layer("per_frame").layer
+    assert _equal(inner.get_layer("conv4").get_weights(),
+                  src_inner.get_layer("conv4").get_weights())
+    # the softmax only
+    assert [tuple(w.shape) for w in target.trainable_weights] == [(64, 3), (3,)]
+
+
 def test_another_architecture_or_input_is_refused_in_one_line():
     with pytest.raises(ConfigError, match=r"^a/model.keras: another architecture") as err:
         transfer_weights(_improved(10, seed=2), _improved(10, seed=1, name="sb-cnn"),

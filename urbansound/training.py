@@ -294,12 +294,27 @@ class TransferReport:
                 + (f", {self.frozen} layers frozen" if self.frozen else ""))
 
 
-def _head_layer(model):
-    """The output layer that holds weights: the softmax Dense (``probabilities``)."""
-    for layer in reversed(model.layers):
+def _leaf_layers(model) -> list:
+    """The layers of ``model`` in order, with nested models (conv1d's frame network, inside
+    a TimeDistributed) replaced by their own layers, so that layers match by name inside."""
+    import keras
+
+    out = []
+    for layer in model.layers:
+        inner = getattr(layer, "layer", layer)  # TimeDistributed wraps its layer
+        if isinstance(inner, keras.Model):
+            out += _leaf_layers(inner)[1:]  # its own input layer holds nothing
+        else:
+            out.append(layer)
+    return out
+
+
+def _head_layer(layers):
+    """The last layer that holds weights: the softmax Dense (``probabilities``)."""
+    for layer in reversed(layers):
         if layer.weights:
             return layer
-    raise ValueError(f"model {model.name!r} has no layer with weights")
+    raise ValueError("the model has no layer with weights")
 
 
 def transfer_weights(target, source, *, freeze_features: bool = False,
@@ -327,11 +342,12 @@ def transfer_weights(target, source, *, freeze_features: bool = False,
     if source_input.name != target_input.name or s_shape != t_shape:
         raise ConfigError(f"{source_name}: takes {source_input.name} input of shape {s_shape}; "
                           f"this model takes {target_input.name} {t_shape}")
-    head = _head_layer(target)
-    by_name = {layer.name: layer for layer in source.layers}
+    target_layers = _leaf_layers(target)
+    head = _head_layer(target_layers)
+    by_name = {layer.name: layer for layer in _leaf_layers(source)}
     copied, skipped = [], []
     common = 0
-    for layer in target.layers[1:]:
+    for layer in target_layers[1:]:
         if not layer.weights or layer.name == STANDARDIZE_LAYER:
             continue
         other = by_name.get(layer.name)
@@ -353,7 +369,7 @@ def transfer_weights(target, source, *, freeze_features: bool = False,
                           f"common with {target.name!r} besides the input); cannot start from it")
     frozen = 0
     if freeze_features:
-        for layer in target.layers:
+        for layer in target_layers:
             if layer is not head and layer.trainable and layer.weights:
                 layer.trainable = False
                 frozen += 1
