@@ -283,6 +283,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_predict_parser(sub)
     _add_export_parser(sub)
     _add_register_parser(sub)
+    _add_train_final_parser(sub, d)
     _add_listen_parser(sub)
 
     comp = sub.add_parser("compile", help="write the KFP pipeline YAML for a cluster")
@@ -1085,12 +1086,144 @@ def cmd_register(args) -> int:
     return EXIT_OK
 
 
+def _add_train_final_parser(sub, d) -> None:
+    p = sub.add_parser(
+        "train-final", help="train one model on every fold (to deploy) and log/register it",
+        description="Train one model on all folds of --data with the settings of a finished "
+                    "pipeline run (--from-run) or the usual training options, log it to MLflow "
+                    "(tag urbansound.kind=final) and, with --name, register it. There is no "
+                    "test fold, so it has no accuracy of its own: the cross-validated run's "
+                    "accuracy is its expected accuracy. With the validation-fold protocol the "
+                    "epochs are the median best epoch of --from-run's folds (else the recipe's).")
+    p.add_argument("--data", required=True, help="the dataset (any layout `run` takes)")
+    p.add_argument("--from-run", metavar="RUN_ID",
+                   help="a pipeline (or fold) run: train with its logged configuration "
+                        "(--set and --epochs still override)")
+    _add_data_options(p)
+    _add_training_options(p, d)
+    p.add_argument("--name", help="register the model under this name")
+    p.add_argument("--alias", help="with --name: alias for the new version (e.g. champion)")
+    p.add_argument("--out", default="urbansound-final",
+                   help="waveforms, features and model.keras go here (default ./urbansound-final)")
+    p.add_argument("--tracking-uri", default=os.environ.get("MLFLOW_TRACKING_URI", ""),
+                   help="store (default: $MLFLOW_TRACKING_URI, else sqlite:///./mlflow.db)")
+
+
+def _from_run(args):
+    """(config, median best epoch of its folds or None, the store) of ``--from-run``."""
+    import statistics
+
+    from components.runs import FOLD_TAG, config_from_params
+    from pipeline.model_source import mlflow_store
+    from pipeline.registry import RegistryError
+
+    uri = mlflow_store(args.from_run, args.tracking_uri)
+    import mlflow
+
+    c = mlflow.MlflowClient(uri)
+    try:
+        run = c.get_run(args.from_run)
+    except Exception:  # noqa: BLE001 - MlflowException RESOURCE_DOES_NOT_EXIST, bad id
+        raise RegistryError(f"{args.from_run}: no such run in {uri}") from None
+    folds = [r for r in c.search_runs(
+        [run.info.experiment_id], max_results=1000,
+        filter_string=f"tags.mlflow.parentRunId = '{args.from_run}'")
+        if FOLD_TAG in r.data.tags] or [run]
+    best = [r.data.metrics["best_epoch"] for r in folds if "best_epoch" in r.data.metrics]
+    return (config_from_params(run.data.params),
+            int(round(statistics.median(best))) if best else None, uri)
+
+
+def cmd_train_final(args) -> int:
+    """Exit 0 with the model's URI printed last; 2 for bad data or an unknown run."""
+    from components.model_logging import log_model
+    from components.runs import experiment_id, log_params
+    from components.tracking_store import client
+    from pipeline.registry import KIND_TAG, register_final
+    from urbansound.beam_features import default_beam_args, run_features
+    from urbansound.config import ConfigError
+    from urbansound.ingest import ingest
+    from urbansound.layouts import detect_layout
+    from urbansound.training import MODEL_FILE, train_final
+
+    median_epoch, uri = None, args.tracking_uri
+    if args.alias and not args.name:
+        raise ConfigError("--alias needs --name")
+    if args.from_run:
+        config, median_epoch, uri = _from_run(args)
+        config = config.override(**dict(args.settings)).override(**{
+            "train.epochs": args.epochs, "train.seed": args.seed, "train.init_from": None,
+            "data.layout": args.layout})
+    else:
+        config = _config(args, demo=False)
+    config = _resolve_init_from(config, args, Path(args.out).resolve())
+    if args.epochs:
+        epochs_from = "--epochs"
+    elif config.train.validation == "fold" and median_epoch:
+        config = config.override(**{"train.epochs": median_epoch})
+        epochs_from = f"the median best epoch of run {args.from_run}'s folds"
+    elif config.train.validation == "fold":
+        epochs_from = "the recipe's (no fold results to take the best epoch from)"
+    else:
+        epochs_from = "the recipe's" if not args.from_run else f"run {args.from_run}'s"
+    print(f"epochs: {config.train.epochs} ({epochs_from})")
+    if config.data.layout == "auto":
+        config = config.override(**{"data.layout": detect_layout(args.data)})
+    out = Path(args.out).resolve()
+    config = _with_deformation_cache(config, out)
+    result = ingest(args.data, out / "waveforms", config=config, progress=False)
+    print(result.summary_line())
+    config = _resolve_data(config, Path(args.data), args)
+    manifest = run_features(str(out / "waveforms"), str(out / "features"), config=config,
+                            beam_args=default_beam_args())
+    folds = sorted(int(k) for k in manifest["folds"])
+    final = train_final(out / "features", folds, config=config, out_dir=out / "model",
+                        verbose=2 if args.verbose else 0)
+    history = final["history"]
+    print(f"trained {config.train.model} on folds {','.join(map(str, folds))}: "
+          f"{final['n_train']} examples ({final['n_clips']} clips), {final['epochs']} epochs, "
+          f"final training accuracy {history['accuracy'][-1]:.3f} -> {out / 'model' / MODEL_FILE}")
+    print("no test fold, so no accuracy of its own: its expected accuracy is the "
+          + (f"cross-validated run's ({args.from_run})" if args.from_run
+             else "cross-validated accuracy of a `urbansound run` with the same settings"))
+    if not uri:
+        from pipeline.local_runner import default_tracking_uri
+
+        uri = default_tracking_uri(".")
+    c = client(uri)
+    run = c.create_run(experiment_id(c, uri), run_name=f"final · {config.train.model}",
+                       tags={KIND_TAG: "final", **({"urbansound.from_run": args.from_run}
+                                                   if args.from_run else {})})
+    run_id = run.info.run_id
+    log_params(c, run_id, {**config.flat(), "data_root": str(Path(args.data).resolve()),
+                           "folds": ",".join(map(str, folds))})
+    for epoch, (loss, acc) in enumerate(zip(history["loss"], history["accuracy"]), 1):
+        c.log_metric(run_id, "loss", loss, step=epoch)
+        c.log_metric(run_id, "accuracy", acc, step=epoch)
+    c.log_metric(run_id, "n_train", final["n_train"])
+    c.log_artifact(run_id, str(out / "model" / "final_result.json"))
+    # config=None: the config.json train_final wrote, with the data's class names
+    log_model(uri, run_id, str(out / "model" / MODEL_FILE))
+    c.set_terminated(run_id, "FINISHED")
+    print(f"MLflow run {run_id} ({uri})")
+    if not args.name:
+        print(f"runs:/{run_id}/model")
+        return EXIT_OK
+    done = register_final(run_id, args.name, alias=args.alias, tracking_uri=uri,
+                          cross_validated_run=args.from_run)
+    print(f"registered as {done.name} version {done.version}"
+          + (f", alias {done.alias}" if done.alias else ""))
+    print(done.uri)
+    return EXIT_OK
+
+
 COMMANDS = {"run": cmd_run, "demo-data": cmd_demo_data, "ingest": cmd_ingest,
             "features": cmd_features, "models": cmd_models, "compare": cmd_compare,
             "ui": cmd_ui, "compile": cmd_compile, "submit": cmd_submit}
 COMMANDS["predict"] = cmd_predict
 COMMANDS["export"] = cmd_export
 COMMANDS["register"] = cmd_register
+COMMANDS["train-final"] = cmd_train_final
 COMMANDS["listen"] = cmd_listen
 
 

@@ -15,6 +15,8 @@ from components.runs import FOLD_TAG
 from pipeline.model_source import ModelSourceError, mlflow_store
 from urbansound.config import ConfigError
 
+KIND_TAG = "urbansound.kind"
+"""``final`` on the runs (and versions) of ``urbansound train-final``."""
 MODEL_PATH = "model"
 """The name fold runs log their model under (:data:`components.model_logging.MODEL_NAME`)."""
 
@@ -101,6 +103,44 @@ def register(run_id: str, name: str, *, alias: str | None = None, fold: int | No
                       parent_run_id=parent_id, test_accuracy=accuracy, chosen_by=chosen_by)
 
 
+def register_final(run_id: str, name: str, *, alias: str | None = None,
+                   tracking_uri: str = "", cross_validated_run: str | None = None) -> Registered:
+    """Register the model of a final run (``urbansound train-final``: trained on every
+    fold, so no test accuracy) as a new version of ``name``, tagged ``urbansound.kind=final``
+    and with the cross-validated run whose settings it used (if any).
+
+    Raises
+    ------
+    RegistryError
+        unknown run, no logged model, a name or alias MLflow refuses; one line.
+    """
+    import mlflow
+
+    uri = mlflow_store(run_id, tracking_uri)
+    client = mlflow.MlflowClient(uri)
+    source = f"runs:/{run_id}/{MODEL_PATH}"
+    try:
+        client.get_run(run_id)
+        mlflow.models.get_model_info(source)
+    except Exception:  # noqa: BLE001 - unknown run or no model logged
+        raise RegistryError(f"{run_id}: no such run with a logged model in {uri}") from None
+    try:
+        version = mlflow.register_model(source, name).version
+        tags = {"run_id": run_id, KIND_TAG: "final",
+                "cross_validated_run": cross_validated_run or ""}
+        for key, value in tags.items():
+            if value:
+                client.set_model_version_tag(name, version, key, value)
+        if alias:
+            client.set_registered_model_alias(name, alias, version)
+    except Exception as exc:  # noqa: BLE001 - MlflowException: an invalid name or alias
+        raise RegistryError(f"{run_id}: cannot register as {name!r}: {_first_line(exc)}") from None
+    return Registered(uri=f"models:/{name}@{alias}" if alias else f"models:/{name}/{version}",
+                      name=name, version=str(version), alias=alias, run_id=run_id, fold=None,
+                      parent_run_id=cross_validated_run, test_accuracy=None,
+                      chosen_by="trained on every fold")
+
+
 def _fold_runs(client, run) -> list:
     """The live fold runs nested under ``run`` (superseded ones are deleted)."""
     return [r for r in client.search_runs(
@@ -136,4 +176,4 @@ def _first_line(exc: BaseException) -> str:
     return text[:200] + ("…" if len(text) > 200 else "")
 
 
-__all__ = ["Registered", "RegistryError", "ModelSourceError", "register"]
+__all__ = ["Registered", "RegistryError", "ModelSourceError", "register", "register_final"]

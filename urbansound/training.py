@@ -600,3 +600,81 @@ def train_fold(feature_dir: str | os.PathLike, test_fold: int, available_folds: 
         initialised_from=asdict(transfers[0]) if transfers else {})
     (out / RESULT_FILE).write_text(result.to_json())
     return result
+
+
+FINAL_RESULT_FILE = "final_result.json"
+"""Written by :func:`train_final` beside its model (no test fold, so no accuracy)."""
+
+
+def train_final(feature_dir: str | os.PathLike, folds: Sequence[int], *, config: Config,
+                out_dir: str | os.PathLike, callbacks: Sequence = (),
+                verbose: int = 0) -> dict:
+    """Train one model on every fold in ``folds`` (no test or validation fold), for
+    ``config.train.epochs`` epochs: the model to deploy once cross-validation has chosen
+    the settings.  It has no accuracy of its own; the cross-validated run's is its
+    expected accuracy.  ``train.validation`` is ignored (there is no fold to stop on): the
+    caller sets the epochs (e.g. the median best epoch of the cross-validated folds).
+    With ``train.seeds`` one model per seed, saved as their average (:func:`average_models`).
+
+    Writes ``model.keras`` (takes raw log-mels or waveforms, standardisation inside),
+    ``config.json`` and ``final_result.json`` to ``out_dir``.
+
+    Returns
+    -------
+    dict (as ``final_result.json``): n_train (examples, deformed copies included), n_clips
+    (original clips), folds, epochs, seeds, history (of the first seed: loss and accuracy
+    per epoch), parameters, class_names.
+
+    Raises
+    ------
+    ValueError
+        no fold given, or the folds hold no examples.
+    FileNotFoundError
+        a fold has no feature records.
+    """
+    import tensorflow as tf
+
+    from urbansound.features import input_shape as model_input_shape
+    from urbansound.ingest import with_class_names
+    from urbansound.models import trainable_parameter_count
+    from urbansound.streaming import StreamedExamples, should_stream
+
+    folds = sorted({int(f) for f in folds})
+    if not folds:
+        raise ValueError("train_final needs at least one fold")
+    config = with_class_names(config, feature_dir)
+    t = config.train
+    shape = model_input_shape(config)
+    if should_stream(feature_dir, folds, t.input, shape):
+        train = StreamedExamples(feature_dir, folds, kind=config.input_kind, input_shape=shape)
+        n_clips = len(load_examples(feature_dir, folds, include_deformed=False))
+    else:
+        train = load_examples(feature_dir, folds, include_deformed=True)
+        n_clips = sum(d == ORIGINAL for d in train.deformations)
+    if len(train) == 0:
+        raise ValueError(f"{feature_dir}: no training examples in folds {folds}")
+    tf.config.experimental.enable_op_determinism()
+    stats = (None, None)
+    if t.normalize == "per_band" and config.input_kind == "logmel":
+        stats = (train.band_statistics() if isinstance(train, StreamedExamples)
+                 else band_statistics(train.x))
+    seeds = t.seeds or (t.seed,)
+    members, histories, transfers = [], [], []
+    for member_seed in seeds:
+        # fold "0": a stream of its own, not any cross-validation fold's
+        model, history = _fit_one(config, train, None, stats, (member_seed * 1000) % 2**32,
+                                  callbacks, verbose, transfers)
+        members.append(model)
+        histories.append({k: [float(v) for v in values] for k, values in history.items()})
+    model = members[0] if len(members) == 1 else average_models(members, name=t.model)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    model.save(out / MODEL_FILE)
+    (out / CONFIG_FILE).write_text(config.to_json())
+    result = {"folds": folds, "n_train": len(train), "n_clips": int(n_clips),
+              "epochs": len(histories[0]["loss"]), "seeds": list(seeds),
+              "history": histories[0], "parameters": trainable_parameter_count(members[0]),
+              "class_names": list(config.class_names),
+              "initialised_from": asdict(transfers[0]) if transfers else {}}
+    (out / FINAL_RESULT_FILE).write_text(json.dumps(result))
+    return result

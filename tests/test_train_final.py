@@ -1,0 +1,107 @@
+"""``urbansound train-final``: one model trained on every fold, logged to MLflow and
+registered; the library function behind it (:func:`urbansound.training.train_final`)."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+pytest.importorskip("tensorflow")
+pytest.importorskip("mlflow")
+
+from urbansound.config import config_for  # noqa: E402
+from urbansound.demo_data import write_demo_dataset  # noqa: E402
+from urbansound.training import (  # noqa: E402
+    CONFIG_FILE, FINAL_RESULT_FILE, MODEL_FILE, train_final)
+
+N_CLASSES = 10
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    root = tmp_path_factory.mktemp("final") / "demo"
+    write_demo_dataset(root, folds=(1, 2), clips_per_class=1, seed=5)
+    return root
+
+
+@pytest.fixture(scope="module")
+def features(demo, tmp_path_factory):
+    from urbansound.beam_features import default_beam_args, run_features
+    from urbansound.ingest import ingest
+
+    out = tmp_path_factory.mktemp("final-features")
+    config = config_for("improved", "quick")
+    ingest(demo, out / "waveforms", config=config)
+    run_features(str(out / "waveforms"), str(out / "features"), config=config,
+                 beam_args=default_beam_args())
+    return out / "features", config
+
+
+def test_train_final_trains_on_every_fold_and_writes_model(features, tmp_path):
+    import keras
+
+    feature_dir, config = features
+    result = train_final(feature_dir, [1, 2], config=config, out_dir=tmp_path)
+    # two folds of one clip per class, no deformations: every clip trains
+    assert result["folds"] == [1, 2]
+    assert result["n_train"] == result["n_clips"] == 2 * N_CLASSES
+    assert result["epochs"] == config.train.epochs == len(result["history"]["loss"])
+    assert result["parameters"] == 33949
+    assert "val_accuracy" not in result["history"]
+    assert json.loads((tmp_path / FINAL_RESULT_FILE).read_text()) == result
+    assert json.loads((tmp_path / CONFIG_FILE).read_text())["train"]["model"] == "improved"
+    model = keras.models.load_model(tmp_path / MODEL_FILE)
+    assert model.output_shape == (None, N_CLASSES)
+
+
+def test_train_final_refuses_a_fold_without_records(features, tmp_path):
+    feature_dir, config = features
+    with pytest.raises(FileNotFoundError, match="fold 3"):
+        train_final(feature_dir, [1, 3], config=config, out_dir=tmp_path)
+
+
+def test_cli_train_final_registers_a_model_that_predicts(demo, tmp_path, capsys):
+    import mlflow
+    import pandas as pd
+
+    from pipeline.cli import main
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    code = main(["train-final", "--data", str(demo), "--model", "improved", "--profile",
+                 "quick", "--name", "demo", "--alias", "champion", "--out",
+                 str(tmp_path / "final"), "--tracking-uri", uri])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert out.strip().splitlines()[-1] == "models:/demo@champion"
+    assert "no accuracy of its own" in out
+    assert "20 examples (20 clips)" in out
+    client = mlflow.MlflowClient(uri)
+    version = client.get_model_version_by_alias("demo", "champion")
+    assert version.tags["urbansound.kind"] == "final"
+    run = client.get_run(version.run_id)
+    assert run.data.tags["urbansound.kind"] == "final"
+    assert run.data.params["train.model"] == "improved"
+    mlflow.set_tracking_uri(uri)
+    model = mlflow.pyfunc.load_model("models:/demo@champion")
+    clip = sorted((demo / "audio" / "fold1").glob("*.wav"))[0]
+    predicted = model.predict(pd.DataFrame({"path": [str(clip)]}))
+    assert len(predicted) == 1
+    probabilities = predicted.iloc[0][list(config_for("improved").class_names)].to_numpy(float)
+    assert probabilities.shape == (N_CLASSES,) and abs(probabilities.sum() - 1) < 1e-4
+    assert predicted.iloc[0]["class"] in config_for("improved").class_names
+
+
+def test_cli_train_final_unknown_run_is_one_line(demo, tmp_path, capsys):
+    import mlflow
+
+    from pipeline.cli import main
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    mlflow.MlflowClient(uri).search_experiments()  # an existing, empty store
+    code = main(["train-final", "--data", str(demo), "--from-run", "0123abcd",
+                 "--tracking-uri", uri, "--out", str(tmp_path / "final")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert err == f"urbansound train-final: error: 0123abcd: no such run in {uri}"
+    assert not (tmp_path / "final").exists()
