@@ -1152,8 +1152,7 @@ def cmd_train_final(args) -> int:
     if args.from_run:
         config, median_epoch, uri = _from_run(args)
         config = config.override(**dict(args.settings)).override(**{
-            "train.epochs": args.epochs, "train.seed": args.seed, "train.init_from": None,
-            "data.layout": args.layout})
+            "train.epochs": args.epochs, "train.seed": args.seed, "data.layout": args.layout})
     else:
         config = _config(args, demo=False)
     config = _resolve_init_from(config, args, Path(args.out).resolve())

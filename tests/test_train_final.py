@@ -99,9 +99,45 @@ def test_cli_train_final_unknown_run_is_one_line(demo, tmp_path, capsys):
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     mlflow.MlflowClient(uri).search_experiments()  # an existing, empty store
+    capsys.readouterr()  # the store's creation may log (MLflow's schema migrations)
     code = main(["train-final", "--data", str(demo), "--from-run", "0123abcd",
                  "--tracking-uri", uri, "--out", str(tmp_path / "final")])
     err = capsys.readouterr().err.strip()
     assert code == 2
     assert err == f"urbansound train-final: error: 0123abcd: no such run in {uri}"
     assert not (tmp_path / "final").exists()
+
+
+def test_cli_from_run_takes_its_settings_and_median_best_epoch(demo, tmp_path, capsys):
+    """A validation-fold run's folds stopped at epochs 1, 3 and 2: the final model trains
+    for their median, 2, not the recipe's 5, with the run's model and batch size."""
+    import mlflow
+
+    from components.runs import log_params
+    from pipeline.cli import main
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = mlflow.MlflowClient(uri)
+    experiment = client.create_experiment("urbansound")
+    config = config_for("improved", "quick").override(**{
+        "train.validation": "fold", "train.epochs": 5, "train.batch_size": 4})
+    parent = client.create_run(experiment).info.run_id
+    log_params(client, parent, config.flat())
+    for fold, best in ((1, 1), (2, 3), (3, 2)):
+        child = client.create_run(experiment, tags={"mlflow.parentRunId": parent,
+                                                    "fold": str(fold)}).info.run_id
+        client.log_metric(child, "best_epoch", best)
+    code = main(["train-final", "--data", str(demo), "--from-run", parent,
+                 "--out", str(tmp_path / "final"), "--tracking-uri", uri])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert f"epochs: 2 (the median best epoch of run {parent}'s folds)" in out
+    assert f"cross-validated run's ({parent})" in out
+    result = json.loads((tmp_path / "final" / "model" / FINAL_RESULT_FILE).read_text())
+    assert result["epochs"] == 2 and result["n_train"] == 2 * N_CLASSES
+    run_id = out.strip().splitlines()[-1].removeprefix("runs:/").removesuffix("/model")
+    run = client.get_run(run_id)
+    assert run.data.tags["urbansound.from_run"] == parent
+    assert run.data.params["train.epochs"] == "2"
+    assert run.data.params["train.batch_size"] == "4"
+    assert run.data.params["train.model"] == "improved"
