@@ -21,11 +21,17 @@ system-deps:
 
 # PostgreSQL for tests/test_postgres.py (the team MLflow server on PostgreSQL): the test
 # starts its own server in a temporary folder, so only the package is needed here.
+# Debian's chromium for tests/test_ui_browser.py (the MLflow UI rendered in a headless browser).
 test-deps:
 	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null; then \
 	  echo "installing postgresql"; \
 	  $(SUDO) apt-get update -qq && \
 	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql; \
+	fi
+	@if ! command -v chromium >/dev/null; then \
+	  echo "installing chromium"; \
+	  $(SUDO) apt-get update -qq && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; \
 	fi
 
 # The venv is rebuilt only when the pins or the package metadata change.
