@@ -658,7 +658,8 @@ def cmd_ui(args) -> int:
     from pipeline.local_runner import default_tracking_uri
 
     uri = args.tracking_uri or default_tracking_uri(".")
-    print(f"MLflow UI for {uri}: {ui_address(uri, args.host, args.port)}  (Ctrl-C stops it)")
+    print(f"MLflow UI for {uri}: {ui_address(uri, args.host, args.port)}  (Ctrl-C stops it)",
+          flush=True)  # before mlflow's own output, also when stdout is a pipe
     return subprocess.call(ui_command(uri, args.host, args.port))
 
 
@@ -680,7 +681,18 @@ def ui_address(tracking_uri: str, host: str, port: int) -> str:
         return root
     if found is None:
         return root
-    return f"{root}/#/experiments/{found.experiment_id}/runs?workflowType=machine_learning"
+    from components.runs import VIEW_KEY, VIEW_TAGS
+
+    try:  # a store written before the view tags: give it them (runs add them too)
+        for key, value in VIEW_TAGS.items():
+            if found.tags.get(key) != value:
+                MlflowClient(tracking_uri).set_experiment_tag(found.experiment_id, key, value)
+    except Exception:  # noqa: BLE001 - a read-only store still opens, without the columns
+        pass
+
+    # the accuracy columns come from the experiment's shared view state (components.runs)
+    return (f"{root}/#/experiments/{found.experiment_id}/runs?workflowType=machine_learning"
+            f"&viewStateShareKey={VIEW_KEY}")
 
 
 def cmd_compile(args) -> int:

@@ -68,4 +68,8 @@ def test_ui_address_opens_the_runs_table(uri, tmp_path):
     assert not (tmp_path / "mlflow.db").exists()
     exp = tracking.experiment_id(tracking.client(uri), uri)
     assert ui_address(uri, "127.0.0.1", 5001) == (
-        f"http://127.0.0.1:5001/#/experiments/{exp}/runs?workflowType=machine_learning")
+        f"http://127.0.0.1:5001/#/experiments/{exp}/runs?workflowType=machine_learning"
+        f"&viewStateShareKey=accuracy")
+    tags = tracking.client(uri).get_experiment(exp).tags
+    assert json.loads(tags["mlflow.sharedViewState.accuracy"])["selectedColumns"][0] == (
+        "metrics.`accuracy_mean`")

@@ -168,17 +168,22 @@ def _page(chromium: str, url: str, home: Path, save: Path) -> str:
 
 def test_the_printed_page_shows_the_runs_their_folds_and_accuracy(chromium, store, ui, tmp_path):
     """MLflow 3.17.2's runs table lists the parent run with its nested runs collapsed under it
-    (counted in "3 matching runs") and shows metric columns only once picked under Columns;
-    the parent's run page, one click away, lists its fold runs and its accuracy summary."""
+    (counted in "3 matching runs"), with the accuracy columns the experiment's shared view
+    state picks (MLflow shows no metric column otherwise); the parent's run page, one click
+    away, lists its fold runs and its accuracy summary."""
     home = tmp_path / "chromium-home"  # chromium's profile, not the user's
     home.mkdir()
     root = re.match(r"http://127\.0\.0\.1:\d+", ui).group(0)
-    assert ui == f"{root}/#/experiments/{store['experiment']}/runs?workflowType=machine_learning"
+    assert ui == (f"{root}/#/experiments/{store['experiment']}/runs?workflowType=machine_learning"
+                  f"&viewStateShareKey=accuracy")
 
     table = _page(chromium, ui, home, tmp_path / "runs.html")
     assert "Model training" in table and "Run Name" in table, table[:2000]  # not the GenAI view
     assert store["name"] in table, table[:2000]            # the parent run, by its pipeline name
     assert "3 matching runs" in table, table[:2000]        # ...and its two fold runs under it
+    # the accuracy columns, picked by the experiment's shared view state, with the parent's values
+    assert "accuracy_mean" in table and "accuracy_std" in table, table[:3000]
+    assert "0.6875" in table and "0.0625" in table, table[:3000]
 
     run_page = _page(chromium, f"{root}/#/experiments/{store['experiment']}/runs/"
                                f"{store['parent']}", home, tmp_path / "parent.html")
