@@ -11,7 +11,8 @@ import pytest
 
 from pipeline.cli import build_parser, main, ui_command
 
-COMMANDS = ["run", "demo-data", "ingest", "features", "ui", "compile", "submit"]
+COMMANDS = ["run", "demo-data", "ingest", "features", "ui", "compile", "submit", "predict", "models",
+            "compare", "export", "listen", "register", "train-final"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)
