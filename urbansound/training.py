@@ -469,6 +469,30 @@ def _fit_one(config: Config, train, validation: Examples | None, stats, seed: in
     return model, history.history
 
 
+def training_set(feature_dir: str | os.PathLike, folds: Sequence[int], config: Config):
+    """The training examples of ``folds`` (originals and deformed copies): arrays
+    (:class:`Examples`), or :class:`urbansound.streaming.StreamedExamples` when
+    ``train.input`` says to stream (:func:`urbansound.streaming.should_stream`)."""
+    from urbansound.features import input_shape as model_input_shape
+    from urbansound.streaming import StreamedExamples, should_stream
+
+    shape = model_input_shape(config)
+    if should_stream(feature_dir, folds, config.train.input, shape):
+        return StreamedExamples(feature_dir, folds, kind=config.input_kind, input_shape=shape)
+    return load_examples(feature_dir, folds, include_deformed=True)
+
+
+def input_statistics(train, config: Config) -> tuple:
+    """(band mean, band variance) of the training log-mels for the model's standardisation
+    layer, or (None, None): waveform models standardise each frame inside the model."""
+    from urbansound.streaming import StreamedExamples
+
+    if config.train.normalize != "per_band" or config.input_kind != "logmel":
+        return None, None
+    return (train.band_statistics() if isinstance(train, StreamedExamples)
+            else band_statistics(train.x))
+
+
 def mean_per_clip(probabilities: np.ndarray, file_names: Sequence[str]
                   ) -> tuple[np.ndarray, np.ndarray]:
     """Average the window probabilities of each clip (test-time averaging).
@@ -531,15 +555,7 @@ def train_fold(feature_dir: str | os.PathLike, test_fold: int, available_folds: 
     config = with_class_names(config, feature_dir)
     t = config.train
     split = split_folds(test_fold, available_folds, seed=t.seed, validation=t.validation)
-    from urbansound.features import input_shape as model_input_shape
-    from urbansound.streaming import StreamedExamples, should_stream
-
-    shape = model_input_shape(config)
-    if should_stream(feature_dir, split.train_folds, t.input, shape):
-        train = StreamedExamples(feature_dir, split.train_folds, kind=config.input_kind,
-                                 input_shape=shape)
-    else:
-        train = load_examples(feature_dir, split.train_folds, include_deformed=True)
+    train = training_set(feature_dir, split.train_folds, config)
     validation = (load_examples(feature_dir, [split.validation_fold], include_deformed=False)
                   if split.validation_fold is not None else None)
     # with features.window_hop_s > 0 a long test clip is classified by the mean of its windows
@@ -550,12 +566,7 @@ def train_fold(feature_dir: str | os.PathLike, test_fold: int, available_folds: 
             raise ValueError(f"no {name} examples for test fold {test_fold} ({split})")
 
     tf.config.experimental.enable_op_determinism()
-    # per-band statistics standardise log-mels; waveform models standardise each frame
-    # inside the model
-    stats = (None, None)
-    if t.normalize == "per_band" and config.input_kind == "logmel":
-        stats = (train.band_statistics() if isinstance(train, StreamedExamples)
-                 else band_statistics(train.x))
+    stats = input_statistics(train, config)
     seeds = t.seeds or (t.seed,)
     members, histories, member_probabilities, transfers = [], [], [], []
     for member_seed in seeds:
@@ -634,30 +645,26 @@ def train_final(feature_dir: str | os.PathLike, folds: Sequence[int], *, config:
     """
     import tensorflow as tf
 
-    from urbansound.features import input_shape as model_input_shape
     from urbansound.ingest import with_class_names
     from urbansound.models import trainable_parameter_count
-    from urbansound.streaming import StreamedExamples, should_stream
+    from urbansound.streaming import StreamedExamples
 
     folds = sorted({int(f) for f in folds})
     if not folds:
         raise ValueError("train_final needs at least one fold")
     config = with_class_names(config, feature_dir)
     t = config.train
-    shape = model_input_shape(config)
-    if should_stream(feature_dir, folds, t.input, shape):
-        train = StreamedExamples(feature_dir, folds, kind=config.input_kind, input_shape=shape)
-        n_clips = len(load_examples(feature_dir, folds, include_deformed=False))
+    train = training_set(feature_dir, folds, config)
+    if isinstance(train, StreamedExamples):
+        # counted by a streaming pass: loading the originals would undo the streaming
+        n_clips = len(StreamedExamples(feature_dir, folds, kind=train.kind,
+                                       input_shape=train.input_shape, include_deformed=False))
     else:
-        train = load_examples(feature_dir, folds, include_deformed=True)
         n_clips = sum(d == ORIGINAL for d in train.deformations)
     if len(train) == 0:
         raise ValueError(f"{feature_dir}: no training examples in folds {folds}")
     tf.config.experimental.enable_op_determinism()
-    stats = (None, None)
-    if t.normalize == "per_band" and config.input_kind == "logmel":
-        stats = (train.band_statistics() if isinstance(train, StreamedExamples)
-                 else band_statistics(train.x))
+    stats = input_statistics(train, config)
     seeds = t.seeds or (t.seed,)
     members, histories, transfers = [], [], []
     for member_seed in seeds:
