@@ -83,12 +83,26 @@ def register(run_id: str, name: str, *, alias: str | None = None, fold: int | No
         what = f"fold run {chosen} of {run_id}" if parent_id else chosen
         raise RegistryError(f"{what}: no logged model (status {run.info.status}; a fold run "
                             f"logs its model when it finishes)") from None
+    accuracy = run.data.metrics.get("test_accuracy")
+    version = _register_version(client, source, name, alias, run_id, {
+        "run_id": chosen, FOLD_TAG: run.data.tags.get(FOLD_TAG, ""),
+        "parent_run_id": parent_id or run.data.tags.get("mlflow.parentRunId", ""),
+        "test_accuracy": "" if accuracy is None else f"{accuracy:.6g}"})
+    fold_tag = run.data.tags.get(FOLD_TAG)
+    return Registered(uri=f"models:/{name}@{alias}" if alias else f"models:/{name}/{version}",
+                      name=name, version=str(version), alias=alias, run_id=chosen,
+                      fold=int(fold_tag) if fold_tag and fold_tag.isdigit() else None,
+                      parent_run_id=parent_id, test_accuracy=accuracy, chosen_by=chosen_by)
+
+
+def _register_version(client, source: str, name: str, alias: str | None, run_id: str,
+                      tags: dict[str, str]) -> str:
+    """Register ``source`` as a new version of ``name`` with the non-empty ``tags`` and the
+    alias; return the version.  RegistryError (one line) for a name or alias MLflow refuses."""
+    import mlflow
+
     try:
         version = mlflow.register_model(source, name).version
-        accuracy = run.data.metrics.get("test_accuracy")
-        tags = {"run_id": chosen, FOLD_TAG: run.data.tags.get(FOLD_TAG, ""),
-                "parent_run_id": parent_id or run.data.tags.get("mlflow.parentRunId", ""),
-                "test_accuracy": "" if accuracy is None else f"{accuracy:.6g}"}
         for key, value in tags.items():
             if value:
                 client.set_model_version_tag(name, version, key, value)
@@ -96,11 +110,7 @@ def register(run_id: str, name: str, *, alias: str | None = None, fold: int | No
             client.set_registered_model_alias(name, alias, version)
     except Exception as exc:  # noqa: BLE001 - MlflowException: an invalid name or alias
         raise RegistryError(f"{run_id}: cannot register as {name!r}: {_first_line(exc)}") from None
-    fold_tag = run.data.tags.get(FOLD_TAG)
-    return Registered(uri=f"models:/{name}@{alias}" if alias else f"models:/{name}/{version}",
-                      name=name, version=str(version), alias=alias, run_id=chosen,
-                      fold=int(fold_tag) if fold_tag and fold_tag.isdigit() else None,
-                      parent_run_id=parent_id, test_accuracy=accuracy, chosen_by=chosen_by)
+    return version
 
 
 def register_final(run_id: str, name: str, *, alias: str | None = None,
@@ -124,17 +134,8 @@ def register_final(run_id: str, name: str, *, alias: str | None = None,
         mlflow.models.get_model_info(source)
     except Exception:  # noqa: BLE001 - unknown run or no model logged
         raise RegistryError(f"{run_id}: no such run with a logged model in {uri}") from None
-    try:
-        version = mlflow.register_model(source, name).version
-        tags = {"run_id": run_id, KIND_TAG: "final",
-                "cross_validated_run": cross_validated_run or ""}
-        for key, value in tags.items():
-            if value:
-                client.set_model_version_tag(name, version, key, value)
-        if alias:
-            client.set_registered_model_alias(name, alias, version)
-    except Exception as exc:  # noqa: BLE001 - MlflowException: an invalid name or alias
-        raise RegistryError(f"{run_id}: cannot register as {name!r}: {_first_line(exc)}") from None
+    version = _register_version(client, source, name, alias, run_id, {
+        "run_id": run_id, KIND_TAG: "final", "cross_validated_run": cross_validated_run or ""})
     return Registered(uri=f"models:/{name}@{alias}" if alias else f"models:/{name}/{version}",
                       name=name, version=str(version), alias=alias, run_id=run_id, fold=None,
                       parent_run_id=cross_validated_run, test_accuracy=None,
