@@ -590,8 +590,8 @@ def _chatter_to(log_path: Path, verbose: bool):
             terminal.close()
 
 
-def _progress_line(say, interactive: bool):
-    """``progress(done, total)`` printing ``features: done/total clips (rate)``: rewritten
+def _progress_line(say, interactive: bool, label: str = "features"):
+    """``progress(done, total)`` printing ``<label>: done/total clips (rate)``: rewritten
     in place on a terminal, else a line at most every 10 s and at the end."""
     started, last = time.time(), [0.0]
 
@@ -601,7 +601,7 @@ def _progress_line(say, interactive: bool):
             return
         last[0] = now
         rate = done / max(now - started, 1e-9)
-        say(f"features: {done}/{total} clips ({rate:.1f} clips/s)"
+        say(f"{label}: {done}/{total} clips ({rate:.1f} clips/s)"
             + ("\r" if interactive and done < total else ""))
     return progress
 
@@ -625,7 +625,10 @@ def cmd_features(args) -> int:
 
         if "://" not in source and not (Path(source) / MANIFEST).exists():
             waveforms = Path(args.out) / "waveforms"
-            say(ingest(source, waveforms, config=config).summary_line())
+            started = time.time()
+            result = ingest(source, waveforms, config=config,
+                            progress=_progress_line(say, sys.stdout.isatty(), "ingest"))
+            say(f"{result.summary_line()} ({time.time() - started:.1f} s)")
             source = str(waveforms)
         started = time.time()
         manifest = run_features(source, str(out), config=config,

@@ -48,7 +48,7 @@ import apache_beam as beam
 from urbansound.config import Config
 from urbansound.features import input_shape as features_input_shape
 from urbansound.ingest import MANIFEST, manifest_class_names, IngestError
-from urbansound.records import ORIGINAL
+from urbansound.records import ORIGINAL, masked_crc, write_tfrecord  # noqa: F401 (re-exported)
 
 log = logging.getLogger(__name__)
 REJECTED = "rejected"
@@ -98,21 +98,6 @@ def _runner_args(beam_args: list[str]) -> list[str]:
 # TFRecord files through Beam's FileSystems
 # ---------------------------------------------------------------------------
 
-def _masked_crc(data: bytes) -> int:
-    import google_crc32c
-
-    crc = google_crc32c.value(data)
-    return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
-
-
-def write_tfrecord(fh, data: bytes) -> None:
-    """Append one record to an open binary file in TFRecord framing (length, masked
-    CRC-32C of the length, data, masked CRC-32C of the data)."""
-    length = struct.pack("<Q", len(data))
-    fh.write(length + struct.pack("<I", _masked_crc(length)) + data
-             + struct.pack("<I", _masked_crc(data)))
-
-
 def read_tfrecords(path: str, *, part: int = 0, parts: int = 1):
     """Yield the records of a TFRecord file (local or a Beam filesystem URI) whose index
     ``i`` has ``i % parts == part``; the others are skipped unread.
@@ -130,7 +115,7 @@ def read_tfrecords(path: str, *, part: int = 0, parts: int = 1):
             if len(header) < 12:
                 raise ValueError(f"{path}: truncated TFRecord file (record {index})")
             (length,) = struct.unpack("<Q", header[:8])
-            if struct.unpack("<I", header[8:])[0] != _masked_crc(header[:8]):
+            if struct.unpack("<I", header[8:])[0] != masked_crc(header[:8]):
                 raise ValueError(f"{path}: corrupt TFRecord file (record {index}: length checksum)")
             if index % parts != part:
                 fh.seek(length + 4, os.SEEK_CUR)
@@ -138,7 +123,7 @@ def read_tfrecords(path: str, *, part: int = 0, parts: int = 1):
                 data, footer = fh.read(length), fh.read(4)
                 if len(data) < length or len(footer) < 4:
                     raise ValueError(f"{path}: truncated TFRecord file (record {index})")
-                if struct.unpack("<I", footer)[0] != _masked_crc(data):
+                if struct.unpack("<I", footer)[0] != masked_crc(data):
                     raise ValueError(f"{path}: corrupt TFRecord file (record {index}: data checksum)")
                 yield data
             index += 1

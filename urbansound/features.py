@@ -18,7 +18,7 @@ import os
 
 import numpy as np
 
-from urbansound.audio import AudioError, fix_length, load_audio
+from urbansound.audio import AudioError, fix_length, load_audio, resample
 from urbansound.config import AudioConfig, Config, FeatureConfig
 
 
@@ -26,16 +26,75 @@ class FeatureError(ValueError):
     """A waveform whose log-mel would not be finite (``str()`` says why)."""
 
 
+def hz_to_mel(hz):
+    """HTK mel of a frequency in Hz: 2595 log10(1 + f / 700)."""
+    return 2595.0 * np.log10(1.0 + np.asarray(hz, dtype=np.float64) / 700.0)
+
+
+def mel_to_hz(mel):
+    """Frequency in Hz of an HTK mel value (inverse of :func:`hz_to_mel`)."""
+    return 700.0 * (10.0 ** (np.asarray(mel, dtype=np.float64) / 2595.0) - 1.0)
+
+
 @functools.lru_cache(maxsize=8)
 def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, fmin: float,
                    fmax: float | None) -> np.ndarray:
-    """HTK mel filters, shape (n_mels, 1 + n_fft // 2), float32, read-only."""
-    import librosa
+    """HTK mel filters, shape (n_mels, 1 + n_fft // 2), float32, read-only.
 
-    fb = librosa.filters.mel(sr=sample_rate, n_fft=n_fft, n_mels=n_mels, fmin=fmin,
-                             fmax=fmax, htk=True, norm=None).astype(np.float32)
+    Unnormalised triangles (peak 1) between ``n_mels + 2`` points equally spaced in mel
+    from ``fmin`` to ``fmax`` Hz (``None``: ``sample_rate / 2``): the same weights as
+    ``librosa.filters.mel(htk=True, norm=None)`` (tested), computed with numpy alone so
+    that a feature worker does not pay librosa's import (about 2 s)."""
+    fmax = sample_rate / 2.0 if fmax is None else float(fmax)
+    bin_hz = np.fft.rfftfreq(n_fft, d=1.0 / sample_rate)
+    edges_hz = mel_to_hz(np.linspace(hz_to_mel(fmin), hz_to_mel(fmax), n_mels + 2))
+    widths = np.diff(edges_hz)
+    ramps = edges_hz[:, None] - bin_hz[None, :]
+    rising = -ramps[:-2] / widths[:-1, None]
+    falling = ramps[2:] / widths[1:, None]
+    fb = np.maximum(0.0, np.minimum(rising, falling)).astype(np.float32)
     fb.setflags(write=False)
     return fb
+
+
+@functools.lru_cache(maxsize=8)
+def _hann(n_fft: int, win_length: int) -> np.ndarray:
+    """Periodic Hann window of ``win_length`` samples centred in ``n_fft`` (float64), as
+    ``scipy.signal.get_window("hann", win_length, fftbins=True)`` padded by librosa."""
+    window = 0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(win_length) / win_length)
+    left = (n_fft - win_length) // 2
+    out = np.zeros(n_fft)
+    out[left:left + win_length] = window
+    out.setflags(write=False)
+    return out
+
+
+def power_spectrogram(y: np.ndarray, *, n_fft: int, hop_length: int,
+                      win_length: int) -> np.ndarray:
+    """|STFT|² of ``y`` without padding (frame t covers samples [t·hop, t·hop + n_fft)).
+
+    Parameters
+    ----------
+    y : np.ndarray [shape=(n,), float64], n >= n_fft.
+
+    Returns
+    -------
+    np.ndarray [shape=(1 + n_fft // 2, 1 + (n - n_fft) // hop_length), float64]:
+        ``librosa.stft(..., window="hann", center=False)`` squared in magnitude (tested).
+    """
+    frames = np.lib.stride_tricks.sliding_window_view(y, n_fft)[::hop_length]
+    spectrum = np.fft.rfft(frames * _hann(n_fft, win_length), axis=1)
+    return (spectrum.real ** 2 + spectrum.imag ** 2).T
+
+
+def power_to_db(power: np.ndarray, *, amin: float, top_db: float | None) -> np.ndarray:
+    """``10 log10(power / max power)``, floored at ``amin`` and at ``top_db`` below the
+    peak: ``librosa.power_to_db(power, ref=np.max, amin=amin, top_db=top_db)``."""
+    log_spec = 10.0 * np.log10(np.maximum(amin, power))
+    log_spec -= 10.0 * np.log10(max(amin, float(np.max(power))))
+    if top_db is not None:
+        log_spec = np.maximum(log_spec, log_spec.max() - top_db)
+    return log_spec
 
 
 def log_mel(y: np.ndarray, *, sample_rate: int, features: FeatureConfig) -> np.ndarray:
@@ -62,8 +121,6 @@ def log_mel(y: np.ndarray, *, sample_rate: int, features: FeatureConfig) -> np.n
     ValueError
         ``y`` is too short.
     """
-    import librosa
-
     f = features
     needed = f.n_fft + (f.n_frames - 1) * f.hop_length
     if y.shape[-1] < needed:
@@ -76,10 +133,10 @@ def log_mel(y: np.ndarray, *, sample_rate: int, features: FeatureConfig) -> np.n
         raise FeatureError(f"waveform has {int(np.count_nonzero(~np.isfinite(y)))} NaN or "
                            f"infinite samples")
     # center=False: frame t covers samples [t*hop, t*hop + n_fft), no reflection padding.
-    spec = np.abs(librosa.stft(y, n_fft=f.n_fft, hop_length=f.hop_length,
-                               win_length=f.win_length, window="hann", center=False)) ** 2
+    spec = power_spectrogram(y, n_fft=f.n_fft, hop_length=f.hop_length,
+                             win_length=f.win_length)
     mel = mel_filterbank(sample_rate, f.n_fft, f.n_mels, f.fmin, f.fmax).astype(np.float64) @ spec
-    S_db = librosa.power_to_db(mel, ref=np.max, amin=f.amin, top_db=f.top_db).astype(np.float32)
+    S_db = power_to_db(mel, amin=f.amin, top_db=f.top_db).astype(np.float32)
     if not np.all(np.isfinite(S_db)):
         raise FeatureError(f"log-mel has {int(np.count_nonzero(~np.isfinite(S_db)))} of "
                            f"{S_db.size} values NaN or infinite (peak sample "
@@ -130,8 +187,6 @@ def waveform_input(y: np.ndarray, config: Config) -> np.ndarray:
     FeatureError
         the waveform holds NaN or infinite samples.
     """
-    import librosa
-
     a = config.audio
     bad = int(np.count_nonzero(~np.isfinite(y)))
     if bad:
@@ -139,8 +194,7 @@ def waveform_input(y: np.ndarray, config: Config) -> np.ndarray:
     clip = fix_length(np.asarray(y, np.float32), a.clip_samples, pad_mode=a.pad_mode)
     rate = config.features.waveform_rate
     if rate != a.sample_rate:
-        clip = librosa.resample(clip.astype(np.float64), orig_sr=a.sample_rate, target_sr=rate,
-                                res_type="soxr_hq")
+        clip = resample(clip.astype(np.float64), orig_sr=a.sample_rate, target_sr=rate)
     n = config.features.waveform_samples(a.clip_seconds)
     clip = np.asarray(clip[:n], np.float32)
     if clip.shape[0] < n:  # resampling may round one sample short

@@ -23,12 +23,13 @@ import os
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from urbansound.audio import AudioError, load_audio
 from urbansound.config import CLASS_NAMES, Config
 from urbansound.dataset import Clip, DatasetError, Rejection, dataset_fingerprint
 from urbansound.layouts import scan
-from urbansound.records import encode_waveform
+from urbansound.records import encode_waveform, write_tfrecord
 
 MANIFEST = "manifest.json"
 REPORT = "report.json"
@@ -87,7 +88,8 @@ def _decode(args: tuple[str, int]):
 
 
 def ingest(data_root: str | os.PathLike, out_dir: str | os.PathLike, *, config: Config = Config(),
-           strict: bool = False, workers: int | None = None, progress: bool = False) -> IngestResult:
+           strict: bool = False, workers: int | None = None,
+           progress: bool | Callable[[int, int], None] = False) -> IngestResult:
     """Decode a dataset into per-fold TFRecords.
 
     Parameters
@@ -100,7 +102,8 @@ def ingest(data_root: str | os.PathLike, out_dir: str | os.PathLike, *, config: 
         ``config.data`` the layout, folds and class names.
     strict : raise :class:`IngestError` if anything was rejected.
     workers : decoding processes (default: CPU count); 1 decodes in-process.
-    progress : show a progress bar on stderr.
+    progress : True: a progress bar on stderr; a callable: called as ``progress(done, total)``
+        after each clip.
 
     Raises
     ------
@@ -122,14 +125,15 @@ def ingest(data_root: str | os.PathLike, out_dir: str | os.PathLike, *, config: 
     accepted: list[Clip] = []
     workers = workers or os.cpu_count() or 1
     try:
-        import tensorflow as tf
-
         decoded = _decode_all(clips, sample_rate, workers)
-        if progress:
+        if progress is True:
             from tqdm import tqdm
 
             decoded = tqdm(decoded, total=len(clips), desc="ingest", unit="clip")
-        for clip, (y, reason) in zip(clips, decoded):
+        report = progress if callable(progress) else None
+        for done, (clip, (y, reason)) in enumerate(zip(clips, decoded), start=1):
+            if report is not None:
+                report(done, len(clips))
             if y is None:
                 rejections.append(Rejection(file=clip.relative, reason=reason, fold=clip.fold))
                 continue
@@ -143,8 +147,8 @@ def ingest(data_root: str | os.PathLike, out_dir: str | os.PathLike, *, config: 
                                             reason=f"cannot be written to the records ({exc})"))
                 continue
             if clip.fold not in writers:
-                writers[clip.fold] = tf.io.TFRecordWriter(str(out / f"fold{clip.fold}.tfrecord"))
-            writers[clip.fold].write(example)
+                writers[clip.fold] = open(out / f"fold{clip.fold}.tfrecord", "wb")
+            write_tfrecord(writers[clip.fold], example)
             accepted.append(clip)
             counts[clip.fold] += 1
             class_counts.setdefault(clip.fold, Counter())[clip.class_name] += 1

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import glob
 import os
+import struct
 from dataclasses import dataclass
 
 import numpy as np
@@ -52,33 +53,136 @@ def fold_files(directory: str | os.PathLike, fold: int) -> list[str]:
                   | set(glob.glob(os.path.join(d, f"fold{fold}-*.tfrecord"))))
 
 
-def _example(features: dict) -> bytes:
-    import tensorflow as tf
+# ---------------------------------------------------------------------------
+# tf.train.Example in protobuf's wire format, without TensorFlow
+# ---------------------------------------------------------------------------
+# Importing TensorFlow costs every Beam worker about 7 s and a few hundred MB, only to
+# (de)serialise a message of three levels.  The subset written here (bytes and int64
+# features) is byte-for-byte what ``tf.train.Example.SerializeToString(deterministic=True)``
+# gives (tested against TensorFlow); the reader also accepts TensorFlow's own output
+# (packed or unpacked int64 lists, any field order).
+#
+#   Example  { Features features = 1; }
+#   Features { map<string, Feature> feature = 1; }          entries: key = 1, value = 2
+#   Feature  { oneof kind { BytesList bytes_list = 1; FloatList float_list = 2;
+#                           Int64List int64_list = 3; } }
+#   BytesList { repeated bytes value = 1; }   Int64List { repeated int64 value = 1 [packed]; }
 
-    feature = {}
-    for key, value in features.items():
-        if isinstance(value, (bytes, str)):
-            raw = value.encode() if isinstance(value, str) else value
-            feature[key] = tf.train.Feature(bytes_list=tf.train.BytesList(value=[raw]))
+_LEN, _VARINT, _I64, _I32 = 2, 0, 1, 5
+
+
+def _varint(value: int) -> bytes:
+    """Protobuf base-128 varint of a non-negative integer < 2**64."""
+    out = bytearray()
+    while value > 0x7F:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def _field(number: int, payload: bytes) -> bytes:
+    """A length-delimited field: tag, length, payload."""
+    return _varint(number << 3 | _LEN) + _varint(len(payload)) + payload
+
+
+def _feature(key: str, value) -> bytes:
+    if isinstance(value, (bytes, str)):
+        raw = value.encode() if isinstance(value, str) else value
+        feature = _field(1, _field(1, raw))                     # bytes_list { value: raw }
+    else:
+        number = int(value)
+        if not -2 ** 63 <= number < 2 ** 63:  # the same check protobuf makes, naming the field
+            raise ValueError(f"{key} {number} does not fit a 64-bit integer")
+        packed = _varint(number % 2 ** 64)                      # two's complement, 10 bytes if < 0
+        feature = _field(3, _field(1, packed))                  # int64_list { value: [n] }
+    return _field(1, _field(1, key.encode()) + _field(2, feature))
+
+
+def _example(features: dict) -> bytes:
+    """Serialise ``{name: bytes | str | int}`` as a ``tf.train.Example``; map entries in
+    key order (deterministic: the same example is the same bytes in every process)."""
+    body = b"".join(_feature(key, features[key]) for key in sorted(features))
+    return _field(1, body)
+
+
+def _read_varint(data, pos: int) -> tuple[int, int]:
+    result = shift = 0
+    while True:
+        if pos >= len(data):
+            raise ValueError("truncated protobuf varint")
+        byte = data[pos]
+        pos += 1
+        result |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return result, pos
+        shift += 7
+        if shift > 63:
+            raise ValueError("protobuf varint longer than 10 bytes")
+
+
+def _fields(data):
+    """Yield ``(field number, wire type, value)`` of one message: a memoryview for
+    length-delimited fields, an int for varints; fixed-width fields are skipped."""
+    pos, end = 0, len(data)
+    while pos < end:
+        tag, pos = _read_varint(data, pos)
+        number, wire = tag >> 3, tag & 7
+        if wire == _VARINT:
+            value, pos = _read_varint(data, pos)
+        elif wire == _LEN:
+            size, pos = _read_varint(data, pos)
+            if pos + size > end:
+                raise ValueError("truncated protobuf field")
+            value, pos = data[pos:pos + size], pos + size
+        elif wire in (_I64, _I32):
+            pos += 8 if wire == _I64 else 4
+            continue
         else:
-            number = int(value)
-            if not -2 ** 63 <= number < 2 ** 63:  # protobuf's own error names no field
-                raise ValueError(f"{key} {number} does not fit a 64-bit integer")
-            feature[key] = tf.train.Feature(int64_list=tf.train.Int64List(value=[number]))
-    # deterministic: map fields in key order, so the same example is the same bytes in every
-    # process (the default order follows a per-process hash seed)
-    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString(
-        deterministic=True)
+            raise ValueError(f"unsupported protobuf wire type {wire}")
+        yield number, wire, value
+
+
+def _first_value(feature):
+    """The first value of a Feature message: bytes, int, or None (float or empty lists)."""
+    for kind, _, payload in _fields(feature):
+        if kind == 1:                                           # bytes_list
+            for number, _, value in _fields(payload):
+                if number == 1:
+                    return bytes(value)
+        elif kind == 3:                                         # int64_list
+            for number, wire, value in _fields(payload):
+                if number != 1:
+                    continue
+                if wire == _LEN:                                # packed
+                    if not len(value):
+                        continue
+                    value, _ = _read_varint(value, 0)
+                return value - 2 ** 64 if value >= 2 ** 63 else value
+    return None
 
 
 def _parse(serialized: bytes) -> dict:
-    import tensorflow as tf
+    """``{name: first value}`` of a serialised ``tf.train.Example`` (bytes or int values).
 
-    example = tf.train.Example.FromString(serialized)
+    Raises ValueError when the bytes are not a well-formed message."""
+    data = memoryview(serialized)
     out = {}
-    for key, feature in example.features.feature.items():
-        kind = feature.WhichOneof("kind")
-        out[key] = feature.bytes_list.value[0] if kind == "bytes_list" else feature.int64_list.value[0]
+    for number, _, features in _fields(data):
+        if number != 1:
+            continue
+        for entry_number, _, entry in _fields(features):
+            if entry_number != 1:
+                continue
+            key, feature = None, b""
+            for part, _, value in _fields(entry):
+                if part == 1:
+                    key = bytes(value).decode()
+                elif part == 2:
+                    feature = value
+            value = _first_value(feature)
+            if key is not None and value is not None:
+                out[key] = value
     return out
 
 
@@ -187,6 +291,26 @@ def decode_features(serialized: bytes) -> FeatureRecord:
 
 
 decode_logmel = decode_features
+
+
+# ---------------------------------------------------------------------------
+# TFRecord framing, without TensorFlow
+# ---------------------------------------------------------------------------
+
+def masked_crc(data: bytes) -> int:
+    """TFRecord's checksum: CRC-32C, rotated right by 15 bits, plus a constant."""
+    import google_crc32c
+
+    crc = google_crc32c.value(data)
+    return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
+
+
+def write_tfrecord(fh, data: bytes) -> None:
+    """Append one record to an open binary file in TFRecord framing (length, masked
+    CRC-32C of the length, data, masked CRC-32C of the data)."""
+    length = struct.pack("<Q", len(data))
+    fh.write(length + struct.pack("<I", masked_crc(length)) + data
+             + struct.pack("<I", masked_crc(data)))
 
 
 def iter_records(paths: list[str]):
