@@ -279,3 +279,27 @@ def test_features_stage_never_deforms_a_test_or_validation_clip(tmp_path):
     for fold in (1, 2, 3, 4):
         kinds = {decode_logmel(r).deformation for r in iter_records(fold_files(tmp_path / "feat", fold))}
         assert kinds == ({""} if fold in held_out else {"", "drc_film_standard"}), fold
+
+
+@needs_binary("pitch_shift_2")
+@pytest.mark.parametrize("name", ["pitch_shift_2", "pitch_shift_-3.5"])
+def test_pitch_shift_without_the_tuning_estimate_gives_muda_s_own_samples(name, monkeypatch):
+    """deform skips muda's per-call tuning estimate (it only renames key and chord
+    annotations, and a packed clip has none): the samples are exactly muda's own, and the
+    estimate is not called."""
+    import jams
+    import librosa
+    import muda
+
+    y = tone(330.0) + 0.1 * tone(1000.0)
+    deformer = make_deformer(name)
+    jam = muda.jam_pack(jams.JAMS(), _audio=dict(y=y, sr=SR))
+    jam.file_metadata.duration = N / SR
+    theirs = next(iter(deformer.transform(jam))).sandbox.muda._audio["y"]
+
+    calls = []
+    real = librosa.estimate_tuning
+    monkeypatch.setattr(librosa, "estimate_tuning", lambda *a, **k: calls.append(1) or real(*a, **k))
+    ours = deform(y, SR, deformer, name=name, key="tone.wav")
+    assert calls == []
+    np.testing.assert_array_equal(ours, np.asarray(theirs, dtype=np.float32))

@@ -236,6 +236,21 @@ def make_deformer(name: str, *, noise_dir: str = "", sample_rate: int = 22050):
     return getattr(muda.deformers, cls_name)(**kwargs)
 
 
+def _transform(deformer, jam):
+    """``deformer.transform(jam)``, without muda's per-call tuning estimate for a pitch
+    shift.  muda estimates the clip's tuning (``librosa.estimate_tuning``, a pitch track
+    of the whole clip) on every pitch shift only to decide whether key and chord
+    annotations change name; a clip packed by :func:`deform` has no annotations, and the
+    audio does not depend on it, so the estimate is skipped (tested: same samples)."""
+    import muda
+
+    if isinstance(deformer, muda.deformers.PitchShift) and not len(jam.annotations):
+        for semitones in deformer.n_semitones:
+            yield deformer._transform(jam, {"tuning": 0.0, "n_semitones": semitones})
+        return
+    yield from deformer.transform(jam)
+
+
 def deform(y: np.ndarray, sample_rate: int, deformer, *, name: str = "",
            key: str = "") -> np.ndarray:
     """Apply one muda deformer to a waveform.
@@ -261,7 +276,7 @@ def deform(y: np.ndarray, sample_rate: int, deformer, *, name: str = "",
     jam.file_metadata.duration = len(y) / sample_rate
     jam = muda.jam_pack(jam, _audio=dict(y=np.asarray(y, dtype=np.float32), sr=sample_rate))
     try:
-        out = next(iter(deformer.transform(jam)))
+        out = next(iter(_transform(deformer, jam)))
     except Exception as exc:  # rubberband/sox failures surface as assorted types
         raise AugmentError(f"deformation {name or deformer!s} failed: {exc}") from None
     y_out = np.asarray(out.sandbox.muda._audio["y"], dtype=np.float32)
