@@ -9,6 +9,7 @@ import argparse
 import contextlib
 import logging
 import os
+import re
 import sys
 import textwrap
 import time
@@ -289,6 +290,9 @@ def build_parser() -> argparse.ArgumentParser:
     comp = sub.add_parser("compile", help="write the KFP pipeline YAML for a cluster")
     comp.add_argument("-o", "--output", default="pipeline.yaml", help="default pipeline.yaml")
     comp.add_argument("--image", help="component image (default urbansound:latest)")
+    comp.add_argument("--pvc", action="append", type=_pvc, default=[], metavar="NAME:/MOUNT/PATH",
+                      help="mount this PersistentVolumeClaim in every task (repeatable), as "
+                           "submit --pvc does, for a YAML you upload yourself")
 
     sb = sub.add_parser("submit", help="compile and submit the pipeline to a Kubeflow cluster")
     sb.add_argument("--host", required=True, help="KFP API endpoint, e.g. http://localhost:8080")
@@ -302,6 +306,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_training_options(sb, d)
     sb.add_argument("--tracking-uri", default="", help="MLflow server the pods can reach")
     sb.add_argument("--beam-arg", action="append", default=[], metavar="OPT")
+    _add_beam_runner_options(sb, checked=False)
     sb.add_argument("--pvc", action="append", type=_pvc, default=[], metavar="NAME:/MOUNT/PATH",
                     help="mount this PersistentVolumeClaim in every task (repeatable); --data "
                          "then names a path under the mount, e.g. --pvc us8k:/mnt/data "
@@ -517,19 +522,22 @@ def cmd_ingest(args) -> int:
     return EXIT_OK
 
 
-def _add_beam_runner_options(p) -> None:
+def _add_beam_runner_options(p, *, checked: bool = True) -> None:
     p.add_argument("--beam-runner", choices=["local", "dask"],
                    help="where the features stage runs: 'local' (default: Beam's FnApiRunner, "
                         "one process per core) or 'dask' (Beam's Dask runner on the "
                         "dask.distributed cluster at --dask-address)")
     p.add_argument("--dask-address", metavar="tcp://HOST:PORT",
-                   help="the scheduler of your Dask cluster (with --beam-runner dask); checked "
-                        "before anything starts")
+                   help="the scheduler of your Dask cluster (with --beam-runner dask); "
+                        + ("checked before anything starts" if checked else
+                           "as the pods reach it, e.g. tcp://dask-scheduler.dask:8786 (not "
+                           "checked from here)"))
 
 
-def _beam_args(args) -> list[str]:
+def _beam_args(args, *, check_scheduler: bool = True) -> list[str]:
     """The features stage's Beam options: ``--beam-runner``/``--dask-address`` mapped to
-    Beam's (a Dask scheduler is checked to answer), then any ``--beam-arg``."""
+    Beam's (a Dask scheduler is checked to answer, unless ``check_scheduler`` is False:
+    submit names an address inside the cluster), then any ``--beam-arg``."""
     from pipeline import preflight
     from urbansound.config import ConfigError
 
@@ -550,9 +558,12 @@ def _beam_args(args) -> list[str]:
     if named:
         raise ConfigError(f"--beam-runner dask and --beam-arg={named[0]} name two runners; "
                           f"give one")
-    workers = preflight.check_dask_address(args.dask_address)
-    print(f"Dask scheduler {args.dask_address}: {workers} workers"
-          + ("; the stage waits until one joins" if workers == 0 else ""))
+    if check_scheduler:
+        workers = preflight.check_dask_address(args.dask_address)
+        print(f"Dask scheduler {args.dask_address}: {workers} workers"
+              + ("; the stage waits until one joins" if workers == 0 else ""))
+    elif not re.fullmatch(r"tcp://[^\s:/]+:\d{1,5}", args.dask_address):
+        raise ConfigError(f"--dask-address {args.dask_address!r}: expected tcp://HOST:PORT")
     return dask_beam_args(args.dask_address) + list(args.beam_arg)
 
 
@@ -702,8 +713,9 @@ def cmd_compile(args) -> int:
     from components import DEFAULT_IMAGE
     from pipeline.kubeflow_runner import compile_pipeline
 
-    path = compile_pipeline(args.output, image=args.image or DEFAULT_IMAGE)
-    print(f"wrote {path}")
+    path = compile_pipeline(args.output, image=args.image or DEFAULT_IMAGE, pvcs=args.pvc)
+    mounts = "".join(f", mounts {name} at {mount}" for name, mount in args.pvc)
+    print(f"wrote {path}{mounts}")
     return EXIT_OK
 
 
@@ -747,7 +759,8 @@ def cmd_submit(args) -> int:
 
     config = _resolve_data(_config(args, demo=False), Path(args.data), args)
     config = _resolve_init_from(config, args, None)
-    check_beam_args(args.beam_arg, local=False)
+    beam_args = _beam_args(args, check_scheduler=False)
+    check_beam_args(beam_args, local=False)
     check_data_on_volumes(args.data, args.pvc)
     fingerprint = _submit_cache_key(args, config)
     with tempfile.TemporaryDirectory() as tmp:
@@ -757,7 +770,7 @@ def cmd_submit(args) -> int:
         result = submit(args.host, data_root=args.data, package_path=package,
                         experiment=args.experiment, pipeline_root=args.pipeline_root,
                         config=config, test_folds=args.folds, tracking_uri=args.tracking_uri,
-                        beam_args=args.beam_arg, dataset_fingerprint=fingerprint)
+                        beam_args=beam_args, dataset_fingerprint=fingerprint)
     print(f"submitted run {result.run_id} to {args.host} (experiment {args.experiment!r})")
     return EXIT_OK
 

@@ -354,3 +354,41 @@ def test_submit_rejects_bad_mounts_in_one_line(monkeypatch, capsys):
         main(["submit", "--host", "h", "--data", "/d", "--pvc", "Bad_Name:/mnt"])
     assert exc.value.code == 2
     assert "not a Kubernetes claim name" in capsys.readouterr().err
+
+
+def test_submit_runs_features_on_the_cluster_s_dask_scheduler(monkeypatch, capsys):
+    """`submit --beam-runner dask --dask-address ADDR` sends Beam's Dask runner, named in
+    full, as the features stage's options; the address is the one the pods reach, so it is
+    not dialled from here, only checked for shape."""
+    from pipeline.cli import main
+    from urbansound.beam_features import DASK_RUNNER
+
+    calls = _intercept_kfp(monkeypatch)
+    assert main(["submit", "--host", "http://kfp.invalid", "--data", "gs://b/us8k",
+                 "--data-version", "v1", "--beam-runner", "dask",
+                 "--dask-address", "tcp://dask-scheduler.dask:8786"]) == 0
+    params = _run_body(calls)["runtime_config"]["parameters"]
+    assert params["beam_args"][:2] == [f"--runner={DASK_RUNNER}",
+                                       "--dask_client_address=tcp://dask-scheduler.dask:8786"]
+    capsys.readouterr()
+
+    calls.clear()
+    assert main(["submit", "--host", "http://kfp.invalid", "--data", "gs://b/us8k",
+                 "--beam-runner", "dask", "--dask-address", "dask-scheduler:8786"]) == 2
+    assert "expected tcp://HOST:PORT" in capsys.readouterr().err
+    assert main(["submit", "--host", "http://kfp.invalid", "--data", "gs://b/us8k",
+                 "--beam-runner", "dask"]) == 2
+    assert "--beam-runner dask needs --dask-address" in capsys.readouterr().err
+    assert calls == []
+
+
+def test_compile_cli_mounts_claims_too(tmp_path, capsys):
+    from pipeline.cli import main
+
+    out = tmp_path / "p.yaml"
+    assert main(["compile", "-o", str(out), "--pvc", "us8k:/mnt/data"]) == 0
+    assert f"wrote {out}, mounts us8k at /mnt/data" in capsys.readouterr().out
+    _, platform = yaml.safe_load_all(out.read_text())
+    mounts = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    assert all([(m["pvcNameParameter"]["runtimeValue"]["constant"], m["mountPath"])
+                for m in e["pvcMount"]] == [("us8k", "/mnt/data")] for e in mounts.values())
