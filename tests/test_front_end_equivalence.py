@@ -120,3 +120,11 @@ def test_a_truncated_example_is_a_value_error():
 def test_integer_beyond_64_bits_names_the_field():
     with pytest.raises(ValueError, match="fs_id 9223372036854775808 does not fit"):
         records._example({"fs_id": 2 ** 63})
+
+
+@pytest.mark.parametrize("channels", [1, 2, 3, 6])
+def test_mix_down_equals_numpy_s_float64_mean_bit_for_bit(channels):
+    data = np.random.default_rng(channels).uniform(-1, 1, (44101, channels)).astype(np.float32)
+    ours = audio.mix_down(data)
+    assert ours.dtype == np.float64 and ours.shape == (44101,)
+    np.testing.assert_array_equal(ours, data.mean(axis=1, dtype=np.float64))

@@ -177,6 +177,20 @@ def _wav_truncation(fh, size: int) -> str | None:
                     f"of the file, {size} bytes)")
 
 
+def mix_down(data: np.ndarray) -> np.ndarray:
+    """Mean of the channels of ``data`` [shape=(n, channels)], float64 [shape=(n,)]:
+    ``data.mean(axis=1, dtype=np.float64)`` bit for bit (tested), channel by channel
+    because numpy's reduction across a short, strided axis with a cast costs about
+    4 ms per stereo clip, more than decoding it."""
+    channels = data.shape[1]
+    mono = data[:, 0].astype(np.float64)
+    for c in range(1, channels):
+        mono += data[:, c]
+    if channels > 1:
+        mono /= channels
+    return mono
+
+
 def prepare_waveform(data: np.ndarray, native_rate: int, *, sample_rate: int,
                      source: str | os.PathLike = "<array>") -> np.ndarray:
     """Validate, mix down and resample decoded samples.
@@ -215,7 +229,7 @@ def prepare_waveform(data: np.ndarray, native_rate: int, *, sample_rate: int,
     if not np.any(data):
         raise AudioError(source, "silent (every sample is zero)")
     # mono: mean of channels keeps the PCM range (float64 sum: no overflow on huge floats)
-    mono = data.mean(axis=1, dtype=np.float64)
+    mono = mix_down(data)
     if not np.any(mono):
         raise AudioError(source, f"silent after mixing {data.shape[1]} channels down to mono "
                                  f"(the channels cancel out)")

@@ -39,7 +39,7 @@ from typing import Callable, Iterable, Iterator, Sequence
 import numpy as np
 
 from urbansound.audio import (MAX_PEAK, MAX_RATE, MIN_PEAK, MIN_RATE, MIN_SECONDS, AudioError,
-                              decode_message, fix_length, open_audio)
+                              decode_message, fix_length, mix_down, open_audio)
 from urbansound.config import CLASS_NAMES, Config
 from urbansound.features import FeatureError, input_shape, model_input
 
@@ -245,7 +245,7 @@ def stream_audio(path: str | os.PathLike, *, sample_rate: int = 22050,
                                            f"block at {n_native / native_rate:.1f} s)")
                 any_raw = any_raw or bool(np.any(data))
                 # mono exactly as urbansound.audio.prepare_waveform computes it
-                mono = data.mean(axis=1, dtype=np.float64)
+                mono = mix_down(data)
                 block_peak = float(np.max(np.abs(mono)))
                 if block_peak > MAX_PEAK:
                     raise AudioError(path, f"implausible amplitude: peak sample {block_peak:.3g} "
