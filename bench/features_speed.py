@@ -136,15 +136,23 @@ def urbansound_features(data: Path, out: Path, beam_args: list[str]) -> dict:
     as it reports them."""
     command = [str(ROOT / ".venv" / "bin" / "urbansound"), "features", "--data", str(data),
                "--out", str(out), *[f"--beam-arg={a}" for a in beam_args]]
+    # run through a launcher whose only descendants are urbansound's: its RUSAGE_CHILDREN
+    # peak is the largest resident set among urbansound and its workers (KB on Linux)
+    launcher = ("import resource, subprocess, sys; code = subprocess.run(sys.argv[1:]).returncode; "
+                "print('PEAK_RSS_KB', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, "
+                "file=sys.stderr); sys.exit(code)")
     started = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True)
+    done = subprocess.run([sys.executable, "-c", launcher, *command], capture_output=True,
+                          text=True)
     total = time.perf_counter() - started
+    peak = re.search(r"PEAK_RSS_KB (\d+)", done.stderr)
+    peak_mb = int(peak.group(1)) / 1024 if peak else float("nan")
     if done.returncode:
         raise SystemExit(f"urbansound features failed (exit {done.returncode}): "
                          f"{(done.stderr or done.stdout).strip().splitlines()[-1:]}")
     ingest = re.search(r"rejected \(report: .*\) \(([0-9.]+) s\)", done.stdout)
     beam = re.search(r"examples in .* \(([0-9.]+) s, ", done.stdout)
-    return {"total": total, "ingest": float(ingest.group(1)) if ingest else None,
+    return {"total": total, "peak_rss_mb": round(peak_mb), "ingest": float(ingest.group(1)) if ingest else None,
             "beam": float(beam.group(1)) if beam else None}
 
 
@@ -181,6 +189,7 @@ def main(argv=None) -> int:
               "urbansound_clips_per_s": round(n / ours["total"], 1),
               "speedup_vs_plain": round(plain_s / ours["total"], 2),
               "ingest_s": ours["ingest"], "beam_stage_s": ours["beam"],
+              "peak_rss_mb": ours["peak_rss_mb"],
               "per_clip_work_ms": round(work_s * 1000, 2),
               "ideal_cores_s": round(ideal_s, 1),
               "stages_share_of_ideal": round(ideal_s / stages_s, 2) if stages_s else None,
@@ -195,6 +204,7 @@ def main(argv=None) -> int:
         if seconds:
             print(f"{label:<44} {seconds:>8.1f} {n / seconds:>8.1f}")
     print(f"speed-up over the plain loop: {plain_s / ours['total']:.2f}x ({n} clips, target >= 2x)")
+    print(f"peak RSS of urbansound features (largest process): {ours['peak_rss_mb']} MB")
     if stages_s:
         print(f"ingest + Beam stage at {ideal_s / stages_s:.0%} of what {cores} cores can do "
               f"(target >= 80 %)")

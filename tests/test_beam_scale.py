@@ -291,3 +291,15 @@ def test_features_command_prints_progress_and_logs_the_chatter(waveforms, single
     assert "cuda" not in everything.lower() and "absl" not in everything
     assert _records(out) == {f: [r for r in single[1][f] if b"background_noise" not in r]
                              for f in (1, 2, 3)}
+
+
+def test_shards_get_smaller_with_deformations_so_both_workers_stay_busy():
+    from urbansound.augment import SALAMON_BELLO_DEFORMATIONS, STUDY_DEFORMATIONS
+    from urbansound.beam_features import CLIPS_PER_SHARD, clips_per_shard_for
+    from urbansound.config import Config
+
+    assert clips_per_shard_for(Config()) == CLIPS_PER_SHARD == 128
+    study = Config().override(**{"augment.deformations": STUDY_DEFORMATIONS})
+    assert clips_per_shard_for(study) == 8
+    everything = Config().override(**{"augment.deformations": SALAMON_BELLO_DEFORMATIONS})
+    assert clips_per_shard_for(everything) == 4

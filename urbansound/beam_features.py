@@ -63,6 +63,22 @@ CLIPS_PER_SHARD = 128
 45 MB of waveforms in and 8 MB of log-mels out (more with deformations): small enough
 for two workers to share a 900-clip fold, large enough that per-shard start-up
 (muda's deformers, the cache) is noise."""
+DEFORMATION_COST = 4
+"""Roughly how many shard slots one deformed copy takes: a muda deformation (tens of ms
+to a few hundred, external programs included) is some 30 log-mels of work, so with
+deformations a shard holds fewer clips and both workers stay busy to the end."""
+
+
+def clips_per_shard_for(config: Config) -> int:
+    """Input clips per shard for this configuration: :data:`CLIPS_PER_SHARD`, divided by
+    the deformations each clip gets (at least 4 clips): 8 clips per shard for the
+    study's set of 4, so 100 clips are 13 shards rather than one per fold."""
+    n = len(config.augment.all_deformations())
+    if n == 0:
+        return CLIPS_PER_SHARD
+    return max(4, CLIPS_PER_SHARD // (DEFORMATION_COST * n))
+
+
 PARTS = ".features-parts"
 """Sub-folder of the output for shard summaries and files being written; removed at the end."""
 DASK_RUNNER = "apache_beam.runners.dask.dask_runner.DaskRunner"
@@ -421,7 +437,7 @@ class ShardToFeatures(beam.DoFn):
 def run_features(waveform_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
                  config: Config = Config(), beam_args: list[str] | None = None,
                  deform_folds: list[int] | None = None,
-                 clips_per_shard: int = CLIPS_PER_SHARD, progress=None) -> dict:
+                 clips_per_shard: int | None = None, progress=None) -> dict:
     """Run the features pipeline over every fold ingest wrote.
 
     Parameters
@@ -432,7 +448,7 @@ def run_features(waveform_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
         :func:`dask_beam_args`.
     deform_folds : folds whose clips get the configured deformations (None: all);
         :func:`urbansound.training.folds_to_augment` gives the folds that train.
-    clips_per_shard : input clips per shard (see :data:`CLIPS_PER_SHARD`).
+    clips_per_shard : input clips per shard (default :func:`clips_per_shard_for`).
     progress : called as ``progress(clips_done, clips_total)`` from a watcher thread
         each time shards finish (None: not watched).
 
@@ -451,7 +467,8 @@ def run_features(waveform_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
     source = read_source_manifest(waveform_dir)
     clips_per_fold = {int(k): int(n) for k, n in source["folds"].items()}
     folds = sorted(clips_per_fold)
-    shards = plan_shards(waveform_dir, clips_per_fold, clips_per_shard)
+    shards = plan_shards(waveform_dir, clips_per_fold,
+                         clips_per_shard or clips_per_shard_for(config))
     parts_dir = FileSystems.join(out, PARTS)
     for folder in (out, parts_dir):
         if not FileSystems.exists(folder):
