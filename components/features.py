@@ -9,6 +9,7 @@ def features_component(waveforms: Input[Dataset], config_json: str, beam_args: L
     """Run the Beam features pipeline; ``beam_args`` empty means the local DirectRunner.
     Only the folds that train one of ``test_folds``' models are deformed."""
     from components.errors import user_errors
+    from components.progress import progress_line
     from urbansound.beam_features import default_beam_args, run_features
     from urbansound.config import Config
     from urbansound.ingest import read_manifest
@@ -25,7 +26,7 @@ def features_component(waveforms: Input[Dataset], config_json: str, beam_args: L
     with user_errors("features"):
         manifest = run_features(waveforms.path, features.path, config=config,
                                 beam_args=list(beam_args) or default_beam_args(),
-                                deform_folds=deform_folds)
+                                deform_folds=deform_folds, progress=progress_line("features"))
         for warning in manifest.get("warnings", []):
             print(f"warning: {warning}")
     features.metadata.update({"folds": manifest["folds"], "deformations": manifest["deformations"],

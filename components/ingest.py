@@ -19,13 +19,15 @@ def ingest_component(data_root: str, config_json: str, test_folds: List[int], st
     """
     from components import tracking
     from components.errors import user_errors
+    from components.progress import progress_line
     from urbansound.config import Config
     from urbansound.ingest import IngestError, ingest
     from urbansound.training import min_folds
 
     config = Config.from_json(config_json)
     with user_errors("ingest"):
-        result = ingest(data_root, waveforms.path, config=config, strict=strict, progress=False)
+        result = ingest(data_root, waveforms.path, config=config, strict=strict,
+                        progress=progress_line("ingest"))
         present = result.folds
         test_folds = [int(f) for f in test_folds]  # JSON numbers arrive as floats locally
         missing = [f for f in test_folds if f not in present]

@@ -602,19 +602,10 @@ def _chatter_to(log_path: Path, verbose: bool):
 
 
 def _progress_line(say, interactive: bool, label: str = "features"):
-    """``progress(done, total)`` printing ``<label>: done/total clips (rate)``: rewritten
-    in place on a terminal, else a line at most every 10 s and at the end."""
-    started, last = time.time(), [0.0]
+    """The terminal's progress line (see :func:`components.progress.progress_line`)."""
+    from components.progress import progress_line
 
-    def progress(done: int, total: int) -> None:
-        now = time.time()
-        if not interactive and done < total and now - last[0] < 10:
-            return
-        last[0] = now
-        rate = done / max(now - started, 1e-9)
-        say(f"{label}: {done}/{total} clips ({rate:.1f} clips/s)"
-            + ("\r" if interactive and done < total else ""))
-    return progress
+    return progress_line(label, say=say, interactive=interactive)
 
 
 def cmd_features(args) -> int:

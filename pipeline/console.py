@@ -24,7 +24,8 @@ _TASK_END = re.compile(r"Task '([^']+)' finished with status (\w+)")
 _CACHE_HIT = re.compile(r"Task '?([^' ]+)'? cache hit")
 _EPOCH = re.compile(r"^\s*Epoch (\d+)/(\d+)")
 _EPOCH_METRICS = re.compile(r"accuracy: ([\d.]+).*val_accuracy: ([\d.]+)")
-_IMPORTANT = re.compile(r"(clips accepted|^\s*warning: |^\s*urbansound \w+|^\s*\w*(Error|Exception): |"
+_IMPORTANT = re.compile(r"(clips accepted|^\s*(ingest|features): \d+/\d+ clips \(|^\s*warning: |"
+                        r"^\s*urbansound \w+|^\s*\w*(Error|Exception): |"
                         r"MLflow parent run|^\s*test fold \d+:)")
 _USER_ERROR = re.compile(r"urbansound [\w ]+: error: .*")
 _STORAGE = re.compile(r"(no space left on device|disk quota exceeded|read-only file system|"

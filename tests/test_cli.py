@@ -4,8 +4,10 @@ import signal
 import socket
 import subprocess
 import sys
+import textwrap
 import time
 import urllib.request
+from pathlib import Path
 
 import pytest
 
@@ -387,3 +389,30 @@ def test_the_resume_key_follows_what_kfp_caches(tmp_path, monkeypatch):
     assert runner.resume_key(arguments | {"test_folds": [2]}, tmp_path / "a", config) != key
     monkeypatch.setattr(runner, "pipeline_fingerprint", lambda config: "changed component code")
     assert runner.resume_key(arguments, tmp_path / "a", config) != key
+
+
+def test_the_console_echoes_the_stages_progress_lines_and_not_the_rest(tmp_path, capfd):
+    """A local run's terminal shows ingest's and features' progress lines as the task
+    subprocesses print them (components.progress), and none of their other output."""
+    from components.progress import progress_line
+    from pipeline.console import ConsoleLog
+
+    with ConsoleLog(tmp_path / "run.log"):
+        subprocess.run([sys.executable, "-c", textwrap.dedent("""
+            from components.progress import progress_line
+            p = progress_line("features", every_s=0)
+            print("INFO:apache_beam: a line nobody needs")
+            p(128, 1881); p(1881, 1881)
+        """)], cwd=str(Path(__file__).resolve().parents[1]))
+    shown = [ln.strip() for ln in capfd.readouterr().out.splitlines()]
+    assert [ln for ln in shown if ln.startswith("features: ")] == [
+        ln for ln in shown if "clips (" in ln]
+    assert [ln.split(" (")[0] for ln in shown if ln.startswith("features: ")] == [
+        "features: 128/1881 clips", "features: 1881/1881 clips"]
+    assert not any("apache_beam" in ln for ln in shown)
+    assert "a line nobody needs" in (tmp_path / "run.log").read_text()
+    lines = []
+    progress = progress_line("ingest", say=lines.append, every_s=3600)
+    for done in range(1, 101):
+        progress(done, 100)
+    assert [ln.split(" (")[0] for ln in lines] == ["ingest: 1/100 clips", "ingest: 100/100 clips"]
