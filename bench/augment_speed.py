@@ -30,6 +30,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench_io import write_result  # noqa: E402 (bench/ is the script's folder)
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
@@ -139,9 +141,7 @@ def main(argv=None) -> int:
     print(f"(ingest of the {len(paths)} clips, once, before: {ingest_s:.1f} s; target >= 2x)")
     result = {"data": str(args.data or "built-in demo"), "clips": len(paths), "set": args.set,
               "ingest_s": round(ingest_s, 1), "rows": rows, "cores": os.cpu_count()}
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=2))
-    print(f"written {args.out}")
+    write_result(args.out, result)
     return 0
 
 

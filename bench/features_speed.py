@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import os
 import re
 import shutil
@@ -32,6 +31,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from bench_io import write_result  # noqa: E402 (bench/ is the script's folder)
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -208,9 +209,7 @@ def main(argv=None) -> int:
     if stages_s:
         print(f"ingest + Beam stage at {ideal_s / stages_s:.0%} of what {cores} cores can do "
               f"(target >= 80 %)")
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=2))
-    print(f"written {args.out}")
+    write_result(args.out, result)
     return 0
 
 

@@ -24,6 +24,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench_io import write_result  # noqa: E402 (bench/ is the script's folder)
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -136,9 +138,7 @@ def main(argv=None) -> int:
               f"{peaks[mode + '_1x']:>5.0f} / {peaks[mode + '_4x']:.0f}  "
               f"(ratio {peaks[mode + '_4x'] / peaks[mode + '_1x']:.2f}"
               f"{', target <= 1.3' if mode == 'stream' else ''})")
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=2))
-    print(f"written {args.out}")
+    write_result(args.out, result)
     return 0
 
 
