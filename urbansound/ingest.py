@@ -143,8 +143,8 @@ def ingest(data_root: str | os.PathLike, out_dir: str | os.PathLike, *, config: 
                 rejections.append(Rejection(file=clip.relative, reason=reason, fold=clip.fold))
                 continue
             if clip.fold not in writers:
-                writers[clip.fold] = open(out / f"fold{clip.fold}.tfrecord", "wb")
-            write_tfrecord(writers[clip.fold], example)
+                writers[clip.fold] = _RecordFile(out / f"fold{clip.fold}.tfrecord")
+            writers[clip.fold].write(example)
             accepted.append(clip)
             counts[clip.fold] += 1
             class_counts.setdefault(clip.fold, Counter())[clip.class_name] += 1
@@ -174,6 +174,29 @@ def ingest(data_root: str | os.PathLike, out_dir: str | os.PathLike, *, config: 
         _remove_outputs(out, report_too=False)
         raise failure
     return result
+
+
+class _RecordFile:
+    """One fold's TFRecord file; a failed write or close (a full disk) is an OSError that
+    names the file, whatever the layer that noticed it."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._fh = self._named(lambda: open(path, "wb"))
+
+    def _named(self, call):
+        try:
+            return call()
+        except OSError as exc:
+            if exc.filename:
+                raise
+            raise OSError(exc.errno, exc.strerror or str(exc), str(self.path)) from exc
+
+    def write(self, record: bytes) -> None:
+        self._named(lambda: write_tfrecord(self._fh, record))
+
+    def close(self) -> None:
+        self._named(self._fh.close)
 
 
 def _decode_all(clips: list[Clip], sample_rate: int, workers: int):
