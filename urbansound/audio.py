@@ -249,6 +249,15 @@ def prepare_waveform(data: np.ndarray, native_rate: int, *, sample_rate: int,
     return np.ascontiguousarray(y, dtype=np.float32)
 
 
+def resampled_length(n_native: int, native_rate: int, sample_rate: int) -> int:
+    """Samples after resampling ``n_native`` samples, as ``librosa.resample`` makes them
+    (``ceil(n * (sample_rate / native_rate))``, in that arithmetic), so streamed and
+    one-shot lengths agree."""
+    if native_rate == sample_rate:
+        return n_native
+    return int(np.ceil(n_native * (float(sample_rate) / native_rate)))
+
+
 def resample(y: np.ndarray, *, orig_sr: int, target_sr: int) -> np.ndarray:
     """Resample a mono waveform with soxr (high quality), to ``ceil(n · target / orig)``
     samples: ``librosa.resample(y, orig_sr, target_sr, res_type="soxr_hq")`` exactly
@@ -260,7 +269,7 @@ def resample(y: np.ndarray, *, orig_sr: int, target_sr: int) -> np.ndarray:
     if orig_sr == target_sr:
         return y
     out = soxr.resample(y, orig_sr, target_sr, quality="soxr_hq")
-    n = int(np.ceil(y.shape[-1] * float(target_sr) / orig_sr))
+    n = resampled_length(y.shape[-1], orig_sr, target_sr)
     out = out[:n] if out.shape[0] >= n else np.pad(out, (0, n - out.shape[0]))
     return np.asarray(out, dtype=y.dtype)
 

@@ -39,7 +39,8 @@ from typing import Callable, Iterable, Iterator, Sequence
 import numpy as np
 
 from urbansound.audio import (MAX_PEAK, MAX_RATE, MIN_PEAK, MIN_RATE, MIN_SECONDS, AudioError,
-                              decode_message, fix_length, mix_down, open_audio)
+                              decode_message, fix_length, mix_down, open_audio,
+                              resampled_length)
 from urbansound.config import CLASS_NAMES, Config
 from urbansound.features import FeatureError, input_shape, model_input
 
@@ -172,14 +173,6 @@ logmel_batch = model_input_batch  # its name before waveform models
 # ---------------------------------------------------------------------------
 # decoding in blocks
 # ---------------------------------------------------------------------------
-
-def resampled_length(n_native: int, native_rate: int, sample_rate: int) -> int:
-    """Samples after resampling ``n_native`` samples, as ``librosa.resample`` makes them
-    (``ceil(n * sample_rate / native_rate)``), so streamed and one-shot lengths agree."""
-    if native_rate == sample_rate:
-        return n_native
-    return int(np.ceil(n_native * (float(sample_rate) / native_rate)))
-
 
 def stream_audio(path: str | os.PathLike, *, sample_rate: int = 22050,
                  block_seconds: float = BLOCK_SECONDS, info: dict | None = None

@@ -35,10 +35,10 @@ from typing import Callable, Iterable, Iterator, NamedTuple, Sequence
 
 import numpy as np
 
-from urbansound.audio import MAX_RATE, MIN_RATE, AudioError
+from urbansound.audio import MAX_RATE, MIN_RATE, AudioError, resampled_length
 from urbansound.config import Config
 from urbansound.predict import (DEFAULT_HOP_SECONDS, Classifier, hop_samples, iter_windows,
-                                model_input_batch, resampled_length, stream_audio)
+                                model_input_batch, stream_audio)
 
 STDIN = "<stdin>"
 PCM_SAMPLE_BYTES = 2
