@@ -9,7 +9,6 @@ import argparse
 import contextlib
 import logging
 import os
-import re
 import sys
 import textwrap
 import time
@@ -562,8 +561,8 @@ def _beam_args(args, *, check_scheduler: bool = True) -> list[str]:
         workers = preflight.check_dask_address(args.dask_address)
         print(f"Dask scheduler {args.dask_address}: {workers} workers"
               + ("; the stage waits until one joins" if workers == 0 else ""))
-    elif not re.fullmatch(r"tcp://[^\s:/]+:\d{1,5}", args.dask_address):
-        raise ConfigError(f"--dask-address {args.dask_address!r}: expected tcp://HOST:PORT")
+    else:
+        preflight.parse_dask_address(args.dask_address)
     return dask_beam_args(args.dask_address) + list(args.beam_arg)
 
 

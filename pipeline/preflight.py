@@ -142,6 +142,16 @@ def check_beam_args(beam_args: list[str], *, local: bool) -> None:
 _DASK_ADDRESS = re.compile(r"^(tcp|tls)://(\[[0-9a-fA-F:.]+\]|[^:/\[\]]+):(\d{1,5})$")
 
 
+def parse_dask_address(address: str) -> tuple[str, int]:
+    """``(host, port)`` of a scheduler address ``tcp://HOST:PORT`` (or ``tls://``);
+    ConfigError naming the address otherwise."""
+    m = _DASK_ADDRESS.match(address)
+    if not m:
+        raise ConfigError(f"--dask-address {address}: expected tcp://HOST:PORT (the scheduler "
+                          f"of your Dask cluster)")
+    return m.group(2).strip("[]"), int(m.group(3))
+
+
 def check_dask_address(address: str, timeout_s: float = 10.0) -> int:
     """A Dask scheduler answers at ``address`` (``tcp://HOST:PORT``); returns how many
     workers it has.
@@ -154,11 +164,7 @@ def check_dask_address(address: str, timeout_s: float = 10.0) -> int:
     """
     import socket
 
-    m = _DASK_ADDRESS.match(address)
-    if not m:
-        raise ConfigError(f"--dask-address {address}: expected tcp://HOST:PORT (the scheduler "
-                          f"of your Dask cluster)")
-    host, port = m.group(2).strip("[]"), int(m.group(3))
+    host, port = parse_dask_address(address)
     try:
         with socket.create_connection((host, port), timeout=timeout_s):
             pass
