@@ -600,13 +600,6 @@ def _chatter_to(log_path: Path, verbose: bool):
             terminal.close()
 
 
-def _progress_line(say, interactive: bool, label: str = "features"):
-    """The terminal's progress line (see :func:`components.progress.progress_line`)."""
-    from components.progress import progress_line
-
-    return progress_line(label, say=say, interactive=interactive)
-
-
 def cmd_features(args) -> int:
     remote = "://" in args.out
     out = args.out if remote else Path(args.out).resolve()
@@ -621,20 +614,24 @@ def cmd_features(args) -> int:
     if not args.verbose:
         print(f"full log: {log_path}  (-v shows it here)")
     with _chatter_to(log_path, args.verbose) as say:
+        from components.progress import progress_line
         from urbansound.beam_features import default_beam_args, run_features
         from urbansound.ingest import MANIFEST, ingest
+
+        interactive = sys.stdout.isatty()
 
         if "://" not in source and not (Path(source) / MANIFEST).exists():
             waveforms = Path(args.out) / "waveforms"
             started = time.time()
             result = ingest(source, waveforms, config=config,
-                            progress=_progress_line(say, sys.stdout.isatty(), "ingest"))
+                            progress=progress_line("ingest", say=say, interactive=interactive))
             say(f"{result.summary_line()} ({time.time() - started:.1f} s)")
             source = str(waveforms)
         started = time.time()
         manifest = run_features(source, str(out), config=config,
                                 beam_args=beam_args or default_beam_args(),
-                                progress=_progress_line(say, sys.stdout.isatty()))
+                                progress=progress_line("features", say=say,
+                                                       interactive=interactive))
         for warning in manifest["warnings"]:
             say(f"warning: {warning}")
         total = sum(sum(v.values()) for v in manifest["folds"].values())

@@ -48,7 +48,7 @@ import apache_beam as beam
 from urbansound.config import Config
 from urbansound.features import input_shape as features_input_shape
 from urbansound.ingest import MANIFEST, manifest_class_names, IngestError
-from urbansound.records import ORIGINAL, masked_crc, write_tfrecord  # noqa: F401 (re-exported)
+from urbansound.records import ORIGINAL, masked_crc, write_tfrecord
 
 log = logging.getLogger(__name__)
 REJECTED = "rejected"
@@ -64,15 +64,15 @@ CLIPS_PER_SHARD = 128
 for two workers to share a 900-clip fold, large enough that per-shard start-up
 (muda's deformers, the cache) is noise."""
 DEFORMATION_COST = 4
-"""Roughly how many shard slots one deformed copy takes: a muda deformation (tens of ms
-to a few hundred, external programs included) is some 30 log-mels of work, so with
-deformations a shard holds fewer clips and both workers stay busy to the end."""
+"""Shard slots per deformed copy.  A muda deformation (tens to hundreds of ms, external
+programs included) is some 30 log-mels of work; 4 slots is enough for the study's set
+to make 8-clip shards of a few seconds each, so both workers stay busy to the end."""
 
 
 def clips_per_shard_for(config: Config) -> int:
     """Input clips per shard for this configuration: :data:`CLIPS_PER_SHARD`, divided by
-    the deformations each clip gets (at least 4 clips): 8 clips per shard for the
-    study's set of 4, so 100 clips are 13 shards rather than one per fold."""
+    ``DEFORMATION_COST`` times the deformations each clip gets (at least 4 clips): 8 for
+    the study's set of 4, so 100 clips in folds of 59, 35 and 6 are 14 shards, not 3."""
     n = len(config.augment.all_deformations())
     if n == 0:
         return CLIPS_PER_SHARD

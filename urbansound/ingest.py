@@ -106,7 +106,7 @@ def ingest(data_root: str | os.PathLike, out_dir: str | os.PathLike, *, config: 
     config : ``config.audio.sample_rate`` is the rate every clip is resampled to;
         ``config.data`` the layout, folds and class names.
     strict : raise :class:`IngestError` if anything was rejected.
-    workers : decoding processes (default: CPU count); 1 decodes in-process.
+    workers : decoding threads (default: CPU count); 1 decodes in the calling thread.
     progress : True: a progress bar on stderr; a callable: called as ``progress(done, total)``
         after each clip.
 
