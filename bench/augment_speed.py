@@ -34,7 +34,6 @@ from bench_io import write_result  # noqa: E402 (bench/ is the script's folder)
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from features_speed import clip_paths, subset, warm_page_cache  # noqa: E402
