@@ -194,15 +194,44 @@ def test_disk_full_in_the_tracking_store_stops_with_one_line_and_resumes(data, b
 
 # ---------------------------------------------------------------- SIGKILL
 
+def _beam_workers_under(ancestor):
+    """PIDs of Beam SDK worker processes descended from process ``ancestor`` (the local
+    runner starts its own session, so the CLI's process group does not hold them)."""
+    parents, commands = {}, {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as fh:
+                # the command name may hold spaces: the fields after ")" are state, ppid, …
+                parents[int(entry)] = int(fh.read().rsplit(b")", 1)[1].split()[1])
+            with open(f"/proc/{entry}/cmdline", "rb") as fh:
+                commands[int(entry)] = fh.read()
+        except (OSError, IndexError, ValueError):
+            continue
+
+    def descends(pid):
+        seen = set()
+        while pid in parents and pid not in seen:
+            seen.add(pid)
+            pid = parents[pid]
+            if pid == ancestor:
+                return True
+        return False
+
+    return [pid for pid, command in commands.items()
+            if b"sdk_worker_main" in command and descends(pid)]
+
+
 def _kill_when(command, cwd, out, ready, timeout=600):
-    """Start the CLI in its own process group, SIGKILL that group once ``ready()``."""
+    """Start the CLI in its own process group, SIGKILL that group once ``ready(pid)``."""
     log = open(cwd / "killed.log", "w")
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     process = subprocess.Popen(command, cwd=cwd, stdout=log, stderr=subprocess.STDOUT,
                                start_new_session=True, env=env)
     deadline = time.time() + timeout
-    while time.time() < deadline and process.poll() is None and not ready():
-        time.sleep(0.2)
+    while time.time() < deadline and process.poll() is None and not ready(process.pid):
+        time.sleep(0.1)
     assert process.poll() is None, "the run ended before it could be killed"
     os.killpg(process.pid, signal.SIGKILL)
     assert process.wait(timeout=30) == -signal.SIGKILL
@@ -248,16 +277,18 @@ def test_sigkill_in_the_middle_of_features_then_the_rerun_matches(data, baseline
     out, db = tmp_path / "out", tmp_path / "mlflow.db"
     command = _command(data, out, db)
 
-    def features_running():
-        log = out / "run.log"
-        if not log.exists() or "Executing task 'features-component'" not in log.read_text():
-            return False
-        time.sleep(5)  # Beam's workers are up and computing (the stage takes ≈ 20 s)
-        return True
+    def features_running(cli_pid):
+        # Beam's worker processes are up: the stage is computing and writing. On 30 clips
+        # they live ≈ 2 s of the stage's ≈ 5 s, so a fixed sleep after the task starts
+        # could (and on CI did) let the stage finish before the kill.
+        return bool(_beam_workers_under(cli_pid))
 
     started = time.time()
     _kill_when(command, tmp_path, out, features_running)
     print(f"SIGKILL during features after {time.time() - started:.0f} s")
+    log = (out / "run.log").read_text()
+    assert "Executing task 'features-component'" in log
+    assert "Task 'features-component' finished" not in log  # killed mid-stage, not after
     rerun = _run(command, cwd=tmp_path)
     assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-3000:]
     print(f"rerun after SIGKILL during features: {rerun.wall_s:.0f} s")
@@ -272,7 +303,7 @@ def test_sigkill_in_the_middle_of_training_then_the_rerun_matches(data, baseline
     out, db = tmp_path / "out", tmp_path / "mlflow.db"
     command = _command(data, out, db)
 
-    def training():  # the fold run is open and has logged at least one epoch
+    def training(_cli_pid):  # the fold run is open and has logged at least one epoch
         if not db.exists():
             return False
         try:
