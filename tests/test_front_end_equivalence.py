@@ -128,3 +128,33 @@ def test_mix_down_equals_numpy_s_float64_mean_bit_for_bit(channels):
     ours = audio.mix_down(data)
     assert ours.dtype == np.float64 and ours.shape == (44101,)
     np.testing.assert_array_equal(ours, data.mean(axis=1, dtype=np.float64))
+
+
+@pytest.mark.parametrize("channels", [1, 2, 3])
+@pytest.mark.parametrize("native", [22050, 44100])
+def test_prepare_waveform_equals_the_plain_mean_cast_and_resample(channels, native):
+    """prepare_waveform's checks work on min and max, and one channel skips the float64
+    round trip: the samples must still be the plain formula's, bit for bit."""
+    data = np.random.default_rng(channels).uniform(-0.9, 0.9, (native, channels)).astype(np.float32)
+    plain = data.mean(axis=1, dtype=np.float64).astype(np.float32)
+    if native != 22050:
+        plain = audio.resample(plain, orig_sr=native, target_sr=22050)
+    ours = audio.prepare_waveform(data, native, sample_rate=22050)
+    assert ours.dtype == np.float32 and ours.flags["C_CONTIGUOUS"]
+    np.testing.assert_array_equal(ours, plain)
+    assert not np.shares_memory(ours, data)  # a copy: the caller's array stays its own
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_prepare_waveform_finds_one_bad_sample_anywhere(bad):
+    data = np.full((2205, 2), 0.1, dtype=np.float32)
+    data[1234, 1] = bad
+    with pytest.raises(audio.AudioError, match=r"contains NaN or infinite samples \(1 of 4410\)"):
+        audio.prepare_waveform(data, 22050, sample_rate=22050, source="x.wav")
+
+
+def test_prepare_waveform_peak_of_one_channel_is_its_largest_magnitude():
+    quiet = np.full(2205, 1e-9, dtype=np.float32)  # below one 24-bit step, negative or not
+    quiet[7] = -2e-9
+    with pytest.raises(audio.AudioError, match=r"practically silent: peak sample 2e-09"):
+        audio.prepare_waveform(quiet, 22050, sample_rate=22050)
