@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
-from test_resume import _processes_mentioning  # tests/ is on sys.path under pytest
+from test_resume import _processes_left, _processes_mentioning  # tests/ is on sys.path
 
 pytestmark = pytest.mark.e2e
 
@@ -194,33 +194,28 @@ def test_disk_full_in_the_tracking_store_stops_with_one_line_and_resumes(data, b
 
 # ---------------------------------------------------------------- SIGKILL
 
+def _descends_from(pid, ancestor):
+    """Whether process ``pid`` is a descendant of process ``ancestor`` (its parents read
+    from /proc; a process that is gone ends the walk)."""
+    seen = set()
+    while pid > 1 and pid not in seen:
+        seen.add(pid)
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as fh:
+                # the command name may hold spaces: the fields after ")" are state, ppid, …
+                pid = int(fh.read().rsplit(b")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            return False
+        if pid == ancestor:
+            return True
+    return False
+
+
 def _beam_workers_under(ancestor):
     """PIDs of Beam SDK worker processes descended from process ``ancestor`` (the local
     runner starts its own session, so the CLI's process group does not hold them)."""
-    parents, commands = {}, {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as fh:
-                # the command name may hold spaces: the fields after ")" are state, ppid, …
-                parents[int(entry)] = int(fh.read().rsplit(b")", 1)[1].split()[1])
-            with open(f"/proc/{entry}/cmdline", "rb") as fh:
-                commands[int(entry)] = fh.read()
-        except (OSError, IndexError, ValueError):
-            continue
-
-    def descends(pid):
-        seen = set()
-        while pid in parents and pid not in seen:
-            seen.add(pid)
-            pid = parents[pid]
-            if pid == ancestor:
-                return True
-        return False
-
-    return [pid for pid, command in commands.items()
-            if b"sdk_worker_main" in command and descends(pid)]
+    return [pid for pid in _processes_mentioning("sdk_worker_main")
+            if _descends_from(pid, ancestor)]
 
 
 def _kill_when(command, cwd, out, ready, timeout=600):
@@ -237,10 +232,7 @@ def _kill_when(command, cwd, out, ready, timeout=600):
     assert process.wait(timeout=30) == -signal.SIGKILL
     log.close()
     # the pipeline's own process group (tasks, Beam workers) goes down with the CLI
-    deadline = time.time() + 30
-    while time.time() < deadline and _processes_mentioning(str(out)):
-        time.sleep(0.5)
-    assert _processes_mentioning(str(out)) == []
+    assert _processes_left(str(out)) == []
 
 
 def _cached_artifacts_are_complete(pipeline_root: Path):

@@ -55,10 +55,7 @@ def test_sigterm_marks_runs_killed_and_a_rerun_resumes_from_the_cache(tmp_path):
             "SELECT r.status FROM runs r JOIN tags t ON t.run_uuid = r.run_uuid "
             "WHERE t.key = 'urbansound.run_key'").fetchall()
     assert parent_status == [("KILLED",)]
-    deadline = time.time() + 30  # tasks exit on their own after the signal: give them time
-    while time.time() < deadline and _processes_mentioning(str(tmp_path / "out")):
-        time.sleep(0.5)
-    assert _processes_mentioning(str(tmp_path / "out")) == []  # no task left running
+    assert _processes_left(str(tmp_path / "out")) == []  # no task left running
 
     second = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, timeout=600)
     output = second.stdout + second.stderr
@@ -88,3 +85,12 @@ def _processes_mentioning(text):
             except OSError:
                 continue
     return found
+
+
+def _processes_left(text, timeout_s=30):
+    """:func:`_processes_mentioning` ``text`` once they have had ``timeout_s`` to exit
+    (tasks and Beam workers go down on their own after the signal, not at once)."""
+    deadline = time.time() + timeout_s
+    while time.time() < deadline and _processes_mentioning(text):
+        time.sleep(0.5)
+    return _processes_mentioning(text)
