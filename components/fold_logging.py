@@ -4,8 +4,9 @@ the confusion matrix and curves (plots and JSON), ``fold_result.json`` and the m
 A fold run (see :mod:`components.runs`) carries per-epoch ``loss, accuracy, val_loss,
 val_accuracy``, ``test_accuracy``, ``test_loss``, ``best_epoch``, tags with the split's
 sizes, the artifacts ``confusion_matrix.json``/``.png``, ``curves.png``,
-``fold_result.json``, and the model logged by :mod:`components.model_logging` (a pyfunc
-that serves raw audio, carrying the Keras file and its configuration).
+``fold_result.json``, ``class_names.json`` (the classes in label order), ``config.json``
+(logged when the run starts), and the model logged by :mod:`components.model_logging` (a
+pyfunc that serves raw audio, carrying the Keras file and its configuration).
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import tempfile
 from pathlib import Path
 
 from components.model_logging import log_model
+from components.runs import log_class_names
 from components.tracking_store import client, guarded, tolerant
 
 
@@ -60,5 +62,6 @@ def log_fold_result(tracking_uri: str, run_id: str, result, model_path: str) -> 
         for name in ("confusion_matrix.json", "confusion_matrix.png", "curves.png",
                      "fold_result.json"):
             c.log_artifact(run_id, str(tmp / name))
+    log_class_names(c, run_id, result.class_names)
     log_model(tracking_uri, run_id, model_path, class_names=result.class_names)
     c.set_terminated(run_id, "FINISHED")

@@ -12,8 +12,8 @@ def ingest_component(data_root: str, config_json: str, test_folds: List[int], st
     read from the data, are in ``waveforms``' manifest.json and metadata.
 
     ``test_folds`` empty means every fold present.  A requested test fold with
-    no clips is an error.  ``dataset_fingerprint`` (from the caller's listing) only keys
-    the cache; the fingerprint of what was decoded is in ``waveforms.metadata``.
+    no clips is an error.  ``dataset_fingerprint`` (the caller's, of the listing and the files'
+    contents) only keys the cache; the fingerprint of what was decoded is in ``waveforms.metadata``.
     (A single return value: kfp 2.17's local runner cannot fan out ParallelFor
     over one field of a NamedTuple output.)
     """

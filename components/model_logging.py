@@ -30,21 +30,22 @@ def log_model(tracking_uri: str, run_id: str, model_path: str, *, config=None,
     """Log the fold model at ``model_path`` (a ``model.keras``) to the run as ``model``.
 
     config : :class:`urbansound.config.Config` it was trained with; default: the
-        ``config.json`` train_fold wrote beside it, else the run's params.
+        ``config.json`` train_fold wrote beside it, else the run's (its config.json
+        artifact, else its params).
     class_names : its output classes in order; default ``config.class_names``.
     """
     import mlflow
 
     from components import serving
-    from components.runs import config_from_params
+    from components.runs import run_config
     from urbansound.config import Config
     from urbansound.training import CONFIG_FILE
 
     c = client(tracking_uri)  # also the process's tracking URI, for mlflow.start_run
     if config is None:
         beside = Path(model_path).parent / CONFIG_FILE
-        config = (Config.from_json(beside.read_text()) if beside.is_file()
-                  else config_from_params(c.get_run(run_id).data.params))
+        config = (Config.from_file(beside) if beside.is_file()
+                  else run_config(c, run_id)[0])
     names = list(class_names or config.class_names)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)

@@ -4,8 +4,8 @@ from kfp.dsl import PipelineTaskFinalStatus
 
 def start_run_component(config_json: str, data_root: str, tracking_uri: str, run_key: str,
                         job_id: str) -> str:
-    """Create the parent run (params: the whole configuration); return its id, or "" when
-    tracking is off."""
+    """Create the parent run (params: the whole configuration, and in full its
+    ``config.json``); return its id, or "" when tracking is off."""
     from components import runs, tracking_store
     from urbansound.config import Config
 
@@ -16,7 +16,8 @@ def start_run_component(config_json: str, data_root: str, tracking_uri: str, run
     config = Config.from_json(config_json)
     params = config.flat() | {"data_root": data_root}
     run_id = runs.start_parent_run(uri, run_key or job_id, params,
-                                       run_name=runs.parent_run_name(config, data_root))
+                                   run_name=runs.parent_run_name(config, data_root),
+                                   config=config)
     if run_id:
         print(f"MLflow parent run {run_id} at {uri}")
     return run_id

@@ -20,12 +20,23 @@ import os
 from dataclasses import fields
 
 from components.tracking_store import client, default_artifact_location, tolerant
-from urbansound.config import Config, ConfigError
+from urbansound.config import Config, ConfigError, quoted
 
 EXPERIMENT = "urbansound"
 RUN_KEY_TAG = "urbansound.run_key"
 FOLD_TAG = "fold"
 SUPERSEDED_TAG = "urbansound.superseded_by"
+
+CONFIG_ARTIFACT = "config.json"
+"""The run's whole configuration (:meth:`Config.to_json`), in full: what is read back
+(``predict runs:/...``, ``train-final --from-run``), not the params."""
+CLASS_NAMES_ARTIFACT = "class_names.json"
+"""``{"class_names": [...], "metric_keys": {"accuracy_class_03_dog_bark": "dog_bark"}}``: the
+classes in label order and which per-class metric is which class."""
+PARAM_TEXT_LIMIT = 500
+"""Characters of a param value shown in the UI; a longer value (300 class names) is logged
+shortened: MLflow would cut it at 6,000 without a word, and the full value is in
+:data:`CONFIG_ARTIFACT`."""
 
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 EXPERIMENT_KIND = "custom_model_development"
@@ -81,7 +92,8 @@ def parent_run_name(config, data_root: str) -> str:
 
 
 @tolerant(default="")
-def start_parent_run(tracking_uri: str, run_key: str, params: dict, run_name: str = "") -> str:
+def start_parent_run(tracking_uri: str, run_key: str, params: dict, run_name: str = "",
+                     config: Config | None = None) -> str:
     """Create the pipeline's parent run (status RUNNING); return its id ("" if the
     server is unreachable).
 
@@ -91,6 +103,7 @@ def start_parent_run(tracking_uri: str, run_key: str, params: dict, run_name: st
     process runs a key at a time: the output folder is locked).  A FINISHED
     parent is never reopened: its id is returned unchanged, and as every task of
     a finished run comes from kfp's cache, nothing is logged to it again.
+    ``config``, when given, is logged in full as :data:`CONFIG_ARTIFACT`.
     """
     c = client(tracking_uri)
     existing = _find_parent(c, run_key)
@@ -105,6 +118,8 @@ def start_parent_run(tracking_uri: str, run_key: str, params: dict, run_name: st
     run = c.create_run(experiment_id(c, tracking_uri), run_name=run_name or None,
                        tags={RUN_KEY_TAG: run_key})
     log_params(c, run.info.run_id, params)
+    if config is not None:
+        log_config(c, run.info.run_id, config)
     return run.info.run_id
 
 
@@ -130,14 +145,62 @@ def parent_run_status(tracking_uri: str, run_key: str) -> tuple[str, str] | None
 
 
 def log_params(mlflow_client, run_id: str, params: dict) -> None:
+    """Log ``params`` (lists and dicts as JSON); a value longer than
+    :data:`PARAM_TEXT_LIMIT` characters as :func:`param_text` shortens it."""
     from mlflow.entities import Param
 
     logged = mlflow_client.get_run(run_id).data.params
-    items = [Param(str(k), json.dumps(v) if isinstance(v, (list, dict)) else str(v))
-             for k, v in sorted(params.items())]
+    items = [Param(str(k), param_text(v)) for k, v in sorted(params.items())]
     items = [p for p in items if logged.get(p.key) != p.value]  # a resumed run: no repeats
     for start in range(0, len(items), 100):  # log_batch takes at most 100 params
         mlflow_client.log_batch(run_id, params=items[start:start + 100])
+
+
+def param_text(value) -> str:
+    """A param's value as logged: JSON for a list or dict, else ``str``; beyond
+    :data:`PARAM_TEXT_LIMIT` characters, its start and its length
+    (``'["a", "b", ... … (12,345 characters; in full in config.json)'``): a short form for
+    the UI, never read back."""
+    text = json.dumps(value) if isinstance(value, (list, tuple, dict)) else str(value)
+    if len(text) <= PARAM_TEXT_LIMIT:
+        return text
+    items = f"{len(value)} items, " if isinstance(value, (list, tuple, dict)) else ""
+    return (f"{text[:PARAM_TEXT_LIMIT - 80]} … ({items}{len(text):,} characters; in full in "
+            f"{CONFIG_ARTIFACT})")
+
+
+def log_config(mlflow_client, run_id: str, config: Config) -> None:
+    """The configuration in full as the run's :data:`CONFIG_ARTIFACT`."""
+    _log_json(mlflow_client, run_id, CONFIG_ARTIFACT, config.to_json())
+
+
+def class_metric_keys(class_names, prefix: str = "accuracy_class_") -> dict[str, str]:
+    """``{metric key: class name}``, in label order: ``accuracy_class_03_dog_bark``.  The
+    label index makes each key unique (``dog🐕`` and ``dog🐈`` both read ``dog_``, ``Dog``
+    and ``dog`` differ in case only); the readable part is :func:`metric_safe`'s, cut to
+    60 characters (MLflow takes keys of at most 250)."""
+    names = list(class_names)
+    width = max(2, len(str(len(names) - 1)))
+    return {f"{prefix}{i:0{width}d}_{metric_safe(name)[:60]}": name
+            for i, name in enumerate(names)}
+
+
+def log_class_names(mlflow_client, run_id: str, class_names) -> None:
+    """The classes in label order and their metric keys as :data:`CLASS_NAMES_ARTIFACT`."""
+    names = list(class_names)
+    _log_json(mlflow_client, run_id, CLASS_NAMES_ARTIFACT, json.dumps(
+        {"class_names": names, "metric_keys": class_metric_keys(names)}, ensure_ascii=False,
+        indent=1))
+
+
+def _log_json(mlflow_client, run_id: str, name: str, text: str) -> None:
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, name)
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(text)
+        mlflow_client.log_artifact(run_id, path)
 
 
 def _log_metric_once(mlflow_client, run_id: str, key: str, value: float, logged: dict) -> None:
@@ -176,14 +239,16 @@ def end_run(tracking_uri: str, run_id: str, status: str) -> None:
 
 
 @tolerant(default="")
-def start_fold_run(tracking_uri: str, parent_run_id: str, fold: int, params: dict) -> str:
+def start_fold_run(tracking_uri: str, parent_run_id: str, fold: int, params: dict,
+                   config: Config | None = None) -> str:
     """Create the nested run of one test fold; return its id ("" if the server is
     unreachable).
 
     A fold run of the same parent and fold that an earlier attempt left RUNNING
     is marked KILLED; one that FINISHED (the task was stopped after logging but
     before kfp recorded it) is superseded by the new one (tagged and deleted), so
-    each fold appears once.
+    each fold appears once.  ``config``, when given, is logged in full as
+    :data:`CONFIG_ARTIFACT`.
     """
     c = client(tracking_uri)
     exp = c.get_run(parent_run_id).info.experiment_id
@@ -198,13 +263,16 @@ def start_fold_run(tracking_uri: str, parent_run_id: str, fold: int, params: dic
             c.set_tag(old.info.run_id, SUPERSEDED_TAG, run.info.run_id)
             c.delete_run(old.info.run_id)
     log_params(c, run.info.run_id, params)
+    if config is not None:
+        log_config(c, run.info.run_id, config)
     return run.info.run_id
 
 
 def metric_safe(name: str) -> str:
     """A class name as MLflow accepts it inside a metric key (letters, digits, ``_ - . / :``
     and spaces; anything else becomes ``_``): a folder named ``dog (bark)`` must not
-    fail the run's logging."""
+    fail the run's logging.  Two names can give one text: :func:`class_metric_keys` makes
+    them unique."""
     import re
 
     return re.sub(r"[^0-9A-Za-z_\-./: ]", "_", name) or "_"
@@ -213,15 +281,19 @@ def metric_safe(name: str) -> str:
 @tolerant(default=None)
 def log_summary(tracking_uri: str, parent_run_id: str, summary: dict, eval_dir: str) -> None:
     """Summary metrics and evaluation files on the parent run (a value it already has
-    is not logged again)."""
+    is not logged again).  Per-class accuracies are ``accuracy_class_<index>_<name>``
+    (:func:`class_metric_keys`; ``summary["per_class"]`` is in label order), which class
+    each is in :data:`CLASS_NAMES_ARTIFACT`."""
     c = client(tracking_uri)
     logged = c.get_run(parent_run_id).data.metrics
     for key in ("mean", "median", "std"):
         _log_metric_once(c, parent_run_id, f"accuracy_{key}", summary[key], logged)
-    for name, value in (summary.get("per_class") or {}).items():
-        if value is not None:
-            _log_metric_once(c, parent_run_id, f"accuracy_class_{metric_safe(name)}", value,
-                             logged)
+    per_class = summary.get("per_class") or {}
+    for key, name in class_metric_keys(per_class).items():
+        if per_class[name] is not None:
+            _log_metric_once(c, parent_run_id, key, per_class[name], logged)
+    if per_class:
+        log_class_names(c, parent_run_id, per_class)
     for name, value in (summary.get("by_salience") or {}).items():
         _log_metric_once(c, parent_run_id, f"accuracy_{name}", value["accuracy"], logged)
     for name in sorted(os.listdir(eval_dir)):
@@ -283,4 +355,46 @@ def _parse_param(key: str, text: str, default):
             return float(text)
         return text
     except (ValueError, KeyError):
-        raise ConfigError(f"MLflow param {key}={text!r} is not a valid value") from None
+        raise ConfigError(f"MLflow param {key}={quoted(text)} is not a valid value") from None
+
+
+def run_config(mlflow_client, run_id: str, params: dict[str, str] | None = None
+               ) -> tuple[Config, str]:
+    """The configuration a run was logged with, and where it came from in words: its
+    :data:`CONFIG_ARTIFACT` (in full), else its params (runs logged before the artifact;
+    their ``data.class_names``, when it does not parse, from :data:`CLASS_NAMES_ARTIFACT`).
+
+    Raises ConfigError (one line, quoting at most the start of a value) when neither
+    gives a valid configuration."""
+    import tempfile
+
+    params = mlflow_client.get_run(run_id).data.params if params is None else params
+    try:
+        listed = {a.path for a in mlflow_client.list_artifacts(run_id)}
+    except Exception:  # noqa: BLE001 - an artifact store out of reach: the params still say
+        listed = set()
+    with tempfile.TemporaryDirectory() as tmp:
+        def read(name: str) -> str | None:
+            if name not in listed:
+                return None
+            try:
+                path = mlflow_client.download_artifacts(run_id, name, tmp)
+            except Exception:  # noqa: BLE001 - as if absent
+                return None
+            with open(path, encoding="utf-8") as f:
+                return f.read()
+
+        text = read(CONFIG_ARTIFACT)
+        if text is not None:
+            return (Config.from_json(text),
+                    f"the params of run {run_id} (in full from its {CONFIG_ARTIFACT})")
+        names = read(CLASS_NAMES_ARTIFACT)
+    key = "data.class_names"
+    if names is not None and key in params:
+        try:
+            json.loads(params[key])
+        except ValueError:  # shortened or cut by MLflow: the artifact has the list
+            loaded = json.loads(names)
+            params = params | {key: json.dumps(loaded["class_names"] if isinstance(loaded, dict)
+                                               else loaded)}
+    return config_from_params(params), f"the params of run {run_id}"

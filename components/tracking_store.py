@@ -56,6 +56,14 @@ def sqlite_path(tracking_uri: str) -> Path | None:
     return None
 
 
+def missing_store(tracking_uri: str) -> Path | None:
+    """The database file of a ``sqlite:///`` store that does not exist, else None.  A
+    command that only reads the store checks this first: MLflow would create an empty
+    store there just by being asked."""
+    db_path = sqlite_path(tracking_uri)
+    return db_path if db_path is not None and not db_path.is_file() else None
+
+
 def default_artifact_location(tracking_uri: str) -> str | None:
     """For a sqlite store, ``mlartifacts/`` beside the database file (MLflow would
     otherwise put artifacts under the *current* directory of whichever process logs)."""

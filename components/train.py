@@ -25,7 +25,8 @@ def train_component(features: Input[Dataset], test_fold: int, config_json: str,
     uri = tracking_store.resolve_uri(tracking_uri)
     run_id = ""
     if uri and parent_run_id:
-        run_id = runs.start_fold_run(uri, parent_run_id, test_fold, config.flat())
+        run_id = runs.start_fold_run(uri, parent_run_id, test_fold, config.flat(),
+                                     config=config)
     try:
         with user_errors(f"train fold {test_fold}"):
             result = train_fold(features.path, test_fold, folds, config=config,

@@ -109,7 +109,7 @@ def _resolve_init_from(config, args, out: Path | None):
     tasks need no MLflow; ``submit`` (``out`` None) passes a path on as the pods see it."""
     from pipeline.model_source import find_local_model, is_mlflow_uri, load_model
     from urbansound.config import ConfigError
-    from urbansound.training import CONFIG_FILE, MODEL_FILE, check_init_source
+    from urbansound.training import CONFIG_FILE, MODEL_FILE, check_init_model, check_init_source
 
     source = getattr(args, "init_from", None)
     if not source:
@@ -127,6 +127,10 @@ def _resolve_init_from(config, args, out: Path | None):
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / MODEL_FILE
         loaded.model.save(path)
+        # the copy's bytes differ at every save: what it holds keys the cache (_inputs_fingerprint)
+        from urbansound.content_hash import model_digest
+
+        (folder / INIT_DIGEST_FILE).write_text(model_digest(loaded.model) + "\n")
         if not loaded.config_source.startswith("defaults"):
             (folder / CONFIG_FILE).write_text(loaded.config.to_json())
         print(f"--init-from {source}: copied to {path}")
@@ -134,7 +138,55 @@ def _resolve_init_from(config, args, out: Path | None):
         path = find_local_model(source).resolve()
     config = config.override(**{"train.init_from": str(path)})
     check_init_source(path, config)
+    # here, not in the first task: seconds, not minutes; TensorFlow's start-up to the log
+    if getattr(args, "verbose", False):
+        check_init_model(path, config)
+    else:
+        command = getattr(args, "command", None) or "run"
+        with _libraries_to_log(chatter_log(command)):
+            check_init_model(path, config)
     return config
+
+
+INIT_DIGEST_FILE = "model.sha256"
+"""Beside ``<out>/init-model/model.keras``: the digest of the model copied from MLflow."""
+CONTENT_DIGESTS = Path("cache") / "content-digests"
+"""Under ``--out``: the remembered content digests of the dataset's files (one JSON file
+per dataset folder; :mod:`urbansound.content_hash`)."""
+
+
+def _inputs_fingerprint(clips, data: Path, config, out: Path) -> str:
+    """What keys kfp's cache and the run key besides the arguments: the dataset's listing
+    and every clip's content (:func:`urbansound.dataset.dataset_fingerprint`), plus the
+    content of the other files the tasks read, the noise recordings
+    (``augment.noise_dir``) and the model ``--init-from`` starts from.  A changed file is
+    a new run, never a stale result.  Digests are remembered in ``<out>/cache``, so an
+    unchanged tree costs a stat per file; a progress line appears when hashing takes
+    more than two seconds."""
+    import hashlib
+
+    from components.progress import progress_line
+    from urbansound.content_hash import cache_file_for, content_digests, file_digest
+    from urbansound.dataset import dataset_fingerprint
+
+    folder = out / CONTENT_DIGESTS
+    progress = progress_line("dataset fingerprint", interactive=sys.stdout.isatty(), after_s=2.0)
+    parts = [dataset_fingerprint(clips, cache_file=cache_file_for(folder, data),
+                                 progress=progress)]
+    noise = config.augment.noise_dir
+    if noise and "://" not in noise and Path(noise).is_dir():
+        paths = sorted(str(Path(root) / name) for root, _, files in os.walk(noise)
+                       for name in files)
+        digests, _ = content_digests(paths, cache_file=cache_file_for(folder, noise))
+        listing = "".join(f"{os.path.relpath(p, noise)}\t{digests[p]}\n" for p in paths)
+        parts.append("noise=" + hashlib.sha256(listing.encode()).hexdigest()[:16])
+    init = config.train.init_from
+    if init and "://" not in init and Path(init).is_file():
+        beside = Path(init).parent / INIT_DIGEST_FILE
+        copied = Path(init).parent == out / "init-model" and beside.is_file()
+        parts.append("init=" + (beside.read_text().strip() if copied
+                                else file_digest(init))[:16])
+    return ";".join(parts)
 
 
 def _add_data_options(p) -> None:
@@ -173,7 +225,10 @@ def build_parser() -> argparse.ArgumentParser:
               urbansound compile -o pipeline.yaml             # for a Kubeflow cluster
               urbansound ui                                   # MLflow UI on 127.0.0.1:5000
             """))
-    parser.add_argument("-v", "--verbose", action="store_true", help="show INFO logs")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="show INFO logs, and TensorFlow's and MLflow's start-up messages "
+                             "(predict, export, listen, register and train-final otherwise "
+                             "write them to ~/.local/state/urbansound/logs/COMMAND.log)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = sub.add_parser(
@@ -258,8 +313,18 @@ def build_parser() -> argparse.ArgumentParser:
     ui.add_argument("--tracking-uri", default=os.environ.get("MLFLOW_TRACKING_URI", ""),
                     help="default: $MLFLOW_TRACKING_URI, else sqlite:///./mlflow.db")
     ui.add_argument("--host", default="127.0.0.1",
-                    help="interface to listen on (default 127.0.0.1: this machine only)")
+                    help="interface to listen on (default 127.0.0.1: this machine only; "
+                         "0.0.0.0: every interface, for other machines; the UI has no "
+                         "login, see the README)")
     ui.add_argument("--port", type=int, default=5000, help="default 5000")
+    ui.add_argument("--allowed-hosts", metavar="H1,H2",
+                    help="Host headers MLflow answers (its --allowed-hosts; wildcards like "
+                         "192.168.*); default for a --host other than loopback: this "
+                         "machine's names and addresses as printed, and localhost")
+    ui.add_argument("--cors-allowed-origins", metavar="O1,O2",
+                    help="origins whose pages may change runs (MLflow's "
+                         "--cors-allowed-origins); default for a --host other than loopback: "
+                         "http://ADDRESS:PORT of each printed address")
 
     models = sub.add_parser("models", help="list the models with their parameters and recipe",
                             description="Every model --model accepts: trainable parameters on "
@@ -313,7 +378,8 @@ def build_parser() -> argparse.ArgumentParser:
     sb.add_argument("--data-version", default="", metavar="STR",
                     help="the dataset's version (a date, a commit, a checksum): kfp's cache "
                          "serves ingest and features only for the same version. When --data "
-                         "is also readable here, its listing's fingerprint is used as well")
+                         "is also readable here, its fingerprint (listing and every clip's "
+                         "content; digests remembered in ~/.cache/urbansound) is used as well")
     sb.add_argument("--no-cache", action="store_true", help="run every task again")
     return parser
 
@@ -385,9 +451,9 @@ def cmd_run(args) -> int:
     from pipeline import preflight
     from pipeline.console import ConsoleLog
     from pipeline.local_runner import PipelineFailed, default_tracking_uri, output_lock, run_local
-    from urbansound.dataset import dataset_fingerprint
     from urbansound.evaluation import format_summary
     from urbansound.ingest import ensure_writable_dir
+    from urbansound.outputs import claim_folder
 
     # Every check that can fail on the user's input runs before anything is written
     # or any task starts, so a mistake costs seconds and leaves no trace.
@@ -397,6 +463,8 @@ def cmd_run(args) -> int:
     data = out / "demo-data" if demo else Path(args.data)
     tracking_uri = args.tracking_uri or default_tracking_uri(".")
     preflight.check_locations(out, None if demo else data, tracking_uri)
+    claim_folder(out, "run", inputs=[] if demo else [("--data", data)], legacy=_legacy_run_out,
+                 check_only=True)  # a folder of someone else's: refused before any write
     beam_args = _beam_args(args)
     preflight.check_beam_args(beam_args, local=True)
     if not demo:
@@ -408,6 +476,9 @@ def cmd_run(args) -> int:
     ensure_writable_dir(out)  # fail in a second, naming the path, not inside a task
     config = _resolve_init_from(config, args, out)
     with output_lock(out) as lock_fd:
+        # marked as ours only by the run that holds it (checked above, before any write)
+        claim_folder(out, "run", inputs=[] if demo else [("--data", data)],
+                     legacy=_legacy_run_out)
         if demo:
             if not (data / "metadata" / "UrbanSound8K.csv").exists():
                 from urbansound.demo_data import write_demo_dataset
@@ -419,6 +490,7 @@ def cmd_run(args) -> int:
             config = _resolve_data(config, data, args, clips)
         print(f"dataset {data}: {len(clips)} clips listed, {len(rejections)} rows/files rejected "
               f"before decoding")
+        fingerprint = _inputs_fingerprint(clips, data, config, out)
         console = ConsoleLog(out / "run.log", echo_all=args.verbose)
         print(f"full log: {console.log_path}" + ("" if args.verbose else "  (-v shows it here)"))
         try:
@@ -426,7 +498,7 @@ def cmd_run(args) -> int:
                 result = run_local(data, config=config, workdir=out, test_folds=args.folds,
                                    tracking_uri=tracking_uri, strict=args.strict,
                                    beam_args=beam_args,
-                                   dataset_fingerprint=dataset_fingerprint(clips),
+                                   dataset_fingerprint=fingerprint,
                                    cache=not args.no_cache, lock_fd=lock_fd)
         except PipelineFailed as exc:
             return _report_failure(exc, console, out, tracking_uri)
@@ -440,7 +512,7 @@ def cmd_run(args) -> int:
                                     else f" --tracking-uri {tracking_uri}")
         print(f"MLflow: parent run {result.parent_run_id} in experiment 'urbansound' at "
               f"{tracking_uri}\n  browse: {browse}")
-    for warning in result.warnings:
+    for warning in (result.summary or {}).get("warnings", []) + result.warnings:
         print(f"warning: {warning}")
     if console.log_error:
         print(f"warning: the full log is incomplete ({console.log_error})")
@@ -449,6 +521,23 @@ def cmd_run(args) -> int:
         print(f"{ingested['accepted']} clips accepted, {ingested['rejected']} rejected "
               f"(report: {ingested['report']})")
     return EXIT_OK
+
+
+def _legacy_only(files=(), folders=()):
+    """A ``legacy`` test for :func:`urbansound.outputs.claim_folder`: a folder holding
+    only the ``files`` and ``folders`` named was written by a version of this tool without
+    markers (its files are recorded as ours); None for anything else."""
+    def legacy(folder: Path) -> list[str] | None:
+        found = list(folder.iterdir())
+        if all(p.name in (folders if p.is_dir() and not p.is_symlink() else files)
+               for p in found):
+            return sorted(p.name for p in found if p.name in files)
+        return None
+    return legacy
+
+
+_legacy_run_out = _legacy_only(files=("run.log", ".urbansound-run.lock"),
+                               folders=("pipeline_root", "demo-data", "init-model", "cache"))
 
 
 def _report_failure(exc, console, out: Path, tracking_uri: str) -> int:
@@ -489,6 +578,10 @@ def _report_failure(exc, console, out: Path, tracking_uri: str) -> int:
 
 def cmd_demo_data(args) -> int:
     from urbansound.demo_data import write_demo_dataset
+    from urbansound.outputs import claim_folder
+
+    # a folder of someone else's (a real dataset's CSV!) is never written over
+    claim_folder(args.dir, "demo-data", what="DIR")
 
     rows = write_demo_dataset(args.dir, folds=tuple(args.folds),
                               clips_per_class=args.clips_per_class, seed=args.seed)
@@ -600,6 +693,115 @@ def _chatter_to(log_path: Path, verbose: bool):
             terminal.close()
 
 
+CHATTER_LOG = "{command}.log"
+"""The file name, in :func:`chatter_log_dir`, where ``predict``, ``export``, ``listen``,
+``register`` and ``train-final`` put TensorFlow's, absl's, Beam's and MLflow's start-up
+output unless ``-v``."""
+
+CHATTER_LOG_BYTES = 5 * 2**20
+"""A log past this size is moved to ``<name>.1`` (replacing the older one) when opened."""
+
+
+def chatter_log_dir() -> Path:
+    """``$XDG_STATE_HOME/urbansound/logs`` (default ``~/.local/state/urbansound/logs``):
+    a per-user folder, never the working folder, which holds the user's own files."""
+    state = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"),
+                                                             ".local", "state")
+    return Path(state) / "urbansound" / "logs"
+
+
+def chatter_log(command: str) -> Path:
+    return chatter_log_dir() / CHATTER_LOG.format(command=command)
+
+
+def _stream_on_fd(stream, fd: int) -> bool:
+    try:
+        return stream.fileno() == fd
+    except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation: a capture
+        return False
+
+
+_TERMINAL_STDERR: list = []
+"""The terminal's stderr while :func:`_libraries_to_log` holds fd 2 (innermost last)."""
+
+
+def _stderr():
+    """Where a command's own error and status lines go: the terminal's stderr, also while
+    :func:`_libraries_to_log` sends fd 2 (and ``sys.stderr``) to the log."""
+    return _TERMINAL_STDERR[-1] if _TERMINAL_STDERR else sys.stderr
+
+
+@contextlib.contextmanager
+def _libraries_to_log(log_path: Path, command: str = ""):
+    """While inside: file descriptors 1 and 2 go to ``log_path``, and so does
+    ``sys.stderr`` (TensorFlow's C++ logging, absl, MLflow's logger and progress bars,
+    Python warnings, Beam's workers); ``sys.stdout`` writes to the terminal through a copy
+    of the original descriptor, line by line (``listen`` streams), and :func:`_stderr` is
+    the terminal's stderr.  A ``sys.stdout``/``sys.stderr`` that is not fd 1/2 (a test's
+    capture) is left as it is."""
+    import io
+    import tempfile
+
+    sys.stdout.flush()
+    sys.stderr.flush()
+    try:
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        if log_path.exists() and log_path.stat().st_size > CHATTER_LOG_BYTES:
+            os.replace(log_path, log_path.with_name(log_path.name + ".1"))
+        log = open(log_path, "ab", buffering=0)
+    except OSError:  # an unwritable home: the command must still run
+        log = open(Path(tempfile.gettempdir()) / f"urbansound-{log_path.name}", "ab",
+                   buffering=0)
+    log.write(f"\n==== urbansound {command or log_path.stem}, pid {os.getpid()}, "
+              f"{time.strftime('%Y-%m-%d %H:%M:%S')} ====\n".encode())
+    saved = os.dup(1), os.dup(2)
+
+    def terminal(stream, fd: int):
+        return io.TextIOWrapper(io.FileIO(os.dup(fd), "w"), encoding=stream.encoding,
+                                errors=stream.errors, line_buffering=True, write_through=True)
+
+    original = sys.stdout
+    if _stream_on_fd(sys.stdout, 1):
+        sys.stdout = terminal(original, saved[0])
+    _TERMINAL_STDERR.append(terminal(sys.stderr, saved[1]) if _stream_on_fd(sys.stderr, 2)
+                            else sys.stderr)
+    os.dup2(log.fileno(), 1)
+    os.dup2(log.fileno(), 2)
+    try:
+        yield
+    finally:
+        made = [stream for stream in (sys.stdout, _TERMINAL_STDERR.pop())
+                if isinstance(stream, io.TextIOWrapper) and stream is not original
+                and stream is not sys.stderr]
+        sys.stdout = original
+        for stream in made:
+            stream.close()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for fd in saved:
+            os.close(fd)
+        log.close()
+
+
+def _quiet_libraries(command: str):
+    """Decorator of a command that loads TensorFlow or MLflow: their start-up output goes
+    to :data:`CHATTER_LOG` unless ``-v`` (see :func:`_libraries_to_log`)."""
+    import functools
+
+    def wrap(fn):
+        @functools.wraps(fn)
+        def run(args) -> int:
+            if args.verbose:
+                return fn(args)
+            log_path = chatter_log(command)
+            with _libraries_to_log(log_path, command):
+                return fn(args)
+        return run
+    return wrap
+
+
 def cmd_features(args) -> int:
     remote = "://" in args.out
     out = args.out if remote else Path(args.out).resolve()
@@ -610,6 +812,12 @@ def cmd_features(args) -> int:
                   if remote else _with_deformation_cache(config, out))
     beam_args = _beam_args(args)
     source = args.data
+    if not remote:  # refused before the log or anything else is written there
+        from urbansound.beam_features import LOG_FILE, claim_features_folder
+        from urbansound.outputs import record
+
+        claim_features_folder(out, source)
+        record(out, [LOG_FILE])
     log_path = Path("urbansound-features.log").resolve() if remote else out / "features.log"
     if not args.verbose:
         print(f"full log: {log_path}  (-v shows it here)")
@@ -623,8 +831,11 @@ def cmd_features(args) -> int:
         if "://" not in source and not (Path(source) / MANIFEST).exists():
             waveforms = Path(args.out) / "waveforms"
             started = time.time()
+            from urbansound.content_hash import cache_file_for
+
             result = ingest(source, waveforms, config=config,
-                            progress=progress_line("ingest", say=say, interactive=interactive))
+                            progress=progress_line("ingest", say=say, interactive=interactive),
+                            digest_cache=cache_file_for(Path(args.out) / CONTENT_DIGESTS, source))
             say(f"{result.summary_line()} ({time.time() - started:.1f} s)")
             source = str(waveforms)
         started = time.time()
@@ -641,8 +852,11 @@ def cmd_features(args) -> int:
     return EXIT_OK
 
 
-def ui_command(tracking_uri: str, host: str, port: int) -> list[str]:
-    """The ``mlflow ui`` command line for a store (artifacts served from beside a sqlite db)."""
+def ui_command(tracking_uri: str, host: str, port: int, *, allowed_hosts: str = "",
+               cors_origins: str = "") -> list[str]:
+    """The ``mlflow ui`` command line for a store (artifacts served from beside a sqlite
+    db); ``allowed_hosts`` / ``cors_origins`` (comma-separated) go to MLflow's
+    ``--allowed-hosts`` / ``--cors-allowed-origins`` when given."""
     from components.tracking import default_artifact_location
 
     command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", tracking_uri,
@@ -650,18 +864,46 @@ def ui_command(tracking_uri: str, host: str, port: int) -> list[str]:
     artifacts = default_artifact_location(tracking_uri)
     if artifacts:
         command += ["--default-artifact-root", artifacts]
+    if allowed_hosts:
+        command += ["--allowed-hosts", allowed_hosts]
+    if cors_origins:
+        command += ["--cors-allowed-origins", cors_origins]
     return command
 
 
 def cmd_ui(args) -> int:
+    """Serve the UI; bound beyond loopback, warn that it has no login and print the
+    addresses that reach it (not 0.0.0.0), which MLflow is told to allow."""
     import subprocess
 
+    from pipeline import ui_network
     from pipeline.local_runner import default_tracking_uri
+    from urbansound.config import ConfigError
 
     uri = args.tracking_uri or default_tracking_uri(".")
-    print(f"MLflow UI for {uri}: {ui_address(uri, args.host, args.port)}  (Ctrl-C stops it)",
-          flush=True)  # before mlflow's own output, also when stdout is a pipe
-    return subprocess.call(ui_command(uri, args.host, args.port))
+    if not 1 <= args.port <= 65535:
+        raise ConfigError(f"--port {args.port}: must be 1..65535")
+    allowed, origins = args.allowed_hosts or "", args.cors_allowed_origins or ""
+    if ui_network.is_loopback(args.host):
+        addresses = [args.host]
+    else:
+        addresses = ui_network.reachable_addresses(args.host)
+        allowed = allowed or ",".join(ui_network.allowed_hosts(addresses, args.port))
+        origins = origins or ",".join(ui_network.cors_origins(addresses, args.port))
+    first = ui_network.url_host(addresses[0])
+    page = ui_address(uri, first, args.port)
+    # before mlflow's own output, also when stdout is a pipe
+    print(f"MLflow UI for {uri}: {page}  (Ctrl-C stops it)", flush=True)
+    if not ui_network.is_loopback(args.host):
+        root = f"http://{first}:{args.port}"
+        for other in addresses[1:]:
+            other_root = f"http://{ui_network.url_host(other)}:{args.port}"
+            print(f"  also: {page.replace(root, other_root, 1)}")
+        print(f"  MLflow allows Host headers {allowed} and origins {origins or 'localhost'} "
+              f"(--allowed-hosts, --cors-allowed-origins)", flush=True)
+        print(ui_network.NO_AUTH_WARNING.format(uri=uri), file=sys.stderr, flush=True)
+    return subprocess.call(ui_command(uri, args.host, args.port, allowed_hosts=allowed,
+                                      cors_origins=origins))
 
 
 def ui_address(tracking_uri: str, host: str, port: int) -> str:
@@ -698,12 +940,30 @@ def ui_address(tracking_uri: str, host: str, port: int) -> str:
 
 def cmd_compile(args) -> int:
     from components import DEFAULT_IMAGE
-    from pipeline.kubeflow_runner import compile_pipeline
+    from pipeline.kubeflow_runner import check_image, compile_pipeline
 
+    if args.image is not None:
+        check_image(args.image)
+    from urbansound.outputs import check_outputs
+
+    # an earlier compile's YAML may be replaced; any other file (a README, a config) not
+    check_outputs([("the pipeline YAML", args.output)], ours=_is_pipeline_yaml,
+                  command="urbansound compile", hint="choose another -o")
     path = compile_pipeline(args.output, image=args.image or DEFAULT_IMAGE, pvcs=args.pvc)
     mounts = "".join(f", mounts {name} at {mount}" for name, mount in args.pvc)
     print(f"wrote {path}{mounts}")
     return EXIT_OK
+
+
+def _is_pipeline_yaml(path: Path) -> bool:
+    """True for a KFP IR YAML (what compile writes): ``pipelineInfo`` and ``deploymentSpec``
+    in its first MiB."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(1 << 20)
+    except OSError:
+        return False
+    return b"pipelineInfo:" in head and b"deploymentSpec:" in head
 
 
 def _pvc(text: str) -> tuple[str, str]:
@@ -716,17 +976,24 @@ def _pvc(text: str) -> tuple[str, str]:
 
 
 def _submit_cache_key(args, config) -> str:
-    """``--data-version`` and, when ``--data`` is readable here, its listing's fingerprint
-    (the pods' copy is assumed to be the same); a warning when neither is known."""
+    """``--data-version`` and, when ``--data`` is readable here, its fingerprint (listing
+    and every clip's content, as ``run``'s; the pods' copy is assumed to be the same;
+    digests remembered in :func:`urbansound.content_hash.user_cache_dir`); a warning when
+    neither is known."""
+    from components.progress import progress_line
     from pipeline import preflight
     from pipeline.kubeflow_runner import cache_key
+    from urbansound.content_hash import cache_file_for, user_cache_dir
     from urbansound.dataset import dataset_fingerprint
 
     local = ""
     if "://" not in args.data and Path(args.data).exists():
         clips, _, _ = preflight.check_dataset(Path(args.data), args.folds,
                                               config.train.validation, config.data)
-        local = dataset_fingerprint(clips)
+        local = dataset_fingerprint(
+            clips, cache_file=cache_file_for(user_cache_dir(), args.data),
+            progress=progress_line("dataset fingerprint", interactive=sys.stdout.isatty(),
+                                   after_s=2.0))
         print(f"dataset {args.data} is readable here: {len(clips)} clips, fingerprint {local}")
     key = cache_key(data_version=args.data_version, local_fingerprint=local)
     if not key and not args.no_cache:
@@ -740,10 +1007,15 @@ def cmd_submit(args) -> int:
     import tempfile
 
     from components import DEFAULT_IMAGE
-    from pipeline.kubeflow_runner import check_data_on_volumes, compile_pipeline, submit
+    from pipeline.kubeflow_runner import (check_data_on_volumes, check_submit_args,
+                                          compile_pipeline, submit)
 
     from pipeline.preflight import check_beam_args
 
+    # every argument first: a typo costs no connection, no dataset listing, no compile
+    check_submit_args(host=args.host, image=args.image, data_root=args.data,
+                      data_version=args.data_version, pipeline_root=args.pipeline_root,
+                      experiment=args.experiment, tracking_uri=args.tracking_uri)
     config = _resolve_data(_config(args, demo=False), Path(args.data), args)
     config = _resolve_init_from(config, args, None)
     beam_args = _beam_args(args, check_scheduler=False)
@@ -828,6 +1100,7 @@ def _add_predict_parser(sub) -> None:
                         "sqlite:///./mlflow.db)")
 
 
+@_quiet_libraries("predict")
 def cmd_predict(args) -> int:
     """Exit 0 when at least one file was classified; 2 when the model cannot be used or
     every file failed (each failure is one line: the file and the reason)."""
@@ -845,11 +1118,11 @@ def cmd_predict(args) -> int:
     except ValueError as exc:
         raise ModelSourceError(str(exc)) from None
     print(f"model {args.model}; configuration: {loaded.config_source}",
-          file=sys.stderr if args.json else sys.stdout, flush=True)
+          file=_stderr() if args.json else sys.stdout, flush=True)
     classify = keras_classifier(loaded.model)
 
     def failed(path, reason: str) -> None:
-        print(f"urbansound predict: error: {path}: {reason}", file=sys.stderr, flush=True)
+        print(f"urbansound predict: error: {path}: {reason}", file=_stderr(), flush=True)
         if args.json:
             print(json.dumps({"file": str(path), "error": reason}), flush=True)
 
@@ -911,19 +1184,31 @@ def _add_export_parser(sub) -> None:
                         "sqlite:///./mlflow.db)")
 
 
+@_quiet_libraries("export")
 def cmd_export(args) -> int:
     """Exit 0 with the file written; 2 when the model, the calibration data or OUT cannot
     be used (one line)."""
-    from pipeline.model_source import ModelSourceError, load_model
+    from pipeline.model_source import (ModelSourceError, find_local_model, is_mlflow_uri,
+                                       load_model)
     from urbansound.export import (TFLiteModel, agreement, batched, calibration_inputs,
-                                   demo_calibration_inputs, export_tflite)
-    from urbansound.predict import check_model_input, keras_classifier
+                                   check_export_outputs, demo_calibration_inputs, export_paths,
+                                   export_tflite)
+    from urbansound.predict import check_model_input, find_audio_files, keras_classifier
+    from urbansound.training import CONFIG_FILE
 
     if args.calibration and not args.int8:
         print("urbansound export: error: --calibration is used only with --int8",
-              file=sys.stderr)
+              file=_stderr())
         return EXIT_USER
     out = args.out or ("model_int8.tflite" if args.int8 else "model.tflite")
+    # refused before the model is even loaded: never write over an input or a stranger's file
+    tflite_path, json_path = export_paths(out, int8=args.int8)
+    inputs = []
+    if not is_mlflow_uri(args.model):
+        model_path = find_local_model(args.model)
+        inputs += [("MODEL", model_path), (f"MODEL's {CONFIG_FILE}", model_path.parent / CONFIG_FILE)]
+    inputs += [("--calibration", p) for p in find_audio_files(args.calibration or [])]
+    check_export_outputs(tflite_path, json_path, inputs)
     loaded = load_model(args.model, tracking_uri=args.tracking_uri)
     try:
         check_model_input(loaded.model, loaded.config, args.model)
@@ -993,10 +1278,12 @@ def _add_listen_parser(sub) -> None:
                         "sqlite:///./mlflow.db)")
 
 
+@_quiet_libraries("listen")
 def cmd_listen(args) -> int:
     """Exit 0 at the end of the stream or on Ctrl-C; 2 when the model or the input cannot
     be used, or the stream ended inside a sample (after the summary)."""
     from pipeline.model_source import ModelSourceError, load_model
+    from urbansound.files import regular_file_problem
     from urbansound.predict import check_model_input, hop_samples, keras_classifier
     from urbansound.stream import (LIVE_BLOCK_SECONDS, PCM_SAMPLE_BYTES, STDIN, ListenStats,
                                    check_rate, classify_stream, file_blocks, pcm_blocks,
@@ -1006,16 +1293,19 @@ def cmd_listen(args) -> int:
     stdin = args.input == "-"
     if not stdin and args.rate is not None:
         print(f"urbansound listen: error: --rate is for raw PCM on stdin (--input -); "
-              f"{args.input}'s header gives its rate", file=sys.stderr)
+              f"{args.input}'s header gives its rate", file=_stderr())
         return EXIT_USER
-    if not stdin and not Path(args.input).is_file():
-        print(f"urbansound listen: error: {args.input}: no such file", file=sys.stderr)
+    problem = None if stdin else regular_file_problem(args.input)
+    if problem:  # os.stat only: a FIFO is never opened here
+        hint = ("; pipe raw PCM to stdin instead (--input -)"
+                if problem.startswith("not a regular file") else "")
+        print(f"urbansound listen: error: {args.input}: {problem}{hint}", file=_stderr())
         return EXIT_USER
     rate = check_rate(22050 if args.rate is None else args.rate)
     if stdin and sys.stdin.isatty():
         print("urbansound listen: error: stdin is a terminal: pipe raw PCM into it "
               "(arecord -f S16_LE -c1 -r 22050 | urbansound listen MODEL) or give --input FILE",
-              file=sys.stderr)
+              file=_stderr())
         return EXIT_USER
     pcm_info: dict = {}
     if stdin:
@@ -1060,7 +1350,7 @@ def cmd_listen(args) -> int:
     if pcm_info.get("trailing_bytes"):
         print(f"urbansound listen: error: {STDIN}: the stream ended inside a sample "
               f"({pcm_info['bytes']} bytes is not a whole number of 2-byte S16_LE samples; "
-              f"the last byte was dropped): is it 16-bit mono?", file=sys.stderr)
+              f"the last byte was dropped): is it 16-bit mono?", file=_stderr())
         return EXIT_USER
     return EXIT_OK
 
@@ -1081,6 +1371,7 @@ def _add_register_parser(sub) -> None:
                    help="store (default: $MLFLOW_TRACKING_URI, else sqlite:///./mlflow.db)")
 
 
+@_quiet_libraries("register")
 def cmd_register(args) -> int:
     """Exit 0 with the URI printed last; 2 for an unknown run, fold or a run without a
     model (one line)."""
@@ -1128,9 +1419,10 @@ def _from_run(args):
     """(config, median best epoch of its folds or None, the store) of ``--from-run``."""
     import statistics
 
-    from components.runs import FOLD_TAG, config_from_params
+    from components.runs import FOLD_TAG, run_config
     from pipeline.model_source import mlflow_store
     from pipeline.registry import RegistryError
+    from urbansound.config import ConfigError
 
     uri = mlflow_store(args.from_run, args.tracking_uri)
     import mlflow
@@ -1145,21 +1437,27 @@ def _from_run(args):
         filter_string=f"tags.mlflow.parentRunId = '{args.from_run}'")
         if FOLD_TAG in r.data.tags] or [run]
     best = [r.data.metrics["best_epoch"] for r in folds if "best_epoch" in r.data.metrics]
-    return (config_from_params(run.data.params),
-            int(round(statistics.median(best))) if best else None, uri)
+    try:
+        config, _ = run_config(c, args.from_run, run.data.params)
+    except ConfigError as exc:
+        raise ConfigError(f"{args.from_run}: {exc}") from None
+    return config, int(round(statistics.median(best))) if best else None, uri
 
 
+@_quiet_libraries("train-final")
 def cmd_train_final(args) -> int:
     """Exit 0 with the model's URI printed last; 2 for bad data or an unknown run."""
     from components.model_logging import log_model
-    from components.runs import experiment_id, log_params
+    from components.runs import experiment_id, log_class_names, log_config, log_params
     from components.tracking_store import client
     from pipeline.registry import KIND_TAG, register_final
     from urbansound.beam_features import default_beam_args, run_features
     from urbansound.config import ConfigError
+    from urbansound.content_hash import cache_file_for
     from urbansound.ingest import ingest
     from urbansound.layouts import detect_layout
-    from urbansound.training import MODEL_FILE, train_final
+    from urbansound.config import Config
+    from urbansound.training import CONFIG_FILE, MODEL_FILE, train_final
 
     median_epoch, uri = None, args.tracking_uri
     if args.alias and not args.name:
@@ -1170,6 +1468,11 @@ def cmd_train_final(args) -> int:
             "train.epochs": args.epochs, "train.seed": args.seed, "data.layout": args.layout})
     else:
         config = _config(args, demo=False)
+    from urbansound.outputs import claim_folder
+
+    claim_folder(Path(args.out).resolve(), "train-final", inputs=[("--data", args.data)],
+                 legacy=_legacy_only(folders=("waveforms", "features", "model", "cache",
+                                              "init-model")))
     config = _resolve_init_from(config, args, Path(args.out).resolve())
     if args.epochs:
         epochs_from = "--epochs"
@@ -1185,7 +1488,8 @@ def cmd_train_final(args) -> int:
         config = config.override(**{"data.layout": detect_layout(args.data)})
     out = Path(args.out).resolve()
     config = _with_deformation_cache(config, out)
-    result = ingest(args.data, out / "waveforms", config=config, progress=False)
+    result = ingest(args.data, out / "waveforms", config=config, progress=False,
+                    digest_cache=cache_file_for(out / CONTENT_DIGESTS, args.data))
     print(result.summary_line())
     config = _resolve_data(config, Path(args.data), args)
     manifest = run_features(str(out / "waveforms"), str(out / "features"), config=config,
@@ -1211,6 +1515,10 @@ def cmd_train_final(args) -> int:
     run_id = run.info.run_id
     log_params(c, run_id, {**config.flat(), "data_root": str(Path(args.data).resolve()),
                            "folds": ",".join(map(str, folds))})
+    # in full (with the data's class names, as train_final wrote it): what --from-run reads
+    trained = Config.from_json((out / "model" / CONFIG_FILE).read_text())
+    log_config(c, run_id, trained)
+    log_class_names(c, run_id, trained.class_names)
     for epoch, (loss, acc) in enumerate(zip(history["loss"], history["accuracy"]), 1):
         c.log_metric(run_id, "loss", loss, step=epoch)
         c.log_metric(run_id, "accuracy", acc, step=epoch)

@@ -15,12 +15,20 @@ from pathlib import Path
 from urbansound.comparison import (RunAccuracies, comparison_rows, format_comparison,
                                    plot_fold_boxes)
 from urbansound.config import ConfigError
+from urbansound.outputs import claim_folder, record
 
 KIND_TAG = "urbansound.kind"
 COMPARISON_KIND = "comparison"
 BOXPLOT_FILE = "fold_accuracy_boxplot.png"
 TABLE_FILE = "comparison.txt"
 ROWS_FILE = "comparison.json"
+
+
+def _legacy_compare(folder: Path) -> list[str] | None:
+    """The files an earlier compare (before output markers) wrote in ``folder``, or None
+    when it holds anything else."""
+    names = sorted(p.name for p in folder.iterdir())
+    return names if set(names) <= {BOXPLOT_FILE, TABLE_FILE, ROWS_FILE} else None
 
 
 def _augmentation(params: dict) -> str:
@@ -39,8 +47,16 @@ def load_runs(tracking_uri: str, run_ids: list[str] | None = None,
     Raises
     ------
     ConfigError
-        an unknown experiment or run id, or a fold run given instead of a pipeline run.
+        no store at a sqlite URI (nothing is created), an unknown experiment or run id,
+        or a fold run given instead of a pipeline run.
     """
+    from components.tracking_store import missing_store
+
+    db = missing_store(tracking_uri)
+    if db is not None:  # MLflow would create an empty store just to find nothing in it
+        wanted = f"run {run_ids[0]!r}" if run_ids else f"experiment {experiment!r}"
+        raise ConfigError(f"{db}: no MLflow store here, so no {wanted} to compare (run "
+                          f"`urbansound run` first, or give --tracking-uri)")
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
@@ -97,6 +113,9 @@ def compare(tracking_uri: str, run_ids: list[str] | None = None, *,
     keep = Path(out_dir) if out_dir else None
     with tempfile.TemporaryDirectory() as tmp:
         folder = keep or Path(tmp)
+        if keep is not None:  # only our three files; never into a folder of someone else's
+            claim_folder(folder, "compare", legacy=_legacy_compare)
+            record(folder, [BOXPLOT_FILE, TABLE_FILE, ROWS_FILE])
         folder.mkdir(parents=True, exist_ok=True)
         plot_fold_boxes(runs, folder / BOXPLOT_FILE)
         (folder / TABLE_FILE).write_text(table + "\n")

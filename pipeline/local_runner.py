@@ -11,7 +11,8 @@ lives; a second run on the same folder is refused with one line.
 Resuming: with caching on (the default), the run key — which names the MLflow
 parent run — is a hash of everything that decides what kfp's cache serves: the
 output folder (the cache lives there), the compiled pipeline (every component's
-code), the dataset listing, the configuration, folds and options.  Rerunning the
+code), the dataset's listing and content (and the other files the tasks read: noise
+recordings, the --init-from model), the configuration, folds and options.  Rerunning the
 same command after an interruption therefore serves finished tasks (ingest,
 features, finished folds) from the cache and reopens the same MLflow parent run;
 another output folder or changed code is another run.

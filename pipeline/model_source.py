@@ -54,9 +54,9 @@ def is_mlflow_uri(source: str) -> bool:
 def find_local_model(source: str | os.PathLike) -> Path:
     """The ``model.keras`` file that ``source`` names (itself, or the one file of that
     name under a folder).  Raises :class:`ModelSourceError`."""
+    from urbansound.files import keras_file_problem
+
     path = Path(source)
-    if path.is_file():
-        return path
     if path.is_dir():
         found = sorted(path.rglob(MODEL_FILE))
         if len(found) == 1:
@@ -66,8 +66,13 @@ def find_local_model(source: str | os.PathLike) -> Path:
         names = ", ".join(str(p.relative_to(path)) for p in found[:3])
         raise ModelSourceError(f"{source}: {len(found)} {MODEL_FILE} files in this folder "
                                f"({names}{', ...' if len(found) > 3 else ''}); name one")
-    raise ModelSourceError(f"{source}: no such model file or folder, and not an MLflow URI "
-                           f"(runs:/<run>/model, models:/<id>, models:/<name>@<alias>)")
+    problem = keras_file_problem(path)
+    if problem is None:
+        return path
+    if problem.startswith("no such file"):
+        raise ModelSourceError(f"{source}: no such model file or folder, and not an MLflow URI "
+                               f"(runs:/<run>/model, models:/<id>, models:/<name>@<alias>)")
+    raise ModelSourceError(f"{source}: {problem}")  # a FIFO, a device, a text file
 
 
 def load_model(source: str, *, tracking_uri: str = "") -> LoadedModel:
@@ -81,16 +86,18 @@ def load_model(source: str, *, tracking_uri: str = "") -> LoadedModel:
     if is_mlflow_uri(source):
         return _load_mlflow(source, tracking_uri)
     path = find_local_model(source)
+    beside = path.parent / CONFIG_FILE
+    config, where = Config(), f"defaults (no {CONFIG_FILE} beside the model)"
+    if os.path.lexists(beside):  # train_fold writes the configuration next to the model
+        # read before the model (seconds sooner); its errors name the file
+        config, where = Config.from_file(beside), str(beside)
     try:
         import keras
 
         model = keras.models.load_model(path, compile=False)
     except Exception as exc:  # noqa: BLE001 - any failure of the file is the user's input
         raise ModelSourceError(f"{path}: not a loadable Keras model ({_first_line(exc)})") from None
-    beside = path.parent / CONFIG_FILE
-    if beside.is_file():  # train_fold writes the configuration next to the model
-        return LoadedModel(model, Config.from_json(beside.read_text()), source, str(beside))
-    return LoadedModel(model, Config(), source, f"defaults (no {CONFIG_FILE} beside the model)")
+    return LoadedModel(model, config, source, where)
 
 
 def mlflow_store(source: str, tracking_uri: str = "") -> str:
@@ -99,15 +106,15 @@ def mlflow_store(source: str, tracking_uri: str = "") -> str:
 
     Raises ModelSourceError when it is a sqlite file that does not exist (MLflow would
     create an empty store there)."""
-    from components.tracking_store import sqlite_path
+    from components.tracking_store import missing_store
 
     uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI", "")
     if not uri:
         from pipeline.local_runner import default_tracking_uri
 
         uri = default_tracking_uri(".")
-    db = sqlite_path(uri)
-    if db is not None and not db.is_file():
+    db = missing_store(uri)
+    if db is not None:
         raise ModelSourceError(f"{source}: no MLflow store at {db} (give --tracking-uri)")
     import logging
 
@@ -188,8 +195,8 @@ def _load_pyfunc_artifacts(source: str, paths: dict[str, str]):
 
 
 def _run_config(source: str, uri: str, run_id: str | None) -> tuple[Config | None, str]:
-    """The configuration the model's run logged as params (None if it has none) and
-    where it came from, in words."""
+    """The configuration the model's run logged (its config.json, else its params; None
+    if it has neither) and where it came from, in words."""
     where = "defaults (the model's run has no configuration params)"
     if not run_id:
         return None, where
@@ -199,10 +206,12 @@ def _run_config(source: str, uri: str, run_id: str | None) -> tuple[Config | Non
         params = mlflow.MlflowClient(uri).get_run(run_id).data.params
     except Exception as exc:  # noqa: BLE001 - a deleted run, say: defaults, and say so
         return None, f"defaults (run {run_id} could not be read: {_first_line(exc)})"
+    from components.runs import run_config
+
     if not any(k.startswith(("audio.", "features.")) for k in params):
         return None, where
     try:
-        return config_from_params(params), f"the params of run {run_id}"
+        return run_config(mlflow.MlflowClient(uri), run_id, params)
     except ConfigError as exc:
         raise ModelSourceError(f"{source}: run {run_id}: {exc}") from None
 

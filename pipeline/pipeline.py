@@ -106,7 +106,7 @@ def create_pipeline(*, image: str = DEFAULT_IMAGE, gpu: bool = True, parallelism
         finish.set_display_name("mlflow-finish").set_caching_options(False)
         _for_cluster(finish, "mlflow", cluster)
         with dsl.ExitHandler(finish, name="tracked-run"):
-            # dataset_fingerprint (names, sizes) is in ingest's inputs so that a changed
+            # dataset_fingerprint (listing and content) is in ingest's inputs so that a changed
             # dataset at the same path is not served from the cache.
             ingest = c.ingest(data_root=data_root, config_json=config_json, test_folds=test_folds,
                               strict=strict, tracking_uri=tracking_uri,

@@ -56,7 +56,8 @@ def check_dataset(data: Path, test_folds: list[int], validation: str = "fold", d
     Raises
     ------
     DatasetError
-        no usable clip, too few folds, or a requested test fold with no clips.
+        no usable clip, only one class, too few folds, or a requested test fold with no
+        clips.
     """
     from urbansound.dataset import list_clips
     from urbansound.training import min_folds
@@ -66,6 +67,10 @@ def check_dataset(data: Path, test_folds: list[int], validation: str = "fold", d
         raise DatasetError(f"{data}: no usable clip ({len(rejections)} rows/files rejected; "
                            f"first: {rejections[0].file}: {rejections[0].reason})"
                            if rejections else f"{data}: the metadata CSV lists no clips")
+    classes = sorted({c.class_name for c in clips})
+    if len(classes) < 2:  # every prediction would be right: 100 % for learning nothing
+        raise DatasetError(f"{data}: only one class ({classes[0]!r}) among its {len(clips)} "
+                           f"usable clips; a classifier needs at least 2 classes")
     present = sorted({int(c.fold) for c in clips})
     needed = min_folds(validation)
     if len(present) < needed:

@@ -471,7 +471,8 @@ def test_beam_features_drop_count_and_report_non_finite_examples(tmp_path):
     }
     assert {(r["fold"], r["deformation"]) for r in report} == {(1, "original")}
     assert manifest["warnings"][0].startswith("3 example(s) dropped: their log-mel is not finite")
-    assert sorted(p.name for p in out.iterdir()) == ["fold1.tfrecord", "manifest.json", REPORT]
+    assert sorted(p.name for p in out.iterdir()) == [
+        ".urbansound-outputs.json", "fold1.tfrecord", "manifest.json", REPORT]  # + the marker
 
 
 def test_beam_features_drop_a_non_finite_copy_and_the_copies_of_a_dropped_clip():

@@ -728,7 +728,8 @@ def test_strict_fails_after_writing_the_report(ds):
 def test_strict_passes_a_clean_dataset_and_replaces_stale_output(ds):
     out = ds.root.parent / "out"
     out.mkdir()
-    (out / "fold7.tfrecord").write_bytes(b"stale")
+    (out / "fold7.tfrecord").write_bytes(b"stale")  # an earlier ingest's (its manifest says so)
+    (out / MANIFEST).write_text(json.dumps({"folds": {"7": 1}, "dataset_hash": "0" * 16}))
     outcome = run_ingest(ds, strict=True)
     assert outcome.report == []
     assert_good_accepted(ds, outcome)

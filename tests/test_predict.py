@@ -430,7 +430,10 @@ def test_every_file_failing_is_exit_2(model_file, tmp_path, capsys):
     (lambda d, m: str(d / "nowhere.keras"), "no such model file or folder, and not an MLflow URI"),
     (lambda d, m: str(d), "no model.keras in this folder"),
     (lambda d, m: (d / "model.keras").write_text("not a model") and str(d / "model.keras"),
-     "not a loadable Keras model"),
+     "model.keras: not a Keras model file (not a zip archive)"),
+    (lambda d, m: (__import__("zipfile").ZipFile(d / "model.keras", "w").close(),
+                   str(d / "model.keras"))[1],
+     "not a loadable Keras model"),  # a zip, but not a Keras one: Keras' own reason
     (lambda d, m: [(d / f"fold{k}").mkdir() or (d / f"fold{k}" / "model.keras").write_bytes(
         m.read_bytes()) for k in (1, 2)] and str(d), "2 model.keras files in this folder"),
     (lambda d, m: "runs:/0123456789abcdef/model", "no MLflow store at"),

@@ -215,4 +215,5 @@ def test_class_names_become_valid_metric_keys(tmp_path):
     import mlflow
 
     metrics = mlflow.MlflowClient(uri).get_run(run_id).data.metrics
-    assert metrics["accuracy_class_dog _bark_"] == 0.75 and metrics["accuracy_class_caf_"] == 0.25
+    assert metrics["accuracy_class_00_dog _bark_"] == 0.75
+    assert metrics["accuracy_class_01_caf_"] == 0.25

@@ -36,6 +36,21 @@ are rejected as practically silent: their power stays under the log-mel's floor
 (``FeatureConfig.amin``), so every cell of their log-mel would be the same value."""
 
 
+def check_duration(source: str | os.PathLike, seconds: float,
+                   longest: float | None = MAX_SECONDS) -> None:
+    """Raise :class:`AudioError` (``source``) unless a recording of ``seconds`` is at least
+    :data:`MIN_SECONDS` long and, unless ``longest`` is None, at most ``longest``: the one
+    rule for clips and recordings held whole in memory (ingest, a served waveform) and,
+    with ``longest=None``, for recordings read in blocks (predict, listen)."""
+    if seconds < MIN_SECONDS:
+        shown = f"{seconds * 1000:.1f}"
+        if float(shown) >= MIN_SECONDS * 1000:  # rounded up to the limit: never "20.0 < 20"
+            shown = f"{seconds * 1000:.6g}"
+        raise AudioError(source, f"too short ({shown} ms < {MIN_SECONDS * 1000:.0f} ms)")
+    if longest is not None and seconds > longest:
+        raise AudioError(source, f"too long ({seconds:.0f} s > {longest:.0f} s)")
+
+
 class AudioError(Exception):
     """A clip cannot be used.  ``str()`` reads ``"<path>: <reason>"``."""
 
@@ -64,7 +79,7 @@ def load_audio(path: str | os.PathLike, *, sample_rate: int = 22050) -> np.ndarr
     Raises
     ------
     AudioError
-        empty file; truncated WAV (the file ends inside the header, or holds
+        not a regular file (a device, FIFO or socket); empty file; truncated WAV (the file ends inside the header, or holds
         less audio data than its header declares: such a file would decode
         only partly, so it is rejected rather than silently shortened);
         undecodable or unrecognised format; no samples; implausible sample
@@ -111,12 +126,20 @@ def open_audio(path: Path):
     """
     import soundfile as sf
 
+    from urbansound.files import not_regular
+
     try:
-        size = path.stat().st_size
+        st = path.stat()
     except OSError as exc:
         raise AudioError(path, f"cannot read file ({exc.strerror or exc})") from None
+    size = st.st_size
     if path.is_dir():
         raise AudioError(path, "is a folder, not an audio file")
+    # a device, FIFO or socket reports 0 bytes: say what it is, and never open it (a
+    # FIFO would block until a writer came)
+    special = not_regular(st.st_mode)
+    if special:
+        raise AudioError(path, special)
     if size == 0:
         raise AudioError(path, "empty file (0 bytes)")
     try:
@@ -218,8 +241,9 @@ def prepare_waveform(data: np.ndarray, native_rate: int, *, sample_rate: int,
         data = data[:, None]
     if data.shape[0] == 0 or data.shape[1] == 0:
         raise AudioError(source, "no audio samples")
-    if native_rate <= 0:
-        raise AudioError(source, f"invalid sample rate {native_rate}")
+    if not MIN_RATE <= native_rate <= MAX_RATE:  # NaN and inf fail too: never an overflow
+        raise AudioError(source, f"invalid sample rate {native_rate} Hz "
+                                 f"(expected {MIN_RATE}..{MAX_RATE})")
     # The smallest and largest sample answer "any NaN or infinity?" (min and max propagate
     # NaN), "all zero?" and, for one channel, the peak: two passes with no temporary
     # arrays, where isfinite / any / abs each made one (≈ 20 % of ingest's per-clip time).
@@ -228,8 +252,7 @@ def prepare_waveform(data: np.ndarray, native_rate: int, *, sample_rate: int,
         bad = int(np.count_nonzero(~np.isfinite(data)))
         raise AudioError(source, f"contains NaN or infinite samples ({bad} of {data.size})")
     duration = data.shape[0] / native_rate
-    if duration < MIN_SECONDS:
-        raise AudioError(source, f"too short ({duration * 1000:.1f} ms < {MIN_SECONDS * 1000:.0f} ms)")
+    check_duration(source, duration)
     if low == 0.0 and high == 0.0:
         raise AudioError(source, "silent (every sample is zero)")
     if data.shape[1] == 1:

@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from urbansound.config import split_per_class
+from urbansound.config import names_excerpt, quoted, split_per_class
 
 _STRETCH = (0.81, 0.93, 1.07, 1.23)
 _SHIFT = (-2.0, -1.0, 1.0, 2.0, -3.5, -2.5, 2.5, 3.5)
@@ -103,11 +103,13 @@ def parse_per_class(per_class: tuple[str, ...], class_names) -> dict[str, tuple[
     out = {}
     for entry, (name, names, sep) in zip(per_class, split_per_class(per_class)):
         if not sep or name not in class_names:
-            raise ValueError(f"augment.per_class entry {entry!r} must read '<class>=<deformation>,"
-                             f"...' with a class of {list(class_names)}")
+            raise ValueError(f"augment.per_class entry {quoted(entry)} must read "
+                             f"'<class>=<deformation>,...' with a class of "
+                             f"{names_excerpt(class_names)}")
         unknown = [d for d in names if d not in DEFORMATION_NAMES]
         if unknown:
-            raise ValueError(f"augment.per_class entry {entry!r}: unknown deformation(s) {unknown}")
+            raise ValueError(f"augment.per_class entry {quoted(entry)}: unknown deformation(s) "
+                             f"{names_excerpt(unknown)}")
         if name in out:
             raise ValueError(f"augment.per_class names {name!r} twice")
         out[name] = names

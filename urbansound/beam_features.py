@@ -48,6 +48,7 @@ import apache_beam as beam
 from urbansound.config import Config
 from urbansound.features import input_shape as features_input_shape
 from urbansound.ingest import MANIFEST, manifest_class_names, IngestError
+from urbansound.outputs import claim_folder, record, remove_recorded
 from urbansound.records import ORIGINAL, masked_crc, write_tfrecord
 
 log = logging.getLogger(__name__)
@@ -188,6 +189,42 @@ def _delete(patterns: list[str]) -> None:
     found = [m.path for result in FileSystems.match(patterns) for m in result.metadata_list]
     if found:
         FileSystems.delete(found)
+
+
+LOG_FILE = "features.log"
+"""The log ``urbansound features`` keeps in its output folder."""
+
+
+def claim_features_folder(out: str | os.PathLike, waveform_dir: str | os.PathLike = "") -> None:
+    """Make local folder ``out`` the features stage's output, or refuse it (one line,
+    nothing written): it is the folder of ingest records it reads (``waveform_dir``), or
+    it holds files this stage did not write (see :mod:`urbansound.outputs`)."""
+    inputs = [("--data", waveform_dir)] if waveform_dir and "://" not in os.fspath(
+        waveform_dir) else []
+    claim_folder(out, "features", inputs=inputs, legacy=_legacy_outputs)
+
+
+def _legacy_outputs(out) -> list[str] | None:
+    """The files a features run of a version without output markers wrote in ``out`` (the
+    shards its manifest counts, manifest, report, log), or None when ``out`` holds
+    anything else."""
+    from pathlib import Path
+
+    out = Path(out)
+    names = {p.name for p in out.iterdir()}
+    files = {LOG_FILE}
+    try:
+        manifest = json.loads((out / MANIFEST).read_text(encoding="utf-8"))
+        if isinstance(manifest, dict) and "input_kind" in manifest:
+            files |= {MANIFEST, REPORT}
+            for fold, n in (manifest.get("shards") or {}).items():
+                files |= ({f"fold{fold}.tfrecord"} if int(n) == 1 else
+                          {f"fold{fold}-{j:05d}-of-{int(n):05d}.tfrecord" for j in range(int(n))})
+    except (OSError, ValueError, TypeError, AttributeError):
+        pass
+    if not names <= files | {"waveforms", "cache", PARTS}:
+        return None
+    return sorted(names & files)
 
 
 def plan_shards(waveform_dir: str, clips_per_fold: dict[int, int],
@@ -464,7 +501,10 @@ def run_features(waveform_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
     from apache_beam.options.pipeline_options import PipelineOptions
 
     waveform_dir, out = os.fspath(waveform_dir), os.fspath(out_dir)
+    local = "://" not in out
     source = read_source_manifest(waveform_dir)
+    if local:  # before anything is written: out must not be the records it reads
+        claim_features_folder(out, waveform_dir)
     clips_per_fold = {int(k): int(n) for k, n in source["folds"].items()}
     folds = sorted(clips_per_fold)
     shards = plan_shards(waveform_dir, clips_per_fold,
@@ -473,8 +513,13 @@ def run_features(waveform_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
     for folder in (out, parts_dir):
         if not FileSystems.exists(folder):
             FileSystems.mkdirs(folder)
-    _delete([FileSystems.join(out, "fold*.tfrecord"), FileSystems.join(parts_dir, "*"),
-             FileSystems.join(out, REPORT)])
+    if local:  # only the files an earlier run recorded, never by pattern
+        remove_recorded(out, keep=(LOG_FILE,))
+        record(out, [s[4] for s in shards] + [MANIFEST, REPORT])
+        _delete([FileSystems.join(parts_dir, "*")])  # our own scratch folder
+    else:  # an object store: no marker; the fold shards of an earlier run
+        _delete([FileSystems.join(out, "fold*.tfrecord"), FileSystems.join(parts_dir, "*"),
+                 FileSystems.join(out, REPORT)])
     options = PipelineOptions(_runner_args(
         beam_args if beam_args is not None else default_beam_args()))
     pipeline = beam.Pipeline(options=options)

@@ -12,9 +12,12 @@ import dataclasses
 import hashlib
 import json
 import math
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Mapping
 
+from urbansound.audio import MAX_RATE, MAX_SECONDS, MIN_RATE, MIN_SECONDS
 from urbansound.models import DEFAULT_MODEL, MODELS, OPTIMIZERS, SCHEDULES
 
 CLASS_NAMES: tuple[str, ...] = (
@@ -29,6 +32,33 @@ ALL_FOLDS: tuple[int, ...] = tuple(range(1, 11))
 
 class ConfigError(ValueError):
     """A configuration value is unknown or has the wrong type or range."""
+
+
+QUOTE_LIMIT = 80
+"""Characters of a user's value a one-line message quotes (a 6 KB JSON list is not one line)."""
+
+
+def quoted(value: Any, limit: int = QUOTE_LIMIT) -> str:
+    """``repr(value)`` for an error message, cut to ``limit`` characters with the full
+    length said: ``'["a", "b", ...' (6,000 characters)``."""
+    text = value if isinstance(value, str) else repr(value)
+    if len(text) <= limit:
+        return repr(value)
+    return f"{text[:limit]!r}… ({len(text):,} characters)"
+
+
+def names_excerpt(names, shown: int = 10, limit: int = 2 * QUOTE_LIMIT) -> str:
+    """A list of names for a message: all of them when few and short, else the first
+    ones (at most ``shown``, about ``limit`` characters) and how many there are
+    (``['a', 'b', 'c', ...] (300 names)``)."""
+    names = list(names)
+    if len(names) <= shown and len(repr(names)) <= limit:
+        return repr(names)
+    head: list[str] = []
+    while len(head) < min(shown, len(names)) and len(repr(head + names[len(head):][:1])) <= limit:
+        head.append(names[len(head)])
+    first = ", ".join(repr(n) for n in head) if head else quoted(names[0]) if names else ""
+    return f"[{first}, ...] ({len(names)} names)"
 
 
 @dataclass(frozen=True)
@@ -286,9 +316,28 @@ class Config:
         """Parse JSON written by :meth:`to_json` (or a subset of its keys)."""
         try:
             data = json.loads(text)
-        except json.JSONDecodeError as exc:
+        except ValueError as exc:  # JSONDecodeError, or an integer of over 4,300 digits
             raise ConfigError(f"configuration is not valid JSON: {exc}") from None
         return cls.from_dict(data)
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike) -> "Config":
+        """:meth:`from_json` of the file ``path`` (a ``config.json``); every error names
+        the file: ``"<path>: <reason>"``."""
+        from urbansound.files import regular_file_problem
+
+        problem = regular_file_problem(path)  # a FIFO is never opened
+        if problem:
+            raise ConfigError(f"{path}: {problem}")
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{path}: cannot read ({getattr(exc, 'strerror', None) or exc})") \
+                from None
+        try:
+            return cls.from_json(text)
+        except ConfigError as exc:
+            raise ConfigError(f"{path}: {exc}") from None
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "Config":
@@ -322,6 +371,9 @@ class Config:
         """Return self after range checks; raise :class:`ConfigError` otherwise."""
         from urbansound import augment  # local: augment imports this module
 
+        problem = out_of_bounds(self)  # first: the checks below compute with the values
+        if problem:
+            raise ConfigError(problem)
         t, a, f = self.train, self.audio, self.features
         checks = [
             (a.sample_rate > 0, "audio.sample_rate must be > 0"),
@@ -375,7 +427,8 @@ class Config:
                     f"or a set: {sorted(augment.DEFORMATION_SETS)}")
         d = self.data
         data_checks = [
-            (d.layout in LAYOUTS, f"data.layout must be one of {list(LAYOUTS)}, not {d.layout!r}"),
+            (d.layout in LAYOUTS,
+             f"data.layout must be one of {list(LAYOUTS)}, not {quoted(d.layout)}"),
             (2 <= d.n_folds <= 10, "data.n_folds must be 2..10"),
             (d.split_seed >= 0, "data.split_seed must be >= 0"),
             (all(n.strip() == n and n for n in d.class_names),
@@ -390,7 +443,7 @@ class Config:
 
             re.compile(d.group_pattern)
         except re.error as exc:
-            raise ConfigError(f"data.group_pattern {d.group_pattern!r} is not a regular "
+            raise ConfigError(f"data.group_pattern {quoted(d.group_pattern)} is not a regular "
                               f"expression ({exc})") from None
         # per-class names are checked where the classes are known: given, or UrbanSound8K's
         # (``auto`` is resolved to the dataset's layout before a run, see pipeline.cli)
@@ -405,6 +458,95 @@ class Config:
                 f"audio.clip_seconds={a.clip_seconds} gives {expected} frames, "
                 f"fewer than features.n_frames={f.n_frames}")
         return self
+
+
+# -- plausible bounds: no single value may buy unbounded memory or time ------------------
+
+MAX_CLIP_SAMPLES = 600 * 48_000
+"""Samples of one window at the model's rate: ``audio.sample_rate`` × ``audio.clip_seconds``
+(and a waveform model's ``features.waveform_rate`` × ``audio.clip_seconds``) at most 10 min
+at 48 kHz, 115 MB of float32.  Every window of training, predict, serving and listen holds
+this many samples (the default is 66,150)."""
+MAX_INPUT_CELLS = 2 ** 22
+"""``features.n_mels`` × ``features.n_frames`` at most 4,194,304: 16 MiB of float32 per
+log-mel window, 512 MiB for a batch of 32 (the default 128 × 128 is 16,384)."""
+MAX_SEED = 2 ** 32 - 1
+"""Largest seed (NumPy's and TensorFlow's seeds are 32-bit)."""
+MAX_SEEDS = 32
+"""``train.seeds``: each seed trains one model per fold."""
+MAX_CLASSES = 10_000
+"""``data.class_names``: one softmax output per class."""
+
+_RANGES: tuple[tuple[str, float, float, str], ...] = (
+    # key, lowest, highest (both allowed), unit
+    ("audio.sample_rate", MIN_RATE, MAX_RATE, " Hz"),  # what ingest, predict, listen accept
+    ("audio.clip_seconds", MIN_SECONDS, MAX_SECONDS, " s"),  # ingest's shortest/longest clip
+    ("features.n_fft", 16, 65_536, ""),
+    ("features.win_length", 1, 65_536, ""),
+    ("features.hop_length", 1, 65_536, ""),
+    ("features.n_mels", 1, 1_024, ""),
+    ("features.n_frames", 1, 32_768, ""),
+    ("features.top_db", 1e-3, 200.0, " dB"),
+    ("features.amin", 1e-30, 1.0, ""),
+    ("features.waveform_rate", MIN_RATE, MAX_RATE, " Hz"),
+    ("train.epochs", 1, 10_000, ""),
+    ("train.patience", 1, 10_000, ""),
+    ("train.batch_size", 1, 4_096, ""),
+    ("train.weight_decay", 0.0, 1.0, ""),
+    ("train.mixup_alpha", 0.0, 10.0, ""),
+    ("train.seed", 0, MAX_SEED, ""),
+    ("data.split_seed", 0, MAX_SEED, ""),
+)
+"""Plausible ranges, checked on every load (JSON, ``--set``, a run's params, a model's
+``config.json``).  ``train.learning_rate`` is only finite and > 0: its size costs neither
+memory nor time, and an absurd one stops training as diverged."""
+
+
+def _number(x: float) -> str:
+    return f"{x:,}" if isinstance(x, int) else f"{x:g}"
+
+
+def _shown(value: Any) -> str:
+    """A value for a bounds message: an integer too long to print is described."""
+    if isinstance(value, int) and value.bit_length() > 256:
+        return f"an integer of {value.bit_length():,} bits"
+    return quoted(value)
+
+
+def out_of_bounds(config: "Config") -> str | None:
+    """The first value of ``config`` outside its plausible bounds, as one line naming the
+    key, the bounds and the value (``"audio.sample_rate must be 1,000..768,000 Hz, got
+    2000000000"``); None when every value is within them.  Floats must be finite."""
+    for section in dataclasses.fields(config):
+        values = getattr(config, section.name)
+        for f in dataclasses.fields(values):
+            value = getattr(values, f.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                return f"{section.name}.{f.name} must be a finite number, got {value!r}"
+    for key, low, high, unit in _RANGES:
+        section, _, name = key.partition(".")
+        value = getattr(getattr(config, section), name)
+        if not low <= value <= high:
+            return f"{key} must be {_number(low)}..{_number(high)}{unit}, got {_shown(value)}"
+    a, f, t = config.audio, config.features, config.train
+    if 0 < f.window_hop_s < MIN_SECONDS:
+        return (f"features.window_hop_s must be 0 (no test-time windows) or at least "
+                f"{MIN_SECONDS:g} s, got {f.window_hop_s:g}")
+    for key, rate in (("audio.sample_rate", a.sample_rate),
+                      ("features.waveform_rate", f.waveform_rate)):
+        if rate * a.clip_seconds > MAX_CLIP_SAMPLES:
+            return (f"{key} × audio.clip_seconds must be at most {MAX_CLIP_SAMPLES:,} samples "
+                    f"per window, got {rate:,} Hz × {a.clip_seconds:g} s")
+    if f.n_mels * f.n_frames > MAX_INPUT_CELLS:
+        return (f"features.n_mels × features.n_frames must be at most {MAX_INPUT_CELLS:,} "
+                f"cells per window, got {f.n_mels:,} × {f.n_frames:,}")
+    if len(t.seeds) > MAX_SEEDS or not all(0 <= s <= MAX_SEED for s in t.seeds):
+        return (f"train.seeds must be at most {MAX_SEEDS} seeds of 0..{MAX_SEED:,}, "
+                f"got {quoted(list(t.seeds))}")
+    if len(config.data.class_names) > MAX_CLASSES:
+        return (f"data.class_names must be at most {MAX_CLASSES:,} names, got "
+                f"{len(config.data.class_names):,}")
+    return None
 
 
 def _build_section(section_type: type, name: str, values: Any) -> Any:
@@ -440,14 +582,14 @@ def _coerce(key: str, value: Any, default: Any, annotation: Any) -> Any:
         ok = isinstance(value, (int, float)) and not isinstance(value, bool)
         value = float(value) if ok else value
         if ok and not math.isfinite(value):  # JSON's NaN/Infinity extensions
-            raise ConfigError(f"{key} must be a finite number, got {value!r}")
+            raise ConfigError(f"{key} must be a finite number, got {quoted(value)}")
     elif isinstance(default, str):
         ok = isinstance(value, str)
     else:
         ok = True
     if not ok:
         expected = str(annotation) if default is None else type(default).__name__  # "float | None"
-        raise ConfigError(f"{key} must be of type {expected}, got {value!r}")
+        raise ConfigError(f"{key} must be of type {expected}, got {quoted(value)}")
     return value
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import json
 import math
 import os
 import re
@@ -119,10 +120,22 @@ def read_rows(root: str | os.PathLike) -> tuple[list[str], list[_Row], list[Reje
     check_root(root)
     csv_path = root / CSV_RELATIVE_PATH
     if not csv_path.is_file():
-        raise DatasetError(f"{csv_path}: metadata CSV not found (expected the UrbanSound8K layout: "
-                           f"metadata/UrbanSound8K.csv and audio/fold1..fold10/)")
+        raise missing_csv(csv_path, "metadata CSV not found (expected the UrbanSound8K layout: "
+                                    "metadata/UrbanSound8K.csv and audio/fold1..fold10/)")
     return read_table(csv_path, root=root, required=REQUIRED_COLUMNS,
                       name_column="slice_file_name")
+
+
+def missing_csv(csv_path: Path, message: str, what: str = "metadata CSV") -> DatasetError:
+    """The error for a CSV path that is not a regular file: ``message`` (e.g. "metadata
+    CSV not found ...") when nothing is there, else what is there instead (a folder, a
+    device, a FIFO: never called "not found", never opened)."""
+    from urbansound.files import regular_file_problem
+
+    problem = regular_file_problem(csv_path)
+    if problem and not problem.startswith("no such file"):
+        return DatasetError(f"{csv_path}: {what}: {problem}")
+    return DatasetError(f"{csv_path}: {message}")
 
 
 def check_root(root: Path) -> None:
@@ -140,7 +153,7 @@ def read_table(csv_path: Path, *, root: Path | None, required: tuple[str, ...],
     file in a rejection.  ``root``: the CSV must not be a link leading outside it
     (None: a CSV the user named, read wherever it is)."""
     if not csv_path.is_file():
-        raise DatasetError(f"{csv_path}: {what} not found")
+        raise missing_csv(csv_path, f"{what} not found", what)
     if root is not None and not _inside(csv_path.resolve(), root.resolve()):
         raise DatasetError(f"{csv_path}: the {what} is a link that leads outside the "
                            f"dataset folder")
@@ -507,7 +520,9 @@ def check_file(path: Path, root_real: Path, *, within: Path | None = None,
     if not real.exists():
         return "audio file not found (broken link)"
     if not real.is_file():
-        return "not a regular file"
+        from urbansound.files import kind_of
+
+        return f"not a regular file ({kind_of(real.stat().st_mode)})"
     return None
 
 
@@ -522,12 +537,27 @@ def plain_relative_path(text: str) -> str | None:
     return None
 
 
-def dataset_fingerprint(clips: list[Clip]) -> str:
-    """SHA-256 (16 hex digits) of the accepted listing: fold, name, class, size in bytes."""
+def dataset_fingerprint(clips: list[Clip], *, digests: dict[str, str] | None = None,
+                        cache_file: str | os.PathLike | None = None, progress=None) -> str:
+    """SHA-256 (16 hex digits) of the accepted listing: each clip's fold, path, class,
+    recording, salience and the SHA-256 of its bytes, so that a clip rewritten with
+    other sound (at the same size, with its old mtime put back) changes it.
+
+    ``digests`` : ``{clip.path: digest}`` already computed (ingest hashes while it
+    decodes); else they are computed here by :func:`urbansound.content_hash.content_digests`,
+    remembered in ``cache_file`` (None: no cache) and reported to ``progress(done, total)``.
+    """
+    if digests is None:
+        from urbansound.content_hash import content_digests
+
+        digests, _ = content_digests([c.path for c in clips], cache_file=cache_file,
+                                     progress=progress)
     digest = hashlib.sha256()
-    for c in sorted(clips, key=lambda c: (c.fold, c.file_name)):
-        size = os.stat(c.path).st_size
-        digest.update(f"{c.fold}\t{c.file_name}\t{c.class_id}\t{size}\n".encode())
+    for c in sorted(clips, key=lambda c: (c.fold, c.relative)):
+        fields = (c.fold, c.relative, c.class_id, c.class_name, c.fs_id, c.salience,
+                  digests[c.path])
+        # JSON per clip: no name can run into the next field
+        digest.update(json.dumps(fields, ensure_ascii=True).encode() + b"\n")
     return digest.hexdigest()[:16]
 
 

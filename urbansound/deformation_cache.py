@@ -5,7 +5,7 @@ the same clip gets the same deformation in every run that trains on its fold.  E
 deformed copy's model input is stored under a key that covers everything it depends on:
 
 - the clip's samples and sample rate, and its file name (it seeds random deformations);
-- the deformation's name, the noise recordings it may mix in (names and sizes), and
+- the deformation's name, the noise recordings it may mix in (names and contents), and
   :data:`CACHE_VERSION` (raised whenever a deformation's implementation changes);
 - the audio and feature settings and the model's input kind (the stored value is the
   model input, a log-mel or a waveform).
@@ -29,17 +29,17 @@ CACHE_VERSION = 1
 """Part of every key: raise it when a deformation's implementation changes."""
 
 
-def noise_signature(noise_dir: str) -> list[tuple[str, int]]:
-    """(relative path, size in bytes) of every file under ``noise_dir`` (empty: the
-    built-in synthesised noises), sorted: a changed noise set changes the keys."""
+def noise_signature(noise_dir: str) -> list[tuple[str, str]]:
+    """(relative path, SHA-256 of its bytes) of every file under ``noise_dir`` (empty: the
+    built-in synthesised noises), sorted: a changed noise set changes the keys, also a
+    recording rewritten at the same size with its old mtime."""
     if not noise_dir:
         return []
-    found = []
-    for root, _, files in os.walk(noise_dir):
-        for name in files:
-            path = os.path.join(root, name)
-            found.append((os.path.relpath(path, noise_dir), os.path.getsize(path)))
-    return sorted(found)
+    from urbansound.content_hash import content_digests
+
+    found = [os.path.join(root, name) for root, _, files in os.walk(noise_dir) for name in files]
+    digests, _ = content_digests(found)
+    return sorted((os.path.relpath(path, noise_dir), digests[path]) for path in found)
 
 
 class DeformationCache:

@@ -19,6 +19,7 @@ from typing import Sequence
 
 import numpy as np
 
+from urbansound.config import names_excerpt
 from urbansound.metrics import (normalize_rows, per_class_accuracy, plot_confusion_matrix,
                                 plot_history, summarize_accuracies)
 from urbansound.training import FoldResult
@@ -48,8 +49,9 @@ def evaluate_folds(results: Sequence[FoldResult], out_dir: str | os.PathLike, *,
     class_names = list(results[0].class_names)
     for r in results:
         if list(r.class_names) != class_names:
-            raise ValueError(f"test fold {r.test_fold} was trained on classes {r.class_names}, "
-                             f"test fold {results[0].test_fold} on {class_names}")
+            raise ValueError(f"test fold {r.test_fold} was trained on classes "
+                             f"{names_excerpt(r.class_names)}, test fold "
+                             f"{results[0].test_fold} on {names_excerpt(class_names)}")
         if np.shape(r.confusion_matrix) != (len(class_names), len(class_names)):
             raise ValueError(f"test fold {r.test_fold}: confusion matrix of shape "
                              f"{np.shape(r.confusion_matrix)} for {len(class_names)} classes")
@@ -72,6 +74,7 @@ def evaluate_folds(results: Sequence[FoldResult], out_dir: str | os.PathLike, *,
         "clips": clips, "windows": windows,
         "method": ("mean of each clip's windows (features.window_hop_s)" if windows > clips
                    else "one window per clip (its first audio.clip_seconds)")}
+    summary["warnings"] = missing_class_warnings(results, class_names)
     if ingest is not None:
         summary["ingest"] = dict(ingest)
 
@@ -89,6 +92,21 @@ def evaluate_folds(results: Sequence[FoldResult], out_dir: str | os.PathLike, *,
                          title=f"test fold {r.test_fold} (validation fold "
                                f"{r.validation_fold or 'none'})")
     return summary
+
+
+def missing_class_warnings(results: Sequence[FoldResult], class_names: Sequence[str]) -> list[str]:
+    """One warning per test fold with no clip of a class that other test folds have (a
+    class its model trained on): that fold's accuracy says nothing about the class."""
+    rows = {r.test_fold: np.asarray(r.confusion_matrix).sum(axis=1) for r in results}
+    warnings = []
+    for fold, row in rows.items():
+        elsewhere = [i for i in range(len(class_names))
+                     if row[i] == 0 and any(other[i] > 0 for f, other in rows.items() if f != fold)]
+        if elsewhere:
+            warnings.append(f"test fold {fold} has no clips of class(es) "
+                            f"{', '.join(class_names[i] for i in elsewhere)}: its accuracy is "
+                            f"over the other classes only")
+    return warnings
 
 
 SALIENCE_NAMES = {1: "foreground", 2: "background"}

@@ -217,6 +217,49 @@ def _tensor_info(detail: dict) -> dict:
     return info
 
 
+TFLITE_IDENTIFIER = b"TFL3"
+"""The flatbuffer file identifier of a ``.tflite`` file (bytes 4..8)."""
+
+
+def export_paths(out: str | os.PathLike, *, int8: bool = False) -> tuple[Path, Path]:
+    """``(tflite, json)``: the two files :func:`export_tflite` writes for ``out`` (a file,
+    or an existing folder: ``model.tflite`` / ``model_int8.tflite`` inside it)."""
+    out = Path(out)
+    if out.is_dir():
+        out = out / ("model_int8.tflite" if int8 else "model.tflite")
+    return out, out.with_suffix(".json")
+
+
+def _written_by_export(path: Path) -> bool:
+    """True for a file an earlier export wrote (it may be replaced): a TFLite flatbuffer,
+    or a JSON object with this module's ``format`` and ``class_names``."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(8)
+            if head[4:8] == TFLITE_IDENTIFIER:
+                return True
+            if path.stat().st_size > 10 << 20:
+                return False
+            fh.seek(0)
+            meta = json.loads(fh.read().decode("utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(meta, dict) and meta.get("format") in FORMATS and "class_names" in meta
+
+
+def check_export_outputs(tflite: Path, json_path: Path,
+                         inputs: Sequence[tuple[str, str | os.PathLike]] = ()) -> None:
+    """Refuse, before anything is written, an export that would write over one of its
+    ``inputs`` (the model, its ``config.json``, calibration files), write both files to
+    one path (``-o edge.json``), or replace a file an earlier export did not write
+    (:class:`urbansound.outputs.OutputError`, one line)."""
+    from urbansound.outputs import check_outputs
+
+    check_outputs([("the .tflite file", tflite), ("its .json metadata", json_path)], inputs,
+                  ours=_written_by_export, command="urbansound export",
+                  hint="choose another -o (a name ending in .tflite)")
+
+
 def export_tflite(model, config: Config, out: str | os.PathLike, *, int8: bool = False,
                   calibration: Calibration | None = None, source: str = "",
                   class_names: Sequence[str] | None = None) -> ExportResult:
@@ -224,7 +267,8 @@ def export_tflite(model, config: Config, out: str | os.PathLike, *, int8: bool =
     name with ``.json``: the metadata an edge device needs.
 
     ``out`` that is an existing folder gets ``model.tflite`` (``model_int8.tflite``
-    with ``int8``) inside it.  ``config`` is the configuration the model was trained
+    with ``int8``) inside it.  Nothing is written when ``out`` and its ``.json`` are one
+    path or either exists and is not an earlier export's (:func:`check_export_outputs`).  ``config`` is the configuration the model was trained
     with (its front end); ``calibration`` is required with ``int8``.
 
     Metadata keys: ``format``, ``quantization`` (``"float32"`` / ``"int8"``),
@@ -235,11 +279,10 @@ def export_tflite(model, config: Config, out: str | os.PathLike, *, int8: bool =
     ``config`` (the whole configuration as ``Config.to_dict``), ``calibration``
     (int8: ``source``, ``files``, ``windows``), ``size_bytes``, ``tensorflow``.
     """
-    out = Path(out)
-    if out.is_dir():
-        out = out / ("model_int8.tflite" if int8 else "model.tflite")
+    out, json_path = export_paths(out, int8=int8)
     if not out.parent.is_dir():
         raise ExportError(f"{out}: the folder {out.parent} does not exist")
+    check_export_outputs(out, json_path)
     if int8 and calibration is None:
         raise ExportError("int8 quantisation needs calibration inputs")
     blob = convert_to_tflite(model, int8=int8,
@@ -268,7 +311,6 @@ def export_tflite(model, config: Config, out: str | os.PathLike, *, int8: bool =
     if int8:
         meta["calibration"] = {"source": calibration.source, "files": calibration.files,
                                "windows": int(len(calibration.inputs))}
-    json_path = out.with_suffix(".json")
     try:
         out.write_bytes(blob)
         json_path.write_text(json.dumps(meta, indent=2) + "\n")

@@ -27,8 +27,10 @@ from typing import Callable
 
 from urbansound.audio import AudioError, load_audio
 from urbansound.config import CLASS_NAMES, Config
+from urbansound.content_hash import content_digests
 from urbansound.dataset import Clip, DatasetError, Rejection, dataset_fingerprint
 from urbansound.layouts import scan
+from urbansound.outputs import claim_folder, record, remove_recorded
 from urbansound.records import encode_waveform, write_tfrecord
 
 MANIFEST = "manifest.json"
@@ -94,7 +96,8 @@ def _decode(job: tuple[str, int, dict]) -> tuple[bytes | None, str | None]:
 
 def ingest(data_root: str | os.PathLike, out_dir: str | os.PathLike, *, config: Config = Config(),
            strict: bool = False, workers: int | None = None,
-           progress: bool | Callable[[int, int], None] = False) -> IngestResult:
+           progress: bool | Callable[[int, int], None] = False,
+           digest_cache: str | os.PathLike | None = None) -> IngestResult:
     """Decode a dataset into per-fold TFRecords.
 
     Parameters
@@ -102,33 +105,48 @@ def ingest(data_root: str | os.PathLike, out_dir: str | os.PathLike, *, config: 
     data_root : the dataset in one of the layouts of :mod:`urbansound.layouts` (the
         UrbanSound8K folder with ``metadata/UrbanSound8K.csv`` and ``audio/fold*/``, ESC-50,
         a folder per class, a CSV), as ``config.data`` says (default: detected).
-    out_dir : created if missing; existing ``fold*.tfrecord`` files are replaced.
+    out_dir : created if missing; a new or empty folder, or an earlier ingest output: the
+        files that ingest wrote there (its marker lists them) are replaced, nothing else
+        is touched; a folder holding anything else is refused (:mod:`urbansound.outputs`).
     config : ``config.audio.sample_rate`` is the rate every clip is resampled to;
         ``config.data`` the layout, folds and class names.
     strict : raise :class:`IngestError` if anything was rejected.
     workers : decoding threads (default: CPU count); 1 decodes in the calling thread.
     progress : True: a progress bar on stderr; a callable: called as ``progress(done, total)``
         after each clip.
+    digest_cache : a file remembering the clips' content digests between calls (see
+        :mod:`urbansound.content_hash`; None: every clip is hashed).  The manifest's
+        ``dataset_hash`` covers every accepted clip's bytes.
 
     Raises
     ------
     DatasetError
         the CSV is missing or malformed.
+    OutputError
+        ``out_dir`` is the dataset, or holds files ingest did not write.
     IngestError
-        no clip could be used, or ``strict`` and something was rejected.
+        no clip could be used, the dataset has only one class, or ``strict`` and
+        something was rejected.
     """
     listing = scan(data_root, config.data)
     clips, rejections = listing.clips, listing.rejections
     out = Path(out_dir)
     _check_out_dir(out, Path(listing.root or data_root), listing.layout)
+    _check_classes(clips, data_root)
     ensure_writable_dir(out)
-    _remove_outputs(out, report_too=True)
+    # a folder of someone else's files is refused; in ours, only what we wrote is replaced
+    claim_folder(out, "ingest", inputs=[("--data", data_root)], legacy=_legacy_outputs)
+    remove_recorded(out)
+    record(out, [f"fold{f}.tfrecord" for f in sorted({c.fold for c in clips})]
+           + [MANIFEST, REPORT, REPORT_CSV])
     sample_rate = config.audio.sample_rate
     counts: Counter[int] = Counter()
     class_counts: dict[int, Counter[str]] = {}
     writers = {}
     accepted: list[Clip] = []
     workers = workers or os.cpu_count() or 1
+    # hashed before decoding (in threads): the decoder then reads from the page cache
+    digests, _ = content_digests([c.path for c in clips], cache_file=digest_cache)
     try:
         decoded = _decode_all(clips, sample_rate, workers)
         if progress is True:
@@ -153,7 +171,8 @@ def ingest(data_root: str | os.PathLike, out_dir: str | os.PathLike, *, config: 
             writer.close()
     class_counts_sorted = {k: dict(sorted(v.items())) for k, v in sorted(class_counts.items())}
     result = IngestResult(out_dir=str(out), counts=dict(sorted(counts.items())),
-                          rejections=rejections, dataset_hash=dataset_fingerprint(accepted),
+                          rejections=rejections,
+                          dataset_hash=dataset_fingerprint(accepted, digests=digests),
                           class_counts=class_counts_sorted, rows_read=listing.rows_read,
                           class_names=tuple(listing.class_names), layout=listing.layout,
                           unit=listing.unit, split=dict(listing.split))
@@ -165,13 +184,18 @@ def ingest(data_root: str | os.PathLike, out_dir: str | os.PathLike, *, config: 
                 "the metadata CSV has no rows" if listing.unit == "CSV rows" else
                 "the dataset lists no files")
         failure = IngestError(f"{data_root}: no usable clip ({what}; see {result.report_path})")
+    elif len({c.class_name for c in accepted}) < 2:
+        failure = IngestError(f"{data_root}: only one class ({accepted[0].class_name!r}) among "
+                              f"the {result.accepted} clips accepted ({len(rejections)} "
+                              f"rejected; see {result.report_path}); a classifier needs at "
+                              f"least 2 classes")
     elif strict and rejections:
         failure = IngestError(f"strict mode: {len(rejections)} row(s) or file(s) rejected, first: "
                               f"{rejections[0].file}: {rejections[0].reason} "
                               f"(see {result.report_path})")
     _write_report(result, config, manifest=failure is None)
     if failure is not None:
-        _remove_outputs(out, report_too=False)
+        remove_recorded(out, keep=(REPORT, REPORT_CSV))
         raise failure
     return result
 
@@ -233,18 +257,29 @@ def _check_out_dir(out: Path, data_root: Path, layout: str = "urbansound8k") -> 
                               f"choose a folder outside {data_root / part}")
 
 
-def _remove_outputs(out: Path, *, report_too: bool) -> None:
-    """Delete what a previous run wrote here (fold records, manifest, maybe the report)."""
-    names = [MANIFEST] + ([REPORT, REPORT_CSV] if report_too else [])
-    stale = list(out.glob("fold*.tfrecord")) + [out / n for n in names]
-    for path in stale:
-        try:
-            path.unlink()
-        except FileNotFoundError:
-            pass
-        except OSError as exc:
-            raise IngestError(f"{path}: cannot remove previous output ({exc.strerror or exc})") \
-                from None
+def _legacy_outputs(out: Path) -> list[str] | None:
+    """The files an ingest of a version without output markers wrote in ``out`` (its
+    manifest's folds, the manifest and the reports), or None when ``out`` holds anything
+    else: then it is not ours (:func:`urbansound.outputs.claim_folder`)."""
+    names = {p.name for p in out.iterdir()}
+    ours = {REPORT, REPORT_CSV}
+    try:
+        manifest = json.loads((out / MANIFEST).read_text(encoding="utf-8"))
+        if isinstance(manifest, dict) and "dataset_hash" in manifest:
+            ours |= {MANIFEST} | {f"fold{k}.tfrecord" for k in manifest.get("folds", {})}
+    except (OSError, ValueError):
+        pass
+    return sorted(names) if names <= ours else None
+
+
+def _check_classes(clips: list[Clip], data_root) -> None:
+    """At least two classes among the listed clips: with one, every prediction is right
+    and a run would report 100 % accuracy for a classifier that learnt nothing."""
+    classes = sorted({c.class_name for c in clips})
+    if len(classes) == 1:
+        raise IngestError(f"{data_root}: only one class ({classes[0]!r}) in the dataset; a "
+                          f"classifier needs at least 2 classes (its accuracy would be 100 % "
+                          f"whatever it learnt)")
 
 
 def _mostly_rejected(result: IngestResult) -> list[str]:
@@ -284,12 +319,15 @@ def ensure_writable_dir(path: str | os.PathLike) -> None:
     IngestError
         naming the path and the operating system's reason.
     """
+    import tempfile
+
     path = Path(path)
     try:
         path.mkdir(parents=True, exist_ok=True)
-        probe = path / ".write-test"
-        probe.write_bytes(b"")
-        probe.unlink()
+        # a new, unique name: a fixed one could be a file of the user's, deleted here
+        fd, probe = tempfile.mkstemp(prefix=".urbansound-write-test-", dir=path)
+        os.close(fd)
+        os.unlink(probe)
     except OSError as exc:
         raise IngestError(f"{path}: cannot write output here ({exc.strerror or exc})") from None
 

@@ -36,10 +36,11 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-from urbansound.config import ALL_FOLDS, CLASS_NAMES, DEFAULT_GROUP_PATTERN, DataConfig
+from urbansound.config import (ALL_FOLDS, CLASS_NAMES, DEFAULT_GROUP_PATTERN, DataConfig,
+                               names_excerpt)
 from urbansound.dataset import (INT64_MAX, Clip, DatasetError, Listing, Rejection, _as_int,
                                 _inside, _not_utf8, _shorten, _shown, check_file, check_root,
-                                plain_relative_path, printable, read_table, scan_dataset)
+                                missing_csv, plain_relative_path, printable, read_table, scan_dataset)
 
 ESC50_CSV = Path("meta") / "esc50.csv"
 ESC50_COLUMNS = ("filename", "fold", "target", "category")
@@ -121,8 +122,8 @@ def scan(data: str | os.PathLike, config: DataConfig | None = None) -> Listing:
     layout = detect_layout(data) if config.layout == "auto" else config.layout
     if layout == "urbansound8k":
         if config.class_names and tuple(config.class_names) != CLASS_NAMES:
-            raise DatasetError(f"{data}: data.class_names {list(config.class_names)} are not "
-                               f"UrbanSound8K's ten classes in classID order")
+            raise DatasetError(f"{data}: data.class_names {names_excerpt(config.class_names)} "
+                               f"are not UrbanSound8K's ten classes in classID order")
         return scan_dataset(data)
     if layout == "esc50":
         return scan_esc50(data, config)
@@ -279,8 +280,8 @@ def scan_esc50(root: str | os.PathLike, config: DataConfig = DataConfig()) -> Li
     check_root(root)
     csv_path = root / ESC50_CSV
     if not csv_path.is_file():
-        raise DatasetError(f"{csv_path}: metadata CSV not found (expected the ESC-50 layout: "
-                           f"meta/esc50.csv and audio/)")
+        raise missing_csv(csv_path, "metadata CSV not found (expected the ESC-50 layout: "
+                                    "meta/esc50.csv and audio/)")
     header, rows, rejections = read_table(csv_path, root=root, required=ESC50_COLUMNS,
                                           name_column="filename")
     rows_read = len(rows) + len(rejections)
@@ -516,7 +517,7 @@ def scan_csv(data: str | os.PathLike, config: DataConfig = DataConfig()) -> List
     else:
         csv_path = data
         if not csv_path.is_file():
-            raise DatasetError(f"{csv_path}: dataset CSV does not exist")
+            raise missing_csv(csv_path, "dataset CSV does not exist", "dataset CSV")
     root = csv_path.parent
     header, rows, rejections = read_table(csv_path, root=root, required=CSV_COLUMNS,
                                           name_column="path")

@@ -38,9 +38,9 @@ from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
-from urbansound.audio import (MAX_PEAK, MAX_RATE, MIN_PEAK, MIN_RATE, MIN_SECONDS, AudioError,
-                              decode_message, fix_length, mix_down, open_audio,
-                              resampled_length)
+from urbansound.audio import (MAX_PEAK, MAX_RATE, MIN_PEAK, MIN_RATE, MIN_SECONDS,
+                              AudioError, check_duration, decode_message, fix_length, mix_down,
+                              open_audio, resampled_length)
 from urbansound.config import CLASS_NAMES, Config
 from urbansound.features import FeatureError, input_shape, model_input
 
@@ -52,6 +52,10 @@ BLOCK_SECONDS = 10.0
 """Native-rate seconds decoded per block (10 s of 48 kHz stereo float32 is 3.8 MB)."""
 BATCH_SIZE = 32
 """Windows per model call."""
+MAX_REQUEST_WINDOWS = 2_400
+"""Windows one served request may classify, all its rows together (an hour of audio at the
+default hop): the work of one request is bounded whatever its rows' lengths, rates or
+``hop_s``.  ``urbansound predict`` on the command line has no such cap."""
 
 Classifier = Callable[[np.ndarray], np.ndarray]
 """``f(x) -> probabilities``: x float32, a batch of model inputs (:func:`model_input_batch`:
@@ -67,12 +71,17 @@ def hop_samples(hop_seconds: float, config: Config) -> int:
     """The hop in samples at ``config.audio.sample_rate``.
 
     Raises ValueError unless 0 < ``hop_seconds`` <= ``config.audio.clip_seconds`` (a
-    longer hop would leave audio between windows unclassified) and the hop is at least
-    one sample."""
+    longer hop would leave audio between windows unclassified), the hop is at least
+    :data:`~urbansound.audio.MIN_SECONDS` (20 ms: a hop of a few samples would make
+    one window per few samples, the work of a recording thousands of times over) and at
+    least one sample."""
     if not (isinstance(hop_seconds, (int, float)) and math.isfinite(hop_seconds)
             and 0 < hop_seconds <= config.audio.clip_seconds):
         raise ValueError(f"hop must be > 0 and <= the window ({config.audio.clip_seconds:g} s), "
                          f"not {hop_seconds!r}")
+    if hop_seconds < min(MIN_SECONDS, config.audio.clip_seconds):
+        raise ValueError(f"hop {hop_seconds:g} s is shorter than {MIN_SECONDS * 1000:.0f} ms: "
+                         f"{1 / hop_seconds:,.0f} windows per second of audio")
     hop = int(round(hop_seconds * config.audio.sample_rate))
     if hop < 1:
         raise ValueError(f"hop {hop_seconds!r} s is less than one sample")
@@ -96,6 +105,44 @@ def window_starts(n_samples: int, *, window: int, hop: int) -> np.ndarray:
     if starts[-1] + window < n_samples:
         starts = np.append(starts, n_samples - window)
     return starts
+
+
+def count_windows(n_samples: int, *, window: int, hop: int) -> int:
+    """``len(window_starts(n_samples, window=window, hop=hop))`` without making them: the
+    windows of a recording of ``n_samples`` samples (n_samples >= 1)."""
+    if n_samples < 1 or window < 1 or hop < 1:
+        raise ValueError(f"need n_samples, window and hop >= 1, got {n_samples}, {window}, {hop}")
+    if n_samples <= window:
+        return 1
+    grid = (n_samples - window) // hop + 1
+    return grid + (1 if (grid - 1) * hop + window < n_samples else 0)
+
+
+def file_windows(path: str | os.PathLike, config: Config,
+                 hop_seconds: float = DEFAULT_HOP_SECONDS) -> int:
+    """The windows :func:`predict_file` would classify in ``path``, from its header (frames
+    and rate) without decoding it.  Raises AudioError as :func:`stream_audio` opens it."""
+    path = Path(path)
+    with open_audio(path) as snd:
+        frames, native_rate = snd.frames, snd.samplerate
+    if frames < 1 or not MIN_RATE <= native_rate <= MAX_RATE:
+        return 1  # decoding says what is wrong with it
+    n = resampled_length(frames, native_rate, config.audio.sample_rate)
+    return count_windows(max(n, 1), window=config.audio.clip_samples,
+                         hop=hop_samples(hop_seconds, config))
+
+
+def check_window_budget(n_windows: int, used: int = 0, limit: int | None = None) -> None:
+    """Raise ValueError unless ``n_windows`` more windows, after ``used`` already classified
+    in the same request, stay within ``limit`` (default :data:`MAX_REQUEST_WINDOWS`)."""
+    limit = MAX_REQUEST_WINDOWS if limit is None else limit
+    if n_windows > limit:
+        raise ValueError(f"{n_windows:,} windows is more than the {limit:,} one request may "
+                         f"classify: send a shorter recording or a longer hop_s")
+    if used + n_windows > limit:
+        raise ValueError(f"{n_windows:,} windows after the {used:,} of the rows before it is "
+                         f"more than the {limit:,} one request may classify: send this row "
+                         f"in another request")
 
 
 def window_times(n_samples: int, config: Config, hop_seconds: float = DEFAULT_HOP_SECONDS
@@ -264,8 +311,7 @@ def stream_audio(path: str | os.PathLike, *, sample_rate: int = 22050,
     if n_native == 0:
         raise AudioError(path, "no audio samples")
     duration = n_native / native_rate
-    if duration < MIN_SECONDS:
-        raise AudioError(path, f"too short ({duration * 1000:.1f} ms < {MIN_SECONDS * 1000:.0f} ms)")
+    check_duration(path, duration, longest=None)  # read in blocks: any length
     if not any_raw:
         raise AudioError(path, "silent (every sample is zero)")
     if peak == 0.0:
@@ -413,9 +459,12 @@ class FilePrediction:
 
 def predict_waveform_blocks(blocks: Iterable[np.ndarray], classify: Classifier, *,
                             config: Config, hop_seconds: float = DEFAULT_HOP_SECONDS,
-                            batch_size: int = BATCH_SIZE
+                            batch_size: int = BATCH_SIZE, max_windows: int | None = None
                             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Classify every window of a streamed waveform.
+
+    max_windows : raise ValueError as soon as the stream holds more windows than this,
+        before classifying the extra one; None: no limit.
 
     Returns
     -------
@@ -437,6 +486,10 @@ def predict_waveform_blocks(blocks: Iterable[np.ndarray], classify: Classifier, 
 
     for start, end, samples in iter_windows(blocks, window=a.clip_samples, hop=hop,
                                             pad_mode=a.pad_mode):
+        if max_windows is not None and len(starts) >= max_windows:
+            # a header that under-states the length: stop at the cap, not at the end
+            raise ValueError(f"more than {max_windows:,} windows, the most this request "
+                             f"may still classify")
         starts.append(start)
         ends.append(end)
         pending.append(samples)
@@ -448,9 +501,12 @@ def predict_waveform_blocks(blocks: Iterable[np.ndarray], classify: Classifier, 
 
 def predict_file(path: str | os.PathLike, classify: Classifier, *, config: Config = Config(),
                  hop_seconds: float = DEFAULT_HOP_SECONDS, batch_size: int = BATCH_SIZE,
-                 class_names: Sequence[str] | None = None) -> FilePrediction:
+                 class_names: Sequence[str] | None = None,
+                 max_windows: int | None = None) -> FilePrediction:
     """Decode ``path`` in blocks, classify each window, and average.  ``class_names``
     (label order) default to ``config.class_names``: the classes the model was trained on.
+    ``max_windows``: stop with ValueError once the recording has given more windows than
+    this (check its header first with :func:`file_windows`); None: no limit.
 
     Memory does not grow with the recording's length beyond its probabilities
     (see the module docstring); an hour at the default hop is 2,400 windows.
@@ -467,7 +523,7 @@ def predict_file(path: str | os.PathLike, classify: Classifier, *, config: Confi
     try:
         starts, ends, probs = predict_waveform_blocks(
             stream_audio(path, sample_rate=a.sample_rate, info=info), classify, config=config,
-            hop_seconds=hop_seconds, batch_size=batch_size)
+            hop_seconds=hop_seconds, batch_size=batch_size, max_windows=max_windows)
     except FeatureError as exc:
         raise AudioError(path, str(exc)) from None
     if probs.shape[1] != len(class_names):

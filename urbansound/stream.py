@@ -35,7 +35,7 @@ from typing import Callable, Iterable, Iterator, NamedTuple, Sequence
 
 import numpy as np
 
-from urbansound.audio import MAX_RATE, MIN_RATE, AudioError, resampled_length
+from urbansound.audio import MAX_RATE, MIN_RATE, AudioError, check_duration, resampled_length
 from urbansound.config import Config
 from urbansound.predict import (DEFAULT_HOP_SECONDS, Classifier, hop_samples, iter_windows,
                                 model_input_batch, stream_audio)
@@ -224,7 +224,9 @@ def stream_windows(blocks: Iterable[TimedBlock], *, config: Config,
     last window, and the single padded window of a stream shorter than one window,
     when the stream ends).
 
-    Raises AudioError (``name``) when the stream ends before its first sample."""
+    Raises AudioError (``name``) when the stream ends before its first sample, or holds
+    less than :data:`urbansound.audio.MIN_SECONDS` (20 ms, what predict and ingest refuse)
+    in all: it is never padded into a window."""
     a = config.audio
     hop = hop_samples(hop_seconds, config)
     arrivals: list[tuple[int, float]] = []  # (samples so far, arrival) per block, pruned
@@ -248,6 +250,8 @@ def stream_windows(blocks: Iterable[TimedBlock], *, config: Config,
             if total == 0:
                 raise AudioError(name, "the stream ended before its first sample") from None
             raise
+        if end - start < a.clip_samples:  # the stream ended inside its first window
+            check_duration(name, total / a.sample_rate, longest=None)
         # window ends never decrease: blocks ending before this one's end are done with
         drop = 0
         while arrivals[drop][0] < end:

@@ -381,9 +381,14 @@ def check_init_source(path: str | os.PathLike, config: Config) -> Path:
     """``path`` if it is a file whose ``config.json`` (when one is beside it) names
     ``config``'s ``train.model``; :class:`ConfigError` naming ``path`` otherwise (cheap:
     the CLI checks before any task starts)."""
+    from urbansound.files import keras_file_problem
+
     path = Path(path)
-    if not path.is_file():
+    problem = keras_file_problem(path)
+    if problem and problem.startswith("no such file"):
         raise ConfigError(f"{path}: train.init_from names no model file")
+    if problem:
+        raise ConfigError(f"{path}: {problem}")
     beside = path.parent / CONFIG_FILE
     if beside.is_file():
         try:
@@ -395,6 +400,20 @@ def check_init_source(path: str | os.PathLike, config: Config) -> Path:
                               f"this run trains {config.train.model!r}: give --model "
                               f"{trained_as} or another source")
     return path
+
+
+def check_init_model(path: str | os.PathLike, config: Config) -> None:
+    """Load the model at ``path`` and check it can start ``config``'s model: the same
+    architecture and input (what :func:`transfer_weights` refuses), against a freshly
+    built model; a few seconds, so that ``run`` refuses it before any task starts rather
+    than inside the first training task.  Raises :class:`ConfigError` naming ``path``."""
+    from urbansound.features import input_shape
+    from urbansound.models import build_model
+
+    source = load_init_model(path, config)
+    target = build_model(config.train.model, input_shape=input_shape(config),
+                         n_classes=len(config.class_names))
+    transfer_weights(target, source, source_name=str(path))
 
 
 def load_init_model(path: str | os.PathLike, config: Config):
