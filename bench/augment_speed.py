@@ -94,7 +94,7 @@ def urbansound_augment(waveforms: Path, out: Path, deformations: list[str]) -> f
 
 
 def main(argv=None) -> int:
-    from urbansound.augment import DEFORMATION_SETS
+    from urbansound.deformations import DEFORMATION_SETS
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default="/tmp/us8k" if Path("/tmp/us8k/metadata").exists()

@@ -6,7 +6,7 @@ of a previous run, tree unchanged), against the listing alone and the old size-o
 DIR is a dataset in the UrbanSound8K layout (default /tmp/fullsize, the tree
 ``bench/make_full_size.py`` writes: 8,732 clips, 6.9 GB).  Rows:
 
-1. ``listing``: :func:`urbansound.dataset.list_clips` (what every run does anyway).
+1. ``listing``: :func:`urbansound.layouts.list_clips` (what every run does anyway).
 2. ``size-only key (old)``: a stat per clip, the fingerprint before issue 15.
 3. ``cold, disk``: every clip hashed, no digest cache, the page cache dropped first
    (``sync; echo 3 > /proc/sys/vm/drop_caches``: root only; with ``--drop-caches``, and
@@ -65,7 +65,8 @@ def _timed(call, repeat: int = 1) -> tuple[float, object]:
 def main(argv=None) -> int:
     from urbansound import content_hash
     from urbansound.content_hash import content_digests
-    from urbansound.dataset import dataset_fingerprint, list_clips
+    from urbansound.dataset import dataset_fingerprint
+    from urbansound.layouts import list_clips
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default="/tmp/fullsize")

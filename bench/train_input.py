@@ -54,7 +54,7 @@ def write_folder(root: Path, n_train: int, n_test: int = 64, shards: int = 4) ->
 
 def input_rate(folder: Path, model: str) -> float:
     from urbansound.config import config_for
-    from urbansound.streaming import StreamedExamples
+    from urbansound.training_input import StreamedExamples
 
     config = config_for(model)
     streamed = StreamedExamples(folder, [2], kind="logmel", input_shape=(128, 128, 1))

@@ -28,8 +28,8 @@ def measure(model_name: str, n_examples: int) -> dict:
 
     from urbansound.config import config_for
     from urbansound.features import input_shape
-    from urbansound.training import AugmentedBatches
     from urbansound.models import build_model, learning_rate_schedule, make_optimizer
+    from urbansound.training_input import AugmentedBatches
 
     config = config_for(model_name)
     t = config.train

@@ -12,8 +12,8 @@ def features_component(waveforms: Input[Dataset], config_json: str, beam_args: L
     from components.progress import progress_line
     from urbansound.beam_features import default_beam_args, run_features
     from urbansound.config import Config
-    from urbansound.ingest import read_manifest
-    from urbansound.training import folds_to_augment
+    from urbansound.manifest import read_manifest
+    from urbansound.folds import folds_to_augment
 
     config = Config.from_json(config_json)
     deform_folds = None

@@ -17,12 +17,13 @@ def ingest_component(data_root: str, config_json: str, test_folds: List[int], st
     (A single return value: kfp 2.17's local runner cannot fan out ParallelFor
     over one field of a NamedTuple output.)
     """
-    from components import tracking
+    from components import runs, tracking_store
     from components.errors import user_errors
     from components.progress import progress_line
     from urbansound.config import Config
-    from urbansound.ingest import IngestError, ingest
-    from urbansound.training import min_folds
+    from urbansound.ingest import ingest
+    from urbansound.manifest import IngestError
+    from urbansound.folds import min_folds
 
     config = Config.from_json(config_json)
     with user_errors("ingest"):
@@ -48,8 +49,8 @@ def ingest_component(data_root: str, config_json: str, test_folds: List[int], st
                                "dataset_hash": result.dataset_hash,
                                "layout": result.layout,
                                "class_names": list(result.class_names)})
-    uri = tracking.resolve_uri(tracking_uri)
+    uri = tracking_store.resolve_uri(tracking_uri)
     if uri and parent_run_id:
-        tracking.log_ingest(uri, parent_run_id, result.dataset_hash, result.accepted,
-                            len(result.rejections), result.report_path, data_root=data_root)
+        runs.log_ingest(uri, parent_run_id, result.dataset_hash, result.accepted,
+                        len(result.rejections), result.report_path, data_root=data_root)
     return chosen

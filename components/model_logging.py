@@ -112,12 +112,13 @@ def requirements() -> list[str]:
 def _code_paths(folder: Path) -> list[str]:
     """Clean copies of the code the pyfunc imports: the ``urbansound`` package, and
     ``components`` with only its ``__init__`` and ``serving`` (not the KFP adapters)."""
-    import components
     import urbansound
 
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
     shutil.copytree(Path(urbansound.__file__).parent, folder / "urbansound", ignore=ignore)
     (folder / "components").mkdir(parents=True)
+    # this module's own folder is the components package's (importing the package to
+    # find it would tie this module to every KFP adapter that __init__ names)
     for name in ("__init__.py", "serving.py"):
-        shutil.copy(Path(components.__file__).parent / name, folder / "components" / name)
+        shutil.copy(Path(__file__).parent / name, folder / "components" / name)
     return [str(folder / "urbansound"), str(folder / "components")]

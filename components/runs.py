@@ -20,7 +20,8 @@ import os
 from dataclasses import fields
 
 from components.tracking_store import client, default_artifact_location, tolerant
-from urbansound.config import Config, ConfigError, quoted
+from urbansound.config import Config, ConfigError
+from urbansound.messages import quoted
 
 EXPERIMENT = "urbansound"
 RUN_KEY_TAG = "urbansound.run_key"
@@ -80,7 +81,7 @@ def experiment_id(mlflow_client, tracking_uri: str, name: str = EXPERIMENT) -> s
 def parent_run_name(config, data_root: str) -> str:
     """What a pipeline run is, as its MLflow name: ``urbannet · no augmentation · UrbanSound8K``
     (model, deformations or their set, the data folder), not MLflow's random words."""
-    from urbansound.augment import DEFORMATION_SETS
+    from urbansound.deformations import DEFORMATION_SETS
 
     deformations = config.augment.all_deformations()
     named = [name for name, members in DEFORMATION_SETS.items() if members == deformations]

@@ -100,8 +100,9 @@ class AudioClassifier(mlflow.pyfunc.PythonModel):
                                       resampled_length)
         from urbansound.features import FeatureError
         from urbansound.predict import (MAX_REQUEST_WINDOWS, aggregate, check_window_budget,
-                                        count_windows, file_windows, hop_samples, predict_file,
+                                        file_windows, hop_samples, predict_file,
                                         predict_waveform_blocks)
+        from urbansound.windows import count_windows
 
         path, waveform, rate = (_value(row.get(k)) for k in INPUT_COLUMNS)
         config = self.config

@@ -14,7 +14,8 @@ def train_component(features: Input[Dataset], test_fold: int, config_json: str,
     from components.errors import user_errors
     from components.kfp_files import write_metric_files
     from urbansound.config import Config
-    from urbansound.training import MODEL_FILE, RESULT_FILE, split_folds, train_fold
+    from urbansound.folds import split_folds
+    from urbansound.training import MODEL_FILE, RESULT_FILE, train_fold
 
     config = Config.from_json(config_json)
     folds = [int(f) for f in features.metadata["folds"]]

@@ -3,7 +3,7 @@ and write the box plot of fold accuracies; log both to MLflow as a comparison ru
 
 A pipeline run in MLflow is a parent run (params ``train.model``,
 ``augment.deformations``) with one nested run per test fold (tag ``fold``, metric
-``test_accuracy``); see :mod:`components.tracking`.
+``test_accuracy``); see :mod:`components.runs`.
 """
 from __future__ import annotations
 

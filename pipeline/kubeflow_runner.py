@@ -13,7 +13,8 @@ import os
 import re
 
 from components import DEFAULT_IMAGE
-from urbansound.config import Config, ConfigError, quoted
+from urbansound.config import Config, ConfigError
+from urbansound.messages import quoted
 
 
 class ClusterError(ConfigError):

@@ -160,7 +160,7 @@ def run_local(data_root: str | os.PathLike, *, config: Config, workdir: str | os
         SIGINT/SIGTERM: every task is stopped and the MLflow runs still open are
         marked KILLED.
     """
-    from components import tracking
+    from components import runs, tracking_store
 
     workdir = Path(workdir).resolve()
     pipeline_root = workdir / "pipeline_root"
@@ -172,7 +172,7 @@ def run_local(data_root: str | os.PathLike, *, config: Config, workdir: str | os
     run_key = resume_key(arguments, pipeline_root, config) if cache else uuid.uuid4().hex
     unreachable = pipeline_root / f"{UNREACHABLE_FILE}-{run_key}"
     unreachable.unlink(missing_ok=True)
-    for key, value in tracking.TASK_HTTP_ENV.items():  # the tasks inherit this environment
+    for key, value in tracking_store.TASK_HTTP_ENV.items():  # the tasks inherit this environment
         os.environ.setdefault(key, value)
     spec = {"arguments": arguments, "run_key": run_key, "pipeline_root": str(pipeline_root),
             "cache": cache, "parent_pid": os.getpid(), "unreachable_file": str(unreachable)}
@@ -188,7 +188,7 @@ def run_local(data_root: str | os.PathLike, *, config: Config, workdir: str | os
         _stop_group(child)
         os.close(outcome_read)
         if tracking_uri and not unreachable.exists():
-            tracking.finish_runs(tracking_uri, run_key, "KILLED")
+            runs.finish_runs(tracking_uri, run_key, "KILLED")
         raise Interrupted() from None
     with os.fdopen(outcome_read, "rb") as fh:
         raw = fh.read()
@@ -213,7 +213,7 @@ def run_local(data_root: str | os.PathLike, *, config: Config, workdir: str | os
     parent = None
     if tracking_uri and not unreachable.exists():
         try:
-            found = tracking.parent_run_status(tracking_uri, run_key)
+            found = runs.parent_run_status(tracking_uri, run_key)
             parent = found[0] if found else None
         except Exception as exc:  # the run itself is complete; say what is missing
             warnings.append(f"could not read the MLflow parent run at {tracking_uri} ({exc})")
@@ -227,7 +227,7 @@ def _execute(spec_json: str, outcome_fd: int) -> int:
 
     spec = json.loads(spec_json)
     _die_with_parent(spec["parent_pid"])
-    from components.tracking import UNREACHABLE_FILE_ENV
+    from components.tracking_store import UNREACHABLE_FILE_ENV
 
     os.environ[UNREACHABLE_FILE_ENV] = spec["unreachable_file"]
 

@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 
 from urbansound.config import ConfigError
-from urbansound.dataset import DatasetError
+from urbansound.listing import DatasetError
 
 STORAGE_TEXT = re.compile(r"(no space left|disk quota exceeded|read-only file system|"
                           r"database or disk is full)", re.IGNORECASE)
@@ -26,7 +26,7 @@ def _inside(path: Path, folder: Path) -> bool:
 def check_locations(out: Path, data: Path | None, tracking_uri: str) -> None:
     """Nothing the run writes may land inside the dataset folder: not the output
     folder, not a sqlite tracking store (nor its ``mlartifacts/`` beside it)."""
-    from components.tracking import store_folder
+    from components.tracking_store import store_folder
 
     out_real = Path(out).resolve()
     if out_real.exists() and not out_real.is_dir():
@@ -47,7 +47,7 @@ def check_dataset(data: Path, test_folds: list[int], validation: str = "fold", d
     """List the dataset (read only) in the layout ``data_config`` names (a
     :class:`urbansound.config.DataConfig`; default: detected) and check its folds
     (``validation``: the training protocol, which sets how many folds are needed:
-    :func:`urbansound.training.min_folds`).
+    :func:`urbansound.folds.min_folds`).
 
     Returns
     -------
@@ -59,8 +59,8 @@ def check_dataset(data: Path, test_folds: list[int], validation: str = "fold", d
         no usable clip, only one class, too few folds, or a requested test fold with no
         clips.
     """
-    from urbansound.dataset import list_clips
-    from urbansound.training import min_folds
+    from urbansound.layouts import list_clips
+    from urbansound.folds import min_folds
 
     clips, rejections = list_clips(data, data_config)
     if not clips:
@@ -191,8 +191,8 @@ def check_dask_address(address: str, timeout_s: float = 10.0) -> int:
 
 
 def check_tracking(tracking_uri: str) -> None:
-    """The store can be written (a server answers) — see components.tracking.check_store."""
-    from components.tracking import check_store
+    """The store can be written (a server answers) — see components.tracking_store.check_store."""
+    from components.tracking_store import check_store
 
     check_store(tracking_uri)
 

@@ -59,12 +59,7 @@ def register(run_id: str, name: str, *, alias: str | None = None, fold: int | No
     """
     import mlflow
 
-    uri = mlflow_store(run_id, tracking_uri)
-    client = mlflow.MlflowClient(uri)
-    try:
-        run = client.get_run(run_id)
-    except Exception:  # noqa: BLE001 - MlflowException RESOURCE_DOES_NOT_EXIST, bad id
-        raise RegistryError(f"{run_id}: no such run in {uri}") from None
+    uri, client, run = _open_run(run_id, tracking_uri)
     if run.info.lifecycle_stage == "deleted":
         raise RegistryError(f"{run_id}: the run is deleted")
     parent_id, chosen_by = None, ""
@@ -140,6 +135,43 @@ def register_final(run_id: str, name: str, *, alias: str | None = None,
                       name=name, version=str(version), alias=alias, run_id=run_id, fold=None,
                       parent_run_id=cross_validated_run, test_accuracy=None,
                       chosen_by="trained on every fold")
+
+
+def run_settings(run_id: str, tracking_uri: str = ""):
+    """What ``train-final --from-run`` takes from a pipeline (or fold) run: (its
+    configuration, the median best epoch of its folds or None, the store).
+
+    Raises
+    ------
+    RegistryError
+        unknown run; one line.
+    ConfigError
+        its logged configuration is not valid (one line, naming the run).
+    """
+    import statistics
+
+    from components.runs import run_config
+
+    uri, client, run = _open_run(run_id, tracking_uri)
+    folds = _fold_runs(client, run) or [run]
+    best = [r.data.metrics["best_epoch"] for r in folds if "best_epoch" in r.data.metrics]
+    try:
+        config, _ = run_config(client, run_id, run.data.params)
+    except ConfigError as exc:
+        raise ConfigError(f"{run_id}: {exc}") from None
+    return config, int(round(statistics.median(best))) if best else None, uri
+
+
+def _open_run(run_id: str, tracking_uri: str):
+    """(store, client, run) of ``run_id``; :class:`RegistryError` for an unknown run."""
+    import mlflow
+
+    uri = mlflow_store(run_id, tracking_uri)
+    client = mlflow.MlflowClient(uri)
+    try:
+        return uri, client, client.get_run(run_id)
+    except Exception:  # noqa: BLE001 - MlflowException RESOURCE_DOES_NOT_EXIST, bad id
+        raise RegistryError(f"{run_id}: no such run in {uri}") from None
 
 
 def _fold_runs(client, run) -> list:

@@ -7,18 +7,14 @@ import math
 import librosa
 import numpy as np
 import pytest
+from conftest import tone
 import soundfile as sf
 
 from urbansound.audio import MIN_SECONDS, AudioError, fix_length, load_audio, prepare_waveform
 from urbansound.config import Config
-from urbansound.features import file_to_logmel, log_mel, mel_filterbank, waveform_to_logmel
+from urbansound.features import log_mel, mel_filterbank, waveform_to_logmel
 
 SR = 22050
-
-
-def tone(freq: float, seconds: float, sr: int, amplitude: float = 0.5) -> np.ndarray:
-    t = np.arange(int(round(seconds * sr))) / sr
-    return (amplitude * np.sin(2 * np.pi * freq * t)).astype(np.float32)
 
 
 def peak_frequency(y: np.ndarray, sr: int) -> float:
@@ -281,7 +277,7 @@ def test_log_mel_frames_are_23ms_hops(features):
 
 
 # ---------------------------------------------------------------------------
-# waveform_to_logmel and file_to_logmel
+# waveform_to_logmel
 # ---------------------------------------------------------------------------
 
 @pytest.mark.parametrize("seconds", [0.05, 1.0, 3.0, 5.0])
@@ -324,22 +320,11 @@ def test_zeros_padding_gives_the_floor(short_noise):
     assert S[:, :PERIOD_FRAMES - 1].min() > -80.0
 
 
-def test_file_to_logmel_equals_load_then_waveform(tmp_path):
-    path = tmp_path / "x.wav"
-    y = tone(1500, 2.0, 44100) + tone(300, 2.0, 44100, amplitude=0.2)
-    sf.write(path, np.stack([y, 0.5 * y], axis=1), 44100, subtype="PCM_24")
-    config = Config()
-    a = file_to_logmel(path, config)
-    b = waveform_to_logmel(load_audio(path, sample_rate=config.audio.sample_rate), config)
-    assert a.shape == (128, 128)
-    np.testing.assert_array_equal(a, b)
-
-
-def test_file_to_logmel_propagates_audio_error(tmp_path):
+def test_a_silent_file_is_rejected_before_its_features(tmp_path):
     path = tmp_path / "silent.wav"
     sf.write(path, np.zeros(SR), SR, subtype="PCM_16")
     with pytest.raises(AudioError, match="silent"):
-        file_to_logmel(path, Config())
+        file_logmel(path, Config())
 
 
 def test_features_are_deterministic():
@@ -354,6 +339,12 @@ def test_features_are_deterministic():
 # Finite features for every clip that is accepted (issue 10, defect 2)
 # ---------------------------------------------------------------------------
 
+def file_logmel(path, config):
+    """The production path from a file to a log-mel: ingest's decoding, then the features
+    stage's log-mel [shape=(n_mels, n_frames)]."""
+    return waveform_to_logmel(load_audio(path, sample_rate=config.audio.sample_rate), config)
+
+
 def _float_wav(path, amplitude: float, seconds: float = 1.0):
     """A 440 Hz tone written as a 32-bit float WAV at 22,050 Hz, peak ``amplitude``."""
     y = (amplitude * np.sin(2 * np.pi * 440 * np.arange(int(seconds * SR)) / SR)).astype(np.float32)
@@ -366,7 +357,7 @@ def test_absurd_float_amplitude_is_rejected_naming_file(tmp_path, amplitude):
     """The issue's reproduction (1e30) and its class: every peak above MAX_PEAK (1e10)."""
     path = _float_wav(tmp_path / "loud.wav", amplitude)
     with pytest.raises(AudioError) as info:
-        file_to_logmel(path, Config())
+        file_logmel(path, Config())
     assert str(info.value).startswith(f"{path}: implausible amplitude: peak sample ")
     assert f"{abs(np.float32(amplitude)):.3g}" in info.value.reason
 
@@ -375,8 +366,8 @@ def test_absurd_float_amplitude_is_rejected_naming_file(tmp_path, amplitude):
 def test_float_samples_beyond_one_but_sane_are_accepted_with_the_same_features(tmp_path, amplitude):
     """Float files written on a 16- or 32-bit integer scale are kept: the log-mel is
     relative to the clip's peak, so it equals that of the same tone at amplitude 0.5."""
-    loud = file_to_logmel(_float_wav(tmp_path / "loud.wav", amplitude), Config())
-    normal = file_to_logmel(_float_wav(tmp_path / "normal.wav", 0.5), Config())
+    loud = file_logmel(_float_wav(tmp_path / "loud.wav", amplitude), Config())
+    normal = file_logmel(_float_wav(tmp_path / "normal.wav", 0.5), Config())
     assert np.all(np.isfinite(loud))
     np.testing.assert_allclose(loud, normal, atol=1e-3)
     assert loud.max() == 0.0
@@ -387,11 +378,11 @@ def test_practically_silent_float_clip_is_rejected(tmp_path, amplitude):
     # below the power floor every log-mel cell would be the same value
     path = _float_wav(tmp_path / "quiet.wav", amplitude)
     with pytest.raises(AudioError, match="practically silent: peak sample"):
-        file_to_logmel(path, Config())
+        file_logmel(path, Config())
 
 
 def test_quiet_but_audible_float_clip_is_accepted(tmp_path):
-    S = file_to_logmel(_float_wav(tmp_path / "quiet.wav", 1e-5), Config())
+    S = file_logmel(_float_wav(tmp_path / "quiet.wav", 1e-5), Config())
     assert np.all(np.isfinite(S)) and S.max() == 0.0 and S.min() < -40.0
 
 
@@ -476,15 +467,13 @@ def test_beam_features_drop_count_and_report_non_finite_examples(tmp_path):
 
 
 def test_beam_features_drop_a_non_finite_copy_and_the_copies_of_a_dropped_clip():
-    """The DoFn alone, with stand-in deformations: a copy whose samples are NaN is
+    """One clip's outputs alone, with stand-in deformations: a copy whose samples are NaN is
     dropped and reported, the clip's other outputs are kept; a clip whose original
     is dropped yields no copies at all (its deformations are not even computed)."""
     import json
     from types import SimpleNamespace
 
-    from apache_beam.pvalue import TaggedOutput
-
-    from urbansound.beam_features import REJECTED, ClipToLogMels
+    from urbansound.beam_features import ClipToLogMels
     from urbansound.records import decode_logmel, encode_waveform
 
     # two configured deformations, replaced below by stand-ins (NaN copy, half-level copy)
@@ -499,24 +488,23 @@ def test_beam_features_drop_a_non_finite_copy_and_the_copies_of_a_dropped_clip()
         return np.full_like(y, np.nan) if name == nan_copy else 0.5 * y
 
     fn._deformers = {nan_copy: None, half_copy: None}
-    fn._augment = SimpleNamespace(deform=deform, AugmentError=RuntimeError,
-                                  deformations_for=fn._augment.deformations_for)
+    fn._augment = SimpleNamespace(deform=deform, AugmentError=RuntimeError)
 
     def run(y):
         raw = encode_waveform(y, sample_rate=SR, label=1, fold=4, fs_id=9, salience=2,
                               file_name="c.wav", class_name="car_horn")
-        return list(fn.process(raw))
+        return list(fn.outputs(raw))
 
-    good, dropped, copy = run(tone(800, 1.0, SR))
+    (_, good, _), (_, none, dropped), (_, copy, _) = run(tone(800, 1.0, SR))
     assert (decode_logmel(good).deformation, decode_logmel(copy).deformation) == ("", half_copy)
-    assert isinstance(dropped, TaggedOutput) and dropped.tag == REJECTED
-    assert json.loads(dropped.value) == {"file": "c.wav", "fold": 4, "deformation": nan_copy,
+    assert none is None
+    assert json.loads(dropped) == {"file": "c.wav", "fold": 4, "deformation": nan_copy,
                                          "reason": "waveform has 22050 NaN or infinite samples"}
     assert calls == [nan_copy, half_copy]
 
     calls.clear()
     bad = tone(800, 1.0, SR)
     bad[5] = np.inf
-    [only] = run(bad)
-    assert only.tag == REJECTED and json.loads(only.value)["deformation"] == "original"
+    [(_, none, only)] = run(bad)
+    assert none is None and json.loads(only)["deformation"] == "original"
     assert calls == []

@@ -9,20 +9,17 @@ import shutil
 
 import numpy as np
 import pytest
+from conftest import tone
 
-from urbansound.augment import (BUILTIN_NOISES, DEFORMATION_NAMES, DEFORMATION_SETS,
-                                SALAMON_BELLO_DEFORMATIONS, STUDY_DEFORMATIONS, AugmentError,
-                                binary_needed, deform, deformations_for, make_deformer,
-                                parse_per_class, synthesize_noise)
+from urbansound.augment import AugmentError, deform, make_deformer, synthesize_noise
+from urbansound.deformations import (BUILTIN_NOISES, DEFORMATION_NAMES, DEFORMATION_SETS,
+                                     SALAMON_BELLO_DEFORMATIONS, STUDY_DEFORMATIONS,
+                                     binary_needed, deformations_for, parse_per_class)
 from urbansound.config import Config
 
 SR = 22050
 N = SR  # one second
 BINARY = {name: binary_needed(name) for name in DEFORMATION_NAMES}
-
-
-def tone(freq: float = 440.0) -> np.ndarray:
-    return (0.5 * np.sin(2 * np.pi * freq * np.arange(N) / SR)).astype(np.float32)
 
 
 def peak_frequency(y: np.ndarray, sr: int = SR) -> float:
@@ -44,7 +41,8 @@ def deformed():
 
     def get(name):
         if name not in cache:
-            cache[name] = deform(tone(), SR, make_deformer(name), name=name, key="tone.wav")
+            cache[name] = deform(tone(440.0, 1.0), SR, make_deformer(name), name=name,
+                                 key="tone.wav")
         return cache[name]
     return get
 
@@ -75,7 +73,7 @@ def test_every_deformation_runs(deformed, name):
     assert y.dtype == np.float32 and y.ndim == 1
     assert np.all(np.isfinite(y))
     assert 0.01 < np.abs(y).max() <= 1.0
-    assert not (len(y) == N and np.allclose(y, tone(), atol=1e-3))  # something changed
+    assert not (len(y) == N and np.allclose(y, tone(440.0, 1.0), atol=1e-3))  # something changed
 
 
 @needs_binary("time_stretch_1.23")
@@ -101,7 +99,8 @@ def test_drc_keeps_length_and_pitch(deformed):
 
 @needs_binary("time_stretch_1.23")
 def test_deform_is_deterministic(deformed):
-    again = deform(tone(), SR, make_deformer("time_stretch_1.23"), name="time_stretch_1.23")
+    again = deform(tone(440.0, 1.0), SR, make_deformer("time_stretch_1.23"),
+                   name="time_stretch_1.23")
     np.testing.assert_array_equal(again, deformed("time_stretch_1.23"))
 
 
@@ -124,18 +123,18 @@ class _NaN:
 
 def test_deformer_failure_becomes_augment_error():
     with pytest.raises(AugmentError, match=r"deformation pitch_shift_2 failed: rubberband exited"):
-        deform(tone(), SR, _Failing(), name="pitch_shift_2")
+        deform(tone(440.0, 1.0), SR, _Failing(), name="pitch_shift_2")
 
 
 def test_non_finite_output_is_an_augment_error():
     with pytest.raises(AugmentError, match=r"deformation drc_film_standard produced non-finite"):
-        deform(tone(), SR, _NaN(), name="drc_film_standard")
+        deform(tone(440.0, 1.0), SR, _NaN(), name="drc_film_standard")
 
 
 @pytest.mark.parametrize("name, factor", [("time_stretch_0.81", 1 / 0.81), ("time_stretch_1.07", 1 / 1.07)])
 @needs_binary("time_stretch_1.23")
 def test_every_stretch_changes_length_by_its_rate(name, factor):
-    y = deform(tone(), SR, make_deformer(name), name=name)
+    y = deform(tone(440.0, 1.0), SR, make_deformer(name), name=name)
     assert len(y) == pytest.approx(N * factor, abs=5)
     assert peak_frequency(y) == pytest.approx(440.0, abs=2.0)
 
@@ -144,7 +143,7 @@ def test_every_stretch_changes_length_by_its_rate(name, factor):
 @needs_binary("pitch_shift_2")
 def test_every_shift_moves_the_peak(semitones):
     name = f"pitch_shift_{semitones:g}"
-    y = deform(tone(), SR, make_deformer(name), name=name)
+    y = deform(tone(440.0, 1.0), SR, make_deformer(name), name=name)
     assert len(y) == N
     assert peak_frequency(y) == pytest.approx(440.0 * 2 ** (semitones / 12), abs=2.5)
 
@@ -152,7 +151,7 @@ def test_every_shift_moves_the_peak(semitones):
 @pytest.mark.parametrize("preset", ["drc_music_standard", "drc_speech", "drc_radio"])
 @needs_binary("drc_film_standard")
 def test_every_drc_preset_changes_the_level_not_the_pitch(preset):
-    quiet = (0.1 * tone()).astype(np.float32)  # compression raises a quiet tone
+    quiet = (0.1 * tone(440.0, 1.0)).astype(np.float32)  # compression raises a quiet tone
     y = deform(quiet, SR, make_deformer(preset), name=preset)
     assert len(y) == N
     assert peak_frequency(y) == pytest.approx(440.0, abs=2.0)
@@ -188,13 +187,13 @@ def test_background_noise_mixes_within_the_weights_and_is_seeded_per_clip(deform
     assert len(y) == N and np.all(np.isfinite(y))
     # muda normalises the clip to peak 1, then mixes (1 - w) * clip + w * noise, w in 0.1-0.5:
     # the tone's share of the output is between 0.5 and 0.9 of its normalised amplitude
-    clip = tone() / np.abs(tone()).max()
+    clip = tone(440.0, 1.0) / np.abs(tone(440.0, 1.0)).max()
     w = 1 - float(np.dot(y, clip) / np.dot(clip, clip))
     assert 0.1 - 0.05 <= w <= 0.5 + 0.05
-    again = deform(tone(), SR, make_deformer("background_noise_workers"),
+    again = deform(tone(440.0, 1.0), SR, make_deformer("background_noise_workers"),
                    name="background_noise_workers", key="tone.wav")
     np.testing.assert_array_equal(again, y)  # the same clip always gets the same copy
-    other = deform(tone(), SR, make_deformer("background_noise_workers"),
+    other = deform(tone(440.0, 1.0), SR, make_deformer("background_noise_workers"),
                    name="background_noise_workers", key="another.wav")
     assert not np.array_equal(other, y)
 
@@ -206,7 +205,7 @@ def test_noise_dir_of_the_users_recordings(tmp_path):
     sf.write(tmp_path / "a-hum60.wav", hum, SR)
     deformer = make_deformer("background_noise_traffic", noise_dir=str(tmp_path))
     assert deformer.files == [str(tmp_path / "a-hum60.wav")]  # one file: every source uses it
-    y = deform(tone(), SR, deformer, name="background_noise_traffic", key="k")
+    y = deform(tone(440.0, 1.0), SR, deformer, name="background_noise_traffic", key="k")
     assert band_energy(y, 55, 65) > 0.01  # the user's 60 Hz hum is in the mix
     with pytest.raises(ValueError, match="augment.noise_dir holds no audio file"):
         make_deformer("background_noise_traffic", noise_dir=str(tmp_path / "empty"))
@@ -247,7 +246,7 @@ def test_bad_per_class_entries(entry, match):
 # ---------------------------------------------------------------------------
 
 def test_folds_to_augment_are_the_training_folds_only():
-    from urbansound.training import folds_to_augment, split_folds
+    from urbansound.folds import folds_to_augment, split_folds
 
     present = [1, 2, 3, 4, 5]
     chosen = folds_to_augment([1], present, seed=0, validation="fold")
@@ -265,7 +264,7 @@ def test_features_stage_never_deforms_a_test_or_validation_clip(tmp_path):
     from urbansound.demo_data import write_demo_dataset
     from urbansound.ingest import ingest
     from urbansound.records import decode_logmel, fold_files, iter_records
-    from urbansound.training import folds_to_augment, split_folds
+    from urbansound.folds import folds_to_augment, split_folds
 
     write_demo_dataset(tmp_path / "data", folds=(1, 2, 3, 4), clips_per_class=1, seed=2)
     config = Config().override(**{"augment.deformations": ("drc_film_standard",),
@@ -291,7 +290,7 @@ def test_pitch_shift_without_the_tuning_estimate_gives_muda_s_own_samples(name, 
     import librosa
     import muda
 
-    y = tone(330.0) + 0.1 * tone(1000.0)
+    y = tone(330.0, 1.0) + 0.1 * tone(1000.0, 1.0)
     deformer = make_deformer(name)
     jam = muda.jam_pack(jams.JAMS(), _audio=dict(y=y, sr=SR))
     jam.file_metadata.duration = N / SR

@@ -34,87 +34,31 @@ Decisions recorded here (and in the library's docstrings):
 from __future__ import annotations
 
 import csv
-import io
 import json
 import os
 import re
 import sys
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
+from conftest import (BAD_FOLD, GOOD_SECONDS, HEADER, SR, Dataset, Outcome,
+                      assert_good_accepted, assert_tone, dominant_hz, run_ingest, tone, wav_bytes)
 
-from urbansound.config import CLASS_NAMES
-from urbansound.dataset import DatasetError
-from urbansound.ingest import MANIFEST, REPORT, IngestError, ingest
-from urbansound.records import decode_waveform, iter_records
+from urbansound.ingest import REPORT, ingest
+from urbansound.listing import DatasetError
+from urbansound.manifest import MANIFEST, IngestError
 
-SR = 22050
-GOOD_SECONDS = 0.25
-HEADER = ["slice_file_name", "fsID", "start", "end", "salience", "fold", "classID", "class"]
 BAD = "999-3-0-0.wav"  # the injected clip: fsID 999, class 3 (dog_bark), fold 2
-BAD_FOLD = 2
 BAD_FILE = f"audio/fold{BAD_FOLD}/{BAD}"
 SECRET_HZ = 4321.0  # the tone of files outside the dataset, which must never be read
 
 
 # ---------------------------------------------------------------------------
-# Building datasets
+# Building datasets (Dataset: conftest)
 # ---------------------------------------------------------------------------
-
-
-def tone(freq: float, seconds: float, sr: int, amp: float = 0.5) -> np.ndarray:
-    t = np.arange(int(round(seconds * sr))) / sr
-    return (amp * np.sin(2 * np.pi * freq * t)).astype(np.float32)
-
-
-def wav_bytes(y: np.ndarray, sr: int, subtype: str = "PCM_16", fmt: str = "WAV") -> bytes:
-    buf = io.BytesIO()
-    sf.write(buf, y, sr, subtype=subtype, format=fmt)
-    return buf.getvalue()
-
-
-@dataclass
-class Dataset:
-    root: Path
-    rows: list[dict]
-    good: dict[str, tuple[int, int, float]]  # name -> (fold, classID, tone Hz)
-
-    def path(self, fold, name: str) -> Path:
-        return self.root / "audio" / f"fold{fold}" / name
-
-    def add(self, name: str, fold=BAD_FOLD, class_id: int = 3, content: bytes | None = None,
-            *, row: bool = True, **overrides) -> Path:
-        """Write ``content`` (if given) to audio/fold<fold>/<name> and add its CSV row."""
-        path = self.path(fold, name)
-        if content is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(content)
-        if row:
-            values = {"slice_file_name": name, "fsID": name.split("-")[0], "start": "0",
-                      "end": "1", "salience": "1", "fold": str(fold), "classID": str(class_id),
-                      "class": CLASS_NAMES[class_id] if 0 <= class_id < 10 else "nothing"}
-            values.update(overrides)
-            self.rows.append(values)
-        self.write_csv()
-        return path
-
-    def write_csv(self, header=HEADER, *, bom: bool = False) -> None:
-        buf = io.StringIO()
-        writer = csv.writer(buf, lineterminator="\n")
-        writer.writerow(header)
-        for r in self.rows:
-            writer.writerow([r.get(h, "") for h in HEADER])
-        data = buf.getvalue().encode("utf-8")
-        (self.root / "metadata" / "UrbanSound8K.csv").write_bytes(
-            (b"\xef\xbb\xbf" if bom else b"") + data)
-
-    @property
-    def csv_path(self) -> Path:
-        return self.root / "metadata" / "UrbanSound8K.csv"
 
 
 def make_dataset(root: Path, *, skip=()) -> Dataset:
@@ -147,66 +91,8 @@ def outside(tmp_path) -> Path:
 
 
 # ---------------------------------------------------------------------------
-# Running ingest and reading its output
+# Reading ingest's output (run_ingest, assert_good_accepted: conftest)
 # ---------------------------------------------------------------------------
-
-
-@dataclass
-class Outcome:
-    result: object
-    out: Path
-    report: list[dict]
-    records: dict  # file_name -> WaveformRecord
-
-    @property
-    def manifest(self) -> dict:
-        return json.loads((self.out / MANIFEST).read_text(encoding="utf-8"))
-
-
-def read_records(out: Path) -> dict:
-    records = {}
-    for path in sorted(out.glob("fold*.tfrecord")):
-        for raw in iter_records([str(path)]):
-            rec = decode_waveform(raw)
-            assert rec.file_name not in records, f"{rec.file_name} written twice"
-            assert path.name == f"fold{rec.fold}.tfrecord"
-            records[rec.file_name] = rec
-    return records
-
-
-def run_ingest(ds: Dataset, **kwargs) -> Outcome:
-    out = ds.root.parent / "out"
-    result = ingest(ds.root, out, workers=1, **kwargs)
-    report = json.loads((out / REPORT).read_text(encoding="utf-8"))
-    return Outcome(result=result, out=out, report=report, records=read_records(out))
-
-
-def dominant_hz(y: np.ndarray, sr: int = SR) -> float:
-    n = max(len(y), 8 * sr)  # zero-pad: 1/8 Hz bins, so short clips interpolate well
-    spectrum = np.abs(np.fft.rfft(y * np.hanning(len(y)), n=n))
-    return float(np.argmax(spectrum) * sr / n)
-
-
-def assert_tone(rec, *, seconds: float, freq: float, length_tol: int = 1, amp: float | None = None):
-    y = rec.waveform
-    assert rec.sample_rate == SR
-    assert y.dtype == np.float32 and y.ndim == 1
-    assert abs(len(y) - seconds * SR) <= length_tol, (len(y), seconds * SR)
-    assert np.all(np.isfinite(y))
-    assert dominant_hz(y) == pytest.approx(freq, rel=0.01, abs=2.0)
-    if amp is not None:
-        middle = y[len(y) // 4: 3 * len(y) // 4]
-        assert np.max(np.abs(middle)) == pytest.approx(amp, rel=0.05)
-
-
-def assert_good_accepted(ds: Dataset, outcome: Outcome, extra=()):
-    """Exactly the good clips (plus ``extra`` names) are in the records, each intact."""
-    assert set(outcome.records) == set(ds.good) | set(extra)
-    for name, (fold, class_id, freq) in ds.good.items():
-        rec = outcome.records[name]
-        assert (rec.fold, rec.label, rec.class_name) == (fold, class_id, CLASS_NAMES[class_id])
-        assert_tone(rec, seconds=GOOD_SECONDS, freq=freq)
-    assert outcome.result.accepted == len(ds.good) + len(extra)
 
 
 def assert_only_rejected(ds: Dataset, outcome: Outcome, file: str, *reason_parts: str,
@@ -243,7 +129,7 @@ def _short_50ms(path):
 
 def _eight_channels(path):
     gains = np.arange(1, 9) / 10  # channel k carries the tone at gain 0.1 .. 0.8
-    y = tone(440, 0.5, 44100, amp=1.0)[:, None] * gains[None, :]
+    y = tone(440, 0.5, 44100, amplitude=1.0)[:, None] * gains[None, :]
     path.write_bytes(wav_bytes(y.astype(np.float32), 44100))
     assert sf.info(path).channels == 8
     return dict(seconds=0.5, freq=440, amp=float(gains.mean()))  # mix-down = channel mean
@@ -251,7 +137,7 @@ def _eight_channels(path):
 
 def _rate_192k(path):
     # a 1 kHz tone plus a 30 kHz one that a naive decimation would alias to 7,950 Hz
-    y = tone(1000, 0.5, 192000, amp=0.4) + tone(30000, 0.5, 192000, amp=0.4)
+    y = tone(1000, 0.5, 192000, amplitude=0.4) + tone(30000, 0.5, 192000, amplitude=0.4)
     path.write_bytes(wav_bytes(y, 192000, "PCM_24"))
     return dict(seconds=0.5, freq=1000, no_alias_hz=30000 - SR)
 
@@ -263,7 +149,7 @@ def _unsigned_8bit(path):
 
 
 def _float_32bit(path):
-    path.write_bytes(wav_bytes(tone(1500, 0.5, 48000, amp=0.7), 48000, "FLOAT"))
+    path.write_bytes(wav_bytes(tone(1500, 0.5, 48000, amplitude=0.7), 48000, "FLOAT"))
     return dict(seconds=0.5, freq=1500, amp=0.7)
 
 
@@ -295,7 +181,7 @@ def _lossy_or_flac(fmt, subtype, magic):
 def _float_scaled(amplitude):
     """A float WAV whose samples exceed ±1 but are sane (e.g. written on an int16 scale)."""
     def write(path):
-        path.write_bytes(wav_bytes(tone(1200, 0.5, SR, amp=amplitude), SR, "FLOAT"))
+        path.write_bytes(wav_bytes(tone(1200, 0.5, SR, amplitude=amplitude), SR, "FLOAT"))
         return dict(seconds=0.5, freq=1200, amp=amplitude)
     return write
 
@@ -367,14 +253,14 @@ REJECTED_AUDIO = {
     "minus_inf_in_float_wav": (_float_with(-np.inf), "NaN or infinite"),
     "clip_of_10ms": (wav_bytes(tone(1000, 0.01, SR), SR), "too short"),
     # finite but absurd: the float32 log-mel of a 1e18 peak was all NaN (issue 10, defect 2)
-    "float_peak_1e30": (wav_bytes(tone(440, 0.5, SR, amp=1e30), SR, "FLOAT"),
+    "float_peak_1e30": (wav_bytes(tone(440, 0.5, SR, amplitude=1e30), SR, "FLOAT"),
                         "implausible amplitude: peak sample 1e+30"),
-    "float_peak_1e18": (wav_bytes(tone(440, 0.5, SR, amp=1e18), SR, "FLOAT"),
+    "float_peak_1e18": (wav_bytes(tone(440, 0.5, SR, amplitude=1e18), SR, "FLOAT"),
                         "implausible amplitude"),
-    "float_peak_1e11": (wav_bytes(tone(440, 0.5, SR, amp=1e11), SR, "FLOAT"),
+    "float_peak_1e11": (wav_bytes(tone(440, 0.5, SR, amplitude=1e11), SR, "FLOAT"),
                         "implausible amplitude"),
     "float_one_huge_sample": (_float_with(3e38), "implausible amplitude"),
-    "float_peak_1e-9": (wav_bytes(tone(440, 0.5, SR, amp=1e-9), SR, "FLOAT"),
+    "float_peak_1e-9": (wav_bytes(tone(440, 0.5, SR, amplitude=1e-9), SR, "FLOAT"),
                         "practically silent"),
 }
 

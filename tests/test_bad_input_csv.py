@@ -35,14 +35,15 @@ import io
 import json
 import re
 
-import numpy as np
 import pytest
-from test_bad_input import (GOOD_SECONDS, HEADER, MANIFEST, REPORT, SR, Dataset,
-                            assert_good_accepted, run_ingest, tone, wav_bytes)
+from conftest import (GOOD_SECONDS, HEADER, SR, Dataset, assert_good_accepted, run_ingest, tone,
+                      wav_bytes)
 
 from urbansound.config import CLASS_NAMES
-from urbansound.dataset import INT64_MAX, DatasetError, read_rows
-from urbansound.ingest import ingest
+from urbansound.dataset import read_rows
+from urbansound.ingest import REPORT, ingest
+from urbansound.listing import INT64_MAX, DatasetError
+from urbansound.manifest import MANIFEST
 
 FIELD_LIMIT = 131072  # csv.field_size_limit() default
 

@@ -19,18 +19,6 @@ from urbansound.config import Config
 NOISE = "background_noise_traffic"  # synthesised noise: needs no binary
 
 
-@pytest.fixture(scope="module")
-def waveforms(tmp_path_factory):
-    """An ingest output of the built-in data: folds 1-3, 10 clips each."""
-    from urbansound.demo_data import write_demo_dataset
-    from urbansound.ingest import ingest
-
-    root = tmp_path_factory.mktemp("scale")
-    write_demo_dataset(root / "data", folds=(1, 2, 3), clips_per_class=1, seed=11)
-    ingest(root / "data", root / "wave", config=Config())
-    return root
-
-
 def _records(directory) -> dict[int, list[bytes]]:
     from urbansound.records import fold_files, iter_records
 
@@ -297,9 +285,9 @@ def test_features_command_prints_progress_and_logs_the_chatter(waveforms, single
 
 
 def test_shards_get_smaller_with_deformations_so_both_workers_stay_busy():
-    from urbansound.augment import SALAMON_BELLO_DEFORMATIONS, STUDY_DEFORMATIONS
     from urbansound.beam_features import CLIPS_PER_SHARD, clips_per_shard_for
     from urbansound.config import Config
+    from urbansound.deformations import SALAMON_BELLO_DEFORMATIONS, STUDY_DEFORMATIONS
 
     assert clips_per_shard_for(Config()) == CLIPS_PER_SHARD == 128
     study = Config().override(**{"augment.deformations": STUDY_DEFORMATIONS})

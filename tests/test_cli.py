@@ -10,8 +10,10 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from conftest import free_port
 
-from pipeline.cli import build_parser, main, ui_command
+from pipeline.cli import build_parser, main
+from pipeline.commands.ui import ui_command
 
 COMMANDS = ["run", "demo-data", "ingest", "features", "ui", "compile", "submit", "predict", "models",
             "compare", "export", "listen", "register", "train-final"]
@@ -72,12 +74,6 @@ def test_ui_command_binds_loopback_by_default_and_serves_artifacts_beside_the_db
     assert command[command.index("--default-artifact-root") + 1] == "file:///data/mlartifacts"
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _listening_addresses(port):
     """Local addresses with a socket in LISTEN state on ``port`` (from /proc/net/tcp)."""
     found = []
@@ -93,7 +89,7 @@ def _listening_addresses(port):
 
 
 def test_ui_serves_on_127_0_0_1_only(tmp_path):
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "pipeline.cli", "ui", "--tracking-uri",
          f"sqlite:///{tmp_path / 'mlflow.db'}", "--port", str(port)],
@@ -259,7 +255,7 @@ def test_an_unreachable_tracking_server_fails_in_seconds_naming_it(kind, three_f
                                                                    capsys):
     server = None
     if kind == "refused":
-        uri = f"http://127.0.0.1:{_free_port()}"
+        uri = f"http://127.0.0.1:{free_port()}"
     else:
         server = _silent_server()
         uri = f"http://127.0.0.1:{server.getsockname()[1]}"

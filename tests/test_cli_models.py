@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from pipeline.cli import _config, build_parser, main
+from pipeline.cli import build_parser, main
+from pipeline.commands.options import config_from_args
 
 
 def parse(*argv):
@@ -28,35 +29,37 @@ def test_models_lists_every_model_with_its_parameter_count(capsys):
 
 
 def test_model_brings_its_recipe_and_flags_override_it():
-    sb = _config(parse("run", "--model", "sb-cnn"), demo=False).train
+    sb = config_from_args(parse("run", "--model", "sb-cnn"), demo=False).train
     assert (sb.model, sb.optimizer, sb.learning_rate, sb.epochs, sb.validation) == \
         ("sb-cnn", "sgd", 0.01, 50, "fold")
-    mine = _config(parse("run", "--model", "sb-cnn", "--optimizer", "adam", "--epochs", "7"),
-                   demo=False).train
+    mine = config_from_args(parse("run", "--model", "sb-cnn", "--optimizer", "adam",
+                                  "--epochs", "7"), demo=False).train
     assert (mine.optimizer, mine.epochs, mine.learning_rate) == ("adam", 7, 0.01)
-    default = _config(parse("run"), demo=False).train
+    default = config_from_args(parse("run"), demo=False).train
     assert (default.model, default.optimizer, default.schedule) == ("urbannet", "adamw", "one_cycle")
 
 
 def test_profiles_from_the_command_line():
-    study = _config(parse("run", "--profile", "study"), demo=False).train
+    study = config_from_args(parse("run", "--profile", "study"), demo=False).train
     assert (study.model, study.validation, study.patience) == ("urbannet", "fold", 15)
-    quick = _config(parse("run", "--model", "improved", "--profile", "quick"), demo=True).train
+    quick = config_from_args(parse("run", "--model", "improved", "--profile", "quick"),
+                             demo=True).train
     assert (quick.epochs, quick.optimizer) == (2, "adam")
-    demo = _config(parse("run"), demo=True).train
+    demo = config_from_args(parse("run"), demo=True).train
     assert demo.epochs == 15 and demo.model == "urbannet"
 
 
 def test_set_reaches_any_configuration_value():
-    config = _config(parse("run", "--set", "train.weight_decay=0.001", "--set",
-                           "audio.pad_mode=zeros", "--set", 'augment.deformations=["pitch_shift_2"]',
-                           "--set", "features.fmax=8000"), demo=False)
+    config = config_from_args(parse("run", "--set", "train.weight_decay=0.001", "--set",
+                                    "audio.pad_mode=zeros", "--set",
+                                    'augment.deformations=["pitch_shift_2"]',
+                                    "--set", "features.fmax=8000"), demo=False)
     assert config.train.weight_decay == 0.001
     assert config.audio.pad_mode == "zeros"
     assert config.augment.deformations == ("pitch_shift_2",)
     assert config.features.fmax == 8000.0
     # dedicated flags win over --set
-    config = _config(parse("run", "--set", "train.epochs=9", "--epochs", "3"), demo=False)
+    config = config_from_args(parse("run", "--set", "train.epochs=9", "--epochs", "3"), demo=False)
     assert config.train.epochs == 3
 
 
@@ -89,24 +92,24 @@ def test_bad_settings_exit_2_with_one_line(argv, message, capsys, tmp_path):
 def test_submit_takes_the_same_training_options():
     args = parse("submit", "--host", "http://kfp", "--data", "/mnt/us8k", "--model", "improved",
                  "--profile", "quick", "--set", "train.seed=4")
-    train = _config(args, demo=False).train
+    train = config_from_args(args, demo=False).train
     assert (train.model, train.epochs, train.seed) == ("improved", 2, 4)
 
 
 def test_set_value_parsing():
-    from pipeline.cli import _setting
+    from pipeline.commands.options import setting
 
-    assert _setting("train.epochs=5") == ("train.epochs", 5)
-    assert _setting("features.fmax=null") == ("features.fmax", None)
-    assert _setting("audio.pad_mode=zeros") == ("audio.pad_mode", "zeros")
+    assert setting("train.epochs=5") == ("train.epochs", 5)
+    assert setting("features.fmax=null") == ("features.fmax", None)
+    assert setting("audio.pad_mode=zeros") == ("audio.pad_mode", "zeros")
     with pytest.raises(argparse.ArgumentTypeError):
-        _setting("nokey")
+        setting("nokey")
 
 
 def test_seeds_option():
-    train = _config(parse("run", "--seeds", "3,1,2"), demo=False).train
+    train = config_from_args(parse("run", "--seeds", "3,1,2"), demo=False).train
     assert train.seeds == (3, 1, 2)
-    assert _config(parse("run"), demo=False).train.seeds == ()
+    assert config_from_args(parse("run"), demo=False).train.seeds == ()
 
 
 @pytest.mark.parametrize("text", ["1", "1,1", "a,b", "-1,2"])

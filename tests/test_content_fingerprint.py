@@ -14,7 +14,8 @@ import soundfile as sf
 
 import urbansound.content_hash as content_hash
 from urbansound.content_hash import cache_file_for, content_digests
-from urbansound.dataset import dataset_fingerprint, list_clips
+from urbansound.dataset import dataset_fingerprint
+from urbansound.layouts import list_clips
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -246,12 +247,13 @@ def test_noise_recordings_rewritten_at_the_same_size_change_the_deformation_keys
 
 
 def test_run_fingerprint_covers_noise_recordings_and_the_init_model(demo, tmp_path, remembered):
-    from pipeline.cli import INIT_DIGEST_FILE, _inputs_fingerprint
+    from pipeline.commands.resolve import INIT_DIGEST_FILE
+    from pipeline.commands.run import inputs_fingerprint
     from urbansound.config import Config
 
     out = tmp_path / "out"
     clips = _clips(demo)
-    plain = _inputs_fingerprint(clips, demo, Config(), out)
+    plain = inputs_fingerprint(clips, demo, Config(), out)
     assert plain == dataset_fingerprint(clips)  # the dataset alone: 16 hex digits
     assert list((out / "cache" / "content-digests").iterdir())  # remembered under --out
     noise = tmp_path / "noise"
@@ -262,16 +264,16 @@ def test_run_fingerprint_covers_noise_recordings_and_the_init_model(demo, tmp_pa
     model.write_bytes(b"weights, version 1")
     config = Config().override(**{"augment.noise_dir": str(noise),
                                   "train.init_from": str(model)})
-    full = _inputs_fingerprint(clips, demo, config, out)
+    full = inputs_fingerprint(clips, demo, config, out)
     assert full.startswith(plain + ";noise=") and ";init=" in full
-    assert _inputs_fingerprint(clips, demo, config, out) == full
+    assert inputs_fingerprint(clips, demo, config, out) == full
     _rewrite_same_size(noise / "hum.wav")
-    after_noise = _inputs_fingerprint(clips, demo, config, out)
+    after_noise = inputs_fingerprint(clips, demo, config, out)
     assert after_noise != full and after_noise.split(";")[2] == full.split(";")[2]
     stat = model.stat()
     model.write_bytes(b"weights, version 2")  # same size, old mtime
     os.utime(model, ns=(stat.st_atime_ns, stat.st_mtime_ns))
-    after_init = _inputs_fingerprint(clips, demo, config, out)
+    after_init = inputs_fingerprint(clips, demo, config, out)
     assert after_init.split(";")[:2] == after_noise.split(";")[:2]
     assert after_init != after_noise
     # a model copied from MLflow: its digest file (what it holds), not its bytes (re-saved
@@ -281,25 +283,27 @@ def test_run_fingerprint_covers_noise_recordings_and_the_init_model(demo, tmp_pa
     copy.write_bytes(b"saved at 10:00")
     (copy.parent / INIT_DIGEST_FILE).write_text("ab" * 32 + "\n")
     copied = config.override(**{"augment.noise_dir": "", "train.init_from": str(copy)})
-    key = _inputs_fingerprint(clips, demo, copied, out)
+    key = inputs_fingerprint(clips, demo, copied, out)
     assert key == f"{plain};init={'ab' * 8}"
     copy.write_bytes(b"saved at 10:05")
-    assert _inputs_fingerprint(clips, demo, copied, out) == key
+    assert inputs_fingerprint(clips, demo, copied, out) == key
 
 
 def test_submit_fingerprints_the_content_and_remembers_it_per_user(demo, tmp_path, monkeypatch,
                                                                   capsys):
-    from pipeline.cli import _config, _submit_cache_key, build_parser
+    from pipeline.cli import build_parser
+    from pipeline.commands.cluster import submit_cache_key
+    from pipeline.commands.options import config_from_args
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     args = build_parser().parse_args(["submit", "--host", "http://kfp.invalid", "--data",
                                       str(demo), "--data-version", "v1"])
-    config = _config(args, demo=False)
-    sent = _submit_cache_key(args, config)
+    config = config_from_args(args, demo=False)
+    sent = submit_cache_key(args, config)
     assert sent == f"version=v1;listing={dataset_fingerprint(_clips(demo))}"
     assert len(list((tmp_path / "xdg" / "urbansound" / "content-digests").glob("*.json"))) == 1
     _rewrite_same_size(Path(_clips(demo)[0].path))
-    changed = _submit_cache_key(args, config)
+    changed = submit_cache_key(args, config)
     assert changed.startswith("version=v1;listing=") and changed != sent
     assert f"fingerprint {changed.split('=')[-1]}" in capsys.readouterr().out
 

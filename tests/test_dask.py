@@ -23,17 +23,6 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def waveforms(tmp_path_factory):
-    from urbansound.demo_data import write_demo_dataset
-    from urbansound.ingest import ingest
-
-    root = tmp_path_factory.mktemp("dask")
-    write_demo_dataset(root / "data", folds=(1, 2, 3), clips_per_class=1, seed=3)
-    ingest(root / "data", root / "wave", config=Config())
-    return root
-
-
-@pytest.fixture(scope="module")
 def cluster():
     from distributed import LocalCluster
 

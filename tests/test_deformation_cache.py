@@ -70,17 +70,6 @@ def test_a_cache_that_cannot_be_written_is_not_an_error(tmp_path):
     assert cache.get("cd" + "1" * 62) is None
 
 
-@pytest.fixture(scope="module")
-def waveforms(tmp_path_factory):
-    from urbansound.demo_data import write_demo_dataset
-    from urbansound.ingest import ingest
-
-    root = tmp_path_factory.mktemp("cache")
-    write_demo_dataset(root / "data", folds=(1, 2, 3), clips_per_class=1, seed=5)
-    ingest(root / "data", root / "wave", config=Config())
-    return root
-
-
 def _features(root, out, config):
     from urbansound.beam_features import run_features
     from urbansound.records import fold_files, iter_records
@@ -129,12 +118,12 @@ def test_no_cache_dir_no_cache(waveforms):
 
 
 def test_run_and_features_keep_the_cache_under_out(tmp_path):
-    from pipeline.cli import _with_deformation_cache
+    from pipeline.commands.resolve import with_deformation_cache
 
     plain = Config()
-    assert _with_deformation_cache(plain, tmp_path) is plain  # nothing deformed: no cache
+    assert with_deformation_cache(plain, tmp_path) is plain  # nothing deformed: no cache
     deforming = Config().override(**{"augment.deformations": (NOISE,)})
-    assert _with_deformation_cache(deforming, tmp_path).augment.cache_dir == str(
+    assert with_deformation_cache(deforming, tmp_path).augment.cache_dir == str(
         tmp_path / "cache" / "deformations")
     mine = deforming.override(**{"augment.cache_dir": "gs://bucket/cache"})
-    assert _with_deformation_cache(mine, tmp_path).augment.cache_dir == "gs://bucket/cache"
+    assert with_deformation_cache(mine, tmp_path).augment.cache_dir == "gs://bucket/cache"

@@ -314,11 +314,11 @@ def test_jackhammer_pulses_at_10_to_20_hz():
         assert 9.0 <= peak <= 21.0
 
 
-def test_read_metadata_gives_the_csv_as_a_frame_of_strings(tmp_path):
-    from urbansound.dataset import read_metadata
+def test_the_metadata_csv_reads_back_as_written(tmp_path):
+    from urbansound.dataset import read_rows
 
     rows = write_demo_dataset(tmp_path, folds=(2,), clips_per_class=1, seed=5)
-    frame = read_metadata(tmp_path)
-    assert list(frame.columns) == list(CSV_COLUMNS)
-    assert frame["slice_file_name"].tolist() == [r["slice_file_name"] for r in rows]
-    assert set(frame["fold"]) == {"2"}
+    header, read, rejected = read_rows(tmp_path)
+    assert header == list(CSV_COLUMNS) and not rejected
+    assert [r.values["slice_file_name"] for r in read] == [r["slice_file_name"] for r in rows]
+    assert {r.values["fold"] for r in read} == {"2"}

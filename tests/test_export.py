@@ -38,7 +38,7 @@ def trained(demo, tmp_path_factory):
     import keras
 
     from urbansound.models import build_model
-    from urbansound.training import band_statistics
+    from urbansound.training_input import band_statistics
 
     config = Config()
     x, y = _labelled_windows(demo / "audio" / "fold1", config)

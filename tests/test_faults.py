@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
-from test_resume import _processes_left, _processes_mentioning  # tests/ is on sys.path
+from conftest import processes_left, processes_mentioning
 
 pytestmark = pytest.mark.e2e
 
@@ -214,7 +214,7 @@ def _descends_from(pid, ancestor):
 def _beam_workers_under(ancestor):
     """PIDs of Beam SDK worker processes descended from process ``ancestor`` (the local
     runner starts its own session, so the CLI's process group does not hold them)."""
-    return [pid for pid in _processes_mentioning("sdk_worker_main")
+    return [pid for pid in processes_mentioning("sdk_worker_main")
             if _descends_from(pid, ancestor)]
 
 
@@ -232,7 +232,7 @@ def _kill_when(command, cwd, out, ready, timeout=600):
     assert process.wait(timeout=30) == -signal.SIGKILL
     log.close()
     # the pipeline's own process group (tasks, Beam workers) goes down with the CLI
-    assert _processes_left(str(out)) == []
+    assert processes_left(str(out)) == []
 
 
 def _cached_artifacts_are_complete(pipeline_root: Path):

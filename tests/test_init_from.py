@@ -7,12 +7,12 @@ import json
 
 import numpy as np
 import pytest
+from conftest import write_band_features
 
 pytest.importorskip("tensorflow")
 
 from urbansound.config import Config, ConfigError, config_for  # noqa: E402
 from urbansound.models import build_model  # noqa: E402
-from urbansound.records import encode_logmel, write_records  # noqa: E402
 from urbansound.training import (  # noqa: E402
     CONFIG_FILE, MODEL_FILE, RESULT_FILE, load_init_model, train_fold, transfer_weights)
 
@@ -32,21 +32,6 @@ def _weights(model, name):
 
 def _equal(a, b) -> bool:
     return len(a) == len(b) and all(np.array_equal(x, y) for x, y in zip(a, b))
-
-
-def write_features(root, per_fold: int = 8) -> None:
-    """Folds 1-3 of two classes (0: loud low bands, 1: loud high bands)."""
-    rng = np.random.default_rng(3)
-    for fold in (1, 2, 3):
-        raws = []
-        for i in range(per_fold):
-            label = i % 2
-            x = rng.normal(-60.0, 3.0, (N_MELS, N_FRAMES))
-            x[:N_MELS // 2] += 40.0 if label == 0 else 0.0
-            x[N_MELS // 2:] += 40.0 if label == 1 else 0.0
-            raws.append(encode_logmel(np.clip(x, -80, 0).astype(np.float32), label=label,
-                                      fold=fold, file_name=f"{fold}{i:03d}-{label}-0-0.wav"))
-        write_records(root / f"fold{fold}.tfrecord", raws)
 
 
 def test_other_class_count_copies_features_and_replaces_softmax():
@@ -123,7 +108,7 @@ def _target_config(source_path, **extra) -> Config:
 def test_freeze_features_trains_only_the_last_layer(tmp_path):
     features = tmp_path / "features"
     features.mkdir()
-    write_features(features)
+    write_band_features(features, per_fold=8, seed=3)
     source = _improved(10, seed=1)
     (tmp_path / "src").mkdir()
     source.save(tmp_path / "src" / MODEL_FILE)
@@ -152,7 +137,7 @@ def test_freeze_features_trains_only_the_last_layer(tmp_path):
 def test_without_freezing_the_features_train_too(tmp_path):
     features = tmp_path / "features"
     features.mkdir()
-    write_features(features)
+    write_band_features(features, per_fold=8, seed=3)
     source = _improved(10, seed=1)
     source.save(tmp_path / MODEL_FILE)
     train_fold(features, 3, [1, 2, 3], config=_target_config(tmp_path / MODEL_FILE),
@@ -164,7 +149,8 @@ def test_without_freezing_the_features_train_too(tmp_path):
 
 
 def test_cli_resolves_a_local_fold_folder(tmp_path):
-    from pipeline.cli import _config, _resolve_init_from
+    from pipeline.commands.options import config_from_args
+    from pipeline.commands.resolve import resolve_init_from
 
     fold = tmp_path / "runs" / "fold-1"
     fold.mkdir(parents=True)
@@ -172,17 +158,17 @@ def test_cli_resolves_a_local_fold_folder(tmp_path):
     (fold / CONFIG_FILE).write_text(config_for("improved").to_json())
     args = argparse.Namespace(model="improved", profile="quick", init_from=str(tmp_path / "runs"),
                               freeze_features=True, settings=[])
-    config = _resolve_init_from(_config(args, demo=False), args, tmp_path / "out")
+    config = resolve_init_from(config_from_args(args, demo=False), args, tmp_path / "out")
     assert config.train.init_from == str((fold / MODEL_FILE).resolve())
     assert config.train.freeze_features
     args.model = "urbannet"
     with pytest.raises(ConfigError, match="trained as model 'improved'.*trains 'urbannet'"):
-        _resolve_init_from(_config(args, demo=False), args, tmp_path / "out")
+        resolve_init_from(config_from_args(args, demo=False), args, tmp_path / "out")
     # submit: an MLflow URI is refused, a path only the pods see is passed on as given
     args.model, args.init_from = "improved", "runs:/abc/model"
     with pytest.raises(ConfigError, match="^runs:/abc/model: submit takes --init-from as a "
                                           "model.keras path"):
-        _resolve_init_from(_config(args, demo=False), args, None)
+        resolve_init_from(config_from_args(args, demo=False), args, None)
     args.init_from = "/mnt/models/model.keras"
-    assert _resolve_init_from(_config(args, demo=False), args,
-                              None).train.init_from == "/mnt/models/model.keras"
+    assert resolve_init_from(config_from_args(args, demo=False), args,
+                             None).train.init_from == "/mnt/models/model.keras"

@@ -25,10 +25,10 @@ def test_library_module_imports_neither_kfp_nor_mlflow_nor_the_upper_layers(path
     assert not _imported_modules(path) & {"kfp", "mlflow", "components", "pipeline"}
 
 
-MLFLOW_ADAPTERS = {"tracking_store.py", "runs.py", "fold_logging.py", "model_logging.py",
-                   "serving.py"}
-"""The components that talk to MLflow (store, runs, a fold's logging, the logged model and
-its pyfunc); the KFP adapters (ingest, train, ...) go through them."""
+MLFLOW_ADAPTERS = {"tracking_store.py", "runs.py", "fold_logging.py", "final_logging.py",
+                   "model_logging.py", "serving.py"}
+"""The components that talk to MLflow (store, runs, a fold's and a final run's logging, the
+logged model and its pyfunc); the KFP adapters (ingest, train, ...) go through them."""
 
 
 def test_only_the_tracking_adapters_import_mlflow():

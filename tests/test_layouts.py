@@ -21,10 +21,11 @@ import pytest
 import soundfile as sf
 
 from urbansound.config import CLASS_NAMES, Config, ConfigError, DataConfig
-from urbansound.dataset import DatasetError
-from urbansound.ingest import MANIFEST, REPORT, IngestError, ingest, manifest_class_names
+from urbansound.ingest import REPORT, ingest
 from urbansound.layouts import (detect_layout, frames_for, group_key, grouped_folds, scan,
                                 apply_layout)
+from urbansound.listing import DatasetError
+from urbansound.manifest import MANIFEST, IngestError, manifest_class_names
 from urbansound.records import decode_waveform, iter_records
 
 SR = 16000
@@ -417,28 +418,30 @@ def test_cli_ingest_layouts(tmp_path, capsys):
 
 
 def test_run_and_submit_resolve_layout_settings_and_class_names(tmp_path):
-    from pipeline.cli import _config, _resolve_data, build_parser
+    from pipeline.cli import build_parser
+    from pipeline.commands.options import config_from_args
+    from pipeline.commands.resolve import resolve_data
     from pipeline.preflight import check_dataset
 
     root = tmp_path / "esc"
     write_esc50(root, {0: "dog", 1: "rooster", 2: "cat"}, folds=(1, 2, 3), per_fold=1)
     parse = build_parser().parse_args
     args = parse(["run", "--data", str(root)])
-    config = _config(args, demo=False)
+    config = config_from_args(args, demo=False)
     clips, _, present = check_dataset(root, [], config.train.validation, config.data)
-    config = _resolve_data(config, root, args, clips)
+    config = resolve_data(config, root, args, clips)
     assert present == [1, 2, 3]
     assert (config.data.layout, config.audio.clip_seconds, config.features.n_frames) == \
         ("esc50", 5.0, 214)
     assert config.class_names == ("dog", "rooster", "cat")
     # a clip length the user sets wins over the layout's
     args = parse(["run", "--data", str(root), "--set", "audio.clip_seconds=4"])
-    config = _resolve_data(_config(args, demo=False), root, args, clips)
+    config = resolve_data(config_from_args(args, demo=False), root, args, clips)
     assert (config.audio.clip_seconds, config.features.n_frames) == (4.0, 128)
     # submit cannot list the dataset (the pods' path): a named layout still brings its
     # settings; the class names come from ingest's manifest at run time
     args = parse(["submit", "--host", "http://kfp", "--data", "/mnt/esc", "--layout", "esc50"])
-    config = _resolve_data(_config(args, demo=False), Path(args.data), args)
+    config = resolve_data(config_from_args(args, demo=False), Path(args.data), args)
     assert config.audio.clip_seconds == 5.0 and config.data.class_names == ()
     # UrbanSound8K keeps its ten names, in classID order
     from urbansound.demo_data import write_demo_dataset
@@ -446,9 +449,9 @@ def test_run_and_submit_resolve_layout_settings_and_class_names(tmp_path):
     us8k = tmp_path / "us8k"
     write_demo_dataset(us8k, folds=(1, 2), clips_per_class=1)
     args = parse(["run", "--data", str(us8k)])
-    config = _config(args, demo=False)
+    config = config_from_args(args, demo=False)
     clips, _, _ = check_dataset(us8k, [], "none", config.data)
-    config = _resolve_data(config, us8k, args, clips)
+    config = resolve_data(config, us8k, args, clips)
     assert config.data.layout == "urbansound8k" and config.class_names == CLASS_NAMES
     assert config.audio.clip_seconds == 3.0
 
@@ -524,7 +527,7 @@ def test_three_classes_ingest_features_train_evaluate_predict(tmp_path):
 
 
 def test_with_class_names_prefers_the_config_then_the_manifest(tmp_path):
-    from urbansound.ingest import with_class_names
+    from urbansound.manifest import with_class_names
 
     assert with_class_names(Config(), tmp_path).class_names == CLASS_NAMES  # no manifest
     (tmp_path / MANIFEST).write_text(json.dumps({"class_names": ["b", "a"]}))

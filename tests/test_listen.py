@@ -18,9 +18,10 @@ import soundfile as sf
 from pipeline.cli import main
 from urbansound.audio import AudioError
 from urbansound.config import CLASS_NAMES, Config
-from urbansound.predict import hop_samples, iter_windows, stream_audio
-from urbansound.stream import (ListenStats, TimedBlock, file_blocks, pcm_blocks, resample_blocks,
-                               stream_windows, warm_up)
+from urbansound.live import (ListenStats, TimedBlock, file_blocks, pcm_blocks, resample_blocks,
+                             stream_windows, warm_up)
+from urbansound.predict import hop_samples, stream_audio
+from urbansound.windows import iter_windows
 
 SR = 22050
 URBANSOUND = str(Path(sys.executable).with_name("urbansound"))

@@ -16,7 +16,7 @@ import soundfile as sf
 from urbansound.audio import MIN_SECONDS, AudioError, check_duration, prepare_waveform
 from urbansound.config import CLASS_NAMES, Config
 from urbansound.predict import read_audio
-from urbansound.stream import pcm_blocks, resample_blocks, stream_windows
+from urbansound.live import pcm_blocks, resample_blocks, stream_windows
 
 SR = 22050
 URBANSOUND = str(Path(sys.executable).with_name("urbansound"))

@@ -15,14 +15,14 @@ def uri(tmp_path):
 
 
 def test_experiment_is_tagged_for_the_model_training_view(uri):
-    from components import tracking
+    from components import runs, tracking_store
 
-    c = tracking.client(uri)
-    exp = tracking.experiment_id(c, uri)
+    c = tracking_store.client(uri)
+    exp = runs.experiment_id(c, uri)
     assert c.get_experiment(exp).tags["mlflow.experimentKind"] == "custom_model_development"
     # an experiment made before the tag existed gets it
     c.delete_experiment_tag(exp, "mlflow.experimentKind")
-    assert tracking.experiment_id(c, uri) == exp
+    assert runs.experiment_id(c, uri) == exp
     assert c.get_experiment(exp).tags["mlflow.experimentKind"] == "custom_model_development"
 
 
@@ -36,22 +36,22 @@ def test_experiment_is_tagged_for_the_model_training_view(uri):
      "demo-data", "urbannet · pitch_shift_2+drc_radio · 3 seeds · demo-data"),
 ])
 def test_parent_runs_are_named_for_what_they_are(config, data, name):
-    from components.tracking import parent_run_name
+    from components.runs import parent_run_name
 
     assert parent_run_name(config, data) == name
 
 
 def test_the_data_is_a_dataset_input_logged_once(uri, tmp_path):
-    from components import tracking
+    from components import runs, tracking_store
 
-    run_id = tracking.start_parent_run(uri, "key-1", {"train.model": "urbannet"},
-                                       run_name="urbannet · no augmentation · us8k")
+    run_id = runs.start_parent_run(uri, "key-1", {"train.model": "urbannet"},
+                                   run_name="urbannet · no augmentation · us8k")
     report = tmp_path / "report.json"
     report.write_text("[]")
     for _ in range(2):  # a resumed ingest does not add a second input
-        tracking.log_ingest(uri, run_id, "ab" * 32, 1861, 20, str(report),
-                            data_root="/data/us8k")
-    run = tracking.client(uri).get_run(run_id)
+        runs.log_ingest(uri, run_id, "ab" * 32, 1861, 20, str(report),
+                        data_root="/data/us8k")
+    run = tracking_store.client(uri).get_run(run_id)
     assert run.info.run_name == "urbannet · no augmentation · us8k"
     (entry,) = run.inputs.dataset_inputs
     assert entry.dataset.name == "us8k" and entry.dataset.digest == "ab" * 8
@@ -61,15 +61,15 @@ def test_the_data_is_a_dataset_input_logged_once(uri, tmp_path):
 
 
 def test_ui_address_opens_the_runs_table(uri, tmp_path):
-    from components import tracking
-    from pipeline.cli import ui_address
+    from components import runs, tracking_store
+    from pipeline.commands.ui import ui_address
 
     assert ui_address(uri, "127.0.0.1", 5000) == "http://127.0.0.1:5000"  # no store: no file made
     assert not (tmp_path / "mlflow.db").exists()
-    exp = tracking.experiment_id(tracking.client(uri), uri)
+    exp = runs.experiment_id(tracking_store.client(uri), uri)
     assert ui_address(uri, "127.0.0.1", 5001) == (
         f"http://127.0.0.1:5001/#/experiments/{exp}/runs?workflowType=machine_learning"
         f"&viewStateShareKey=accuracy")
-    tags = tracking.client(uri).get_experiment(exp).tags
+    tags = tracking_store.client(uri).get_experiment(exp).tags
     assert json.loads(tags["mlflow.sharedViewState.accuracy"])["selectedColumns"][0] == (
         "metrics.`accuracy_mean`")

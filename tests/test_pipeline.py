@@ -313,7 +313,8 @@ def test_submit_cli_sends_mounts_fingerprint_and_cache_setting(monkeypatch, caps
 def test_submit_fingerprints_a_local_copy_and_warns_without_any(monkeypatch, capsys,
                                                               tmp_path):
     from pipeline.cli import main
-    from urbansound.dataset import dataset_fingerprint, list_clips
+    from urbansound.dataset import dataset_fingerprint
+    from urbansound.layouts import list_clips
     from urbansound.demo_data import write_demo_dataset
 
     data = tmp_path / "us8k"

@@ -13,7 +13,6 @@ import os
 import pwd
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -24,6 +23,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from conftest import free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -36,12 +36,6 @@ def _unavailable(reason: str):
     if os.environ.get("CI"):
         pytest.fail(f"PostgreSQL: {reason}")
     pytest.skip(f"PostgreSQL: {reason}")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _pg_bin() -> Path | None:
@@ -58,7 +52,7 @@ class Postgres:
     listening on 127.0.0.1:port only (its socket in the data folder)."""
 
     def __init__(self, bin_dir: Path):
-        self.bin, self.port = bin_dir, _free_port()
+        self.bin, self.port = bin_dir, free_port()
         # initdb refuses to run as root: run it (and the server) as the `postgres` user
         # Debian's package creates, in a folder that user owns.
         self.as_user = []
@@ -149,7 +143,7 @@ def mlflow_server(postgres, tmp_path_factory):
     """`mlflow server` on PostgreSQL with proxied artifacts in a temp folder; stopped by
     its process group (a plain kill of the CLI leaves its workers behind)."""
     artifacts = tmp_path_factory.mktemp("mlartifacts")
-    port = _free_port()
+    port = free_port()
     log = open(tmp_path_factory.mktemp("mlflow-log") / "server.log", "w")
     mlflow_cli = Path(sys.executable).parent / "mlflow"
     proc = subprocess.Popen(

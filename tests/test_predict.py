@@ -11,23 +11,20 @@ import tracemalloc
 
 import numpy as np
 import pytest
+from conftest import tone
 import soundfile as sf
 
 from pipeline.cli import main
 from urbansound.audio import load_audio
 from urbansound.config import CLASS_NAMES, Config
 from urbansound.features import waveform_to_logmel
-from urbansound.predict import (DEFAULT_HOP_SECONDS, aggregate, find_audio_files, iter_windows,
+from urbansound.predict import (DEFAULT_HOP_SECONDS, aggregate, find_audio_files, hop_samples,
                                 keras_classifier, logmel_batch, merge_events, predict_file,
-                                stream_audio, top_k, window_starts, window_times)
+                                stream_audio, top_k)
+from urbansound.windows import iter_windows, window_starts
 
 SR = 22050
 W = 3 * SR  # 66,150 samples per window
-
-
-def tone(freq: float, seconds: float, sr: int = SR, amplitude: float = 0.5) -> np.ndarray:
-    t = np.arange(int(round(seconds * sr))) / sr
-    return (amplitude * np.sin(2 * np.pi * freq * t)).astype(np.float32)
 
 
 def noise(seconds: float, sr: int = SR, channels: int = 1, seed: int = 0) -> np.ndarray:
@@ -62,8 +59,16 @@ def _no_ambient_tracking_uri(monkeypatch):
 # windows
 # ---------------------------------------------------------------------------
 
+def window_times(n_samples: int, hop_seconds: float) -> tuple[np.ndarray, np.ndarray]:
+    """(start, end) in seconds of the windows predict cuts from ``n_samples`` samples."""
+    windows = iter_windows([np.zeros(n_samples, np.float32)], window=W,
+                           hop=hop_samples(hop_seconds, Config()))
+    bounds = np.array([(start, end) for start, end, _ in windows], np.float64) / SR
+    return bounds[:, 0], bounds[:, 1]
+
+
 def test_windows_of_a_10_s_file_with_hop_1_5():
-    starts, ends = window_times(10 * SR, Config(), 1.5)
+    starts, ends = window_times(10 * SR, 1.5)
     np.testing.assert_array_equal(starts, [0.0, 1.5, 3.0, 4.5, 6.0, 7.0])  # the last: end-aligned
     np.testing.assert_array_equal(ends, [3.0, 4.5, 6.0, 7.5, 9.0, 10.0])
     assert DEFAULT_HOP_SECONDS == 1.5
@@ -83,7 +88,7 @@ def test_window_starts(n, hop, expected):
 @pytest.mark.parametrize("hop", [0, -1.0, 3.5, float("nan")])
 def test_a_hop_outside_0_to_3_s_is_refused(hop):
     with pytest.raises(ValueError, match="hop must be > 0 and <= the window"):
-        window_times(10 * SR, Config(), hop)
+        hop_samples(hop, Config())
 
 
 def test_streamed_windows_are_the_slices_of_the_whole_waveform():
@@ -134,7 +139,7 @@ def _onehot_like(labels, p_top):
 def test_events_merge_consecutive_windows_of_one_class():
     labels = [8, 8, 8, 1, 1, 8, 3]  # siren ×3, car_horn ×2, siren, dog_bark
     p = _onehot_like(labels, [0.9, 0.7, 0.8, 0.6, 0.4, 0.5, 0.95])
-    starts, ends = window_times(10 * SR, Config(), 1.5)  # 6 windows
+    starts, ends = window_times(10 * SR, 1.5)  # 6 windows
     starts, ends = np.append(starts, 8.5), np.append(ends, 11.5)  # a 7th, hand-made
     events = merge_events(starts, ends, p)
     assert [(e.start_s, e.end_s, e.label, e.windows) for e in events] == [
@@ -332,20 +337,20 @@ def test_an_mlflow_runs_uri_loads_and_predicts_as_the_local_file(tmp_path, model
     and models:/name@alias give the local file's probabilities under that configuration."""
     import mlflow
 
-    from components import tracking
+    from components import fold_logging, runs
     from pipeline.model_source import load_model
     from urbansound.training import FoldResult
 
     uri = f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}"
     (tmp_path / "store").mkdir()
     config = Config().override(**{"audio.pad_mode": "zeros"})
-    parent = tracking.start_parent_run(uri, "predict-test", config.flat())
-    run_id = tracking.start_fold_run(uri, parent, 1, config.flat())
+    parent = runs.start_parent_run(uri, "predict-test", config.flat())
+    run_id = runs.start_fold_run(uri, parent, 1, config.flat())
     result = FoldResult(test_fold=1, validation_fold=None, train_folds=[2, 3], test_accuracy=0.1,
                         test_loss=2.3, y_true=[0], y_pred=[0], confusion_matrix=np.eye(10, dtype=int).tolist(),
                         history={"loss": [2.3], "accuracy": [0.1]}, best_epoch=1, epochs_run=1,
                         n_train=1, n_validation=0, n_test=1, parameters=1)
-    tracking.log_fold_result(uri, run_id, result, str(model_file))
+    fold_logging.log_fold_result(uri, run_id, result, str(model_file))
 
     loaded = load_model(f"runs:/{run_id}/model", tracking_uri=uri)
     assert loaded.config == config and run_id in loaded.config_source
@@ -453,10 +458,10 @@ def test_an_unusable_model_is_one_line_and_exit_2(tmp_path, model_file, clips, c
 
 
 def test_an_unknown_run_in_an_existing_store_is_exit_2(tmp_path, clips, capsys):
-    from components import tracking
+    from components import tracking_store
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    tracking.check_store(uri)  # creates an empty store
+    tracking_store.check_store(uri)  # creates an empty store
     code = main(["predict", "runs:/0123456789abcdef/model", str(clips / "one.flac"),
                  "--tracking-uri", uri])
     err = capsys.readouterr().err.strip().splitlines()

@@ -37,7 +37,7 @@ def _quiet(stderr: str) -> list[str]:
 def work(tmp_path_factory):
     """A folder with model.keras, a 4 s clip, and an MLflow store holding a fold run with
     that model logged."""
-    from components import tracking
+    from components import fold_logging, runs
     from urbansound.config import Config
     from urbansound.models import build_model
     from urbansound.training import FoldResult
@@ -51,9 +51,9 @@ def work(tmp_path_factory):
     sf.write(root / "clip.wav", (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32), SR)
     uri = f"sqlite:///{root / 'mlflow.db'}"
     config = Config()
-    parent = tracking.start_parent_run(uri, "quiet", config.flat(), config=config)
-    fold = tracking.start_fold_run(uri, parent, 1, config.flat(), config=config)
-    tracking.log_fold_result(uri, fold, FoldResult(
+    parent = runs.start_parent_run(uri, "quiet", config.flat(), config=config)
+    fold = runs.start_fold_run(uri, parent, 1, config.flat(), config=config)
+    fold_logging.log_fold_result(uri, fold, FoldResult(
         test_fold=1, validation_fold=None, train_folds=[2], test_accuracy=0.5, test_loss=1.0,
         y_true=[0], y_pred=[0], confusion_matrix=np.eye(10, dtype=int).tolist(),
         history={"loss": [1.0], "accuracy": [0.5]}, best_epoch=1, epochs_run=1, n_train=1,

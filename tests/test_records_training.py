@@ -11,13 +11,13 @@ import pytest
 
 pytest.importorskip("tensorflow")
 
-from urbansound import training  # noqa: E402
+from urbansound import training, training_input  # noqa: E402
 from urbansound.config import CLASS_NAMES, Config, config_for  # noqa: E402
 from urbansound.records import (ORIGINAL, decode_logmel, decode_waveform, encode_logmel,  # noqa: E402
                                 encode_waveform, fold_files, iter_records, write_records)
-from urbansound.training import (MODEL_FILE, RESULT_FILE, FoldResult, FoldSplit,  # noqa: E402
-                                 TrainingDiverged, band_statistics, load_examples, min_folds,
-                                 split_folds, train_fold)
+from urbansound.folds import FoldSplit, min_folds, split_folds  # noqa: E402
+from urbansound.training import MODEL_FILE, RESULT_FILE, FoldResult, TrainingDiverged, train_fold  # noqa: E402
+from urbansound.training_input import band_statistics, load_examples  # noqa: E402
 
 # ---------------------------------------------------------------------------
 # records: encode / decode
@@ -302,7 +302,8 @@ def trained(feature_dir, tmp_path_factory):
         return ex
 
     mp = pytest.MonkeyPatch()
-    mp.setattr(training, "load_examples", spy)
+    mp.setattr(training, "load_examples", spy)  # validation and test
+    mp.setattr(training_input, "load_examples", spy)  # training (training_set)
     try:
         out = tmp_path_factory.mktemp("fold_out")
         result = train_fold(root, TEST_FOLD, [1, 2, 3], config=SMALL, out_dir=out)
@@ -416,7 +417,7 @@ def _batch(b=6, n_mels=16, n_frames=32, seed=0):
 
 def test_augment_batch_time_shift_is_a_roll_of_each_example():
     x, y = _batch()
-    out, labels = training.augment_batch(x, y, np.random.default_rng(3), time_shift=True)
+    out, labels = training_input.augment_batch(x, y, np.random.default_rng(3), time_shift=True)
     assert out.shape == x.shape and out.dtype == np.float32
     np.testing.assert_array_equal(labels, y)
     for i in range(len(x)):  # every example is its own roll: same values, same per-band sums
@@ -426,7 +427,7 @@ def test_augment_batch_time_shift_is_a_roll_of_each_example():
 def test_augment_batch_masks_are_filled_with_the_band_mean():
     x, y = _batch()
     fill = np.linspace(-70, -10, 16).astype(np.float32)
-    out, _ = training.augment_batch(x, y, np.random.default_rng(1), spec_augment=2, fill=fill)
+    out, _ = training_input.augment_batch(x, y, np.random.default_rng(1), spec_augment=2, fill=fill)
     changed = out != x
     assert changed.any()
     # every changed cell now holds its band's fill value
@@ -440,7 +441,7 @@ def test_augment_batch_masks_are_filled_with_the_band_mean():
 
 def test_augment_batch_mixup_mixes_labels_with_the_same_weights():
     x, y = _batch(b=8)
-    out, labels = training.augment_batch(x, y, np.random.default_rng(2), mixup_alpha=0.4)
+    out, labels = training_input.augment_batch(x, y, np.random.default_rng(2), mixup_alpha=0.4)
     np.testing.assert_allclose(labels.sum(axis=1), 1.0, rtol=1e-6)
     assert np.all(labels.max(axis=1) >= 0.5 - 1e-6)  # the example stays the larger part
     assert not np.array_equal(out, x)
@@ -452,8 +453,8 @@ def test_augment_batch_is_seeded_and_leaves_its_inputs_alone():
     x, y = _batch()
     x0, y0 = x.copy(), y.copy()
     kwargs = dict(mixup_alpha=0.3, spec_augment=2, time_shift=True)
-    a = training.augment_batch(x, y, np.random.default_rng(5), **kwargs)
-    b = training.augment_batch(x, y, np.random.default_rng(5), **kwargs)
+    a = training_input.augment_batch(x, y, np.random.default_rng(5), **kwargs)
+    b = training_input.augment_batch(x, y, np.random.default_rng(5), **kwargs)
     np.testing.assert_array_equal(a[0], b[0])
     np.testing.assert_array_equal(a[1], b[1])
     np.testing.assert_array_equal(x, x0)

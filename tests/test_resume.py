@@ -7,6 +7,7 @@ import sys
 import time
 
 import pytest
+from conftest import processes_left
 
 pytestmark = pytest.mark.e2e
 
@@ -55,7 +56,7 @@ def test_sigterm_marks_runs_killed_and_a_rerun_resumes_from_the_cache(tmp_path):
             "SELECT r.status FROM runs r JOIN tags t ON t.run_uuid = r.run_uuid "
             "WHERE t.key = 'urbansound.run_key'").fetchall()
     assert parent_status == [("KILLED",)]
-    assert _processes_left(str(tmp_path / "out")) == []  # no task left running
+    assert processes_left(str(tmp_path / "out")) == []  # no task left running
 
     second = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, timeout=600)
     output = second.stdout + second.stderr
@@ -71,26 +72,3 @@ def test_sigterm_marks_runs_killed_and_a_rerun_resumes_from_the_cache(tmp_path):
             "SELECT r.status FROM runs r JOIN tags t ON t.run_uuid = r.run_uuid "
             "WHERE t.key = 'urbansound.run_key'").fetchall()
     assert parents == [("FINISHED",)]  # the same parent run, reopened and finished
-
-
-def _processes_mentioning(text):
-    """PIDs whose command line contains ``text`` (task subprocesses carry the output path)."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit() and int(entry) != os.getpid():
-            try:
-                with open(f"/proc/{entry}/cmdline", "rb") as fh:
-                    if text.encode() in fh.read():
-                        found.append(int(entry))
-            except OSError:
-                continue
-    return found
-
-
-def _processes_left(text, timeout_s=30):
-    """:func:`_processes_mentioning` ``text`` once they have had ``timeout_s`` to exit
-    (tasks and Beam workers go down on their own after the signal, not at once)."""
-    deadline = time.time() + timeout_s
-    while time.time() < deadline and _processes_mentioning(text):
-        time.sleep(0.5)
-    return _processes_mentioning(text)

@@ -7,7 +7,6 @@ log_fold_result with config.json beside the model)."""
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import free_port
 import soundfile as sf
 
 from urbansound.config import CLASS_NAMES, Config
@@ -202,12 +202,6 @@ def test_urbansound_predict_takes_the_logged_model(store, clip, expected, capsys
 # mlflow models serve
 # ---------------------------------------------------------------------------
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _post(url: str, body: dict) -> dict:
     request = urllib.request.Request(url, data=json.dumps(body).encode(),
                                      headers={"Content-Type": "application/json"})
@@ -219,7 +213,7 @@ def test_mlflow_models_serve_answers_with_the_probabilities(store, clip, expecte
     mlflow_cli = Path(sys.executable).parent / "mlflow"
     if not mlflow_cli.exists():
         pytest.skip(f"no mlflow command beside {sys.executable}")
-    port = _free_port()
+    port = free_port()
     log = tmp_path / "serve.log"
     # MLflow starts uvicorn by name: the venv's bin must be on PATH, as when it is activated
     env = dict(os.environ, MLFLOW_TRACKING_URI=store["uri"],

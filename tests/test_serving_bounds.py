@@ -170,7 +170,7 @@ def test_a_row_of_more_windows_than_a_request_may_have_is_refused_before_any(cla
 def test_a_path_row_is_counted_from_its_header_before_decoding(classifier, clips):
     import pandas as pd
 
-    from urbansound.predict import count_windows
+    from urbansound.windows import count_windows
 
     want = count_windows(60 * SR, window=CONFIG.audio.clip_samples, hop=441)  # hop 20 ms
     assert want == 2851
@@ -233,7 +233,7 @@ def test_predict_waveform_blocks_stops_at_max_windows_before_classifying_more():
 
 
 def test_count_windows_equals_the_windows_made():
-    from urbansound.predict import count_windows, window_starts
+    from urbansound.windows import count_windows, window_starts
 
     for n, w, h in [(1, 5, 2), (5, 5, 2), (6, 5, 2), (7, 5, 2), (100, 7, 3), (10 ** 6, 66150, 1)]:
         assert count_windows(n, window=w, hop=h) == len(window_starts(n, window=w, hop=h))

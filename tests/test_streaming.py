@@ -2,53 +2,27 @@
 in-memory path, bounded memory, deterministic under a seed."""
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
+from conftest import write_band_features
 
 pytest.importorskip("tensorflow")
 
-from urbansound import streaming  # noqa: E402
+from urbansound import training_input  # noqa: E402
 from urbansound.config import ConfigError, config_for  # noqa: E402
-from urbansound.records import encode_logmel, write_records, window_name  # noqa: E402
-from urbansound.streaming import StreamedExamples, record_dataset, should_stream  # noqa: E402
-from urbansound.training import band_statistics, load_examples, train_fold  # noqa: E402
+from urbansound.records import encode_logmel, write_records  # noqa: E402
+from urbansound.training import train_fold  # noqa: E402
+from urbansound.training_input import (StreamedExamples, band_statistics,  # noqa: E402
+                                       load_examples, record_dataset, should_stream)
 
 N_MELS, N_FRAMES = 128, 128
-
-
-def write_features(root, per_fold: int = 24, deformed: int = 6) -> None:
-    """Folds 1-3: class 0 loud in the low bands, class 1 in the high ones; some deformed
-    copies and one test-time window per clip, in two shards per fold."""
-    rng = np.random.default_rng(7)
-    counts = {}
-    for fold in (1, 2, 3):
-        raws = []
-        for i in range(per_fold):
-            label = i % 2
-            x = rng.normal(-60.0, 3.0, (N_MELS, N_FRAMES))
-            x[:N_MELS // 2] += 40.0 if label == 0 else 0.0
-            x[N_MELS // 2:] += 40.0 if label == 1 else 0.0
-            x = np.clip(x, -80, 0).astype(np.float32)
-            name = f"{fold}{i:03d}-{label}-0-0.wav"
-            raws.append(encode_logmel(x, label=label, fold=fold, file_name=name))
-            raws.append(encode_logmel(x - 1, label=label, fold=fold, file_name=name,
-                                      deformation=window_name(1.0)))
-            if i < deformed:
-                raws.append(encode_logmel(x + 1, label=label, fold=fold, file_name=name,
-                                          deformation="pitch_shift_2"))
-        half = len(raws) // 2
-        write_records(root / f"fold{fold}-00000-of-00002.tfrecord", raws[:half])
-        write_records(root / f"fold{fold}-00001-of-00002.tfrecord", raws[half:])
-        counts[str(fold)] = {"original": per_fold, "pitch_shift_2": deformed, "windows": per_fold}
-    (root / "manifest.json").write_text(json.dumps({"folds": counts}))
 
 
 @pytest.fixture(scope="module")
 def features(tmp_path_factory):
     root = tmp_path_factory.mktemp("stream")
-    write_features(root)
+    write_band_features(root, per_fold=24, seed=7, deformed=6, windows=True, shards=2,
+                        manifest=True)
     return root
 
 
@@ -115,7 +89,7 @@ def test_auto_streams_only_a_large_training_set(features, monkeypatch):
     assert should_stream(features, [2, 3], "stream", (128, 128, 1))
     assert not should_stream(features, [2, 3], "memory", (128, 128, 1))
     assert not should_stream(features, [2, 3], "auto", (128, 128, 1))  # 60 examples: 3.9 MB
-    monkeypatch.setattr(streaming, "AUTO_STREAM_BYTES", 60 * 128 * 128 * 4 - 1)
+    monkeypatch.setattr(training_input, "AUTO_STREAM_BYTES", 60 * 128 * 128 * 4 - 1)
     assert should_stream(features, [2, 3], "auto", (128, 128, 1))
     assert not should_stream(features, [2], "auto", (128, 128, 1))  # 30 examples
 

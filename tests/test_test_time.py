@@ -13,7 +13,8 @@ pytest.importorskip("tensorflow")
 from urbansound.config import Config, ConfigError, config_for  # noqa: E402
 from urbansound.records import (ORIGINAL, decode_features, encode_waveform,  # noqa: E402
                                 fold_files, is_window, iter_records, window_name, write_records)
-from urbansound.training import load_examples, mean_per_clip  # noqa: E402
+from urbansound.training import mean_per_clip  # noqa: E402
+from urbansound.training_input import load_examples  # noqa: E402
 
 SR = 22050
 

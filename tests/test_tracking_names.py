@@ -4,7 +4,6 @@ message quotes at most the start of a long value."""
 from __future__ import annotations
 
 import json
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -75,9 +74,8 @@ def test_300_long_class_names_are_logged_in_full_and_read_back(uri, tmp_path, ca
     from components import runs
     from components.fold_logging import log_fold_result
     from components.tracking_store import client
-    from pipeline import cli
     from pipeline.model_source import load_model
-    from pipeline.registry import register
+    from pipeline.registry import register, run_settings
     from urbansound.training import FoldResult
 
     names = _names_300()
@@ -112,8 +110,7 @@ def test_300_long_class_names_are_logged_in_full_and_read_back(uri, tmp_path, ca
     assert loaded.config_source == f"the params of run {fold} (in full from its config.json)"
     done = register(parent, "names-300", tracking_uri=uri)
     assert done.run_id == fold
-    args = SimpleNamespace(from_run=parent, tracking_uri=uri)
-    config_back, _, _ = cli._from_run(args)
+    config_back, _, _ = run_settings(parent, uri)
     assert config_back.class_names == tuple(names) and config_back == config
 
 
@@ -178,7 +175,7 @@ def test_long_params_are_shortened_for_the_ui_not_cut():
 def test_messages_quote_at_most_the_start_of_a_long_value(tmp_path):
     """The same defect elsewhere: messages that quoted a whole list of class names or a
     whole value."""
-    from urbansound.augment import parse_per_class
+    from urbansound.deformations import parse_per_class
     from urbansound.evaluation import evaluate_folds
     from urbansound.layouts import scan
     from urbansound.config import DataConfig

@@ -108,16 +108,11 @@ def test_cli_train_final_unknown_run_is_one_line(demo, tmp_path, capsys):
     assert not (tmp_path / "final").exists()
 
 
-def test_cli_from_run_takes_its_settings_and_median_best_epoch(demo, tmp_path, capsys):
-    """A validation-fold run's folds stopped at epochs 1, 3 and 2: the final model trains
-    for their median, 2, not the recipe's 5, with the run's model and batch size."""
-    import mlflow
-
+def _cross_validated_run(client) -> str:
+    """A validation-fold pipeline run (improved, quick, 5 epochs, batch size 4) whose folds
+    stopped at epochs 1, 3 and 2; its id."""
     from components.runs import log_params
-    from pipeline.cli import main
 
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    client = mlflow.MlflowClient(uri)
     experiment = client.create_experiment("urbansound")
     config = config_for("improved", "quick").override(**{
         "train.validation": "fold", "train.epochs": 5, "train.batch_size": 4})
@@ -127,6 +122,19 @@ def test_cli_from_run_takes_its_settings_and_median_best_epoch(demo, tmp_path, c
         child = client.create_run(experiment, tags={"mlflow.parentRunId": parent,
                                                     "fold": str(fold)}).info.run_id
         client.log_metric(child, "best_epoch", best)
+    return parent
+
+
+def test_cli_from_run_takes_its_settings_and_median_best_epoch(demo, tmp_path, capsys):
+    """A validation-fold run's folds stopped at epochs 1, 3 and 2: the final model trains
+    for their median, 2, not the recipe's 5, with the run's model and batch size."""
+    import mlflow
+
+    from pipeline.cli import main
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = mlflow.MlflowClient(uri)
+    parent = _cross_validated_run(client)
     code = main(["train-final", "--data", str(demo), "--from-run", parent,
                  "--out", str(tmp_path / "final"), "--tracking-uri", uri])
     out = capsys.readouterr().out
@@ -141,3 +149,43 @@ def test_cli_from_run_takes_its_settings_and_median_best_epoch(demo, tmp_path, c
     assert run.data.params["train.epochs"] == "2"
     assert run.data.params["train.batch_size"] == "4"
     assert run.data.params["train.model"] == "improved"
+
+
+def test_cli_from_run_applies_every_option_given_over_the_run(demo, tmp_path, capsys):
+    """--batch-size, --learning-rate and --optimizer given with --from-run are trained with
+    and logged, not dropped; the run's other values (model, validation) stay."""
+    import mlflow
+
+    from pipeline.cli import main
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = mlflow.MlflowClient(uri)
+    parent = _cross_validated_run(client)
+    code = main(["train-final", "--data", str(demo), "--from-run", parent, "--batch-size", "8",
+                 "--learning-rate", "0.005", "--optimizer", "sgd", "--epochs", "1",
+                 "--out", str(tmp_path / "final"), "--tracking-uri", uri])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "epochs: 1 (--epochs)" in out
+    run_id = out.strip().splitlines()[-1].removeprefix("runs:/").removesuffix("/model")
+    params = client.get_run(run_id).data.params
+    assert (params["train.batch_size"], params["train.learning_rate"],
+            params["train.optimizer"], params["train.epochs"]) == ("8", "0.005", "sgd", "1")
+    assert (params["train.model"], params["train.validation"]) == ("improved", "fold")
+    trained = json.loads((tmp_path / "final" / "model" / CONFIG_FILE).read_text())["train"]
+    assert (trained["batch_size"], trained["learning_rate"], trained["optimizer"]) == \
+        (8, 0.005, "sgd")
+
+
+@pytest.mark.parametrize("flag", [["--model", "sb-cnn"], ["--profile", "study"]])
+def test_cli_from_run_refuses_another_recipe(flag, demo, tmp_path, capsys):
+    """--model/--profile would replace the run's whole recipe, not one value: one line,
+    exit 2, before the store is read or anything written."""
+    from pipeline.cli import main
+
+    code = main(["train-final", "--data", str(demo), "--from-run", "0123abcd", *flag,
+                 "--out", str(tmp_path / "final")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert err.startswith(f"urbansound train-final: error: {flag[0]} and --from-run: ")
+    assert len(err.splitlines()) == 1 and not (tmp_path / "final").exists()

@@ -12,7 +12,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,6 +20,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from conftest import free_port
 
 # Flags from ../shared/STACK.md: root needs --no-sandbox; a single-page app needs the virtual
 # time budget to fetch its runs and render before the DOM is dumped or the shot is taken.
@@ -47,12 +47,6 @@ def chromium() -> str:
     _unavailable("not installed (Debian: apt-get install chromium; `make test` does)")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _browse(chromium: str, url: str, *action: str, home: Path) -> subprocess.CompletedProcess:
     """Run headless chromium once on ``url`` (``--dump-dom`` or ``--screenshot=PATH``)."""
     try:
@@ -68,29 +62,29 @@ def store(tmp_path):
     """A sqlite store as a 2-fold pipeline run leaves it: a parent run named as the pipeline
     names it with its accuracy summary, and one nested run per test fold with its test
     accuracy. Made with the project's own tracking functions; nothing is trained."""
-    from components import tracking
+    from components import runs, tracking_store
     from urbansound.config import Config
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     config = Config()
-    name = tracking.parent_run_name(config, "/data/us8k-demo")
-    parent = tracking.start_parent_run(uri, "ui-browser-key", {"train.model": "urbannet"},
-                                       run_name=name)
+    name = runs.parent_run_name(config, "/data/us8k-demo")
+    parent = runs.start_parent_run(uri, "ui-browser-key", {"train.model": "urbannet"},
+                                   run_name=name)
     assert parent, "the store did not take the parent run"
-    c = tracking.client(uri)
+    c = tracking_store.client(uri)
     folds = {}
     for fold, accuracy in ((1, 0.625), (2, 0.75)):
-        run_id = tracking.start_fold_run(uri, parent, fold, {"train.model": "urbannet"})
+        run_id = runs.start_fold_run(uri, parent, fold, {"train.model": "urbannet"})
         c.log_metric(run_id, "test_accuracy", accuracy)
-        tracking.end_run(uri, run_id, "FINISHED")
+        runs.end_run(uri, run_id, "FINISHED")
         folds[fold] = run_id
     evaluation = tmp_path / "eval"
     evaluation.mkdir()
-    tracking.log_summary(uri, parent, {"mean": 0.6875, "median": 0.6875, "std": 0.0625},
-                         str(evaluation))
-    tracking.end_run(uri, parent, "FINISHED")
+    runs.log_summary(uri, parent, {"mean": 0.6875, "median": 0.6875, "std": 0.0625},
+                     str(evaluation))
+    runs.end_run(uri, parent, "FINISHED")
     return {"uri": uri, "name": name, "parent": parent, "folds": folds,
-            "experiment": tracking.experiment_id(c, uri)}
+            "experiment": runs.experiment_id(c, uri)}
 
 
 @pytest.fixture
@@ -99,7 +93,7 @@ def ui(chromium, store, tmp_path):
     and stopped by process group (the CLI's `mlflow ui` child and its workers)."""
     log_path = tmp_path / "ui.log"
     log = open(log_path, "w")
-    port = _free_port()
+    port = free_port()
     cli = Path(sys.executable).parent / "urbansound"
     command = [str(cli)] if cli.exists() else [sys.executable, "-m", "pipeline.cli"]
     # unbuffered: the address line is printed before `mlflow ui` takes over the process's life

@@ -11,9 +11,11 @@ import urllib.error
 import urllib.request
 
 import pytest
+from conftest import free_port
 
 from pipeline import ui_network
-from pipeline.cli import main, ui_command
+from pipeline.cli import main
+from pipeline.commands.ui import ui_command
 
 
 @pytest.fixture
@@ -105,12 +107,6 @@ def test_reachable_addresses():
     assert not any(ui_network.is_loopback(a) for a in real)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _status(port: int, host_header: str, path: str = "/") -> int:
     """The HTTP status of GET ``path`` sent with ``host_header`` (/health is exempt from
     MLflow's host check; the UI's page is not)."""
@@ -126,7 +122,7 @@ def _status(port: int, host_header: str, path: str = "/") -> int:
 def test_mlflow_takes_the_options_and_answers_the_allowed_names(tmp_path):
     """The command line runs: MLflow 3.17 accepts both options, answers a Host header it
     was told to allow and refuses (403) one it was not."""
-    port = _free_port()
+    port = free_port()
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     addresses = ["teamhost.lab.example"]
     command = ui_command(uri, "127.0.0.1", port,

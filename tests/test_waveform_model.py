@@ -5,21 +5,17 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import tone
 
 pytest.importorskip("tensorflow")
 
 from urbansound.config import Config, ConfigError, config_for  # noqa: E402
 from urbansound.features import input_shape, model_input, waveform_to_logmel  # noqa: E402
 from urbansound.records import decode_features, encode_features, encode_logmel  # noqa: E402
-from urbansound.training import augment_batch  # noqa: E402
+from urbansound.training_input import augment_batch  # noqa: E402
 
 SR = 22050
 CONV1D = config_for("conv1d")
-
-
-def tone(freq: float, seconds: float = 3.0, sr: int = SR, amplitude: float = 0.3) -> np.ndarray:
-    t = np.arange(int(seconds * sr)) / sr
-    return (amplitude * np.sin(2 * np.pi * freq * t)).astype(np.float32)
 
 
 def peak_hz(y: np.ndarray, sr: int) -> float:
@@ -44,7 +40,7 @@ def test_spec_augment_is_refused_for_a_waveform_model():
 
 
 def test_waveform_input_is_the_clip_at_16_khz_with_its_pitch_and_level():
-    y = tone(1000.0)
+    y = tone(1000.0, 3.0, amplitude=0.3)
     x = model_input(y, CONV1D)
     assert x.shape == (48000,) and x.dtype == np.float32
     assert abs(peak_hz(x, 16000) - 1000.0) < 1.0
@@ -53,7 +49,7 @@ def test_waveform_input_is_the_clip_at_16_khz_with_its_pitch_and_level():
 
 
 def test_waveform_input_fixes_the_length_as_the_logmel_does():
-    short = tone(500.0, seconds=1.0)
+    short = tone(500.0, 1.0, amplitude=0.3)
     looped = model_input(short, CONV1D)
     zeros = model_input(short, CONV1D.override(**{"audio.pad_mode": "zeros"}))
     assert looped.shape == zeros.shape == (48000,)
@@ -63,14 +59,14 @@ def test_waveform_input_fixes_the_length_as_the_logmel_does():
 
 
 def test_model_input_of_a_logmel_model_is_the_logmel():
-    y = tone(440.0)
+    y = tone(440.0, 3.0, amplitude=0.3)
     np.testing.assert_array_equal(model_input(y, Config()), waveform_to_logmel(y, Config()))
 
 
 def test_non_finite_waveform_is_refused():
     from urbansound.features import FeatureError
 
-    y = tone(440.0)
+    y = tone(440.0, 3.0, amplitude=0.3)
     y[10] = np.nan
     with pytest.raises(FeatureError, match="1 NaN or infinite"):
         model_input(y, CONV1D)
@@ -176,7 +172,7 @@ def test_conv1d_frames_are_one_second_overlapping_by_half(conv1d):
 
 
 def test_conv1d_ignores_the_recording_level(conv1d):
-    x = model_input(tone(700.0) + 0.05 * np.random.default_rng(0).normal(size=66150)
+    x = model_input(tone(700.0, 3.0, amplitude=0.3) + 0.05 * np.random.default_rng(0).normal(size=66150)
                     .astype(np.float32), CONV1D)[None, :, None]
     quiet = np.asarray(conv1d(x * 0.01, training=False))
     loud = np.asarray(conv1d(x, training=False))

@@ -251,34 +251,61 @@ def prepare_waveform(data: np.ndarray, native_rate: int, *, sample_rate: int,
     if not (np.isfinite(low) and np.isfinite(high)):
         bad = int(np.count_nonzero(~np.isfinite(data)))
         raise AudioError(source, f"contains NaN or infinite samples ({bad} of {data.size})")
-    duration = data.shape[0] / native_rate
-    check_duration(source, duration)
-    if low == 0.0 and high == 0.0:
-        raise AudioError(source, "silent (every sample is zero)")
-    if data.shape[1] == 1:
+    check_duration(source, data.shape[0] / native_rate)
+    any_nonzero = not (low == 0.0 and high == 0.0)
+    if data.shape[1] == 1 or not any_nonzero:
         # one channel is its own mix: mix_down's float64 round trip gives these samples
+        # (all zero: check_levels rejects it, nothing to mix)
         mono, peak = data[:, 0], max(-low, high)
     else:
         # mean of channels keeps the PCM range (float64 sum: no overflow on huge floats)
         mono = mix_down(data)
-        low, high = float(mono.min()), float(mono.max())
-        if low == 0.0 and high == 0.0:
-            raise AudioError(source, f"silent after mixing {data.shape[1]} channels down to "
-                                     f"mono (the channels cancel out)")
-        peak = max(-low, high)
+        peak = max(-float(mono.min()), float(mono.max()))
+    check_levels(source, any_nonzero=any_nonzero, peak=peak, channels=data.shape[1])
+    y = np.array(mono, dtype=np.float32)  # a contiguous copy, never a view of ``data``
+    if native_rate != sample_rate:
+        y = resample(y, orig_sr=native_rate, target_sr=sample_rate)
+    check_finite_result(source, y)
+    return np.ascontiguousarray(y, dtype=np.float32)
+
+
+def check_peak_plausible(source: str | os.PathLike, peak: float) -> None:
+    """Raise :class:`AudioError` when the mono mix's ``peak`` amplitude is above
+    :data:`MAX_PEAK` (corrupt or mis-decoded data); a streaming decoder checks each block."""
     if peak > MAX_PEAK:
         raise AudioError(source, f"implausible amplitude: peak sample {peak:.3g} (more than "
                                  f"{MAX_PEAK:.0e}; audio samples are normally within ±1), "
                                  f"corrupt or mis-decoded data")
+
+
+def check_levels(source: str | os.PathLike, *, any_nonzero: bool, peak: float,
+                 channels: int) -> None:
+    """The level checks on a decoded recording as a whole, one rule for every decoder
+    (:func:`prepare_waveform` for a recording held in memory, predict's streaming decoder
+    once its last block is read).
+
+    any_nonzero : whether any decoded sample (any channel) is not zero.
+    peak : the largest absolute sample of the mono mix (:func:`mix_down`).
+    channels : the decoded channels, for the message.
+
+    Raises :class:`AudioError`: silent (every sample zero), silent after mixing (the
+    channels cancel out), peak above :data:`MAX_PEAK` or below :data:`MIN_PEAK`.
+    """
+    if not any_nonzero:
+        raise AudioError(source, "silent (every sample is zero)")
+    if peak == 0.0:
+        raise AudioError(source, f"silent after mixing {channels} channels down to "
+                                 f"mono (the channels cancel out)")
+    check_peak_plausible(source, peak)
     if peak < MIN_PEAK:
         raise AudioError(source, f"practically silent: peak sample {peak:.3g} is below one "
                                  f"24-bit step ({MIN_PEAK:.2g})")
-    y = np.array(mono, dtype=np.float32)  # a contiguous copy, never a view of ``data``
-    if native_rate != sample_rate:
-        y = resample(y, orig_sr=native_rate, target_sr=sample_rate)
+
+
+def check_finite_result(source: str | os.PathLike, y: np.ndarray) -> None:
+    """Raise :class:`AudioError` when mixing down or resampling made a sample infinite."""
     if not np.all(np.isfinite(y)):
         raise AudioError(source, "samples overflow to infinity when mixed down or resampled")
-    return np.ascontiguousarray(y, dtype=np.float32)
 
 
 def resampled_length(n_native: int, native_rate: int, sample_rate: int) -> int:

@@ -2,7 +2,7 @@
 
 Each named deformation maps one waveform to one deformed waveform of the same
 sample rate.  The features stage applies them only to clips of folds that train
-some requested model (:func:`urbansound.training.folds_to_augment`); training reads
+some requested model (:func:`urbansound.folds.folds_to_augment`); training reads
 a fold's deformed copies only while that fold is a training fold, so no test or
 validation clip is ever a deformation's source, and deformed copies are computed
 once and shared by every fold model that trains on them.
@@ -35,39 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from urbansound.config import names_excerpt, quoted, split_per_class
-
-_STRETCH = (0.81, 0.93, 1.07, 1.23)
-_SHIFT = (-2.0, -1.0, 1.0, 2.0, -3.5, -2.5, 2.5, 3.5)
-_DRC = ("music standard", "film standard", "speech", "radio")
-BUILTIN_NOISES = ("traffic", "crowd", "workers", "hum")
-"""The synthesised background-noise sources, in ``background_noise_<k>`` order."""
-
-
-def _shift_name(n: float) -> str:
-    return f"pitch_shift_{n:g}"
-
-
-# name -> (muda deformer class name, keyword arguments)
-_DEFORMATIONS: dict[str, tuple[str, dict]] = {
-    **{f"time_stretch_{r:g}": ("TimeStretch", {"rate": r}) for r in _STRETCH},
-    **{_shift_name(n): ("PitchShift", {"n_semitones": n}) for n in _SHIFT},
-    **{f"drc_{p.replace(' ', '_')}": ("DynamicRangeCompression", {"preset": p}) for p in _DRC},
-    **{f"background_noise_{name}": ("BackgroundNoise", {"source": k})
-       for k, name in enumerate(BUILTIN_NOISES)},
-}
-DEFORMATION_NAMES = frozenset(_DEFORMATIONS)
-"""Names accepted in ``augment.deformations`` of the configuration."""
-
-STUDY_DEFORMATIONS = ("time_stretch_1.23", "pitch_shift_2", "drc_film_standard",
-                      "background_noise_workers")
-"""The thesis' four deformations (SEED.md)."""
-
-SALAMON_BELLO_DEFORMATIONS = tuple(_DEFORMATIONS)
-"""The dataset authors' 20 deformations per clip."""
-
-DEFORMATION_SETS = {"study": STUDY_DEFORMATIONS, "salamon-bello": SALAMON_BELLO_DEFORMATIONS}
-"""Named sets for ``--augment``."""
+from urbansound.deformations import BUILTIN_NOISES, DEFORMATION_NAMES, DEFORMATIONS
 
 NOISE_SECONDS = 30.0
 NOISE_WEIGHT = (0.1, 0.5)
@@ -75,45 +43,6 @@ NOISE_WEIGHT = (0.1, 0.5)
 
 class AugmentError(Exception):
     """A deformation failed on a clip (the message names the deformation)."""
-
-
-def binary_needed(name: str) -> str | None:
-    """The external program a deformation needs (``rubberband``, ``sox``), or None."""
-    kind = _DEFORMATIONS[name][0]
-    return {"TimeStretch": "rubberband", "PitchShift": "rubberband",
-            "DynamicRangeCompression": "sox"}.get(kind)
-
-
-def deformations_for(class_name: str, deformations: tuple[str, ...],
-                     per_class: tuple[str, ...] = ()) -> tuple[str, ...]:
-    """The deformations applied to a clip of ``class_name``.
-
-    ``per_class`` entries read ``"<class>=<name>,<name>"`` (``"<class>="`` for none):
-    the study proposes choosing deformations per class, because some hurt some
-    classes.  A class without an entry gets ``deformations``.
-    """
-    for name, chosen, _ in split_per_class(per_class):
-        if name == class_name:
-            return chosen
-    return tuple(deformations)
-
-
-def parse_per_class(per_class: tuple[str, ...], class_names) -> dict[str, tuple[str, ...]]:
-    """Check ``augment.per_class`` entries; ``ValueError`` naming the bad entry."""
-    out = {}
-    for entry, (name, names, sep) in zip(per_class, split_per_class(per_class)):
-        if not sep or name not in class_names:
-            raise ValueError(f"augment.per_class entry {quoted(entry)} must read "
-                             f"'<class>=<deformation>,...' with a class of "
-                             f"{names_excerpt(class_names)}")
-        unknown = [d for d in names if d not in DEFORMATION_NAMES]
-        if unknown:
-            raise ValueError(f"augment.per_class entry {quoted(entry)}: unknown deformation(s) "
-                             f"{names_excerpt(unknown)}")
-        if name in out:
-            raise ValueError(f"augment.per_class names {name!r} twice")
-        out[name] = names
-    return out
 
 
 def _clip_seed(key: str) -> int:
@@ -219,7 +148,7 @@ def _patch_muda_background() -> None:
 
 def make_deformer(name: str, *, noise_dir: str = "", sample_rate: int = 22050):
     """The muda deformer object for a deformation name."""
-    if name not in _DEFORMATIONS:
+    if name not in DEFORMATIONS:
         raise ValueError(f"unknown deformation {name!r}; known: {sorted(DEFORMATION_NAMES)}")
     import warnings
 
@@ -227,7 +156,7 @@ def make_deformer(name: str, *, noise_dir: str = "", sample_rate: int = 22050):
         # muda.deformers.sox imports pkg_resources, which warns on every import
         warnings.simplefilter("ignore", UserWarning)
         import muda
-    cls_name, kwargs = _DEFORMATIONS[name]
+    cls_name, kwargs = DEFORMATIONS[name]
     if cls_name == "BackgroundNoise":
         _patch_muda_background()
         files = noise_files(noise_dir, sample_rate)

@@ -46,14 +46,13 @@ from collections import Counter
 import apache_beam as beam
 
 from urbansound.config import Config
+from urbansound.deformations import deformations_for
 from urbansound.features import input_shape as features_input_shape
-from urbansound.ingest import MANIFEST, manifest_class_names, IngestError
+from urbansound.manifest import MANIFEST, IngestError, manifest_class_names
 from urbansound.outputs import claim_folder, record, remove_recorded
 from urbansound.records import ORIGINAL, masked_crc, write_tfrecord
 
 log = logging.getLogger(__name__)
-REJECTED = "rejected"
-"""Tag of :class:`ClipToLogMels`' second output: one JSON line per dropped example."""
 REPORT = "report.json"
 CACHE_NAMESPACE = "urbansound.cache"
 CACHE_HITS = "hits"
@@ -267,15 +266,16 @@ def _one_blas_thread() -> None:
     threadpool_limits(limits=1, user_api="blas")
 
 
-class ClipToLogMels(beam.DoFn):
+class ClipToLogMels:
     """Serialized waveform example → serialized model-input examples (original,
-    test-time windows, deformations).
+    test-time windows, deformations): the per-clip work of :class:`ShardToFeatures`
+    (:meth:`setup` once per worker, then :meth:`outputs` per clip).
 
     A deformation that fails on a clip is counted and logged, and that copy is
     skipped.  An example whose input cannot be computed or is not finite is not
-    emitted: it is counted (``features/rejected``) and described on the
-    :data:`REJECTED` output as a JSON object ``{"file", "fold", "deformation",
-    "reason"}``; when that is the original, the clip's deformations are skipped too.
+    emitted: it is counted (``features/rejected``) and described as a rejection, a
+    JSON object ``{"file", "fold", "deformation", "reason"}``; when that is the
+    original, the clip's deformations are skipped too.
     ``tally`` counts cache hits, computed copies and failed deformations (plain
     numbers: the runner may have no metrics).
     """
@@ -344,7 +344,7 @@ class ClipToLogMels(beam.DoFn):
         """(start in seconds, samples) of each window after the first of a clip longer than
         ``audio.clip_seconds``, at hop ``features.window_hop_s`` (none when it is 0): the
         windows predict would classify, for test-time averaging."""
-        from urbansound.predict import window_starts
+        from urbansound.windows import window_starts
 
         a, hop_s = self._config.audio, self._config.features.window_hop_s
         if hop_s <= 0 or len(rec.waveform) <= a.clip_samples:
@@ -371,7 +371,7 @@ class ClipToLogMels(beam.DoFn):
         a = self._config.augment
         augmented = example is not None and (self._deform_folds is None
                                              or rec.fold in self._deform_folds)
-        for name in (self._augment.deformations_for(rec.class_name, a.deformations, a.per_class)
+        for name in (deformations_for(rec.class_name, a.deformations, a.per_class)
                      if augmented else ()):
             key = (self._cache.key(rec.waveform, rec.sample_rate, name, rec.file_name)
                    if self._cache is not None else None)
@@ -396,28 +396,6 @@ class ClipToLogMels(beam.DoFn):
                     if values is not None:
                         self._cache.put(key, values)
             yield name, example, rejection
-
-    def process(self, serialized: bytes):
-        for _, example, rejection in self.outputs(serialized):
-            yield example if example is not None else \
-                beam.pvalue.TaggedOutput(REJECTED, rejection)
-
-
-class ExtractLogMels(beam.PTransform):
-    """PCollection[bytes waveform examples] → outputs ``logmels`` (bytes model-input
-    examples, all finite) and :data:`REJECTED` (JSON lines of dropped examples), for
-    pipelines that read the records themselves (not on the Dask runner: it does not
-    separate tagged outputs)."""
-
-    def __init__(self, config: Config, deform_folds: list[int] | None = None):
-        super().__init__()
-        self._config_json = config.to_json()
-        self._deform_folds = deform_folds
-
-    def expand(self, waveforms):
-        return waveforms | "LogMel" >> beam.ParDo(
-            ClipToLogMels(self._config_json, self._deform_folds)).with_outputs(
-            REJECTED, main="logmels")
 
 
 class ShardToFeatures(beam.DoFn):
@@ -484,7 +462,7 @@ def run_features(waveform_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
     beam_args : Beam pipeline options; default :func:`default_beam_args`; for Dask
         :func:`dask_beam_args`.
     deform_folds : folds whose clips get the configured deformations (None: all);
-        :func:`urbansound.training.folds_to_augment` gives the folds that train.
+        :func:`urbansound.folds.folds_to_augment` gives the folds that train.
     clips_per_shard : input clips per shard (default :func:`clips_per_shard_for`).
     progress : called as ``progress(clips_done, clips_total)`` from a watcher thread
         each time shards finish (None: not watched).

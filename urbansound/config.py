@@ -18,6 +18,9 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from urbansound.audio import MAX_RATE, MAX_SECONDS, MIN_RATE, MIN_SECONDS
+from urbansound.deformations import (DEFORMATION_NAMES, DEFORMATION_SETS, parse_per_class,
+                                     split_per_class)
+from urbansound.messages import quoted
 from urbansound.models import DEFAULT_MODEL, MODELS, OPTIMIZERS, SCHEDULES
 
 CLASS_NAMES: tuple[str, ...] = (
@@ -32,33 +35,6 @@ ALL_FOLDS: tuple[int, ...] = tuple(range(1, 11))
 
 class ConfigError(ValueError):
     """A configuration value is unknown or has the wrong type or range."""
-
-
-QUOTE_LIMIT = 80
-"""Characters of a user's value a one-line message quotes (a 6 KB JSON list is not one line)."""
-
-
-def quoted(value: Any, limit: int = QUOTE_LIMIT) -> str:
-    """``repr(value)`` for an error message, cut to ``limit`` characters with the full
-    length said: ``'["a", "b", ...' (6,000 characters)``."""
-    text = value if isinstance(value, str) else repr(value)
-    if len(text) <= limit:
-        return repr(value)
-    return f"{text[:limit]!r}… ({len(text):,} characters)"
-
-
-def names_excerpt(names, shown: int = 10, limit: int = 2 * QUOTE_LIMIT) -> str:
-    """A list of names for a message: all of them when few and short, else the first
-    ones (at most ``shown``, about ``limit`` characters) and how many there are
-    (``['a', 'b', 'c', ...] (300 names)``)."""
-    names = list(names)
-    if len(names) <= shown and len(repr(names)) <= limit:
-        return repr(names)
-    head: list[str] = []
-    while len(head) < min(shown, len(names)) and len(repr(head + names[len(head):][:1])) <= limit:
-        head.append(names[len(head)])
-    first = ", ".join(repr(n) for n in head) if head else quoted(names[0]) if names else ""
-    return f"[{first}, ...] ({len(names)} names)"
 
 
 @dataclass(frozen=True)
@@ -132,7 +108,7 @@ class TrainConfig:
     (``normalize="per_band"``): without it the study's SGD stays at chance.
     ``schedule="one_cycle"``: warm-up over 10 % of the steps, then cosine decay.
     ``mixup_alpha``, ``spec_augment``, ``time_shift``: in-training augmentation of the
-    training batches (:func:`urbansound.training.augment_batch`).
+    training batches (:func:`urbansound.training_input.augment_batch`).
     """
 
     model: str = DEFAULT_MODEL
@@ -197,7 +173,7 @@ class AugmentConfig:
 
     deformations : each name yields one deformed copy of every clip of the folds
         that train; the copies are only ever used when their source fold is a
-        training fold.  Names and sets: :mod:`urbansound.augment`.
+        training fold.  Names and sets: :mod:`urbansound.deformations`.
     per_class : ``"<class>=<name>,<name>"`` entries: that class gets these
         deformations instead (``"<class>="``: none), the study's per-class choice.
     noise_dir : folder of background-noise recordings for ``background_noise_*``;
@@ -219,18 +195,6 @@ class AugmentConfig:
         for _, chosen, _ in split_per_class(self.per_class):
             names += chosen
         return tuple(dict.fromkeys(names))
-
-
-def split_per_class(per_class: tuple[str, ...]) -> list[tuple[str, tuple[str, ...], bool]]:
-    """``augment.per_class`` entries ``"<class>=<name>,<name>"`` as (class, deformation
-    names, whether the entry had its ``=``), in order; the one reading of the syntax
-    (:func:`urbansound.augment.parse_per_class` checks the names)."""
-    out = []
-    for entry in per_class:
-        name, sep, chosen = entry.partition("=")
-        out.append((name.strip(), tuple(d.strip() for d in chosen.split(",") if d.strip()),
-                    bool(sep)))
-    return out
 
 
 LAYOUTS = ("auto", "urbansound8k", "esc50", "folders", "csv")
@@ -369,8 +333,6 @@ class Config:
 
     def validated(self) -> "Config":
         """Return self after range checks; raise :class:`ConfigError` otherwise."""
-        from urbansound import augment  # local: augment imports this module
-
         problem = out_of_bounds(self)  # first: the checks below compute with the values
         if problem:
             raise ConfigError(problem)
@@ -421,10 +383,10 @@ class Config:
             raise ConfigError(f"train.spec_augment masks log-mel bands and frames; model "
                               f"{t.model!r} takes the waveform: set train.spec_augment=0")
         for name in self.augment.deformations:
-            if name not in augment.DEFORMATION_NAMES:
+            if name not in DEFORMATION_NAMES:
                 raise ConfigError(
-                    f"unknown deformation {name!r}; known: {sorted(augment.DEFORMATION_NAMES)} "
-                    f"or a set: {sorted(augment.DEFORMATION_SETS)}")
+                    f"unknown deformation {name!r}; known: {sorted(DEFORMATION_NAMES)} "
+                    f"or a set: {sorted(DEFORMATION_SETS)}")
         d = self.data
         data_checks = [
             (d.layout in LAYOUTS,
@@ -446,10 +408,11 @@ class Config:
             raise ConfigError(f"data.group_pattern {quoted(d.group_pattern)} is not a regular "
                               f"expression ({exc})") from None
         # per-class names are checked where the classes are known: given, or UrbanSound8K's
-        # (``auto`` is resolved to the dataset's layout before a run, see pipeline.cli)
+        # (``auto`` is resolved to the dataset's layout before a run, see
+        # pipeline.commands.resolve)
         if d.class_names or d.layout in ("auto", "urbansound8k"):
             try:
-                augment.parse_per_class(self.augment.per_class, self.class_names)
+                parse_per_class(self.augment.per_class, self.class_names)
             except ValueError as exc:
                 raise ConfigError(str(exc)) from None
         expected = 1 + (a.clip_samples - f.n_fft) // f.hop_length

@@ -19,7 +19,7 @@ from typing import Sequence
 
 import numpy as np
 
-from urbansound.config import names_excerpt
+from urbansound.messages import names_excerpt
 from urbansound.metrics import (normalize_rows, per_class_accuracy, plot_confusion_matrix,
                                 plot_history, summarize_accuracies)
 from urbansound.training import FoldResult

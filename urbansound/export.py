@@ -35,7 +35,8 @@ from urbansound.audio import AudioError
 from urbansound.config import Config, ConfigError
 from urbansound.features import FeatureError
 from urbansound.predict import (DEFAULT_HOP_SECONDS, find_audio_files, hop_samples,
-                                iter_windows, model_input_batch, stream_audio)
+                                model_input_batch, stream_audio)
+from urbansound.windows import iter_windows
 
 FORMATS = ("tflite",)
 MAX_CALIBRATION_WINDOWS = 200

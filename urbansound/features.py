@@ -14,11 +14,10 @@ it returns depends on the model's declared input kind (``Config.input_kind``, fr
 from __future__ import annotations
 
 import functools
-import os
 
 import numpy as np
 
-from urbansound.audio import AudioError, fix_length, load_audio, resample
+from urbansound.audio import fix_length, resample
 from urbansound.config import AudioConfig, Config, FeatureConfig
 
 
@@ -235,22 +234,3 @@ def input_shape(config: Config) -> tuple[int, ...]:
         return (f.waveform_samples(config.audio.clip_seconds), 1)
     return (f.n_mels, f.n_frames, 1)
 
-
-def file_to_logmel(path: str | os.PathLike, config: Config) -> np.ndarray:
-    """Decode any audio file and compute the model's input features.
-
-    Returns
-    -------
-    np.ndarray [shape=(n_mels, n_frames), dtype=float32], finite.
-
-    Raises
-    ------
-    AudioError
-        the file cannot be decoded or used (see :func:`urbansound.audio.load_audio`),
-        or its log-mel would not be finite.
-    """
-    y = load_audio(path, sample_rate=config.audio.sample_rate)
-    try:
-        return waveform_to_logmel(y, config)
-    except FeatureError as exc:
-        raise AudioError(path, str(exc)) from None

@@ -28,22 +28,19 @@ from typing import Callable
 from urbansound.audio import AudioError, load_audio
 from urbansound.config import CLASS_NAMES, Config
 from urbansound.content_hash import content_digests
-from urbansound.dataset import Clip, DatasetError, Rejection, dataset_fingerprint
+from urbansound.dataset import dataset_fingerprint
 from urbansound.layouts import scan
+from urbansound.listing import Clip, Rejection
+from urbansound.manifest import MANIFEST, IngestError
 from urbansound.outputs import claim_folder, record, remove_recorded
 from urbansound.records import encode_waveform, write_tfrecord
 
-MANIFEST = "manifest.json"
 REPORT = "report.json"
 REPORT_CSV = "report.csv"
 
 MOSTLY_REJECTED = 0.5
 """When more than this share of the CSV rows is rejected, ingest warns loudly: it
 still succeeds, but the run is not the dataset the user thinks it is."""
-
-
-class IngestError(DatasetError):
-    """Ingest cannot produce a usable dataset (or strict mode found rejections)."""
 
 
 @dataclass
@@ -364,33 +361,3 @@ def _write_report(result: IngestResult, config: Config, *, manifest: bool = True
                                         encoding="utf-8")
     except OSError as exc:
         raise IngestError(f"{out}: cannot write the report ({exc.strerror or exc})") from None
-
-
-def manifest_class_names(manifest: dict) -> tuple[str, ...]:
-    """The class names (label order) a manifest records; UrbanSound8K's ten for a
-    manifest written before class names were read from the data."""
-    return tuple(manifest.get("class_names") or manifest.get("classes") or CLASS_NAMES)
-
-
-def with_class_names(config: Config, directory: str | os.PathLike) -> Config:
-    """``config`` with ``data.class_names`` set: its own when it has them, else those of
-    the manifest in ``directory`` (ingest's or features' output), else UrbanSound8K's ten
-    (a folder with no manifest, or one written before class names were recorded)."""
-    if config.data.class_names:
-        return config
-    path = Path(directory) / MANIFEST
-    try:
-        names = manifest_class_names(json.loads(path.read_text(encoding="utf-8")))
-    except FileNotFoundError:
-        names = CLASS_NAMES
-    return config.override(**{"data.class_names": list(names)})
-
-
-def read_manifest(directory: str | os.PathLike) -> dict:
-    """The manifest.json ingest or features wrote in ``directory``."""
-    path = Path(directory) / MANIFEST
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise IngestError(f"{path}: not found; is {directory} the output of the previous stage?") \
-            from None

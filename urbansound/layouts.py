@@ -1,8 +1,8 @@
 """Dataset layouts: where the clips, their classes and their folds come from.
 
-Every layout produces the same :class:`urbansound.dataset.Listing` that ingest reads
-(accepted :class:`~urbansound.dataset.Clip` objects, one
-:class:`~urbansound.dataset.Rejection` per row or file that cannot be used, the class
+Every layout produces the same :class:`urbansound.listing.Listing` that ingest reads
+(accepted :class:`~urbansound.listing.Clip` objects, one
+:class:`~urbansound.listing.Rejection` per row or file that cannot be used, the class
 names in label order), so decoding, rejections with reasons, the confinement of every
 path to the dataset folder and strict mode are the same for all of them.
 
@@ -36,11 +36,12 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-from urbansound.config import (ALL_FOLDS, CLASS_NAMES, DEFAULT_GROUP_PATTERN, DataConfig,
-                               names_excerpt)
-from urbansound.dataset import (INT64_MAX, Clip, DatasetError, Listing, Rejection, _as_int,
-                                _inside, _not_utf8, _shorten, _shown, check_file, check_root,
-                                missing_csv, plain_relative_path, printable, read_table, scan_dataset)
+from urbansound.config import ALL_FOLDS, CLASS_NAMES, DEFAULT_GROUP_PATTERN, DataConfig
+from urbansound.messages import names_excerpt
+from urbansound.dataset import scan_dataset
+from urbansound.listing import (INT64_MAX, Clip, DatasetError, Listing, Rejection, as_int,
+                                check_file, check_root, is_inside, missing_csv, not_utf8,
+                                plain_relative_path, printable, read_table, shorten, show_value)
 
 ESC50_CSV = Path("meta") / "esc50.csv"
 ESC50_COLUMNS = ("filename", "fold", "target", "category")
@@ -134,6 +135,13 @@ def scan(data: str | os.PathLike, config: DataConfig | None = None) -> Listing:
     raise DatasetError(f"unknown layout {layout!r}")
 
 
+def list_clips(root: str | os.PathLike, data=None) -> tuple[list[Clip], list[Rejection]]:
+    """The clips and rejections of the dataset at ``root``, in the layout ``data``
+    (a :class:`urbansound.config.DataConfig`; default: detected) names."""
+    listing = scan(root, data)
+    return listing.clips, listing.rejections
+
+
 def frames_for(config, clip_seconds: float) -> int:
     """Log-mel frames a clip of ``clip_seconds`` gives under ``config`` (``center=False``)."""
     samples = int(round(config.audio.sample_rate * clip_seconds))
@@ -215,7 +223,7 @@ class _Entry:
 
 
 def _fold(text) -> int | None:
-    fold = _as_int(text)
+    fold = as_int(text)
     return fold if fold in ALL_FOLDS else None
 
 
@@ -229,7 +237,7 @@ def _finish(root: Path, layout: str, entries: list[_Entry], rejections: list[Rej
     for e in entries:
         if e.class_name not in index:
             rejections.append(Rejection(file=printable(e.rel), fold=e.fold,
-                                        reason=f"class {_shown(e.class_name)} is not one of "
+                                        reason=f"class {show_value(e.class_name)} is not one of "
                                                f"data.class_names"))
             continue
         clips.append(Clip(file_name=e.rel, path=str(e.path), fold=e.fold,
@@ -243,7 +251,7 @@ def _finish(root: Path, layout: str, entries: list[_Entry], rejections: list[Rej
     split_groups = sorted(g for g, f in folds_of.items() if len(f) > 1)
     if split_groups:
         warnings.append(f"{len(split_groups)} recording group(s) appear in more than one fold "
-                        f"(first: {_shorten(printable(split_groups[0]))!r} in folds "
+                        f"(first: {shorten(printable(split_groups[0]))!r} in folds "
                         f"{sorted(folds_of[split_groups[0]])}): their clips can be in training "
                         f"and test at once")
     clips.sort(key=lambda c: (c.fold, c.file_name))
@@ -260,7 +268,7 @@ def _file_problem(root: Path, rel: str, within: Path | None = None,
 def _plain_name(name: str) -> str | None:
     if (not name or name in (".", "..") or "/" in name or "\\" in name or os.path.isabs(name)
             or any(ord(ch) < 32 or ord(ch) == 127 for ch in name)):
-        return f"file name {_shown(name)} is not a plain file name"
+        return f"file name {show_value(name)} is not a plain file name"
     return None
 
 
@@ -293,19 +301,19 @@ def scan_esc50(root: str | os.PathLike, config: DataConfig = DataConfig()) -> Li
         v = row.values
         name = v["filename"].strip()
         named.add(name)
-        shown = f"audio/{_shorten(printable(name), 250)}"
+        shown = f"audio/{shorten(printable(name), 250)}"
         fold = _fold(v["fold"])
-        target = _as_int(v["target"])
+        target = as_int(v["target"])
         category = v["category"].strip()
         reason = None
         if fold is None:
-            reason = f"fold {_shown(v['fold'])} is not one of 1..10"
+            reason = f"fold {show_value(v['fold'])} is not one of 1..10"
         elif target is None or not 0 <= target <= INT64_MAX:
-            reason = f"target {_shown(v['target'])} is not a whole number >= 0"
+            reason = f"target {show_value(v['target'])} is not a whole number >= 0"
         elif not category:
             reason = "category is empty"
         elif target in category_of and category_of[target][0] != category:
-            reason = (f"category {_shown(category)} disagrees with target {target} "
+            reason = (f"category {show_value(category)} disagrees with target {target} "
                       f"({category_of[target][0]!r} on CSV line {category_of[target][1]})")
         elif category in target_of and target_of[category][0] != target:
             reason = (f"target {target} disagrees with category {category!r} (target "
@@ -336,7 +344,7 @@ def _unnamed_files(root: Path, folder: Path, named: set[str], shown: str) -> lis
     """Files in ``folder`` that no row names (hidden ones skipped)."""
     if not folder.is_dir():
         return []
-    if not _inside(folder.resolve(), root.resolve()):
+    if not is_inside(folder.resolve(), root.resolve()):
         return [Rejection(file=shown, reason="folder is a link that leads outside the dataset "
                                              "folder; it is not read")]
     out = []
@@ -345,7 +353,7 @@ def _unnamed_files(root: Path, folder: Path, named: set[str], shown: str) -> lis
             continue
         if path.is_file() or path.is_symlink():
             reason = "no metadata row names this file"
-            if _not_utf8(path.name):
+            if not_utf8(path.name):
                 reason += " (its name is not valid UTF-8)"
             out.append(Rejection(file=f"{shown}{printable(path.name)}", reason=reason))
     return out
@@ -373,12 +381,12 @@ def scan_folders(root: str | os.PathLike, config: DataConfig = DataConfig()) -> 
         raise DatasetError(f"{root}: no class folders (expected ROOT/<class>/<audio file>)")
     for class_dir in class_dirs:
         cls = class_dir.name
-        if _not_utf8(cls):  # the class name goes into the records and manifest.json as text
+        if not_utf8(cls):  # the class name goes into the records and manifest.json as text
             rejections.append(Rejection(file=printable(cls) + "/",
                                         reason="folder name is not valid UTF-8 (rename it); "
                                                "its files are not read"))
             continue
-        if not _inside(class_dir.resolve(), root_real):
+        if not is_inside(class_dir.resolve(), root_real):
             rejections.append(Rejection(file=printable(cls) + "/",
                                         reason="folder is a link that leads outside the dataset "
                                                "folder; its files are not read"))
@@ -393,7 +401,7 @@ def scan_folders(root: str | os.PathLike, config: DataConfig = DataConfig()) -> 
             if path.name.startswith("."):
                 continue
             rel = f"{cls}/{path.name}"
-            if _not_utf8(path.name):
+            if not_utf8(path.name):
                 rejections.append(Rejection(file=printable(rel),
                                             reason="file name is not valid UTF-8 (rename it)"))
                 continue
@@ -469,12 +477,12 @@ def _folds_from_csv(csv_path: Path, entries: list[_Entry],
             reason = (f"named on {where} {row.line}, but this file name is in several class "
                       f"folders (write <class>/<file>)" if by_name.get(file)
                       else f"named on {where} {row.line}: no such usable file in a class folder")
-            rejections.append(Rejection(file=_shorten(printable(file), 250), reason=reason,
+            rejections.append(Rejection(file=shorten(printable(file), 250), reason=reason,
                                         fold=fold))
             continue
         reason = None
         if fold is None:
-            reason = f"{where} {row.line}: fold {_shown(row.values['fold'])} is not one of 1..10"
+            reason = f"{where} {row.line}: fold {show_value(row.values['fold'])} is not one of 1..10"
         elif entry.rel in assigned:
             reason = (f"{where} {row.line}: a second fold for this file (line "
                       f"{assigned[entry.rel]})")
@@ -529,20 +537,20 @@ def scan_csv(data: str | os.PathLike, config: DataConfig = DataConfig()) -> List
         fold = _fold(v["fold"])
         label = v["label"].strip()
         salience_text = v.get("salience", "").strip()
-        salience = _as_int(salience_text) if salience_text else 0
+        salience = as_int(salience_text) if salience_text else 0
         reason = plain_relative_path(rel)
         if reason is None and not label:
             reason = "label is empty"
         if reason is None and fold is None:
-            reason = f"fold {_shown(v['fold'])} is not one of 1..10"
+            reason = f"fold {show_value(v['fold'])} is not one of 1..10"
         if reason is None and salience not in (0, 1, 2):
-            reason = f"salience {_shown(salience_text)} is not 1 (foreground) or 2 (background)"
+            reason = f"salience {show_value(salience_text)} is not 1 (foreground) or 2 (background)"
         if reason is None and rel in seen:
             reason = f"duplicate row (CSV line {row.line} repeats line {seen[rel]})"
         if reason is None:
             reason = _file_problem(root, rel)
         if reason is not None:
-            rejections.append(Rejection(file=_shorten(printable(rel), 250), reason=reason,
+            rejections.append(Rejection(file=shorten(printable(rel), 250), reason=reason,
                                         fold=fold))
             continue
         seen[rel] = row.line

@@ -44,7 +44,7 @@ class ModelSpec:
         every non-test fold trains, nothing is chosen on held-out data.
     batch_size : examples per step.
     mixup_alpha, spec_augment, time_shift : in-training augmentation of the log-mels
-        (:func:`urbansound.training.augment_batch`); 0 / False: none.
+        (:func:`urbansound.training_input.augment_batch`); 0 / False: none.
     study : True for the study's own models (SEED.md).
     """
 

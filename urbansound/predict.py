@@ -38,11 +38,12 @@ from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
-from urbansound.audio import (MAX_PEAK, MAX_RATE, MIN_PEAK, MIN_RATE, MIN_SECONDS,
-                              AudioError, check_duration, decode_message, fix_length, mix_down,
-                              open_audio, resampled_length)
+from urbansound.audio import (MAX_RATE, MIN_RATE, MIN_SECONDS, AudioError, check_duration,
+                              check_finite_result, check_levels, check_peak_plausible,
+                              decode_message, mix_down, open_audio, resampled_length)
 from urbansound.config import CLASS_NAMES, Config
 from urbansound.features import FeatureError, input_shape, model_input
+from urbansound.windows import count_windows, iter_windows
 
 DEFAULT_HOP_SECONDS = 1.5
 """Default hop between window starts: half a window.  Every second of audio is seen
@@ -88,36 +89,6 @@ def hop_samples(hop_seconds: float, config: Config) -> int:
     return hop
 
 
-def window_starts(n_samples: int, *, window: int, hop: int) -> np.ndarray:
-    """Start sample of every window of a recording of ``n_samples`` samples.
-
-    Returns
-    -------
-    np.ndarray [shape=(n_windows,), dtype=int64]: ``[0]`` when n_samples <= window,
-        else 0, hop, 2·hop, ... while ``start + window <= n_samples``, then
-        ``n_samples - window`` if the last of those ends before ``n_samples``.
-    """
-    if n_samples < 1 or window < 1 or hop < 1:
-        raise ValueError(f"need n_samples, window and hop >= 1, got {n_samples}, {window}, {hop}")
-    if n_samples <= window:
-        return np.zeros(1, np.int64)
-    starts = np.arange(0, n_samples - window + 1, hop, dtype=np.int64)
-    if starts[-1] + window < n_samples:
-        starts = np.append(starts, n_samples - window)
-    return starts
-
-
-def count_windows(n_samples: int, *, window: int, hop: int) -> int:
-    """``len(window_starts(n_samples, window=window, hop=hop))`` without making them: the
-    windows of a recording of ``n_samples`` samples (n_samples >= 1)."""
-    if n_samples < 1 or window < 1 or hop < 1:
-        raise ValueError(f"need n_samples, window and hop >= 1, got {n_samples}, {window}, {hop}")
-    if n_samples <= window:
-        return 1
-    grid = (n_samples - window) // hop + 1
-    return grid + (1 if (grid - 1) * hop + window < n_samples else 0)
-
-
 def file_windows(path: str | os.PathLike, config: Config,
                  hop_seconds: float = DEFAULT_HOP_SECONDS) -> int:
     """The windows :func:`predict_file` would classify in ``path``, from its header (frames
@@ -143,64 +114,6 @@ def check_window_budget(n_windows: int, used: int = 0, limit: int | None = None)
         raise ValueError(f"{n_windows:,} windows after the {used:,} of the rows before it is "
                          f"more than the {limit:,} one request may classify: send this row "
                          f"in another request")
-
-
-def window_times(n_samples: int, config: Config, hop_seconds: float = DEFAULT_HOP_SECONDS
-                 ) -> tuple[np.ndarray, np.ndarray]:
-    """(start, end) of every window in seconds, each [shape=(n_windows,), float64];
-    the end is ``min(start + clip_seconds, duration)``."""
-    a = config.audio
-    starts = window_starts(n_samples, window=a.clip_samples, hop=hop_samples(hop_seconds, config))
-    ends = np.minimum(starts + a.clip_samples, n_samples)
-    return starts / a.sample_rate, ends / a.sample_rate
-
-
-def iter_windows(blocks: Iterable[np.ndarray], *, window: int, hop: int, pad_mode: str = "loop"
-                 ) -> Iterator[tuple[int, int, np.ndarray]]:
-    """Cut a stream of waveform blocks into windows, holding at most about
-    ``window + len(block)`` samples.
-
-    Parameters
-    ----------
-    blocks : consecutive pieces of one mono waveform, each np.ndarray [shape=(m,)], any m >= 0.
-    window, hop : samples.
-    pad_mode : how a recording shorter than ``window`` is filled (see
-        :func:`urbansound.audio.fix_length`).
-
-    Yields
-    ------
-    (start, end, samples): sample positions in the recording (end exclusive, at most
-        its length) and np.ndarray [shape=(window,), dtype=float32]; the windows of
-        :func:`window_starts`, in order.
-    """
-    buf = np.zeros(0, np.float32)
-    buf_start = 0  # recording position of buf[0]
-    next_start = 0
-    last_end = 0  # end of the last window yielded
-    total = 0
-    for block in blocks:
-        block = np.asarray(block, np.float32)
-        if block.size == 0:
-            continue
-        buf = np.concatenate([buf, block])
-        total += block.size
-        while next_start + window <= total:
-            lo = next_start - buf_start
-            yield next_start, next_start + window, buf[lo:lo + window].copy()
-            last_end = next_start + window
-            next_start += hop
-        # keep what the next grid window or an end-aligned last window can need
-        keep_from = min(next_start, total - window)
-        if keep_from > buf_start:
-            buf = buf[keep_from - buf_start:]
-            buf_start = keep_from
-    if total == 0:
-        raise ValueError("no samples")
-    if total < window:
-        yield 0, total, fix_length(buf, window, pad_mode=pad_mode)
-    elif last_end < total:
-        lo = total - window - buf_start
-        yield total - window, total, buf[lo:lo + window].copy()
 
 
 def model_input_batch(windows: Sequence[np.ndarray], config: Config) -> np.ndarray:
@@ -233,7 +146,8 @@ def stream_audio(path: str | os.PathLike, *, sample_rate: int = 22050,
     checks as ingest apply (empty or truncated file, undecodable, implausible rate,
     NaN/inf samples, peak above :data:`~urbansound.audio.MAX_PEAK` or below
     :data:`~urbansound.audio.MIN_PEAK`, all zero, shorter than 20 ms); checks on the
-    whole recording run when its last block has been read.
+    whole recording (:func:`urbansound.audio.check_levels`, ingest's too) run when its
+    last block has been read.
 
     Parameters
     ----------
@@ -287,10 +201,7 @@ def stream_audio(path: str | os.PathLike, *, sample_rate: int = 22050,
                 # mono exactly as urbansound.audio.prepare_waveform computes it
                 mono = mix_down(data)
                 block_peak = float(np.max(np.abs(mono)))
-                if block_peak > MAX_PEAK:
-                    raise AudioError(path, f"implausible amplitude: peak sample {block_peak:.3g} "
-                                           f"(more than {MAX_PEAK:.0e}; audio samples are "
-                                           f"normally within ±1), corrupt or mis-decoded data")
+                check_peak_plausible(path, block_peak)  # early: before the rest is decoded
                 peak = max(peak, block_peak)
                 y = mono.astype(np.float32)
                 n_native += y.size
@@ -298,8 +209,7 @@ def stream_audio(path: str | os.PathLike, *, sample_rate: int = 22050,
                 y = np.zeros(0, np.float32)
             if resampler is not None:
                 y = resampler.resample_chunk(y, last=last)
-            if not np.all(np.isfinite(y)):
-                raise AudioError(path, "samples overflow to infinity when mixed down or resampled")
+            check_finite_result(path, y)
             pending = np.concatenate([pending, y]) if pending.size else y
             if last:
                 break
@@ -312,14 +222,7 @@ def stream_audio(path: str | os.PathLike, *, sample_rate: int = 22050,
         raise AudioError(path, "no audio samples")
     duration = n_native / native_rate
     check_duration(path, duration, longest=None)  # read in blocks: any length
-    if not any_raw:
-        raise AudioError(path, "silent (every sample is zero)")
-    if peak == 0.0:
-        raise AudioError(path, f"silent after mixing {channels} channels down to mono "
-                               f"(the channels cancel out)")
-    if peak < MIN_PEAK:
-        raise AudioError(path, f"practically silent: peak sample {peak:.3g} is below one "
-                               f"24-bit step ({MIN_PEAK:.2g})")
+    check_levels(path, any_nonzero=any_raw, peak=peak, channels=channels)
     # librosa.resample's final length: zero-pad or trim to ceil(n * ratio)
     want = resampled_length(n_native, native_rate, sample_rate) - n_out
     if want < 0:  # pragma: no cover - soxr never runs more than `hold` samples long

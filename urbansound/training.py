@@ -1,9 +1,10 @@
 """Stage 3, train: one Keras model per test fold on the official folds.
 
 For test fold k the validation fold is drawn (seeded) from the other folds
-present, and every remaining fold trains.  The test and validation folds
-contribute original audio only; deformed copies come from training folds only.
-Per-band standardisation statistics come from the training examples only.
+present, and every remaining fold trains (:func:`urbansound.folds.split_folds`).  The
+test and validation folds contribute original audio only; deformed copies come from
+training folds only.  Per-band standardisation statistics come from the training
+examples only.  The examples, in memory or streamed, are :mod:`urbansound.training_input`'s.
 Callers (the KFP component) add their own Keras callbacks, e.g. for tracking.
 """
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import random
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -19,201 +19,14 @@ from typing import Sequence
 import numpy as np
 
 from urbansound.config import CLASS_NAMES, Config, ConfigError
+from urbansound.folds import split_folds
 from urbansound.metrics import confusion_matrix
-from urbansound.records import ORIGINAL, decode_features, fold_files, is_window, iter_records
+from urbansound.training_input import Examples, load_examples, training_set
 
 MODEL_FILE = "model.keras"
 RESULT_FILE = "fold_result.json"
 CONFIG_FILE = "config.json"
 """Written beside the model: the configuration it was trained with (predict reads it)."""
-
-
-@dataclass(frozen=True)
-class FoldSplit:
-    """Which folds play which role for one test fold (``validation_fold`` None: no
-    validation fold, every non-test fold trains)."""
-
-    test_fold: int
-    validation_fold: int | None
-    train_folds: tuple[int, ...]
-
-
-def min_folds(validation: str) -> int:
-    """Folds a dataset needs: test + training, and a validation fold when ``validation="fold"``."""
-    return 3 if validation == "fold" else 2
-
-
-def split_folds(test_fold: int, available: Sequence[int], *, seed: int,
-                validation: str = "fold") -> FoldSplit:
-    """Assign the roles of the folds for one test fold.
-
-    With ``validation="fold"`` the validation fold is drawn at random (seeded by
-    ``seed`` and ``test_fold``) from the other folds; with ``"none"`` every other fold
-    trains.  Never a random split of clips: slices of one recording share a fold.
-
-    Raises
-    ------
-    ValueError
-        the test fold is absent, or too few folds are present (:func:`min_folds`).
-    """
-    folds = sorted(set(int(f) for f in available))
-    if test_fold not in folds:
-        raise ValueError(f"test fold {test_fold} is not among the folds present {folds}")
-    needed = min_folds(validation)
-    if len(folds) < needed:
-        roles = "test, validation, training" if validation == "fold" else "test, training"
-        raise ValueError(f"need at least {needed} folds ({roles}); have {folds}")
-    others = [f for f in folds if f != test_fold]
-    if validation == "none":
-        return FoldSplit(test_fold, None, tuple(others))
-    chosen = random.Random(f"{seed}:{test_fold}").choice(others)
-    return FoldSplit(test_fold, chosen, tuple(f for f in others if f != chosen))
-
-
-def folds_to_augment(test_folds: Sequence[int], available: Sequence[int], *, seed: int,
-                     validation: str = "fold") -> list[int]:
-    """Folds that train at least one of the test folds' models: only their clips are
-    deformed, so a test or validation clip is never a deformation's source (with every
-    fold tested, every fold trains some other fold's model, and so is deformed once)."""
-    return sorted({f for t in test_folds
-                   for f in split_folds(t, available, seed=seed, validation=validation).train_folds})
-
-
-@dataclass
-class Examples:
-    """Model inputs of some folds: x float32 [shape=(n, n_mels, n_frames, 1)] dB log-mels,
-    or [shape=(n, n_samples, 1)] waveforms; y int [shape=(n,)]."""
-
-    x: np.ndarray
-    y: np.ndarray
-    file_names: list[str]
-    deformations: list[str]
-    salience: list[int] = field(default_factory=list)  # 1 foreground, 2 background, 0 unknown
-
-    def __len__(self) -> int:
-        return len(self.y)
-
-
-def load_examples(feature_dir: str | os.PathLike, folds: Sequence[int], *,
-                  include_deformed: bool, include_windows: bool = False) -> Examples:
-    """Read the model-input examples (log-mels or waveforms) of ``folds``, sorted by (file
-    name, deformation) so the order (and so training under a seed) does not depend on how
-    Beam sharded the files.  ``include_windows``: also the later windows of long clips
-    (test-time averaging; they follow their clip's first window in this order)."""
-    items = []
-    for fold in folds:
-        paths = fold_files(feature_dir, fold)
-        if not paths:
-            raise FileNotFoundError(f"{feature_dir}: no log-mel records for fold {fold}")
-        for raw in iter_records(paths):
-            rec = decode_features(raw)
-            window = is_window(rec.deformation)
-            if (rec.deformation == ORIGINAL or (window and include_windows)
-                    or (include_deformed and not window)):
-                items.append((rec.file_name, rec.deformation, rec.label, rec.values,
-                              rec.salience))
-    items.sort(key=lambda item: (item[0], item[1]))
-    if not items:
-        return Examples(np.zeros((0, 0, 0, 1), np.float32), np.zeros(0, np.int64), [], [])
-    x = np.stack([item[3] for item in items])[..., None]
-    y = np.array([item[2] for item in items], dtype=np.int64)
-    return Examples(x, y, [i[0] for i in items], [i[1] for i in items], [i[4] for i in items])
-
-
-def band_statistics(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and variance of each mel band over examples and frames.
-
-    x : [shape=(n, n_mels, n_frames, 1)] → two arrays [shape=(n_mels,)] in dB and dB².
-
-    Raises
-    ------
-    ValueError
-        ``x`` holds a non-finite value: one bad example would make every statistic NaN
-        and the fold train at chance.
-    """
-    x64 = x[..., 0].astype(np.float64)
-    if not np.isfinite(x64).all():
-        raise ValueError(f"{int((~np.isfinite(x64).all(axis=(1, 2))).sum())} training "
-                         f"example(s) hold non-finite log-mel values")
-    mean = x64.mean(axis=(0, 2))
-    variance = x64.var(axis=(0, 2))
-    return mean.astype(np.float32), np.maximum(variance, 1e-6).astype(np.float32)
-
-
-def augment_batch(x: np.ndarray, y: np.ndarray, rng: np.random.Generator, *,
-                  mixup_alpha: float = 0.0, spec_augment: int = 0, time_shift: bool = False,
-                  fill: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """In-training augmentation of one batch of log-mels (training batches only).
-
-    x : float32 [shape=(b, n_mels, n_frames, 1)] dB log-mels, or [shape=(b, n_samples, 1)]
-        waveforms (time shift and mixup only); y : one-hot [shape=(b, n_classes)].
-    time_shift : roll each example by a random number of frames (or samples) along time
-        (a sound may start anywhere).
-    spec_augment : log-mels only: that many frequency masks and as many time masks per example, each up to
-        1/8 of its axis wide (SpecAugment), filled with ``fill`` (the per-band mean,
-        [shape=(n_mels,)] dB, so that the standardised input reads 0 there) or the example's
-        minimum.
-    mixup_alpha : mix each example with another of the batch, weight ~ Beta(α, α), labels too.
-
-    Returns new arrays; the inputs are not modified.
-    """
-    x = x.copy()
-    y = y.astype(np.float32, copy=True)
-    b = x.shape[0]
-    time_axis = x.ndim - 2  # frames of (b, n_mels, n_frames, 1), samples of (b, n, 1)
-    if time_shift:
-        for i, shift in enumerate(rng.integers(0, x.shape[time_axis], size=b)):
-            x[i] = np.roll(x[i], int(shift), axis=time_axis - 1)
-    if spec_augment > 0 and x.ndim != 4:
-        raise ValueError(f"spec_augment masks log-mels (b, n_mels, n_frames, 1); got {x.shape}")
-    if spec_augment > 0:
-        _, n_mels, n_frames, _ = x.shape
-    for i in range(b if spec_augment > 0 else 0):
-        column = (np.asarray(fill, np.float32)[:, None] if fill is not None
-                  else np.full((n_mels, 1), x[i, ..., 0].min(), np.float32))
-        for _ in range(spec_augment):
-            width = int(rng.integers(0, n_mels // 8 + 1))
-            start = int(rng.integers(0, n_mels - width + 1))
-            x[i, start:start + width, :, 0] = column[start:start + width]
-            width = int(rng.integers(0, n_frames // 8 + 1))
-            start = int(rng.integers(0, n_frames - width + 1))
-            x[i, :, start:start + width, 0] = column
-    if mixup_alpha > 0:
-        lam = rng.beta(mixup_alpha, mixup_alpha, size=b).astype(np.float32)
-        lam = np.maximum(lam, 1 - lam)  # the first example stays the larger part
-        partner = rng.permutation(b)
-        weight = lam.reshape(b, *[1] * (x.ndim - 1))
-        x = weight * x + (1 - weight) * x[partner]
-        y = lam[:, None] * y + (1 - lam[:, None]) * y[partner]
-    return x.astype(np.float32), y
-
-
-def AugmentedBatches(x: np.ndarray, y: np.ndarray, config: Config, *, seed: int,
-                     fill: np.ndarray | None = None):
-    """A Keras ``PyDataset`` of shuffled, augmented training batches (:func:`augment_batch`),
-    reshuffled every epoch from ``seed``: the same seed gives the same batches."""
-    import keras
-
-    t = config.train
-
-    class _Batches(keras.utils.PyDataset):
-        def __init__(self):
-            super().__init__()
-            self.rng = np.random.default_rng(seed)
-            self.order = self.rng.permutation(len(x))
-
-        def __len__(self):
-            return -(-len(x) // t.batch_size)
-
-        def __getitem__(self, index):
-            rows = self.order[index * t.batch_size:(index + 1) * t.batch_size]
-            return augment_batch(x[rows], y[rows], self.rng, mixup_alpha=t.mixup_alpha,
-                                 spec_augment=t.spec_augment, time_shift=t.time_shift, fill=fill)
-
-        def on_epoch_end(self):
-            self.order = self.rng.permutation(len(x))
-
-    return _Batches()
 
 
 class TrainingDiverged(ValueError):
@@ -439,18 +252,14 @@ def _fit_one(config: Config, train, validation: Examples | None, stats, seed: in
              callbacks: Sequence, verbose: int, reports: list | None = None):
     """Build, compile and fit one model from ``seed``; return (model, history dict).
 
-    ``train``: :class:`Examples` (arrays) or :class:`urbansound.streaming.StreamedExamples`."""
-    from urbansound.streaming import StreamedExamples
-
+    ``train``: either kind of :mod:`urbansound.training_input` (arrays or streamed)."""
     import keras
 
     from urbansound.models import build_model, learning_rate_schedule, make_optimizer
 
     t = config.train
     keras.utils.set_random_seed(seed)
-    streamed = isinstance(train, StreamedExamples)
-    input_shape = train.input_shape if streamed else train.x.shape[1:]
-    model = build_model(t.model, input_shape=input_shape, n_classes=len(config.class_names),
+    model = build_model(t.model, input_shape=train.input_shape, n_classes=len(config.class_names),
                         band_mean=stats[0], band_variance=stats[1], seed=seed)
     if t.init_from:  # fine-tuning: start from a trained model's weights (before compile)
         report = transfer_weights(model, load_init_model(t.init_from, config),
@@ -473,14 +282,8 @@ def _fit_one(config: Config, train, validation: Examples | None, stats, seed: in
         guards.append(keras.callbacks.EarlyStopping(
             monitor="val_accuracy", mode="max", patience=t.patience, restore_best_weights=True))
     targets = (lambda y: np.eye(n_classes, dtype=np.float32)[y]) if augmenting else (lambda y: y)
-    if streamed:
-        fit_data = dict(x=train.batches(config, seed=seed, n_classes=n_classes,
-                                        one_hot=augmenting, fill=stats[0]), shuffle=False)
-    elif augmenting:
-        fit_data = dict(x=AugmentedBatches(train.x, targets(train.y), config, seed=seed,
-                                           fill=stats[0]))
-    else:
-        fit_data = dict(x=train.x, y=train.y, batch_size=t.batch_size, shuffle=True)
+    fit_data = train.fit_arguments(config, seed=seed, n_classes=n_classes, one_hot=augmenting,
+                                   fill=stats[0])
     history = model.fit(**fit_data, epochs=t.epochs, verbose=verbose,
                         validation_data=((validation.x, targets(validation.y))
                                          if validation is not None else None),
@@ -488,28 +291,12 @@ def _fit_one(config: Config, train, validation: Examples | None, stats, seed: in
     return model, history.history
 
 
-def training_set(feature_dir: str | os.PathLike, folds: Sequence[int], config: Config):
-    """The training examples of ``folds`` (originals and deformed copies): arrays
-    (:class:`Examples`), or :class:`urbansound.streaming.StreamedExamples` when
-    ``train.input`` says to stream (:func:`urbansound.streaming.should_stream`)."""
-    from urbansound.features import input_shape as model_input_shape
-    from urbansound.streaming import StreamedExamples, should_stream
-
-    shape = model_input_shape(config)
-    if should_stream(feature_dir, folds, config.train.input, shape):
-        return StreamedExamples(feature_dir, folds, kind=config.input_kind, input_shape=shape)
-    return load_examples(feature_dir, folds, include_deformed=True)
-
-
 def input_statistics(train, config: Config) -> tuple:
     """(band mean, band variance) of the training log-mels for the model's standardisation
     layer, or (None, None): waveform models standardise each frame inside the model."""
-    from urbansound.streaming import StreamedExamples
-
     if config.train.normalize != "per_band" or config.input_kind != "logmel":
         return None, None
-    return (train.band_statistics() if isinstance(train, StreamedExamples)
-            else band_statistics(train.x))
+    return train.band_statistics()
 
 
 def mean_per_clip(probabilities: np.ndarray, file_names: Sequence[str]
@@ -567,7 +354,7 @@ def train_fold(feature_dir: str | os.PathLike, test_fold: int, available_folds: 
     """
     import tensorflow as tf
 
-    from urbansound.ingest import with_class_names
+    from urbansound.manifest import with_class_names
     from urbansound.models import trainable_parameter_count
 
     # the data's classes (ingest's manifest, copied by the features') unless config names them
@@ -664,9 +451,8 @@ def train_final(feature_dir: str | os.PathLike, folds: Sequence[int], *, config:
     """
     import tensorflow as tf
 
-    from urbansound.ingest import with_class_names
+    from urbansound.manifest import with_class_names
     from urbansound.models import trainable_parameter_count
-    from urbansound.streaming import StreamedExamples
 
     folds = sorted({int(f) for f in folds})
     if not folds:
@@ -674,12 +460,7 @@ def train_final(feature_dir: str | os.PathLike, folds: Sequence[int], *, config:
     config = with_class_names(config, feature_dir)
     t = config.train
     train = training_set(feature_dir, folds, config)
-    if isinstance(train, StreamedExamples):
-        # counted by a streaming pass: loading the originals would undo the streaming
-        n_clips = len(StreamedExamples(feature_dir, folds, kind=train.kind,
-                                       input_shape=train.input_shape, include_deformed=False))
-    else:
-        n_clips = sum(d == ORIGINAL for d in train.deformations)
+    n_clips = train.count_originals()
     if len(train) == 0:
         raise ValueError(f"{feature_dir}: no training examples in folds {folds}")
     tf.config.experimental.enable_op_determinism()

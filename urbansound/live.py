@@ -13,7 +13,7 @@ waveform, each with the clock time at which it arrived — from one of two sourc
   optionally paced to the wall clock (sample ``n`` is released at ``t0 + n / rate``),
   i.e. played as if it were being recorded.
 
-:func:`stream_windows` cuts the stream with :func:`urbansound.predict.iter_windows`
+:func:`stream_windows` cuts the stream with :func:`urbansound.windows.iter_windows`
 (the offline path's own windowing: the same windows, including the end-aligned last
 one and the padding of a stream shorter than a window), and tags each window with the
 arrival time of the block holding its last sample.  :func:`classify_stream` turns
@@ -37,8 +37,9 @@ import numpy as np
 
 from urbansound.audio import MAX_RATE, MIN_RATE, AudioError, check_duration, resampled_length
 from urbansound.config import Config
-from urbansound.predict import (DEFAULT_HOP_SECONDS, Classifier, hop_samples, iter_windows,
-                                model_input_batch, stream_audio)
+from urbansound.predict import (DEFAULT_HOP_SECONDS, Classifier, hop_samples, model_input_batch,
+                                stream_audio)
+from urbansound.windows import iter_windows
 
 STDIN = "<stdin>"
 PCM_SAMPLE_BYTES = 2
@@ -219,7 +220,7 @@ def file_blocks(path, *, sample_rate: int, realtime: bool = True,
 def stream_windows(blocks: Iterable[TimedBlock], *, config: Config,
                    hop_seconds: float = DEFAULT_HOP_SECONDS, name: str = STDIN
                    ) -> Iterator[LiveWindow]:
-    """The windows of :func:`urbansound.predict.iter_windows` over a timed stream, each
+    """The windows of :func:`urbansound.windows.iter_windows` over a timed stream, each
     yielded as soon as the block holding its last sample has arrived (the end-aligned
     last window, and the single padded window of a stream shorter than one window,
     when the stream ends).

@@ -1,0 +1,373 @@
+"""Training input: the examples a model trains on, in memory or streamed, behind one interface.
+
+:class:`Examples` holds some folds' model inputs as arrays (exact order by file name);
+:class:`StreamedExamples` reads the training folds' shards with ``tf.data`` on every pass
+(files interleaved, records parsed in the graph, shuffled in a bounded buffer, batched,
+augmented, prefetched), so memory stays at the buffer's size whatever the data's: with the
+study's 20 deformations a fold trains on ≈ 165k log-mels (≈ 10 GB as float32), more than a
+laptop holds.  Both answer ``len``, ``input_shape``, ``band_statistics()``,
+``count_originals()`` and ``fit_arguments()``, so training never asks which it has.
+
+The streamed per-band statistics come from one streaming pass (float64 sums), equal to
+:func:`band_statistics` on the same examples up to rounding.  ``train.input`` picks the
+path (:func:`training_set`): ``"memory"``, ``"stream"``, or ``"auto"`` (stream when the
+training examples would take more than :data:`AUTO_STREAM_BYTES`).
+In-training augmentation of a batch (:func:`augment_batch`) serves both.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+
+from urbansound.config import Config
+from urbansound.records import ORIGINAL, decode_features, fold_files, is_window, iter_records
+
+AUTO_STREAM_BYTES = 2 * 1024 ** 3
+"""``train.input="auto"`` streams a training set larger than this (2 GiB of float32)."""
+SHUFFLE_BUFFER = 4096
+"""Examples held for shuffling: 256 MB of 128×128 log-mels."""
+
+
+@dataclass
+class Examples:
+    """Model inputs of some folds: x float32 [shape=(n, n_mels, n_frames, 1)] dB log-mels,
+    or [shape=(n, n_samples, 1)] waveforms; y int [shape=(n,)]."""
+
+    x: np.ndarray
+    y: np.ndarray
+    file_names: list[str]
+    deformations: list[str]
+    salience: list[int] = field(default_factory=list)  # 1 foreground, 2 background, 0 unknown
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """One example's shape with its channel axis, e.g. (128, 128, 1)."""
+        return tuple(self.x.shape[1:])
+
+    def band_statistics(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per-band mean [shape=(n_mels,)] dB and variance dB² (:func:`band_statistics`)."""
+        return band_statistics(self.x)
+
+    def count_originals(self) -> int:
+        """Examples that are original clips (not deformed copies)."""
+        return sum(d == ORIGINAL for d in self.deformations)
+
+    def fit_arguments(self, config: Config, *, seed: int, n_classes: int, one_hot: bool,
+                      fill: np.ndarray | None = None) -> dict:
+        """Keyword arguments of ``keras.Model.fit`` that feed these examples: augmented
+        batches of one-hot targets (:class:`AugmentedBatches`) when ``one_hot``, else the
+        arrays, shuffled by Keras."""
+        if one_hot:
+            targets = np.eye(n_classes, dtype=np.float32)[self.y]
+            return dict(x=AugmentedBatches(self.x, targets, config, seed=seed, fill=fill))
+        return dict(x=self.x, y=self.y, batch_size=config.train.batch_size, shuffle=True)
+
+
+def load_examples(feature_dir: str | os.PathLike, folds: Sequence[int], *,
+                  include_deformed: bool, include_windows: bool = False) -> Examples:
+    """Read the model-input examples (log-mels or waveforms) of ``folds``, sorted by (file
+    name, deformation) so the order (and so training under a seed) does not depend on how
+    Beam sharded the files.  ``include_windows``: also the later windows of long clips
+    (test-time averaging; they follow their clip's first window in this order)."""
+    items = []
+    for fold in folds:
+        paths = fold_files(feature_dir, fold)
+        if not paths:
+            raise FileNotFoundError(f"{feature_dir}: no log-mel records for fold {fold}")
+        for raw in iter_records(paths):
+            rec = decode_features(raw)
+            window = is_window(rec.deformation)
+            if (rec.deformation == ORIGINAL or (window and include_windows)
+                    or (include_deformed and not window)):
+                items.append((rec.file_name, rec.deformation, rec.label, rec.values,
+                              rec.salience))
+    items.sort(key=lambda item: (item[0], item[1]))
+    if not items:
+        return Examples(np.zeros((0, 0, 0, 1), np.float32), np.zeros(0, np.int64), [], [])
+    x = np.stack([item[3] for item in items])[..., None]
+    y = np.array([item[2] for item in items], dtype=np.int64)
+    return Examples(x, y, [i[0] for i in items], [i[1] for i in items], [i[4] for i in items])
+
+
+def band_statistics(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and variance of each mel band over examples and frames.
+
+    x : [shape=(n, n_mels, n_frames, 1)] → two arrays [shape=(n_mels,)] in dB and dB².
+
+    Raises
+    ------
+    ValueError
+        ``x`` holds a non-finite value: one bad example would make every statistic NaN
+        and the fold train at chance.
+    """
+    x64 = x[..., 0].astype(np.float64)
+    if not np.isfinite(x64).all():
+        raise ValueError(f"{int((~np.isfinite(x64).all(axis=(1, 2))).sum())} training "
+                         f"example(s) hold non-finite log-mel values")
+    mean = x64.mean(axis=(0, 2))
+    variance = x64.var(axis=(0, 2))
+    return mean.astype(np.float32), np.maximum(variance, 1e-6).astype(np.float32)
+
+
+def augment_batch(x: np.ndarray, y: np.ndarray, rng: np.random.Generator, *,
+                  mixup_alpha: float = 0.0, spec_augment: int = 0, time_shift: bool = False,
+                  fill: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """In-training augmentation of one batch of log-mels (training batches only).
+
+    x : float32 [shape=(b, n_mels, n_frames, 1)] dB log-mels, or [shape=(b, n_samples, 1)]
+        waveforms (time shift and mixup only); y : one-hot [shape=(b, n_classes)].
+    time_shift : roll each example by a random number of frames (or samples) along time
+        (a sound may start anywhere).
+    spec_augment : log-mels only: that many frequency masks and as many time masks per example, each up to
+        1/8 of its axis wide (SpecAugment), filled with ``fill`` (the per-band mean,
+        [shape=(n_mels,)] dB, so that the standardised input reads 0 there) or the example's
+        minimum.
+    mixup_alpha : mix each example with another of the batch, weight ~ Beta(α, α), labels too.
+
+    Returns new arrays; the inputs are not modified.
+    """
+    x = x.copy()
+    y = y.astype(np.float32, copy=True)
+    b = x.shape[0]
+    time_axis = x.ndim - 2  # frames of (b, n_mels, n_frames, 1), samples of (b, n, 1)
+    if time_shift:
+        for i, shift in enumerate(rng.integers(0, x.shape[time_axis], size=b)):
+            x[i] = np.roll(x[i], int(shift), axis=time_axis - 1)
+    if spec_augment > 0 and x.ndim != 4:
+        raise ValueError(f"spec_augment masks log-mels (b, n_mels, n_frames, 1); got {x.shape}")
+    if spec_augment > 0:
+        _, n_mels, n_frames, _ = x.shape
+    for i in range(b if spec_augment > 0 else 0):
+        column = (np.asarray(fill, np.float32)[:, None] if fill is not None
+                  else np.full((n_mels, 1), x[i, ..., 0].min(), np.float32))
+        for _ in range(spec_augment):
+            width = int(rng.integers(0, n_mels // 8 + 1))
+            start = int(rng.integers(0, n_mels - width + 1))
+            x[i, start:start + width, :, 0] = column[start:start + width]
+            width = int(rng.integers(0, n_frames // 8 + 1))
+            start = int(rng.integers(0, n_frames - width + 1))
+            x[i, :, start:start + width, 0] = column
+    if mixup_alpha > 0:
+        lam = rng.beta(mixup_alpha, mixup_alpha, size=b).astype(np.float32)
+        lam = np.maximum(lam, 1 - lam)  # the first example stays the larger part
+        partner = rng.permutation(b)
+        weight = lam.reshape(b, *[1] * (x.ndim - 1))
+        x = weight * x + (1 - weight) * x[partner]
+        y = lam[:, None] * y + (1 - lam[:, None]) * y[partner]
+    return x.astype(np.float32), y
+
+
+def AugmentedBatches(x: np.ndarray, y: np.ndarray, config: Config, *, seed: int,
+                     fill: np.ndarray | None = None):
+    """A Keras ``PyDataset`` of shuffled, augmented training batches (:func:`augment_batch`),
+    reshuffled every epoch from ``seed``: the same seed gives the same batches."""
+    import keras
+
+    t = config.train
+
+    class _Batches(keras.utils.PyDataset):
+        def __init__(self):
+            super().__init__()
+            self.rng = np.random.default_rng(seed)
+            self.order = self.rng.permutation(len(x))
+
+        def __len__(self):
+            return -(-len(x) // t.batch_size)
+
+        def __getitem__(self, index):
+            rows = self.order[index * t.batch_size:(index + 1) * t.batch_size]
+            return augment_batch(x[rows], y[rows], self.rng, mixup_alpha=t.mixup_alpha,
+                                 spec_augment=t.spec_augment, time_shift=t.time_shift, fill=fill)
+
+        def on_epoch_end(self):
+            self.order = self.rng.permutation(len(x))
+
+    return _Batches()
+
+
+def _parse_spec(kind: str):
+    import tensorflow as tf
+
+    values = "samples" if kind == "waveform" else "logmel"
+    return values, {values: tf.io.FixedLenFeature([], tf.string),
+                    "label": tf.io.FixedLenFeature([], tf.int64),
+                    "deformation": tf.io.FixedLenFeature([], tf.string, default_value="")}
+
+
+def record_dataset(paths: Sequence[str], *, kind: str, input_shape: tuple[int, ...],
+                   include_deformed: bool):
+    """``tf.data.Dataset`` of (x float32 [shape=input_shape], label int64) from feature
+    shards: files interleaved (deterministic order), originals and (with
+    ``include_deformed``) deformed copies; test-time windows never."""
+    import tensorflow as tf
+
+    values, spec = _parse_spec(kind)
+
+    def parse(raw):
+        ex = tf.io.parse_single_example(raw, spec)
+        x = tf.reshape(tf.io.decode_raw(ex[values], tf.float32, little_endian=True), input_shape)
+        return x, ex["label"], ex["deformation"]
+
+    def wanted(x, label, deformation):
+        if include_deformed:
+            return tf.logical_not(tf.strings.regex_full_match(deformation, "window@.*"))
+        return tf.equal(deformation, "")
+
+    files = tf.data.Dataset.from_tensor_slices(sorted(paths))
+    return (files.interleave(tf.data.TFRecordDataset, cycle_length=min(4, len(paths)) or 1,
+                             num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+            .map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+            .filter(wanted)
+            .map(lambda x, label, deformation: (x, label)))
+
+
+class StreamedExamples:
+    """The training examples of some folds, read from their shards on every pass.
+
+    Parameters
+    ----------
+    feature_dir : the features stage's output.
+    folds : the training folds.
+    kind : ``"logmel"`` or ``"waveform"``; input_shape : one example's shape with its
+        channel axis, e.g. (128, 128, 1).
+    """
+
+    def __init__(self, feature_dir: str | os.PathLike, folds: Sequence[int], *, kind: str,
+                 input_shape: tuple[int, ...], include_deformed: bool = True):
+        self.feature_dir, self.folds = feature_dir, tuple(folds)
+        self.paths = []
+        for fold in folds:
+            found = fold_files(feature_dir, fold)
+            if not found:
+                raise FileNotFoundError(f"{feature_dir}: no log-mel records for fold {fold}")
+            self.paths += found
+        self.kind = kind
+        self.input_shape = tuple(input_shape)
+        self.include_deformed = include_deformed
+        self._count: int | None = None
+        self._stats = None
+
+    def dataset(self):
+        """Unbatched (x, label) in file order."""
+        return record_dataset(self.paths, kind=self.kind, input_shape=self.input_shape,
+                              include_deformed=self.include_deformed)
+
+    def scan(self) -> None:
+        """One pass: the example count and the per-band sums (log-mels)."""
+        n = 0
+        sums = sumsq = None
+        bad = 0
+        for x, _ in self.dataset().batch(512).as_numpy_iterator():
+            n += len(x)
+            if self.kind != "logmel":
+                continue
+            x64 = x[..., 0].astype(np.float64)  # (b, n_mels, n_frames)
+            finite = np.isfinite(x64).all(axis=(1, 2))
+            bad += int((~finite).sum())
+            if bad:
+                continue
+            s, q = x64.sum(axis=(0, 2)), (x64 ** 2).sum(axis=(0, 2))
+            sums = s if sums is None else sums + s
+            sumsq = q if sumsq is None else sumsq + q
+        if bad:
+            raise ValueError(f"{bad} training example(s) hold non-finite log-mel values")
+        self._count = n
+        if sums is not None:
+            frames = n * self.input_shape[1]
+            mean = sums / frames
+            variance = np.maximum(sumsq / frames - mean ** 2, 1e-6)
+            self._stats = (mean.astype(np.float32), variance.astype(np.float32))
+
+    def __len__(self) -> int:
+        if self._count is None:
+            self.scan()
+        return self._count
+
+    def band_statistics(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per-band mean [shape=(n_mels,)] dB and variance dB² of the training log-mels."""
+        if self.kind != "logmel":
+            raise ValueError("band statistics are for log-mel inputs")
+        if self._stats is None:
+            self.scan()
+        return self._stats
+
+    def batches(self, config, *, seed: int, n_classes: int, one_hot: bool,
+                fill: np.ndarray | None = None, shuffle_buffer: int = SHUFFLE_BUFFER):
+        """Shuffled (seeded, reshuffled each epoch), batched, augmented (as
+        :func:`augment_batch`), prefetched training batches."""
+        import tensorflow as tf
+
+        t = config.train
+        # the count is known from the scan: Keras then knows an epoch's steps
+        ds = self.dataset().apply(tf.data.experimental.assert_cardinality(len(self)))
+        ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+        ds = ds.batch(t.batch_size)
+        if one_hot:
+            rng = np.random.default_rng(seed)
+
+            def augment(x, label):
+                y = np.eye(n_classes, dtype=np.float32)[label]
+                return augment_batch(x, y, rng, mixup_alpha=t.mixup_alpha,
+                                     spec_augment=t.spec_augment, time_shift=t.time_shift,
+                                     fill=fill)
+
+            def tf_augment(x, label):
+                x2, y2 = tf.numpy_function(augment, [x, label], [tf.float32, tf.float32],
+                                           stateful=True)
+                x2.set_shape(x.shape)
+                y2.set_shape([None, n_classes])
+                return x2, y2
+
+            ds = ds.map(tf_augment)  # sequential: the generator's draws stay in order
+        return ds.prefetch(tf.data.AUTOTUNE)
+
+    def count_originals(self) -> int:
+        """Examples that are original clips, counted by a streaming pass (loading the
+        originals would undo the streaming)."""
+        return len(StreamedExamples(self.feature_dir, self.folds, kind=self.kind,
+                                    input_shape=self.input_shape, include_deformed=False))
+
+    def fit_arguments(self, config, *, seed: int, n_classes: int, one_hot: bool,
+                      fill: np.ndarray | None = None) -> dict:
+        """Keyword arguments of ``keras.Model.fit``: the shuffled batches of :meth:`batches`
+        (Keras must not shuffle a dataset)."""
+        return dict(x=self.batches(config, seed=seed, n_classes=n_classes, one_hot=one_hot,
+                                   fill=fill), shuffle=False)
+
+
+def should_stream(feature_dir: str | os.PathLike, folds: Sequence[int], setting: str,
+                  input_shape: tuple[int, ...]) -> bool:
+    """``train.input``: ``"stream"``/``"memory"`` as said; ``"auto"`` streams when the
+    manifest's example counts of ``folds`` times the example size exceed
+    :data:`AUTO_STREAM_BYTES`."""
+    if setting != "auto":
+        return setting == "stream"
+    import json
+
+    path = os.path.join(os.fspath(feature_dir), "manifest.json")
+    try:
+        with open(path, encoding="utf-8") as fh:
+            counts = json.load(fh)["folds"]
+        n = sum(sum(v for k, v in counts[str(f)].items() if k != "windows") for f in folds)
+    except (OSError, ValueError, KeyError, TypeError):
+        return False  # no manifest (a hand-made feature folder): the arrays, as before
+    return n * int(np.prod(input_shape)) * 4 > AUTO_STREAM_BYTES
+
+
+def training_set(feature_dir: str | os.PathLike, folds: Sequence[int], config: Config):
+    """The training examples of ``folds`` (originals and deformed copies): arrays
+    (:class:`Examples`), or :class:`StreamedExamples` when ``train.input`` says to stream
+    (:func:`should_stream`): either way the same interface (``len``, ``input_shape``,
+    ``band_statistics()``, ``count_originals()``, ``fit_arguments()``)."""
+    from urbansound.features import input_shape as model_input_shape
+
+    shape = model_input_shape(config)
+    if should_stream(feature_dir, folds, config.train.input, shape):
+        return StreamedExamples(feature_dir, folds, kind=config.input_kind, input_shape=shape)
+    return load_examples(feature_dir, folds, include_deformed=True)
