@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -239,9 +240,16 @@ def test_cli_ctrl_c_ends_with_the_summary(model_dir):
             if window_rows(raw.decode()):
                 break
         proc.send_signal(signal.SIGINT)
-        rest, _ = proc.communicate(timeout=120)
+        # read to the end with stdin still open: communicate() would close it, and an end
+        # of stream racing the signal ends the run as "end of stream", not "interrupted"
+        killer = threading.Timer(120, proc.kill)
+        killer.start()
+        rest = proc.stdout.read()
+        proc.wait()
+        killer.cancel()
     finally:
         proc.kill()
+        proc.stdin.close()
     out = "".join(lines) + rest.decode()
     assert proc.returncode == 0
     rows = window_rows(out)
