@@ -299,3 +299,24 @@ def test_listen_has_help(capsys):
         main(["listen", "--help"])
     text = capsys.readouterr().out
     assert "arecord" in text and "--rate" in text and "--no-realtime" in text
+
+
+def test_prefetch_stops_waiting_when_asked():
+    """listen's Ctrl-C sets an event; a reader blocked on a silent pipe must not keep the
+    consumer waiting for ever."""
+    from urbansound.live import prefetch
+
+    never = threading.Event()
+
+    def silent_pipe():
+        yield b"first"
+        never.wait()  # a writer that went quiet with the pipe open
+        yield b"never"
+
+    stop = threading.Event()
+    items = prefetch(silent_pipe(), stop=stop)
+    assert next(items) == b"first"
+    threading.Timer(0.2, stop.set).start()
+    with pytest.raises(KeyboardInterrupt):
+        next(items)
+    never.set()

@@ -3,6 +3,7 @@ registered; the library function behind it (:func:`urbansound.training.train_fin
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -108,12 +109,13 @@ def test_cli_train_final_unknown_run_is_one_line(demo, tmp_path, capsys):
     assert not (tmp_path / "final").exists()
 
 
-def _cross_validated_run(client) -> str:
+def _cross_validated_run(client, artifacts: Path) -> str:
     """A validation-fold pipeline run (improved, quick, 5 epochs, batch size 4) whose folds
-    stopped at epochs 1, 3 and 2; its id."""
+    stopped at epochs 1, 3 and 2; its id.  Artifacts in ``artifacts`` (MLflow's default
+    would be ./mlruns in the tests' working folder)."""
     from components.runs import log_params
 
-    experiment = client.create_experiment("urbansound")
+    experiment = client.create_experiment("urbansound", artifact_location=artifacts.as_uri())
     config = config_for("improved", "quick").override(**{
         "train.validation": "fold", "train.epochs": 5, "train.batch_size": 4})
     parent = client.create_run(experiment).info.run_id
@@ -134,7 +136,7 @@ def test_cli_from_run_takes_its_settings_and_median_best_epoch(demo, tmp_path, c
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     client = mlflow.MlflowClient(uri)
-    parent = _cross_validated_run(client)
+    parent = _cross_validated_run(client, tmp_path / "mlartifacts")
     code = main(["train-final", "--data", str(demo), "--from-run", parent,
                  "--out", str(tmp_path / "final"), "--tracking-uri", uri])
     out = capsys.readouterr().out
@@ -160,7 +162,7 @@ def test_cli_from_run_applies_every_option_given_over_the_run(demo, tmp_path, ca
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     client = mlflow.MlflowClient(uri)
-    parent = _cross_validated_run(client)
+    parent = _cross_validated_run(client, tmp_path / "mlartifacts")
     code = main(["train-final", "--data", str(demo), "--from-run", parent, "--batch-size", "8",
                  "--learning-rate", "0.005", "--optimizer", "sgd", "--epochs", "1",
                  "--out", str(tmp_path / "final"), "--tracking-uri", uri])

@@ -108,10 +108,12 @@ def timed_reads(read: Callable[[int], bytes], size: int, *,
         yield data, t
 
 
-def prefetch(items: Iterable, *, maxsize: int = 0) -> Iterator:
+def prefetch(items: Iterable, *, maxsize: int = 0,
+             stop: threading.Event | None = None) -> Iterator:
     """Iterate ``items`` in a daemon thread, handing them over through a queue: a pipe is
     read as fast as it is written whatever the consumer does (an exception in the reader
-    is raised here)."""
+    is raised here).  ``stop`` set while waiting raises KeyboardInterrupt within 50 ms
+    (``listen``'s Ctrl-C: its handler only sets the event, see there)."""
     q: queue.Queue = queue.Queue(maxsize)
     done = object()
 
@@ -126,7 +128,12 @@ def prefetch(items: Iterable, *, maxsize: int = 0) -> Iterator:
 
     threading.Thread(target=run, name="urbansound-stream-reader", daemon=True).start()
     while True:
-        item, exc = q.get()
+        try:
+            item, exc = q.get(timeout=0.05)
+        except queue.Empty:
+            if stop is not None and stop.is_set():
+                raise KeyboardInterrupt from None
+            continue
         if exc is not None:
             raise exc
         if item is done:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -259,12 +261,14 @@ def cmd_listen(args) -> int:
               file=terminal_stderr())
         return EXIT_USER
     pcm_info: dict = {}
+    stop = threading.Event()  # Ctrl-C while listening (below)
     if stdin:
         # read (and time) the pipe from now on, while TensorFlow loads: a writer such as
         # arecord must never block on a full pipe and drop audio
         fd = sys.stdin.fileno()
         chunks = prefetch(timed_reads(lambda n: os.read(fd, n),
-                                      int(rate * LIVE_BLOCK_SECONDS) * PCM_SAMPLE_BYTES))
+                                      int(rate * LIVE_BLOCK_SECONDS) * PCM_SAMPLE_BYTES),
+                          stop=stop)
     loaded = load_checked_model(args.model, args.tracking_uri, hop=args.hop)
     config = loaded.config
     classify = keras_classifier(loaded.model)
@@ -282,6 +286,10 @@ def cmd_listen(args) -> int:
     print(f"{'start s':>9} {'end s':>9}  {'class':<17} {'prob':>5} {'latency ms':>11}", flush=True)
     stats = ListenStats()
     ended = "end of stream"
+    # From here Ctrl-C only sets `stop`, checked after each window and while waiting for
+    # audio: a KeyboardInterrupt raised inside TensorFlow's predict can be swallowed there,
+    # and listen would then wait on the still open pipe for ever.
+    previous_handler = signal.signal(signal.SIGINT, lambda *_: stop.set())
     try:
         for r in classify_stream(stream_windows(blocks, config=config, hop_seconds=args.hop,
                                                 name=STDIN if stdin else args.input),
@@ -290,8 +298,12 @@ def cmd_listen(args) -> int:
             stats.add(latency)
             print(f"{r.start_s:9.2f} {r.end_s:9.2f}  {r.label:<17} {r.probability:5.3f} "
                   f"{latency:11.0f}", flush=True)
+            if stop.is_set():
+                raise KeyboardInterrupt
     except KeyboardInterrupt:
         ended = "interrupted"
+    finally:
+        signal.signal(signal.SIGINT, previous_handler)
     print(f"summary ({ended}): {stats.line()}", flush=True)
     if pcm_info.get("trailing_bytes"):
         print(f"urbansound listen: error: {STDIN}: the stream ended inside a sample "
