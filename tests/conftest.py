@@ -56,6 +56,60 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+class KfpResponse:
+    """An HTTP answer as kfp_server_api's REST layer reads it (status 200, JSON body)."""
+
+    def __init__(self, payload):
+        self.status, self.reason = 200, "OK"
+        self.data = json.dumps(payload).encode()
+
+    def getheaders(self):
+        return {}
+
+    def getheader(self, name, default=None):
+        return default
+
+
+def intercept_kfp(monkeypatch, run_id: str = "run-7") -> list:
+    """kfp.Client's HTTP layer replaced by one that answers as a KFP API would (health,
+    experiments, a new run ``run_id``); returns the list of (method, url, body) sent."""
+    import kfp_server_api.rest
+
+    calls = []
+
+    def fake_request(self, method, url, query_params=None, headers=None, body=None, **kwargs):
+        calls.append((method, url, body))
+        if url.endswith("/healthz"):
+            return KfpResponse({"multi_user": False})
+        if "/experiments" in url and method == "GET":
+            return KfpResponse({"experiments": []})
+        if "/experiments" in url and method == "POST":
+            return KfpResponse({"experiment_id": "exp-1", "display_name": "urbansound"})
+        if "/runs" in url and method == "POST":
+            return KfpResponse({"run_id": run_id, "display_name": body.get("display_name")})
+        raise AssertionError(f"unexpected call {method} {url}")
+
+    monkeypatch.setattr(kfp_server_api.rest.RESTClientObject, "request", fake_request)
+    return calls
+
+
+def refused_in_one_line(argv, capsys, *fragments, besides: str | None = None) -> str:
+    """``urbansound ARGV`` exits 2 with one stderr line holding every fragment and no
+    traceback (lines starting with ``besides``, a progress line, not counted); the line."""
+    from pipeline.cli import main
+
+    code = main([str(a) for a in argv])
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines()
+             if line.strip() and not (besides and line.startswith(besides))]
+    assert code == 2, err
+    assert len(lines) == 1, err
+    assert "Traceback" not in err
+    for fragment in fragments:
+        assert str(fragment) in lines[0], lines[0]
+    return lines[0]
+
+
 def processes_mentioning(text: str) -> list[int]:
     """PIDs whose command line contains ``text`` (task subprocesses carry the output path)."""
     found = []
@@ -121,6 +175,33 @@ def write_band_features(root: Path, *, per_fold: int, seed: int, deformed: int =
                              "windows": per_fold if windows else 0}
     if manifest:
         (root / "manifest.json").write_text(json.dumps({"folds": counts}))
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory) -> Path:
+    """An untrained, seeded sb-cnn as a model folder (model.keras, config.json with the
+    defaults' front end): enough for predict, listen and export to run on."""
+    from urbansound.config import Config
+    from urbansound.models import build_model
+
+    folder = tmp_path_factory.mktemp("model")
+    build_model("sb-cnn", seed=0, band_mean=np.full(128, -40.0, np.float32),
+                band_variance=np.full(128, 400.0, np.float32)).save(folder / "model.keras")
+    (folder / "config.json").write_text(Config().to_json())
+    return folder
+
+
+@pytest.fixture(scope="module")
+def improved_dir(tmp_path_factory) -> Path:
+    """A fold folder as train writes it: model.keras (the small, untrained ``improved``
+    CNN) and its config.json."""
+    from urbansound.config import config_for
+    from urbansound.models import build_model
+
+    folder = tmp_path_factory.mktemp("fold")
+    build_model("improved", seed=0).save(folder / "model.keras")
+    (folder / "config.json").write_text(config_for("improved").to_json())
+    return folder
 
 
 @pytest.fixture(scope="module")

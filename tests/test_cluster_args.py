@@ -2,10 +2,10 @@
 cluster that cannot be reached or refuses is one line naming the host and the reason."""
 from __future__ import annotations
 
-import json
 import socket
 
 import pytest
+from conftest import KfpResponse, intercept_kfp
 
 from pipeline.cli import main
 
@@ -13,40 +13,10 @@ GOOD = ["submit", "--host", "http://kfp.invalid", "--data", "gs://b/us8k",
         "--data-version", "v1"]
 
 
-class _Response:
-    def __init__(self, payload):
-        self.status, self.reason = 200, "OK"
-        self.data = json.dumps(payload).encode()
-
-    def getheaders(self):
-        return {}
-
-    def getheader(self, name, default=None):
-        return default
-
-
 @pytest.fixture
 def calls(monkeypatch):
-    """kfp.Client's HTTP layer replaced by one that records every request (and answers as
-    a KFP API would)."""
-    import kfp_server_api.rest
-
-    sent = []
-
-    def fake_request(self, method, url, query_params=None, headers=None, body=None, **kwargs):
-        sent.append((method, url))
-        if url.endswith("/healthz"):
-            return _Response({"multi_user": False})
-        if "/experiments" in url and method == "GET":
-            return _Response({"experiments": []})
-        if "/experiments" in url and method == "POST":
-            return _Response({"experiment_id": "exp-1", "display_name": "urbansound"})
-        if "/runs" in url and method == "POST":
-            return _Response({"run_id": "run-7", "display_name": body.get("display_name")})
-        raise AssertionError(f"unexpected call {method} {url}")
-
-    monkeypatch.setattr(kfp_server_api.rest.RESTClientObject, "request", fake_request)
-    return sent
+    """Every request kfp.Client sends (method, url, body), answered as a KFP API would."""
+    return intercept_kfp(monkeypatch)
 
 
 def _one_error_line(capsys) -> str:
@@ -58,7 +28,7 @@ def _one_error_line(capsys) -> str:
 def test_good_arguments_reach_the_cluster(calls, capsys):
     assert main(GOOD + ["--image", "ghcr.io/team/urbansound:1.0-gpu",
                         "--pipeline-root", "gs://bucket/root"]) == 0
-    assert any(url.endswith("/runs") for _, url in calls)
+    assert any(url.endswith("/runs") for _, url, _ in calls)
     assert "submitted run run-7" in capsys.readouterr().out
 
 
@@ -143,7 +113,7 @@ def test_a_refusing_cluster_is_one_line_with_the_status(monkeypatch, capsys, sta
     from kfp_server_api.exceptions import ApiException
 
     def refuse(self, method, url, **kwargs):
-        answer = _Response({"error": "denied", "details": ["x" * 3000]})
+        answer = KfpResponse({"error": "denied", "details": ["x" * 3000]})
         answer.status, answer.reason = status, reason
         raise ApiException(http_resp=answer)
 

@@ -51,18 +51,6 @@ def offline_windows(path, config=Config(), hop_s=1.5):
                              hop=hop_samples(hop_s, config), pad_mode=a.pad_mode))
 
 
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    from urbansound.models import build_model
-
-    model = build_model("sb-cnn", seed=0, band_mean=np.full(128, -40.0, np.float32),
-                        band_variance=np.full(128, 400.0, np.float32))
-    folder = tmp_path_factory.mktemp("model")
-    model.save(folder / "model.keras")
-    (folder / "config.json").write_text(Config().to_json())
-    return folder
-
-
 # ---------------------------------------------------------------------------
 # the library
 # ---------------------------------------------------------------------------

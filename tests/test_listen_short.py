@@ -69,18 +69,6 @@ def test_listen_predict_and_ingest_share_the_rule(tmp_path):
     assert set(reasons) == {"too short (10.0 ms < 20 ms)"}
 
 
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    from urbansound.models import build_model
-
-    model = build_model("sb-cnn", seed=0, band_mean=np.full(128, -40.0, np.float32),
-                        band_variance=np.full(128, 400.0, np.float32))
-    folder = tmp_path_factory.mktemp("model")
-    model.save(folder / "model.keras")
-    (folder / "config.json").write_text(Config().to_json())
-    return folder
-
-
 def test_cli_two_bytes_on_stdin_are_refused_not_classified(model_dir):
     proc = subprocess.run([URBANSOUND, "listen", str(model_dir), "--input", "-"],
                           input=pcm(1), capture_output=True, timeout=600,

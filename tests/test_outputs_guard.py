@@ -4,28 +4,16 @@ train-final, demo-data and compare refuse before writing anything, one line, exi
 from __future__ import annotations
 
 import hashlib
-import io
 import json
-import os
 from pathlib import Path
 
-import numpy as np
 import pytest
-import soundfile as sf
+
+from conftest import SR, refused_in_one_line, tone, wav_bytes
 
 from pipeline.cli import main
 from urbansound.outputs import (MARKER, OutputError, check_outputs, claim_folder, record,
                                 remove_recorded)
-
-SR = 22050
-
-
-def _wav(freq: float, seconds: float = 0.25) -> bytes:
-    t = np.arange(int(seconds * SR)) / SR
-    buf = io.BytesIO()
-    sf.write(buf, (0.5 * np.sin(2 * np.pi * freq * t)).astype(np.float32), SR, format="WAV")
-    return buf.getvalue()
-
 
 def _tree(root: Path) -> dict:
     """Every file under ``root`` with the SHA-256 of its bytes: proof nothing changed."""
@@ -35,15 +23,7 @@ def _tree(root: Path) -> dict:
 
 def _refused(argv, capsys, *fragments) -> str:
     """The CLI exits 2 with one stderr line holding every fragment, no traceback."""
-    code = main([str(a) for a in argv])
-    err = capsys.readouterr().err
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert code == 2, err
-    assert len(lines) == 1, err
-    assert "Traceback" not in err
-    for fragment in fragments:
-        assert str(fragment) in lines[0], lines[0]
-    return lines[0]
+    return refused_in_one_line(argv, capsys, *fragments)
 
 
 # ---------------------------------------------------------------------------
@@ -92,49 +72,36 @@ def test_claimed_folder_deletes_only_what_it_recorded(tmp_path):
 # export: the four collisions of the issue, and a re-export of our own files
 # ---------------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory) -> Path:
-    """A fold folder as train writes it: model.keras (the small ``improved`` CNN) and
-    config.json."""
-    from urbansound.config import config_for
-    from urbansound.models import build_model
-
-    folder = tmp_path_factory.mktemp("fold")
-    build_model("improved", seed=0).save(folder / "model.keras")
-    (folder / "config.json").write_text(config_for("improved").to_json())
-    return folder
-
-
 @pytest.mark.parametrize("out, fragment", [
     ("edge.json", "the .tflite file and its .json metadata would both be written"),
     ("FOLD/config.tflite", "is the input MODEL's config.json"),
     ("FOLD/model.keras", "is the input MODEL"),
     ("FOLD/model.json", "exists and was not written by urbansound export"),
 ])
-def test_export_never_writes_over_its_inputs(out, fragment, model_dir, tmp_path, capsys,
+def test_export_never_writes_over_its_inputs(out, fragment, improved_dir, tmp_path, capsys,
                                              monkeypatch):
     monkeypatch.chdir(tmp_path)
-    (model_dir / "model.json").write_text('{"notes": "the user\'s"}')
-    before = _tree(model_dir)
-    out = out.replace("FOLD", str(model_dir))
-    _refused(["export", model_dir / "model.keras", "-o", out], capsys, fragment)
-    assert _tree(model_dir) == before  # model, config.json, the user's json: byte for byte
+    (improved_dir / "model.json").write_text('{"notes": "the user\'s"}')
+    before = _tree(improved_dir)
+    out = out.replace("FOLD", str(improved_dir))
+    _refused(["export", improved_dir / "model.keras", "-o", out], capsys, fragment)
+    assert _tree(improved_dir) == before  # model, config.json, the user's json: byte for byte
     # nothing new beside them (the command's own log of library chatter aside)
     assert [p.name for p in tmp_path.iterdir() if p.suffix != ".log"] == []
-    (model_dir / "model.json").unlink()
+    (improved_dir / "model.json").unlink()
 
 
-def test_export_refuses_a_foreign_file_at_out_and_replaces_its_own(model_dir, tmp_path, capsys):
+def test_export_refuses_a_foreign_file_at_out_and_replaces_its_own(improved_dir, tmp_path, capsys):
     foreign = tmp_path / "edge.tflite"
     foreign.write_text("my notes")
-    _refused(["export", model_dir / "model.keras", "-o", foreign], capsys,
+    _refused(["export", improved_dir / "model.keras", "-o", foreign], capsys,
              foreign, "exists and was not written by urbansound export")
     assert foreign.read_text() == "my notes"
     ours = tmp_path / "ours.tflite"
-    assert main(["export", str(model_dir / "model.keras"), "-o", str(ours)]) == 0
+    assert main(["export", str(improved_dir / "model.keras"), "-o", str(ours)]) == 0
     first = ours.read_bytes()
     assert first[4:8] == b"TFL3"
-    assert main(["export", str(model_dir / "model.keras"), "-o", str(ours)]) == 0  # its own pair
+    assert main(["export", str(improved_dir / "model.keras"), "-o", str(ours)]) == 0  # its own pair
     assert ours.read_bytes() == first
     assert json.loads(ours.with_suffix(".json").read_text())["format"] == "tflite"
     capsys.readouterr()
@@ -149,7 +116,7 @@ def _csv_dataset(root: Path, rows) -> Path:
     root.mkdir(parents=True)
     lines = ["path,label,fold"]
     for name, label, fold, hz in rows:
-        (root / name).write_bytes(_wav(hz))
+        (root / name).write_bytes(wav_bytes(tone(hz, 0.25), SR))
         lines.append(f"{name},{label},{fold}")
     (root / "data.csv").write_text("\n".join(lines) + "\n")
     return root / "data.csv"

@@ -1,9 +1,9 @@
 """The pipeline definition: compiled graph, cluster settings, submission (no cluster here)."""
-import json
 from pathlib import Path
 
 import pytest
 import yaml
+from conftest import intercept_kfp
 
 from pipeline.kubeflow_runner import compile_pipeline, submit
 from urbansound.config import Config
@@ -72,38 +72,11 @@ def test_pipeline_parameters_default_to_the_config(compiled):
                            "tracking_uri", "run_key", "dataset_fingerprint"}
 
 
-class _FakeResponse:
-    def __init__(self, payload):
-        self.status, self.reason = 200, "OK"
-        self.data = json.dumps(payload).encode()
-
-    def getheaders(self):
-        return {}
-
-    def getheader(self, name, default=None):
-        return default
-
-
 def test_submit_sends_the_compiled_package_and_arguments(tmp_path, monkeypatch):
     """kfp.Client's HTTP calls are intercepted: the request it would send a cluster is checked."""
     import kfp
-    import kfp_server_api.rest
 
-    calls = []
-
-    def fake_request(self, method, url, query_params=None, headers=None, body=None, **kwargs):
-        calls.append((method, url, body))
-        if url.endswith("/healthz"):
-            return _FakeResponse({"multi_user": False})
-        if "/experiments" in url and method == "GET":
-            return _FakeResponse({"experiments": []})
-        if "/experiments" in url and method == "POST":
-            return _FakeResponse({"experiment_id": "exp-1", "display_name": "urbansound"})
-        if "/runs" in url and method == "POST":
-            return _FakeResponse({"run_id": "run-42", "display_name": body.get("display_name")})
-        raise AssertionError(f"unexpected call {method} {url}")
-
-    monkeypatch.setattr(kfp_server_api.rest.RESTClientObject, "request", fake_request)
+    calls = intercept_kfp(monkeypatch, run_id="run-42")
     package = compile_pipeline(tmp_path / "p.yaml", image="img:1")
     config = Config().override(**{"train.epochs": 7})
     client = kfp.Client(host="http://kfp.invalid")
@@ -246,28 +219,6 @@ def test_cache_key_combines_version_and_listing():
     assert cache_key(data_version="v3", local_fingerprint="ab12") == "version=v3;listing=ab12"
 
 
-def _intercept_kfp(monkeypatch):
-    """kfp.Client's HTTP layer replaced: returns the list of (method, url, body) sent."""
-    import kfp_server_api.rest
-
-    calls = []
-
-    def fake_request(self, method, url, query_params=None, headers=None, body=None, **kwargs):
-        calls.append((method, url, body))
-        if url.endswith("/healthz"):
-            return _FakeResponse({"multi_user": False})
-        if "/experiments" in url and method == "GET":
-            return _FakeResponse({"experiments": []})
-        if "/experiments" in url and method == "POST":
-            return _FakeResponse({"experiment_id": "exp-1", "display_name": "urbansound"})
-        if "/runs" in url and method == "POST":
-            return _FakeResponse({"run_id": "run-7", "display_name": body.get("display_name")})
-        raise AssertionError(f"unexpected call {method} {url}")
-
-    monkeypatch.setattr(kfp_server_api.rest.RESTClientObject, "request", fake_request)
-    return calls
-
-
 def _run_body(calls):
     return next(c for c in calls if c[0] == "POST" and c[1].endswith("/runs"))[2]
 
@@ -286,7 +237,7 @@ def test_submit_cli_sends_mounts_fingerprint_and_cache_setting(monkeypatch, caps
     fingerprint is an argument, and --no-cache turns kfp's cache off for the run."""
     from pipeline.cli import main
 
-    calls = _intercept_kfp(monkeypatch)
+    calls = intercept_kfp(monkeypatch)
     code = main(["submit", "--host", "http://kfp.invalid", "--pvc", "us8k:/mnt/data",
                  "--data", "/mnt/data/UrbanSound8K", "--data-version", "2026-11-01",
                  "--image", "reg/us:1-gpu", "--folds", "1,2"])
@@ -320,7 +271,7 @@ def test_submit_fingerprints_a_local_copy_and_warns_without_any(monkeypatch, cap
     data = tmp_path / "us8k"
     write_demo_dataset(data)
     clips, _ = list_clips(data)
-    calls = _intercept_kfp(monkeypatch)
+    calls = intercept_kfp(monkeypatch)
     assert main(["submit", "--host", "http://kfp.invalid", "--data", str(data),
                  "--data-version", "v1"]) == 0
     sent = _run_body(calls)["runtime_config"]["parameters"]["dataset_fingerprint"]
@@ -344,7 +295,7 @@ def test_submit_fingerprints_a_local_copy_and_warns_without_any(monkeypatch, cap
 def test_submit_rejects_bad_mounts_in_one_line(monkeypatch, capsys):
     from pipeline.cli import main
 
-    calls = _intercept_kfp(monkeypatch)
+    calls = intercept_kfp(monkeypatch)
     assert main(["submit", "--host", "http://kfp.invalid", "--pvc", "us8k:/mnt/data",
                  "--data", "/data/us8k", "--data-version", "v1"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
@@ -364,7 +315,7 @@ def test_submit_runs_features_on_the_cluster_s_dask_scheduler(monkeypatch, capsy
     from pipeline.cli import main
     from urbansound.beam_features import DASK_RUNNER
 
-    calls = _intercept_kfp(monkeypatch)
+    calls = intercept_kfp(monkeypatch)
     assert main(["submit", "--host", "http://kfp.invalid", "--data", "gs://b/us8k",
                  "--data-version", "v1", "--beam-runner", "dask",
                  "--dask-address", "tcp://dask-scheduler.dask:8786"]) == 0

@@ -5,7 +5,6 @@ a bad config.json is named; --init-from of another architecture fails before any
 a one-class dataset is refused; a test fold lacking a class is a warning."""
 from __future__ import annotations
 
-import io
 import os
 import subprocess
 import sys
@@ -13,36 +12,19 @@ import zipfile
 from pathlib import Path
 from types import SimpleNamespace
 
-import numpy as np
 import pytest
-import soundfile as sf
 
-from pipeline.cli import main
+from conftest import SR, refused_in_one_line, tone, wav_bytes
+
 from urbansound.audio import AudioError, load_audio
 from urbansound.config import Config, ConfigError
 
-SR = 22050
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _wav(freq: float, seconds: float = 0.25) -> bytes:
-    t = np.arange(int(seconds * SR)) / SR
-    buf = io.BytesIO()
-    sf.write(buf, (0.5 * np.sin(2 * np.pi * freq * t)).astype(np.float32), SR, format="WAV")
-    return buf.getvalue()
-
-
 def _refused(argv, capsys, *fragments) -> str:
-    code = main([str(a) for a in argv])
-    err = capsys.readouterr().err
-    lines = [line for line in err.splitlines()  # ingest's progress bar goes to stderr too
-             if line.strip() and not line.startswith("ingest: ")]
-    assert code == 2, err
-    assert len(lines) == 1, err
-    assert "Traceback" not in err
-    for fragment in fragments:
-        assert str(fragment) in lines[0], lines[0]
-    return lines[0]
+    # ingest's progress bar goes to stderr too
+    return refused_in_one_line(argv, capsys, *fragments, besides="ingest: ")
 
 
 def _cli(*argv, timeout: float = 120) -> subprocess.CompletedProcess:
@@ -71,17 +53,6 @@ def fifo(tmp_path) -> Path:
     return path
 
 
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory) -> Path:
-    from urbansound.config import config_for
-    from urbansound.models import build_model
-
-    folder = tmp_path_factory.mktemp("fold")
-    build_model("improved", seed=0).save(folder / "model.keras")
-    (folder / "config.json").write_text(config_for("improved").to_json())
-    return folder
-
-
 # ---------------------------------------------------------------------------
 # devices, FIFOs: what they are, never "empty", never opened
 # ---------------------------------------------------------------------------
@@ -106,7 +77,7 @@ def test_a_fifo_in_the_dataset_is_rejected_with_its_kind(tmp_path):
     rows = ["path,label,fold"]
     for fold in (1, 2):
         for label, hz in (("a", 300), ("b", 600)):
-            (data / f"{label}{fold}.wav").write_bytes(_wav(hz + fold))
+            (data / f"{label}{fold}.wav").write_bytes(wav_bytes(tone(hz + fold, 0.25), SR))
             rows.append(f"{label}{fold}.wav,{label},{fold}")
     os.mkfifo(data / "pipe.wav")
     rows.append("pipe.wav,a,1")
@@ -137,14 +108,14 @@ def test_a_model_that_is_a_device_or_fifo_is_named_as_such(kind, tmp_path, capsy
     _one_error_line(_cli("predict", model, tmp_path), f"{model}: not a regular file (a FIFO)")
 
 
-def test_listen_input_fifo_is_named_as_such_and_does_not_hang(model_dir, fifo):
-    line = _one_error_line(_cli("listen", model_dir / "model.keras", "--input", fifo),
+def test_listen_input_fifo_is_named_as_such_and_does_not_hang(improved_dir, fifo):
+    line = _one_error_line(_cli("listen", improved_dir / "model.keras", "--input", fifo),
                            f"{fifo}: not a regular file (a FIFO)", "--input -")
     assert "no such file" not in line
 
 
-def test_listen_input_device_is_named_as_such(model_dir, capsys):
-    _refused(["listen", model_dir / "model.keras", "--input", "/dev/zero"], capsys,
+def test_listen_input_device_is_named_as_such(improved_dir, capsys):
+    _refused(["listen", improved_dir / "model.keras", "--input", "/dev/zero"], capsys,
              "/dev/zero: not a regular file (a character device)")
 
 
@@ -198,11 +169,11 @@ def three_folds(tmp_path_factory) -> Path:
     return root
 
 
-def test_init_from_another_architecture_is_refused_before_any_task(three_folds, model_dir,
+def test_init_from_another_architecture_is_refused_before_any_task(three_folds, improved_dir,
                                                                    tmp_path, capsys):
     bare = tmp_path / "bare"  # no config.json beside it: the model itself is checked
     bare.mkdir()
-    (bare / "model.keras").write_bytes((model_dir / "model.keras").read_bytes())
+    (bare / "model.keras").write_bytes((improved_dir / "model.keras").read_bytes())
     out = tmp_path / "out"
     _refused(["run", "--data", three_folds, "--out", out, "--model", "sb-cnn",
               "--init-from", bare / "model.keras",
@@ -221,7 +192,7 @@ def one_class(tmp_path) -> Path:
     data.mkdir()
     rows = ["path,label,fold"]
     for fold in (1, 2, 3):
-        (data / f"bark{fold}.wav").write_bytes(_wav(400 + fold))
+        (data / f"bark{fold}.wav").write_bytes(wav_bytes(tone(400 + fold, 0.25), SR))
         rows.append(f"bark{fold}.wav,dog,{fold}")
     (data / "data.csv").write_text("\n".join(rows) + "\n")
     return data
