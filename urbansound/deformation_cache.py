@@ -29,16 +29,18 @@ CACHE_VERSION = 1
 """Part of every key: raise it when a deformation's implementation changes."""
 
 
-def noise_signature(noise_dir: str) -> list[tuple[str, str]]:
+def noise_signature(noise_dir: str, cache_file: str | os.PathLike | None = None
+                    ) -> list[tuple[str, str]]:
     """(relative path, SHA-256 of its bytes) of every file under ``noise_dir`` (empty: the
     built-in synthesised noises), sorted: a changed noise set changes the keys, also a
-    recording rewritten at the same size with its old mtime."""
+    recording rewritten at the same size with its old mtime.  ``cache_file`` remembers
+    the digests between calls (:func:`urbansound.content_hash.content_digests`)."""
     if not noise_dir:
         return []
     from urbansound.content_hash import content_digests
 
     found = [os.path.join(root, name) for root, _, files in os.walk(noise_dir) for name in files]
-    digests, _ = content_digests(found)
+    digests, _ = content_digests(found, cache_file=cache_file)
     return sorted((os.path.relpath(path, noise_dir), digests[path]) for path in found)
 
 

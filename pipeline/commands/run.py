@@ -1,7 +1,6 @@
 """``urbansound run``: the whole pipeline with kfp's local runner."""
 from __future__ import annotations
 
-import os
 import sys
 import time
 from pathlib import Path
@@ -134,8 +133,9 @@ def inputs_fingerprint(clips, data: Path, config, out: Path) -> str:
     import hashlib
 
     from components.progress import progress_line
-    from urbansound.content_hash import cache_file_for, content_digests, file_digest
+    from urbansound.content_hash import cache_file_for, file_digest
     from urbansound.dataset import dataset_fingerprint
+    from urbansound.deformation_cache import noise_signature
 
     folder = out / CONTENT_DIGESTS
     progress = progress_line("dataset fingerprint", interactive=sys.stdout.isatty(), after_s=2.0)
@@ -143,10 +143,8 @@ def inputs_fingerprint(clips, data: Path, config, out: Path) -> str:
                                  progress=progress)]
     noise = config.augment.noise_dir
     if noise and "://" not in noise and Path(noise).is_dir():
-        paths = sorted(str(Path(root) / name) for root, _, files in os.walk(noise)
-                       for name in files)
-        digests, _ = content_digests(paths, cache_file=cache_file_for(folder, noise))
-        listing = "".join(f"{os.path.relpath(p, noise)}\t{digests[p]}\n" for p in paths)
+        listing = "".join(f"{name}\t{digest}\n" for name, digest
+                          in noise_signature(noise, cache_file=cache_file_for(folder, noise)))
         parts.append("noise=" + hashlib.sha256(listing.encode()).hexdigest()[:16])
     init = config.train.init_from
     if init and "://" not in init and Path(init).is_file():
