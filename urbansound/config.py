@@ -337,36 +337,21 @@ class Config:
         if problem:
             raise ConfigError(problem)
         t, a, f = self.train, self.audio, self.features
+        # the relations between values and the choices; each value's own range is
+        # out_of_bounds' (_RANGES)
         checks = [
-            (a.sample_rate > 0, "audio.sample_rate must be > 0"),
-            (a.clip_seconds > 0, "audio.clip_seconds must be > 0"),
             (a.pad_mode in ("loop", "zeros"), "audio.pad_mode must be 'loop' or 'zeros'"),
-            (f.n_fft > 0, "features.n_fft must be > 0"),
-            (f.win_length > 0, "features.win_length must be > 0"),
             (f.win_length <= f.n_fft, "features.win_length must be <= features.n_fft"),
-            (f.hop_length > 0, "features.hop_length must be > 0"),
-            (f.n_mels > 0, "features.n_mels must be > 0"),
-            (f.n_frames > 0, "features.n_frames must be > 0"),
             (0 <= f.fmin < a.sample_rate / 2, "features.fmin must be >= 0 and < audio.sample_rate / 2"),
             (f.fmax is None or f.fmin < f.fmax <= a.sample_rate / 2,
              "features.fmax must be > features.fmin and <= audio.sample_rate / 2"),
-            (f.top_db > 0, "features.top_db must be > 0"),
-            (f.amin > 0, "features.amin must be > 0"),
-            (f.waveform_rate > 0, "features.waveform_rate must be > 0"),
             (0 <= f.window_hop_s <= a.clip_seconds,
              "features.window_hop_s must be 0 (no test-time windows) or a hop of at most "
              "audio.clip_seconds"),
-            (t.epochs >= 1, "train.epochs must be >= 1"),
-            (t.patience >= 1, "train.patience must be >= 1"),
-            (t.weight_decay >= 0, "train.weight_decay must be >= 0"),
-            (t.mixup_alpha >= 0, "train.mixup_alpha must be >= 0 (0: no mixup)"),
             (0 <= t.spec_augment <= 8, "train.spec_augment must be 0..8 masks per axis"),
             (t.schedule in SCHEDULES, f"train.schedule must be one of {list(SCHEDULES)}"),
             (t.validation in ("fold", "none"), "train.validation must be 'fold' or 'none'"),
-            (t.batch_size >= 1, "train.batch_size must be >= 1"),
             (t.learning_rate > 0, "train.learning_rate must be > 0"),
-            (t.seed >= 0, "train.seed must be >= 0"),
-            (all(s >= 0 for s in t.seeds), "train.seeds must be >= 0"),
             (len(set(t.seeds)) == len(t.seeds), "train.seeds must differ"),
             (t.optimizer in OPTIMIZERS, f"train.optimizer must be one of {list(OPTIMIZERS)}"),
             (t.normalize in ("per_band", "none"), "train.normalize must be 'per_band' or 'none'"),
