@@ -35,7 +35,7 @@ COPY setup.py README.md ./
 COPY urbansound ./urbansound
 COPY components ./components
 COPY pipeline ./pipeline
-RUN pip install --no-deps . && python -c "import urbansound, components, pipeline"
+RUN pip install --no-deps . && python -c "import urbansound.pipeline.cli, urbansound.components.train"
 
 # KFP replaces the entrypoint with its launcher and the component's own command; this one
 # is for `docker run IMAGE run ...` by hand.

@@ -1,15 +1,31 @@
-"""urbansound: UrbanSound8K classification as an orchestrated Kubeflow pipeline."""
+"""urbansound: UrbanSound8K classification as an orchestrated Kubeflow pipeline.
+
+The metadata lives here (the user asked for a setup.py); pyproject.toml names the build
+backend and configures the linters.  The folders ``pipeline/`` and ``components/`` are
+installed as ``urbansound.pipeline`` and ``urbansound.components``, so nothing but
+``urbansound`` lands at the top level of site-packages.
+"""
 from pathlib import Path
 
 from setuptools import find_packages, setup
 
 HERE = Path(__file__).parent
+# Folder in the repository -> its package name once installed.
+SUBPACKAGE_FOLDERS = {"urbansound.pipeline": "pipeline", "urbansound.components": "components"}
 
 
 def pinned_requirements():
     """The tested version set (requirements.txt), minus muda which installs with --no-deps."""
     lines = (HERE / "requirements.txt").read_text().splitlines()
-    return [l.split("#")[0].strip() for l in lines if l.split("#")[0].strip()]
+    return [line.split("#")[0].strip() for line in lines if line.split("#")[0].strip()]
+
+
+def packages():
+    """``urbansound`` and its subpackages, with the two folders mapped under it."""
+    found = find_packages(include=["urbansound", "urbansound.*"])
+    for package, folder in SUBPACKAGE_FOLDERS.items():
+        found += [package] + [f"{package}.{sub}" for sub in find_packages(folder)]
+    return found
 
 
 setup(
@@ -21,9 +37,10 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     # The library (urbansound), the KFP component adapters and the pipeline wiring.
-    packages=find_packages(include=["urbansound", "urbansound.*", "components", "components.*",
-                                    "pipeline", "pipeline.*"]),
+    packages=packages(),
+    package_dir=SUBPACKAGE_FOLDERS,
     install_requires=pinned_requirements(),
-    extras_require={"test": ["pytest>=8"], "dask": ["dask[distributed]>=2024.1"]},
-    entry_points={"console_scripts": ["urbansound=pipeline.cli:main"]},
+    extras_require={"test": ["pytest>=8"], "dask": ["dask[distributed]>=2024.1"],
+                    "lint": ["ruff", "mypy"]},
+    entry_points={"console_scripts": ["urbansound=urbansound.pipeline.cli:main"]},
 )

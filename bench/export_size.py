@@ -61,7 +61,7 @@ def main(argv=None) -> int:
     from urbansound.predict import find_audio_files, keras_classifier
 
     if args.model:
-        from pipeline.model_source import load_model
+        from urbansound.pipeline.model_source import load_model
 
         loaded = load_model(args.model)
         model, config, name = loaded.model, loaded.config, args.model
@@ -94,7 +94,7 @@ def main(argv=None) -> int:
         for i, ms in median_ms(fns, x1, args.repeats).items():
             rows[i]["ms_per_window"] = ms
     if args.model and Path(args.model).exists():
-        from pipeline.model_source import find_local_model
+        from urbansound.pipeline.model_source import find_local_model
 
         rows[0]["size_kb"] = find_local_model(args.model).stat().st_size / 1024
     report = {"model": name, "parameters": trainable_parameter_count(model),

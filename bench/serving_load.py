@@ -56,7 +56,7 @@ def config():
 def log_model(folder: Path) -> tuple[str, str, Path]:
     """(tracking URI, ``runs:/<run>/model``, the model.keras) of a seeded sb-cnn logged as
     the train task logs it (a parent run, a fold run, ``log_fold_result``)."""
-    from components import fold_logging, runs
+    from urbansound.components import fold_logging, runs
     from urbansound.models import build_model
     from urbansound.training import CONFIG_FILE, MODEL_FILE, FoldResult
 

@@ -27,11 +27,11 @@ def build_components(image: str = DEFAULT_IMAGE) -> Components:
     """KFP components of every stage, all running in ``image``."""
     from kfp import dsl
 
-    from components.evaluate import evaluate_component
-    from components.features import features_component
-    from components.ingest import ingest_component
-    from components.run_tracking import finish_run_component, start_run_component
-    from components.train import train_component
+    from urbansound.components.evaluate import evaluate_component
+    from urbansound.components.features import features_component
+    from urbansound.components.ingest import ingest_component
+    from urbansound.components.run_tracking import finish_run_component, start_run_component
+    from urbansound.components.train import train_component
 
     def make(func):
         # install_kfp_package=False: the image already has the pinned kfp; otherwise every

@@ -13,8 +13,8 @@ def evaluate_component(fold_results: Input[List[Artifact]], waveforms: Input[Dat
     import os
     from pathlib import Path
 
-    from components import runs, tracking_store
-    from components.kfp_files import write_metric_files
+    from urbansound.components import runs, tracking_store
+    from urbansound.components.kfp_files import write_metric_files
     from urbansound.evaluation import CONFUSION_FILE, evaluate_folds, format_summary
     from urbansound.training import FoldResult
 

@@ -8,8 +8,8 @@ def features_component(waveforms: Input[Dataset], config_json: str, beam_args: L
                        test_folds: List[int], features: Output[Dataset]):
     """Run the Beam features pipeline; ``beam_args`` empty means the local DirectRunner.
     Only the folds that train one of ``test_folds``' models are deformed."""
-    from components.errors import user_errors
-    from components.progress import progress_line
+    from urbansound.components.errors import user_errors
+    from urbansound.components.progress import progress_line
     from urbansound.beam_features import default_beam_args, run_features
     from urbansound.config import Config
     from urbansound.manifest import read_manifest

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from components.model_logging import log_model
-from components.runs import experiment_id, log_class_names, log_config, log_params
-from components.tracking_store import client
+from urbansound.components.model_logging import log_model
+from urbansound.components.runs import experiment_id, log_class_names, log_config, log_params
+from urbansound.components.tracking_store import client
 from urbansound.config import Config
 from urbansound.training import CONFIG_FILE, MODEL_FILE
 

@@ -1,11 +1,11 @@
 """What a fold run logs: every epoch's metrics while training, then the test metrics,
 the confusion matrix and curves (plots and JSON), ``fold_result.json`` and the model.
 
-A fold run (see :mod:`components.runs`) carries per-epoch ``loss, accuracy, val_loss,
+A fold run (see :mod:`urbansound.components.runs`) carries per-epoch ``loss, accuracy, val_loss,
 val_accuracy``, ``test_accuracy``, ``test_loss``, ``best_epoch``, tags with the split's
 sizes, the artifacts ``confusion_matrix.json``/``.png``, ``curves.png``,
 ``fold_result.json``, ``class_names.json`` (the classes in label order), ``config.json``
-(logged when the run starts), and the model logged by :mod:`components.model_logging` (a
+(logged when the run starts), and the model logged by :mod:`urbansound.components.model_logging` (a
 pyfunc that serves raw audio, carrying the Keras file and its configuration).
 """
 from __future__ import annotations
@@ -14,9 +14,9 @@ import json
 import tempfile
 from pathlib import Path
 
-from components.model_logging import log_model
-from components.runs import log_class_names
-from components.tracking_store import client, guarded, tolerant
+from urbansound.components.model_logging import log_model
+from urbansound.components.runs import log_class_names
+from urbansound.components.tracking_store import client, guarded, tolerant
 
 
 def epoch_logger(tracking_uri: str, run_id: str):

@@ -17,9 +17,9 @@ def ingest_component(data_root: str, config_json: str, test_folds: List[int], st
     (A single return value: kfp 2.17's local runner cannot fan out ParallelFor
     over one field of a NamedTuple output.)
     """
-    from components import runs, tracking_store
-    from components.errors import user_errors
-    from components.progress import progress_line
+    from urbansound.components import runs, tracking_store
+    from urbansound.components.errors import user_errors
+    from urbansound.components.progress import progress_line
     from urbansound.config import Config
     from urbansound.ingest import ingest
     from urbansound.manifest import IngestError

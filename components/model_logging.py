@@ -1,10 +1,10 @@
 """The trained model of a fold run, logged to MLflow as ``model`` (``runs:/<run>/model``).
 
-It is an MLflow pyfunc, :class:`components.serving.AudioClassifier`, that takes raw audio
+It is an MLflow pyfunc, :class:`urbansound.components.serving.AudioClassifier`, that takes raw audio
 (a file path, or samples and their rate) and returns the class probabilities, so that
 ``mlflow models serve -m runs:/<run>/model --env-manager local`` serves it as it is.
 It carries the Keras file and the configuration as artifacts (``urbansound predict``
-uses those: :mod:`pipeline.model_source`), a signature with the ``hop_s`` param, an input
+uses those: :mod:`urbansound.pipeline.model_source`), a signature with the ``hop_s`` param, an input
 example (0.5 s of a synthesised dog bark at 8 kHz), the project's packages it runs
 (``urbansound`` and ``components/serving.py``) as code, and pinned requirements.
 """
@@ -15,7 +15,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from components.tracking_store import client
+from urbansound.components.tracking_store import client
 
 MODEL_NAME = "model"
 EXAMPLE_RATE = 8000
@@ -36,8 +36,8 @@ def log_model(tracking_uri: str, run_id: str, model_path: str, *, config=None,
     """
     import mlflow
 
-    from components import serving
-    from components.runs import run_config
+    from urbansound.components import serving
+    from urbansound.components.runs import run_config
     from urbansound.config import Config
     from urbansound.training import CONFIG_FILE
 
@@ -73,7 +73,7 @@ def signature(class_names=None):
     from mlflow.types import ColSpec, DataType, ParamSchema, ParamSpec, Schema
     from mlflow.types.schema import AnyType, Array
 
-    from components.serving import HOP_PARAM
+    from urbansound.components.serving import HOP_PARAM
     from urbansound.config import CLASS_NAMES
     from urbansound.predict import DEFAULT_HOP_SECONDS
 
@@ -110,15 +110,24 @@ def requirements() -> list[str]:
 
 
 def _code_paths(folder: Path) -> list[str]:
-    """Clean copies of the code the pyfunc imports: the ``urbansound`` package, and
-    ``components`` with only its ``__init__`` and ``serving`` (not the KFP adapters)."""
+    """A clean copy of the code the pyfunc imports: the ``urbansound`` library, with
+    ``urbansound/components`` holding only its ``__init__`` and ``serving`` (not the KFP
+    adapters), as the installed package lays them out."""
     import urbansound
 
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
-    shutil.copytree(Path(urbansound.__file__).parent, folder / "urbansound", ignore=ignore)
-    (folder / "components").mkdir(parents=True)
+    source = Path(urbansound.__file__).parent
+    caches = shutil.ignore_patterns("__pycache__", "*.pyc")
+
+    def ignore(directory, names):
+        # an installed (not editable) package has the pipeline and components beside it
+        upper = {"pipeline", "components"} if Path(directory) == source else set()
+        return caches(directory, names) | (upper & set(names))
+
+    library = folder / "urbansound"
+    shutil.copytree(source, library, ignore=ignore)
+    (library / "components").mkdir()
     # this module's own folder is the components package's (importing the package to
     # find it would tie this module to every KFP adapter that __init__ names)
     for name in ("__init__.py", "serving.py"):
-        shutil.copy(Path(__file__).parent / name, folder / "components" / name)
-    return [str(folder / "urbansound"), str(folder / "components")]
+        shutil.copy(Path(__file__).parent / name, library / "components" / name)
+    return [str(library)]

@@ -6,7 +6,7 @@ def start_run_component(config_json: str, data_root: str, tracking_uri: str, run
                         job_id: str) -> str:
     """Create the parent run (params: the whole configuration, and in full its
     ``config.json``); return its id, or "" when tracking is off."""
-    from components import runs, tracking_store
+    from urbansound.components import runs, tracking_store
     from urbansound.config import Config
 
     uri = tracking_store.resolve_uri(tracking_uri)
@@ -26,7 +26,7 @@ def start_run_component(config_json: str, data_root: str, tracking_uri: str, run
 def finish_run_component(tracking_uri: str, run_key: str, job_id: str,
                          status: PipelineTaskFinalStatus):
     """Exit handler: mark the parent run (and unfinished fold runs) FINISHED or FAILED."""
-    from components import runs, tracking_store
+    from urbansound.components import runs, tracking_store
 
     uri = tracking_store.resolve_uri(tracking_uri)
     if uri:

@@ -8,9 +8,9 @@ Layout of one pipeline run in MLflow (experiment ``urbansound``):
   and ``summary.json``, ``confusion_matrix.json``, ``confusion_matrix.png``;
 - one nested run per test fold (tags ``fold=<k>``, ``mlflow.parentRunId``) with the
   configuration as params; what it logs while and after training is in
-  :mod:`components.fold_logging`.
+  :mod:`urbansound.components.fold_logging`.
 
-Every function taking the URI first is wrapped by :func:`components.tracking_store.tolerant`:
+Every function taking the URI first is wrapped by :func:`urbansound.components.tracking_store.tolerant`:
 an unreachable server makes it return its default, a full store ends the task.
 """
 from __future__ import annotations
@@ -19,7 +19,7 @@ import json
 import os
 from dataclasses import fields
 
-from components.tracking_store import client, default_artifact_location, tolerant
+from urbansound.components.tracking_store import client, default_artifact_location, tolerant
 from urbansound.config import Config, ConfigError
 from urbansound.messages import quoted
 

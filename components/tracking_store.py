@@ -9,7 +9,7 @@ same command resumes once space is freed.  A tracking *server* that stops
 answering mid-run is reported once (a warning), and the run carries on without
 MLflow: its own outputs are complete.  :func:`check_store` tells both apart before
 a run starts, in seconds; :func:`guarded` / :func:`tolerant` apply the same rules to
-every call a task makes (see :mod:`components.runs`, :mod:`components.fold_logging`).
+every call a task makes (see :mod:`urbansound.components.runs`, :mod:`urbansound.components.fold_logging`).
 
 :func:`client` is the one way to an ``MlflowClient``: it creates a new sqlite store
 under a file lock.
@@ -206,7 +206,7 @@ def _unreachable_error(exc: BaseException) -> bool:
 
 
 def _storage_error(exc: BaseException, tracking_uri: str) -> str | None:
-    from components.errors import storage_error
+    from urbansound.components.errors import storage_error
 
     db_path = sqlite_path(tracking_uri)
     return storage_error(exc, default_path=str(db_path) if db_path else "")
@@ -260,7 +260,7 @@ def guarded(tracking_uri: str, call, default=None):
         if described is None:
             raise
         _broken.add(tracking_uri)
-        from components.errors import USER_ERROR_EXIT
+        from urbansound.components.errors import USER_ERROR_EXIT
 
         print(f"urbansound tracking: error: cannot write {described} (MLflow store "
               f"{tracking_uri})", file=sys.stderr, flush=True)

@@ -10,9 +10,9 @@ def train_component(features: Input[Dataset], test_fold: int, config_json: str,
     import os
     import shutil
 
-    from components import fold_logging, runs, tracking_store
-    from components.errors import user_errors
-    from components.kfp_files import write_metric_files
+    from urbansound.components import fold_logging, runs, tracking_store
+    from urbansound.components.errors import user_errors
+    from urbansound.components.kfp_files import write_metric_files
     from urbansound.config import Config
     from urbansound.folds import split_folds
     from urbansound.training import MODEL_FILE, RESULT_FILE, train_fold

@@ -1,6 +1,6 @@
 """The ``urbansound`` command line: run the pipeline, or one stage, or compile/submit it.
 
-Each command lives in :mod:`pipeline.commands`; this module builds the parser from them
+Each command lives in :mod:`urbansound.pipeline.commands`; this module builds the parser from them
 and dispatches.
 
 Exit codes: 0 success; 2 bad input or configuration (one line says which file
@@ -14,11 +14,11 @@ import os
 import sys
 import textwrap
 
-from pipeline.commands.options import EXIT_INTERRUPTED, EXIT_USER
+from urbansound.pipeline.commands.options import EXIT_INTERRUPTED, EXIT_USER
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from pipeline.commands import COMMANDS, ORDER
+    from urbansound.pipeline.commands import COMMANDS, ORDER
     from urbansound.config import Config
 
     d = Config()
@@ -46,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from pipeline.commands import COMMANDS
+    from urbansound.pipeline.commands import COMMANDS
 
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,

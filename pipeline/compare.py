@@ -3,7 +3,7 @@ and write the box plot of fold accuracies; log both to MLflow as a comparison ru
 
 A pipeline run in MLflow is a parent run (params ``train.model``,
 ``augment.deformations``) with one nested run per test fold (tag ``fold``, metric
-``test_accuracy``); see :mod:`components.runs`.
+``test_accuracy``); see :mod:`urbansound.components.runs`.
 """
 from __future__ import annotations
 
@@ -50,7 +50,7 @@ def load_runs(tracking_uri: str, run_ids: list[str] | None = None,
         no store at a sqlite URI (nothing is created), an unknown experiment or run id,
         or a fold run given instead of a pipeline run.
     """
-    from components.tracking_store import missing_store
+    from urbansound.components.tracking_store import missing_store
 
     db = missing_store(tracking_uri)
     if db is not None:  # MLflow would create an empty store just to find nothing in it

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import re
 
-from components import DEFAULT_IMAGE
+from urbansound.components import DEFAULT_IMAGE
 from urbansound.config import Config, ConfigError
 from urbansound.messages import quoted
 
@@ -154,7 +154,7 @@ def compile_pipeline(path: str | os.PathLike, *, image: str = DEFAULT_IMAGE,
     """
     from kfp import compiler
 
-    from pipeline.pipeline import ClusterOptions, create_pipeline
+    from urbansound.pipeline.pipeline import ClusterOptions, create_pipeline
 
     cluster = ClusterOptions(pvcs=tuple((str(n), str(m)) for n, m in pvcs), retries=retries,
                              caching=caching)

@@ -92,7 +92,7 @@ def pipeline_fingerprint(config: Config) -> str:
 
     from kfp import compiler
 
-    from pipeline.pipeline import create_pipeline
+    from urbansound.pipeline.pipeline import create_pipeline
 
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "pipeline.yaml")
@@ -160,7 +160,7 @@ def run_local(data_root: str | os.PathLike, *, config: Config, workdir: str | os
         SIGINT/SIGTERM: every task is stopped and the MLflow runs still open are
         marked KILLED.
     """
-    from components import runs, tracking_store
+    from urbansound.components import runs, tracking_store
 
     workdir = Path(workdir).resolve()
     pipeline_root = workdir / "pipeline_root"
@@ -178,7 +178,7 @@ def run_local(data_root: str | os.PathLike, *, config: Config, workdir: str | os
             "cache": cache, "parent_pid": os.getpid(), "unreachable_file": str(unreachable)}
     outcome_read, outcome_write = os.pipe()
     keep = [outcome_write] + ([lock_fd] if lock_fd is not None else [])
-    child = subprocess.Popen([sys.executable, "-m", "pipeline.local_runner", json.dumps(spec),
+    child = subprocess.Popen([sys.executable, "-m", "urbansound.pipeline.local_runner", json.dumps(spec),
                               str(outcome_write)], start_new_session=True, pass_fds=keep)
     os.close(outcome_write)
     try:
@@ -227,13 +227,13 @@ def _execute(spec_json: str, outcome_fd: int) -> int:
 
     spec = json.loads(spec_json)
     _die_with_parent(spec["parent_pid"])
-    from components.tracking_store import UNREACHABLE_FILE_ENV
+    from urbansound.components.tracking_store import UNREACHABLE_FILE_ENV
 
     os.environ[UNREACHABLE_FILE_ENV] = spec["unreachable_file"]
 
     from kfp import local
 
-    from pipeline.pipeline import create_pipeline
+    from urbansound.pipeline.pipeline import create_pipeline
 
     # kfp reports cache hits on the root logger at INFO: make them visible in the log.
     logging.basicConfig(level=logging.INFO, format="%(message)s")

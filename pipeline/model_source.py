@@ -6,7 +6,7 @@ no configuration, so :class:`~urbansound.config.Config` defaults apply.
 
 An MLflow source is ``runs:/<run id>/model``, ``models:/<model id>`` (MLflow 3's
 logged models), ``models:/<name>@<alias>`` or ``models:/<name>/<version>``.  A fold
-run's model is the pyfunc of :mod:`components.model_logging`; its Keras file and its
+run's model is the pyfunc of :mod:`urbansound.components.model_logging`; its Keras file and its
 ``config.json`` artifacts are used here, so ``urbansound predict`` and the served model
 compute the same thing.  Fold runs also carry the whole configuration as params
 (``audio.pad_mode``, ``features.n_mels``, ...; see ``components/runs.py``): the model is
@@ -20,7 +20,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from components.runs import config_from_params  # noqa: F401 - also this module's API
+from urbansound.components.runs import config_from_params  # noqa: F401 - also this module's API
 from urbansound.config import Config, ConfigError
 from urbansound.training import CONFIG_FILE
 from urbansound.training import MODEL_FILE
@@ -106,11 +106,11 @@ def mlflow_store(source: str, tracking_uri: str = "") -> str:
 
     Raises ModelSourceError when it is a sqlite file that does not exist (MLflow would
     create an empty store there)."""
-    from components.tracking_store import missing_store
+    from urbansound.components.tracking_store import missing_store
 
     uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI", "")
     if not uri:
-        from pipeline.local_runner import default_tracking_uri
+        from urbansound.pipeline.local_runner import default_tracking_uri
 
         uri = default_tracking_uri(".")
     db = missing_store(uri)
@@ -128,7 +128,7 @@ def mlflow_store(source: str, tracking_uri: str = "") -> str:
 
 
 def _load_mlflow(source: str, tracking_uri: str) -> LoadedModel:
-    """A pyfunc logged by :mod:`components.model_logging` (its Keras file and config.json
+    """A pyfunc logged by :mod:`urbansound.components.model_logging` (its Keras file and config.json
     artifacts), or a plain ``mlflow.keras`` model (runs logged before the pyfunc)."""
     uri = mlflow_store(source, tracking_uri)
     import mlflow
@@ -162,8 +162,8 @@ def _load_mlflow(source: str, tracking_uri: str) -> LoadedModel:
 
 def _audio_pyfunc_artifacts(flavors: dict) -> dict[str, str]:
     """The artifact paths (inside the model) of a pyfunc logged by
-    :mod:`components.model_logging`, {} for any other model."""
-    from components.serving import CONFIG_ARTIFACT, KERAS_ARTIFACT
+    :mod:`urbansound.components.model_logging`, {} for any other model."""
+    from urbansound.components.serving import CONFIG_ARTIFACT, KERAS_ARTIFACT
 
     artifacts = (flavors.get("python_function") or {}).get("artifacts") or {}
     if KERAS_ARTIFACT not in artifacts or CONFIG_ARTIFACT not in artifacts:
@@ -179,7 +179,7 @@ def _load_pyfunc_artifacts(source: str, paths: dict[str, str]):
     import keras
     import mlflow
 
-    from components.serving import CONFIG_ARTIFACT, KERAS_ARTIFACT
+    from urbansound.components.serving import CONFIG_ARTIFACT, KERAS_ARTIFACT
 
     with tempfile.TemporaryDirectory() as tmp:
         try:
@@ -206,7 +206,7 @@ def _run_config(source: str, uri: str, run_id: str | None) -> tuple[Config | Non
         params = mlflow.MlflowClient(uri).get_run(run_id).data.params
     except Exception as exc:  # noqa: BLE001 - a deleted run, say: defaults, and say so
         return None, f"defaults (run {run_id} could not be read: {_first_line(exc)})"
-    from components.runs import run_config
+    from urbansound.components.runs import run_config
 
     if not any(k.startswith(("audio.", "features.")) for k in params):
         return None, where

@@ -1,15 +1,15 @@
 """The one pipeline definition: ingest → features → ParallelFor(train per test fold) → evaluate.
 
 ``create_pipeline`` only wires components; where it runs (kfp's local runner or
-a Kubeflow cluster) is decided by :mod:`pipeline.local_runner` and
-:mod:`pipeline.kubeflow_runner`.  Every default comes from
+a Kubeflow cluster) is decided by :mod:`urbansound.pipeline.local_runner` and
+:mod:`urbansound.pipeline.kubeflow_runner`.  Every default comes from
 :class:`urbansound.config.Config`.
 """
 # No `from __future__ import annotations`: kfp reads the pipeline's parameter types at runtime.
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
-from components import DEFAULT_IMAGE, build_components
+from urbansound.components import DEFAULT_IMAGE, build_components
 from urbansound.config import Config
 
 PIPELINE_NAME = "urbansound"

@@ -26,7 +26,7 @@ def _inside(path: Path, folder: Path) -> bool:
 def check_locations(out: Path, data: Path | None, tracking_uri: str) -> None:
     """Nothing the run writes may land inside the dataset folder: not the output
     folder, not a sqlite tracking store (nor its ``mlartifacts/`` beside it)."""
-    from components.tracking_store import store_folder
+    from urbansound.components.tracking_store import store_folder
 
     out_real = Path(out).resolve()
     if out_real.exists() and not out_real.is_dir():
@@ -191,8 +191,8 @@ def check_dask_address(address: str, timeout_s: float = 10.0) -> int:
 
 
 def check_tracking(tracking_uri: str) -> None:
-    """The store can be written (a server answers) — see components.tracking_store.check_store."""
-    from components.tracking_store import check_store
+    """The store can be written (a server answers) — see urbansound.components.tracking_store.check_store."""
+    from urbansound.components.tracking_store import check_store
 
     check_store(tracking_uri)
 

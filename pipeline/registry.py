@@ -11,14 +11,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from components.runs import FOLD_TAG
-from pipeline.model_source import ModelSourceError, mlflow_store
+from urbansound.components.runs import FOLD_TAG
+from urbansound.pipeline.model_source import ModelSourceError, mlflow_store
 from urbansound.config import ConfigError
 
 KIND_TAG = "urbansound.kind"
 """``final`` on the runs (and versions) of ``urbansound train-final``."""
 MODEL_PATH = "model"
-"""The name fold runs log their model under (:data:`components.model_logging.MODEL_NAME`)."""
+"""The name fold runs log their model under (:data:`urbansound.components.model_logging.MODEL_NAME`)."""
 
 
 class RegistryError(ConfigError):
@@ -150,7 +150,7 @@ def run_settings(run_id: str, tracking_uri: str = ""):
     """
     import statistics
 
-    from components.runs import run_config
+    from urbansound.components.runs import run_config
 
     uri, client, run = _open_run(run_id, tracking_uri)
     folds = _fold_runs(client, run) or [run]

@@ -96,7 +96,7 @@ def intercept_kfp(monkeypatch, run_id: str = "run-7") -> list:
 def refused_in_one_line(argv, capsys, *fragments, besides: str | None = None) -> str:
     """``urbansound ARGV`` exits 2 with one stderr line holding every fragment and no
     traceback (lines starting with ``besides``, a progress line, not counted); the line."""
-    from pipeline.cli import main
+    from urbansound.pipeline.cli import main
 
     code = main([str(a) for a in argv])
     err = capsys.readouterr().err

@@ -650,7 +650,7 @@ def test_output_inside_the_dataset_audio_is_refused(ds):
 
 
 def cli(capsys, *args):
-    from pipeline.cli import main
+    from urbansound.pipeline.cli import main
 
     code = main(["ingest", *map(str, args)])
     captured = capsys.readouterr()

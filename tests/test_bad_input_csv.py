@@ -109,7 +109,7 @@ def assert_rejected_alone(ds, outcome, file: str, reason: str, *, fold=2, exact:
 
 
 def cli_ingest(capsys, ds: Dataset):
-    from pipeline.cli import main
+    from urbansound.pipeline.cli import main
 
     code = main(["ingest", "--data", str(ds.root), "--out", str(ds.root.parent / "out")])
     captured = capsys.readouterr()

@@ -265,7 +265,7 @@ def test_features_command_prints_progress_and_logs_the_chatter(waveforms, single
 
     out = waveforms / "cli"
     done = subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", "features", "--data", str(waveforms / "wave"),
+        [sys.executable, "-m", "urbansound.pipeline.cli", "features", "--data", str(waveforms / "wave"),
          "--out", str(out), "--beam-arg=--runner=FnApiRunner"],
         cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from conftest import free_port
 
-from pipeline.cli import build_parser, main
-from pipeline.commands.ui import ui_command
+from urbansound.pipeline.cli import build_parser, main
+from urbansound.pipeline.commands.ui import ui_command
 
 COMMANDS = ["run", "demo-data", "ingest", "features", "ui", "compile", "submit", "predict", "models",
             "compare", "export", "listen", "register", "train-final"]
@@ -91,7 +91,7 @@ def _listening_addresses(port):
 def test_ui_serves_on_127_0_0_1_only(tmp_path):
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "pipeline.cli", "ui", "--tracking-uri",
+        [sys.executable, "-m", "urbansound.pipeline.cli", "ui", "--tracking-uri",
          f"sqlite:///{tmp_path / 'mlflow.db'}", "--port", str(port)],
         cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         start_new_session=True)
@@ -285,7 +285,7 @@ def test_bad_beam_options_are_refused_before_any_task(beam_arg, reason, three_fo
 
 
 def test_valid_beam_options_pass_the_check():
-    from pipeline.preflight import check_beam_args
+    from urbansound.pipeline.preflight import check_beam_args
 
     check_beam_args(["--runner=FnApiRunner", "--direct_num_workers=2",
                      "--direct_running_mode=multi_processing"], local=True)
@@ -315,7 +315,7 @@ def test_an_output_folder_in_use_is_refused_with_one_line(three_folds, tmp_path,
 
 
 def test_the_output_lock_is_released_when_its_holder_dies(tmp_path):
-    from pipeline.local_runner import OutputInUse, output_lock
+    from urbansound.pipeline.local_runner import OutputInUse, output_lock
 
     with output_lock(tmp_path):
         with pytest.raises(OutputInUse, match="in use"):
@@ -326,7 +326,7 @@ def test_the_output_lock_is_released_when_its_holder_dies(tmp_path):
 
 
 def test_the_console_keeps_errors_when_the_log_cannot_be_written(tmp_path):
-    from pipeline.console import ConsoleLog
+    from urbansound.pipeline.console import ConsoleLog
 
     console = ConsoleLog(tmp_path / "a-file" / "run.log")
     (tmp_path / "a-file").write_text("blocks the log folder")
@@ -352,13 +352,13 @@ def test_the_console_keeps_errors_when_the_log_cannot_be_written(tmp_path):
     (ValueError("need at least 3 folds"), None),
 ])
 def test_storage_errors_are_recognised_whoever_raises_them(error, expected):
-    from components.errors import storage_error
+    from urbansound.components.errors import storage_error
 
     assert storage_error(error, default_path="/s/mlflow.db") == expected
 
 
 def test_a_storage_error_inside_a_component_is_one_line_and_exit_2(capsys):
-    from components.errors import user_errors
+    from urbansound.components.errors import user_errors
 
     with pytest.raises(SystemExit) as stopped:
         with user_errors("features"):
@@ -374,7 +374,7 @@ def test_a_storage_error_inside_a_component_is_one_line_and_exit_2(capsys):
 def test_the_resume_key_follows_what_kfp_caches(tmp_path, monkeypatch):
     """Same output folder, arguments and code: the same MLflow parent is resumed; another
     --out (another cache) or other code is another run (issue 10, defect 9)."""
-    import pipeline.local_runner as runner
+    import urbansound.pipeline.local_runner as runner
     from urbansound.config import Config
 
     config = Config()
@@ -389,13 +389,13 @@ def test_the_resume_key_follows_what_kfp_caches(tmp_path, monkeypatch):
 
 def test_the_console_echoes_the_stages_progress_lines_and_not_the_rest(tmp_path, capfd):
     """A local run's terminal shows ingest's and features' progress lines as the task
-    subprocesses print them (components.progress), and none of their other output."""
-    from components.progress import progress_line
-    from pipeline.console import ConsoleLog
+    subprocesses print them (urbansound.components.progress), and none of their other output."""
+    from urbansound.components.progress import progress_line
+    from urbansound.pipeline.console import ConsoleLog
 
     with ConsoleLog(tmp_path / "run.log"):
         subprocess.run([sys.executable, "-c", textwrap.dedent("""
-            from components.progress import progress_line
+            from urbansound.components.progress import progress_line
             p = progress_line("features", every_s=0)
             print("INFO:apache_beam: a line nobody needs")
             p(128, 1881); p(1881, 1881)

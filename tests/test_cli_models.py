@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from pipeline.cli import build_parser, main
-from pipeline.commands.options import config_from_args
+from urbansound.pipeline.cli import build_parser, main
+from urbansound.pipeline.commands.options import config_from_args
 
 
 def parse(*argv):
@@ -97,7 +97,7 @@ def test_submit_takes_the_same_training_options():
 
 
 def test_set_value_parsing():
-    from pipeline.commands.options import setting
+    from urbansound.pipeline.commands.options import setting
 
     assert setting("train.epochs=5") == ("train.epochs", 5)
     assert setting("features.fmax=null") == ("features.fmax", None)

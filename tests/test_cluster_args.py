@@ -7,7 +7,7 @@ import socket
 import pytest
 from conftest import KfpResponse, intercept_kfp
 
-from pipeline.cli import main
+from urbansound.pipeline.cli import main
 
 GOOD = ["submit", "--host", "http://kfp.invalid", "--data", "gs://b/us8k",
         "--data-version", "v1"]
@@ -126,7 +126,7 @@ def test_a_refusing_cluster_is_one_line_with_the_status(monkeypatch, capsys, sta
 def test_an_unresolvable_host_says_so():
     import urllib3
 
-    from pipeline.kubeflow_runner import connection_error
+    from urbansound.pipeline.kubeflow_runner import connection_error
 
     pool = urllib3.HTTPConnectionPool("no-such-host.invalid", 80, retries=0)
     with pytest.raises(urllib3.exceptions.MaxRetryError) as failed:
@@ -137,7 +137,7 @@ def test_an_unresolvable_host_says_so():
 
 
 def test_a_mount_path_with_a_newline_is_refused():
-    from pipeline.kubeflow_runner import parse_pvc
+    from urbansound.pipeline.kubeflow_runner import parse_pvc
 
     with pytest.raises(ValueError, match="the mount path has a control character"):
         parse_pvc("us8k:/mnt/da\nta")

@@ -149,7 +149,7 @@ def test_entrypoint_is_exec_form_and_kfp_gives_every_executor_its_own_command(
     (for `docker run IMAGE ...`) must not matter to the pipeline."""
     (entrypoint,) = _args(docker_instructions, "ENTRYPOINT")
     assert json.loads(entrypoint) == ["urbansound"]
-    from pipeline.kubeflow_runner import compile_pipeline
+    from urbansound.pipeline.kubeflow_runner import compile_pipeline
 
     spec = yaml.safe_load(Path(compile_pipeline(tmp_path / "p.yaml", image="img:1")).read_text())
     for name, executor in spec["deploymentSpec"]["executors"].items():

@@ -75,7 +75,7 @@ def store(tmp_path):
 
 
 def test_compare_reads_every_pipeline_run_and_logs_a_comparison_run(store, tmp_path):
-    from pipeline.compare import BOXPLOT_FILE, compare, load_runs
+    from urbansound.pipeline.compare import BOXPLOT_FILE, compare, load_runs
 
     uri, parents, client = store
     runs = {r.model: r for r in load_runs(uri)}
@@ -94,7 +94,7 @@ def test_compare_reads_every_pipeline_run_and_logs_a_comparison_run(store, tmp_p
 
 
 def test_compare_named_runs_and_errors(store):
-    from pipeline.compare import compare, load_runs
+    from urbansound.pipeline.compare import compare, load_runs
 
     uri, parents, client = store
     assert [r.model for r in load_runs(uri, [parents["sb-cnn"]])] == ["sb-cnn"]
@@ -110,7 +110,7 @@ def test_compare_named_runs_and_errors(store):
 
 
 def test_compare_command_prints_the_table_and_writes_the_plot(store, tmp_path, capsys):
-    from pipeline.cli import main
+    from urbansound.pipeline.cli import main
 
     uri, parents, _ = store
     code = main(["compare", parents["sb-cnn"], parents["urbannet"], "--tracking-uri", uri,

@@ -179,7 +179,7 @@ def tampered_model(tmp_path_factory):
 
 
 def test_predict_refuses_a_tampered_config_json_in_one_line(tampered_model, tmp_path, capsys):
-    from pipeline.cli import main
+    from urbansound.pipeline.cli import main
 
     clip = tmp_path / "a.wav"
     import soundfile as sf
@@ -193,7 +193,7 @@ def test_predict_refuses_a_tampered_config_json_in_one_line(tampered_model, tmp_
 
 
 def test_the_served_model_refuses_a_tampered_config_artifact(tampered_model):
-    from components.serving import AudioClassifier
+    from urbansound.components.serving import AudioClassifier
 
     context = SimpleNamespace(artifacts={
         "config": str(tampered_model / "config.json"),

@@ -247,8 +247,8 @@ def test_noise_recordings_rewritten_at_the_same_size_change_the_deformation_keys
 
 
 def test_run_fingerprint_covers_noise_recordings_and_the_init_model(demo, tmp_path, remembered):
-    from pipeline.commands.resolve import INIT_DIGEST_FILE
-    from pipeline.commands.run import inputs_fingerprint
+    from urbansound.pipeline.commands.resolve import INIT_DIGEST_FILE
+    from urbansound.pipeline.commands.run import inputs_fingerprint
     from urbansound.config import Config
 
     out = tmp_path / "out"
@@ -291,9 +291,9 @@ def test_run_fingerprint_covers_noise_recordings_and_the_init_model(demo, tmp_pa
 
 def test_submit_fingerprints_the_content_and_remembers_it_per_user(demo, tmp_path, monkeypatch,
                                                                   capsys):
-    from pipeline.cli import build_parser
-    from pipeline.commands.cluster import submit_cache_key
-    from pipeline.commands.options import config_from_args
+    from urbansound.pipeline.cli import build_parser
+    from urbansound.pipeline.commands.cluster import submit_cache_key
+    from urbansound.pipeline.commands.options import config_from_args
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     args = build_parser().parse_args(["submit", "--host", "http://kfp.invalid", "--data",
@@ -309,8 +309,8 @@ def test_submit_fingerprints_the_content_and_remembers_it_per_user(demo, tmp_pat
 
 
 def test_the_fingerprint_progress_line_stays_quiet_when_quick(monkeypatch):
-    import components.progress as progress_module
-    from components.progress import progress_line
+    import urbansound.components.progress as progress_module
+    from urbansound.components.progress import progress_line
 
     clock = [1.8e9]
     monkeypatch.setattr(progress_module.time, "time", lambda: clock[0])
@@ -336,12 +336,12 @@ def _cli(args, cwd, env_extra=None):
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     env["PYTHONPATH"] = str(REPO)
     env.update(env_extra or {})
-    return subprocess.run([sys.executable, "-m", "pipeline.cli", *args], cwd=cwd, env=env,
+    return subprocess.run([sys.executable, "-m", "urbansound.pipeline.cli", *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=300)
 
 
 def test_compare_in_an_empty_folder_creates_nothing(tmp_path, monkeypatch, capsys):
-    from pipeline.cli import main
+    from urbansound.pipeline.cli import main
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.chdir(tmp_path)

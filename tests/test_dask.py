@@ -78,7 +78,7 @@ def test_features_command_on_dask_is_quiet_and_logs_to_a_file(waveforms, cluster
 
     out = waveforms / "cli"
     done = subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", "features", "--data", str(waveforms / "wave"),
+        [sys.executable, "-m", "urbansound.pipeline.cli", "features", "--data", str(waveforms / "wave"),
          "--out", str(out), "--augment", NOISE, "--beam-runner", "dask",
          "--dask-address", cluster.scheduler_address],
         cwd=ROOT, capture_output=True, text=True, timeout=900)
@@ -101,7 +101,7 @@ def test_features_command_on_dask_is_quiet_and_logs_to_a_file(waveforms, cluster
 
 
 def test_an_address_where_no_scheduler_answers_is_one_line(tmp_path, capsys):
-    from pipeline.cli import main
+    from urbansound.pipeline.cli import main
 
     with socket.socket() as s:  # a port nothing listens on
         s.bind(("127.0.0.1", 0))
@@ -126,7 +126,7 @@ def test_an_address_where_no_scheduler_answers_is_one_line(tmp_path, capsys):
      "--beam-runner dask and --beam-arg=--runner=FnApiRunner name two runners"),
 ])
 def test_runner_options_that_cannot_work_are_one_line(tmp_path, capsys, argv, message):
-    from pipeline.cli import main
+    from urbansound.pipeline.cli import main
 
     for command in (["features", "--data", str(tmp_path), "--out", str(tmp_path / "o")],
                     ["run", "--out", str(tmp_path / "o")]):
@@ -140,8 +140,8 @@ def test_run_hands_the_dask_runner_to_the_features_task(waveforms, cluster, tmp_
                                                         monkeypatch, capsys):
     """``urbansound run --beam-runner dask --dask-address A`` gives the pipeline Beam's
     Dask runner at A (the run itself is stopped at the hand-over)."""
-    import pipeline.local_runner as local_runner
-    from pipeline.cli import main
+    import urbansound.pipeline.local_runner as local_runner
+    from urbansound.pipeline.cli import main
 
     handed = {}
 

@@ -118,7 +118,7 @@ def test_no_cache_dir_no_cache(waveforms):
 
 
 def test_run_and_features_keep_the_cache_under_out(tmp_path):
-    from pipeline.commands.resolve import with_deformation_cache
+    from urbansound.pipeline.commands.resolve import with_deformation_cache
 
     plain = Config()
     assert with_deformation_cache(plain, tmp_path) is plain  # nothing deformed: no cache

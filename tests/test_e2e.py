@@ -32,7 +32,7 @@ def finished_run(demo_root, tmp_path_factory):
     import contextlib
     import io
 
-    from pipeline.cli import main
+    from urbansound.pipeline.cli import main
 
     work = tmp_path_factory.mktemp("run")
     uri = f"sqlite:///{work / 'mlflow.db'}"
@@ -125,7 +125,7 @@ def test_mlflow_has_one_nested_run_per_fold_with_histories_and_a_loadable_model(
 
 
 def test_a_failing_stage_marks_the_mlflow_run_failed(demo_root, tmp_path, capsys):
-    from pipeline.cli import main
+    from urbansound.pipeline.cli import main
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     code = main(["run", "--data", str(demo_root), "--epochs", "1", "--out", str(tmp_path / "out"),
@@ -146,7 +146,7 @@ def test_a_failing_stage_marks_the_mlflow_run_failed(demo_root, tmp_path, capsys
 def test_strict_run_with_a_broken_clip_stops_before_training_with_exit_2(tmp_path, capsys):
     import shutil
 
-    from pipeline.cli import main
+    from urbansound.pipeline.cli import main
     from urbansound.demo_data import write_demo_dataset
 
     data = tmp_path / "data"
@@ -171,7 +171,7 @@ def test_two_pipeline_runs_at_once_on_one_fresh_store_both_land_intact(tmp_path)
     data = tmp_path / "data"
     write_demo_dataset(data, folds=(1, 2, 3), clips_per_class=1, seed=4)
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"  # does not exist yet: both race to create it
-    runs = [subprocess.Popen([sys.executable, "-m", "pipeline.cli", "run", "--data", str(data),
+    runs = [subprocess.Popen([sys.executable, "-m", "urbansound.pipeline.cli", "run", "--data", str(data),
                               "--epochs", "1", "--seed", str(seed), "--out",
                               str(tmp_path / f"out{seed}"), "--tracking-uri", uri],
                              cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,

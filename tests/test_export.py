@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.cli import main
+from urbansound.pipeline.cli import main
 from urbansound.config import CLASS_NAMES, Config
 from urbansound.export import (TFLiteModel, agreement, batched, calibration_inputs,
                                export_tflite)

@@ -20,7 +20,7 @@ from conftest import processes_left, processes_mentioning
 pytestmark = pytest.mark.e2e
 
 ARGS = ["--folds", "1", "--epochs", "5", "--patience", "5", "--seed", "1"]
-CLI = [sys.executable, "-m", "pipeline.cli", "run"]
+CLI = [sys.executable, "-m", "urbansound.pipeline.cli", "run"]
 
 
 @pytest.fixture(scope="module")

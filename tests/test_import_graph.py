@@ -8,15 +8,17 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("urbansound", "components", "pipeline")
+PACKAGES = {"urbansound": "urbansound", "urbansound.components": "components",
+            "urbansound.pipeline": "pipeline"}
+"""Installed package -> its folder in the repository (setup.py's package_dir)."""
 
 
 def _modules() -> dict[str, Path]:
     """Dotted module name -> file, for every module of the three packages."""
     modules = {}
-    for package in PACKAGES:
-        for path in sorted((ROOT / package).rglob("*.py")):
-            parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    for package, folder in PACKAGES.items():
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            parts = package.split(".") + list(path.relative_to(ROOT / folder).with_suffix("").parts)
             if parts[-1] == "__init__":
                 parts = parts[:-1]
             modules[".".join(parts)] = path

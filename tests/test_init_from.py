@@ -149,8 +149,8 @@ def test_without_freezing_the_features_train_too(tmp_path):
 
 
 def test_cli_resolves_a_local_fold_folder(tmp_path):
-    from pipeline.commands.options import config_from_args
-    from pipeline.commands.resolve import resolve_init_from
+    from urbansound.pipeline.commands.options import config_from_args
+    from urbansound.pipeline.commands.resolve import resolve_init_from
 
     fold = tmp_path / "runs" / "fold-1"
     fold.mkdir(parents=True)

@@ -387,7 +387,7 @@ def test_class_names_given_fix_the_order(tmp_path):
 
 
 def test_cli_ingest_layouts(tmp_path, capsys):
-    from pipeline.cli import main
+    from urbansound.pipeline.cli import main
 
     root = tmp_path / "data"
     write_folders(root, ["a", "b"], recordings=4, slices=2)
@@ -418,10 +418,10 @@ def test_cli_ingest_layouts(tmp_path, capsys):
 
 
 def test_run_and_submit_resolve_layout_settings_and_class_names(tmp_path):
-    from pipeline.cli import build_parser
-    from pipeline.commands.options import config_from_args
-    from pipeline.commands.resolve import resolve_data
-    from pipeline.preflight import check_dataset
+    from urbansound.pipeline.cli import build_parser
+    from urbansound.pipeline.commands.options import config_from_args
+    from urbansound.pipeline.commands.resolve import resolve_data
+    from urbansound.pipeline.preflight import check_dataset
 
     root = tmp_path / "esc"
     write_esc50(root, {0: "dog", 1: "rooster", 2: "cat"}, folds=(1, 2, 3), per_fold=1)

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from pipeline.cli import main
+from urbansound.pipeline.cli import main
 from urbansound.audio import AudioError
 from urbansound.config import CLASS_NAMES, Config
 from urbansound.live import (ListenStats, TimedBlock, file_blocks, pcm_blocks, resample_blocks,

@@ -85,7 +85,7 @@ def test_cli_two_bytes_on_stdin_are_refused_not_classified(model_dir):
 def test_a_hop_of_a_few_samples_is_one_line(model_dir, tmp_path, capsys, command):
     """A hop under 20 ms would make a window every few samples (listen could never keep up
     with the stream); both commands refuse it before reading any audio."""
-    from pipeline.cli import main
+    from urbansound.pipeline.cli import main
 
     wav = tmp_path / "a.wav"
     sf.write(wav, np.frombuffer(pcm(SR), "<i2"), SR, subtype="PCM_16")

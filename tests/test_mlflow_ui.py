@@ -15,7 +15,7 @@ def uri(tmp_path):
 
 
 def test_experiment_is_tagged_for_the_model_training_view(uri):
-    from components import runs, tracking_store
+    from urbansound.components import runs, tracking_store
 
     c = tracking_store.client(uri)
     exp = runs.experiment_id(c, uri)
@@ -36,13 +36,13 @@ def test_experiment_is_tagged_for_the_model_training_view(uri):
      "demo-data", "urbannet · pitch_shift_2+drc_radio · 3 seeds · demo-data"),
 ])
 def test_parent_runs_are_named_for_what_they_are(config, data, name):
-    from components.runs import parent_run_name
+    from urbansound.components.runs import parent_run_name
 
     assert parent_run_name(config, data) == name
 
 
 def test_the_data_is_a_dataset_input_logged_once(uri, tmp_path):
-    from components import runs, tracking_store
+    from urbansound.components import runs, tracking_store
 
     run_id = runs.start_parent_run(uri, "key-1", {"train.model": "urbannet"},
                                    run_name="urbannet · no augmentation · us8k")
@@ -61,8 +61,8 @@ def test_the_data_is_a_dataset_input_logged_once(uri, tmp_path):
 
 
 def test_ui_address_opens_the_runs_table(uri, tmp_path):
-    from components import runs, tracking_store
-    from pipeline.commands.ui import ui_address
+    from urbansound.components import runs, tracking_store
+    from urbansound.pipeline.commands.ui import ui_address
 
     assert ui_address(uri, "127.0.0.1", 5000) == "http://127.0.0.1:5000"  # no store: no file made
     assert not (tmp_path / "mlflow.db").exists()

@@ -11,7 +11,7 @@ import pytest
 
 from conftest import SR, refused_in_one_line, tone, wav_bytes
 
-from pipeline.cli import main
+from urbansound.pipeline.cli import main
 from urbansound.outputs import (MARKER, OutputError, check_outputs, claim_folder, record,
                                 remove_recorded)
 
@@ -225,7 +225,7 @@ def test_demo_data_never_writes_into_a_real_dataset(tmp_path, capsys):
 
 
 def test_compare_writes_only_into_its_own_folder(tmp_path, monkeypatch):
-    from pipeline import compare
+    from urbansound.pipeline import compare
     from urbansound.comparison import RunAccuracies
 
     runs = [RunAccuracies(run_id="r1", model="urbannet", augmentation="none",

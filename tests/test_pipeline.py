@@ -5,7 +5,7 @@ import pytest
 import yaml
 from conftest import intercept_kfp
 
-from pipeline.kubeflow_runner import compile_pipeline, submit
+from urbansound.pipeline.kubeflow_runner import compile_pipeline, submit
 from urbansound.config import Config
 
 
@@ -97,8 +97,8 @@ def test_submit_sends_the_compiled_package_and_arguments(tmp_path, monkeypatch):
 
 # ------------------------------------------------------------- cluster settings -------
 
-from pipeline.kubeflow_runner import cache_key, check_data_on_volumes, parse_pvc  # noqa: E402
-from pipeline.pipeline import TASK_RESOURCES  # noqa: E402
+from urbansound.pipeline.kubeflow_runner import cache_key, check_data_on_volumes, parse_pvc  # noqa: E402
+from urbansound.pipeline.pipeline import TASK_RESOURCES  # noqa: E402
 
 _KIND = {"exec-start-run-component": "mlflow", "exec-finish-run-component": "mlflow",
          "exec-ingest-component": "ingest", "exec-features-component": "features",
@@ -153,7 +153,7 @@ def test_the_local_pipeline_has_no_retries_resources_or_gpu(tmp_path):
     set_retry): the cluster settings are the compiled package's alone."""
     from kfp import compiler
 
-    from pipeline.pipeline import create_pipeline
+    from urbansound.pipeline.pipeline import create_pipeline
 
     path = tmp_path / "local.yaml"
     compiler.Compiler().compile(create_pipeline(gpu=False, parallelism=1), str(path))
@@ -235,7 +235,7 @@ def test_submit_cli_sends_mounts_fingerprint_and_cache_setting(monkeypatch, caps
     """`urbansound submit --pvc ... --data-version ...` end to end down to the HTTP request
     kfp's client would send: the platform spec (the mount) travels with the pipeline, the
     fingerprint is an argument, and --no-cache turns kfp's cache off for the run."""
-    from pipeline.cli import main
+    from urbansound.pipeline.cli import main
 
     calls = intercept_kfp(monkeypatch)
     code = main(["submit", "--host", "http://kfp.invalid", "--pvc", "us8k:/mnt/data",
@@ -263,7 +263,7 @@ def test_submit_cli_sends_mounts_fingerprint_and_cache_setting(monkeypatch, caps
 
 def test_submit_fingerprints_a_local_copy_and_warns_without_any(monkeypatch, capsys,
                                                               tmp_path):
-    from pipeline.cli import main
+    from urbansound.pipeline.cli import main
     from urbansound.dataset import dataset_fingerprint
     from urbansound.layouts import list_clips
     from urbansound.demo_data import write_demo_dataset
@@ -293,7 +293,7 @@ def test_submit_fingerprints_a_local_copy_and_warns_without_any(monkeypatch, cap
 
 
 def test_submit_rejects_bad_mounts_in_one_line(monkeypatch, capsys):
-    from pipeline.cli import main
+    from urbansound.pipeline.cli import main
 
     calls = intercept_kfp(monkeypatch)
     assert main(["submit", "--host", "http://kfp.invalid", "--pvc", "us8k:/mnt/data",
@@ -312,7 +312,7 @@ def test_submit_runs_features_on_the_cluster_s_dask_scheduler(monkeypatch, capsy
     """`submit --beam-runner dask --dask-address ADDR` sends Beam's Dask runner, named in
     full, as the features stage's options; the address is the one the pods reach, so it is
     not dialled from here, only checked for shape."""
-    from pipeline.cli import main
+    from urbansound.pipeline.cli import main
     from urbansound.beam_features import DASK_RUNNER
 
     calls = intercept_kfp(monkeypatch)
@@ -335,7 +335,7 @@ def test_submit_runs_features_on_the_cluster_s_dask_scheduler(monkeypatch, capsy
 
 
 def test_compile_cli_mounts_claims_too(tmp_path, capsys):
-    from pipeline.cli import main
+    from urbansound.pipeline.cli import main
 
     out = tmp_path / "p.yaml"
     assert main(["compile", "-o", str(out), "--pvc", "us8k:/mnt/data"]) == 0

@@ -191,7 +191,7 @@ def pipeline_run(mlflow_server, tmp_path_factory):
     write_demo_dataset(data, folds=(1, 2, 3), clips_per_class=3, seed=1)
     env = dict(os.environ, MLFLOW_TRACKING_URI="")
     done = subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", "run", "--data", str(data), "--profile", "quick",
+        [sys.executable, "-m", "urbansound.pipeline.cli", "run", "--data", str(data), "--profile", "quick",
          "--folds", "1", "--tracking-uri", base, "--out", str(work / "out")],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800)
     assert done.returncode == 0, (done.stdout[-2000:], done.stderr[-2000:])

@@ -14,7 +14,7 @@ import pytest
 from conftest import tone
 import soundfile as sf
 
-from pipeline.cli import main
+from urbansound.pipeline.cli import main
 from urbansound.audio import load_audio
 from urbansound.config import CLASS_NAMES, Config
 from urbansound.features import waveform_to_logmel
@@ -337,8 +337,8 @@ def test_an_mlflow_runs_uri_loads_and_predicts_as_the_local_file(tmp_path, model
     and models:/name@alias give the local file's probabilities under that configuration."""
     import mlflow
 
-    from components import fold_logging, runs
-    from pipeline.model_source import load_model
+    from urbansound.components import fold_logging, runs
+    from urbansound.pipeline.model_source import load_model
     from urbansound.training import FoldResult
 
     uri = f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}"
@@ -380,7 +380,7 @@ def test_an_mlflow_runs_uri_loads_and_predicts_as_the_local_file(tmp_path, model
 
 
 def test_config_from_params_reads_what_tracking_logged():
-    from pipeline.model_source import config_from_params
+    from urbansound.pipeline.model_source import config_from_params
 
     config = Config().override(**{"audio.pad_mode": "zeros", "features.fmax": 8000.0,
                                   "augment.deformations": ("pitch_shift_2",),
@@ -458,7 +458,7 @@ def test_an_unusable_model_is_one_line_and_exit_2(tmp_path, model_file, clips, c
 
 
 def test_an_unknown_run_in_an_existing_store_is_exit_2(tmp_path, clips, capsys):
-    from components import tracking_store
+    from urbansound.components import tracking_store
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     tracking_store.check_store(uri)  # creates an empty store
@@ -487,7 +487,7 @@ def test_predict_has_help(capsys):
 def test_a_local_model_uses_the_config_json_written_beside_it(tmp_path, model_file):
     import shutil
 
-    from pipeline.model_source import load_model
+    from urbansound.pipeline.model_source import load_model
     from urbansound.config import Config
     from urbansound.training import CONFIG_FILE, MODEL_FILE
 

@@ -24,7 +24,7 @@ def _urbansound(args, cwd, state=None, **kwargs):
            if k not in ("MLFLOW_TRACKING_URI", "TF_CPP_MIN_LOG_LEVEL")}
     if state is not None:
         env["XDG_STATE_HOME"] = str(state)
-    return subprocess.run([sys.executable, "-m", "pipeline.cli", *args], cwd=cwd, env=env,
+    return subprocess.run([sys.executable, "-m", "urbansound.pipeline.cli", *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=300, **kwargs)
 
 
@@ -37,7 +37,7 @@ def _quiet(stderr: str) -> list[str]:
 def work(tmp_path_factory):
     """A folder with model.keras, a 4 s clip, and an MLflow store holding a fold run with
     that model logged."""
-    from components import fold_logging, runs
+    from urbansound.components import fold_logging, runs
     from urbansound.config import Config
     from urbansound.models import build_model
     from urbansound.training import FoldResult
@@ -105,7 +105,7 @@ def test_listen_streams_each_window_as_it_comes(work):
     """Raw PCM on a pipe that stays open: the first window's line arrives before the
     stream ends (nothing is buffered), with no chatter on stderr."""
     env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
-    listen = subprocess.Popen([sys.executable, "-m", "pipeline.cli", "listen", "m/model.keras"],
+    listen = subprocess.Popen([sys.executable, "-m", "urbansound.pipeline.cli", "listen", "m/model.keras"],
                               cwd=work["root"], env=env, stdin=subprocess.PIPE,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:

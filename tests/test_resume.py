@@ -31,7 +31,7 @@ def test_sigterm_marks_runs_killed_and_a_rerun_resumes_from_the_cache(tmp_path):
     data = tmp_path / "data"
     write_demo_dataset(data, folds=(1, 2, 3), clips_per_class=3, seed=2)
     db = tmp_path / "mlflow.db"
-    command = [sys.executable, "-m", "pipeline.cli", "run", "--data", str(data),
+    command = [sys.executable, "-m", "urbansound.pipeline.cli", "run", "--data", str(data),
                "--out", str(tmp_path / "out"), "--tracking-uri", f"sqlite:///{db}",
                "--epochs", "12", "--patience", "12"]
     log = open(tmp_path / "first.log", "w")

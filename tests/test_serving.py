@@ -69,7 +69,7 @@ def _result(fold: int, accuracy: float):
 def store(tmp_path_factory, trained):
     """A parent run with fold 1 (accuracy 0.6, logged model), fold 2 (0.8, logged model)
     and fold 3 (still running, no model)."""
-    from components import fold_logging, runs
+    from urbansound.components import fold_logging, runs
 
     folder = tmp_path_factory.mktemp("store")
     uri = f"sqlite:///{folder / 'mlflow.db'}"
@@ -186,7 +186,7 @@ def test_a_bad_hop_is_refused_as_predict_refuses_it(served, clip):
 
 
 def test_urbansound_predict_takes_the_logged_model(store, clip, expected, capsys):
-    from pipeline.cli import main
+    from urbansound.pipeline.cli import main
 
     code = main(["predict", f"runs:/{store['folds'][2]}/model", str(clip), "--json",
                  "--tracking-uri", store["uri"]])
@@ -274,7 +274,7 @@ def test_mlflow_models_serve_answers_with_the_probabilities(store, clip, expecte
 # ---------------------------------------------------------------------------
 
 def test_register_a_parent_run_takes_the_best_fold(store, clip, expected, capsys):
-    from pipeline.cli import main
+    from urbansound.pipeline.cli import main
 
     code = main(["register", store["parent"], "--name", "urban", "--alias", "champion",
                  "--tracking-uri", store["uri"]])
@@ -292,7 +292,7 @@ def test_register_a_parent_run_takes_the_best_fold(store, clip, expected, capsys
 
 
 def test_register_a_fold_of_a_parent_or_a_fold_run(store, capsys):
-    from pipeline.cli import main
+    from urbansound.pipeline.cli import main
 
     assert main(["register", store["parent"], "--name", "urban-f1", "--fold", "1",
                  "--tracking-uri", store["uri"]]) == 0
@@ -313,7 +313,7 @@ def test_register_a_fold_of_a_parent_or_a_fold_run(store, capsys):
     (lambda s: [s["folds"][1], "--fold", "2"], "a run of fold 1, not fold 2"),
 ])
 def test_register_refuses_in_one_line(store, capsys, args, reason):
-    from pipeline.cli import main
+    from urbansound.pipeline.cli import main
 
     code = main(["register", *args(store), "--name", "refused", "--tracking-uri", store["uri"]])
     err = capsys.readouterr().err.strip().splitlines()
@@ -322,7 +322,7 @@ def test_register_refuses_in_one_line(store, capsys, args, reason):
 
 
 def test_register_in_a_store_that_does_not_exist_is_one_line(tmp_path, capsys):
-    from pipeline.cli import main
+    from urbansound.pipeline.cli import main
 
     code = main(["register", "abc", "--name", "x", "--tracking-uri",
                  f"sqlite:///{tmp_path / 'none.db'}"])

@@ -34,7 +34,7 @@ def tone(seconds: float, rate: int, seed: int = 0) -> np.ndarray:
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
     """A fold run whose logged model is the pyfunc (as components.fold_logging logs it)."""
-    from components import fold_logging, runs
+    from urbansound.components import fold_logging, runs
     from urbansound.models import build_model
     from urbansound.training import CONFIG_FILE, MODEL_FILE, FoldResult
 

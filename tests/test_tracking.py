@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from components import runs, tracking_store
+from urbansound.components import runs, tracking_store
 
 
 @pytest.fixture
@@ -201,7 +201,7 @@ def test_two_runs_at_once_against_one_sqlite_store_both_land_intact(uri):
 
 
 def test_class_names_become_valid_metric_keys(tmp_path):
-    from components.runs import log_summary, metric_safe, start_parent_run
+    from urbansound.components.runs import log_summary, metric_safe, start_parent_run
 
     assert metric_safe("dog (bark)") == "dog _bark_"
     assert metric_safe("street_music") == "street_music"

@@ -28,8 +28,8 @@ def _artifact(client, run_id, name, tmp_path):
     ["a b", "a  b", "a\tb"],                          # spaces
 ])
 def test_classes_that_sanitise_alike_get_one_metric_each(uri, tmp_path, names):
-    from components.runs import class_metric_keys, log_summary, start_parent_run
-    from components.tracking_store import client
+    from urbansound.components.runs import class_metric_keys, log_summary, start_parent_run
+    from urbansound.components.tracking_store import client
 
     keys = class_metric_keys(names)
     assert len(set(keys)) == len(names) and list(keys.values()) == names
@@ -50,7 +50,7 @@ def test_classes_that_sanitise_alike_get_one_metric_each(uri, tmp_path, names):
 
 
 def test_metric_keys_carry_the_index_and_a_readable_part():
-    from components.runs import class_metric_keys
+    from urbansound.components.runs import class_metric_keys
 
     assert list(class_metric_keys(["dog (bark)", "café"])) == [
         "accuracy_class_00_dog _bark_", "accuracy_class_01_caf_"]
@@ -71,11 +71,11 @@ def test_300_long_class_names_are_logged_in_full_and_read_back(uri, tmp_path, ca
     --from-run read it back unchanged."""
     import keras
 
-    from components import runs
-    from components.fold_logging import log_fold_result
-    from components.tracking_store import client
-    from pipeline.model_source import load_model
-    from pipeline.registry import register, run_settings
+    from urbansound.components import runs
+    from urbansound.components.fold_logging import log_fold_result
+    from urbansound.components.tracking_store import client
+    from urbansound.pipeline.model_source import load_model
+    from urbansound.pipeline.registry import register, run_settings
     from urbansound.training import FoldResult
 
     names = _names_300()
@@ -116,8 +116,8 @@ def test_300_long_class_names_are_logged_in_full_and_read_back(uri, tmp_path, ca
 
 def _old_run(uri, params):
     """A run logged before config.json: params only, as MLflow stored them."""
-    from components.runs import experiment_id
-    from components.tracking_store import client
+    from urbansound.components.runs import experiment_id
+    from urbansound.components.tracking_store import client
     from mlflow.entities import Param
 
     c = client(uri)
@@ -127,8 +127,8 @@ def _old_run(uri, params):
 
 
 def test_old_runs_with_a_parseable_param_still_read(uri):
-    from components.runs import run_config
-    from components.tracking_store import client
+    from urbansound.components.runs import run_config
+    from urbansound.components.tracking_store import client
 
     run_id = _old_run(uri, {"audio.pad_mode": "zeros",
                             "data.class_names": json.dumps(["b", "a"])})
@@ -140,7 +140,7 @@ def test_old_runs_with_a_parseable_param_still_read(uri):
 def test_a_cut_param_is_one_short_line_naming_it(uri, capsys, tmp_path):
     """A run logged before the fix: MLflow cut data.class_names at 6,000 characters. The
     error quotes the start of it, not 6 KB of JSON."""
-    from pipeline.cli import main
+    from urbansound.pipeline.cli import main
 
     cut = json.dumps(_names_300())[:6000]
     run_id = _old_run(uri, {"audio.pad_mode": "loop", "data.class_names": cut})
@@ -154,8 +154,8 @@ def test_a_cut_param_is_one_short_line_naming_it(uri, capsys, tmp_path):
 
 
 def test_a_cut_param_is_read_from_class_names_json_when_present(uri):
-    from components.runs import log_class_names, run_config
-    from components.tracking_store import client
+    from urbansound.components.runs import log_class_names, run_config
+    from urbansound.components.tracking_store import client
 
     names = _names_300()
     run_id = _old_run(uri, {"data.class_names": json.dumps(names)[:6000]})
@@ -164,7 +164,7 @@ def test_a_cut_param_is_read_from_class_names_json_when_present(uri):
 
 
 def test_long_params_are_shortened_for_the_ui_not_cut():
-    from components.runs import PARAM_TEXT_LIMIT, param_text
+    from urbansound.components.runs import PARAM_TEXT_LIMIT, param_text
 
     assert param_text(["a", "b"]) == '["a", "b"]' and param_text(3) == "3"
     short = param_text(_names_300())

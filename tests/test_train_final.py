@@ -66,7 +66,7 @@ def test_cli_train_final_registers_a_model_that_predicts(demo, tmp_path, capsys)
     import mlflow
     import pandas as pd
 
-    from pipeline.cli import main
+    from urbansound.pipeline.cli import main
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     code = main(["train-final", "--data", str(demo), "--model", "improved", "--profile",
@@ -96,7 +96,7 @@ def test_cli_train_final_registers_a_model_that_predicts(demo, tmp_path, capsys)
 def test_cli_train_final_unknown_run_is_one_line(demo, tmp_path, capsys):
     import mlflow
 
-    from pipeline.cli import main
+    from urbansound.pipeline.cli import main
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     mlflow.MlflowClient(uri).search_experiments()  # an existing, empty store
@@ -113,7 +113,7 @@ def _cross_validated_run(client, artifacts: Path) -> str:
     """A validation-fold pipeline run (improved, quick, 5 epochs, batch size 4) whose folds
     stopped at epochs 1, 3 and 2; its id.  Artifacts in ``artifacts`` (MLflow's default
     would be ./mlruns in the tests' working folder)."""
-    from components.runs import log_params
+    from urbansound.components.runs import log_params
 
     experiment = client.create_experiment("urbansound", artifact_location=artifacts.as_uri())
     config = config_for("improved", "quick").override(**{
@@ -132,7 +132,7 @@ def test_cli_from_run_takes_its_settings_and_median_best_epoch(demo, tmp_path, c
     for their median, 2, not the recipe's 5, with the run's model and batch size."""
     import mlflow
 
-    from pipeline.cli import main
+    from urbansound.pipeline.cli import main
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     client = mlflow.MlflowClient(uri)
@@ -158,7 +158,7 @@ def test_cli_from_run_applies_every_option_given_over_the_run(demo, tmp_path, ca
     and logged, not dropped; the run's other values (model, validation) stay."""
     import mlflow
 
-    from pipeline.cli import main
+    from urbansound.pipeline.cli import main
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     client = mlflow.MlflowClient(uri)
@@ -183,7 +183,7 @@ def test_cli_from_run_applies_every_option_given_over_the_run(demo, tmp_path, ca
 def test_cli_from_run_refuses_another_recipe(flag, demo, tmp_path, capsys):
     """--model/--profile would replace the run's whole recipe, not one value: one line,
     exit 2, before the store is read or anything written."""
-    from pipeline.cli import main
+    from urbansound.pipeline.cli import main
 
     code = main(["train-final", "--data", str(demo), "--from-run", "0123abcd", *flag,
                  "--out", str(tmp_path / "final")])

@@ -30,7 +30,7 @@ def _refused(argv, capsys, *fragments) -> str:
 def _cli(*argv, timeout: float = 120) -> subprocess.CompletedProcess:
     """The CLI in a child process with a time limit: a FIFO opened for reading would block
     forever (TimeoutExpired fails the test instead of hanging the suite)."""
-    return subprocess.run([sys.executable, "-m", "pipeline.cli", *map(str, argv)], cwd=ROOT,
+    return subprocess.run([sys.executable, "-m", "urbansound.pipeline.cli", *map(str, argv)], cwd=ROOT,
                           capture_output=True, text=True, timeout=timeout,
                           stdin=subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": str(ROOT)})
 

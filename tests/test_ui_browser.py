@@ -62,7 +62,7 @@ def store(tmp_path):
     """A sqlite store as a 2-fold pipeline run leaves it: a parent run named as the pipeline
     names it with its accuracy summary, and one nested run per test fold with its test
     accuracy. Made with the project's own tracking functions; nothing is trained."""
-    from components import runs, tracking_store
+    from urbansound.components import runs, tracking_store
     from urbansound.config import Config
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
@@ -95,7 +95,7 @@ def ui(chromium, store, tmp_path):
     log = open(log_path, "w")
     port = free_port()
     cli = Path(sys.executable).parent / "urbansound"
-    command = [str(cli)] if cli.exists() else [sys.executable, "-m", "pipeline.cli"]
+    command = [str(cli)] if cli.exists() else [sys.executable, "-m", "urbansound.pipeline.cli"]
     # unbuffered: the address line is printed before `mlflow ui` takes over the process's life
     proc = subprocess.Popen([*command, "ui", "--tracking-uri", store["uri"], "--port", str(port)],
                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True,

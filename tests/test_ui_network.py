@@ -13,9 +13,9 @@ import urllib.request
 import pytest
 from conftest import free_port
 
-from pipeline import ui_network
-from pipeline.cli import main
-from pipeline.commands.ui import ui_command
+from urbansound.pipeline import ui_network
+from urbansound.pipeline.cli import main
+from urbansound.pipeline.commands.ui import ui_command
 
 
 @pytest.fixture

@@ -1,7 +1,7 @@
 """Across runs: the study's Table 1 (mean / median / std of the fold accuracies per
 model × augmentation) and its box plot of fold accuracies (the study's Fig. 25).
 
-Pure functions over plain records; :mod:`pipeline.compare` reads the records
+Pure functions over plain records; :mod:`urbansound.pipeline.compare` reads the records
 from MLflow and ``urbansound compare`` prints and logs what these return.
 """
 from __future__ import annotations

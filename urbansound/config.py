@@ -394,7 +394,7 @@ class Config:
                               f"expression ({exc})") from None
         # per-class names are checked where the classes are known: given, or UrbanSound8K's
         # (``auto`` is resolved to the dataset's layout before a run, see
-        # pipeline.commands.resolve)
+        # urbansound.pipeline.commands.resolve)
         if d.class_names or d.layout in ("auto", "urbansound8k"):
             try:
                 parse_per_class(self.augment.per_class, self.class_names)

@@ -26,7 +26,7 @@ keeps of a longer clip, so the first window of a clip equals its training exampl
 The per-file result is the mean of the window probabilities.
 
 Pure NumPy apart from the decoding and an optional Keras wrapper; imports neither
-kfp nor mlflow (model URIs are resolved in :mod:`pipeline.model_source`).
+kfp nor mlflow (model URIs are resolved in :mod:`urbansound.pipeline.model_source`).
 """
 from __future__ import annotations
 

@@ -1,10 +1,10 @@
 """The ``urbansound`` commands, one module per command or family; each module's
-``COMMANDS`` maps a command's name to its :class:`~pipeline.commands.options.Command`
+``COMMANDS`` maps a command's name to its :class:`~urbansound.pipeline.commands.options.Command`
 (``add_parser``, ``run``).  Options that set configuration values come from the one table
-in :mod:`pipeline.commands.options`."""
+in :mod:`urbansound.pipeline.commands.options`."""
 from __future__ import annotations
 
-from pipeline.commands import cluster, compare, model, registry, run, stages, ui
+from urbansound.pipeline.commands import cluster, compare, model, registry, run, stages, ui
 
 COMMANDS = {**run.COMMANDS, **stages.COMMANDS, **ui.COMMANDS, **model.COMMANDS,
             **compare.COMMANDS, **registry.COMMANDS, **cluster.COMMANDS}

@@ -6,14 +6,14 @@ import os
 import sys
 from pathlib import Path
 
-from pipeline.commands.options import (EXIT_OK, Command, add_beam_options, add_options,
+from urbansound.pipeline.commands.options import (EXIT_OK, Command, add_beam_options, add_options,
                                        add_tracking_uri, beam_args, config_from_args,
                                        data_options, folds_arg, training_options)
-from pipeline.commands.resolve import resolve_data, resolve_init_from
+from urbansound.pipeline.commands.resolve import resolve_data, resolve_init_from
 
 
 def _pvc(text: str) -> tuple[str, str]:
-    from pipeline.kubeflow_runner import parse_pvc
+    from urbansound.pipeline.kubeflow_runner import parse_pvc
 
     try:
         return parse_pvc(text)
@@ -55,8 +55,8 @@ def add_submit_parser(sub, d) -> None:
 
 
 def cmd_compile(args) -> int:
-    from components import DEFAULT_IMAGE
-    from pipeline.kubeflow_runner import check_image, compile_pipeline
+    from urbansound.components import DEFAULT_IMAGE
+    from urbansound.pipeline.kubeflow_runner import check_image, compile_pipeline
 
     if args.image is not None:
         check_image(args.image)
@@ -87,9 +87,9 @@ def submit_cache_key(args, config) -> str:
     and every clip's content, as ``run``'s; the pods' copy is assumed to be the same;
     digests remembered in :func:`urbansound.content_hash.user_cache_dir`); a warning when
     neither is known."""
-    from components.progress import progress_line
-    from pipeline import preflight
-    from pipeline.kubeflow_runner import cache_key
+    from urbansound.components.progress import progress_line
+    from urbansound.pipeline import preflight
+    from urbansound.pipeline.kubeflow_runner import cache_key
     from urbansound.content_hash import cache_file_for, user_cache_dir
     from urbansound.dataset import dataset_fingerprint
 
@@ -113,11 +113,11 @@ def submit_cache_key(args, config) -> str:
 def cmd_submit(args) -> int:
     import tempfile
 
-    from components import DEFAULT_IMAGE
-    from pipeline.kubeflow_runner import (check_data_on_volumes, check_submit_args,
+    from urbansound.components import DEFAULT_IMAGE
+    from urbansound.pipeline.kubeflow_runner import (check_data_on_volumes, check_submit_args,
                                           compile_pipeline, submit)
 
-    from pipeline.preflight import check_beam_args
+    from urbansound.pipeline.preflight import check_beam_args
 
     # every argument first: a typo costs no connection, no dataset listing, no compile
     check_submit_args(host=args.host, image=args.image, data_root=args.data,

@@ -1,7 +1,7 @@
 """``urbansound compare``: pipeline runs side by side, the study's Table 1 and a box plot."""
 from __future__ import annotations
 
-from pipeline.commands.options import EXIT_OK, STORE_DEFAULT_HELP, Command, add_tracking_uri
+from urbansound.pipeline.commands.options import EXIT_OK, STORE_DEFAULT_HELP, Command, add_tracking_uri
 
 
 def add_parser(sub, d) -> None:
@@ -21,8 +21,8 @@ def add_parser(sub, d) -> None:
 
 
 def cmd_compare(args) -> int:
-    from pipeline.compare import compare
-    from pipeline.local_runner import default_tracking_uri
+    from urbansound.pipeline.compare import compare
+    from urbansound.pipeline.local_runner import default_tracking_uri
 
     uri = args.tracking_uri or default_tracking_uri(".")
     table, plot, logged = compare(uri, args.run_ids or None, experiment=args.experiment,

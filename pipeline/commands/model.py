@@ -11,9 +11,9 @@ import threading
 import time
 from pathlib import Path
 
-from pipeline.commands.options import (EXIT_OK, EXIT_USER, MODEL_STORE_HELP, Command,
+from urbansound.pipeline.commands.options import (EXIT_OK, EXIT_USER, MODEL_STORE_HELP, Command,
                                        add_model_source, add_tracking_uri, load_checked_model)
-from pipeline.commands.output import quiet_libraries, terminal_stderr
+from urbansound.pipeline.commands.output import quiet_libraries, terminal_stderr
 
 
 def add_models_parser(sub, d) -> None:
@@ -150,7 +150,7 @@ def add_export_parser(sub, d) -> None:
 def cmd_export(args) -> int:
     """Exit 0 with the file written; 2 when the model, the calibration data or OUT cannot
     be used (one line)."""
-    from pipeline.model_source import find_local_model, is_mlflow_uri
+    from urbansound.pipeline.model_source import find_local_model, is_mlflow_uri
     from urbansound.export import (TFLiteModel, agreement, batched, calibration_inputs,
                                    check_export_outputs, demo_calibration_inputs, export_paths,
                                    export_tflite)

@@ -272,10 +272,10 @@ def add_model_source(parser, help: str) -> None:
 
 
 def load_checked_model(source: str, tracking_uri: str, *, hop: float | None = None):
-    """The :class:`pipeline.model_source.LoadedModel` of ``source``, its input checked
+    """The :class:`urbansound.pipeline.model_source.LoadedModel` of ``source``, its input checked
     against its configuration (and ``hop`` seconds, when given, against its windows); a
-    :class:`~pipeline.model_source.ModelSourceError` (one line, exit 2) otherwise."""
-    from pipeline.model_source import ModelSourceError, load_model
+    :class:`~urbansound.pipeline.model_source.ModelSourceError` (one line, exit 2) otherwise."""
+    from urbansound.pipeline.model_source import ModelSourceError, load_model
     from urbansound.predict import check_model_input, hop_samples
 
     loaded = load_model(source, tracking_uri=tracking_uri)
@@ -307,7 +307,7 @@ def beam_args(args, *, check_scheduler: bool = True) -> list[str]:
     """The features stage's Beam options: ``--beam-runner``/``--dask-address`` mapped to
     Beam's (a Dask scheduler is checked to answer, unless ``check_scheduler`` is False:
     submit names an address inside the cluster), then any ``--beam-arg``."""
-    from pipeline import preflight
+    from urbansound.pipeline import preflight
     from urbansound.config import ConfigError
 
     logging.disable(logging.WARNING)  # Beam's import warns about optional GCP libraries

@@ -3,11 +3,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline.commands.options import (EXIT_OK, RECIPE, STORE_HELP, Command, add_options,
+from urbansound.pipeline.commands.options import (EXIT_OK, RECIPE, STORE_HELP, Command, add_options,
                                        add_tracking_uri, all_options, apply_options,
                                        config_from_args, data_options, given, training_options)
-from pipeline.commands.output import quiet_libraries
-from pipeline.commands.resolve import (CONTENT_DIGESTS, legacy_only, resolve_init_from,
+from urbansound.pipeline.commands.output import quiet_libraries
+from urbansound.pipeline.commands.resolve import (CONTENT_DIGESTS, legacy_only, resolve_init_from,
                                        with_deformation_cache)
 
 
@@ -30,7 +30,7 @@ def add_register_parser(sub, d) -> None:
 def cmd_register(args) -> int:
     """Exit 0 with the URI printed last; 2 for an unknown run, fold or a run without a
     model (one line)."""
-    from pipeline.registry import register
+    from urbansound.pipeline.registry import register
 
     done = register(args.run_id, args.name, alias=args.alias, fold=args.fold,
                     tracking_uri=args.tracking_uri)
@@ -71,8 +71,8 @@ def add_train_final_parser(sub, d) -> None:
 @quiet_libraries("train-final")
 def cmd_train_final(args) -> int:
     """Exit 0 with the model's URI printed last; 2 for bad data or an unknown run."""
-    from components.final_logging import log_final_run
-    from pipeline.registry import KIND_TAG, register_final, run_settings
+    from urbansound.components.final_logging import log_final_run
+    from urbansound.pipeline.registry import KIND_TAG, register_final, run_settings
     from urbansound.config import ConfigError
     from urbansound.outputs import claim_folder
     from urbansound.stages import train_final_from
@@ -118,7 +118,7 @@ def cmd_train_final(args) -> int:
           + (f"cross-validated run's ({args.from_run})" if args.from_run
              else "cross-validated accuracy of a `urbansound run` with the same settings"))
     if not uri:
-        from pipeline.local_runner import default_tracking_uri
+        from urbansound.pipeline.local_runner import default_tracking_uri
 
         uri = default_tracking_uri(".")
     run_id = log_final_run(

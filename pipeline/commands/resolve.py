@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pipeline.commands.output import chatter_log, libraries_to_log
+from urbansound.pipeline.commands.output import chatter_log, libraries_to_log
 
 
 INIT_DIGEST_FILE = "model.sha256"
@@ -51,7 +51,7 @@ def resolve_init_from(config, args, out: Path | None):
     names, checked against ``train.model``.  An MLflow URI (``run`` only: ``out`` given) is
     loaded once and saved, with its configuration, in ``<out>/init-model/`` so that the
     tasks need no MLflow; ``submit`` (``out`` None) passes a path on as the pods see it."""
-    from pipeline.model_source import find_local_model, is_mlflow_uri, load_model
+    from urbansound.pipeline.model_source import find_local_model, is_mlflow_uri, load_model
     from urbansound.config import ConfigError
     from urbansound.training import CONFIG_FILE, MODEL_FILE, check_init_model, check_init_source
 
@@ -72,7 +72,7 @@ def resolve_init_from(config, args, out: Path | None):
         path = folder / MODEL_FILE
         loaded.model.save(path)
         # the copy's bytes differ at every save: what it holds keys the cache
-        # (pipeline.commands.run.inputs_fingerprint)
+        # (urbansound.pipeline.commands.run.inputs_fingerprint)
         from urbansound.content_hash import model_digest
 
         (folder / INIT_DIGEST_FILE).write_text(model_digest(loaded.model) + "\n")

@@ -5,11 +5,11 @@ import sys
 import time
 from pathlib import Path
 
-from pipeline.commands.options import (EXIT_INTERNAL, EXIT_OK, EXIT_USER, Command,
+from urbansound.pipeline.commands.options import (EXIT_INTERNAL, EXIT_OK, EXIT_USER, Command,
                                        add_beam_options, add_options, add_tracking_uri,
                                        beam_args, clip_options, config_from_args, data_options,
                                        folds_arg, training_options)
-from pipeline.commands.resolve import (CONTENT_DIGESTS, INIT_DIGEST_FILE, legacy_only,
+from urbansound.pipeline.commands.resolve import (CONTENT_DIGESTS, INIT_DIGEST_FILE, legacy_only,
                                        resolve_data, resolve_init_from, with_deformation_cache)
 
 DEFAULT_OUT = "urbansound-output"
@@ -47,9 +47,9 @@ def add_parser(sub, d) -> None:
 
 
 def cmd_run(args) -> int:
-    from pipeline import preflight
-    from pipeline.console import ConsoleLog
-    from pipeline.local_runner import PipelineFailed, default_tracking_uri, output_lock, run_local
+    from urbansound.pipeline import preflight
+    from urbansound.pipeline.console import ConsoleLog
+    from urbansound.pipeline.local_runner import PipelineFailed, default_tracking_uri, output_lock, run_local
     from urbansound.evaluation import format_summary
     from urbansound.ingest import ensure_writable_dir
     from urbansound.outputs import claim_folder
@@ -132,7 +132,7 @@ def inputs_fingerprint(clips, data: Path, config, out: Path) -> str:
     more than two seconds."""
     import hashlib
 
-    from components.progress import progress_line
+    from urbansound.components.progress import progress_line
     from urbansound.content_hash import cache_file_for, file_digest
     from urbansound.dataset import dataset_fingerprint
     from urbansound.deformation_cache import noise_signature
@@ -163,9 +163,9 @@ def _report_failure(exc, console, out: Path, tracking_uri: str) -> int:
     """One line and exit code 2 when the user can fix it (bad input, a full disk);
     the log's tail and exit code 1 otherwise.  What happened to the MLflow run is
     read from the store, never assumed."""
-    from components import runs, tracking_store
-    from components.errors import storage_error
-    from pipeline import preflight
+    from urbansound.components import runs, tracking_store
+    from urbansound.components.errors import storage_error
+    from urbansound.pipeline import preflight
 
     mlflow_note = "no MLflow run was created"
     try:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from pipeline.commands.options import (EXIT_OK, SET_OPTION, Command, add_beam_options,
+from urbansound.pipeline.commands.options import (EXIT_OK, SET_OPTION, Command, add_beam_options,
                                        add_option, add_options, beam_args, config_from_args,
                                        data_options, folds_arg, option_named, positive)
-from pipeline.commands.output import chatter_to
-from pipeline.commands.resolve import CONTENT_DIGESTS, with_deformation_cache
+from urbansound.pipeline.commands.output import chatter_to
+from urbansound.pipeline.commands.resolve import CONTENT_DIGESTS, with_deformation_cache
 
 
 def add_demo_data_parser(sub, d) -> None:
@@ -108,7 +108,7 @@ def cmd_features(args) -> int:
     if not args.verbose:
         print(f"full log: {log_path}  (-v shows it here)")
     with chatter_to(log_path, args.verbose) as say:
-        from components.progress import progress_line
+        from urbansound.components.progress import progress_line
         from urbansound.beam_features import default_beam_args
         from urbansound.stages import features_from
 

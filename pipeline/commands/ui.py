@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import sys
 
-from pipeline.commands.options import STORE_DEFAULT_HELP, Command, add_tracking_uri
+from urbansound.pipeline.commands.options import STORE_DEFAULT_HELP, Command, add_tracking_uri
 
 
 def add_parser(sub, d) -> None:
@@ -32,7 +32,7 @@ def ui_command(tracking_uri: str, host: str, port: int, *, allowed_hosts: str = 
     """The ``mlflow ui`` command line for a store (artifacts served from beside a sqlite
     db); ``allowed_hosts`` / ``cors_origins`` (comma-separated) go to MLflow's
     ``--allowed-hosts`` / ``--cors-allowed-origins`` when given."""
-    from components.tracking_store import default_artifact_location
+    from urbansound.components.tracking_store import default_artifact_location
 
     command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", tracking_uri,
                "--host", host, "--port", str(port)]
@@ -51,8 +51,8 @@ def cmd_ui(args) -> int:
     addresses that reach it (not 0.0.0.0), which MLflow is told to allow."""
     import subprocess
 
-    from pipeline import ui_network
-    from pipeline.local_runner import default_tracking_uri
+    from urbansound.pipeline import ui_network
+    from urbansound.pipeline.local_runner import default_tracking_uri
     from urbansound.config import ConfigError
 
     uri = args.tracking_uri or default_tracking_uri(".")
@@ -85,8 +85,8 @@ def ui_address(tracking_uri: str, host: str, port: int) -> str:
     """The page to open: the urbansound experiment's runs table in MLflow 3's model-training
     view (``workflowType=machine_learning``; without it the UI opens on its GenAI overview).
     The server's root where the store holds no urbansound experiment yet."""
-    from components.runs import EXPERIMENT
-    from components.tracking_store import sqlite_path
+    from urbansound.components.runs import EXPERIMENT
+    from urbansound.components.tracking_store import sqlite_path
 
     root = f"http://{host}:{port}"
     db = sqlite_path(tracking_uri)
@@ -100,7 +100,7 @@ def ui_address(tracking_uri: str, host: str, port: int) -> str:
         return root
     if found is None:
         return root
-    from components.runs import VIEW_KEY, VIEW_TAGS
+    from urbansound.components.runs import VIEW_KEY, VIEW_TAGS
 
     try:  # a store written before the view tags: give it them (runs add them too)
         for key, value in VIEW_TAGS.items():
@@ -109,7 +109,7 @@ def ui_address(tracking_uri: str, host: str, port: int) -> str:
     except Exception:  # noqa: BLE001 - a read-only store still opens, without the columns
         pass
 
-    # the accuracy columns come from the experiment's shared view state (components.runs)
+    # the accuracy columns come from the experiment's shared view state (urbansound.components.runs)
     return (f"{root}/#/experiments/{found.experiment_id}/runs?workflowType=machine_learning"
             f"&viewStateShareKey={VIEW_KEY}")
 
