@@ -31,7 +31,7 @@ COPY requirements.txt .
 RUN pip install -r requirements.txt ${TF_EXTRAS:+"tensorflow[${TF_EXTRAS}]"} \
  && pip install --no-deps muda==0.4.1
 
-COPY setup.py README.md ./
+COPY setup.py pyproject.toml README.md ./
 COPY urbansound ./urbansound
 COPY components ./components
 COPY pipeline ./pipeline

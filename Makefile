@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYTEST_ARGS ?=
 
-.PHONY: install system-deps test-deps run test compile clean
+.PHONY: install system-deps test-deps run test lint compile clean
 
 install: system-deps $(STAMP)
 
@@ -35,7 +35,7 @@ test-deps:
 	fi
 
 # The venv is rebuilt only when the pins or the package metadata change.
-$(STAMP): requirements.txt setup.py
+$(STAMP): requirements.txt setup.py pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -r requirements.txt pytest==9.2.0
@@ -49,6 +49,17 @@ run: install
 
 test: install test-deps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# ruff (lint + format check) and mypy, configured in pyproject.toml; CI runs this first.
+LINT_STAMP := $(VENV)/.lint-installed
+$(LINT_STAMP): $(STAMP)
+	$(BIN)/pip install -q ruff==0.17.6 mypy==2.4.1
+	touch $(LINT_STAMP)
+
+lint: install $(LINT_STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 compile: install
 	$(BIN)/urbansound compile -o pipeline.yaml

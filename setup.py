@@ -5,6 +5,7 @@ backend and configures the linters.  The folders ``pipeline/`` and ``components/
 installed as ``urbansound.pipeline`` and ``urbansound.components``, so nothing but
 ``urbansound`` lands at the top level of site-packages.
 """
+
 from pathlib import Path
 
 from setuptools import find_packages, setup
@@ -32,7 +33,7 @@ setup(
     name="urbansound",
     version="0.1.0",
     description="UrbanSound8K → log-mel → per-fold Keras CNNs, as a Kubeflow Pipelines v2 pipeline "
-                "with Apache Beam features and MLflow tracking",
+    "with Apache Beam features and MLflow tracking",
     long_description=(HERE / "README.md").read_text() if (HERE / "README.md").exists() else "",
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
@@ -40,7 +41,10 @@ setup(
     packages=packages(),
     package_dir=SUBPACKAGE_FOLDERS,
     install_requires=pinned_requirements(),
-    extras_require={"test": ["pytest>=8"], "dask": ["dask[distributed]>=2024.1"],
-                    "lint": ["ruff", "mypy"]},
+    extras_require={
+        "test": ["pytest>=8"],
+        "dask": ["dask[distributed]>=2024.1"],
+        "lint": ["ruff==0.17.6", "mypy==2.4.1"],
+    },
     entry_points={"console_scripts": ["urbansound=urbansound.pipeline.cli:main"]},
 )

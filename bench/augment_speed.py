@@ -19,6 +19,7 @@ For each deformation of the set, and for the whole set at once:
 Prints deformed clips/s of both and their ratio, writes ``bench/results/augment_speed.json``.
 Run it with nothing else on the machine.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,7 +31,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench_io import write_result  # noqa: E402 (bench/ is the script's folder)
+from bench_io import write_result
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -71,25 +72,47 @@ def plain_loop(paths: list[Path], deformations: list[str], tmp: Path) -> float:
     f, a = Config().features, Config().audio
     listing = tmp / "plain_paths.txt"
     listing.write_text("\n".join(map(str, paths)))
-    settings = {"paths": str(listing), "deformations": deformations,
-                "sample_rate": a.sample_rate, "samples": a.clip_samples, "n_fft": f.n_fft,
-                "hop": f.hop_length, "win": f.win_length, "n_mels": f.n_mels,
-                "top_db": f.top_db}
+    settings = {
+        "paths": str(listing),
+        "deformations": deformations,
+        "sample_rate": a.sample_rate,
+        "samples": a.clip_samples,
+        "n_fft": f.n_fft,
+        "hop": f.hop_length,
+        "win": f.win_length,
+        "n_mels": f.n_mels,
+        "top_db": f.top_db,
+    }
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     started = time.perf_counter()
-    subprocess.run([sys.executable, "-c", PLAIN_LOOP, json.dumps(settings)], check=True,
-                   capture_output=True, text=True, env=env)
+    subprocess.run(
+        [sys.executable, "-c", PLAIN_LOOP, json.dumps(settings)],
+        check=True,
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     return time.perf_counter() - started
 
 
 def urbansound_augment(waveforms: Path, out: Path, deformations: list[str]) -> float:
-    command = [str(ROOT / ".venv" / "bin" / "urbansound"), "features", "--data", str(waveforms),
-               "--out", str(out), "--augment", ",".join(deformations)]
+    command = [
+        str(ROOT / ".venv" / "bin" / "urbansound"),
+        "features",
+        "--data",
+        str(waveforms),
+        "--out",
+        str(out),
+        "--augment",
+        ",".join(deformations),
+    ]
     started = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode:
-        raise SystemExit(f"urbansound features failed (exit {done.returncode}): "
-                         f"{(done.stderr or done.stdout).strip().splitlines()[-1:]}")
+        raise SystemExit(
+            f"urbansound features failed (exit {done.returncode}): "
+            f"{(done.stderr or done.stdout).strip().splitlines()[-1:]}"
+        )
     return time.perf_counter() - started
 
 
@@ -97,8 +120,9 @@ def main(argv=None) -> int:
     from urbansound.deformations import DEFORMATION_SETS
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default="/tmp/us8k" if Path("/tmp/us8k/metadata").exists()
-                        else "")
+    parser.add_argument(
+        "--data", default="/tmp/us8k" if Path("/tmp/us8k/metadata").exists() else ""
+    )
     parser.add_argument("--clips", type=int, default=100)
     parser.add_argument("--set", default="study", choices=sorted(DEFORMATION_SETS))
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "augment_speed.json"))
@@ -122,24 +146,43 @@ def main(argv=None) -> int:
         started = time.perf_counter()
         ingest(data, tmp / "waveforms")
         ingest_s = time.perf_counter() - started
-        for label, names in [(n, [n]) for n in deformations] + [(f"set '{args.set}'", deformations)]:
+        for label, names in [(n, [n]) for n in deformations] + [
+            (f"set '{args.set}'", deformations)
+        ]:
             plain_s = plain_loop(paths, names, tmp)
             ours_s = urbansound_augment(tmp / "waveforms", tmp / f"out-{len(rows)}", names)
             copies = len(paths) * len(names)
-            rows.append({"deformations": label, "copies": copies, "plain_s": round(plain_s, 1),
-                         "plain_copies_per_s": round(copies / plain_s, 2),
-                         "urbansound_s": round(ours_s, 1),
-                         "urbansound_copies_per_s": round(copies / ours_s, 2),
-                         "speedup": round(plain_s / ours_s, 2)})
-            print(f"{label:<28} plain {plain_s:6.1f} s  urbansound {ours_s:6.1f} s  "
-                  f"{plain_s / ours_s:.2f}x", flush=True)
+            rows.append(
+                {
+                    "deformations": label,
+                    "copies": copies,
+                    "plain_s": round(plain_s, 1),
+                    "plain_copies_per_s": round(copies / plain_s, 2),
+                    "urbansound_s": round(ours_s, 1),
+                    "urbansound_copies_per_s": round(copies / ours_s, 2),
+                    "speedup": round(plain_s / ours_s, 2),
+                }
+            )
+            print(
+                f"{label:<28} plain {plain_s:6.1f} s  urbansound {ours_s:6.1f} s  "
+                f"{plain_s / ours_s:.2f}x",
+                flush=True,
+            )
     print(f"\n{'deformations':<28} {'copies':>6} {'plain/s':>8} {'ours/s':>8} {'speed-up':>8}")
     for r in rows:
-        print(f"{r['deformations']:<28} {r['copies']:>6} {r['plain_copies_per_s']:>8.2f} "
-              f"{r['urbansound_copies_per_s']:>8.2f} {r['speedup']:>7.2f}x")
+        print(
+            f"{r['deformations']:<28} {r['copies']:>6} {r['plain_copies_per_s']:>8.2f} "
+            f"{r['urbansound_copies_per_s']:>8.2f} {r['speedup']:>7.2f}x"
+        )
     print(f"(ingest of the {len(paths)} clips, once, before: {ingest_s:.1f} s; target >= 2x)")
-    result = {"data": str(args.data or "built-in demo"), "clips": len(paths), "set": args.set,
-              "ingest_s": round(ingest_s, 1), "rows": rows, "cores": os.cpu_count()}
+    result = {
+        "data": str(args.data or "built-in demo"),
+        "clips": len(paths),
+        "set": args.set,
+        "ingest_s": round(ingest_s, 1),
+        "rows": rows,
+        "cores": os.cpu_count(),
+    }
     write_result(args.out, result)
     return 0
 

@@ -1,4 +1,5 @@
 """What every benchmark does last: write its JSON result and say where."""
+
 from __future__ import annotations
 
 import json

@@ -12,6 +12,7 @@ the comparison).  Times: batch of one window (what ``urbansound listen`` runs), 
 default threads.  Prints a table
 and writes bench/results/export.json.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -55,8 +56,14 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     from urbansound.config import Config
-    from urbansound.export import (TFLiteModel, agreement, batched, calibration_inputs,
-                                   demo_calibration_inputs, export_tflite)
+    from urbansound.export import (
+        TFLiteModel,
+        agreement,
+        batched,
+        calibration_inputs,
+        demo_calibration_inputs,
+        export_tflite,
+    )
     from urbansound.models import build_model, trainable_parameter_count
     from urbansound.predict import find_audio_files, keras_classifier
 
@@ -67,14 +74,22 @@ def main(argv=None) -> int:
         model, config, name = loaded.model, loaded.config, args.model
     else:
         config = Config()
-        model = build_model("urbannet", seed=0, band_mean=np.full(128, -40.0, np.float32),
-                            band_variance=np.full(128, 400.0, np.float32))
+        model = build_model(
+            "urbannet",
+            seed=0,
+            band_mean=np.full(128, -40.0, np.float32),
+            band_variance=np.full(128, 400.0, np.float32),
+        )
         name = "urbannet (untrained, seed 0)"
-    clips = find_audio_files(args.clips)[:args.n_clips] if args.clips else []
-    x_eval = (calibration_inputs(clips, config, max_windows=10 * len(clips)).inputs
-              if clips else None)
-    cal = (calibration_inputs(clips, config) if clips and args.calibrate_on_clips
-           else demo_calibration_inputs(config))
+    clips = find_audio_files(args.clips)[: args.n_clips] if args.clips else []
+    x_eval = (
+        calibration_inputs(clips, config, max_windows=10 * len(clips)).inputs if clips else None
+    )
+    cal = (
+        calibration_inputs(clips, config)
+        if clips and args.calibrate_on_clips
+        else demo_calibration_inputs(config)
+    )
     keras_fn = keras_classifier(model)
     x1 = (x_eval if x_eval is not None else cal.inputs)[:1]
     p_keras = batched(keras_fn, x_eval) if x_eval is not None else None
@@ -82,11 +97,18 @@ def main(argv=None) -> int:
     fns = {0: keras_fn}
     with tempfile.TemporaryDirectory() as tmp:
         for int8 in (False, True):
-            result = export_tflite(model, config, Path(tmp) / ("q.tflite" if int8 else "f.tflite"),
-                                   int8=int8, calibration=cal if int8 else None)
+            result = export_tflite(
+                model,
+                config,
+                Path(tmp) / ("q.tflite" if int8 else "f.tflite"),
+                int8=int8,
+                calibration=cal if int8 else None,
+            )
             tfl = TFLiteModel(result.tflite_path)
-            row = {"format": f"tflite {'int8' if int8 else 'float32'}",
-                   "size_kb": result.size_bytes / 1024}
+            row = {
+                "format": f"tflite {'int8' if int8 else 'float32'}",
+                "size_kb": result.size_bytes / 1024,
+            }
             if p_keras is not None:
                 row["agreement"] = agreement(p_keras, batched(tfl, x_eval))
             fns[len(rows)] = tfl
@@ -97,11 +119,15 @@ def main(argv=None) -> int:
         from urbansound.pipeline.model_source import find_local_model
 
         rows[0]["size_kb"] = find_local_model(args.model).stat().st_size / 1024
-    report = {"model": name, "parameters": trainable_parameter_count(model),
-              "calibration": f"{len(cal.inputs)} windows from {cal.source}",
-              "eval_windows": None if x_eval is None else int(len(x_eval)),
-              "eval_clips": len(clips), "machine": f"{platform.machine()}, {os.cpu_count()} cores",
-              "rows": rows}
+    report = {
+        "model": name,
+        "parameters": trainable_parameter_count(model),
+        "calibration": f"{len(cal.inputs)} windows from {cal.source}",
+        "eval_windows": None if x_eval is None else int(len(x_eval)),
+        "eval_clips": len(clips),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+        "rows": rows,
+    }
     print(f"{name}: {report['parameters']:,} parameters; int8 calibration: {report['calibration']}")
     if x_eval is not None:
         print(f"agreement with Keras on {len(x_eval)} windows of {len(clips)} clips")

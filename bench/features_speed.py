@@ -19,6 +19,7 @@ Every audio file is read once before the timings, so both sides find it in the p
 Prints a table and writes ``bench/results/features_speed.json``.  Run it with nothing
 else on the machine.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,7 +33,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench_io import write_result  # noqa: E402 (bench/ is the script's folder)
+from bench_io import write_result
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -79,11 +80,23 @@ def plain_loop(paths: list[Path], tmp: Path) -> tuple[float, float]:
     f, a = Config().features, Config().audio
     listing = tmp / "plain_paths.txt"  # a file, not argv: 8,732 paths are too long a command
     listing.write_text("\n".join(map(str, paths)))
-    settings = [a.sample_rate, a.clip_seconds, f.n_fft, f.hop_length, f.win_length, f.n_mels,
-                f.top_db, a.clip_samples]
+    settings = [
+        a.sample_rate,
+        a.clip_seconds,
+        f.n_fft,
+        f.hop_length,
+        f.win_length,
+        f.n_mels,
+        f.top_db,
+        a.clip_samples,
+    ]
     started = time.perf_counter()
-    done = subprocess.run([sys.executable, "-c", PLAIN_LOOP, str(listing), *map(str, settings)],
-                          capture_output=True, text=True, check=True)
+    done = subprocess.run(
+        [sys.executable, "-c", PLAIN_LOOP, str(listing), *map(str, settings)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return time.perf_counter() - started, float(done.stdout.strip().splitlines()[-1])
 
 
@@ -130,32 +143,49 @@ def subset(data: Path, paths: list[Path], root: Path) -> Path:
 def urbansound_features(data: Path, out: Path, beam_args: list[str]) -> dict:
     """Seconds of ``urbansound features`` end to end, and of its ingest and Beam stage
     as it reports them."""
-    command = [str(ROOT / ".venv" / "bin" / "urbansound"), "features", "--data", str(data),
-               "--out", str(out), *[f"--beam-arg={a}" for a in beam_args]]
+    command = [
+        str(ROOT / ".venv" / "bin" / "urbansound"),
+        "features",
+        "--data",
+        str(data),
+        "--out",
+        str(out),
+        *[f"--beam-arg={a}" for a in beam_args],
+    ]
     # run through a launcher whose only descendants are urbansound's: its RUSAGE_CHILDREN
     # peak is the largest resident set among urbansound and its workers (KB on Linux)
-    launcher = ("import resource, subprocess, sys; code = subprocess.run(sys.argv[1:]).returncode; "
-                "print('PEAK_RSS_KB', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, "
-                "file=sys.stderr); sys.exit(code)")
+    launcher = (
+        "import resource, subprocess, sys; code = subprocess.run(sys.argv[1:]).returncode; "
+        "print('PEAK_RSS_KB', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, "
+        "file=sys.stderr); sys.exit(code)"
+    )
     started = time.perf_counter()
-    done = subprocess.run([sys.executable, "-c", launcher, *command], capture_output=True,
-                          text=True)
+    done = subprocess.run(
+        [sys.executable, "-c", launcher, *command], capture_output=True, text=True
+    )
     total = time.perf_counter() - started
     peak = re.search(r"PEAK_RSS_KB (\d+)", done.stderr)
     peak_mb = int(peak.group(1)) / 1024 if peak else float("nan")
     if done.returncode:
-        raise SystemExit(f"urbansound features failed (exit {done.returncode}): "
-                         f"{(done.stderr or done.stdout).strip().splitlines()[-1:]}")
+        raise SystemExit(
+            f"urbansound features failed (exit {done.returncode}): "
+            f"{(done.stderr or done.stdout).strip().splitlines()[-1:]}"
+        )
     ingest = re.search(r"rejected \(report: .*\) \(([0-9.]+) s\)", done.stdout)
     beam = re.search(r"examples in .* \(([0-9.]+) s, ", done.stdout)
-    return {"total": total, "peak_rss_mb": round(peak_mb), "ingest": float(ingest.group(1)) if ingest else None,
-            "beam": float(beam.group(1)) if beam else None}
+    return {
+        "total": total,
+        "peak_rss_mb": round(peak_mb),
+        "ingest": float(ingest.group(1)) if ingest else None,
+        "beam": float(beam.group(1)) if beam else None,
+    }
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default="/tmp/us8k" if Path("/tmp/us8k/metadata").exists()
-                        else "")
+    parser.add_argument(
+        "--data", default="/tmp/us8k" if Path("/tmp/us8k/metadata").exists() else ""
+    )
     parser.add_argument("--limit", type=int, default=None, help="first N clips of the CSV")
     parser.add_argument("--beam-arg", action="append", default=[])
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "features_speed.json"))
@@ -178,23 +208,32 @@ def main(argv=None) -> int:
     n, cores = len(paths), os.cpu_count() or 1
     ideal_s = n * work_s / cores
     stages_s = (ours["ingest"] or 0.0) + (ours["beam"] or 0.0)
-    result = {"data": str(args.data or "built-in demo"), "clips": n, "cores": cores,
-              "plain_process_s": round(plain_s, 1), "plain_loop_only_s": round(plain_loop_s, 1),
-              "plain_clips_per_s": round(n / plain_s, 1),
-              "urbansound_features_s": round(ours["total"], 1),
-              "urbansound_clips_per_s": round(n / ours["total"], 1),
-              "speedup_vs_plain": round(plain_s / ours["total"], 2),
-              "ingest_s": ours["ingest"], "beam_stage_s": ours["beam"],
-              "peak_rss_mb": ours["peak_rss_mb"],
-              "per_clip_work_ms": round(work_s * 1000, 2),
-              "ideal_cores_s": round(ideal_s, 1),
-              "stages_share_of_ideal": round(ideal_s / stages_s, 2) if stages_s else None,
-              "beam_args": args.beam_arg}
-    rows = [("plain loop, 1 process (imports included)", plain_s),
-            ("  of which the loop itself", plain_loop_s),
-            ("urbansound features (end to end)", ours["total"]),
-            ("  of which ingest", ours["ingest"]), ("  of which the Beam stage", ours["beam"]),
-            (f"per-clip work x clips / {cores} cores (ideal)", ideal_s)]
+    result = {
+        "data": str(args.data or "built-in demo"),
+        "clips": n,
+        "cores": cores,
+        "plain_process_s": round(plain_s, 1),
+        "plain_loop_only_s": round(plain_loop_s, 1),
+        "plain_clips_per_s": round(n / plain_s, 1),
+        "urbansound_features_s": round(ours["total"], 1),
+        "urbansound_clips_per_s": round(n / ours["total"], 1),
+        "speedup_vs_plain": round(plain_s / ours["total"], 2),
+        "ingest_s": ours["ingest"],
+        "beam_stage_s": ours["beam"],
+        "peak_rss_mb": ours["peak_rss_mb"],
+        "per_clip_work_ms": round(work_s * 1000, 2),
+        "ideal_cores_s": round(ideal_s, 1),
+        "stages_share_of_ideal": round(ideal_s / stages_s, 2) if stages_s else None,
+        "beam_args": args.beam_arg,
+    }
+    rows = [
+        ("plain loop, 1 process (imports included)", plain_s),
+        ("  of which the loop itself", plain_loop_s),
+        ("urbansound features (end to end)", ours["total"]),
+        ("  of which ingest", ours["ingest"]),
+        ("  of which the Beam stage", ours["beam"]),
+        (f"per-clip work x clips / {cores} cores (ideal)", ideal_s),
+    ]
     print(f"{'':<44} {'seconds':>8} {'clips/s':>8}")
     for label, seconds in rows:
         if seconds:
@@ -202,8 +241,10 @@ def main(argv=None) -> int:
     print(f"speed-up over the plain loop: {plain_s / ours['total']:.2f}x ({n} clips, target >= 2x)")
     print(f"peak RSS of urbansound features (largest process): {ours['peak_rss_mb']} MB")
     if stages_s:
-        print(f"ingest + Beam stage at {ideal_s / stages_s:.0%} of what {cores} cores can do "
-              f"(target >= 80 %)")
+        print(
+            f"ingest + Beam stage at {ideal_s / stages_s:.0%} of what {cores} cores can do "
+            f"(target >= 80 %)"
+        )
     write_result(args.out, result)
     return 0
 

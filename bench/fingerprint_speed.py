@@ -17,6 +17,7 @@ DIR is a dataset in the UrbanSound8K layout (default /tmp/fullsize, the tree
 Prints a table and writes ``bench/results/fingerprint_speed_<DIR name>.json``.  Run it with
 nothing else on the machine.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,7 +29,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench_io import write_result  # noqa: E402 (bench/ is the script's folder)
+from bench_io import write_result
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -37,8 +38,9 @@ sys.path.insert(0, str(ROOT))
 def _size_only(clips) -> str:
     digest = hashlib.sha256()
     for c in sorted(clips, key=lambda c: (c.fold, c.file_name)):
-        digest.update(f"{c.fold}\t{c.file_name}\t{c.class_id}\t{os.stat(c.path).st_size}\n"
-                      .encode())
+        digest.update(
+            f"{c.fold}\t{c.file_name}\t{c.class_id}\t{os.stat(c.path).st_size}\n".encode()
+        )
     return digest.hexdigest()[:16]
 
 
@@ -70,8 +72,9 @@ def main(argv=None) -> int:
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default="/tmp/fullsize")
-    ap.add_argument("--drop-caches", action="store_true",
-                    help="also time a cold read from disk (root only)")
+    ap.add_argument(
+        "--drop-caches", action="store_true", help="also time a cold read from disk (root only)"
+    )
     ap.add_argument("--repeat", type=int, default=3, help="best of N for the cheap rows")
     args = ap.parse_args(argv)
     data = Path(args.data)
@@ -90,22 +93,33 @@ def main(argv=None) -> int:
         if args.drop_caches:
             why = _drop_page_cache()
             seconds, (_, stats) = _timed(lambda: content_digests(paths))
-            rows.append({"step": "cold, disk", "seconds": seconds if not why else None,
-                         "gb_per_s": total_bytes / seconds / 1e9 if not why else None,
-                         "note": why or f"{stats.hashed} files hashed, page cache dropped"})
+            rows.append(
+                {
+                    "step": "cold, disk",
+                    "seconds": seconds if not why else None,
+                    "gb_per_s": total_bytes / seconds / 1e9 if not why else None,
+                    "note": why or f"{stats.hashed} files hashed, page cache dropped",
+                }
+            )
         for p in paths:  # into the page cache
             with open(p, "rb") as fh:
                 while fh.read(1 << 20):
                     pass
         seconds, fingerprint = _timed(lambda: dataset_fingerprint(clips, cache_file=cache))
-        rows.append({"step": "cold, page cache", "seconds": seconds,
-                     "gb_per_s": total_bytes / seconds / 1e9,
-                     "note": f"every clip hashed; cache written ({cache.stat().st_size} bytes)"})
+        rows.append(
+            {
+                "step": "cold, page cache",
+                "seconds": seconds,
+                "gb_per_s": total_bytes / seconds / 1e9,
+                "note": f"every clip hashed; cache written ({cache.stat().st_size} bytes)",
+            }
+        )
         warm_s, warm = _timed(lambda: dataset_fingerprint(clips, cache_file=cache), args.repeat)
         _, stats = content_digests(paths, cache_file=cache)
         assert warm == fingerprint and stats.hashed == 0
-        rows.append({"step": "warm", "seconds": warm_s,
-                     "note": f"{stats.cached} from the cache, 0 hashed"})
+        rows.append(
+            {"step": "warm", "seconds": warm_s, "note": f"{stats.cached} from the cache, 0 hashed"}
+        )
 
     print(f"{data}: {len(clips)} clips, {total_bytes / 1e9:.2f} GB, {os.cpu_count()} CPUs")
     print(f"{'step':<22}{'seconds':>10}{'GB/s':>8}  note")
@@ -113,9 +127,17 @@ def main(argv=None) -> int:
         seconds = "-" if row["seconds"] is None else f"{row['seconds']:.3f}"
         rate = f"{row['gb_per_s']:.2f}" if row.get("gb_per_s") else ""
         print(f"{row['step']:<22}{seconds:>10}{rate:>8}  {row['note']}")
-    write_result(ROOT / "bench" / "results" / f"fingerprint_speed_{data.name}.json",
-                 {"data": str(data), "clips": len(clips), "bytes": total_bytes,
-                  "cpus": os.cpu_count(), "algorithm": content_hash.ALGORITHM, "rows": rows})
+    write_result(
+        ROOT / "bench" / "results" / f"fingerprint_speed_{data.name}.json",
+        {
+            "data": str(data),
+            "clips": len(clips),
+            "bytes": total_bytes,
+            "cpus": os.cpu_count(),
+            "algorithm": content_hash.ALGORITHM,
+            "rows": rows,
+        },
+    )
     return 0
 
 

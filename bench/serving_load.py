@@ -16,6 +16,7 @@ bench/results/serving_load.json.
 tests/test_serving_load.py runs the same burst (these functions) and checks every answer;
 this script only measures.  The cost does not depend on the weights.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -47,6 +48,7 @@ MODEL_OVERRIDES = {"audio.pad_mode": "zeros", "train.model": "sb-cnn"}
 # the model, the clips, the server
 # ---------------------------------------------------------------------------
 
+
 def config():
     from urbansound.config import Config
 
@@ -63,23 +65,43 @@ def log_model(folder: Path) -> tuple[str, str, Path]:
     cfg = config()
     fold = folder / "fold1"
     fold.mkdir(parents=True)
-    build_model("sb-cnn", seed=0, band_mean=np.full(128, -40.0, np.float32),
-                band_variance=np.full(128, 400.0, np.float32)).save(fold / MODEL_FILE)
+    build_model(
+        "sb-cnn",
+        seed=0,
+        band_mean=np.full(128, -40.0, np.float32),
+        band_variance=np.full(128, 400.0, np.float32),
+    ).save(fold / MODEL_FILE)
     (fold / CONFIG_FILE).write_text(cfg.to_json())
     uri = f"sqlite:///{folder / 'mlflow.db'}"
     parent = runs.start_parent_run(uri, "serving-load", cfg.flat())
     run = runs.start_fold_run(uri, parent, 1, cfg.flat())
-    result = FoldResult(test_fold=1, validation_fold=None, train_folds=[2], test_accuracy=0.5,
-                        test_loss=1.0, y_true=[0], y_pred=[0],
-                        confusion_matrix=np.eye(10, dtype=int).tolist(),
-                        history={"loss": [1.0], "accuracy": [0.5]}, best_epoch=1,
-                        epochs_run=1, n_train=1, n_validation=0, n_test=1, parameters=1)
+    result = FoldResult(
+        test_fold=1,
+        validation_fold=None,
+        train_folds=[2],
+        test_accuracy=0.5,
+        test_loss=1.0,
+        y_true=[0],
+        y_pred=[0],
+        confusion_matrix=np.eye(10, dtype=int).tolist(),
+        history={"loss": [1.0], "accuracy": [0.5]},
+        best_epoch=1,
+        epochs_run=1,
+        n_train=1,
+        n_validation=0,
+        n_test=1,
+        parameters=1,
+    )
     fold_logging.log_fold_result(uri, run, result, str(fold / MODEL_FILE))
     return uri, f"runs:/{run}/model", fold / MODEL_FILE
 
 
-CLIPS = (("mono-22k-1s", 22050, 1, 1.0), ("stereo-44k-2.5s", 44100, 2, 2.5),
-         ("mono-16k-4s", 16000, 1, 4.0), ("mono-8k-0.5s", 8000, 1, 0.5))
+CLIPS = (
+    ("mono-22k-1s", 22050, 1, 1.0),
+    ("stereo-44k-2.5s", 44100, 2, 2.5),
+    ("mono-16k-4s", 16000, 1, 4.0),
+    ("mono-8k-0.5s", 8000, 1, 0.5),
+)
 """(name, rate, channels, seconds) of the good clips: one to two windows each."""
 
 
@@ -105,8 +127,10 @@ def expected_probabilities(keras_path: Path, clips: dict[str, Path]) -> dict[str
     from urbansound.predict import keras_classifier, predict_file
 
     classify = keras_classifier(keras.models.load_model(keras_path, compile=False))
-    return {name: predict_file(path, classify, config=config()).probabilities
-            for name, path in clips.items()}
+    return {
+        name: predict_file(path, classify, config=config()).probabilities
+        for name, path in clips.items()
+    }
 
 
 def free_port() -> int:
@@ -119,21 +143,44 @@ class ServerExited(RuntimeError):
     """``mlflow models serve`` ended before it answered; ``str()`` ends with its log."""
 
 
-def start_server(uri: str, model_uri: str, folder: Path, *, workers: int = 1,
-                 timeout_s: float = 240.0) -> tuple[subprocess.Popen, str, Path]:
+def start_server(
+    uri: str, model_uri: str, folder: Path, *, workers: int = 1, timeout_s: float = 240.0
+) -> tuple[subprocess.Popen, str, Path]:
     """(process, base URL, log file) of ``mlflow models serve`` once /ping answers.  The
     server is the leader of its own process group (its workers die with it)."""
     mlflow_cli = Path(sys.executable).parent / "mlflow"
     port = free_port()
     log = folder / "serve.log"
     # MLflow starts uvicorn by name: the venv's bin must be on PATH, as when it is activated
-    env = dict(os.environ, MLFLOW_TRACKING_URI=uri, TF_CPP_MIN_LOG_LEVEL="2",
-               PATH=f"{mlflow_cli.parent}{os.pathsep}{os.environ.get('PATH', '')}")
+    env = dict(
+        os.environ,
+        MLFLOW_TRACKING_URI=uri,
+        TF_CPP_MIN_LOG_LEVEL="2",
+        PATH=f"{mlflow_cli.parent}{os.pathsep}{os.environ.get('PATH', '')}",
+    )
     with open(log, "wb") as out:
         server = subprocess.Popen(
-            [str(mlflow_cli), "models", "serve", "-m", model_uri, "--env-manager", "local",
-             "-h", "127.0.0.1", "-p", str(port), "--workers", str(workers)],
-            stdout=out, stderr=subprocess.STDOUT, env=env, cwd=folder, start_new_session=True)
+            [
+                str(mlflow_cli),
+                "models",
+                "serve",
+                "-m",
+                model_uri,
+                "--env-manager",
+                "local",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(port),
+                "--workers",
+                str(workers),
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=folder,
+            start_new_session=True,
+        )
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + timeout_s
     while True:
@@ -144,12 +191,16 @@ def start_server(uri: str, model_uri: str, folder: Path, *, workers: int = 1,
         except OSError:
             pass
         if server.poll() is not None:
-            raise ServerExited(f"mlflow models serve exited with {server.returncode}:\n"
-                               f"{log.read_text(errors='replace')[-3000:]}")
+            raise ServerExited(
+                f"mlflow models serve exited with {server.returncode}:\n"
+                f"{log.read_text(errors='replace')[-3000:]}"
+            )
         if time.time() > deadline:
             stop_server(server)
-            raise ServerExited(f"no answer on /ping within {timeout_s:.0f} s:\n"
-                               f"{log.read_text(errors='replace')[-3000:]}")
+            raise ServerExited(
+                f"no answer on /ping within {timeout_s:.0f} s:\n"
+                f"{log.read_text(errors='replace')[-3000:]}"
+            )
         time.sleep(0.5)
 
 
@@ -168,6 +219,7 @@ def stop_server(server: subprocess.Popen) -> None:
 # ---------------------------------------------------------------------------
 # memory of the process tree
 # ---------------------------------------------------------------------------
+
 
 def group_rss_bytes(pgid: int) -> int:
     """Resident memory (bytes) summed over the processes of process group ``pgid``."""
@@ -218,6 +270,7 @@ class RssSampler:
 # the requests
 # ---------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class Case:
     """One request: its JSON ``body``; ``expect`` the clip name of each good row (in order)
@@ -258,33 +311,89 @@ def request_mix(clips: dict[str, Path]) -> list[Case]:
     names = list(clips)
     wave = {n: _waveform(clips[n]) for n in names[:2]}
     rng = np.random.default_rng(0)
-    cases = [Case(f"path {n}", _body({"dataframe_split": {"columns": ["path"],
-                                                           "data": [[str(clips[n])]]}}), (n,))
-             for n in names]
-    cases += [Case(f"waveform {n}", _body({"dataframe_records": [_row(None, *wave[n])]}), (n,))
-              for n in names[:2]]
-    cases.append(Case("path + waveform", _body({"dataframe_records": [
-        _row(str(clips[names[2]])), _row(None, *wave[names[0]])]}), (names[2], names[0])))
+    cases = [
+        Case(
+            f"path {n}",
+            _body({"dataframe_split": {"columns": ["path"], "data": [[str(clips[n])]]}}),
+            (n,),
+        )
+        for n in names
+    ]
+    cases += [
+        Case(f"waveform {n}", _body({"dataframe_records": [_row(None, *wave[n])]}), (n,))
+        for n in names[:2]
+    ]
+    cases.append(
+        Case(
+            "path + waveform",
+            _body({"dataframe_records": [_row(str(clips[names[2]])), _row(None, *wave[names[0]])]}),
+            (names[2], names[0]),
+        )
+    )
     samples_44k = (0.3 * np.sin(np.arange(3 * 44100) / 7.0)).round(4).tolist()
     cases += [
-        Case("rate 44 (3 s of 44.1 kHz)", _body({"dataframe_records": [
-            _row(None, samples_44k, 44)]}), bad_row=0,
-            reason="'sample_rate' must be a whole number of Hz in 1,000..768,000"),
-        Case("rate inf after a good row", _body({"dataframe_records": [
-            _row(str(clips[names[0]])), _row(None, wave[names[0]][0], math.inf)]}), bad_row=1,
-            reason="'sample_rate' must be a whole number of Hz in 1,000..768,000"),
-        Case("5 ms waveform", _body({"dataframe_records": [
-            _row(None, (0.1 * rng.standard_normal(110)).tolist(), 22050)]}),
-            bad_row=0, reason="waveform: too short (5.0 ms < 20 ms)"),
-        Case("missing file after a good row", _body({"dataframe_split": {
-            "columns": ["path"], "data": [[str(clips[names[1]])], ["/nowhere/street.wav"]]}}),
-            bad_row=1, reason="/nowhere/street.wav: cannot read file"),
-        Case("60 s at 1 kHz, hop 20 ms", _body({
-            "dataframe_records": [_row(None, (0.3 * np.sin(np.arange(60_000) / 3.0)).round(4)
-                                       .tolist(), 1000)], "params": {"hop_s": 0.02}}),
-            bad_row=0, reason="2,851 windows is more than the 2,400 one request may classify"),
-        Case("a plain list of paths", _body({"inputs": [str(clips[names[0]])]}),
-             reason="no 'path' or 'waveform' column in the input"),
+        Case(
+            "rate 44 (3 s of 44.1 kHz)",
+            _body({"dataframe_records": [_row(None, samples_44k, 44)]}),
+            bad_row=0,
+            reason="'sample_rate' must be a whole number of Hz in 1,000..768,000",
+        ),
+        Case(
+            "rate inf after a good row",
+            _body(
+                {
+                    "dataframe_records": [
+                        _row(str(clips[names[0]])),
+                        _row(None, wave[names[0]][0], math.inf),
+                    ]
+                }
+            ),
+            bad_row=1,
+            reason="'sample_rate' must be a whole number of Hz in 1,000..768,000",
+        ),
+        Case(
+            "5 ms waveform",
+            _body(
+                {
+                    "dataframe_records": [
+                        _row(None, (0.1 * rng.standard_normal(110)).tolist(), 22050)
+                    ]
+                }
+            ),
+            bad_row=0,
+            reason="waveform: too short (5.0 ms < 20 ms)",
+        ),
+        Case(
+            "missing file after a good row",
+            _body(
+                {
+                    "dataframe_split": {
+                        "columns": ["path"],
+                        "data": [[str(clips[names[1]])], ["/nowhere/street.wav"]],
+                    }
+                }
+            ),
+            bad_row=1,
+            reason="/nowhere/street.wav: cannot read file",
+        ),
+        Case(
+            "60 s at 1 kHz, hop 20 ms",
+            _body(
+                {
+                    "dataframe_records": [
+                        _row(None, (0.3 * np.sin(np.arange(60_000) / 3.0)).round(4).tolist(), 1000)
+                    ],
+                    "params": {"hop_s": 0.02},
+                }
+            ),
+            bad_row=0,
+            reason="2,851 windows is more than the 2,400 one request may classify",
+        ),
+        Case(
+            "a plain list of paths",
+            _body({"inputs": [str(clips[names[0]])]}),
+            reason="no 'path' or 'waveform' column in the input",
+        ),
     ]
     return cases
 
@@ -298,8 +407,9 @@ class Answer:
 
 
 def send(url: str, case: Case, timeout_s: float = 120.0) -> Answer:
-    request = urllib.request.Request(f"{url}/invocations", data=case.body,
-                                     headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        f"{url}/invocations", data=case.body, headers={"Content-Type": "application/json"}
+    )
     start = time.perf_counter()
     try:
         with urllib.request.urlopen(request, timeout=timeout_s) as answer:
@@ -341,11 +451,16 @@ def check(answer: Answer, expected: dict[str, np.ndarray], class_names) -> str |
 
 def percentiles(values) -> dict:
     v = np.asarray(values, np.float64) * 1000
-    return {"n": int(v.size), "p50_ms": float(np.percentile(v, 50)),
-            "p95_ms": float(np.percentile(v, 95)), "max_ms": float(v.max())}
+    return {
+        "n": int(v.size),
+        "p50_ms": float(np.percentile(v, 50)),
+        "p95_ms": float(np.percentile(v, 95)),
+        "max_ms": float(v.max()),
+    }
 
 
 # ---------------------------------------------------------------------------
+
 
 def main(argv=None) -> int:
     import tempfile
@@ -385,28 +500,39 @@ def main(argv=None) -> int:
     bad = [a.seconds for a in answers if not a.case.good]
     result = {
         "what": "mlflow models serve (--env-manager local) of the urbansound pyfunc (sb-cnn, "
-                "untrained): a burst of mixed good and bad requests",
-        "requests": args.requests, "concurrency": args.concurrency, "workers": args.workers,
+        "untrained): a burst of mixed good and bad requests",
+        "requests": args.requests,
+        "concurrency": args.concurrency,
+        "workers": args.workers,
         "cases": [c.name for c in cases],
-        "server_start_s": start_s, "burst_wall_s": wall,
+        "server_start_s": start_s,
+        "burst_wall_s": wall,
         "requests_per_s": args.requests / wall,
-        "good": percentiles(good), "bad": percentiles(bad),
-        "rss_after_first_request_mib": idle_rss / 2 ** 20,
-        "rss_peak_mib": rss.peak / 2 ** 20, "rss_samples": rss.samples,
+        "good": percentiles(good),
+        "bad": percentiles(bad),
+        "rss_after_first_request_mib": idle_rss / 2**20,
+        "rss_peak_mib": rss.peak / 2**20,
+        "rss_samples": rss.samples,
         "wrong_answers": wrong,
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                    "platform": platform.platform()},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+        },
     }
-    print(f"{args.requests} requests, {args.concurrency} at a time, {args.workers} worker(s): "
-          f"{wall:.1f} s ({result['requests_per_s']:.1f}/s); server start {start_s:.0f} s")
+    print(
+        f"{args.requests} requests, {args.concurrency} at a time, {args.workers} worker(s): "
+        f"{wall:.1f} s ({result['requests_per_s']:.1f}/s); server start {start_s:.0f} s"
+    )
     print(f"{'requests':<10} {'n':>4} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8}")
     for kind in ("good", "bad"):
         r = result[kind]
-        print(f"{kind:<10} {r['n']:>4} {r['p50_ms']:>8.0f} {r['p95_ms']:>8.0f} "
-              f"{r['max_ms']:>8.0f}")
-    print(f"server process tree RSS: {result['rss_after_first_request_mib']:.0f} MiB after the "
-          f"first request, peak {result['rss_peak_mib']:.0f} MiB during the burst "
-          f"({rss.samples} samples)")
+        print(f"{kind:<10} {r['n']:>4} {r['p50_ms']:>8.0f} {r['p95_ms']:>8.0f} {r['max_ms']:>8.0f}")
+    print(
+        f"server process tree RSS: {result['rss_after_first_request_mib']:.0f} MiB after the "
+        f"first request, peak {result['rss_peak_mib']:.0f} MiB during the burst "
+        f"({rss.samples} samples)"
+    )
     print(f"wrong answers: {len(wrong)}" + "".join(f"\n  {w}" for w in wrong))
     write_result(args.out, result)
     return 1 if wrong else 0

@@ -13,6 +13,7 @@
 Prints a table and writes ``bench/results/train_input.json``.  Run it with nothing else
 on the machine; the synthetic folders go to a temporary directory.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,7 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench_io import write_result  # noqa: E402 (bench/ is the script's folder)
+from bench_io import write_result
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -44,10 +45,18 @@ def write_folder(root: Path, n_train: int, n_test: int = 64, shards: int = 4) ->
         per_shard = -(-n // shards)
         for s in range(shards):
             rows = range(s * per_shard, min(n, (s + 1) * per_shard))
-            write_records(root / f"fold{fold}-{s:05d}-of-{shards:05d}.tfrecord",
-                          (encode_logmel(rng.normal(-40, 12, (128, 128)).astype(np.float32),
-                                         label=i % 10, fold=fold, file_name=f"{fold}-{i}.wav")
-                           for i in rows))
+            write_records(
+                root / f"fold{fold}-{s:05d}-of-{shards:05d}.tfrecord",
+                (
+                    encode_logmel(
+                        rng.normal(-40, 12, (128, 128)).astype(np.float32),
+                        label=i % 10,
+                        fold=fold,
+                        file_name=f"{fold}-{i}.wav",
+                    )
+                    for i in rows
+                ),
+            )
         counts[str(fold)] = {"original": n}
     (root / "manifest.json").write_text(json.dumps({"folds": counts}))
 
@@ -78,10 +87,18 @@ def step_rate(model_name: str, n: int = 512) -> float:
     rng = np.random.default_rng(0)
     x = rng.normal(-40, 12, (n, 128, 128, 1)).astype(np.float32)
     y = rng.integers(0, 10, n)
-    model = build_model(model_name, seed=0, band_mean=np.full(128, -40, np.float32),
-                        band_variance=np.full(128, 144, np.float32))
-    model.compile(optimizer=make_optimizer(t.optimizer, learning_rate_schedule(
-        t.schedule, t.learning_rate, 1000), t.weight_decay), loss="sparse_categorical_crossentropy")
+    model = build_model(
+        model_name,
+        seed=0,
+        band_mean=np.full(128, -40, np.float32),
+        band_variance=np.full(128, 144, np.float32),
+    )
+    model.compile(
+        optimizer=make_optimizer(
+            t.optimizer, learning_rate_schedule(t.schedule, t.learning_rate, 1000), t.weight_decay
+        ),
+        loss="sparse_categorical_crossentropy",
+    )
     model.fit(x, y, batch_size=t.batch_size, epochs=1, verbose=0)
     started = time.perf_counter()
     model.fit(x, y, batch_size=t.batch_size, epochs=1, verbose=0)
@@ -101,10 +118,12 @@ print(json.dumps({{"peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 def peak_mb(folder: Path, mode: str, model: str) -> float:
     with tempfile.TemporaryDirectory() as out:
-        code = PEAK_SCRIPT.format(root=str(ROOT), model=model, mode=mode, folder=str(folder),
-                                  out=out)
-        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                              check=True)
+        code = PEAK_SCRIPT.format(
+            root=str(ROOT), model=model, mode=mode, folder=str(folder), out=out
+        )
+        done = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        )
     return json.loads(done.stdout.strip().splitlines()[-1])["peak_mb"]
 
 
@@ -119,25 +138,38 @@ def main(argv=None) -> int:
         one, four = Path(tmp) / "x1", Path(tmp) / "x4"
         write_folder(one, args.examples)
         write_folder(four, 4 * args.examples)
-        rates = {"input_examples_per_s": input_rate(one, args.model),
-                 "step_examples_per_s": step_rate(args.model)}
+        rates = {
+            "input_examples_per_s": input_rate(one, args.model),
+            "step_examples_per_s": step_rate(args.model),
+        }
         rates["input_over_step"] = rates["input_examples_per_s"] / rates["step_examples_per_s"]
-        peaks = {f"{mode}_{scale}": peak_mb(folder, mode, args.model)
-                 for mode in ("stream", "memory") for scale, folder in (("1x", one), ("4x", four))}
-    result = {"model": args.model, "examples_1x": args.examples, **rates,
-              **{f"peak_mb_{k}": round(v) for k, v in peaks.items()},
-              "stream_peak_ratio_4x_1x": peaks["stream_4x"] / peaks["stream_1x"],
-              "memory_peak_ratio_4x_1x": peaks["memory_4x"] / peaks["memory_1x"]}
+        peaks = {
+            f"{mode}_{scale}": peak_mb(folder, mode, args.model)
+            for mode in ("stream", "memory")
+            for scale, folder in (("1x", one), ("4x", four))
+        }
+    result = {
+        "model": args.model,
+        "examples_1x": args.examples,
+        **rates,
+        **{f"peak_mb_{k}": round(v) for k, v in peaks.items()},
+        "stream_peak_ratio_4x_1x": peaks["stream_4x"] / peaks["stream_1x"],
+        "memory_peak_ratio_4x_1x": peaks["memory_4x"] / peaks["memory_1x"],
+    }
     print(f"{'what':<38} {'value':>10}")
     print(f"{'input alone, examples/s':<38} {rates['input_examples_per_s']:>10.0f}")
-    print(f"{'training step (' + args.model + '), examples/s':<38} "
-          f"{rates['step_examples_per_s']:>10.0f}")
+    print(
+        f"{'training step (' + args.model + '), examples/s':<38} "
+        f"{rates['step_examples_per_s']:>10.0f}"
+    )
     print(f"{'input / step (target >= 3)':<38} {rates['input_over_step']:>10.1f}")
     for mode in ("stream", "memory"):
-        print(f"{'peak RSS ' + mode + ' 1x / 4x, MB':<38} "
-              f"{peaks[mode + '_1x']:>5.0f} / {peaks[mode + '_4x']:.0f}  "
-              f"(ratio {peaks[mode + '_4x'] / peaks[mode + '_1x']:.2f}"
-              f"{', target <= 1.3' if mode == 'stream' else ''})")
+        print(
+            f"{'peak RSS ' + mode + ' 1x / 4x, MB':<38} "
+            f"{peaks[mode + '_1x']:>5.0f} / {peaks[mode + '_4x']:.0f}  "
+            f"(ratio {peaks[mode + '_4x'] / peaks[mode + '_1x']:.2f}"
+            f"{', target <= 1.3' if mode == 'stream' else ''})"
+        )
     write_result(args.out, result)
     return 0
 

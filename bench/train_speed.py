@@ -10,6 +10,7 @@ numbers include Keras' per-step overhead but not data loading.  Run it with noth
 else on the machine.  The issue's budget: one test fold of the real dev data (≈ 1,600
 training clips) in ≤ 30 minutes on 2 CPU cores.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,24 +37,42 @@ def measure(model_name: str, n_examples: int) -> dict:
     rng = np.random.default_rng(0)
     shape = input_shape(config)  # (128, 128, 1) log-mels, or (48000, 1) waveforms
     logmel = config.input_kind == "logmel"
-    x = (rng.normal(-40, 12, (n_examples, *shape)) if logmel
-         else rng.normal(0, 0.1, (n_examples, *shape))).astype(np.float32)
+    x = (
+        rng.normal(-40, 12, (n_examples, *shape))
+        if logmel
+        else rng.normal(0, 0.1, (n_examples, *shape))
+    ).astype(np.float32)
     y = np.eye(10, dtype=np.float32)[rng.integers(0, 10, n_examples)]
-    model = build_model(model_name, seed=0, input_shape=shape,
-                        band_mean=np.full(128, -40, np.float32) if logmel else None,
-                        band_variance=np.full(128, 144, np.float32) if logmel else None)
-    model.compile(optimizer=make_optimizer(t.optimizer, learning_rate_schedule(
-        t.schedule, t.learning_rate, 1000), t.weight_decay), loss="categorical_crossentropy")
+    model = build_model(
+        model_name,
+        seed=0,
+        input_shape=shape,
+        band_mean=np.full(128, -40, np.float32) if logmel else None,
+        band_variance=np.full(128, 144, np.float32) if logmel else None,
+    )
+    model.compile(
+        optimizer=make_optimizer(
+            t.optimizer, learning_rate_schedule(t.schedule, t.learning_rate, 1000), t.weight_decay
+        ),
+        loss="categorical_crossentropy",
+    )
     # the input path train_fold takes: augmented batches only when the recipe augments
     augmenting = t.augments_batches
-    data = (dict(x=AugmentedBatches(x, y, config, seed=0, fill=np.full(128, -40, np.float32)))
-            if augmenting else dict(x=x, y=y, batch_size=t.batch_size, shuffle=True))
+    data = (
+        dict(x=AugmentedBatches(x, y, config, seed=0, fill=np.full(128, -40, np.float32)))
+        if augmenting
+        else dict(x=x, y=y, batch_size=t.batch_size, shuffle=True)
+    )
     model.fit(**data, epochs=1, verbose=0)  # warm-up: graph tracing, XLA
     started = time.perf_counter()
     model.fit(**data, epochs=2, verbose=0)
     ms = 1000 * (time.perf_counter() - started) / (2 * n_examples)
-    return {"model": model_name, "ms_per_example_epoch": round(ms, 2), "epochs": t.epochs,
-            "batch_size": t.batch_size}
+    return {
+        "model": model_name,
+        "ms_per_example_epoch": round(ms, 2),
+        "epochs": t.epochs,
+        "batch_size": t.batch_size,
+    }
 
 
 def main(argv=None) -> int:
@@ -61,26 +80,47 @@ def main(argv=None) -> int:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--examples", type=int, default=512, help="random examples timed")
-    parser.add_argument("--train-clips", type=int, default=1600,
-                        help="training clips of the fold the projection is for")
+    parser.add_argument(
+        "--train-clips",
+        type=int,
+        default=1600,
+        help="training clips of the fold the projection is for",
+    )
     parser.add_argument("--models", default=",".join(MODELS))
-    parser.add_argument("--json", default="bench/results/train_speed.json",
-                        help="where to write results (default bench/results/train_speed.json)")
+    parser.add_argument(
+        "--json",
+        default="bench/results/train_speed.json",
+        help="where to write results (default bench/results/train_speed.json)",
+    )
     args = parser.parse_args(argv)
     rows = []
-    print(f"{'model':<15} {'ms/example/epoch':>17} {'epochs':>6} "
-          f"{'one fold of ' + str(args.train_clips) + ' clips':>24}")
+    print(
+        f"{'model':<15} {'ms/example/epoch':>17} {'epochs':>6} "
+        f"{'one fold of ' + str(args.train_clips) + ' clips':>24}"
+    )
     for name in args.models.split(","):
         row = measure(name, args.examples)
         row["projected_fold_minutes"] = round(
-            row["ms_per_example_epoch"] * args.train_clips * row["epochs"] / 60_000, 1)
+            row["ms_per_example_epoch"] * args.train_clips * row["epochs"] / 60_000, 1
+        )
         rows.append(row)
-        print(f"{name:<15} {row['ms_per_example_epoch']:>17.2f} {row['epochs']:>6} "
-              f"{row['projected_fold_minutes']:>20.1f} min", flush=True)
+        print(
+            f"{name:<15} {row['ms_per_example_epoch']:>17.2f} {row['epochs']:>6} "
+            f"{row['projected_fold_minutes']:>20.1f} min",
+            flush=True,
+        )
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(json.dumps({"cpus": os.cpu_count(), "train_clips": args.train_clips,
-                                           "examples_timed": args.examples, "rows": rows},
-                                          indent=2))
+    Path(args.json).write_text(
+        json.dumps(
+            {
+                "cpus": os.cpu_count(),
+                "train_clips": args.train_clips,
+                "examples_timed": args.examples,
+                "rows": rows,
+            },
+            indent=2,
+        )
+    )
     print(f"wrote {args.json}")
     return 0
 

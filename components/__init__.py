@@ -5,6 +5,7 @@ turns them into ``@dsl.component`` objects for one container image, so the same
 definitions serve kfp's local runner (this environment) and a cluster (the
 project's image, with kfp already installed in it).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -38,6 +39,11 @@ def build_components(image: str = DEFAULT_IMAGE) -> Components:
         # pod would pip-install kfp at start-up (and fail without network).
         return dsl.component(func, base_image=image, install_kfp_package=False)
 
-    return Components(start_run=make(start_run_component), ingest=make(ingest_component),
-                      features=make(features_component), train=make(train_component),
-                      evaluate=make(evaluate_component), finish_run=make(finish_run_component))
+    return Components(
+        start_run=make(start_run_component),
+        ingest=make(ingest_component),
+        features=make(features_component),
+        train=make(train_component),
+        evaluate=make(evaluate_component),
+        finish_run=make(finish_run_component),
+    )

@@ -9,6 +9,7 @@ whatever library raised it (Python's ``OSError``, TensorFlow's
 ``ResourceExhaustedError``, sqlite's "database or disk is full", Beam's wrapped
 worker errors), it becomes one line naming the path and the reason.
 """
+
 import contextlib
 import errno
 import os
@@ -21,7 +22,9 @@ STORAGE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES}
 # the same conditions as other libraries word them (TensorFlow, sqlite, Beam's wrapped errors)
 _STORAGE_TEXT = re.compile(
     r"(no space left on device|disk quota exceeded|read-only file system|"
-    r"database or disk is full|attempt to write a readonly database)", re.IGNORECASE)
+    r"database or disk is full|attempt to write a readonly database)",
+    re.IGNORECASE,
+)
 # TensorFlow: "<path>; No space left on device"; Python: "[Errno 28] ...: '<path>'"
 _PATH_BEFORE = re.compile(r"(/[^\s;:'\"]+)\s*;\s*(?:no space|disk quota|read-only)", re.IGNORECASE)
 _PATH_QUOTED = re.compile(r"'(/[^']+)'")
@@ -67,6 +70,5 @@ def user_errors(stage: str):
         described = storage_error(exc)
         if described is None:
             raise
-        print(f"urbansound {stage}: error: cannot write {described}", file=sys.stderr,
-              flush=True)
+        print(f"urbansound {stage}: error: cannot write {described}", file=sys.stderr, flush=True)
         raise SystemExit(USER_ERROR_EXIT) from None

@@ -1,13 +1,19 @@
 """KFP component: gather every fold's result into mean / median / std and confusion matrices."""
+
 from typing import List
 
 from kfp.dsl import Artifact, ClassificationMetrics, Dataset, Input, Metrics, Output
 
 
-def evaluate_component(fold_results: Input[List[Artifact]], waveforms: Input[Dataset],
-                       tracking_uri: str, parent_run_id: str, evaluation: Output[Artifact],
-                       metrics: Output[Metrics],
-                       classification: Output[ClassificationMetrics]) -> float:
+def evaluate_component(
+    fold_results: Input[List[Artifact]],
+    waveforms: Input[Dataset],
+    tracking_uri: str,
+    parent_run_id: str,
+    evaluation: Output[Artifact],
+    metrics: Output[Metrics],
+    classification: Output[ClassificationMetrics],
+) -> float:
     """Write summary.json, confusion_matrix.json/.png and curves; return the mean accuracy."""
     import json
     import os
@@ -18,13 +24,21 @@ def evaluate_component(fold_results: Input[List[Artifact]], waveforms: Input[Dat
     from urbansound.evaluation import CONFUSION_FILE, evaluate_folds, format_summary
     from urbansound.training import FoldResult
 
-    results = sorted((FoldResult.from_json(Path(a.path).read_text()) for a in fold_results),
-                     key=lambda r: r.test_fold)
+    results = sorted(
+        (FoldResult.from_json(Path(a.path).read_text()) for a in fold_results),
+        key=lambda r: r.test_fold,
+    )
     ingested = waveforms.metadata
-    summary = evaluate_folds(results, evaluation.path, ingest={
-        "accepted": int(ingested.get("accepted", 0)), "rejected": int(ingested.get("rejected", 0)),
-        "report": os.path.join(waveforms.path, "report.json"),
-        "dataset_hash": ingested.get("dataset_hash", "")})
+    summary = evaluate_folds(
+        results,
+        evaluation.path,
+        ingest={
+            "accepted": int(ingested.get("accepted", 0)),
+            "rejected": int(ingested.get("rejected", 0)),
+            "report": os.path.join(waveforms.path, "report.json"),
+            "dataset_hash": ingested.get("dataset_hash", ""),
+        },
+    )
     print(format_summary(summary))
     for key in ("mean", "median", "std"):
         metrics.log_metric(f"accuracy_{key}", summary[key])
@@ -33,8 +47,14 @@ def evaluate_component(fold_results: Input[List[Artifact]], waveforms: Input[Dat
     confusion = json.loads(Path(evaluation.path, CONFUSION_FILE).read_text())
     classification.log_confusion_matrix(confusion["classes"], confusion["counts"])
     write_metric_files(metrics, classification)
-    evaluation.metadata.update({"mean": summary["mean"], "median": summary["median"],
-                                "std": summary["std"], "folds": summary["folds"]})
+    evaluation.metadata.update(
+        {
+            "mean": summary["mean"],
+            "median": summary["median"],
+            "std": summary["std"],
+            "folds": summary["folds"],
+        }
+    )
     uri = tracking_store.resolve_uri(tracking_uri)
     if uri and parent_run_id:
         runs.log_summary(uri, parent_run_id, summary, evaluation.path)

@@ -8,6 +8,7 @@ sizes, the artifacts ``confusion_matrix.json``/``.png``, ``curves.png``,
 (logged when the run starts), and the model logged by :mod:`urbansound.components.model_logging` (a
 pyfunc that serves raw audio, carrying the Keras file and its configuration).
 """
+
 from __future__ import annotations
 
 import json
@@ -30,8 +31,7 @@ def epoch_logger(tracking_uri: str, run_id: str):
 
             now = int(time.time() * 1000)
             metrics = [Metric(k, float(v), now, epoch) for k, v in (logs or {}).items()]
-            guarded(tracking_uri, lambda: client(tracking_uri).log_batch(run_id,
-                                                                         metrics=metrics))
+            guarded(tracking_uri, lambda: client(tracking_uri).log_batch(run_id, metrics=metrics))
 
     return _EpochLogger()
 
@@ -53,14 +53,23 @@ def log_fold_result(tracking_uri: str, run_id: str, result, model_path: str) -> 
         c.set_tag(run_id, key, str(getattr(result, key)))
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        (tmp / "confusion_matrix.json").write_text(json.dumps(
-            {"classes": result.class_names, "counts": result.confusion_matrix}))
-        plot_confusion_matrix(result.confusion_matrix, result.class_names,
-                              tmp / "confusion_matrix.png", title=f"test fold {result.test_fold}")
+        (tmp / "confusion_matrix.json").write_text(
+            json.dumps({"classes": result.class_names, "counts": result.confusion_matrix})
+        )
+        plot_confusion_matrix(
+            result.confusion_matrix,
+            result.class_names,
+            tmp / "confusion_matrix.png",
+            title=f"test fold {result.test_fold}",
+        )
         plot_history(result.history, tmp / "curves.png", title=f"test fold {result.test_fold}")
         (tmp / "fold_result.json").write_text(result.to_json())
-        for name in ("confusion_matrix.json", "confusion_matrix.png", "curves.png",
-                     "fold_result.json"):
+        for name in (
+            "confusion_matrix.json",
+            "confusion_matrix.png",
+            "curves.png",
+            "fold_result.json",
+        ):
             c.log_artifact(run_id, str(tmp / name))
     log_class_names(c, run_id, result.class_names)
     log_model(tracking_uri, run_id, model_path, class_names=result.class_names)

@@ -1,4 +1,5 @@
 """Small helpers for KFP output artifacts."""
+
 import json
 import os
 

@@ -8,6 +8,7 @@ uses those: :mod:`urbansound.pipeline.model_source`), a signature with the ``hop
 example (0.5 s of a synthesised dog bark at 8 kHz), the project's packages it runs
 (``urbansound`` and ``components/serving.py``) as code, and pinned requirements.
 """
+
 from __future__ import annotations
 
 import json
@@ -20,13 +21,13 @@ from urbansound.components.tracking_store import client
 MODEL_NAME = "model"
 EXAMPLE_RATE = 8000
 EXAMPLE_SECONDS = 0.5
-REQUIREMENTS = ("mlflow", "tensorflow", "keras", "numpy", "pandas", "soundfile", "soxr",
-                "librosa")
+REQUIREMENTS = ("mlflow", "tensorflow", "keras", "numpy", "pandas", "soundfile", "soxr", "librosa")
 """What the pyfunc imports (pinned to the versions installed at logging time)."""
 
 
-def log_model(tracking_uri: str, run_id: str, model_path: str, *, config=None,
-              class_names=None) -> None:
+def log_model(
+    tracking_uri: str, run_id: str, model_path: str, *, config=None, class_names=None
+) -> None:
     """Log the fold model at ``model_path`` (a ``model.keras``) to the run as ``model``.
 
     config : :class:`urbansound.config.Config` it was trained with; default: the
@@ -44,23 +45,28 @@ def log_model(tracking_uri: str, run_id: str, model_path: str, *, config=None,
     c = client(tracking_uri)  # also the process's tracking URI, for mlflow.start_run
     if config is None:
         beside = Path(model_path).parent / CONFIG_FILE
-        config = (Config.from_file(beside) if beside.is_file()
-                  else run_config(c, run_id)[0])
+        config = Config.from_file(beside) if beside.is_file() else run_config(c, run_id)[0]
     names = list(class_names or config.class_names)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         (tmp / CONFIG_FILE).write_text(config.to_json())
         (tmp / "class_names.json").write_text(json.dumps(names))
-        artifacts = {serving.KERAS_ARTIFACT: str(model_path),
-                     serving.CONFIG_ARTIFACT: str(tmp / CONFIG_FILE),
-                     serving.CLASSES_ARTIFACT: str(tmp / "class_names.json")}
+        artifacts = {
+            serving.KERAS_ARTIFACT: str(model_path),
+            serving.CONFIG_ARTIFACT: str(tmp / CONFIG_FILE),
+            serving.CLASSES_ARTIFACT: str(tmp / "class_names.json"),
+        }
         with mlflow.start_run(run_id=run_id):
             mlflow.pyfunc.log_model(
-                name=MODEL_NAME, python_model=serving.AudioClassifier(), artifacts=artifacts,
-                code_paths=_code_paths(tmp / "code"), signature=signature(names),
+                name=MODEL_NAME,
+                python_model=serving.AudioClassifier(),
+                artifacts=artifacts,
+                code_paths=_code_paths(tmp / "code"),
+                signature=signature(names),
                 input_example=input_example(),
                 # explicit: inferring them would load the model in a subprocess
-                pip_requirements=requirements())
+                pip_requirements=requirements(),
+            )
 
 
 def signature(class_names=None):
@@ -77,12 +83,22 @@ def signature(class_names=None):
     from urbansound.config import CLASS_NAMES
     from urbansound.predict import DEFAULT_HOP_SECONDS
 
-    inputs = Schema([ColSpec(DataType.string, "path", required=False),
-                     ColSpec(Array(DataType.double), "waveform", required=False),
-                     ColSpec(AnyType(), "sample_rate", required=False)])
-    outputs = Schema([ColSpec(DataType.string, "class"), ColSpec(DataType.double, "probability"),
-                      ColSpec(DataType.double, "duration_s"), ColSpec(DataType.long, "windows")]
-                     + [ColSpec(DataType.double, name) for name in (class_names or CLASS_NAMES)])
+    inputs = Schema(
+        [
+            ColSpec(DataType.string, "path", required=False),
+            ColSpec(Array(DataType.double), "waveform", required=False),
+            ColSpec(AnyType(), "sample_rate", required=False),
+        ]
+    )
+    outputs = Schema(
+        [
+            ColSpec(DataType.string, "class"),
+            ColSpec(DataType.double, "probability"),
+            ColSpec(DataType.double, "duration_s"),
+            ColSpec(DataType.long, "windows"),
+        ]
+        + [ColSpec(DataType.double, name) for name in (class_names or CLASS_NAMES)]
+    )
     params = ParamSchema([ParamSpec(HOP_PARAM, DataType.double, DEFAULT_HOP_SECONDS)])
     return ModelSignature(inputs=inputs, outputs=outputs, params=params)
 
@@ -97,10 +113,15 @@ def input_example():
     from urbansound.config import CLASS_NAMES
     from urbansound.demo_data import synthesize_clip
 
-    y = synthesize_clip(CLASS_NAMES.index("dog_bark"), sr=EXAMPLE_RATE,
-                        duration_s=EXAMPLE_SECONDS, rng=np.random.default_rng(0))
-    return pd.DataFrame({"waveform": [np.round(y.astype(np.float64), 5).tolist()],
-                         "sample_rate": [EXAMPLE_RATE]})
+    y = synthesize_clip(
+        CLASS_NAMES.index("dog_bark"),
+        sr=EXAMPLE_RATE,
+        duration_s=EXAMPLE_SECONDS,
+        rng=np.random.default_rng(0),
+    )
+    return pd.DataFrame(
+        {"waveform": [np.round(y.astype(np.float64), 5).tolist()], "sample_rate": [EXAMPLE_RATE]}
+    )
 
 
 def requirements() -> list[str]:

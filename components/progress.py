@@ -1,13 +1,19 @@
 """Progress lines for long stages: ``<stage>: done/total clips (rate clips/s)``."""
+
 from __future__ import annotations
 
 import time
 from typing import Callable
 
 
-def progress_line(label: str, *, say: Callable[[str], None] | None = None,
-                  interactive: bool = False, every_s: float = 10.0, after_s: float = 0.0
-                  ) -> Callable[[int, int], None]:
+def progress_line(
+    label: str,
+    *,
+    say: Callable[[str], None] | None = None,
+    interactive: bool = False,
+    every_s: float = 10.0,
+    after_s: float = 0.0,
+) -> Callable[[int, int], None]:
     """``progress(done, total)`` printing ``<label>: done/total clips (r clips/s)``: rewritten
     in place on a terminal (``interactive``), else a line at most every ``every_s`` seconds
     and one at the end.  ``say`` defaults to ``print`` with a flush, so a task's line
@@ -24,6 +30,9 @@ def progress_line(label: str, *, say: Callable[[str], None] | None = None,
             return
         last[0] = now
         rate = done / max(now - started, 1e-9)
-        say(f"{label}: {done}/{total} clips ({rate:.1f} clips/s)"
-            + ("\r" if interactive and done < total else ""))
+        say(
+            f"{label}: {done}/{total} clips ({rate:.1f} clips/s)"
+            + ("\r" if interactive and done < total else "")
+        )
+
     return progress

@@ -13,6 +13,7 @@ Layout of one pipeline run in MLflow (experiment ``urbansound``):
 Every function taking the URI first is wrapped by :func:`urbansound.components.tracking_store.tolerant`:
 an unreachable server makes it return its default, a full store ends the task.
 """
+
 from __future__ import annotations
 
 import json
@@ -51,9 +52,16 @@ VIEW_TAGS = {
     EXPERIMENT_KIND_TAG: EXPERIMENT_KIND,
     # MLflow 3's runs table shows no metric column until one is picked; a shared view state
     # (an experiment tag read when the URL carries viewStateShareKey) picks the accuracies
-    f"mlflow.sharedViewState.{VIEW_KEY}": json.dumps({"selectedColumns": [
-        "metrics.`accuracy_mean`", "metrics.`accuracy_median`", "metrics.`accuracy_std`",
-        "metrics.`test_accuracy`"]}),
+    f"mlflow.sharedViewState.{VIEW_KEY}": json.dumps(
+        {
+            "selectedColumns": [
+                "metrics.`accuracy_mean`",
+                "metrics.`accuracy_median`",
+                "metrics.`accuracy_std`",
+                "metrics.`test_accuracy`",
+            ]
+        }
+    ),
 }
 """Experiment tags: the model-training view, and the accuracy columns of the runs table."""
 
@@ -69,8 +77,8 @@ def experiment_id(mlflow_client, tracking_uri: str, name: str = EXPERIMENT) -> s
         return found.experiment_id
     try:
         return mlflow_client.create_experiment(
-            name, artifact_location=default_artifact_location(tracking_uri),
-            tags=dict(VIEW_TAGS))
+            name, artifact_location=default_artifact_location(tracking_uri), tags=dict(VIEW_TAGS)
+        )
     except Exception:  # another run created it in between
         found = mlflow_client.get_experiment_by_name(name)
         if found is None:
@@ -85,16 +93,18 @@ def parent_run_name(config, data_root: str) -> str:
 
     deformations = config.augment.all_deformations()
     named = [name for name, members in DEFORMATION_SETS.items() if members == deformations]
-    augmentation = (named[0] if named else "+".join(deformations)) if deformations \
-        else "no augmentation"
+    augmentation = (
+        (named[0] if named else "+".join(deformations)) if deformations else "no augmentation"
+    )
     seeds = f" · {len(config.train.seeds)} seeds" if len(config.train.seeds) > 1 else ""
     data = os.path.basename(os.path.normpath(data_root)) or data_root
     return f"{config.train.model} · {augmentation}{seeds} · {data}"
 
 
 @tolerant(default="")
-def start_parent_run(tracking_uri: str, run_key: str, params: dict, run_name: str = "",
-                     config: Config | None = None) -> str:
+def start_parent_run(
+    tracking_uri: str, run_key: str, params: dict, run_name: str = "", config: Config | None = None
+) -> str:
     """Create the pipeline's parent run (status RUNNING); return its id ("" if the
     server is unreachable).
 
@@ -116,8 +126,9 @@ def start_parent_run(tracking_uri: str, run_key: str, params: dict, run_name: st
         _close_children(c, existing, "KILLED", statuses=("RUNNING",))
         c.update_run(run_id, status="RUNNING")
         return run_id
-    run = c.create_run(experiment_id(c, tracking_uri), run_name=run_name or None,
-                       tags={RUN_KEY_TAG: run_key})
+    run = c.create_run(
+        experiment_id(c, tracking_uri), run_name=run_name or None, tags={RUN_KEY_TAG: run_key}
+    )
     log_params(c, run.info.run_id, params)
     if config is not None:
         log_config(c, run.info.run_id, config)
@@ -128,9 +139,9 @@ def _find_parent(mlflow_client, run_key: str):
     exp = mlflow_client.get_experiment_by_name(EXPERIMENT)
     if exp is None:
         return None
-    runs = mlflow_client.search_runs([exp.experiment_id],
-                                     filter_string=f"tags.`{RUN_KEY_TAG}` = '{run_key}'",
-                                     max_results=1)
+    runs = mlflow_client.search_runs(
+        [exp.experiment_id], filter_string=f"tags.`{RUN_KEY_TAG}` = '{run_key}'", max_results=1
+    )
     return runs[0] if runs else None
 
 
@@ -154,7 +165,7 @@ def log_params(mlflow_client, run_id: str, params: dict) -> None:
     items = [Param(str(k), param_text(v)) for k, v in sorted(params.items())]
     items = [p for p in items if logged.get(p.key) != p.value]  # a resumed run: no repeats
     for start in range(0, len(items), 100):  # log_batch takes at most 100 params
-        mlflow_client.log_batch(run_id, params=items[start:start + 100])
+        mlflow_client.log_batch(run_id, params=items[start : start + 100])
 
 
 def param_text(value) -> str:
@@ -166,8 +177,10 @@ def param_text(value) -> str:
     if len(text) <= PARAM_TEXT_LIMIT:
         return text
     items = f"{len(value)} items, " if isinstance(value, (list, tuple, dict)) else ""
-    return (f"{text[:PARAM_TEXT_LIMIT - 80]} … ({items}{len(text):,} characters; in full in "
-            f"{CONFIG_ARTIFACT})")
+    return (
+        f"{text[: PARAM_TEXT_LIMIT - 80]} … ({items}{len(text):,} characters; in full in "
+        f"{CONFIG_ARTIFACT})"
+    )
 
 
 def log_config(mlflow_client, run_id: str, config: Config) -> None:
@@ -182,16 +195,22 @@ def class_metric_keys(class_names, prefix: str = "accuracy_class_") -> dict[str,
     60 characters (MLflow takes keys of at most 250)."""
     names = list(class_names)
     width = max(2, len(str(len(names) - 1)))
-    return {f"{prefix}{i:0{width}d}_{metric_safe(name)[:60]}": name
-            for i, name in enumerate(names)}
+    return {f"{prefix}{i:0{width}d}_{metric_safe(name)[:60]}": name for i, name in enumerate(names)}
 
 
 def log_class_names(mlflow_client, run_id: str, class_names) -> None:
     """The classes in label order and their metric keys as :data:`CLASS_NAMES_ARTIFACT`."""
     names = list(class_names)
-    _log_json(mlflow_client, run_id, CLASS_NAMES_ARTIFACT, json.dumps(
-        {"class_names": names, "metric_keys": class_metric_keys(names)}, ensure_ascii=False,
-        indent=1))
+    _log_json(
+        mlflow_client,
+        run_id,
+        CLASS_NAMES_ARTIFACT,
+        json.dumps(
+            {"class_names": names, "metric_keys": class_metric_keys(names)},
+            ensure_ascii=False,
+            indent=1,
+        ),
+    )
 
 
 def _log_json(mlflow_client, run_id: str, name: str, text: str) -> None:
@@ -213,8 +232,9 @@ def _log_metric_once(mlflow_client, run_id: str, key: str, value: float, logged:
 
 def _close_children(mlflow_client, parent, status: str, statuses=("RUNNING",)) -> None:
     for child in mlflow_client.search_runs(
-            [parent.info.experiment_id],
-            filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'"):
+        [parent.info.experiment_id],
+        filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'",
+    ):
         if child.info.status in statuses:
             mlflow_client.set_terminated(child.info.run_id, status)
 
@@ -240,8 +260,9 @@ def end_run(tracking_uri: str, run_id: str, status: str) -> None:
 
 
 @tolerant(default="")
-def start_fold_run(tracking_uri: str, parent_run_id: str, fold: int, params: dict,
-                   config: Config | None = None) -> str:
+def start_fold_run(
+    tracking_uri: str, parent_run_id: str, fold: int, params: dict, config: Config | None = None
+) -> str:
     """Create the nested run of one test fold; return its id ("" if the server is
     unreachable).
 
@@ -253,10 +274,15 @@ def start_fold_run(tracking_uri: str, parent_run_id: str, fold: int, params: dic
     """
     c = client(tracking_uri)
     exp = c.get_run(parent_run_id).info.experiment_id
-    earlier = c.search_runs([exp], filter_string=f"tags.mlflow.parentRunId = '{parent_run_id}' "
-                                                 f"and tags.{FOLD_TAG} = '{fold}'")
-    run = c.create_run(exp, run_name=f"fold-{fold}", tags={
-        "mlflow.parentRunId": parent_run_id, FOLD_TAG: str(fold)})
+    earlier = c.search_runs(
+        [exp],
+        filter_string=f"tags.mlflow.parentRunId = '{parent_run_id}' and tags.{FOLD_TAG} = '{fold}'",
+    )
+    run = c.create_run(
+        exp,
+        run_name=f"fold-{fold}",
+        tags={"mlflow.parentRunId": parent_run_id, FOLD_TAG: str(fold)},
+    )
     for old in earlier:
         if old.info.status == "RUNNING":
             c.set_terminated(old.info.run_id, "KILLED")
@@ -302,8 +328,15 @@ def log_summary(tracking_uri: str, parent_run_id: str, summary: dict, eval_dir: 
 
 
 @tolerant(default=None)
-def log_ingest(tracking_uri: str, parent_run_id: str, dataset_hash: str, accepted: int,
-               rejected: int, report_path: str, data_root: str = "") -> None:
+def log_ingest(
+    tracking_uri: str,
+    parent_run_id: str,
+    dataset_hash: str,
+    accepted: int,
+    rejected: int,
+    report_path: str,
+    data_root: str = "",
+) -> None:
     """Ingest's numbers on the parent run, and the data as an MLflow dataset input (name,
     digest, clip count), so that the runs table's Dataset column says what it trained on."""
     from mlflow.entities import Dataset, DatasetInput, InputTag
@@ -311,12 +344,17 @@ def log_ingest(tracking_uri: str, parent_run_id: str, dataset_hash: str, accepte
     c = client(tracking_uri)
     log_params(c, parent_run_id, {"dataset_hash": dataset_hash})
     if data_root and not c.get_run(parent_run_id).inputs.dataset_inputs:
-        dataset = Dataset(name=os.path.basename(os.path.normpath(data_root)) or data_root,
-                          digest=dataset_hash[:16], source_type="local",
-                          source=json.dumps({"uri": data_root}),
-                          profile=json.dumps({"clips": accepted, "rejected": rejected}))
-        c.log_inputs(parent_run_id, datasets=[DatasetInput(
-            dataset, tags=[InputTag("mlflow.data.context", "training")])])
+        dataset = Dataset(
+            name=os.path.basename(os.path.normpath(data_root)) or data_root,
+            digest=dataset_hash[:16],
+            source_type="local",
+            source=json.dumps({"uri": data_root}),
+            profile=json.dumps({"clips": accepted, "rejected": rejected}),
+        )
+        c.log_inputs(
+            parent_run_id,
+            datasets=[DatasetInput(dataset, tags=[InputTag("mlflow.data.context", "training")])],
+        )
     logged = c.get_run(parent_run_id).data.metrics
     _log_metric_once(c, parent_run_id, "clips_accepted", accepted, logged)
     _log_metric_once(c, parent_run_id, "clips_rejected", rejected, logged)
@@ -359,8 +397,9 @@ def _parse_param(key: str, text: str, default):
         raise ConfigError(f"MLflow param {key}={quoted(text)} is not a valid value") from None
 
 
-def run_config(mlflow_client, run_id: str, params: dict[str, str] | None = None
-               ) -> tuple[Config, str]:
+def run_config(
+    mlflow_client, run_id: str, params: dict[str, str] | None = None
+) -> tuple[Config, str]:
     """The configuration a run was logged with, and where it came from in words: its
     :data:`CONFIG_ARTIFACT` (in full), else its params (runs logged before the artifact;
     their ``data.class_names``, when it does not parse, from :data:`CLASS_NAMES_ARTIFACT`).
@@ -372,23 +411,26 @@ def run_config(mlflow_client, run_id: str, params: dict[str, str] | None = None
     params = mlflow_client.get_run(run_id).data.params if params is None else params
     try:
         listed = {a.path for a in mlflow_client.list_artifacts(run_id)}
-    except Exception:  # noqa: BLE001 - an artifact store out of reach: the params still say
+    except Exception:
         listed = set()
     with tempfile.TemporaryDirectory() as tmp:
+
         def read(name: str) -> str | None:
             if name not in listed:
                 return None
             try:
                 path = mlflow_client.download_artifacts(run_id, name, tmp)
-            except Exception:  # noqa: BLE001 - as if absent
+            except Exception:
                 return None
             with open(path, encoding="utf-8") as f:
                 return f.read()
 
         text = read(CONFIG_ARTIFACT)
         if text is not None:
-            return (Config.from_json(text),
-                    f"the params of run {run_id} (in full from its {CONFIG_ARTIFACT})")
+            return (
+                Config.from_json(text),
+                f"the params of run {run_id} (in full from its {CONFIG_ARTIFACT})",
+            )
         names = read(CLASS_NAMES_ARTIFACT)
     key = "data.class_names"
     if names is not None and key in params:
@@ -396,6 +438,7 @@ def run_config(mlflow_client, run_id: str, params: dict[str, str] | None = None
             json.loads(params[key])
         except ValueError:  # shortened or cut by MLflow: the artifact has the list
             loaded = json.loads(names)
-            params = params | {key: json.dumps(loaded["class_names"] if isinstance(loaded, dict)
-                                               else loaded)}
+            params = params | {
+                key: json.dumps(loaded["class_names"] if isinstance(loaded, dict) else loaded)
+            }
     return config_from_params(params), f"the params of run {run_id}"

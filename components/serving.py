@@ -28,6 +28,7 @@ the row and the reason (HTTP 400 when served).  One call classifies at most
 :data:`urbansound.predict.MAX_REQUEST_WINDOWS` windows, all rows together: a row that would
 go beyond is refused, naming it, before its audio is decoded or resampled.
 """
+
 from __future__ import annotations
 
 import json
@@ -60,8 +61,7 @@ class AudioClassifier(mlflow.pyfunc.PythonModel):
 
         self.config = Config.from_file(context.artifacts[CONFIG_ARTIFACT])
         self.class_names = tuple(json.loads(Path(context.artifacts[CLASSES_ARTIFACT]).read_text()))
-        self.keras_model = keras.models.load_model(context.artifacts[KERAS_ARTIFACT],
-                                                   compile=False)
+        self.keras_model = keras.models.load_model(context.artifacts[KERAS_ARTIFACT], compile=False)
         check_model_input(self.keras_model, self.config, "logged model")
         self._classify = keras_classifier(self.keras_model)
 
@@ -76,75 +76,112 @@ class AudioClassifier(mlflow.pyfunc.PythonModel):
         try:
             hop = DEFAULT_HOP_SECONDS if hop is None else float(hop)  # checked per row, as --hop
         except (TypeError, ValueError):
-            raise _bad_input(None, f"param {HOP_PARAM} must be a number of seconds, "
-                                   f"not {hop!r}") from None
+            raise _bad_input(
+                None, f"param {HOP_PARAM} must be a number of seconds, not {hop!r}"
+            ) from None
         rows = []
         used = 0  # windows classified so far in this call
         for i, row in enumerate(_records(model_input)):
             probabilities, duration_s, windows = self.classify_row(row, hop, i, used)
             used += windows
             best = int(np.argmax(probabilities))
-            rows.append({"class": self.class_names[best],
-                         "probability": float(probabilities[best]),
-                         "duration_s": duration_s, "windows": windows}
-                        | {name: float(p) for name, p in zip(self.class_names, probabilities)})
+            rows.append(
+                {
+                    "class": self.class_names[best],
+                    "probability": float(probabilities[best]),
+                    "duration_s": duration_s,
+                    "windows": windows,
+                }
+                | {name: float(p) for name, p in zip(self.class_names, probabilities)}
+            )
         return pd.DataFrame(rows, columns=[*LEADING_OUTPUT_COLUMNS, *self.class_names])
 
-    def classify_row(self, row: dict, hop_s: float, index: int = 0, used: int = 0
-                     ) -> tuple[np.ndarray, float, int]:
+    def classify_row(
+        self, row: dict, hop_s: float, index: int = 0, used: int = 0
+    ) -> tuple[np.ndarray, float, int]:
         """(probabilities [shape=(n_classes,)] float64, duration in seconds, windows) of one
         input row, after ``used`` windows of the same call (the cap is
         :data:`urbansound.predict.MAX_REQUEST_WINDOWS`).  Raises MlflowException
         (INVALID_PARAMETER_VALUE) naming the row."""
-        from urbansound.audio import (AudioError, check_duration, prepare_waveform,
-                                      resampled_length)
+        from urbansound.audio import AudioError, check_duration, prepare_waveform, resampled_length
         from urbansound.features import FeatureError
-        from urbansound.predict import (MAX_REQUEST_WINDOWS, aggregate, check_window_budget,
-                                        file_windows, hop_samples, predict_file,
-                                        predict_waveform_blocks)
+        from urbansound.predict import (
+            MAX_REQUEST_WINDOWS,
+            aggregate,
+            check_window_budget,
+            file_windows,
+            hop_samples,
+            predict_file,
+            predict_waveform_blocks,
+        )
         from urbansound.windows import count_windows
 
         path, waveform, rate = (_value(row.get(k)) for k in INPUT_COLUMNS)
         config = self.config
         try:
             if (path is None) == (waveform is None):
-                raise ValueError("give either 'path' or 'waveform' (with 'sample_rate'), "
-                                 "not " + ("both" if path is not None else "neither"))
+                raise ValueError(
+                    "give either 'path' or 'waveform' (with 'sample_rate'), "
+                    "not " + ("both" if path is not None else "neither")
+                )
             hop = hop_samples(hop_s, config)
             if path is not None:
                 # from the header, before decoding; the cap holds while decoding too
                 check_window_budget(file_windows(str(path), config, hop_s), used)
-                found = predict_file(str(path), self._classify, config=config,
-                                     hop_seconds=hop_s, class_names=self.class_names,
-                                     max_windows=MAX_REQUEST_WINDOWS - used)
+                found = predict_file(
+                    str(path),
+                    self._classify,
+                    config=config,
+                    hop_seconds=hop_s,
+                    class_names=self.class_names,
+                    max_windows=MAX_REQUEST_WINDOWS - used,
+                )
                 return found.probabilities, float(found.duration_s), len(found.starts_s)
             if rate is None:
                 raise ValueError("'waveform' needs 'sample_rate' (Hz)")
             rate = _sample_rate(rate)
             if isinstance(waveform, (str, bytes)) or not hasattr(waveform, "__len__"):
-                raise ValueError(f"'waveform' must be a list of samples, not "
-                                 f"{type(waveform).__name__}")
+                raise ValueError(
+                    f"'waveform' must be a list of samples, not {type(waveform).__name__}"
+                )
             # held whole: ingest's length limits, then the windows it would give, before
             # the samples are converted or resampled
             check_duration("waveform", len(waveform) / rate)
-            check_window_budget(count_windows(
-                resampled_length(len(waveform), rate, config.audio.sample_rate),
-                window=config.audio.clip_samples, hop=hop), used)
+            check_window_budget(
+                count_windows(
+                    resampled_length(len(waveform), rate, config.audio.sample_rate),
+                    window=config.audio.clip_samples,
+                    hop=hop,
+                ),
+                used,
+            )
             samples = np.asarray(waveform, np.float32)  # ValueError when ragged
             if samples.ndim not in (1, 2):
-                raise ValueError(f"'waveform' must be a list of samples (or of one list per "
-                                 f"sample, for channels), not {samples.ndim}-dimensional")
+                raise ValueError(
+                    f"'waveform' must be a list of samples (or of one list per "
+                    f"sample, for channels), not {samples.ndim}-dimensional"
+                )
             # ingest's validation, mix-down and resampling (soxr_hq) of decoded samples
-            y = prepare_waveform(samples, rate, sample_rate=config.audio.sample_rate,
-                                 source="waveform")
+            y = prepare_waveform(
+                samples, rate, sample_rate=config.audio.sample_rate, source="waveform"
+            )
             _, _, window_probabilities = predict_waveform_blocks(
-                [y], self._classify, config=config, hop_seconds=hop_s,
-                max_windows=MAX_REQUEST_WINDOWS - used)
+                [y],
+                self._classify,
+                config=config,
+                hop_seconds=hop_s,
+                max_windows=MAX_REQUEST_WINDOWS - used,
+            )
             if window_probabilities.shape[1] != len(self.class_names):
-                raise ValueError(f"the model has {window_probabilities.shape[1]} outputs, not "
-                                 f"the {len(self.class_names)} classes")
-            return (aggregate(window_probabilities), y.size / config.audio.sample_rate,
-                    int(window_probabilities.shape[0]))
+                raise ValueError(
+                    f"the model has {window_probabilities.shape[1]} outputs, not "
+                    f"the {len(self.class_names)} classes"
+                )
+            return (
+                aggregate(window_probabilities),
+                y.size / config.audio.sample_rate,
+                int(window_probabilities.shape[0]),
+            )
         except AudioError as exc:
             raise _bad_input(index, f"{exc.path}: {exc.reason}") from None
         except (ValueError, TypeError, ArithmeticError, FeatureError) as exc:
@@ -163,8 +200,10 @@ def _sample_rate(rate) -> int:
     except (TypeError, ValueError):
         hz = math.nan
     if not (math.isfinite(hz) and hz == int(hz) and MIN_RATE <= hz <= MAX_RATE):
-        raise ValueError(f"'sample_rate' must be a whole number of Hz in "
-                         f"{MIN_RATE:,}..{MAX_RATE:,}, not {str(rate)[:40]!r}")
+        raise ValueError(
+            f"'sample_rate' must be a whole number of Hz in "
+            f"{MIN_RATE:,}..{MAX_RATE:,}, not {str(rate)[:40]!r}"
+        )
     return int(hz)
 
 
@@ -178,8 +217,11 @@ def _is_path_list(model_input) -> bool:
             return False
         model_input = model_input.iloc[:, 0]
     if isinstance(model_input, (list, tuple, pd.Series, np.ndarray)):
-        return len(model_input) > 0 and np.ndim(model_input) == 1 and all(
-            isinstance(v, str) for v in model_input)
+        return (
+            len(model_input) > 0
+            and np.ndim(model_input) == 1
+            and all(isinstance(v, str) for v in model_input)
+        )
     return False
 
 
@@ -189,30 +231,39 @@ def _records(model_input) -> list[dict]:
     import pandas as pd
 
     if _is_path_list(model_input):
-        values = (model_input.iloc[:, 0] if isinstance(model_input, pd.DataFrame)
-                  else model_input)
+        values = model_input.iloc[:, 0] if isinstance(model_input, pd.DataFrame) else model_input
         return [{"path": v} for v in values]
     if isinstance(model_input, pd.DataFrame):
         if not set(INPUT_COLUMNS) & set(model_input.columns):
             # MLflow's signature drops every other column (a list of paths arrives as a
             # column named 0) and warns: an empty answer would look like a result
-            raise _bad_input(None, f"no 'path' or 'waveform' column in the input (columns: "
-                                   f"{[str(c) for c in model_input.columns][:5]}); a served "
-                                   f"model drops the columns its signature does not name (a "
-                                   f"misspelt one, or the column 0 a plain list of paths "
-                                   f"becomes): send a 'path' column, e.g. "
-                                   f'{{"dataframe_split": {{"columns": ["path"], '
-                                   f'"data": [["street.wav"]]}}}}')
+            raise _bad_input(
+                None,
+                f"no 'path' or 'waveform' column in the input (columns: "
+                f"{[str(c) for c in model_input.columns][:5]}); a served "
+                f"model drops the columns its signature does not name (a "
+                f"misspelt one, or the column 0 a plain list of paths "
+                f"becomes): send a 'path' column, e.g. "
+                f'{{"dataframe_split": {{"columns": ["path"], '
+                f'"data": [["street.wav"]]}}}}',
+            )
         return model_input.to_dict(orient="records")
     if isinstance(model_input, dict):
-        if any(isinstance(v, (list, tuple, np.ndarray)) and len(v) and
-               isinstance(v[0], (list, tuple, np.ndarray, str)) for v in model_input.values()):
+        if any(
+            isinstance(v, (list, tuple, np.ndarray))
+            and len(v)
+            and isinstance(v[0], (list, tuple, np.ndarray, str))
+            for v in model_input.values()
+        ):
             return pd.DataFrame(model_input).to_dict(orient="records")  # columns
         return [model_input]  # one row (a waveform is one list of numbers)
     if isinstance(model_input, (list, tuple)) and all(isinstance(r, dict) for r in model_input):
         return list(model_input)
-    raise _bad_input(None, f"expected a table with a 'path' or a 'waveform' and 'sample_rate' "
-                           f"column, got {type(model_input).__name__}")
+    raise _bad_input(
+        None,
+        f"expected a table with a 'path' or a 'waveform' and 'sample_rate' "
+        f"column, got {type(model_input).__name__}",
+    )
 
 
 def _value(value):

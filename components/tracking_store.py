@@ -14,6 +14,7 @@ every call a task makes (see :mod:`urbansound.components.runs`, :mod:`urbansound
 :func:`client` is the one way to an ``MlflowClient``: it creates a new sqlite store
 under a file lock.
 """
+
 from __future__ import annotations
 
 import functools
@@ -28,8 +29,11 @@ from urbansound.config import ConfigError
 
 PROBE_TIMEOUT_S = 5
 """How long :func:`check_store` waits for a tracking server before calling it unreachable."""
-TASK_HTTP_ENV = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
-                 "MLFLOW_HTTP_REQUEST_TIMEOUT": "20"}
+TASK_HTTP_ENV = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "20",
+}
 """MLflow's HTTP settings for the tasks of a local run (its defaults retry for ≈ 4 minutes
 per call): a server that goes away costs seconds, not minutes.  Values already in the
 environment win."""
@@ -52,7 +56,7 @@ def resolve_uri(tracking_uri: str) -> str:
 def sqlite_path(tracking_uri: str) -> Path | None:
     """The database file of a ``sqlite:///`` URI (None for other stores)."""
     if tracking_uri.startswith("sqlite:///"):
-        return Path(tracking_uri[len("sqlite:///"):].split("?", 1)[0])
+        return Path(tracking_uri[len("sqlite:///") :].split("?", 1)[0])
     return None
 
 
@@ -97,15 +101,19 @@ def check_store(tracking_uri: str, timeout_s: float = PROBE_TIMEOUT_S) -> None:
             raise TrackingStoreError(
                 f"{tracking_uri}: not a tracking store URI (a plain path means MLflow's file "
                 f"store, which MLflow 3 no longer supports); use sqlite:///PATH/mlflow.db or "
-                f"http://HOST:PORT")
+                f"http://HOST:PORT"
+            )
     elif scheme not in _SCHEMES:
         raise TrackingStoreError(
             f"{tracking_uri}: unsupported scheme {scheme + '://'!r}; use sqlite:///PATH/mlflow.db, "
-            f"http(s)://HOST:PORT or a database URI (postgresql://, mysql://, mssql://)")
+            f"http(s)://HOST:PORT or a database URI (postgresql://, mysql://, mssql://)"
+        )
     if scheme == "sqlite":
         _check_sqlite_file(tracking_uri)
-    saved = {k: os.environ.get(k) for k in ("MLFLOW_HTTP_REQUEST_MAX_RETRIES",
-                                            "MLFLOW_HTTP_REQUEST_TIMEOUT")}
+    saved = {
+        k: os.environ.get(k)
+        for k in ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_TIMEOUT")
+    }
     os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = "0"
     os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = str(max(1, int(timeout_s)))
     import logging
@@ -119,8 +127,9 @@ def check_store(tracking_uri: str, timeout_s: float = PROBE_TIMEOUT_S) -> None:
         client(tracking_uri).search_experiments(max_results=1)
     except Exception as exc:
         if scheme in ("http", "https") and _unreachable_error(exc):
-            raise TrackingStoreError(f"{tracking_uri}: tracking server unreachable "
-                                     f"({_short_reason(exc)})") from None
+            raise TrackingStoreError(
+                f"{tracking_uri}: tracking server unreachable ({_short_reason(exc)})"
+            ) from None
         described = _storage_error(exc, tracking_uri)
         raise TrackingStoreError(f"{tracking_uri}: {described or _short_reason(exc)}") from None
     finally:
@@ -137,8 +146,10 @@ def _check_sqlite_file(tracking_uri: str) -> None:
 
     db_path = sqlite_path(tracking_uri)
     if db_path is None or str(db_path) in ("", ":memory:"):
-        raise TrackingStoreError(f"{tracking_uri}: an in-memory sqlite store cannot be shared by "
-                                 f"the pipeline's tasks; use sqlite:///PATH/mlflow.db")
+        raise TrackingStoreError(
+            f"{tracking_uri}: an in-memory sqlite store cannot be shared by "
+            f"the pipeline's tasks; use sqlite:///PATH/mlflow.db"
+        )
     folder = db_path.parent
     existing = folder
     while not existing.exists() and existing != existing.parent:
@@ -151,8 +162,9 @@ def _check_sqlite_file(tracking_uri: str) -> None:
         os.close(fd)
         os.unlink(probe)
     except OSError as exc:
-        raise TrackingStoreError(f"{tracking_uri}: cannot write in {folder} "
-                                 f"({exc.strerror or exc})") from None
+        raise TrackingStoreError(
+            f"{tracking_uri}: cannot write in {folder} ({exc.strerror or exc})"
+        ) from None
     if db_path.exists() or db_path.is_symlink():
         if not db_path.is_file():
             raise TrackingStoreError(f"{tracking_uri}: {db_path} is not a file")
@@ -165,11 +177,13 @@ def _check_sqlite_file(tracking_uri: str) -> None:
             finally:
                 con.close()
         except OSError as exc:
-            raise TrackingStoreError(f"{tracking_uri}: cannot open {db_path} for writing "
-                                     f"({exc.strerror or exc})") from None
+            raise TrackingStoreError(
+                f"{tracking_uri}: cannot open {db_path} for writing ({exc.strerror or exc})"
+            ) from None
         except sqlite3.Error as exc:
-            raise TrackingStoreError(f"{tracking_uri}: {db_path} is not a usable sqlite "
-                                     f"database ({exc})") from None
+            raise TrackingStoreError(
+                f"{tracking_uri}: {db_path} is not a usable sqlite database ({exc})"
+            ) from None
 
 
 def _short_reason(exc: BaseException) -> str:
@@ -186,7 +200,9 @@ def _short_reason(exc: BaseException) -> str:
 _UNREACHABLE_TEXT = re.compile(
     r"(Max retries exceeded|Failed to establish a new connection|Connection refused|"
     r"Connection aborted|Connection reset|RemoteDisconnected|Read timed out|timed out|"
-    r"Name or service not known|failed with error code 50[234])", re.IGNORECASE)
+    r"Name or service not known|failed with error code 50[234])",
+    re.IGNORECASE,
+)
 
 
 def _unreachable_error(exc: BaseException) -> bool:
@@ -239,9 +255,13 @@ def _report_unreachable(tracking_uri: str, exc: BaseException) -> None:
         except OSError:
             pass
     if first:
-        print(f"warning: MLflow tracking server {tracking_uri} stopped answering "
-              f"({_short_reason(exc)}); the run goes on without MLflow and keeps its own "
-              f"outputs", file=sys.stderr, flush=True)
+        print(
+            f"warning: MLflow tracking server {tracking_uri} stopped answering "
+            f"({_short_reason(exc)}); the run goes on without MLflow and keeps its own "
+            f"outputs",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 def guarded(tracking_uri: str, call, default=None):
@@ -262,18 +282,24 @@ def guarded(tracking_uri: str, call, default=None):
         _broken.add(tracking_uri)
         from urbansound.components.errors import USER_ERROR_EXIT
 
-        print(f"urbansound tracking: error: cannot write {described} (MLflow store "
-              f"{tracking_uri})", file=sys.stderr, flush=True)
+        print(
+            f"urbansound tracking: error: cannot write {described} (MLflow store {tracking_uri})",
+            file=sys.stderr,
+            flush=True,
+        )
         raise SystemExit(USER_ERROR_EXIT) from None
 
 
 def tolerant(default=None):
     """Decorator: :func:`guarded` around a function whose first argument is the URI."""
+
     def wrap(fn):
         @functools.wraps(fn)
         def inner(tracking_uri, *args, **kwargs):
             return guarded(tracking_uri, lambda: fn(tracking_uri, *args, **kwargs), default)
+
         return inner
+
     return wrap
 
 

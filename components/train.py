@@ -1,11 +1,19 @@
 """KFP component: train and test one model for one test fold (fanned out by ParallelFor)."""
+
 from kfp.dsl import Artifact, ClassificationMetrics, Dataset, Input, Metrics, Model, Output
 
 
-def train_component(features: Input[Dataset], test_fold: int, config_json: str,
-                    tracking_uri: str, parent_run_id: str, model: Output[Model],
-                    fold_result: Output[Artifact], metrics: Output[Metrics],
-                    classification: Output[ClassificationMetrics]) -> float:
+def train_component(
+    features: Input[Dataset],
+    test_fold: int,
+    config_json: str,
+    tracking_uri: str,
+    parent_run_id: str,
+    model: Output[Model],
+    fold_result: Output[Artifact],
+    metrics: Output[Metrics],
+    classification: Output[ClassificationMetrics],
+) -> float:
     """Train with ``test_fold`` held out; return its test accuracy."""
     import os
     import shutil
@@ -19,32 +27,43 @@ def train_component(features: Input[Dataset], test_fold: int, config_json: str,
 
     config = Config.from_json(config_json)
     folds = [int(f) for f in features.metadata["folds"]]
-    split = split_folds(test_fold, folds, seed=config.train.seed,
-                        validation=config.train.validation)
-    print(f"test fold {test_fold}: validation fold {split.validation_fold or 'none'}, "
-          f"training folds {list(split.train_folds)}", flush=True)
+    split = split_folds(
+        test_fold, folds, seed=config.train.seed, validation=config.train.validation
+    )
+    print(
+        f"test fold {test_fold}: validation fold {split.validation_fold or 'none'}, "
+        f"training folds {list(split.train_folds)}",
+        flush=True,
+    )
     uri = tracking_store.resolve_uri(tracking_uri)
     run_id = ""
     if uri and parent_run_id:
-        run_id = runs.start_fold_run(uri, parent_run_id, test_fold, config.flat(),
-                                     config=config)
+        run_id = runs.start_fold_run(uri, parent_run_id, test_fold, config.flat(), config=config)
     try:
         with user_errors(f"train fold {test_fold}"):
-            result = train_fold(features.path, test_fold, folds, config=config,
-                                out_dir=model.path, verbose=2,
-                                callbacks=([fold_logging.epoch_logger(uri, run_id)] if run_id
-                                           else []))
+            result = train_fold(
+                features.path,
+                test_fold,
+                folds,
+                config=config,
+                out_dir=model.path,
+                verbose=2,
+                callbacks=([fold_logging.epoch_logger(uri, run_id)] if run_id else []),
+            )
         if run_id:
-            fold_logging.log_fold_result(uri, run_id, result,
-                                         os.path.join(model.path, MODEL_FILE))
+            fold_logging.log_fold_result(uri, run_id, result, os.path.join(model.path, MODEL_FILE))
     except BaseException:
         if run_id:
             runs.end_run(uri, run_id, "FAILED")
         raise
     os.makedirs(os.path.dirname(fold_result.path) or ".", exist_ok=True)
     shutil.copyfile(os.path.join(model.path, RESULT_FILE), fold_result.path)
-    info = {"test_fold": test_fold, "validation_fold": result.validation_fold,
-            "train_folds": result.train_folds, "mlflow_run_id": run_id}
+    info = {
+        "test_fold": test_fold,
+        "validation_fold": result.validation_fold,
+        "train_folds": result.train_folds,
+        "mlflow_run_id": run_id,
+    }
     model.metadata.update(info | {"framework": "keras", "parameters": result.parameters})
     fold_result.metadata.update(info)
     metrics.log_metric("test_accuracy", result.test_accuracy)

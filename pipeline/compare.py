@@ -5,6 +5,7 @@ A pipeline run in MLflow is a parent run (params ``train.model``,
 ``augment.deformations``) with one nested run per test fold (tag ``fold``, metric
 ``test_accuracy``); see :mod:`urbansound.components.runs`.
 """
+
 from __future__ import annotations
 
 import json
@@ -12,8 +13,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from urbansound.comparison import (RunAccuracies, comparison_rows, format_comparison,
-                                   plot_fold_boxes)
+from urbansound.comparison import RunAccuracies, comparison_rows, format_comparison, plot_fold_boxes
 from urbansound.config import ConfigError
 from urbansound.outputs import claim_folder, record
 
@@ -39,8 +39,9 @@ def _augmentation(params: dict) -> str:
     return "+".join(names) if names else "none"
 
 
-def load_runs(tracking_uri: str, run_ids: list[str] | None = None,
-              experiment: str = "urbansound") -> list[RunAccuracies]:
+def load_runs(
+    tracking_uri: str, run_ids: list[str] | None = None, experiment: str = "urbansound"
+) -> list[RunAccuracies]:
     """The finished fold accuracies of pipeline runs: the ``run_ids`` given (parent runs),
     or every pipeline run of ``experiment``.
 
@@ -55,8 +56,10 @@ def load_runs(tracking_uri: str, run_ids: list[str] | None = None,
     db = missing_store(tracking_uri)
     if db is not None:  # MLflow would create an empty store just to find nothing in it
         wanted = f"run {run_ids[0]!r}" if run_ids else f"experiment {experiment!r}"
-        raise ConfigError(f"{db}: no MLflow store here, so no {wanted} to compare (run "
-                          f"`urbansound run` first, or give --tracking-uri)")
+        raise ConfigError(
+            f"{db}: no MLflow store here, so no {wanted} to compare (run "
+            f"`urbansound run` first, or give --tracking-uri)"
+        )
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
@@ -69,8 +72,10 @@ def load_runs(tracking_uri: str, run_ids: list[str] | None = None,
             except MlflowException:
                 raise ConfigError(f"{tracking_uri}: no run {run_id!r}") from None
             if "mlflow.parentRunId" in run.data.tags:
-                raise ConfigError(f"run {run_id} is a fold run; give its pipeline run "
-                                  f"{run.data.tags['mlflow.parentRunId']}")
+                raise ConfigError(
+                    f"run {run_id} is a fold run; give its pipeline run "
+                    f"{run.data.tags['mlflow.parentRunId']}"
+                )
             parents.append(run)
         experiment_ids = sorted({run.info.experiment_id for run in parents})
     else:
@@ -87,18 +92,32 @@ def load_runs(tracking_uri: str, run_ids: list[str] | None = None,
         if parent and run.info.status == "FINISHED" and accuracy is not None:
             children.setdefault(parent, {})[int(run.data.tags.get("fold", 0))] = accuracy
     if parents is None:
-        parents = [run for run in all_runs if "mlflow.parentRunId" not in run.data.tags
-                   and run.data.tags.get(KIND_TAG) != COMPARISON_KIND]
-    return [RunAccuracies(run_id=run.info.run_id, model=run.data.params.get("train.model", "?"),
-                          augmentation=_augmentation(run.data.params),
-                          fold_accuracies=children.get(run.info.run_id, {}),
-                          name=run.info.run_name or "")
-            for run in parents]
+        parents = [
+            run
+            for run in all_runs
+            if "mlflow.parentRunId" not in run.data.tags
+            and run.data.tags.get(KIND_TAG) != COMPARISON_KIND
+        ]
+    return [
+        RunAccuracies(
+            run_id=run.info.run_id,
+            model=run.data.params.get("train.model", "?"),
+            augmentation=_augmentation(run.data.params),
+            fold_accuracies=children.get(run.info.run_id, {}),
+            name=run.info.run_name or "",
+        )
+        for run in parents
+    ]
 
 
-def compare(tracking_uri: str, run_ids: list[str] | None = None, *,
-            experiment: str = "urbansound", out_dir: str | os.PathLike | None = None,
-            log: bool = True) -> tuple[str, Path | None, str | None]:
+def compare(
+    tracking_uri: str,
+    run_ids: list[str] | None = None,
+    *,
+    experiment: str = "urbansound",
+    out_dir: str | os.PathLike | None = None,
+    log: bool = True,
+) -> tuple[str, Path | None, str | None]:
     """Print-ready table, box plot path and the MLflow run the comparison was logged to.
 
     The table and plot are written to ``out_dir`` (a temporary folder when None, then
@@ -106,8 +125,10 @@ def compare(tracking_uri: str, run_ids: list[str] | None = None, *,
     """
     runs = [r for r in load_runs(tracking_uri, run_ids, experiment) if r.fold_accuracies]
     if not runs:
-        raise ConfigError(f"{tracking_uri}: no finished pipeline run with fold accuracies "
-                          f"{'among ' + ', '.join(run_ids) if run_ids else 'in ' + repr(experiment)}")
+        raise ConfigError(
+            f"{tracking_uri}: no finished pipeline run with fold accuracies "
+            f"{'among ' + ', '.join(run_ids) if run_ids else 'in ' + repr(experiment)}"
+        )
     rows = comparison_rows(runs)
     table = format_comparison(rows)
     keep = Path(out_dir) if out_dir else None
@@ -124,16 +145,22 @@ def compare(tracking_uri: str, run_ids: list[str] | None = None, *,
     return table, (keep / BOXPLOT_FILE) if keep else None, logged
 
 
-def _log_comparison(tracking_uri: str, runs: list[RunAccuracies], folder: Path,
-                    experiment: str) -> str:
+def _log_comparison(
+    tracking_uri: str, runs: list[RunAccuracies], folder: Path, experiment: str
+) -> str:
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri)
     found = client.get_experiment_by_name(experiment)
     experiment_id = found.experiment_id if found else client.create_experiment(experiment)
-    run = client.create_run(experiment_id, run_name=f"compare {len(runs)} runs",
-                            tags={KIND_TAG: COMPARISON_KIND,
-                                  "urbansound.compared_runs": ",".join(r.run_id for r in runs)})
+    run = client.create_run(
+        experiment_id,
+        run_name=f"compare {len(runs)} runs",
+        tags={
+            KIND_TAG: COMPARISON_KIND,
+            "urbansound.compared_runs": ",".join(r.run_id for r in runs),
+        },
+    )
     for name in (BOXPLOT_FILE, TABLE_FILE, ROWS_FILE):
         client.log_artifact(run.info.run_id, str(folder / name))
     client.set_terminated(run.info.run_id, "FINISHED")

@@ -9,6 +9,7 @@ finishing, cache hits, epochs, warnings and errors).  A log file that cannot be
 written (a full disk) never blocks or loses the run: the error lines and the
 tail are still known, and the log says where it stopped.
 """
+
 from __future__ import annotations
 
 import collections
@@ -24,12 +25,17 @@ _TASK_END = re.compile(r"Task '([^']+)' finished with status (\w+)")
 _CACHE_HIT = re.compile(r"Task '?([^' ]+)'? cache hit")
 _EPOCH = re.compile(r"^\s*Epoch (\d+)/(\d+)")
 _EPOCH_METRICS = re.compile(r"accuracy: ([\d.]+).*val_accuracy: ([\d.]+)")
-_IMPORTANT = re.compile(r"(clips accepted|^\s*(ingest|features): \d+/\d+ clips \(|^\s*warning: |"
-                        r"^\s*urbansound \w+|^\s*\w*(Error|Exception): |"
-                        r"MLflow parent run|^\s*test fold \d+:)")
+_IMPORTANT = re.compile(
+    r"(clips accepted|^\s*(ingest|features): \d+/\d+ clips \(|^\s*warning: |"
+    r"^\s*urbansound \w+|^\s*\w*(Error|Exception): |"
+    r"MLflow parent run|^\s*test fold \d+:)"
+)
 _USER_ERROR = re.compile(r"urbansound [\w ]+: error: .*")
-_STORAGE = re.compile(r"(no space left on device|disk quota exceeded|read-only file system|"
-                      r"database or disk is full)", re.IGNORECASE)
+_STORAGE = re.compile(
+    r"(no space left on device|disk quota exceeded|read-only file system|"
+    r"database or disk is full)",
+    re.IGNORECASE,
+)
 _NOISE = re.compile(r"(cuInit|apitools|absl::InitializeLog|cudart_stub)")
 
 
@@ -54,8 +60,10 @@ class ConsoleLog:
         try:
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
             self._file = open(self.log_path, "a", buffering=1, errors="replace")
-            self._file.write(f"\n==== urbansound run, pid {os.getpid()}, "
-                             f"{time.strftime('%Y-%m-%d %H:%M:%S')} ====\n")
+            self._file.write(
+                f"\n==== urbansound run, pid {os.getpid()}, "
+                f"{time.strftime('%Y-%m-%d %H:%M:%S')} ====\n"
+            )
         except OSError as exc:
             self._log_failed(exc)
         read_fd, write_fd = os.pipe()
@@ -144,8 +152,10 @@ class ConsoleLog:
             elif m := _EPOCH.match(line):
                 epoch = f"{m.group(1)}/{m.group(2)}"
             elif epoch and (m := _EPOCH_METRICS.search(line)):
-                self._say(f"    epoch {epoch}  accuracy {float(m.group(1)):.3f}  "
-                          f"val_accuracy {float(m.group(2)):.3f}")
+                self._say(
+                    f"    epoch {epoch}  accuracy {float(m.group(1)):.3f}  "
+                    f"val_accuracy {float(m.group(2)):.3f}"
+                )
                 epoch = ""
             elif _IMPORTANT.search(line) and not _NOISE.search(line):
                 text = "    " + line.strip()

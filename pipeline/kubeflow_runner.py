@@ -7,6 +7,7 @@ and, when asked, PersistentVolumeClaims mounted in every task (kfp-kubernetes).
 Beam options for a distributed runner travel as the ``beam_args`` pipeline
 parameter (e.g. ``--runner=FlinkRunner --flink_master=...``).
 """
+
 from __future__ import annotations
 
 import os
@@ -24,11 +25,15 @@ class ClusterError(ConfigError):
 
 # Docker's reference grammar (distribution/reference): [registry[:port]/]path[:tag][@digest]
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
-_DOMAIN = (r"(?:localhost|\[[0-9A-Fa-f:]+\]|(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)"
-           r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*)(?::[0-9]+)?")
-_IMAGE = re.compile(rf"(?:{_DOMAIN}/)?{_COMPONENT}(?:/{_COMPONENT})*"
-                    r"(?::[\w][\w.-]{0,127})?"
-                    r"(?:@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,})?")
+_DOMAIN = (
+    r"(?:localhost|\[[0-9A-Fa-f:]+\]|(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*)(?::[0-9]+)?"
+)
+_IMAGE = re.compile(
+    rf"(?:{_DOMAIN}/)?{_COMPONENT}(?:/{_COMPONENT})*"
+    r"(?::[\w][\w.-]{0,127})?"
+    r"(?:@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,})?"
+)
 _URI = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s/?#]+(?:[/?#]\S*)?")
 _LINE_LIMIT = 200
 
@@ -37,8 +42,10 @@ def _one_line(option: str, value: str, limit: int = _LINE_LIMIT) -> None:
     """ConfigError unless ``value`` is one line of printable text of at most ``limit``
     characters (a newline in a pipeline argument or a run name breaks what reads it)."""
     if any(not ch.isprintable() for ch in value):
-        raise ConfigError(f"{option} {quoted(value)}: has a control character (a newline, "
-                          f"a tab); give one line of printable text")
+        raise ConfigError(
+            f"{option} {quoted(value)}: has a control character (a newline, "
+            f"a tab); give one line of printable text"
+        )
     if len(value) > limit:
         raise ConfigError(f"{option} {quoted(value)}: longer than {limit} characters")
 
@@ -48,20 +55,31 @@ def check_image(image: str) -> None:
     (lower-case name, no spaces); ConfigError naming it otherwise."""
     _one_line("--image", image, 255)
     if not _IMAGE.fullmatch(image):
-        raise ConfigError(f"--image {quoted(image)}: not an image reference "
-                          f"([registry[:port]/]name[:tag][@sha256:digest], lower-case name, "
-                          f"no spaces; e.g. ghcr.io/team/urbansound:1.0)")
+        raise ConfigError(
+            f"--image {quoted(image)}: not an image reference "
+            f"([registry[:port]/]name[:tag][@sha256:digest], lower-case name, "
+            f"no spaces; e.g. ghcr.io/team/urbansound:1.0)"
+        )
 
 
-def check_submit_args(*, host: str, image: str | None, data_root: str, data_version: str = "",
-                      pipeline_root: str | None = None, experiment: str = "urbansound",
-                      tracking_uri: str = "") -> None:
+def check_submit_args(
+    *,
+    host: str,
+    image: str | None,
+    data_root: str,
+    data_version: str = "",
+    pipeline_root: str | None = None,
+    experiment: str = "urbansound",
+    tracking_uri: str = "",
+) -> None:
     """Every argument of ``submit`` that is only text, checked before anything contacts
     the cluster; ConfigError (one line naming the option and the reason)."""
     _one_line("--host", host)
     if not re.fullmatch(r"https?://[^\s/?#]+(?:/\S*)?", host):
-        raise ConfigError(f"--host {quoted(host)}: expected the KFP API endpoint as an "
-                          f"http:// or https:// URL, e.g. http://localhost:8080")
+        raise ConfigError(
+            f"--host {quoted(host)}: expected the KFP API endpoint as an "
+            f"http:// or https:// URL, e.g. http://localhost:8080"
+        )
     if image is not None:
         check_image(image)
     _one_line("--data", data_root, 4096)
@@ -74,14 +92,18 @@ def check_submit_args(*, host: str, image: str | None, data_root: str, data_vers
     if pipeline_root is not None:
         _one_line("--pipeline-root", pipeline_root, 4096)
         if not _URI.fullmatch(pipeline_root):
-            raise ConfigError(f"--pipeline-root {quoted(pipeline_root)}: expected a URI the "
-                              f"cluster writes to, e.g. gs://bucket/urbansound, "
-                              f"s3://bucket/urbansound, minio://mlpipeline/v2/artifacts")
+            raise ConfigError(
+                f"--pipeline-root {quoted(pipeline_root)}: expected a URI the "
+                f"cluster writes to, e.g. gs://bucket/urbansound, "
+                f"s3://bucket/urbansound, minio://mlpipeline/v2/artifacts"
+            )
     if tracking_uri:
         _one_line("--tracking-uri", tracking_uri, 4096)
         if not _URI.fullmatch(tracking_uri):
-            raise ConfigError(f"--tracking-uri {quoted(tracking_uri)}: expected a URI the "
-                              f"pods reach, e.g. http://mlflow.mlflow:5000")
+            raise ConfigError(
+                f"--tracking-uri {quoted(tracking_uri)}: expected a URI the "
+                f"pods reach, e.g. http://mlflow.mlflow:5000"
+            )
 
 
 def connection_error(host: str, exc: BaseException) -> str | None:
@@ -92,17 +114,25 @@ def connection_error(host: str, exc: BaseException) -> str | None:
     reason = None
     status = getattr(exc, "status", None)
     if type(exc).__name__ == "ApiException" and status is not None:
-        hint = {401: "not authenticated: this client sends no credentials",
-                403: "forbidden: the cluster refuses this client",
-                404: "no KFP API at this address (is it the pipelines endpoint?)"}.get(status, "")
+        hint = {
+            401: "not authenticated: this client sends no credentials",
+            403: "forbidden: the cluster refuses this client",
+            404: "no KFP API at this address (is it the pipelines endpoint?)",
+        }.get(status, "")
         reason = f"HTTP {status} {getattr(exc, 'reason', '') or ''}".strip() + (
-            f": {hint}" if hint else "")
+            f": {hint}" if hint else ""
+        )
     elif isinstance(exc, urllib3.exceptions.MaxRetryError):
         cause = exc.reason or exc
         text = str(cause)
         if "NameResolution" in type(cause).__name__ or any(
-                words in text for words in ("Name or service not known", "nodename nor servname",
-                                            "Temporary failure in name")):
+            words in text
+            for words in (
+                "Name or service not known",
+                "nodename nor servname",
+                "Temporary failure in name",
+            )
+        ):
             reason = "the host name does not resolve"
         elif "refused" in text.lower():
             reason = "connection refused (is the KFP API there, e.g. kubectl port-forward?)"
@@ -129,6 +159,7 @@ def _single_probe_client(kfp):
     """kfp.Client asking /healthz once: kfp's own retries an HTTP refusal (401, 403, 404)
     five times, 5 s apart, logging a traceback each time, before a TimeoutError that no
     longer says why."""
+
     class Client(kfp.Client):
         def get_kfp_healthz(self, sleep_duration: int = 5):
             return self._healthz_api.healthz_service_get_healthz()
@@ -141,10 +172,16 @@ def _short(exc: BaseException) -> str:
     return text[:160] + ("…" if len(text) > 160 else "")
 
 
-def compile_pipeline(path: str | os.PathLike, *, image: str = DEFAULT_IMAGE,
-                     config: Config = Config(), parallelism: int = 0,
-                     pvcs: list[tuple[str, str]] = (), retries: int = 2,
-                     caching: bool = True) -> str:
+def compile_pipeline(
+    path: str | os.PathLike,
+    *,
+    image: str = DEFAULT_IMAGE,
+    config: Config = Config(),
+    parallelism: int = 0,
+    pvcs: list[tuple[str, str]] = (),
+    retries: int = 2,
+    caching: bool = True,
+) -> str:
     """Write the pipeline's IR YAML to ``path``; return the path.
 
     ``pvcs``: ``(claim name, mount path)`` pairs mounted in every task; with any, the
@@ -156,11 +193,15 @@ def compile_pipeline(path: str | os.PathLike, *, image: str = DEFAULT_IMAGE,
 
     from urbansound.pipeline.pipeline import ClusterOptions, create_pipeline
 
-    cluster = ClusterOptions(pvcs=tuple((str(n), str(m)) for n, m in pvcs), retries=retries,
-                             caching=caching)
-    compiler.Compiler().compile(create_pipeline(image=image, gpu=True, parallelism=parallelism,
-                                                config=config, cluster=cluster),
-                                os.fspath(path))
+    cluster = ClusterOptions(
+        pvcs=tuple((str(n), str(m)) for n, m in pvcs), retries=retries, caching=caching
+    )
+    compiler.Compiler().compile(
+        create_pipeline(
+            image=image, gpu=True, parallelism=parallelism, config=config, cluster=cluster
+        ),
+        os.fspath(path),
+    )
     return os.fspath(path)
 
 
@@ -176,8 +217,10 @@ def parse_pvc(text: str) -> tuple[str, str]:
     if not sep or not name or not mount_path:
         raise ValueError(f"--pvc {text!r}: expected NAME:/mount/path")
     if len(name) > 253 or not re.fullmatch(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?", name):
-        raise ValueError(f"--pvc {text!r}: {name!r} is not a Kubernetes claim name "
-                         f"(lower-case letters, digits, '-', '.')")
+        raise ValueError(
+            f"--pvc {text!r}: {name!r} is not a Kubernetes claim name "
+            f"(lower-case letters, digits, '-', '.')"
+        )
     if any(not ch.isprintable() for ch in mount_path):
         raise ValueError(f"--pvc {text!r}: the mount path has a control character")
     if not mount_path.startswith("/") or "/../" in f"{mount_path}/":
@@ -198,8 +241,9 @@ def check_data_on_volumes(data_root: str, pvcs: list[tuple[str, str]]) -> None:
     path = posixpath.normpath(data_root)
     if not any(path == m or path.startswith(m.rstrip("/") + "/") for _, m in pvcs):
         mounts = ", ".join(f"{n}:{m}" for n, m in pvcs)
-        raise ConfigError(f"--data {data_root}: not under a mounted claim ({mounts}); the "
-                          f"pods would not see it")
+        raise ConfigError(
+            f"--data {data_root}: not under a mounted claim ({mounts}); the pods would not see it"
+        )
 
 
 def cache_key(*, data_version: str = "", local_fingerprint: str = "") -> str:
@@ -208,16 +252,29 @@ def cache_key(*, data_version: str = "", local_fingerprint: str = "") -> str:
     the same value.  ``data_version`` is the user's name for the data's state;
     ``local_fingerprint`` the fingerprint (listing and every clip's content) of
     ``--data`` when it is also readable here.  Empty when neither is known."""
-    parts = [f"version={data_version}" if data_version else "",
-             f"listing={local_fingerprint}" if local_fingerprint else ""]
+    parts = [
+        f"version={data_version}" if data_version else "",
+        f"listing={local_fingerprint}" if local_fingerprint else "",
+    ]
     return ";".join(p for p in parts if p)
 
 
-def submit(host: str, *, data_root: str, package_path: str, experiment: str = "urbansound",
-           pipeline_root: str | None = None, config: Config = Config(),
-           test_folds: list[int] = (), tracking_uri: str = "", beam_args: list[str] = (),
-           strict: bool = False, run_name: str | None = None, dataset_fingerprint: str = "",
-           client=None):
+def submit(
+    host: str,
+    *,
+    data_root: str,
+    package_path: str,
+    experiment: str = "urbansound",
+    pipeline_root: str | None = None,
+    config: Config = Config(),
+    test_folds: list[int] = (),
+    tracking_uri: str = "",
+    beam_args: list[str] = (),
+    strict: bool = False,
+    run_name: str | None = None,
+    dataset_fingerprint: str = "",
+    client=None,
+):
     """Submit a compiled package as a run; return kfp's RunPipelineResult.
 
     ``dataset_fingerprint`` keys kfp's cache of ingest (see :func:`cache_key`).
@@ -237,12 +294,20 @@ def submit(host: str, *, data_root: str, package_path: str, experiment: str = "u
                 client = _single_probe_client(kfp)(host=host)  # asks the API's /healthz
         return client.create_run_from_pipeline_package(
             package_path,
-            arguments={"data_root": data_root, "config_json": config.to_json(),
-                       "test_folds": list(test_folds), "tracking_uri": tracking_uri,
-                       "beam_args": list(beam_args), "strict": strict,
-                       "dataset_fingerprint": dataset_fingerprint},
-            run_name=run_name, experiment_name=experiment, pipeline_root=pipeline_root)
-    except Exception as exc:  # noqa: BLE001 - only connection and HTTP failures are turned
+            arguments={
+                "data_root": data_root,
+                "config_json": config.to_json(),
+                "test_folds": list(test_folds),
+                "tracking_uri": tracking_uri,
+                "beam_args": list(beam_args),
+                "strict": strict,
+                "dataset_fingerprint": dataset_fingerprint,
+            },
+            run_name=run_name,
+            experiment_name=experiment,
+            pipeline_root=pipeline_root,
+        )
+    except Exception as exc:
         line = connection_error(host, exc)
         if line is None:
             raise

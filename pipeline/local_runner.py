@@ -27,6 +27,7 @@ Each run reads its own results: the child process records the outputs kfp
 returns for each task (executed or served from the cache), and the parent reads
 the summary from this run's evaluate output, never from a search of the folder.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -96,16 +97,18 @@ def pipeline_fingerprint(config: Config) -> str:
 
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "pipeline.yaml")
-        compiler.Compiler().compile(create_pipeline(gpu=False, parallelism=1, config=config),
-                                    path)
+        compiler.Compiler().compile(create_pipeline(gpu=False, parallelism=1, config=config), path)
         return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
 
 
 def resume_key(arguments: dict, pipeline_root: str | os.PathLike, config: Config) -> str:
     """The run key of a cached run: what kfp's cache keys on (the pipeline's code,
     the arguments) and where the cache lives (the output folder)."""
-    return run_key_for(**arguments, pipeline_root=str(Path(pipeline_root).resolve()),
-                       pipeline=pipeline_fingerprint(config))
+    return run_key_for(
+        **arguments,
+        pipeline_root=str(Path(pipeline_root).resolve()),
+        pipeline=pipeline_fingerprint(config),
+    )
 
 
 @contextlib.contextmanager
@@ -127,8 +130,10 @@ def output_lock(workdir: str | os.PathLike):
     except BlockingIOError:
         holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
         os.close(fd)
-        raise OutputInUse(f"{workdir}: in use by another 'urbansound run' ({holder}); wait for "
-                          f"it to finish or choose another --out") from None
+        raise OutputInUse(
+            f"{workdir}: in use by another 'urbansound run' ({holder}); wait for "
+            f"it to finish or choose another --out"
+        ) from None
     try:
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"pid {os.getpid()}, since {time.strftime('%H:%M:%S')}".encode(), 0)
@@ -140,10 +145,19 @@ def output_lock(workdir: str | os.PathLike):
         os.close(fd)
 
 
-def run_local(data_root: str | os.PathLike, *, config: Config, workdir: str | os.PathLike,
-              test_folds: list[int] = (), tracking_uri: str = "", strict: bool = False,
-              beam_args: list[str] = (), dataset_fingerprint: str = "",
-              cache: bool = True, lock_fd: int | None = None) -> LocalRun:
+def run_local(
+    data_root: str | os.PathLike,
+    *,
+    config: Config,
+    workdir: str | os.PathLike,
+    test_folds: list[int] = (),
+    tracking_uri: str = "",
+    strict: bool = False,
+    beam_args: list[str] = (),
+    dataset_fingerprint: str = "",
+    cache: bool = True,
+    lock_fd: int | None = None,
+) -> LocalRun:
     """Execute the whole pipeline locally and return where its results are.
 
     The pipeline runs in a child process with its own process group, so that an
@@ -165,21 +179,41 @@ def run_local(data_root: str | os.PathLike, *, config: Config, workdir: str | os
     workdir = Path(workdir).resolve()
     pipeline_root = workdir / "pipeline_root"
     pipeline_root.mkdir(parents=True, exist_ok=True)
-    arguments = dict(data_root=str(Path(data_root).resolve()), config_json=config.to_json(),
-                     test_folds=[int(f) for f in test_folds], strict=strict,
-                     beam_args=list(beam_args), tracking_uri=tracking_uri,
-                     dataset_fingerprint=dataset_fingerprint)
+    arguments = dict(
+        data_root=str(Path(data_root).resolve()),
+        config_json=config.to_json(),
+        test_folds=[int(f) for f in test_folds],
+        strict=strict,
+        beam_args=list(beam_args),
+        tracking_uri=tracking_uri,
+        dataset_fingerprint=dataset_fingerprint,
+    )
     run_key = resume_key(arguments, pipeline_root, config) if cache else uuid.uuid4().hex
     unreachable = pipeline_root / f"{UNREACHABLE_FILE}-{run_key}"
     unreachable.unlink(missing_ok=True)
     for key, value in tracking_store.TASK_HTTP_ENV.items():  # the tasks inherit this environment
         os.environ.setdefault(key, value)
-    spec = {"arguments": arguments, "run_key": run_key, "pipeline_root": str(pipeline_root),
-            "cache": cache, "parent_pid": os.getpid(), "unreachable_file": str(unreachable)}
+    spec = {
+        "arguments": arguments,
+        "run_key": run_key,
+        "pipeline_root": str(pipeline_root),
+        "cache": cache,
+        "parent_pid": os.getpid(),
+        "unreachable_file": str(unreachable),
+    }
     outcome_read, outcome_write = os.pipe()
     keep = [outcome_write] + ([lock_fd] if lock_fd is not None else [])
-    child = subprocess.Popen([sys.executable, "-m", "urbansound.pipeline.local_runner", json.dumps(spec),
-                              str(outcome_write)], start_new_session=True, pass_fds=keep)
+    child = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "urbansound.pipeline.local_runner",
+            json.dumps(spec),
+            str(outcome_write),
+        ],
+        start_new_session=True,
+        pass_fds=keep,
+    )
     os.close(outcome_write)
     try:
         with _signals_raise_interrupt():
@@ -198,13 +232,17 @@ def run_local(data_root: str | os.PathLike, *, config: Config, workdir: str | os
         outcome = {}
     warnings = []
     if unreachable.exists():
-        warnings.append(f"MLflow tracking server {tracking_uri} stopped answering during the run "
-                        f"({unreachable.read_text().strip().split(': ', 1)[-1]}); what it missed "
-                        f"is in {pipeline_root}")
+        warnings.append(
+            f"MLflow tracking server {tracking_uri} stopped answering during the run "
+            f"({unreachable.read_text().strip().split(': ', 1)[-1]}); what it missed "
+            f"is in {pipeline_root}"
+        )
     if returncode != 0 or not outcome.get("ok"):
-        raise PipelineFailed(outcome.get("error") or f"the pipeline process exited with "
-                                                     f"{returncode}", run_key,
-                             tracking_reachable=not unreachable.exists())
+        raise PipelineFailed(
+            outcome.get("error") or f"the pipeline process exited with {returncode}",
+            run_key,
+            tracking_reachable=not unreachable.exists(),
+        )
     summary_path = outcome.get("evaluation")
     summary_path = os.path.join(summary_path, "summary.json") if summary_path else None
     summary = None
@@ -238,10 +276,15 @@ def _execute(spec_json: str, outcome_fd: int) -> int:
     # kfp reports cache hits on the root logger at INFO: make them visible in the log.
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     arguments = spec["arguments"]
-    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=spec["pipeline_root"],
-               raise_on_error=True, enable_caching=spec["cache"])
-    pipeline_fn = create_pipeline(gpu=False, parallelism=1,
-                                  config=Config.from_json(arguments["config_json"]))
+    local.init(
+        runner=local.SubprocessRunner(use_venv=False),
+        pipeline_root=spec["pipeline_root"],
+        raise_on_error=True,
+        enable_caching=spec["cache"],
+    )
+    pipeline_fn = create_pipeline(
+        gpu=False, parallelism=1, config=Config.from_json(arguments["config_json"])
+    )
     recorded = _record_task_outputs()
     root = Path(spec["pipeline_root"])
     before = {p.name for p in root.iterdir()} if root.is_dir() else set()
@@ -281,7 +324,7 @@ def _evaluation_dir(recorded: dict, root: Path, before: set) -> str | None:
         if artifact is not None:
             return getattr(artifact, "path", None) or artifact.uri
     # fallback: the evaluate folder in the run folder this process created
-    for run_dir in sorted(set(p.name for p in root.iterdir()) - before):
+    for run_dir in sorted({p.name for p in root.iterdir()} - before):
         for found in (root / run_dir).glob("evaluate*/evaluation"):
             return str(found)
     return None
@@ -290,6 +333,7 @@ def _evaluation_dir(recorded: dict, root: Path, before: set) -> str | None:
 def _die_with_parent(parent_pid: int) -> None:
     """Stop this process group (every task and Beam worker) when the CLI that
     started it dies, however it dies (Linux ``PR_SET_PDEATHSIG``)."""
+
     def stop_group(signum, frame):
         os.killpg(os.getpgrp(), signal.SIGKILL)
 

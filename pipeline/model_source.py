@@ -14,6 +14,7 @@ used with the configuration it was trained with (and runs logged before the pyfu
 model is a plain ``mlflow.keras`` one, still load).  mlflow is imported only here and
 only for such a URI.
 """
+
 from __future__ import annotations
 
 import os
@@ -22,8 +23,7 @@ from pathlib import Path
 
 from urbansound.components.runs import config_from_params  # noqa: F401 - also this module's API
 from urbansound.config import Config, ConfigError
-from urbansound.training import CONFIG_FILE
-from urbansound.training import MODEL_FILE
+from urbansound.training import CONFIG_FILE, MODEL_FILE
 
 MLFLOW_SCHEMES = ("runs:/", "models:/")
 
@@ -64,14 +64,18 @@ def find_local_model(source: str | os.PathLike) -> Path:
         if not found:
             raise ModelSourceError(f"{source}: no {MODEL_FILE} in this folder")
         names = ", ".join(str(p.relative_to(path)) for p in found[:3])
-        raise ModelSourceError(f"{source}: {len(found)} {MODEL_FILE} files in this folder "
-                               f"({names}{', ...' if len(found) > 3 else ''}); name one")
+        raise ModelSourceError(
+            f"{source}: {len(found)} {MODEL_FILE} files in this folder "
+            f"({names}{', ...' if len(found) > 3 else ''}); name one"
+        )
     problem = keras_file_problem(path)
     if problem is None:
         return path
     if problem.startswith("no such file"):
-        raise ModelSourceError(f"{source}: no such model file or folder, and not an MLflow URI "
-                               f"(runs:/<run>/model, models:/<id>, models:/<name>@<alias>)")
+        raise ModelSourceError(
+            f"{source}: no such model file or folder, and not an MLflow URI "
+            f"(runs:/<run>/model, models:/<id>, models:/<name>@<alias>)"
+        )
     raise ModelSourceError(f"{source}: {problem}")  # a FIFO, a device, a text file
 
 
@@ -95,7 +99,7 @@ def load_model(source: str, *, tracking_uri: str = "") -> LoadedModel:
         import keras
 
         model = keras.models.load_model(path, compile=False)
-    except Exception as exc:  # noqa: BLE001 - any failure of the file is the user's input
+    except Exception as exc:
         raise ModelSourceError(f"{path}: not a loadable Keras model ({_first_line(exc)})") from None
     return LoadedModel(model, config, source, where)
 
@@ -135,21 +139,23 @@ def _load_mlflow(source: str, tracking_uri: str) -> LoadedModel:
 
     try:
         info = mlflow.models.get_model_info(source)
-    except Exception as exc:  # noqa: BLE001 - MlflowException, OSError: not found
+    except Exception as exc:
         raise ModelSourceError(f"{source}: not found in {uri} ({_first_line(exc)})") from None
     flavors = info.flavors or {}
     logged_config = None
     if "keras" in flavors:
         try:
             model = mlflow.keras.load_model(source)
-        except Exception as exc:  # noqa: BLE001
-            raise ModelSourceError(f"{source}: cannot load the model "
-                                   f"({_first_line(exc)})") from None
+        except Exception as exc:
+            raise ModelSourceError(
+                f"{source}: cannot load the model ({_first_line(exc)})"
+            ) from None
     elif _audio_pyfunc_artifacts(flavors):
         model, logged_config = _load_pyfunc_artifacts(source, _audio_pyfunc_artifacts(flavors))
     else:
-        raise ModelSourceError(f"{source}: not an urbansound model (flavors: "
-                               f"{', '.join(sorted(flavors))})")
+        raise ModelSourceError(
+            f"{source}: not an urbansound model (flavors: {', '.join(sorted(flavors))})"
+        )
     config, where = _run_config(source, uri, info.run_id)
     if logged_config is not None and (config is None or config != logged_config):
         # the model's own config.json is what serving uses: predict uses the same
@@ -188,9 +194,10 @@ def _load_pyfunc_artifacts(source: str, paths: dict[str, str]):
             config = Config.from_json((local / paths[CONFIG_ARTIFACT]).read_text())
         except ConfigError as exc:
             raise ModelSourceError(f"{source}: its {CONFIG_FILE}: {exc}") from None
-        except Exception as exc:  # noqa: BLE001
-            raise ModelSourceError(f"{source}: cannot load the model "
-                                   f"({_first_line(exc)})") from None
+        except Exception as exc:
+            raise ModelSourceError(
+                f"{source}: cannot load the model ({_first_line(exc)})"
+            ) from None
     return model, config
 
 
@@ -204,7 +211,7 @@ def _run_config(source: str, uri: str, run_id: str | None) -> tuple[Config | Non
 
     try:
         params = mlflow.MlflowClient(uri).get_run(run_id).data.params
-    except Exception as exc:  # noqa: BLE001 - a deleted run, say: defaults, and say so
+    except Exception as exc:
         return None, f"defaults (run {run_id} could not be read: {_first_line(exc)})"
     from urbansound.components.runs import run_config
 

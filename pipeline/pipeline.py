@@ -5,9 +5,9 @@ a Kubeflow cluster) is decided by :mod:`urbansound.pipeline.local_runner` and
 :mod:`urbansound.pipeline.kubeflow_runner`.  Every default comes from
 :class:`urbansound.config.Config`.
 """
+
 # No `from __future__ import annotations`: kfp reads the pipeline's parameter types at runtime.
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Tuple
 
 from urbansound.components import DEFAULT_IMAGE, build_components
 from urbansound.config import Config
@@ -18,6 +18,7 @@ PIPELINE_NAME = "urbansound"
 @dataclass(frozen=True)
 class Resources:
     """Kubernetes requests and limits of one task (CPU in cores, memory with a unit)."""
+
     cpu_request: str
     cpu_limit: str
     memory_request: str
@@ -28,7 +29,7 @@ class Resources:
 # per clip). ingest decodes and resamples, features computes log-mels (and deformations)
 # with one Beam worker per core: both CPU-bound. train holds its input pipeline on the CPU
 # beside the GPU. The MLflow tasks only talk to the tracking server.
-TASK_RESOURCES: Dict[str, Resources] = {
+TASK_RESOURCES: dict[str, Resources] = {
     "mlflow": Resources("500m", "1", "1Gi", "2Gi"),
     "ingest": Resources("4", "8", "8Gi", "16Gi"),
     "features": Resources("4", "8", "8Gi", "16Gi"),
@@ -44,15 +45,16 @@ class ClusterOptions:
     PersistentVolumeClaims mounted in every task (``(claim name, mount path)``), and
     whether kfp's cache may serve tasks.
     The local runner gets none of it: there a retry would only repeat a user's error."""
-    resources: Dict[str, Resources] = field(default_factory=lambda: dict(TASK_RESOURCES))
+
+    resources: dict[str, Resources] = field(default_factory=lambda: dict(TASK_RESOURCES))
     retries: int = 2
-    retry_backoff: str = "60s"          # first wait; doubled each time, at most...
-    retry_backoff_max: str = "600s"     # ...this long in all
-    pvcs: Tuple[Tuple[str, str], ...] = ()
-    caching: bool = True                # False: every task runs again (--no-cache)
+    retry_backoff: str = "60s"  # first wait; doubled each time, at most...
+    retry_backoff_max: str = "600s"  # ...this long in all
+    pvcs: tuple[tuple[str, str], ...] = ()
+    caching: bool = True  # False: every task runs again (--no-cache)
 
 
-def _for_cluster(task, kind: str, cluster: Optional[ClusterOptions]):
+def _for_cluster(task, kind: str, cluster: ClusterOptions | None):
     """``task`` with the cluster's requests, limits, retries and volumes for its ``kind``."""
     if cluster is None:
         return task
@@ -60,8 +62,12 @@ def _for_cluster(task, kind: str, cluster: Optional[ClusterOptions]):
     task.set_cpu_request(r.cpu_request).set_cpu_limit(r.cpu_limit)
     task.set_memory_request(r.memory_request).set_memory_limit(r.memory_limit)
     if cluster.retries:
-        task.set_retry(num_retries=cluster.retries, backoff_duration=cluster.retry_backoff,
-                       backoff_factor=2.0, backoff_max_duration=cluster.retry_backoff_max)
+        task.set_retry(
+            num_retries=cluster.retries,
+            backoff_duration=cluster.retry_backoff,
+            backoff_factor=2.0,
+            backoff_max_duration=cluster.retry_backoff_max,
+        )
     if not cluster.caching:
         task.set_caching_options(False)
     if cluster.pvcs:
@@ -72,8 +78,14 @@ def _for_cluster(task, kind: str, cluster: Optional[ClusterOptions]):
     return task
 
 
-def create_pipeline(*, image: str = DEFAULT_IMAGE, gpu: bool = True, parallelism: int = 0,
-                    config: Config = Config(), cluster: Optional[ClusterOptions] = None):
+def create_pipeline(
+    *,
+    image: str = DEFAULT_IMAGE,
+    gpu: bool = True,
+    parallelism: int = 0,
+    config: Config = Config(),
+    cluster: ClusterOptions | None = None,
+):
     """Build the KFP pipeline function.
 
     Parameters
@@ -90,15 +102,29 @@ def create_pipeline(*, image: str = DEFAULT_IMAGE, gpu: bool = True, parallelism
     c = build_components(image)
     default_config = config.to_json()
 
-    @dsl.pipeline(name=PIPELINE_NAME,
-                  description="UrbanSound8K: log-mel CNN per official test fold, tracked in MLflow")
-    def urbansound_pipeline(data_root: str, config_json: str = default_config,
-                            test_folds: List[int] = [], strict: bool = False,
-                            beam_args: List[str] = [], tracking_uri: str = "",
-                            run_key: str = "", dataset_fingerprint: str = ""):
+    @dsl.pipeline(
+        name=PIPELINE_NAME,
+        description="UrbanSound8K: log-mel CNN per official test fold, tracked in MLflow",
+    )
+    def urbansound_pipeline(
+        data_root: str,
+        config_json: str = default_config,
+        # KFP reads a pipeline parameter's default from the signature: a literal it must be
+        test_folds: list[int] = [],  # noqa: B006
+        strict: bool = False,
+        beam_args: list[str] = [],  # noqa: B006
+        tracking_uri: str = "",
+        run_key: str = "",
+        dataset_fingerprint: str = "",
+    ):
         job_id = dsl.PIPELINE_JOB_ID_PLACEHOLDER
-        start = c.start_run(config_json=config_json, data_root=data_root,
-                            tracking_uri=tracking_uri, run_key=run_key, job_id=job_id)
+        start = c.start_run(
+            config_json=config_json,
+            data_root=data_root,
+            tracking_uri=tracking_uri,
+            run_key=run_key,
+            job_id=job_id,
+        )
         # Never cached: a rerun must (re)open its MLflow run and close it at the end.
         start.set_display_name("mlflow-start").set_caching_options(False)
         _for_cluster(start, "mlflow", cluster)
@@ -108,24 +134,42 @@ def create_pipeline(*, image: str = DEFAULT_IMAGE, gpu: bool = True, parallelism
         with dsl.ExitHandler(finish, name="tracked-run"):
             # dataset_fingerprint (listing and content) is in ingest's inputs so that a changed
             # dataset at the same path is not served from the cache.
-            ingest = c.ingest(data_root=data_root, config_json=config_json, test_folds=test_folds,
-                              strict=strict, tracking_uri=tracking_uri,
-                              parent_run_id=start.output, dataset_fingerprint=dataset_fingerprint)
+            ingest = c.ingest(
+                data_root=data_root,
+                config_json=config_json,
+                test_folds=test_folds,
+                strict=strict,
+                tracking_uri=tracking_uri,
+                parent_run_id=start.output,
+                dataset_fingerprint=dataset_fingerprint,
+            )
             _for_cluster(ingest, "ingest", cluster)
-            features = c.features(waveforms=ingest.outputs["waveforms"], config_json=config_json,
-                                  beam_args=beam_args, test_folds=ingest.outputs["Output"])
+            features = c.features(
+                waveforms=ingest.outputs["waveforms"],
+                config_json=config_json,
+                beam_args=beam_args,
+                test_folds=ingest.outputs["Output"],
+            )
             _for_cluster(features, "features", cluster)
-            with dsl.ParallelFor(ingest.outputs["Output"], parallelism=parallelism,
-                                 name="folds") as fold:
-                train = c.train(features=features.outputs["features"], test_fold=fold,
-                                config_json=config_json, tracking_uri=tracking_uri,
-                                parent_run_id=start.output)
+            with dsl.ParallelFor(
+                ingest.outputs["Output"], parallelism=parallelism, name="folds"
+            ) as fold:
+                train = c.train(
+                    features=features.outputs["features"],
+                    test_fold=fold,
+                    config_json=config_json,
+                    tracking_uri=tracking_uri,
+                    parent_run_id=start.output,
+                )
                 if gpu:
                     train.set_accelerator_type("nvidia.com/gpu").set_accelerator_limit(1)
                 _for_cluster(train, "train", cluster)
-            evaluate = c.evaluate(fold_results=dsl.Collected(train.outputs["fold_result"]),
-                                  waveforms=ingest.outputs["waveforms"],
-                                  tracking_uri=tracking_uri, parent_run_id=start.output)
+            evaluate = c.evaluate(
+                fold_results=dsl.Collected(train.outputs["fold_result"]),
+                waveforms=ingest.outputs["waveforms"],
+                tracking_uri=tracking_uri,
+                parent_run_id=start.output,
+            )
             _for_cluster(evaluate, "evaluate", cluster)
 
     return urbansound_pipeline

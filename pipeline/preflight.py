@@ -4,6 +4,7 @@ Each failure is one line naming the path, URI or option and the reason (exit
 code 2): a wrong path, a dataset with too few folds, an unknown Beam runner or an
 unusable tracking store fails in seconds, not inside a task minutes later.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -15,8 +16,11 @@ from pathlib import Path
 from urbansound.config import ConfigError
 from urbansound.listing import DatasetError
 
-STORAGE_TEXT = re.compile(r"(no space left|disk quota exceeded|read-only file system|"
-                          r"database or disk is full)", re.IGNORECASE)
+STORAGE_TEXT = re.compile(
+    r"(no space left|disk quota exceeded|read-only file system|"
+    r"database or disk is full)",
+    re.IGNORECASE,
+)
 
 
 def _inside(path: Path, folder: Path) -> bool:
@@ -35,12 +39,16 @@ def check_locations(out: Path, data: Path | None, tracking_uri: str) -> None:
         return
     data_real = Path(data).resolve()
     if _inside(out_real, data_real):
-        raise ConfigError(f"{out}: output folder is inside the dataset folder {data}; choose a "
-                          f"folder outside it (--out)")
+        raise ConfigError(
+            f"{out}: output folder is inside the dataset folder {data}; choose a "
+            f"folder outside it (--out)"
+        )
     store = store_folder(tracking_uri)
     if store is not None and _inside(store, data_real):
-        raise ConfigError(f"{tracking_uri}: the tracking store would be written inside the "
-                          f"dataset folder {data}; choose another --tracking-uri")
+        raise ConfigError(
+            f"{tracking_uri}: the tracking store would be written inside the "
+            f"dataset folder {data}; choose another --tracking-uri"
+        )
 
 
 def check_dataset(data: Path, test_folds: list[int], validation: str = "fold", data_config=None):
@@ -59,29 +67,39 @@ def check_dataset(data: Path, test_folds: list[int], validation: str = "fold", d
         no usable clip, only one class, too few folds, or a requested test fold with no
         clips.
     """
-    from urbansound.layouts import list_clips
     from urbansound.folds import min_folds
+    from urbansound.layouts import list_clips
 
     clips, rejections = list_clips(data, data_config)
     if not clips:
-        raise DatasetError(f"{data}: no usable clip ({len(rejections)} rows/files rejected; "
-                           f"first: {rejections[0].file}: {rejections[0].reason})"
-                           if rejections else f"{data}: the metadata CSV lists no clips")
+        raise DatasetError(
+            f"{data}: no usable clip ({len(rejections)} rows/files rejected; "
+            f"first: {rejections[0].file}: {rejections[0].reason})"
+            if rejections
+            else f"{data}: the metadata CSV lists no clips"
+        )
     classes = sorted({c.class_name for c in clips})
     if len(classes) < 2:  # every prediction would be right: 100 % for learning nothing
-        raise DatasetError(f"{data}: only one class ({classes[0]!r}) among its {len(clips)} "
-                           f"usable clips; a classifier needs at least 2 classes")
+        raise DatasetError(
+            f"{data}: only one class ({classes[0]!r}) among its {len(clips)} "
+            f"usable clips; a classifier needs at least 2 classes"
+        )
     present = sorted({int(c.fold) for c in clips})
     needed = min_folds(validation)
     if len(present) < needed:
-        roles = ("a test, a validation and a training fold" if validation == "fold"
-                 else "a test and a training fold")
-        raise DatasetError(f"{data}: need at least {needed} folds with clips ({roles}); "
-                           f"folds present: {present}")
+        roles = (
+            "a test, a validation and a training fold"
+            if validation == "fold"
+            else "a test and a training fold"
+        )
+        raise DatasetError(
+            f"{data}: need at least {needed} folds with clips ({roles}); folds present: {present}"
+        )
     missing = [int(f) for f in test_folds if int(f) not in present]
     if missing:
-        raise DatasetError(f"{data}: test fold(s) {missing} have no clips; folds present: "
-                           f"{present} (--folds)")
+        raise DatasetError(
+            f"{data}: test fold(s) {missing} have no clips; folds present: {present} (--folds)"
+        )
     return clips, rejections, present
 
 
@@ -96,8 +114,9 @@ def check_beam_args(beam_args: list[str], *, local: bool) -> None:
         return
     for arg in beam_args:
         if not arg.startswith("--"):
-            raise ConfigError(f"--beam-arg {arg!r}: not a Beam option (they look like "
-                              f"--runner=FlinkRunner)")
+            raise ConfigError(
+                f"--beam-arg {arg!r}: not a Beam option (they look like --runner=FlinkRunner)"
+            )
     import logging
 
     logging.disable(logging.WARNING)  # Beam's import warns about optional GCP libraries
@@ -124,13 +143,16 @@ def check_beam_args(beam_args: list[str], *, local: bool) -> None:
         try:
             create_runner(runner)  # also registers the runner's own options
         except ValueError:
-            raise ConfigError(f"--beam-arg=--runner={runner}: unknown Beam runner (e.g. "
-                              f"FnApiRunner, DirectRunner, DataflowRunner, FlinkRunner, "
-                              f"SparkRunner, or a full class path)") from None
+            raise ConfigError(
+                f"--beam-arg=--runner={runner}: unknown Beam runner (e.g. "
+                f"FnApiRunner, DirectRunner, DataflowRunner, FlinkRunner, "
+                f"SparkRunner, or a full class path)"
+            ) from None
         except ImportError as exc:
             if local:
-                raise ConfigError(f"--beam-arg=--runner={runner}: cannot be loaded here "
-                                  f"({exc})") from None
+                raise ConfigError(
+                    f"--beam-arg=--runner={runner}: cannot be loaded here ({exc})"
+                ) from None
         except Exception as exc:  # a runner class whose constructor needs more
             if local:
                 raise ConfigError(f"--beam-arg=--runner={runner}: {exc}") from None
@@ -140,8 +162,9 @@ def check_beam_args(beam_args: list[str], *, local: bool) -> None:
             known = set(PipelineOptions([]).get_all_options(drop_default=False))
         unknown = sorted(set(retained) - known)
         if unknown:
-            raise ConfigError(f"--beam-arg: unknown Beam option(s) "
-                              f"{', '.join('--' + u for u in unknown)}")
+            raise ConfigError(
+                f"--beam-arg: unknown Beam option(s) {', '.join('--' + u for u in unknown)}"
+            )
 
 
 _DASK_ADDRESS = re.compile(r"^(tcp|tls)://(\[[0-9a-fA-F:.]+\]|[^:/\[\]]+):(\d{1,5})$")
@@ -152,8 +175,10 @@ def parse_dask_address(address: str) -> tuple[str, int]:
     ConfigError naming the address otherwise."""
     m = _DASK_ADDRESS.match(address)
     if not m:
-        raise ConfigError(f"--dask-address {address}: expected tcp://HOST:PORT (the scheduler "
-                          f"of your Dask cluster)")
+        raise ConfigError(
+            f"--dask-address {address}: expected tcp://HOST:PORT (the scheduler "
+            f"of your Dask cluster)"
+        )
     return m.group(2).strip("[]"), int(m.group(3))
 
 
@@ -175,19 +200,24 @@ def check_dask_address(address: str, timeout_s: float = 10.0) -> int:
             pass
     except OSError as exc:
         reason = exc.strerror or ("timed out" if isinstance(exc, TimeoutError) else str(exc))
-        raise ConfigError(f"--dask-address {address}: no Dask scheduler answers ({reason})") \
-            from None
+        raise ConfigError(
+            f"--dask-address {address}: no Dask scheduler answers ({reason})"
+        ) from None
     try:
         from distributed import Client
     except ImportError:
-        raise ConfigError("--beam-runner dask: dask[distributed] is not installed here "
-                          "(pip install -r requirements.txt)") from None
+        raise ConfigError(
+            "--beam-runner dask: dask[distributed] is not installed here "
+            "(pip install -r requirements.txt)"
+        ) from None
     try:
         with Client(address, timeout=timeout_s) as client:
             return len(client.nthreads())
-    except Exception as exc:  # noqa: BLE001 - any failure to talk to it is the same answer
-        raise ConfigError(f"--dask-address {address}: does not answer as a Dask scheduler "
-                          f"({type(exc).__name__}: {exc})") from None
+    except Exception as exc:
+        raise ConfigError(
+            f"--dask-address {address}: does not answer as a Dask scheduler "
+            f"({type(exc).__name__}: {exc})"
+        ) from None
 
 
 def check_tracking(tracking_uri: str) -> None:
@@ -214,4 +244,3 @@ def full_filesystem(paths, min_free_bytes: int = 1 << 20) -> str | None:
         if free < min_free_bytes:
             return f"{path}: No space left on device ({free // 1024} KiB free)"
     return None
-

@@ -7,13 +7,14 @@ fold, its parent and its test accuracy, and gets ``alias`` if one is given; the
 ``models:/NAME@ALIAS`` (or ``models:/NAME/VERSION``) URI it returns is what
 ``urbansound predict`` and ``mlflow models serve`` take.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from urbansound.components.runs import FOLD_TAG
-from urbansound.pipeline.model_source import ModelSourceError, mlflow_store
 from urbansound.config import ConfigError
+from urbansound.pipeline.model_source import ModelSourceError, mlflow_store
 
 KIND_TAG = "urbansound.kind"
 """``final`` on the runs (and versions) of ``urbansound train-final``."""
@@ -44,8 +45,14 @@ class Registered:
     chosen_by: str = ""
 
 
-def register(run_id: str, name: str, *, alias: str | None = None, fold: int | None = None,
-             tracking_uri: str = "") -> Registered:
+def register(
+    run_id: str,
+    name: str,
+    *,
+    alias: str | None = None,
+    fold: int | None = None,
+    tracking_uri: str = "",
+) -> Registered:
     """Register the model of ``run_id`` (a fold run, or a parent run: its best fold or
     ``fold``) as a new version of ``name``.
 
@@ -59,7 +66,7 @@ def register(run_id: str, name: str, *, alias: str | None = None, fold: int | No
     """
     import mlflow
 
-    uri, client, run = _open_run(run_id, tracking_uri)
+    _uri, client, run = _open_run(run_id, tracking_uri)
     if run.info.lifecycle_stage == "deleted":
         raise RegistryError(f"{run_id}: the run is deleted")
     parent_id, chosen_by = None, ""
@@ -68,30 +75,51 @@ def register(run_id: str, name: str, *, alias: str | None = None, fold: int | No
         parent_id = run_id
         run, chosen_by = _choose_fold(run_id, children, fold)
     elif fold is not None and run.data.tags.get(FOLD_TAG) != str(fold):
-        raise RegistryError(f"{run_id}: a run of fold {run.data.tags.get(FOLD_TAG, '?')}, "
-                            f"not fold {fold} (--fold chooses among a pipeline run's folds)")
+        raise RegistryError(
+            f"{run_id}: a run of fold {run.data.tags.get(FOLD_TAG, '?')}, "
+            f"not fold {fold} (--fold chooses among a pipeline run's folds)"
+        )
     chosen = run.info.run_id
     source = f"runs:/{chosen}/{MODEL_PATH}"
     try:
         mlflow.models.get_model_info(source)
-    except Exception:  # noqa: BLE001 - not logged (a failed or unfinished run)
+    except Exception:
         what = f"fold run {chosen} of {run_id}" if parent_id else chosen
-        raise RegistryError(f"{what}: no logged model (status {run.info.status}; a fold run "
-                            f"logs its model when it finishes)") from None
+        raise RegistryError(
+            f"{what}: no logged model (status {run.info.status}; a fold run "
+            f"logs its model when it finishes)"
+        ) from None
     accuracy = run.data.metrics.get("test_accuracy")
-    version = _register_version(client, source, name, alias, run_id, {
-        "run_id": chosen, FOLD_TAG: run.data.tags.get(FOLD_TAG, ""),
-        "parent_run_id": parent_id or run.data.tags.get("mlflow.parentRunId", ""),
-        "test_accuracy": "" if accuracy is None else f"{accuracy:.6g}"})
+    version = _register_version(
+        client,
+        source,
+        name,
+        alias,
+        run_id,
+        {
+            "run_id": chosen,
+            FOLD_TAG: run.data.tags.get(FOLD_TAG, ""),
+            "parent_run_id": parent_id or run.data.tags.get("mlflow.parentRunId", ""),
+            "test_accuracy": "" if accuracy is None else f"{accuracy:.6g}",
+        },
+    )
     fold_tag = run.data.tags.get(FOLD_TAG)
-    return Registered(uri=f"models:/{name}@{alias}" if alias else f"models:/{name}/{version}",
-                      name=name, version=str(version), alias=alias, run_id=chosen,
-                      fold=int(fold_tag) if fold_tag and fold_tag.isdigit() else None,
-                      parent_run_id=parent_id, test_accuracy=accuracy, chosen_by=chosen_by)
+    return Registered(
+        uri=f"models:/{name}@{alias}" if alias else f"models:/{name}/{version}",
+        name=name,
+        version=str(version),
+        alias=alias,
+        run_id=chosen,
+        fold=int(fold_tag) if fold_tag and fold_tag.isdigit() else None,
+        parent_run_id=parent_id,
+        test_accuracy=accuracy,
+        chosen_by=chosen_by,
+    )
 
 
-def _register_version(client, source: str, name: str, alias: str | None, run_id: str,
-                      tags: dict[str, str]) -> str:
+def _register_version(
+    client, source: str, name: str, alias: str | None, run_id: str, tags: dict[str, str]
+) -> str:
     """Register ``source`` as a new version of ``name`` with the non-empty ``tags`` and the
     alias; return the version.  RegistryError (one line) for a name or alias MLflow refuses."""
     import mlflow
@@ -103,13 +131,19 @@ def _register_version(client, source: str, name: str, alias: str | None, run_id:
                 client.set_model_version_tag(name, version, key, value)
         if alias:
             client.set_registered_model_alias(name, alias, version)
-    except Exception as exc:  # noqa: BLE001 - MlflowException: an invalid name or alias
+    except Exception as exc:
         raise RegistryError(f"{run_id}: cannot register as {name!r}: {_first_line(exc)}") from None
     return version
 
 
-def register_final(run_id: str, name: str, *, alias: str | None = None,
-                   tracking_uri: str = "", cross_validated_run: str | None = None) -> Registered:
+def register_final(
+    run_id: str,
+    name: str,
+    *,
+    alias: str | None = None,
+    tracking_uri: str = "",
+    cross_validated_run: str | None = None,
+) -> Registered:
     """Register the model of a final run (``urbansound train-final``: trained on every
     fold, so no test accuracy) as a new version of ``name``, tagged ``urbansound.kind=final``
     and with the cross-validated run whose settings it used (if any).
@@ -127,14 +161,27 @@ def register_final(run_id: str, name: str, *, alias: str | None = None,
     try:
         client.get_run(run_id)
         mlflow.models.get_model_info(source)
-    except Exception:  # noqa: BLE001 - unknown run or no model logged
+    except Exception:
         raise RegistryError(f"{run_id}: no such run with a logged model in {uri}") from None
-    version = _register_version(client, source, name, alias, run_id, {
-        "run_id": run_id, KIND_TAG: "final", "cross_validated_run": cross_validated_run or ""})
-    return Registered(uri=f"models:/{name}@{alias}" if alias else f"models:/{name}/{version}",
-                      name=name, version=str(version), alias=alias, run_id=run_id, fold=None,
-                      parent_run_id=cross_validated_run, test_accuracy=None,
-                      chosen_by="trained on every fold")
+    version = _register_version(
+        client,
+        source,
+        name,
+        alias,
+        run_id,
+        {"run_id": run_id, KIND_TAG: "final", "cross_validated_run": cross_validated_run or ""},
+    )
+    return Registered(
+        uri=f"models:/{name}@{alias}" if alias else f"models:/{name}/{version}",
+        name=name,
+        version=str(version),
+        alias=alias,
+        run_id=run_id,
+        fold=None,
+        parent_run_id=cross_validated_run,
+        test_accuracy=None,
+        chosen_by="trained on every fold",
+    )
 
 
 def run_settings(run_id: str, tracking_uri: str = ""):
@@ -170,16 +217,21 @@ def _open_run(run_id: str, tracking_uri: str):
     client = mlflow.MlflowClient(uri)
     try:
         return uri, client, client.get_run(run_id)
-    except Exception:  # noqa: BLE001 - MlflowException RESOURCE_DOES_NOT_EXIST, bad id
+    except Exception:
         raise RegistryError(f"{run_id}: no such run in {uri}") from None
 
 
 def _fold_runs(client, run) -> list:
     """The live fold runs nested under ``run`` (superseded ones are deleted)."""
-    return [r for r in client.search_runs(
-        [run.info.experiment_id],
-        filter_string=f"tags.mlflow.parentRunId = '{run.info.run_id}'", max_results=1000)
-        if FOLD_TAG in r.data.tags]
+    return [
+        r
+        for r in client.search_runs(
+            [run.info.experiment_id],
+            filter_string=f"tags.mlflow.parentRunId = '{run.info.run_id}'",
+            max_results=1000,
+        )
+        if FOLD_TAG in r.data.tags
+    ]
 
 
 def _choose_fold(parent_id: str, children: list, fold: int | None) -> tuple[object, str]:
@@ -188,15 +240,19 @@ def _choose_fold(parent_id: str, children: list, fold: int | None) -> tuple[obje
     folds = ", ".join(sorted(by_fold, key=lambda f: (len(f), f)))
     if fold is not None:
         if str(fold) not in by_fold:
-            raise RegistryError(f"{parent_id}: no fold {fold} in this pipeline run "
-                                f"(folds: {folds})")
+            raise RegistryError(
+                f"{parent_id}: no fold {fold} in this pipeline run (folds: {folds})"
+            )
         return by_fold[str(fold)], "chosen with --fold"
     scored = [r for r in children if "test_accuracy" in r.data.metrics]
     if not scored:
-        raise RegistryError(f"{parent_id}: no fold run has a test_accuracy yet (folds: "
-                            f"{folds}); give --fold")
-    best = max(scored, key=lambda r: (r.data.metrics["test_accuracy"],
-                                      -_fold_number(r.data.tags[FOLD_TAG])))
+        raise RegistryError(
+            f"{parent_id}: no fold run has a test_accuracy yet (folds: {folds}); give --fold"
+        )
+    best = max(
+        scored,
+        key=lambda r: (r.data.metrics["test_accuracy"], -_fold_number(r.data.tags[FOLD_TAG])),
+    )
     return best, f"the best of {len(scored)} folds with a test accuracy"
 
 
@@ -209,4 +265,4 @@ def _first_line(exc: BaseException) -> str:
     return text[:200] + ("…" if len(text) > 200 else "")
 
 
-__all__ = ["Registered", "RegistryError", "ModelSourceError", "register", "register_final"]
+__all__ = ["ModelSourceError", "Registered", "RegistryError", "register", "register_final"]

@@ -6,6 +6,7 @@ default localhost and private IPs) and the ``Origin`` of every state-changing on
 answers other machines that use its name with 403, and refuses their UI's writes, until
 both name the addresses people use.  It has no authentication of its own.
 """
+
 from __future__ import annotations
 
 import ipaddress
@@ -60,8 +61,10 @@ def machine_addresses() -> list[str]:
             parsed = ipaddress.ip_address(ip)
         except ValueError:
             continue
-        if not (parsed.is_loopback or parsed.is_unspecified or parsed.is_link_local) \
-                and ip not in ips:
+        if (
+            not (parsed.is_loopback or parsed.is_unspecified or parsed.is_link_local)
+            and ip not in ips
+        ):
             ips.append(ip)
     ips.sort(key=lambda a: (":" in a, a))
     return names + ips
@@ -100,4 +103,5 @@ NO_AUTH_WARNING = (
     "warning: MLflow's UI has no authentication: anyone who can reach this port can read, "
     "change and delete every run and model in {uri}. Use it on a trusted network, or put "
     "it behind a login (mlflow server --app-name basic-auth, or a reverse proxy with "
-    "authentication: see the README)")
+    "authentication: see the README)"
+)

@@ -1,6 +1,7 @@
 """Shared test set-up: the per-user log folder, and the helpers and fixtures that more
 than one test module uses (test modules import the helpers from here, never from each
 other: ``tests/`` is on ``sys.path``)."""
+
 from __future__ import annotations
 
 import csv
@@ -33,6 +34,7 @@ def pytest_configure(config):
 # ---------------------------------------------------------------------------
 # Signals, ports, processes
 # ---------------------------------------------------------------------------
+
 
 def tone(freq: float, seconds: float, sr: int = SR, amplitude: float = 0.5) -> np.ndarray:
     """A sine of ``freq`` Hz, float32 [shape=(round(seconds * sr),)], peak ``amplitude``."""
@@ -100,8 +102,11 @@ def refused_in_one_line(argv, capsys, *fragments, besides: str | None = None) ->
 
     code = main([str(a) for a in argv])
     err = capsys.readouterr().err
-    lines = [line for line in err.splitlines()
-             if line.strip() and not (besides and line.startswith(besides))]
+    lines = [
+        line
+        for line in err.splitlines()
+        if line.strip() and not (besides and line.startswith(besides))
+    ]
     assert code == 2, err
     assert len(lines) == 1, err
     assert "Traceback" not in err
@@ -137,8 +142,17 @@ def processes_left(text: str, timeout_s: float = 30) -> list[int]:
 # Feature records and ingest outputs
 # ---------------------------------------------------------------------------
 
-def write_band_features(root: Path, *, per_fold: int, seed: int, deformed: int = 0,
-                        windows: bool = False, shards: int = 1, manifest: bool = False) -> None:
+
+def write_band_features(
+    root: Path,
+    *,
+    per_fold: int,
+    seed: int,
+    deformed: int = 0,
+    windows: bool = False,
+    shards: int = 1,
+    manifest: bool = False,
+) -> None:
     """Log-mel records of folds 1-3, two classes told apart by their bands (class 0 loud
     in the low half, class 1 in the high half), 128×128 each: ``per_fold`` originals,
     the first ``deformed`` of them with a ``pitch_shift_2`` copy, with ``windows`` one
@@ -159,20 +173,31 @@ def write_band_features(root: Path, *, per_fold: int, seed: int, deformed: int =
             name = f"{fold}{i:03d}-{label}-0-0.wav"
             raws.append(encode_logmel(x, label=label, fold=fold, file_name=name))
             if windows:
-                raws.append(encode_logmel(x - 1, label=label, fold=fold, file_name=name,
-                                          deformation=window_name(1.0)))
+                raws.append(
+                    encode_logmel(
+                        x - 1, label=label, fold=fold, file_name=name, deformation=window_name(1.0)
+                    )
+                )
             if i < deformed:
-                raws.append(encode_logmel(x + 1, label=label, fold=fold, file_name=name,
-                                          deformation="pitch_shift_2"))
+                raws.append(
+                    encode_logmel(
+                        x + 1, label=label, fold=fold, file_name=name, deformation="pitch_shift_2"
+                    )
+                )
         if shards == 1:
             write_records(root / f"fold{fold}.tfrecord", raws)
         else:
             cuts = [k * len(raws) // shards for k in range(shards + 1)]
             for k in range(shards):
-                write_records(root / f"fold{fold}-{k:05d}-of-{shards:05d}.tfrecord",
-                              raws[cuts[k]:cuts[k + 1]])
-        counts[str(fold)] = {"original": per_fold, "pitch_shift_2": deformed,
-                             "windows": per_fold if windows else 0}
+                write_records(
+                    root / f"fold{fold}-{k:05d}-of-{shards:05d}.tfrecord",
+                    raws[cuts[k] : cuts[k + 1]],
+                )
+        counts[str(fold)] = {
+            "original": per_fold,
+            "pitch_shift_2": deformed,
+            "windows": per_fold if windows else 0,
+        }
     if manifest:
         (root / "manifest.json").write_text(json.dumps({"folds": counts}))
 
@@ -185,8 +210,12 @@ def model_dir(tmp_path_factory) -> Path:
     from urbansound.models import build_model
 
     folder = tmp_path_factory.mktemp("model")
-    build_model("sb-cnn", seed=0, band_mean=np.full(128, -40.0, np.float32),
-                band_variance=np.full(128, 400.0, np.float32)).save(folder / "model.keras")
+    build_model(
+        "sb-cnn",
+        seed=0,
+        band_mean=np.full(128, -40.0, np.float32),
+        band_variance=np.full(128, 400.0, np.float32),
+    ).save(folder / "model.keras")
     (folder / "config.json").write_text(Config().to_json())
     return folder
 
@@ -241,8 +270,16 @@ class Dataset:
     def path(self, fold, name: str) -> Path:
         return self.root / "audio" / f"fold{fold}" / name
 
-    def add(self, name: str, fold=BAD_FOLD, class_id: int = 3, content: bytes | None = None,
-            *, row: bool = True, **overrides) -> Path:
+    def add(
+        self,
+        name: str,
+        fold=BAD_FOLD,
+        class_id: int = 3,
+        content: bytes | None = None,
+        *,
+        row: bool = True,
+        **overrides,
+    ) -> Path:
         """Write ``content`` (if given) to audio/fold<fold>/<name> and add its CSV row."""
         from urbansound.config import CLASS_NAMES
 
@@ -251,9 +288,16 @@ class Dataset:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(content)
         if row:
-            values = {"slice_file_name": name, "fsID": name.split("-")[0], "start": "0",
-                      "end": "1", "salience": "1", "fold": str(fold), "classID": str(class_id),
-                      "class": CLASS_NAMES[class_id] if 0 <= class_id < 10 else "nothing"}
+            values = {
+                "slice_file_name": name,
+                "fsID": name.split("-")[0],
+                "start": "0",
+                "end": "1",
+                "salience": "1",
+                "fold": str(fold),
+                "classID": str(class_id),
+                "class": CLASS_NAMES[class_id] if 0 <= class_id < 10 else "nothing",
+            }
             values.update(overrides)
             self.rows.append(values)
         self.write_csv()
@@ -267,7 +311,8 @@ class Dataset:
             writer.writerow([r.get(h, "") for h in HEADER])
         data = buf.getvalue().encode("utf-8")
         (self.root / "metadata" / "UrbanSound8K.csv").write_bytes(
-            (b"\xef\xbb\xbf" if bom else b"") + data)
+            (b"\xef\xbb\xbf" if bom else b"") + data
+        )
 
     @property
     def csv_path(self) -> Path:
@@ -329,7 +374,7 @@ def assert_tone(rec, *, seconds: float, freq: float, length_tol: int = 1, amp: f
     assert np.all(np.isfinite(y))
     assert dominant_hz(y) == pytest.approx(freq, rel=0.01, abs=2.0)
     if amp is not None:
-        middle = y[len(y) // 4: 3 * len(y) // 4]
+        middle = y[len(y) // 4 : 3 * len(y) // 4]
         assert np.max(np.abs(middle)) == pytest.approx(amp, rel=0.05)
 
 

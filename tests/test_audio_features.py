@@ -1,5 +1,6 @@
 """Tests for urbansound.audio (decoding, mono mix-down, resampling, fixed length)
 and urbansound.features (the log-mel front end), on synthetic tones and noise."""
+
 from __future__ import annotations
 
 import math
@@ -7,8 +8,8 @@ import math
 import librosa
 import numpy as np
 import pytest
-from conftest import tone
 import soundfile as sf
+from conftest import tone
 
 from urbansound.audio import MIN_SECONDS, AudioError, fix_length, load_audio, prepare_waveform
 from urbansound.config import Config
@@ -21,7 +22,7 @@ def peak_frequency(y: np.ndarray, sr: int) -> float:
     """Frequency of the largest bin of the Hann-windowed spectrum, refined by a parabola."""
     spectrum = np.abs(np.fft.rfft(y * np.hanning(len(y))))
     k = int(np.argmax(spectrum[1:-1])) + 1
-    a, b, c = np.log(spectrum[k - 1: k + 2] + 1e-12)
+    a, b, c = np.log(spectrum[k - 1 : k + 2] + 1e-12)
     offset = 0.5 * (a - c) / (a - 2 * b + c)
     return (k + offset) * sr / len(y)
 
@@ -30,17 +31,21 @@ def peak_frequency(y: np.ndarray, sr: int) -> float:
 # fix_length
 # ---------------------------------------------------------------------------
 
-@pytest.mark.parametrize("n, pad_mode, expected", [
-    (7, "loop", [1, 2, 3, 1, 2, 3, 1]),
-    (6, "loop", [1, 2, 3, 1, 2, 3]),
-    (4, "loop", [1, 2, 3, 1]),
-    (7, "zeros", [1, 2, 3, 0, 0, 0, 0]),
-    (3, "loop", [1, 2, 3]),
-    (3, "zeros", [1, 2, 3]),
-    (2, "loop", [1, 2]),
-    (2, "zeros", [1, 2]),
-    (1, "loop", [1]),
-])
+
+@pytest.mark.parametrize(
+    "n, pad_mode, expected",
+    [
+        (7, "loop", [1, 2, 3, 1, 2, 3, 1]),
+        (6, "loop", [1, 2, 3, 1, 2, 3]),
+        (4, "loop", [1, 2, 3, 1]),
+        (7, "zeros", [1, 2, 3, 0, 0, 0, 0]),
+        (3, "loop", [1, 2, 3]),
+        (3, "zeros", [1, 2, 3]),
+        (2, "loop", [1, 2]),
+        (2, "zeros", [1, 2]),
+        (1, "loop", [1]),
+    ],
+)
 def test_fix_length_exact_values(n, pad_mode, expected):
     out = fix_length(np.array([1.0, 2.0, 3.0]), n, pad_mode=pad_mode)
     assert out.dtype == np.float32
@@ -58,11 +63,14 @@ def test_fix_length_default_is_loop():
     np.testing.assert_array_equal(fix_length(np.array([5.0, 6.0]), 5), [5, 6, 5, 6, 5])
 
 
-@pytest.mark.parametrize("y, pad_mode, match", [
-    (np.zeros(0), "loop", r"non-empty 1-D waveform, got shape \(0,\)"),
-    (np.zeros((2, 3)), "loop", r"non-empty 1-D waveform, got shape \(2, 3\)"),
-    (np.ones(3), "reflect", r"pad_mode must be 'loop' or 'zeros', not 'reflect'"),
-])
+@pytest.mark.parametrize(
+    "y, pad_mode, match",
+    [
+        (np.zeros(0), "loop", r"non-empty 1-D waveform, got shape \(0,\)"),
+        (np.zeros((2, 3)), "loop", r"non-empty 1-D waveform, got shape \(2, 3\)"),
+        (np.ones(3), "reflect", r"pad_mode must be 'loop' or 'zeros', not 'reflect'"),
+    ],
+)
 def test_fix_length_errors(y, pad_mode, match):
     with pytest.raises(ValueError, match=match):
         fix_length(y, 10, pad_mode=pad_mode)
@@ -71,6 +79,7 @@ def test_fix_length_errors(y, pad_mode, match):
 # ---------------------------------------------------------------------------
 # prepare_waveform
 # ---------------------------------------------------------------------------
+
 
 def test_prepare_waveform_stereo_is_channel_mean():
     data = np.array([[0.2, 0.4], [-0.5, 0.1], [1.0, 0.0]] * 200, dtype=np.float64)
@@ -109,16 +118,23 @@ def test_prepare_waveform_downmix_then_resample_stereo_tone():
     assert np.abs(y).max() == pytest.approx(0.25, abs=0.01)  # mean of 0.5 and 0
 
 
-@pytest.mark.parametrize("data, rate, reason", [
-    (np.array([0.1, np.nan] * 500), SR, "contains NaN or infinite samples"),
-    (np.array([0.1, np.inf] * 500), SR, "contains NaN or infinite samples"),
-    (np.zeros(0), SR, "no audio samples"),
-    (np.zeros((100, 0)), SR, "no audio samples"),
-    (np.full(int(SR * 0.01), 0.1), SR, r"too short \(10\.0 ms < 20 ms\)"),
-    (np.zeros(SR), SR, r"silent \(every sample is zero\)"),
-    (np.stack([tone(440, 0.5, SR), -tone(440, 0.5, SR)], axis=1), SR, "silent"),  # cancels in mono
-    (np.full(1000, 0.1), 0, "invalid sample rate 0"),
-])
+@pytest.mark.parametrize(
+    "data, rate, reason",
+    [
+        (np.array([0.1, np.nan] * 500), SR, "contains NaN or infinite samples"),
+        (np.array([0.1, np.inf] * 500), SR, "contains NaN or infinite samples"),
+        (np.zeros(0), SR, "no audio samples"),
+        (np.zeros((100, 0)), SR, "no audio samples"),
+        (np.full(int(SR * 0.01), 0.1), SR, r"too short \(10\.0 ms < 20 ms\)"),
+        (np.zeros(SR), SR, r"silent \(every sample is zero\)"),
+        (
+            np.stack([tone(440, 0.5, SR), -tone(440, 0.5, SR)], axis=1),
+            SR,
+            "silent",
+        ),  # cancels in mono
+        (np.full(1000, 0.1), 0, "invalid sample rate 0"),
+    ],
+)
 def test_prepare_waveform_errors(data, rate, reason):
     with pytest.raises(AudioError, match=reason) as info:
         prepare_waveform(data, rate, sample_rate=SR, source="clip-7.wav")
@@ -182,14 +198,21 @@ def _write(path, data, sr=SR, subtype="FLOAT"):
     return path
 
 
-@pytest.mark.parametrize("make, reason", [
-    (lambda p: p, r"cannot read file"),
-    (lambda p: (p.write_bytes(b""), p)[1], r"empty file \(0 bytes\)"),
-    (lambda p: (p.write_bytes(b"this is not audio at all\n" * 40), p)[1], r"not a readable audio file \("),
-    (lambda p: _write(p, np.full(SR, np.nan, dtype=np.float32)), "NaN or infinite"),
-    (lambda p: _write(p, np.zeros(SR, dtype=np.float32), subtype="PCM_16"), "silent"),
-    (lambda p: _write(p, tone(440, 0.01, SR), subtype="PCM_16"), "too short"),
-], ids=["missing", "empty", "garbage", "nan", "all-zero", "too-short"])
+@pytest.mark.parametrize(
+    "make, reason",
+    [
+        (lambda p: p, r"cannot read file"),
+        (lambda p: (p.write_bytes(b""), p)[1], r"empty file \(0 bytes\)"),
+        (
+            lambda p: (p.write_bytes(b"this is not audio at all\n" * 40), p)[1],
+            r"not a readable audio file \(",
+        ),
+        (lambda p: _write(p, np.full(SR, np.nan, dtype=np.float32)), "NaN or infinite"),
+        (lambda p: _write(p, np.zeros(SR, dtype=np.float32), subtype="PCM_16"), "silent"),
+        (lambda p: _write(p, tone(440, 0.01, SR), subtype="PCM_16"), "too short"),
+    ],
+    ids=["missing", "empty", "garbage", "nan", "all-zero", "too-short"],
+)
 def test_load_audio_errors_name_path_and_reason(tmp_path, make, reason):
     path = make(tmp_path / "bad clip.wav")
     with pytest.raises(AudioError, match=reason) as info:
@@ -202,6 +225,7 @@ def test_load_audio_errors_name_path_and_reason(tmp_path, make, reason):
 # ---------------------------------------------------------------------------
 # Mel filterbank and log_mel
 # ---------------------------------------------------------------------------
+
 
 def test_mel_filterbank_shape_and_no_empty_filter():
     c = Config()
@@ -229,7 +253,9 @@ def features():
 
 
 # 200 Hz lies half-way between two band centres (190.2 and 209.8 Hz): left out of the exact test.
-@pytest.mark.parametrize("freq", [60, 100, 150, 300, 440, 1000, 1234, 2000, 3000, 5000, 7000, 10000])
+@pytest.mark.parametrize(
+    "freq", [60, 100, 150, 300, 440, 1000, 1234, 2000, 3000, 5000, 7000, 10000]
+)
 def test_log_mel_tone_peaks_in_nearest_band(features, freq):
     S = log_mel(tone(freq, 3.0, SR), sample_rate=SR, features=features)
     band = int(np.argmax(S.mean(axis=1)))
@@ -261,7 +287,9 @@ def test_log_mel_is_scale_invariant(features):
 
 
 def test_log_mel_needs_enough_samples(features):
-    with pytest.raises(ValueError, match=r"waveform has 66047 samples; 66048 are needed for 128 frames"):
+    with pytest.raises(
+        ValueError, match=r"waveform has 66047 samples; 66048 are needed for 128 frames"
+    ):
         log_mel(np.ones(66047, np.float32), sample_rate=SR, features=features)
 
 
@@ -280,6 +308,7 @@ def test_log_mel_frames_are_23ms_hops(features):
 # waveform_to_logmel
 # ---------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("seconds", [0.05, 1.0, 3.0, 5.0])
 @pytest.mark.parametrize("pad_mode", ["loop", "zeros"])
 def test_waveform_to_logmel_any_length_gives_128x128(seconds, pad_mode):
@@ -292,8 +321,9 @@ def test_waveform_to_logmel_any_length_gives_128x128(seconds, pad_mode):
 def test_long_clip_keeps_its_first_three_seconds():
     rng = np.random.default_rng(1)
     y = (0.1 * rng.standard_normal(5 * SR)).astype(np.float32)
-    np.testing.assert_array_equal(waveform_to_logmel(y, Config()),
-                                  waveform_to_logmel(y[:3 * SR], Config()))
+    np.testing.assert_array_equal(
+        waveform_to_logmel(y, Config()), waveform_to_logmel(y[: 3 * SR], Config())
+    )
 
 
 # 43 hops exactly: the looped signal repeats every 43 frames
@@ -310,14 +340,14 @@ def test_loop_padding_repeats_frames(short_noise):
     S = waveform_to_logmel(short_noise, Config().override(**{"audio.pad_mode": "loop"}))
     later = S[:, PERIOD_FRAMES:]
     assert later.min() > -80.0  # not the silence floor
-    np.testing.assert_allclose(later, S[:, :128 - PERIOD_FRAMES], atol=1e-4)
+    np.testing.assert_allclose(later, S[:, : 128 - PERIOD_FRAMES], atol=1e-4)
 
 
 def test_zeros_padding_gives_the_floor(short_noise):
     S = waveform_to_logmel(short_noise, Config().override(**{"audio.pad_mode": "zeros"}))
     # frames starting at or after the end of the clip see only zeros
     np.testing.assert_array_equal(S[:, PERIOD_FRAMES:], -80.0)
-    assert S[:, :PERIOD_FRAMES - 1].min() > -80.0
+    assert S[:, : PERIOD_FRAMES - 1].min() > -80.0
 
 
 def test_a_silent_file_is_rejected_before_its_features(tmp_path):
@@ -338,6 +368,7 @@ def test_features_are_deterministic():
 # ---------------------------------------------------------------------------
 # Finite features for every clip that is accepted (issue 10, defect 2)
 # ---------------------------------------------------------------------------
+
 
 def file_logmel(path, config):
     """The production path from a file to a log-mel: ingest's decoding, then the features
@@ -403,8 +434,9 @@ def test_log_mel_of_a_huge_waveform_is_finite_and_scale_invariant(features, ampl
     assert np.all(np.isfinite(y))
     S = log_mel(y, sample_rate=SR, features=features)
     assert S.dtype == np.float32 and np.all(np.isfinite(S))
-    np.testing.assert_allclose(S, log_mel(tone(1000, 3.0, SR), sample_rate=SR, features=features),
-                               atol=1e-3)
+    np.testing.assert_allclose(
+        S, log_mel(tone(1000, 3.0, SR), sample_rate=SR, features=features), atol=1e-3
+    )
 
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
@@ -421,6 +453,7 @@ def test_log_mel_refuses_non_finite_samples(features, bad):
 # The Beam features stage writes only finite log-mels (issue 10, defect 2)
 # ---------------------------------------------------------------------------
 
+
 def test_beam_features_drop_count_and_report_non_finite_examples(tmp_path):
     """Waveform records as an older or foreign ingest could have written them: the
     stage writes the good and the huge-but-finite clips, and drops the NaN, inf and
@@ -436,18 +469,39 @@ def test_beam_features_drop_count_and_report_non_finite_examples(tmp_path):
     nan_clip[10] = np.nan
     inf_clip = tone(600, 1.0, SR)
     inf_clip[-1] = np.inf
-    clips = {"good.wav": tone(440, 1.0, SR), "huge.wav": tone(440, 1.0, SR, amplitude=1.0) * 1e30,
-             "nan.wav": nan_clip, "inf.wav": inf_clip, "empty.wav": np.zeros(0, np.float32)}
-    write_records(waves / "fold1.tfrecord", [
-        encode_waveform(y, sample_rate=SR, label=3, fold=1, fs_id=1, salience=1, file_name=name,
-                        class_name="dog_bark") for name, y in clips.items()])
-    (waves / "manifest.json").write_text(json.dumps({"folds": {"1": len(clips)},
-                                                     "dataset_hash": "x"}))
+    clips = {
+        "good.wav": tone(440, 1.0, SR),
+        "huge.wav": tone(440, 1.0, SR, amplitude=1.0) * 1e30,
+        "nan.wav": nan_clip,
+        "inf.wav": inf_clip,
+        "empty.wav": np.zeros(0, np.float32),
+    }
+    write_records(
+        waves / "fold1.tfrecord",
+        [
+            encode_waveform(
+                y,
+                sample_rate=SR,
+                label=3,
+                fold=1,
+                fs_id=1,
+                salience=1,
+                file_name=name,
+                class_name="dog_bark",
+            )
+            for name, y in clips.items()
+        ],
+    )
+    (waves / "manifest.json").write_text(
+        json.dumps({"folds": {"1": len(clips)}, "dataset_hash": "x"})
+    )
     out = tmp_path / "features"
     manifest = run_features(waves, out, config=Config(), beam_args=["--runner=FnApiRunner"])
 
-    written = {r.file_name: r.logmel for r in map(decode_logmel, iter_records(
-        [str(out / "fold1.tfrecord")]))}
+    written = {
+        r.file_name: r.logmel
+        for r in map(decode_logmel, iter_records([str(out / "fold1.tfrecord")]))
+    }
     assert sorted(written) == ["good.wav", "huge.wav"]
     assert all(np.all(np.isfinite(S)) for S in written.values())
     np.testing.assert_allclose(written["huge.wav"], written["good.wav"], atol=1e-3)
@@ -463,7 +517,11 @@ def test_beam_features_drop_count_and_report_non_finite_examples(tmp_path):
     assert {(r["fold"], r["deformation"]) for r in report} == {(1, "original")}
     assert manifest["warnings"][0].startswith("3 example(s) dropped: their log-mel is not finite")
     assert sorted(p.name for p in out.iterdir()) == [
-        ".urbansound-outputs.json", "fold1.tfrecord", "manifest.json", REPORT]  # + the marker
+        ".urbansound-outputs.json",
+        "fold1.tfrecord",
+        "manifest.json",
+        REPORT,
+    ]  # + the marker
 
 
 def test_beam_features_drop_a_non_finite_copy_and_the_copies_of_a_dropped_clip():
@@ -478,8 +536,9 @@ def test_beam_features_drop_a_non_finite_copy_and_the_copies_of_a_dropped_clip()
 
     # two configured deformations, replaced below by stand-ins (NaN copy, half-level copy)
     nan_copy, half_copy = "pitch_shift_2", "drc_film_standard"
-    fn = ClipToLogMels(Config().override(
-        **{"augment.deformations": (nan_copy, half_copy)}).to_json())
+    fn = ClipToLogMels(
+        Config().override(**{"augment.deformations": (nan_copy, half_copy)}).to_json()
+    )
     fn.setup()
     calls = []
 
@@ -491,15 +550,27 @@ def test_beam_features_drop_a_non_finite_copy_and_the_copies_of_a_dropped_clip()
     fn._augment = SimpleNamespace(deform=deform, AugmentError=RuntimeError)
 
     def run(y):
-        raw = encode_waveform(y, sample_rate=SR, label=1, fold=4, fs_id=9, salience=2,
-                              file_name="c.wav", class_name="car_horn")
+        raw = encode_waveform(
+            y,
+            sample_rate=SR,
+            label=1,
+            fold=4,
+            fs_id=9,
+            salience=2,
+            file_name="c.wav",
+            class_name="car_horn",
+        )
         return list(fn.outputs(raw))
 
     (_, good, _), (_, none, dropped), (_, copy, _) = run(tone(800, 1.0, SR))
     assert (decode_logmel(good).deformation, decode_logmel(copy).deformation) == ("", half_copy)
     assert none is None
-    assert json.loads(dropped) == {"file": "c.wav", "fold": 4, "deformation": nan_copy,
-                                         "reason": "waveform has 22050 NaN or infinite samples"}
+    assert json.loads(dropped) == {
+        "file": "c.wav",
+        "fold": 4,
+        "deformation": nan_copy,
+        "reason": "waveform has 22050 NaN or infinite samples",
+    }
     assert calls == [nan_copy, half_copy]
 
     calls.clear()

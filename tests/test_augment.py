@@ -3,6 +3,7 @@
 Time stretch and pitch shift need the ``rubberband`` binary, dynamic range
 compression needs ``sox``; the tests are skipped (not failed) where one is missing.
 """
+
 from __future__ import annotations
 
 import shutil
@@ -12,10 +13,17 @@ import pytest
 from conftest import tone
 
 from urbansound.augment import AugmentError, deform, make_deformer, synthesize_noise
-from urbansound.deformations import (BUILTIN_NOISES, DEFORMATION_NAMES, DEFORMATION_SETS,
-                                     SALAMON_BELLO_DEFORMATIONS, STUDY_DEFORMATIONS,
-                                     binary_needed, deformations_for, parse_per_class)
 from urbansound.config import Config
+from urbansound.deformations import (
+    BUILTIN_NOISES,
+    DEFORMATION_NAMES,
+    DEFORMATION_SETS,
+    SALAMON_BELLO_DEFORMATIONS,
+    STUDY_DEFORMATIONS,
+    binary_needed,
+    deformations_for,
+    parse_per_class,
+)
 
 SR = 22050
 N = SR  # one second
@@ -25,13 +33,15 @@ BINARY = {name: binary_needed(name) for name in DEFORMATION_NAMES}
 def peak_frequency(y: np.ndarray, sr: int = SR) -> float:
     spectrum = np.abs(np.fft.rfft(y * np.hanning(len(y))))
     k = int(np.argmax(spectrum[1:-1])) + 1
-    a, b, c = np.log(spectrum[k - 1: k + 2] + 1e-12)
+    a, b, c = np.log(spectrum[k - 1 : k + 2] + 1e-12)
     return (k + 0.5 * (a - c) / (a - 2 * b + c)) * sr / len(y)
 
 
 def needs_binary(name: str):
-    return pytest.mark.skipif(BINARY[name] is not None and shutil.which(BINARY[name]) is None,
-                              reason=f"{name} needs the {BINARY[name]} binary")
+    return pytest.mark.skipif(
+        BINARY[name] is not None and shutil.which(BINARY[name]) is None,
+        reason=f"{name} needs the {BINARY[name]} binary",
+    )
 
 
 @pytest.fixture(scope="module")
@@ -41,28 +51,47 @@ def deformed():
 
     def get(name):
         if name not in cache:
-            cache[name] = deform(tone(440.0, 1.0), SR, make_deformer(name), name=name,
-                                 key="tone.wav")
+            cache[name] = deform(
+                tone(440.0, 1.0), SR, make_deformer(name), name=name, key="tone.wav"
+            )
         return cache[name]
+
     return get
 
 
 def test_names_and_sets():
-    assert STUDY_DEFORMATIONS == ("time_stretch_1.23", "pitch_shift_2", "drc_film_standard",
-                                  "background_noise_workers")
+    assert STUDY_DEFORMATIONS == (
+        "time_stretch_1.23",
+        "pitch_shift_2",
+        "drc_film_standard",
+        "background_noise_workers",
+    )
     assert len(SALAMON_BELLO_DEFORMATIONS) == 20 == len(DEFORMATION_NAMES)
     assert set(SALAMON_BELLO_DEFORMATIONS) == DEFORMATION_NAMES
     assert {n for n in DEFORMATION_NAMES if n.startswith("time_stretch_")} == {
-        "time_stretch_0.81", "time_stretch_0.93", "time_stretch_1.07", "time_stretch_1.23"}
+        "time_stretch_0.81",
+        "time_stretch_0.93",
+        "time_stretch_1.07",
+        "time_stretch_1.23",
+    }
     assert {n for n in DEFORMATION_NAMES if n.startswith("pitch_shift_")} == {
-        f"pitch_shift_{v}" for v in ("-2", "-1", "1", "2", "-3.5", "-2.5", "2.5", "3.5")}
+        f"pitch_shift_{v}" for v in ("-2", "-1", "1", "2", "-3.5", "-2.5", "2.5", "3.5")
+    }
     assert {n for n in DEFORMATION_NAMES if n.startswith("drc_")} == {
-        "drc_music_standard", "drc_film_standard", "drc_speech", "drc_radio"}
-    assert DEFORMATION_SETS == {"study": STUDY_DEFORMATIONS,
-                                "salamon-bello": SALAMON_BELLO_DEFORMATIONS}
+        "drc_music_standard",
+        "drc_film_standard",
+        "drc_speech",
+        "drc_radio",
+    }
+    assert DEFORMATION_SETS == {
+        "study": STUDY_DEFORMATIONS,
+        "salamon-bello": SALAMON_BELLO_DEFORMATIONS,
+    }
     # the configuration accepts exactly these names
-    assert Config().override(**{"augment.deformations": STUDY_DEFORMATIONS}).augment.deformations \
+    assert (
+        Config().override(**{"augment.deformations": STUDY_DEFORMATIONS}).augment.deformations
         == STUDY_DEFORMATIONS
+    )
 
 
 @pytest.mark.parametrize("name", sorted(DEFORMATION_NAMES))
@@ -99,13 +128,16 @@ def test_drc_keeps_length_and_pitch(deformed):
 
 @needs_binary("time_stretch_1.23")
 def test_deform_is_deterministic(deformed):
-    again = deform(tone(440.0, 1.0), SR, make_deformer("time_stretch_1.23"),
-                   name="time_stretch_1.23")
+    again = deform(
+        tone(440.0, 1.0), SR, make_deformer("time_stretch_1.23"), name="time_stretch_1.23"
+    )
     np.testing.assert_array_equal(again, deformed("time_stretch_1.23"))
 
 
 def test_unknown_deformation():
-    with pytest.raises(ValueError, match=r"unknown deformation 'reverb'; known: \['background_noise_crowd'"):
+    with pytest.raises(
+        ValueError, match=r"unknown deformation 'reverb'; known: \['background_noise_crowd'"
+    ):
         make_deformer("reverb")
 
 
@@ -131,7 +163,9 @@ def test_non_finite_output_is_an_augment_error():
         deform(tone(440.0, 1.0), SR, _NaN(), name="drc_film_standard")
 
 
-@pytest.mark.parametrize("name, factor", [("time_stretch_0.81", 1 / 0.81), ("time_stretch_1.07", 1 / 1.07)])
+@pytest.mark.parametrize(
+    "name, factor", [("time_stretch_0.81", 1 / 0.81), ("time_stretch_1.07", 1 / 1.07)]
+)
 @needs_binary("time_stretch_1.23")
 def test_every_stretch_changes_length_by_its_rate(name, factor):
     y = deform(tone(440.0, 1.0), SR, make_deformer(name), name=name)
@@ -155,13 +189,14 @@ def test_every_drc_preset_changes_the_level_not_the_pitch(preset):
     y = deform(quiet, SR, make_deformer(preset), name=preset)
     assert len(y) == N
     assert peak_frequency(y) == pytest.approx(440.0, abs=2.0)
-    rms_in, rms_out = np.sqrt(np.mean(quiet ** 2)), np.sqrt(np.mean(y[SR // 4:] ** 2))
+    rms_in, rms_out = np.sqrt(np.mean(quiet**2)), np.sqrt(np.mean(y[SR // 4 :] ** 2))
     assert abs(20 * np.log10(rms_out / rms_in)) > 1.0  # the level moved by more than 1 dB
 
 
 # ---------------------------------------------------------------------------
 # Background noise
 # ---------------------------------------------------------------------------
+
 
 def band_energy(y, lo, hi, sr=SR):
     spectrum = np.abs(np.fft.rfft(y)) ** 2
@@ -171,12 +206,12 @@ def band_energy(y, lo, hi, sr=SR):
 
 def test_builtin_noises_have_their_spectra():
     noises = {k: synthesize_noise(k, SR, seconds=4.0) for k in BUILTIN_NOISES}
-    for kind, y in noises.items():
+    for y in noises.values():
         assert y.dtype == np.float32 and len(y) == 4 * SR
         assert np.abs(y).max() == pytest.approx(0.5, abs=1e-6) and np.all(np.isfinite(y))
-    assert band_energy(noises["traffic"], 0, 200) > 0.8          # brown: a low rumble
-    assert band_energy(noises["crowd"], 300, 3000) > 0.95        # the voice band
-    assert band_energy(noises["hum"], 45, 55) > 0.3              # 50 Hz mains
+    assert band_energy(noises["traffic"], 0, 200) > 0.8  # brown: a low rumble
+    assert band_energy(noises["crowd"], 300, 3000) > 0.95  # the voice band
+    assert band_energy(noises["hum"], 45, 55) > 0.3  # 50 Hz mains
     np.testing.assert_array_equal(synthesize_noise("crowd", SR, 4.0), noises["crowd"])
     with pytest.raises(ValueError, match="unknown built-in noise 'rain'"):
         synthesize_noise("rain")
@@ -190,11 +225,21 @@ def test_background_noise_mixes_within_the_weights_and_is_seeded_per_clip(deform
     clip = tone(440.0, 1.0) / np.abs(tone(440.0, 1.0)).max()
     w = 1 - float(np.dot(y, clip) / np.dot(clip, clip))
     assert 0.1 - 0.05 <= w <= 0.5 + 0.05
-    again = deform(tone(440.0, 1.0), SR, make_deformer("background_noise_workers"),
-                   name="background_noise_workers", key="tone.wav")
+    again = deform(
+        tone(440.0, 1.0),
+        SR,
+        make_deformer("background_noise_workers"),
+        name="background_noise_workers",
+        key="tone.wav",
+    )
     np.testing.assert_array_equal(again, y)  # the same clip always gets the same copy
-    other = deform(tone(440.0, 1.0), SR, make_deformer("background_noise_workers"),
-                   name="background_noise_workers", key="another.wav")
+    other = deform(
+        tone(440.0, 1.0),
+        SR,
+        make_deformer("background_noise_workers"),
+        name="background_noise_workers",
+        key="another.wav",
+    )
     assert not np.array_equal(other, y)
 
 
@@ -215,6 +260,7 @@ def test_noise_dir_of_the_users_recordings(tmp_path):
 # Per-class choice
 # ---------------------------------------------------------------------------
 
+
 def test_deformations_per_class():
     per_class = ("gun_shot=pitch_shift_2,drc_radio", "siren=")
     default = ("time_stretch_1.23", "pitch_shift_2")
@@ -225,11 +271,14 @@ def test_deformations_per_class():
     assert config.augment.all_deformations() == ("time_stretch_1.23", "pitch_shift_2", "drc_radio")
 
 
-@pytest.mark.parametrize("entry, match", [
-    ("gunshot=pitch_shift_2", "must read '<class>=<deformation>,...'"),
-    ("gun_shot", "must read"),
-    ("gun_shot=reverb", r"unknown deformation\(s\) \['reverb'\]"),
-])
+@pytest.mark.parametrize(
+    "entry, match",
+    [
+        ("gunshot=pitch_shift_2", "must read '<class>=<deformation>,...'"),
+        ("gun_shot", "must read"),
+        ("gun_shot=reverb", r"unknown deformation\(s\) \['reverb'\]"),
+    ],
+)
 def test_bad_per_class_entries(entry, match):
     from urbansound.config import CLASS_NAMES, ConfigError
 
@@ -244,6 +293,7 @@ def test_bad_per_class_entries(entry, match):
 # ---------------------------------------------------------------------------
 # No leak: only the folds that train are deformed
 # ---------------------------------------------------------------------------
+
 
 def test_folds_to_augment_are_the_training_folds_only():
     from urbansound.folds import folds_to_augment, split_folds
@@ -262,21 +312,29 @@ def test_folds_to_augment_are_the_training_folds_only():
 def test_features_stage_never_deforms_a_test_or_validation_clip(tmp_path):
     from urbansound.beam_features import run_features
     from urbansound.demo_data import write_demo_dataset
+    from urbansound.folds import folds_to_augment, split_folds
     from urbansound.ingest import ingest
     from urbansound.records import decode_logmel, fold_files, iter_records
-    from urbansound.folds import folds_to_augment, split_folds
 
     write_demo_dataset(tmp_path / "data", folds=(1, 2, 3, 4), clips_per_class=1, seed=2)
-    config = Config().override(**{"augment.deformations": ("drc_film_standard",),
-                                  "train.validation": "fold"})
+    config = Config().override(
+        **{"augment.deformations": ("drc_film_standard",), "train.validation": "fold"}
+    )
     ingest(tmp_path / "data", tmp_path / "wave", config=config)
     deform = folds_to_augment([1], [1, 2, 3, 4], seed=0, validation="fold")
-    manifest = run_features(tmp_path / "wave", tmp_path / "feat", config=config,
-                            beam_args=["--runner=FnApiRunner"], deform_folds=deform)
+    manifest = run_features(
+        tmp_path / "wave",
+        tmp_path / "feat",
+        config=config,
+        beam_args=["--runner=FnApiRunner"],
+        deform_folds=deform,
+    )
     held_out = {1, split_folds(1, [1, 2, 3, 4], seed=0).validation_fold}
     assert manifest["deformed_folds"] == deform and not held_out & set(deform)
     for fold in (1, 2, 3, 4):
-        kinds = {decode_logmel(r).deformation for r in iter_records(fold_files(tmp_path / "feat", fold))}
+        kinds = {
+            decode_logmel(r).deformation for r in iter_records(fold_files(tmp_path / "feat", fold))
+        }
         assert kinds == ({""} if fold in held_out else {"", "drc_film_standard"}), fold
 
 
@@ -298,7 +356,9 @@ def test_pitch_shift_without_the_tuning_estimate_gives_muda_s_own_samples(name, 
 
     calls = []
     real = librosa.estimate_tuning
-    monkeypatch.setattr(librosa, "estimate_tuning", lambda *a, **k: calls.append(1) or real(*a, **k))
+    monkeypatch.setattr(
+        librosa, "estimate_tuning", lambda *a, **k: calls.append(1) or real(*a, **k)
+    )
     ours = deform(y, SR, deformer, name=name, key="tone.wav")
     assert calls == []
     np.testing.assert_array_equal(ours, np.asarray(theirs, dtype=np.float32))

@@ -31,6 +31,7 @@ Decisions recorded here (and in the library's docstrings):
 * A failed ingest (strict, or nothing usable) keeps report.json/report.csv but
   removes fold records and manifest.json.
 """
+
 from __future__ import annotations
 
 import csv
@@ -44,8 +45,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import (BAD_FOLD, GOOD_SECONDS, HEADER, SR, Dataset, Outcome,
-                      assert_good_accepted, assert_tone, dominant_hz, run_ingest, tone, wav_bytes)
+from conftest import (
+    BAD_FOLD,
+    GOOD_SECONDS,
+    HEADER,
+    SR,
+    Dataset,
+    Outcome,
+    assert_good_accepted,
+    assert_tone,
+    dominant_hz,
+    run_ingest,
+    tone,
+    wav_bytes,
+)
 
 from urbansound.ingest import REPORT, ingest
 from urbansound.listing import DatasetError
@@ -95,8 +108,9 @@ def outside(tmp_path) -> Path:
 # ---------------------------------------------------------------------------
 
 
-def assert_only_rejected(ds: Dataset, outcome: Outcome, file: str, *reason_parts: str,
-                         fold=BAD_FOLD):
+def assert_only_rejected(
+    ds: Dataset, outcome: Outcome, file: str, *reason_parts: str, fold=BAD_FOLD
+):
     """report.json lists exactly ``file`` with a reason holding every part; the rest is fine."""
     assert len(outcome.report) == 1, outcome.report
     entry = outcome.report[0]
@@ -105,11 +119,13 @@ def assert_only_rejected(ds: Dataset, outcome: Outcome, file: str, *reason_parts
     for part in reason_parts:
         assert part.lower() in entry["reason"].lower(), entry["reason"]
     assert_good_accepted(ds, outcome)
-    assert [(r.file, r.reason) for r in outcome.result.rejections] == \
-        [(entry["file"], entry["reason"])]
+    assert [(r.file, r.reason) for r in outcome.result.rejections] == [
+        (entry["file"], entry["reason"])
+    ]
     with open(outcome.out / "report.csv", newline="", encoding="utf-8") as fh:
-        assert [(r["file"], r["reason"]) for r in csv.DictReader(fh)] == \
-            [(entry["file"], entry["reason"])]
+        assert [(r["file"], r["reason"]) for r in csv.DictReader(fh)] == [
+            (entry["file"], entry["reason"])
+        ]
 
 
 def assert_secret_never_decoded(outcome: Outcome):
@@ -175,14 +191,17 @@ def _lossy_or_flac(fmt, subtype, magic):
         assert any(head.startswith(m) for m in magic), head
         # MP3 may gain or lose up to one 1,152-sample frame (576 at 22,050 Hz)
         return dict(seconds=0.5, freq=1000, length_tol=600 if fmt == "MP3" else 1)
+
     return write
 
 
 def _float_scaled(amplitude):
     """A float WAV whose samples exceed ±1 but are sane (e.g. written on an int16 scale)."""
+
     def write(path):
         path.write_bytes(wav_bytes(tone(1200, 0.5, SR, amplitude=amplitude), SR, "FLOAT"))
         return dict(seconds=0.5, freq=1200, amp=amplitude)
+
     return write
 
 
@@ -212,13 +231,18 @@ def test_audio_accepted_decoded_by_content(ds, case):
     assert_good_accepted(ds, outcome, extra=[BAD])
     rec = outcome.records[BAD]
     assert (rec.fold, rec.label, rec.class_name) == (BAD_FOLD, 3, "dog_bark")
-    assert_tone(rec, seconds=expected["seconds"], freq=expected["freq"],
-                length_tol=expected.get("length_tol", 1), amp=expected.get("amp"))
+    assert_tone(
+        rec,
+        seconds=expected["seconds"],
+        freq=expected["freq"],
+        length_tol=expected.get("length_tol", 1),
+        amp=expected.get("amp"),
+    )
     if "no_alias_hz" in expected:
         y = rec.waveform
         spectrum = np.abs(np.fft.rfft(y * np.hanning(len(y))))
         at = int(round(expected["no_alias_hz"] * len(y) / SR))
-        assert spectrum[at - 3: at + 4].max() < 1e-3 * spectrum.max()
+        assert spectrum[at - 3 : at + 4].max() < 1e-3 * spectrum.max()
 
 
 # ---------------------------------------------------------------------------
@@ -241,27 +265,37 @@ REJECTED_AUDIO = {
     "truncated_in_fmt_chunk": (_PCM[:20], "truncated WAV header"),
     "truncated_in_data_chunk_header": (_PCM[:40], "truncated WAV header"),
     "truncated_header_only": (_PCM[:44], "truncated WAV data"),
-    "truncated_mid_data": (_PCM[:44 + 20000], "truncated WAV data"),
+    "truncated_mid_data": (_PCM[: 44 + 20000], "truncated WAV data"),
     "text_file": (b"this is not audio\n" * 20, "not a readable audio file"),
     "random_bytes": (np.random.default_rng(0).bytes(20000), "not a readable audio file"),
     "all_zero_silence": (wav_bytes(np.zeros(SR, np.float32), SR), "silent"),
     "silence_8bit_unsigned": (wav_bytes(np.zeros(SR, np.float32), SR, "PCM_U8"), "silent"),
-    "stereo_channels_cancel": (wav_bytes(np.stack([tone(440, 0.5, SR), -tone(440, 0.5, SR)], 1),
-                                         SR, "FLOAT"), "cancel out"),
+    "stereo_channels_cancel": (
+        wav_bytes(np.stack([tone(440, 0.5, SR), -tone(440, 0.5, SR)], 1), SR, "FLOAT"),
+        "cancel out",
+    ),
     "nan_in_float_wav": (_float_with(np.nan), "NaN or infinite"),
     "inf_in_float_wav": (_float_with(np.inf), "NaN or infinite"),
     "minus_inf_in_float_wav": (_float_with(-np.inf), "NaN or infinite"),
     "clip_of_10ms": (wav_bytes(tone(1000, 0.01, SR), SR), "too short"),
     # finite but absurd: the float32 log-mel of a 1e18 peak was all NaN (issue 10, defect 2)
-    "float_peak_1e30": (wav_bytes(tone(440, 0.5, SR, amplitude=1e30), SR, "FLOAT"),
-                        "implausible amplitude: peak sample 1e+30"),
-    "float_peak_1e18": (wav_bytes(tone(440, 0.5, SR, amplitude=1e18), SR, "FLOAT"),
-                        "implausible amplitude"),
-    "float_peak_1e11": (wav_bytes(tone(440, 0.5, SR, amplitude=1e11), SR, "FLOAT"),
-                        "implausible amplitude"),
+    "float_peak_1e30": (
+        wav_bytes(tone(440, 0.5, SR, amplitude=1e30), SR, "FLOAT"),
+        "implausible amplitude: peak sample 1e+30",
+    ),
+    "float_peak_1e18": (
+        wav_bytes(tone(440, 0.5, SR, amplitude=1e18), SR, "FLOAT"),
+        "implausible amplitude",
+    ),
+    "float_peak_1e11": (
+        wav_bytes(tone(440, 0.5, SR, amplitude=1e11), SR, "FLOAT"),
+        "implausible amplitude",
+    ),
     "float_one_huge_sample": (_float_with(3e38), "implausible amplitude"),
-    "float_peak_1e-9": (wav_bytes(tone(440, 0.5, SR, amplitude=1e-9), SR, "FLOAT"),
-                        "practically silent"),
+    "float_peak_1e-9": (
+        wav_bytes(tone(440, 0.5, SR, amplitude=1e-9), SR, "FLOAT"),
+        "practically silent",
+    ),
 }
 
 
@@ -295,12 +329,15 @@ def test_missing_csv(ds):
     assert not (ds.root.parent / "out").exists()
 
 
-@pytest.mark.parametrize("header, missing", [
-    ([h for h in HEADER if h != "classID"], "classID"),
-    (["Fold" if h == "fold" else h for h in HEADER], "fold"),
-    (["class_name" if h == "class" else h for h in HEADER], "class"),
-    (["file" if h == "slice_file_name" else h for h in HEADER], "slice_file_name"),
-])
+@pytest.mark.parametrize(
+    "header, missing",
+    [
+        ([h for h in HEADER if h != "classID"], "classID"),
+        (["Fold" if h == "fold" else h for h in HEADER], "fold"),
+        (["class_name" if h == "class" else h for h in HEADER], "class"),
+        (["file" if h == "slice_file_name" else h for h in HEADER], "slice_file_name"),
+    ],
+)
 def test_missing_or_renamed_column(ds, header, missing):
     ds.write_csv(header)
     with pytest.raises(DatasetError) as err:
@@ -322,13 +359,14 @@ def test_non_utf8_row_is_rejected_alone_naming_line_and_offset(ds):
     ds.add("998-3-0-0.wav", content=wav_bytes(tone(440, 0.5, SR), SR))
     raw = ds.csv_path.read_bytes()
     offset = raw.index(b"998-3")
-    ds.csv_path.write_bytes(raw[:offset] + b"\xe9" + raw[offset + 1:])  # latin-1 e-acute
+    ds.csv_path.write_bytes(raw[:offset] + b"\xe9" + raw[offset + 1 :])  # latin-1 e-acute
     line = raw[:offset].count(b"\n") + 1
     outcome = run_ingest(ds)
     reasons = {r["file"]: r["reason"] for r in outcome.report}
     assert reasons == {
         f"CSV line {line}": f"CSV line {line}: not UTF-8 text (byte 0xe9 at byte offset {offset})",
-        "audio/fold2/998-3-0-0.wav": "no metadata row names this file"}
+        "audio/fold2/998-3-0-0.wav": "no metadata row names this file",
+    }
     assert_good_accepted(ds, outcome)
 
 
@@ -338,16 +376,21 @@ def test_non_utf8_header_is_an_error_naming_file_and_offset(ds):
     offset = raw.index(b"class\n") + 2
     with pytest.raises(DatasetError) as err:
         ingest(ds.root, ds.root.parent / "out", workers=1)
-    assert str(err.value) == (f"{ds.csv_path}: not UTF-8 text (byte 0xe4 at byte offset {offset}); "
-                              f"the header line 1 cannot be read (re-save the CSV as UTF-8 text)")
+    assert str(err.value) == (
+        f"{ds.csv_path}: not UTF-8 text (byte 0xe4 at byte offset {offset}); "
+        f"the header line 1 cannot be read (re-save the CSV as UTF-8 text)"
+    )
 
 
-@pytest.mark.parametrize("content, message", [
-    (b"", "empty file"),
-    (b"\xef\xbb\xbf\r\n\n", "empty file"),
-    (b"\xff\xfes\x00l\x00", "not UTF-8 text (byte 0xff at byte offset 0"),  # UTF-16
-    (b"slice_file_name\x00,fsID\n", "contains NUL bytes"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"", "empty file"),
+        (b"\xef\xbb\xbf\r\n\n", "empty file"),
+        (b"\xff\xfes\x00l\x00", "not UTF-8 text (byte 0xff at byte offset 0"),  # UTF-16
+        (b"slice_file_name\x00,fsID\n", "contains NUL bytes"),
+    ],
+)
 def test_unreadable_csv_is_an_error(ds, content, message):
     ds.csv_path.write_bytes(content)
     with pytest.raises(DatasetError) as err:
@@ -379,7 +422,8 @@ def test_empty_dataset_no_usable_clip(ds):
     assert str(out / REPORT) in str(err.value)
     report = json.loads((out / REPORT).read_text())
     assert sorted(r["file"] for r in report) == sorted(
-        f"audio/fold{f}/{n}" for n, (f, _, _) in ds.good.items())
+        f"audio/fold{f}/{n}" for n, (f, _, _) in ds.good.items()
+    )
     assert all("empty file" in r["reason"] for r in report)
     assert not (out / MANIFEST).exists() and not list(out.glob("fold*.tfrecord"))
 
@@ -406,8 +450,9 @@ def test_duplicate_row(ds):
     ds.rows.append(dict(next(r for r in ds.rows if r["slice_file_name"] == name)))
     ds.write_csv()
     outcome = run_ingest(ds)
-    assert_only_rejected(ds, outcome, f"audio/fold2/{name}", "duplicate row",
-                         "CSV line 8 repeats line 4")
+    assert_only_rejected(
+        ds, outcome, f"audio/fold2/{name}", "duplicate row", "CSV line 8 repeats line 4"
+    )
 
 
 def test_duplicate_file_name_in_another_fold(ds):
@@ -440,21 +485,28 @@ def test_class_id_out_of_range(ds, class_id):
 def test_fold_outside_1_to_10(ds, fold):
     number = {"0": 0, "11": 11, "-1": -1}.get(fold)
     # where a folder of that name can exist, put the file there too: still one entry
-    ds.add(BAD, fold=number if number is not None else BAD_FOLD, row=False,
-           content=wav_bytes(tone(440, 0.5, SR), SR) if number is not None else None)
+    ds.add(
+        BAD,
+        fold=number if number is not None else BAD_FOLD,
+        row=False,
+        content=wav_bytes(tone(440, 0.5, SR), SR) if number is not None else None,
+    )
     ds.add(BAD, content=None, fold=fold)
     outcome = run_ingest(ds)
     shown = f"audio/fold{number}/{BAD}" if number is not None else BAD
     assert_only_rejected(ds, outcome, shown, f"fold {fold!r} is not one of 1..10", fold=number)
 
 
-@pytest.mark.parametrize("name", [
-    "../../../outside/secret.wav",
-    "../fold1/111-1-0-0.wav",
-    "ABSOLUTE",
-    "..",
-    "sub\\..\\..\\x.wav",
-])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "../../../outside/secret.wav",
+        "../fold1/111-1-0-0.wav",
+        "ABSOLUTE",
+        "..",
+        "sub\\..\\..\\x.wav",
+    ],
+)
 def test_file_name_escaping_the_dataset_folder(ds, outside, name):
     if name == "ABSOLUTE":
         name = str(outside / "secret.wav")
@@ -464,11 +516,14 @@ def test_file_name_escaping_the_dataset_folder(ds, outside, name):
     assert_secret_never_decoded(outcome)
 
 
-@pytest.mark.parametrize("name, shown", [
-    ("a\nb-3-0-0.wav", "a\\nb-3-0-0.wav"),
-    ("tab\t-3-0-0.wav", "tab\\t-3-0-0.wav"),
-    ("   ", ""),
-])
+@pytest.mark.parametrize(
+    "name, shown",
+    [
+        ("a\nb-3-0-0.wav", "a\\nb-3-0-0.wav"),
+        ("tab\t-3-0-0.wav", "tab\\t-3-0-0.wav"),
+        ("   ", ""),
+    ],
+)
 def test_control_characters_and_blank_names(ds, name, shown):
     ds.add(name)
     outcome = run_ingest(ds)
@@ -542,7 +597,9 @@ def test_fold_folder_linked_outside_is_not_listed(ds, outside):
     ds.add(BAD, fold=4)
     outcome = run_ingest(ds)
     assert sorted((r["file"], r["fold"]) for r in outcome.report) == [
-        ("audio/fold4/", 4), (f"audio/fold4/{BAD}", 4)]
+        ("audio/fold4/", 4),
+        (f"audio/fold4/{BAD}", 4),
+    ]
     reasons = {r["file"]: r["reason"] for r in outcome.report}
     assert "leads outside the dataset folder" in reasons["audio/fold4/"]
     assert "leads outside the dataset folder" in reasons[f"audio/fold4/{BAD}"]
@@ -566,8 +623,13 @@ def test_file_name_not_utf8_on_disk(ds):
     os.write(fd, wav_bytes(tone(440, 0.5, SR), SR))
     os.close(fd)
     outcome = run_ingest(ds)
-    assert_only_rejected(ds, outcome, f"audio/fold{BAD_FOLD}/\\xff\\xfe-3-0-0.wav",
-                         "no metadata row", "not valid UTF-8")
+    assert_only_rejected(
+        ds,
+        outcome,
+        f"audio/fold{BAD_FOLD}/\\xff\\xfe-3-0-0.wav",
+        "no metadata row",
+        "not valid UTF-8",
+    )
     assert outcome.manifest["rejected"] == 1
 
 
@@ -620,7 +682,10 @@ def test_strict_passes_a_clean_dataset_and_replaces_stale_output(ds):
     assert outcome.report == []
     assert_good_accepted(ds, outcome)
     assert sorted(p.name for p in out.glob("fold*.tfrecord")) == [
-        "fold1.tfrecord", "fold2.tfrecord", "fold3.tfrecord"]
+        "fold1.tfrecord",
+        "fold2.tfrecord",
+        "fold3.tfrecord",
+    ]
 
 
 # ---------------------------------------------------------------------------
@@ -664,15 +729,17 @@ def test_cli_summary_line(ds, capsys):
     code, stdout, _ = cli(capsys, "--data", ds.root, "--out", out)
     assert code == 0
     lines = stdout.rstrip("\n").splitlines()
-    assert lines[-1] == (f"{len(ds.good)} clips accepted (of {len(ds.good) + 1} CSV rows) in "
-                         f"folds [1, 2, 3], 1 rejected (report: {out / REPORT})")
+    assert lines[-1] == (
+        f"{len(ds.good)} clips accepted (of {len(ds.good) + 1} CSV rows) in "
+        f"folds [1, 2, 3], 1 rejected (report: {out / REPORT})"
+    )
     assert f"  rejected {BAD_FILE}: empty file (0 bytes)" in lines
 
 
 def test_cli_strict_exits_2_with_one_line(ds, capsys):
     ds.add(BAD, content=b"just text")
     out = ds.root.parent / "out"
-    code, stdout, stderr = cli(capsys, "--data", ds.root, "--out", out, "--strict")
+    code, _stdout, stderr = cli(capsys, "--data", ds.root, "--out", out, "--strict")
     assert code == 2
     last = stderr.strip().splitlines()[-1]
     assert last.startswith("urbansound ingest: error: strict mode: 1 row(s) or file(s) rejected")
@@ -684,9 +751,11 @@ def test_cli_missing_csv_exits_2(ds, capsys):
     ds.csv_path.unlink()
     code, _, stderr = cli(capsys, "--data", ds.root, "--out", ds.root.parent / "out")
     assert code == 2
-    assert stderr.strip() == (f"urbansound ingest: error: {ds.csv_path}: metadata CSV not found "
-                              f"(expected the UrbanSound8K layout: metadata/UrbanSound8K.csv and "
-                              f"audio/fold1..fold10/)")
+    assert stderr.strip() == (
+        f"urbansound ingest: error: {ds.csv_path}: metadata CSV not found "
+        f"(expected the UrbanSound8K layout: metadata/UrbanSound8K.csv and "
+        f"audio/fold1..fold10/)"
+    )
 
 
 def test_cli_unwritable_output_exits_2(ds, tmp_path, capsys):
@@ -694,8 +763,11 @@ def test_cli_unwritable_output_exits_2(ds, tmp_path, capsys):
     out = tmp_path / "a_file" / "out"
     code, _, stderr = cli(capsys, "--data", ds.root, "--out", out)
     assert code == 2
-    assert stderr.strip().splitlines()[-1].startswith(
-        f"urbansound ingest: error: {out}: cannot write output here")
+    assert (
+        stderr.strip()
+        .splitlines()[-1]
+        .startswith(f"urbansound ingest: error: {out}: cannot write output here")
+    )
 
 
 def test_cli_no_usable_clip_exits_2(ds, capsys):
@@ -707,8 +779,11 @@ def test_cli_no_usable_clip_exits_2(ds, capsys):
 
 
 def test_cli_non_utf8_file_name(ds, capsys):
-    fd = os.open(os.fsencode(ds.root / "audio" / "fold1") + b"/\xe9-0-0-0.wav",
-                 os.O_WRONLY | os.O_CREAT, 0o644)
+    fd = os.open(
+        os.fsencode(ds.root / "audio" / "fold1") + b"/\xe9-0-0-0.wav",
+        os.O_WRONLY | os.O_CREAT,
+        0o644,
+    )
     os.close(fd)
     code, stdout, _ = cli(capsys, "--data", ds.root, "--out", ds.root.parent / "out")
     assert code == 0
@@ -726,8 +801,21 @@ _AUDIT_HOOKED = False
 
 
 def _audit(event, args):
-    if _AUDIT_ON and event in ("open", "os.listdir", "os.scandir", "os.mkdir", "os.remove",
-                               "os.rename", "os.symlink", "shutil.rmtree") and args:
+    if (
+        _AUDIT_ON
+        and event
+        in (
+            "open",
+            "os.listdir",
+            "os.scandir",
+            "os.mkdir",
+            "os.remove",
+            "os.rename",
+            "os.symlink",
+            "shutil.rmtree",
+        )
+        and args
+    ):
         path = args[0]
         if isinstance(path, (str, bytes, os.PathLike)):
             _AUDITED.append((event, os.fsdecode(path)))
@@ -750,8 +838,11 @@ def test_reads_and_writes_stay_inside_dataset_and_output(tmp_path, outside, monk
     cwd = tmp_path / "cwd"
     cwd.mkdir()
     monkeypatch.chdir(cwd)
-    before = {k: v for k, v in _tree(tmp_path).items()
-              if not k.startswith((str(ds.root), str(tmp_path / "out")))}
+    before = {
+        k: v
+        for k, v in _tree(tmp_path).items()
+        if not k.startswith((str(ds.root), str(tmp_path / "out")))
+    }
     if not _AUDIT_HOOKED:  # audit hooks cannot be removed: this one is off outside this test
         sys.addaudithook(_audit)
         _AUDIT_HOOKED = True
@@ -761,12 +852,21 @@ def test_reads_and_writes_stay_inside_dataset_and_output(tmp_path, outside, monk
         ingest(ds.root, tmp_path / "out", workers=1)
     finally:
         _AUDIT_ON = False
-    after = {k: v for k, v in _tree(tmp_path).items()
-             if not k.startswith((str(ds.root), str(tmp_path / "out")))}
+    after = {
+        k: v
+        for k, v in _tree(tmp_path).items()
+        if not k.startswith((str(ds.root), str(tmp_path / "out")))
+    }
     assert after == before
     assert list(cwd.iterdir()) == []
-    touched = [(event, p) for event, p in _AUDITED
-               if str(tmp_path) in os.path.abspath(p) or not os.path.isabs(p)]
-    strays = [(e, p) for e, p in touched if not os.path.abspath(p).startswith(
-        (str(ds.root), str(tmp_path / "out")))]
+    touched = [
+        (event, p)
+        for event, p in _AUDITED
+        if str(tmp_path) in os.path.abspath(p) or not os.path.isabs(p)
+    ]
+    strays = [
+        (e, p)
+        for e, p in touched
+        if not os.path.abspath(p).startswith((str(ds.root), str(tmp_path / "out")))
+    ]
     assert touched and not strays, strays

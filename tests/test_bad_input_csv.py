@@ -28,6 +28,7 @@ Decisions recorded here:
 * Ingest says how many CSV rows it read; when more than half of them did not
   become clips it still succeeds but warns loudly (console, ``manifest.json``).
 """
+
 from __future__ import annotations
 
 import csv
@@ -36,8 +37,16 @@ import json
 import re
 
 import pytest
-from conftest import (GOOD_SECONDS, HEADER, SR, Dataset, assert_good_accepted, run_ingest, tone,
-                      wav_bytes)
+from conftest import (
+    GOOD_SECONDS,
+    HEADER,
+    SR,
+    Dataset,
+    assert_good_accepted,
+    run_ingest,
+    tone,
+    wav_bytes,
+)
 
 from urbansound.config import CLASS_NAMES
 from urbansound.dataset import read_rows
@@ -58,9 +67,18 @@ def make_dataset30(root) -> Dataset:
             name = f"{1000 + 10 * fold + class_id}-{class_id}-0-0.wav"
             ds.path(fold, name).parent.mkdir(parents=True, exist_ok=True)
             ds.path(fold, name).write_bytes(wav_bytes(tone(freq, GOOD_SECONDS, SR), SR))
-            ds.rows.append({"slice_file_name": name, "fsID": str(1000 + 10 * fold + class_id),
-                            "start": "0", "end": "0.25", "salience": "1", "fold": str(fold),
-                            "classID": str(class_id), "class": CLASS_NAMES[class_id]})
+            ds.rows.append(
+                {
+                    "slice_file_name": name,
+                    "fsID": str(1000 + 10 * fold + class_id),
+                    "start": "0",
+                    "end": "0.25",
+                    "salience": "1",
+                    "fold": str(fold),
+                    "classID": str(class_id),
+                    "class": CLASS_NAMES[class_id],
+                }
+            )
             ds.good[name] = (fold, class_id, freq)
     ds.write_csv()
     return ds
@@ -168,17 +186,24 @@ BAD_FIELDS = [
 ]
 
 
-@pytest.mark.parametrize("field, value, reason", BAD_FIELDS,
-                         ids=[f"{f}={v or 'empty'}" for f, v, _ in BAD_FIELDS])
+@pytest.mark.parametrize(
+    "field, value, reason", BAD_FIELDS, ids=[f"{f}={v or 'empty'}" for f, v, _ in BAD_FIELDS]
+)
 def test_field_out_of_its_type_is_a_rejected_row(ds, field, value, reason):
     spoil(ds, **{field: value})
     outcome = run_ingest(ds)
-    expected = [{"file": f"audio/fold2/{VICTIM}", "fold": 2,
-                 "reason": f"{field} {value!r} {reason}"}]
+    expected = [
+        {"file": f"audio/fold2/{VICTIM}", "fold": 2, "reason": f"{field} {value!r} {reason}"}
+    ]
     if field == "fold":  # no fold to show; its file in fold2/ is then named by no row
-        expected = [{"file": VICTIM, "fold": None, "reason": f"fold {value!r} {reason}"},
-                    {"file": f"audio/fold2/{VICTIM}", "fold": 2,
-                     "reason": "no metadata row names this file"}]
+        expected = [
+            {"file": VICTIM, "fold": None, "reason": f"fold {value!r} {reason}"},
+            {
+                "file": f"audio/fold2/{VICTIM}",
+                "fold": 2,
+                "reason": "no metadata row names this file",
+            },
+        ]
     assert outcome.report == expected
     assert_good_accepted(ds, outcome)
     assert outcome.manifest["rows_read"] == 30
@@ -187,19 +212,27 @@ def test_field_out_of_its_type_is_a_rejected_row(ds, field, value, reason):
 def test_end_before_start_is_a_rejected_row(ds):
     spoil(ds, start="5", end="1.5")
     outcome = run_ingest(ds)
-    assert outcome.report == [{"file": f"audio/fold2/{VICTIM}", "fold": 2,
-                               "reason": "end 1.5 s is before start 5 s"}]
+    assert outcome.report == [
+        {"file": f"audio/fold2/{VICTIM}", "fold": 2, "reason": "end 1.5 s is before start 5 s"}
+    ]
     assert_good_accepted(ds, outcome)
 
 
-@pytest.mark.parametrize("values, fs_id, salience", [
-    ({"fsID": str(INT64_MAX)}, INT64_MAX, 1),  # the largest 64-bit fsID, read exactly
-    ({"fsID": "9007199254740993"}, 9007199254740993, 1),  # 2**53 + 1: a float would round it
-    ({"fsID": " 42 ", "salience": " 2 "}, 42, 2),
-    ({"fsID": "+7", "salience": "2.0"}, 7, 2),
-    ({"fsID": "0"}, 0, 1),
-    ({"fold": " 2 ", "classID": "3.0", "start": " 1.5 ", "end": "1.5"}, 1023, 1),  # start == end
-])
+@pytest.mark.parametrize(
+    "values, fs_id, salience",
+    [
+        ({"fsID": str(INT64_MAX)}, INT64_MAX, 1),  # the largest 64-bit fsID, read exactly
+        ({"fsID": "9007199254740993"}, 9007199254740993, 1),  # 2**53 + 1: a float would round it
+        ({"fsID": " 42 ", "salience": " 2 "}, 42, 2),
+        ({"fsID": "+7", "salience": "2.0"}, 7, 2),
+        ({"fsID": "0"}, 0, 1),
+        (
+            {"fold": " 2 ", "classID": "3.0", "start": " 1.5 ", "end": "1.5"},
+            1023,
+            1,
+        ),  # start == end
+    ],
+)
 def test_fields_that_fit_their_type_are_accepted_with_exact_values(ds, values, fs_id, salience):
     row = next(r for r in ds.rows if r["slice_file_name"] == VICTIM)
     row.update(values)
@@ -225,9 +258,13 @@ def test_huge_class_id_in_the_file_name_is_a_rejected_row(ds):
     ds.path(2, name).write_bytes(wav_bytes(tone(440, 0.5, SR), SR))
     ds.add(name, fold=2, class_id=3)
     outcome = run_ingest(ds)
-    assert outcome.report == [{"file": f"audio/fold2/{name}", "fold": 2,
-                               "reason": f"file name encodes classID {'9' * 50} but the row "
-                                         f"says 3"}]
+    assert outcome.report == [
+        {
+            "file": f"audio/fold2/{name}",
+            "fold": 2,
+            "reason": f"file name encodes classID {'9' * 50} but the row says 3",
+        }
+    ]
     assert_good_accepted(ds, outcome)
 
 
@@ -237,8 +274,9 @@ def test_cli_fsid_1e30_is_rejected_not_a_crash(ds, capsys):
     code, stdout, _ = cli_ingest(capsys, ds)
     assert code == 0
     assert f"  rejected audio/fold2/{VICTIM}: fsID '1e30' {FS_ID_REASON}" in stdout.splitlines()
-    assert stdout.splitlines()[-1].startswith("29 clips accepted (of 30 CSV rows) in folds "
-                                              "[1, 2, 3], 1 rejected")
+    assert stdout.splitlines()[-1].startswith(
+        "29 clips accepted (of 30 CSV rows) in folds [1, 2, 3], 1 rejected"
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -250,9 +288,15 @@ def test_cli_fsid_1e30_is_rejected_not_a_crash(ds, capsys):
 def test_over_long_field_rejects_its_row_only(ds, field):
     spoil(ds, **{field: "x" * (FIELD_LIMIT + 10)})
     outcome = run_ingest(ds)
-    assert_rejected_alone(ds, outcome, f"CSV line {VICTIM_LINE}",
-                          f"CSV line {VICTIM_LINE}: cannot be parsed as CSV (field larger than "
-                          f"field limit ({FIELD_LIMIT}))", fold=None, exact=True)
+    assert_rejected_alone(
+        ds,
+        outcome,
+        f"CSV line {VICTIM_LINE}",
+        f"CSV line {VICTIM_LINE}: cannot be parsed as CSV (field larger than "
+        f"field limit ({FIELD_LIMIT}))",
+        fold=None,
+        exact=True,
+    )
     assert outcome.result.rows_read == 30
 
 
@@ -262,8 +306,7 @@ def test_cli_over_long_field_keeps_the_other_29_clips(ds, capsys):
     code, stdout, _ = cli_ingest(capsys, ds)
     assert code == 0
     assert stdout.splitlines()[-1].startswith("29 clips accepted (of 30 CSV rows)")
-    assert f"  rejected CSV line {VICTIM_LINE}: CSV line {VICTIM_LINE}: cannot be parsed" \
-        in stdout
+    assert f"  rejected CSV line {VICTIM_LINE}: CSV line {VICTIM_LINE}: cannot be parsed" in stdout
 
 
 def test_unterminated_quote_rejects_its_row_only(ds):
@@ -275,9 +318,14 @@ def test_unterminated_quote_rejects_its_row_only(ds):
     name = lines[5][1:].split(b",")[0].decode()
     ds.good.pop(name)
     outcome = run_ingest(ds)
-    assert_rejected_alone(ds, outcome, "CSV line 6",
-                          "CSV line 6: a quote (\") opened on this line is never closed",
-                          fold=None, exact=True)
+    assert_rejected_alone(
+        ds,
+        outcome,
+        "CSV line 6",
+        'CSV line 6: a quote (") opened on this line is never closed',
+        fold=None,
+        exact=True,
+    )
     assert outcome.result.accepted == 29 and outcome.result.rows_read == 30
 
 
@@ -293,9 +341,10 @@ def test_two_stray_quotes_reject_two_rows_not_the_lines_between(ds):
     outcome = run_ingest(ds)
     reasons = {r["file"]: r["reason"] for r in outcome.report}
     assert reasons["CSV line 4"] == (
-        "CSV line 4: a quote (\") opened on this line is closed only on line 20; this line is "
-        "rejected alone and the lines after it are read as rows of their own")
-    assert reasons["CSV line 20"] == "CSV line 20: a quote (\") opened on this line is never closed"
+        'CSV line 4: a quote (") opened on this line is closed only on line 20; this line is '
+        "rejected alone and the lines after it are read as rows of their own"
+    )
+    assert reasons["CSV line 20"] == 'CSV line 20: a quote (") opened on this line is never closed'
     assert len(outcome.report) == 4  # the two rows and their two audio files
     assert_good_accepted(ds, outcome)
 
@@ -307,9 +356,14 @@ def test_unterminated_quote_on_the_last_line_without_newline(ds):
     ds.csv_path.write_bytes(raw.rsplit(b"\n", 1)[0] + b"\n" + head + b',"' + cls)
     ds.good.pop(last.split(b",")[0].decode())
     outcome = run_ingest(ds)
-    assert_rejected_alone(ds, outcome, "CSV line 31",
-                          "CSV line 31: a quote (\") opened on this line is never closed",
-                          fold=None, exact=True)
+    assert_rejected_alone(
+        ds,
+        outcome,
+        "CSV line 31",
+        'CSV line 31: a quote (") opened on this line is never closed',
+        fold=None,
+        exact=True,
+    )
 
 
 def test_quoted_fields_and_escaped_quotes_are_parsed(ds):
@@ -322,8 +376,13 @@ def test_quoted_fields_and_escaped_quotes_are_parsed(ds):
     writer.writerows([[r[h] for h in HEADER] for r in ds.rows])
     ds.csv_path.write_text(buf.getvalue(), encoding="utf-8")
     outcome = run_ingest(ds)
-    assert outcome.report == [{"file": f"audio/fold2/{VICTIM}", "fold": 2, "reason":
-                               "class 'dog, \"barking\"' disagrees with classID 3 ('dog_bark')"}]
+    assert outcome.report == [
+        {
+            "file": f"audio/fold2/{VICTIM}",
+            "fold": 2,
+            "reason": "class 'dog, \"barking\"' disagrees with classID 3 ('dog_bark')",
+        }
+    ]
     assert_good_accepted(ds, outcome)
 
 
@@ -333,16 +392,23 @@ def test_nul_byte_in_a_row_rejects_that_row(ds):
     write_lines(ds, lines)
     ds.good.pop(VICTIM)
     outcome = run_ingest(ds)
-    assert_rejected_alone(ds, outcome, f"CSV line {VICTIM_LINE}",
-                          f"CSV line {VICTIM_LINE}: contains NUL bytes", fold=None, exact=True)
+    assert_rejected_alone(
+        ds,
+        outcome,
+        f"CSV line {VICTIM_LINE}",
+        f"CSV line {VICTIM_LINE}: contains NUL bytes",
+        fold=None,
+        exact=True,
+    )
 
 
 def test_trailing_nul_padding_is_one_rejected_row(ds):
     """A file cut short by a crash is often padded with NUL bytes: one bad row."""
     ds.csv_path.write_bytes(ds.csv_path.read_bytes() + b"\x00" * 4096)
     outcome = run_ingest(ds)
-    assert outcome.report == [{"file": "CSV line 32", "fold": None,
-                               "reason": "CSV line 32: contains NUL bytes"}]
+    assert outcome.report == [
+        {"file": "CSV line 32", "fold": None, "reason": "CSV line 32: contains NUL bytes"}
+    ]
     assert_good_accepted(ds, outcome)
 
 
@@ -352,9 +418,14 @@ def test_too_few_fields_is_a_rejected_row_naming_the_file(ds):
     write_lines(ds, lines)
     ds.good.pop(VICTIM)
     outcome = run_ingest(ds)
-    assert_rejected_alone(ds, outcome, VICTIM,
-                          f"CSV line {VICTIM_LINE}: 7 fields, the header has 8",
-                          fold=None, exact=True)
+    assert_rejected_alone(
+        ds,
+        outcome,
+        VICTIM,
+        f"CSV line {VICTIM_LINE}: 7 fields, the header has 8",
+        fold=None,
+        exact=True,
+    )
 
 
 @pytest.mark.parametrize("ending", [b"\r\n", b"\r"])
@@ -387,20 +458,31 @@ def test_two_csvs_pasted_together(ds):
     second = b"\xef\xbb\xbf" + b"\n".join([header] + rows[15:]) + b"\n"
     ds.csv_path.write_bytes(b"\xef\xbb\xbf" + first + second)
     outcome = run_ingest(ds)
-    assert outcome.report == [{"file": "CSV line 17", "fold": None,
-                               "reason": "CSV line 17: repeats the header line"}]
+    assert outcome.report == [
+        {"file": "CSV line 17", "fold": None, "reason": "CSV line 17: repeats the header line"}
+    ]
     assert_good_accepted(ds, outcome)
 
 
-@pytest.mark.parametrize("header, message", [
-    (b'"slice_file_name,fsID,start,end,salience,fold,classID,class',
-     "cannot parse the header (CSV line 1: a quote (\") opened on this line is never closed)"),
-    (b"slice_file_name,fsID,start,end,salience,fold,classID,class," + b"x" * (FIELD_LIMIT + 1),
-     f"cannot parse the header (CSV line 1: cannot be parsed as CSV (field larger than field "
-     f"limit ({FIELD_LIMIT})))"),
-    (b"\n\nslice_file_name,fsID,start,end,salience,fold,cl\x00assID,class",
-     "contains NUL bytes; the header line 3 cannot be read (re-save the CSV as UTF-8 text)"),
-])
+@pytest.mark.parametrize(
+    "header, message",
+    [
+        (
+            b'"slice_file_name,fsID,start,end,salience,fold,classID,class',
+            'cannot parse the header (CSV line 1: a quote (") opened on this line is never closed)',
+        ),
+        (
+            b"slice_file_name,fsID,start,end,salience,fold,classID,class,"
+            + b"x" * (FIELD_LIMIT + 1),
+            f"cannot parse the header (CSV line 1: cannot be parsed as CSV (field larger than field "
+            f"limit ({FIELD_LIMIT})))",
+        ),
+        (
+            b"\n\nslice_file_name,fsID,start,end,salience,fold,cl\x00assID,class",
+            "contains NUL bytes; the header line 3 cannot be read (re-save the CSV as UTF-8 text)",
+        ),
+    ],
+)
 def test_header_that_cannot_be_parsed_is_a_dataset_error_naming_the_line(ds, header, message):
     lines = csv_lines(ds)
     lines[0] = header
@@ -414,11 +496,13 @@ def test_cli_header_unterminated_quote_exits_2_with_one_line(ds, capsys):
     lines = csv_lines(ds)
     lines[0] = b'"' + lines[0]
     write_lines(ds, lines)
-    code, stdout, stderr = cli_ingest(capsys, ds)
+    code, _stdout, stderr = cli_ingest(capsys, ds)
     assert code == 2
     assert stderr.strip().count("\n") == 0
-    assert stderr.strip() == (f"urbansound ingest: error: {ds.csv_path}: cannot parse the header "
-                              f"(CSV line 1: a quote (\") opened on this line is never closed)")
+    assert stderr.strip() == (
+        f"urbansound ingest: error: {ds.csv_path}: cannot parse the header "
+        f'(CSV line 1: a quote (") opened on this line is never closed)'
+    )
 
 
 def test_read_rows_splits_a_long_file_with_stray_quotes(ds):
@@ -430,8 +514,9 @@ def test_read_rows_splits_a_long_file_with_stray_quotes(ds):
     write_lines(ds, lines)
     _, rows, bad = read_rows(ds.root)
     assert len(rows) == 20_000 - 20
-    assert [r.reason.split(":")[0] for r in bad] == [f"CSV line {i + 2}"
-                                                     for i in range(500, 20_000, 1000)]
+    assert [r.reason.split(":")[0] for r in bad] == [
+        f"CSV line {i + 2}" for i in range(500, 20_000, 1000)
+    ]
 
 
 # ---------------------------------------------------------------------------
@@ -449,8 +534,10 @@ def test_most_rows_rejected_warns_loudly(ds, capsys):
     _remove_audio(ds, 25)
     code, stdout, _ = cli_ingest(capsys, ds)
     assert code == 0
-    loud = (f"MOST OF THE DATASET WAS REJECTED: only 5 of 30 CSV rows became clips (25 rejected, "
-            f"83%); every reason is in {ds.root.parent / 'out' / REPORT}")
+    loud = (
+        f"MOST OF THE DATASET WAS REJECTED: only 5 of 30 CSV rows became clips (25 rejected, "
+        f"83%); every reason is in {ds.root.parent / 'out' / REPORT}"
+    )
     assert f"  warning: {loud}" in stdout.splitlines()
     assert stdout.splitlines()[-1].startswith("5 clips accepted (of 30 CSV rows)")
     manifest = json.loads((ds.root.parent / "out" / MANIFEST).read_text())
@@ -463,16 +550,20 @@ def test_loud_warning_threshold_is_more_than_half(ds, removed, loud):
     _remove_audio(ds, removed)
     outcome = run_ingest(ds)
     assert outcome.result.accepted == 30 - removed
-    assert any(w.startswith("MOST OF THE DATASET WAS REJECTED") for w in
-               outcome.result.warnings) is loud
+    assert (
+        any(w.startswith("MOST OF THE DATASET WAS REJECTED") for w in outcome.result.warnings)
+        is loud
+    )
 
 
 def test_summary_counts_rows_read_not_blank_lines(ds):
     ds.csv_path.write_bytes(ds.csv_path.read_bytes() + b"\n\n   \n")
     outcome = run_ingest(ds)
     assert outcome.result.rows_read == 30
-    assert re.match(r"30 clips accepted \(of 30 CSV rows\) in folds \[1, 2, 3\], 0 rejected",
-                    outcome.result.summary_line())
+    assert re.match(
+        r"30 clips accepted \(of 30 CSV rows\) in folds \[1, 2, 3\], 0 rejected",
+        outcome.result.summary_line(),
+    )
 
 
 def test_records_refuse_an_integer_beyond_64_bits_naming_the_field():
@@ -480,11 +571,12 @@ def test_records_refuse_an_integer_beyond_64_bits_naming_the_field():
     from urbansound.records import decode_waveform, encode_waveform
 
     y = tone(440, 0.1, SR)
-    kwargs = dict(sample_rate=SR, label=3, fold=2, salience=1, file_name="a.wav",
-                  class_name="dog_bark")
-    with pytest.raises(ValueError, match=f"^fs_id {2 ** 63} does not fit a 64-bit integer$"):
-        encode_waveform(y, fs_id=2 ** 63, **kwargs)
-    assert decode_waveform(encode_waveform(y, fs_id=2 ** 63 - 1, **kwargs)).fs_id == 2 ** 63 - 1
+    kwargs = dict(
+        sample_rate=SR, label=3, fold=2, salience=1, file_name="a.wav", class_name="dog_bark"
+    )
+    with pytest.raises(ValueError, match=f"^fs_id {2**63} does not fit a 64-bit integer$"):
+        encode_waveform(y, fs_id=2**63, **kwargs)
+    assert decode_waveform(encode_waveform(y, fs_id=2**63 - 1, **kwargs)).fs_id == 2**63 - 1
 
 
 @pytest.mark.parametrize("sep", [";", "\t"])
@@ -494,5 +586,6 @@ def test_csv_separated_by_semicolons_or_tabs_is_a_dataset_error_with_a_hint(ds, 
         ingest(ds.root, ds.root.parent / "out", workers=1)
     message = str(err.value)
     assert message.startswith(f"{ds.csv_path}: missing column(s) ['slice_file_name', 'fsID'")
-    assert message.endswith(f"(the header is one field: are the columns separated by {sep!r} "
-                            f"instead of commas?)")
+    assert message.endswith(
+        f"(the header is one field: are the columns separated by {sep!r} instead of commas?)"
+    )

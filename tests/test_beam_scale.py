@@ -4,11 +4,13 @@ Issue 7 ("Scale out"): the stage reads and writes through Beam's FileSystems, cu
 each fold into shards so that workers split the work, and gives the same examples
 whether one process or several compute them.
 """
+
 from __future__ import annotations
 
 import io
 import json
 import os
+import typing
 
 import numpy as np
 import pytest
@@ -29,11 +31,16 @@ def _records(directory) -> dict[int, list[bytes]]:
 # Shard plan and the TFRecord framing
 # ---------------------------------------------------------------------------
 
+
 def test_shards_follow_the_clip_count(tmp_path):
     from urbansound.beam_features import plan_shards
 
-    for name in ("fold1.tfrecord", "fold2-00000-of-00002.tfrecord",
-                 "fold2-00001-of-00002.tfrecord", "fold10.tfrecord"):
+    for name in (
+        "fold1.tfrecord",
+        "fold2-00000-of-00002.tfrecord",
+        "fold2-00001-of-00002.tfrecord",
+        "fold10.tfrecord",
+    ):
         (tmp_path / name).write_bytes(b"")
     shards = plan_shards(str(tmp_path), {1: 300, 2: 100, 10: 5}, clips_per_shard=128)
     by_fold = {f: [s for s in shards if s[3] == f] for f in (1, 2, 10)}
@@ -41,11 +48,13 @@ def test_shards_follow_the_clip_count(tmp_path):
     assert [(os.path.basename(s[0]), s[1], s[2], s[4]) for s in by_fold[1]] == [
         ("fold1.tfrecord", 0, 3, "fold1-00000-of-00003.tfrecord"),
         ("fold1.tfrecord", 1, 3, "fold1-00001-of-00003.tfrecord"),
-        ("fold1.tfrecord", 2, 3, "fold1-00002-of-00003.tfrecord")]
+        ("fold1.tfrecord", 2, 3, "fold1-00002-of-00003.tfrecord"),
+    ]
     # 100 clips in two files: one part of each, two output shards
     assert [(os.path.basename(s[0]), s[2], s[4]) for s in by_fold[2]] == [
         ("fold2-00000-of-00002.tfrecord", 1, "fold2-00000-of-00002.tfrecord"),
-        ("fold2-00001-of-00002.tfrecord", 1, "fold2-00001-of-00002.tfrecord")]
+        ("fold2-00001-of-00002.tfrecord", 1, "fold2-00001-of-00002.tfrecord"),
+    ]
     # a fold of one shard keeps the plain name earlier callers read
     assert [s[4] for s in by_fold[10]] == ["fold10.tfrecord"]
     with pytest.raises(FileNotFoundError, match="no TFRecords for fold 4"):
@@ -72,8 +81,9 @@ def test_tfrecord_framing_agrees_with_tensorflow_and_splits_by_stride(tmp_path):
     data[30] ^= 0xFF  # record 0 is empty (16 bytes): this is inside record 1's data
     bad = tmp_path / "bad.tfrecord"
     bad.write_bytes(bytes(data))
-    with pytest.raises(ValueError,
-                       match=r"bad\.tfrecord: corrupt TFRecord file \(record 1: data checksum\)"):
+    with pytest.raises(
+        ValueError, match=r"bad\.tfrecord: corrupt TFRecord file \(record 1: data checksum\)"
+    ):
         list(read_tfrecords(str(bad)))
     (tmp_path / "short.tfrecord").write_bytes(theirs.read_bytes()[:-3])
     with pytest.raises(ValueError, match=r"short\.tfrecord: truncated TFRecord file \(record 10\)"):
@@ -84,15 +94,21 @@ def test_tfrecord_framing_agrees_with_tensorflow_and_splits_by_stride(tmp_path):
 # One process vs two
 # ---------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def single(waveforms):
     """The default single-process run, 4 clips per shard (3 shards per fold)."""
     from urbansound.beam_features import run_features
 
     config = Config().override(**{"augment.deformations": (NOISE,)})
-    manifest = run_features(waveforms / "wave", waveforms / "single", config=config,
-                            beam_args=["--runner=FnApiRunner"], deform_folds=[2, 3],
-                            clips_per_shard=4)
+    manifest = run_features(
+        waveforms / "wave",
+        waveforms / "single",
+        config=config,
+        beam_args=["--runner=FnApiRunner"],
+        deform_folds=[2, 3],
+        clips_per_shard=4,
+    )
     return manifest, _records(waveforms / "single")
 
 
@@ -102,22 +118,42 @@ def test_two_processes_write_the_same_examples_as_one(waveforms, single):
     manifest, records = single
     config = Config().override(**{"augment.deformations": (NOISE,)})
     seen = []
-    multi = run_features(waveforms / "wave", waveforms / "multi", config=config,
-                         beam_args=["--runner=FnApiRunner", "--direct_num_workers=2",
-                                    "--direct_running_mode=multi_processing"],
-                         deform_folds=[2, 3], clips_per_shard=4,
-                         progress=lambda done, total: seen.append((done, total)))
+    multi = run_features(
+        waveforms / "wave",
+        waveforms / "multi",
+        config=config,
+        beam_args=[
+            "--runner=FnApiRunner",
+            "--direct_num_workers=2",
+            "--direct_running_mode=multi_processing",
+        ],
+        deform_folds=[2, 3],
+        clips_per_shard=4,
+        progress=lambda done, total: seen.append((done, total)),
+    )
     assert _records(waveforms / "multi") == records  # record for record, byte for byte
-    assert multi["folds"] == manifest["folds"] == {
-        "1": {"original": 10}, "2": {"original": 10, NOISE: 10}, "3": {"original": 10, NOISE: 10}}
+    assert (
+        multi["folds"]
+        == manifest["folds"]
+        == {
+            "1": {"original": 10},
+            "2": {"original": 10, NOISE: 10},
+            "3": {"original": 10, NOISE: 10},
+        }
+    )
     assert multi["shards"] == manifest["shards"] == {"1": 3, "2": 3, "3": 3}
     assert manifest["workers"] == 1 and multi["workers"] == 2  # both processes wrote shards
-    names = sorted(p.name for p in (waveforms / "multi").iterdir()
-                   if p.name != ".urbansound-outputs.json")  # the output folder's marker
-    assert names == sorted(p.name for p in (waveforms / "single").iterdir()
-                           if p.name != ".urbansound-outputs.json")
-    assert names[:3] == ["fold1-00000-of-00003.tfrecord", "fold1-00001-of-00003.tfrecord",
-                         "fold1-00002-of-00003.tfrecord"]
+    names = sorted(
+        p.name for p in (waveforms / "multi").iterdir() if p.name != ".urbansound-outputs.json"
+    )  # the output folder's marker
+    assert names == sorted(
+        p.name for p in (waveforms / "single").iterdir() if p.name != ".urbansound-outputs.json"
+    )
+    assert names[:3] == [
+        "fold1-00000-of-00003.tfrecord",
+        "fold1-00001-of-00003.tfrecord",
+        "fold1-00002-of-00003.tfrecord",
+    ]
     assert seen[-1] == (30, 30) and all(d <= t for d, t in seen)
 
 
@@ -127,13 +163,29 @@ def test_a_rerun_replaces_every_shard_of_a_differently_sharded_run(waveforms, si
 
     out = waveforms / "rerun"
     config = Config().override(**{"augment.deformations": (NOISE,)})
-    run_features(waveforms / "wave", out, config=config, beam_args=["--runner=FnApiRunner"],
-                 deform_folds=[2, 3], clips_per_shard=4)
-    manifest = run_features(waveforms / "wave", out, config=config,
-                            beam_args=["--runner=FnApiRunner"], deform_folds=[2, 3])
+    run_features(
+        waveforms / "wave",
+        out,
+        config=config,
+        beam_args=["--runner=FnApiRunner"],
+        deform_folds=[2, 3],
+        clips_per_shard=4,
+    )
+    manifest = run_features(
+        waveforms / "wave",
+        out,
+        config=config,
+        beam_args=["--runner=FnApiRunner"],
+        deform_folds=[2, 3],
+    )
     assert sorted(p.name for p in out.iterdir()) == [
         ".urbansound-outputs.json",  # the marker: what the next run may replace
-        "fold1.tfrecord", "fold2.tfrecord", "fold3.tfrecord", "manifest.json", "report.json"]
+        "fold1.tfrecord",
+        "fold2.tfrecord",
+        "fold3.tfrecord",
+        "manifest.json",
+        "report.json",
+    ]
     assert manifest["shards"] == {"1": 1, "2": 1, "3": 1}
     assert _records(out) == single[1]
 
@@ -142,11 +194,12 @@ def test_a_rerun_replaces_every_shard_of_a_differently_sharded_run(waveforms, si
 # A filesystem that is not the local disk
 # ---------------------------------------------------------------------------
 
+
 class MemoryFileSystem(FileSystem):
     """A Beam filesystem held in this process (``memtest://``): stands in for gs:// or
     s3:// to show every path the stage touches goes through FileSystems."""
 
-    files: dict[str, bytes] = {}
+    files: typing.ClassVar[dict[str, bytes]] = {}
 
     @classmethod
     def scheme(cls):
@@ -218,8 +271,7 @@ class MemoryFileSystem(FileSystem):
         pass
 
 
-def test_the_stage_reads_and_writes_any_beam_filesystem(waveforms, single, tmp_path,
-                                                        monkeypatch):
+def test_the_stage_reads_and_writes_any_beam_filesystem(waveforms, single, tmp_path, monkeypatch):
     """Ingest output copied to ``memtest://``; features (with the deformation cache
     there too) read and write only through FileSystems: the same examples as on disk,
     and nothing lands in the working directory (a local Path of a URI would)."""
@@ -230,26 +282,41 @@ def test_the_stage_reads_and_writes_any_beam_filesystem(waveforms, single, tmp_p
     for path in (waveforms / "wave").iterdir():
         MemoryFileSystem.files[f"memtest://bucket/wave/{path.name}"] = path.read_bytes()
     monkeypatch.chdir(tmp_path)
-    config = Config().override(**{"augment.deformations": (NOISE,),
-                                  "augment.cache_dir": "memtest://bucket/cache"})
-    manifest = run_features("memtest://bucket/wave", "memtest://bucket/feat", config=config,
-                            beam_args=["--runner=FnApiRunner"], deform_folds=[2, 3],
-                            clips_per_shard=4)
+    config = Config().override(
+        **{"augment.deformations": (NOISE,), "augment.cache_dir": "memtest://bucket/cache"}
+    )
+    manifest = run_features(
+        "memtest://bucket/wave",
+        "memtest://bucket/feat",
+        config=config,
+        beam_args=["--runner=FnApiRunner"],
+        deform_folds=[2, 3],
+        clips_per_shard=4,
+    )
     assert list(tmp_path.iterdir()) == []
     written = sorted(p for p in MemoryFileSystem.files if p.startswith("memtest://bucket/feat/"))
-    assert written == sorted([f"memtest://bucket/feat/fold{f}-0000{i}-of-00003.tfrecord"
-                              for f in (1, 2, 3) for i in range(3)]
-                             + ["memtest://bucket/feat/manifest.json",
-                                "memtest://bucket/feat/report.json"])
+    assert written == sorted(
+        [
+            f"memtest://bucket/feat/fold{f}-0000{i}-of-00003.tfrecord"
+            for f in (1, 2, 3)
+            for i in range(3)
+        ]
+        + ["memtest://bucket/feat/manifest.json", "memtest://bucket/feat/report.json"]
+    )
     from urbansound.beam_features import read_tfrecords
 
-    got = {f: sorted(raw for p in written if f"/fold{f}-" in p for raw in read_tfrecords(p))
-           for f in (1, 2, 3)}
+    got = {
+        f: sorted(raw for p in written if f"/fold{f}-" in p for raw in read_tfrecords(p))
+        for f in (1, 2, 3)
+    }
     assert got == single[1]
     stored = json.loads(MemoryFileSystem.files["memtest://bucket/feat/manifest.json"])
     assert stored["folds"] == single[0]["folds"] and stored == manifest
-    assert manifest["deformation_cache"] == {"dir": "memtest://bucket/cache", "hits": 0,
-                                             "computed": 20}
+    assert manifest["deformation_cache"] == {
+        "dir": "memtest://bucket/cache",
+        "hits": 0,
+        "computed": 20,
+    }
     cached = [p for p in MemoryFileSystem.files if p.startswith("memtest://bucket/cache/")]
     assert len(cached) == 20 and all(p.endswith(".npy") for p in cached)
     one = decode_features(got[2][0])
@@ -265,9 +332,22 @@ def test_features_command_prints_progress_and_logs_the_chatter(waveforms, single
 
     out = waveforms / "cli"
     done = subprocess.run(
-        [sys.executable, "-m", "urbansound.pipeline.cli", "features", "--data", str(waveforms / "wave"),
-         "--out", str(out), "--beam-arg=--runner=FnApiRunner"],
-        cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True, timeout=900)
+        [
+            sys.executable,
+            "-m",
+            "urbansound.pipeline.cli",
+            "features",
+            "--data",
+            str(waveforms / "wave"),
+            "--out",
+            str(out),
+            "--beam-arg=--runner=FnApiRunner",
+        ],
+        cwd=Path(__file__).resolve().parents[1],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     lines = (done.stdout + done.stderr).strip().splitlines()
     assert lines[0] == f"full log: {out / 'features.log'}  (-v shows it here)"
@@ -280,8 +360,9 @@ def test_features_command_prints_progress_and_logs_the_chatter(waveforms, single
     # the stage no longer imports TensorFlow at all: none of its start-up lines anywhere
     everything = done.stdout + done.stderr + (out / "features.log").read_text()
     assert "cuda" not in everything.lower() and "absl" not in everything
-    assert _records(out) == {f: [r for r in single[1][f] if b"background_noise" not in r]
-                             for f in (1, 2, 3)}
+    assert _records(out) == {
+        f: [r for r in single[1][f] if b"background_noise" not in r] for f in (1, 2, 3)
+    }
 
 
 def test_shards_get_smaller_with_deformations_so_both_workers_stay_busy():

@@ -1,4 +1,5 @@
 """The command line: help, argument errors, clear one-line failures, the UI's address."""
+
 import os
 import signal
 import socket
@@ -15,8 +16,22 @@ from conftest import free_port
 from urbansound.pipeline.cli import build_parser, main
 from urbansound.pipeline.commands.ui import ui_command
 
-COMMANDS = ["run", "demo-data", "ingest", "features", "ui", "compile", "submit", "predict", "models",
-            "compare", "export", "listen", "register", "train-final"]
+COMMANDS = [
+    "run",
+    "demo-data",
+    "ingest",
+    "features",
+    "ui",
+    "compile",
+    "submit",
+    "predict",
+    "models",
+    "compare",
+    "export",
+    "listen",
+    "register",
+    "train-final",
+]
 
 
 @pytest.mark.parametrize("command", COMMANDS)
@@ -91,10 +106,21 @@ def _listening_addresses(port):
 def test_ui_serves_on_127_0_0_1_only(tmp_path):
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "urbansound.pipeline.cli", "ui", "--tracking-uri",
-         f"sqlite:///{tmp_path / 'mlflow.db'}", "--port", str(port)],
-        cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        start_new_session=True)
+        [
+            sys.executable,
+            "-m",
+            "urbansound.pipeline.cli",
+            "ui",
+            "--tracking-uri",
+            f"sqlite:///{tmp_path / 'mlflow.db'}",
+            "--port",
+            str(port),
+        ],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         deadline = time.time() + 90
         while time.time() < deadline:
@@ -114,6 +140,7 @@ def test_ui_serves_on_127_0_0_1_only(tmp_path):
 
 
 # ---- checks before anything is written (issue 10: defects 3, 4, 5, 7, 9) ----------------
+
 
 def _tree(root):
     """Every path under ``root`` with its size and mtime: proof that nothing was written."""
@@ -143,19 +170,24 @@ def _refused(argv, capsys, *, names):
     return lines[0], time.time() - started
 
 
-@pytest.mark.parametrize("folds, options, needed", [
-    ((1, 2), ["--model", "sb-cnn"], 3),           # the study's protocol: a validation fold too
-    ((1, 10), ["--profile", "study"], 3),
-    ((4,), [], 2),                                 # urbannet: a test and a training fold
-])
-def test_too_few_folds_is_a_dataset_error_before_any_task(folds, options, needed, tmp_path,
-                                                         capsys):
+@pytest.mark.parametrize(
+    "folds, options, needed",
+    [
+        ((1, 2), ["--model", "sb-cnn"], 3),  # the study's protocol: a validation fold too
+        ((1, 10), ["--profile", "study"], 3),
+        ((4,), [], 2),  # urbannet: a test and a training fold
+    ],
+)
+def test_too_few_folds_is_a_dataset_error_before_any_task(folds, options, needed, tmp_path, capsys):
     from urbansound.demo_data import write_demo_dataset
 
     data = tmp_path / "data"
     write_demo_dataset(data, folds=folds, clips_per_class=1, seed=1)
-    line, took = _refused(["run", "--data", str(data), "--out", str(tmp_path / "out"), *options],
-                          capsys, names=[data, f"at least {needed} folds", str(list(folds))])
+    _line, took = _refused(
+        ["run", "--data", str(data), "--out", str(tmp_path / "out"), *options],
+        capsys,
+        names=[data, f"at least {needed} folds", str(list(folds))],
+    )
     assert not (tmp_path / "out").exists() and took < 30
 
 
@@ -166,28 +198,46 @@ def test_three_folds_of_which_one_has_only_rejected_rows_is_refused(tmp_path, ca
     write_demo_dataset(data, folds=(1, 2, 3), clips_per_class=1, seed=1)
     for wav in (data / "audio" / "fold3").iterdir():
         wav.unlink()  # every fold-3 row now names a missing file
-    _refused(["run", "--data", str(data), "--out", str(tmp_path / "out"), "--model", "sb-cnn"],
-             capsys, names=[data, "folds present: [1, 2]"])
+    _refused(
+        ["run", "--data", str(data), "--out", str(tmp_path / "out"), "--model", "sb-cnn"],
+        capsys,
+        names=[data, "folds present: [1, 2]"],
+    )
     assert not (tmp_path / "out").exists()
 
 
 @pytest.mark.parametrize("folds", ["5", "1,4", "10"])
-def test_a_test_fold_not_in_the_data_is_refused_with_integer_folds(folds, three_folds, tmp_path,
-                                                                   capsys):
-    line, _ = _refused(["run", "--data", str(three_folds), "--folds", folds,
-                        "--out", str(tmp_path / "out")], capsys, names=[three_folds, "--folds"])
+def test_a_test_fold_not_in_the_data_is_refused_with_integer_folds(
+    folds, three_folds, tmp_path, capsys
+):
+    line, _ = _refused(
+        ["run", "--data", str(three_folds), "--folds", folds, "--out", str(tmp_path / "out")],
+        capsys,
+        names=[three_folds, "--folds"],
+    )
     assert ".0" not in line  # "[5]", not "[5.0]"
     assert not (tmp_path / "out").exists()
 
 
 @pytest.mark.parametrize("inside", ["audio", "audio/fold1", "metadata", ".", "new/deeper"])
-def test_output_inside_the_dataset_is_refused_before_writing_anything(inside, three_folds,
-                                                                      tmp_path, capsys):
+def test_output_inside_the_dataset_is_refused_before_writing_anything(
+    inside, three_folds, tmp_path, capsys
+):
     before = _tree(three_folds)
     out = three_folds / inside
-    _refused(["run", "--data", str(three_folds), "--out", str(out),
-              "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}"], capsys,
-             names=[out.resolve(), "inside the dataset"])
+    _refused(
+        [
+            "run",
+            "--data",
+            str(three_folds),
+            "--out",
+            str(out),
+            "--tracking-uri",
+            f"sqlite:///{tmp_path / 'mlflow.db'}",
+        ],
+        capsys,
+        names=[out.resolve(), "inside the dataset"],
+    )
     assert _tree(three_folds) == before  # no run.log, no pipeline_root, no lock file
 
 
@@ -195,17 +245,30 @@ def test_output_through_a_link_into_the_dataset_is_refused(three_folds, tmp_path
     before = _tree(three_folds)
     link = tmp_path / "looks-outside"
     link.symlink_to(three_folds / "audio")
-    _refused(["run", "--data", str(three_folds), "--out", str(link / "o"),
-              "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}"], capsys,
-             names=["inside the dataset"])
+    _refused(
+        [
+            "run",
+            "--data",
+            str(three_folds),
+            "--out",
+            str(link / "o"),
+            "--tracking-uri",
+            f"sqlite:///{tmp_path / 'mlflow.db'}",
+        ],
+        capsys,
+        names=["inside the dataset"],
+    )
     assert _tree(three_folds) == before
 
 
 def test_a_tracking_store_inside_the_dataset_is_refused(three_folds, tmp_path, capsys):
     before = _tree(three_folds)
     uri = f"sqlite:///{three_folds / 'metadata' / 'mlflow.db'}"
-    _refused(["run", "--data", str(three_folds), "--out", str(tmp_path / "out"),
-              "--tracking-uri", uri], capsys, names=[uri, "inside the dataset"])
+    _refused(
+        ["run", "--data", str(three_folds), "--out", str(tmp_path / "out"), "--tracking-uri", uri],
+        capsys,
+        names=[uri, "inside the dataset"],
+    )
     assert _tree(three_folds) == before and not (tmp_path / "out").exists()
 
 
@@ -225,12 +288,22 @@ def _bad_uris(tmp_path):
     }
 
 
-@pytest.mark.parametrize("case", ["under a file", "in /proc", "a folder", "not a database",
-                                  "a plain word", "unknown scheme", "in memory"])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "under a file",
+        "in /proc",
+        "a folder",
+        "not a database",
+        "a plain word",
+        "unknown scheme",
+        "in memory",
+    ],
+)
 @pytest.mark.parametrize("how", ["flag", "environment"])
-def test_an_unusable_tracking_uri_is_one_line_before_anything_starts(case, how, three_folds,
-                                                                     tmp_path, capsys,
-                                                                     monkeypatch):
+def test_an_unusable_tracking_uri_is_one_line_before_anything_starts(
+    case, how, three_folds, tmp_path, capsys, monkeypatch
+):
     uri, reason = _bad_uris(tmp_path)[case]
     argv = ["run", "--data", str(three_folds), "--out", str(tmp_path / "out")]
     if how == "flag":
@@ -251,8 +324,9 @@ def _silent_server():
 
 
 @pytest.mark.parametrize("kind", ["refused", "silent"])
-def test_an_unreachable_tracking_server_fails_in_seconds_naming_it(kind, three_folds, tmp_path,
-                                                                   capsys):
+def test_an_unreachable_tracking_server_fails_in_seconds_naming_it(
+    kind, three_folds, tmp_path, capsys
+):
     server = None
     if kind == "refused":
         uri = f"http://127.0.0.1:{free_port()}"
@@ -260,8 +334,19 @@ def test_an_unreachable_tracking_server_fails_in_seconds_naming_it(kind, three_f
         server = _silent_server()
         uri = f"http://127.0.0.1:{server.getsockname()[1]}"
     try:
-        line, took = _refused(["run", "--data", str(three_folds), "--out", str(tmp_path / "out"),
-                               "--tracking-uri", uri], capsys, names=[uri, "unreachable"])
+        _line, took = _refused(
+            [
+                "run",
+                "--data",
+                str(three_folds),
+                "--out",
+                str(tmp_path / "out"),
+                "--tracking-uri",
+                uri,
+            ],
+            capsys,
+            names=[uri, "unreachable"],
+        )
     finally:
         if server is not None:
             server.close()
@@ -269,26 +354,47 @@ def test_an_unreachable_tracking_server_fails_in_seconds_naming_it(kind, three_f
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.parametrize("beam_arg, reason", [
-    ("--runner=NoSuchRunner", "unknown Beam runner"),
-    ("--direct_num_workers=abc", "invalid int value"),
-    ("--no_such_beam_option=1", "unknown Beam option"),
-    ("runner=FnApiRunner", "not a Beam option"),
-    ("--runner=apache_beam.runners.no_such_module.NoSuchRunner", "cannot be loaded"),
-])
-def test_bad_beam_options_are_refused_before_any_task(beam_arg, reason, three_folds, tmp_path,
-                                                      capsys):
-    _refused(["run", "--data", str(three_folds), "--out", str(tmp_path / "out"),
-              f"--beam-arg={beam_arg}", "--tracking-uri", f"sqlite:///{tmp_path / 'm.db'}"],
-             capsys, names=[reason])
+@pytest.mark.parametrize(
+    "beam_arg, reason",
+    [
+        ("--runner=NoSuchRunner", "unknown Beam runner"),
+        ("--direct_num_workers=abc", "invalid int value"),
+        ("--no_such_beam_option=1", "unknown Beam option"),
+        ("runner=FnApiRunner", "not a Beam option"),
+        ("--runner=apache_beam.runners.no_such_module.NoSuchRunner", "cannot be loaded"),
+    ],
+)
+def test_bad_beam_options_are_refused_before_any_task(
+    beam_arg, reason, three_folds, tmp_path, capsys
+):
+    _refused(
+        [
+            "run",
+            "--data",
+            str(three_folds),
+            "--out",
+            str(tmp_path / "out"),
+            f"--beam-arg={beam_arg}",
+            "--tracking-uri",
+            f"sqlite:///{tmp_path / 'm.db'}",
+        ],
+        capsys,
+        names=[reason],
+    )
     assert not (tmp_path / "out").exists() and not (tmp_path / "m.db").exists()
 
 
 def test_valid_beam_options_pass_the_check():
     from urbansound.pipeline.preflight import check_beam_args
 
-    check_beam_args(["--runner=FnApiRunner", "--direct_num_workers=2",
-                     "--direct_running_mode=multi_processing"], local=True)
+    check_beam_args(
+        [
+            "--runner=FnApiRunner",
+            "--direct_num_workers=2",
+            "--direct_running_mode=multi_processing",
+        ],
+        local=True,
+    )
     # for a cluster, a runner this machine cannot load is the image's business
     check_beam_args(["--runner=apache_beam.runners.dask.dask_runner.DaskRunner"], local=False)
 
@@ -297,17 +403,34 @@ def test_an_output_folder_in_use_is_refused_with_one_line(three_folds, tmp_path,
     out = tmp_path / "out"
     out.mkdir()
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import fcntl, os, sys, time\n"
-         "fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT)\n"
-         "fcntl.flock(fd, fcntl.LOCK_EX); os.write(fd, b'pid 4242, since 12:00:00')\n"
-         "print('locked', flush=True); time.sleep(60)",
-         str(out / ".urbansound-run.lock")], stdout=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-c",
+            "import fcntl, os, sys, time\n"
+            "fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT)\n"
+            "fcntl.flock(fd, fcntl.LOCK_EX); os.write(fd, b'pid 4242, since 12:00:00')\n"
+            "print('locked', flush=True); time.sleep(60)",
+            str(out / ".urbansound-run.lock"),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout.readline().strip() == "locked"
         before = _tree(out)
-        _refused(["run", "--data", str(three_folds), "--out", str(out), "--tracking-uri",
-                  f"sqlite:///{tmp_path / 'mlflow.db'}"], capsys,
-                 names=[out, "in use", "pid 4242"])
+        _refused(
+            [
+                "run",
+                "--data",
+                str(three_folds),
+                "--out",
+                str(out),
+                "--tracking-uri",
+                f"sqlite:///{tmp_path / 'mlflow.db'}",
+            ],
+            capsys,
+            names=[out, "in use", "pid 4242"],
+        )
         assert _tree(out) == before  # no run.log, no pipeline_root
     finally:
         holder.kill()
@@ -331,26 +454,40 @@ def test_the_console_keeps_errors_when_the_log_cannot_be_written(tmp_path):
     console = ConsoleLog(tmp_path / "a-file" / "run.log")
     (tmp_path / "a-file").write_text("blocks the log folder")
     with console:
-        subprocess.run([sys.executable, "-c",
-                        "import sys; print('urbansound ingest: error: x.csv: broken', "
-                        "file=sys.stderr); print('OSError: [Errno 28] No space left on device: "
-                        "\\'/data/f.tfrecord\\'')"])
+        subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "import sys; print('urbansound ingest: error: x.csv: broken', "
+                "file=sys.stderr); print('OSError: [Errno 28] No space left on device: "
+                "\\'/data/f.tfrecord\\'')",
+            ]
+        )
     assert console.log_error and "a-file" in console.log_error
     assert console.user_error() == "urbansound ingest: error: x.csv: broken"
     assert "/data/f.tfrecord" in console.storage_error()
     assert "No space left" in console.tail(5)
 
 
-@pytest.mark.parametrize("error, expected", [
-    (OSError(28, "No space left on device", "/mnt/o/fold1.tfrecord"),
-     "/mnt/o/fold1.tfrecord: No space left on device"),
-    (RuntimeError("/mnt/o/fold2.tfrecord; No space left on device"),
-     "/mnt/o/fold2.tfrecord: No space left on device"),
-    (RuntimeError("(sqlite3.OperationalError) database or disk is full"),
-     "/s/mlflow.db: No space left on device (database or disk is full)"),
-    (OSError(30, "Read-only file system", "/ro/x"), "/ro/x: Read-only file system"),
-    (ValueError("need at least 3 folds"), None),
-])
+@pytest.mark.parametrize(
+    "error, expected",
+    [
+        (
+            OSError(28, "No space left on device", "/mnt/o/fold1.tfrecord"),
+            "/mnt/o/fold1.tfrecord: No space left on device",
+        ),
+        (
+            RuntimeError("/mnt/o/fold2.tfrecord; No space left on device"),
+            "/mnt/o/fold2.tfrecord: No space left on device",
+        ),
+        (
+            RuntimeError("(sqlite3.OperationalError) database or disk is full"),
+            "/s/mlflow.db: No space left on device (database or disk is full)",
+        ),
+        (OSError(30, "Read-only file system", "/ro/x"), "/ro/x: Read-only file system"),
+        (ValueError("need at least 3 folds"), None),
+    ],
+)
 def test_storage_errors_are_recognised_whoever_raises_them(error, expected):
     from urbansound.components.errors import storage_error
 
@@ -368,7 +505,8 @@ def test_a_storage_error_inside_a_component_is_one_line_and_exit_2(capsys):
                 raise RuntimeError("a Beam worker failed") from exc
     assert stopped.value.code == 2
     assert capsys.readouterr().err.strip() == (
-        "urbansound features: error: cannot write /mnt/o/fold1.tfrecord: No space left on device")
+        "urbansound features: error: cannot write /mnt/o/fold1.tfrecord: No space left on device"
+    )
 
 
 def test_the_resume_key_follows_what_kfp_caches(tmp_path, monkeypatch):
@@ -394,17 +532,27 @@ def test_the_console_echoes_the_stages_progress_lines_and_not_the_rest(tmp_path,
     from urbansound.pipeline.console import ConsoleLog
 
     with ConsoleLog(tmp_path / "run.log"):
-        subprocess.run([sys.executable, "-c", textwrap.dedent("""
+        subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                textwrap.dedent("""
             from urbansound.components.progress import progress_line
             p = progress_line("features", every_s=0)
             print("INFO:apache_beam: a line nobody needs")
             p(128, 1881); p(1881, 1881)
-        """)], cwd=str(Path(__file__).resolve().parents[1]))
+        """),
+            ],
+            cwd=str(Path(__file__).resolve().parents[1]),
+        )
     shown = [ln.strip() for ln in capfd.readouterr().out.splitlines()]
     assert [ln for ln in shown if ln.startswith("features: ")] == [
-        ln for ln in shown if "clips (" in ln]
+        ln for ln in shown if "clips (" in ln
+    ]
     assert [ln.split(" (")[0] for ln in shown if ln.startswith("features: ")] == [
-        "features: 128/1881 clips", "features: 1881/1881 clips"]
+        "features: 128/1881 clips",
+        "features: 1881/1881 clips",
+    ]
     assert not any("apache_beam" in ln for ln in shown)
     assert "a line nobody needs" in (tmp_path / "run.log").read_text()
     lines = []

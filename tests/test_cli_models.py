@@ -1,4 +1,5 @@
 """The CLI's model options: `urbansound models`, --model with its recipe, --profile, --set."""
+
 from __future__ import annotations
 
 import argparse
@@ -18,10 +19,19 @@ def test_models_lists_every_model_with_its_parameter_count(capsys):
     assert main(["models", "--json"]) == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert {r["name"]: r["parameters"] for r in rows} == {
-        "urbannet": 669_106, "urbannet-large": 1_187_050, "sb-cnn": 241_434, "improved": 33_949,
-        "conv1d": 256_298}
+        "urbannet": 669_106,
+        "urbannet-large": 1_187_050,
+        "sb-cnn": 241_434,
+        "improved": 33_949,
+        "conv1d": 256_298,
+    }
     sb = next(r for r in rows if r["name"] == "sb-cnn")
-    assert (sb["optimizer"], sb["epochs"], sb["validation"], sb["study"]) == ("sgd", 50, "fold", True)
+    assert (sb["optimizer"], sb["epochs"], sb["validation"], sb["study"]) == (
+        "sgd",
+        50,
+        "fold",
+        True,
+    )
     assert main(["models"]) == 0
     text = capsys.readouterr().out
     assert text.splitlines()[0].split()[:3] == ["model", "parameters", "input"]
@@ -30,30 +40,51 @@ def test_models_lists_every_model_with_its_parameter_count(capsys):
 
 def test_model_brings_its_recipe_and_flags_override_it():
     sb = config_from_args(parse("run", "--model", "sb-cnn"), demo=False).train
-    assert (sb.model, sb.optimizer, sb.learning_rate, sb.epochs, sb.validation) == \
-        ("sb-cnn", "sgd", 0.01, 50, "fold")
-    mine = config_from_args(parse("run", "--model", "sb-cnn", "--optimizer", "adam",
-                                  "--epochs", "7"), demo=False).train
+    assert (sb.model, sb.optimizer, sb.learning_rate, sb.epochs, sb.validation) == (
+        "sb-cnn",
+        "sgd",
+        0.01,
+        50,
+        "fold",
+    )
+    mine = config_from_args(
+        parse("run", "--model", "sb-cnn", "--optimizer", "adam", "--epochs", "7"), demo=False
+    ).train
     assert (mine.optimizer, mine.epochs, mine.learning_rate) == ("adam", 7, 0.01)
     default = config_from_args(parse("run"), demo=False).train
-    assert (default.model, default.optimizer, default.schedule) == ("urbannet", "adamw", "one_cycle")
+    assert (default.model, default.optimizer, default.schedule) == (
+        "urbannet",
+        "adamw",
+        "one_cycle",
+    )
 
 
 def test_profiles_from_the_command_line():
     study = config_from_args(parse("run", "--profile", "study"), demo=False).train
     assert (study.model, study.validation, study.patience) == ("urbannet", "fold", 15)
-    quick = config_from_args(parse("run", "--model", "improved", "--profile", "quick"),
-                             demo=True).train
+    quick = config_from_args(
+        parse("run", "--model", "improved", "--profile", "quick"), demo=True
+    ).train
     assert (quick.epochs, quick.optimizer) == (2, "adam")
     demo = config_from_args(parse("run"), demo=True).train
     assert demo.epochs == 15 and demo.model == "urbannet"
 
 
 def test_set_reaches_any_configuration_value():
-    config = config_from_args(parse("run", "--set", "train.weight_decay=0.001", "--set",
-                                    "audio.pad_mode=zeros", "--set",
-                                    'augment.deformations=["pitch_shift_2"]',
-                                    "--set", "features.fmax=8000"), demo=False)
+    config = config_from_args(
+        parse(
+            "run",
+            "--set",
+            "train.weight_decay=0.001",
+            "--set",
+            "audio.pad_mode=zeros",
+            "--set",
+            'augment.deformations=["pitch_shift_2"]',
+            "--set",
+            "features.fmax=8000",
+        ),
+        demo=False,
+    )
     assert config.train.weight_decay == 0.001
     assert config.audio.pad_mode == "zeros"
     assert config.augment.deformations == ("pitch_shift_2",)
@@ -63,10 +94,13 @@ def test_set_reaches_any_configuration_value():
     assert config.train.epochs == 3
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["run", "--set", "train.epochs"], "--set takes section.key=value"),
-    (["run", "--set", "epochs=3"], "--set takes section.key=value"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["run", "--set", "train.epochs"], "--set takes section.key=value"),
+        (["run", "--set", "epochs=3"], "--set takes section.key=value"),
+    ],
+)
 def test_set_malformed_is_a_usage_error(argv, message, capsys):
     with pytest.raises(SystemExit) as info:
         parse(*argv)
@@ -74,13 +108,19 @@ def test_set_malformed_is_a_usage_error(argv, message, capsys):
     assert message in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--set", "train.epoch=3"], "unknown configuration key 'train.epoch'"),
-    (["--set", "train.epochs=three"], "train.epochs must be of type int"),
-    (["--set", "train.schedule=step"], "train.schedule must be one of"),
-    (["--model", "vgg"], "train.model must be one of ['urbannet', 'urbannet-large', 'sb-cnn', "
-                         "'improved', 'conv1d'], not 'vgg'"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--set", "train.epoch=3"], "unknown configuration key 'train.epoch'"),
+        (["--set", "train.epochs=three"], "train.epochs must be of type int"),
+        (["--set", "train.schedule=step"], "train.schedule must be one of"),
+        (
+            ["--model", "vgg"],
+            "train.model must be one of ['urbannet', 'urbannet-large', 'sb-cnn', "
+            "'improved', 'conv1d'], not 'vgg'",
+        ),
+    ],
+)
 def test_bad_settings_exit_2_with_one_line(argv, message, capsys, tmp_path):
     code = main(["run", "--data", str(tmp_path), "--out", str(tmp_path / "out"), *argv])
     err = capsys.readouterr().err
@@ -90,8 +130,19 @@ def test_bad_settings_exit_2_with_one_line(argv, message, capsys, tmp_path):
 
 
 def test_submit_takes_the_same_training_options():
-    args = parse("submit", "--host", "http://kfp", "--data", "/mnt/us8k", "--model", "improved",
-                 "--profile", "quick", "--set", "train.seed=4")
+    args = parse(
+        "submit",
+        "--host",
+        "http://kfp",
+        "--data",
+        "/mnt/us8k",
+        "--model",
+        "improved",
+        "--profile",
+        "quick",
+        "--set",
+        "train.seed=4",
+    )
     train = config_from_args(args, demo=False).train
     assert (train.model, train.epochs, train.seed) == ("improved", 2, 4)
 

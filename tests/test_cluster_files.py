@@ -1,5 +1,7 @@
 """Static checks of the cluster files (no Docker engine runs here): the Dockerfile,
 docker/build.sh (run against a stand-in `docker`), docker/compose.yaml."""
+
+import ast
 import fnmatch
 import importlib.metadata
 import json
@@ -20,6 +22,7 @@ BUILD_SH = ROOT / "docker" / "build.sh"
 
 
 # ---------------------------------------------------------------- Dockerfile ----------
+
 
 def parse_dockerfile(text: str) -> list[tuple[str, str]]:
     """(INSTRUCTION, arguments) in order: comments dropped, `\\` continuations joined
@@ -58,7 +61,7 @@ def docker_instructions():
 
 
 def test_parser_joins_continuations_and_drops_comments():
-    parsed = parse_dockerfile("# c\nARG A=1\nRUN a \\\n# inside\n && b\n\nCMD [\"x\"]\n")
+    parsed = parse_dockerfile('# c\nARG A=1\nRUN a \\\n# inside\n && b\n\nCMD ["x"]\n')
     assert parsed == [("ARG", "A=1"), ("RUN", "a  && b"), ("CMD", '["x"]')]
 
 
@@ -69,7 +72,7 @@ def test_from_is_one_python_311_base_chosen_by_a_build_argument(docker_instructi
     ref = re.fullmatch(r"\$\{?(\w+)\}?", froms[0])
     assert ref, f"FROM {froms[0]} is not a build argument"
     # An ARG used in FROM must be declared before it.
-    before = docker_instructions[:names.index("FROM")]
+    before = docker_instructions[: names.index("FROM")]
     defaults = _arg_defaults(before)
     base = defaults[ref.group(1)]
     image, _, tag = base.rpartition(":")
@@ -84,8 +87,9 @@ def test_tensorflow_extra_only_adds_cuda_wheels_to_the_pinned_tensorflow(docker_
     script = 'pip() { echo "pip $*"; }; ' + run
     for extras, expected in [("", []), ("and-cuda", ["tensorflow[and-cuda]"])]:
         env = dict(os.environ, TF_EXTRAS=extras)
-        out = subprocess.run(["sh", "-c", script], env=env, capture_output=True, text=True,
-                             check=True).stdout.splitlines()
+        out = subprocess.run(
+            ["sh", "-c", script], env=env, capture_output=True, text=True, check=True
+        ).stdout.splitlines()
         assert out[0].split() == ["pip", "install", "-r", "requirements.txt"] + expected
         assert out[1].split() == ["pip", "install", "--no-deps", "muda==0.4.1"]
     # The default is the CPU build; the extra exists for the pinned tensorflow.
@@ -106,7 +110,7 @@ def test_the_requirements_installed_are_the_repositorys(docker_instructions):
 def _dockerignore_patterns():
     path = ROOT / ".dockerignore"
     lines = path.read_text().splitlines() if path.exists() else []
-    return [l.strip() for l in lines if l.strip() and not l.startswith("#")]
+    return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
 
 
 def test_every_copy_source_exists_and_is_not_ignored(docker_instructions):
@@ -122,17 +126,21 @@ def test_every_copy_source_exists_and_is_not_ignored(docker_instructions):
 
 def test_every_package_setup_py_installs_is_copied_before_the_install(docker_instructions):
     copied = set()
-    for index, (name, arguments) in enumerate(docker_instructions):
+    for name, arguments in docker_instructions:
         if name == "COPY":
             copied.update(shlex.split(arguments)[:-1])
         if name == "RUN" and "pip install --no-deps ." in arguments:
             break
     else:
         pytest.fail("the package is never installed (pip install --no-deps .)")
-    packages = re.findall(r'"(\w+)"', re.search(r"include=\[(.*?)\]",
-                                                (ROOT / "setup.py").read_text(), re.S).group(1))
-    assert {"setup.py", "README.md"} <= copied  # setup.py reads README.md
-    assert set(packages) <= copied, set(packages) - copied
+    setup_py = (ROOT / "setup.py").read_text()
+    library = re.findall(r'"(\w+)"', re.search(r"include=\[(.*?)\]", setup_py, re.S).group(1))
+    mapped = re.search(r"SUBPACKAGE_FOLDERS = (\{.*?\})", setup_py, re.S).group(1)
+    folders = set(library) | set(ast.literal_eval(mapped).values())
+    assert folders == {"urbansound", "pipeline", "components"}
+    # setup.py reads README.md and requirements.txt; pyproject.toml names the build backend
+    assert {"setup.py", "README.md", "pyproject.toml"} <= copied
+    assert folders <= copied, folders - copied
 
 
 def test_apt_installs_what_muda_and_soundfile_need(docker_instructions):
@@ -144,7 +152,8 @@ def test_apt_installs_what_muda_and_soundfile_need(docker_instructions):
 
 
 def test_entrypoint_is_exec_form_and_kfp_gives_every_executor_its_own_command(
-        docker_instructions, tmp_path):
+    docker_instructions, tmp_path
+):
     """KFP replaces the image's ENTRYPOINT with each component's command: the image's own
     (for `docker run IMAGE ...`) must not matter to the pipeline."""
     (entrypoint,) = _args(docker_instructions, "ENTRYPOINT")
@@ -158,6 +167,7 @@ def test_entrypoint_is_exec_form_and_kfp_gives_every_executor_its_own_command(
 
 # ---------------------------------------------------------------- build.sh ------------
 
+
 def test_build_script_builds_and_tags_both_variants(tmp_path):
     """docker/build.sh run against a stand-in `docker` that records its arguments."""
     bin_dir = tmp_path / "bin"
@@ -167,20 +177,29 @@ def test_build_script_builds_and_tags_both_variants(tmp_path):
     fake.write_text(f'#!/bin/sh\necho "$*" >> {log}\n')
     fake.chmod(0o755)
     env = dict(os.environ, PATH=f"{bin_dir}:{os.environ['PATH']}", PUSH="1")
-    subprocess.run(["bash", str(BUILD_SH), "registry.example.com/team/urbansound"], env=env,
-                   check=True, capture_output=True, text=True)
+    subprocess.run(
+        ["bash", str(BUILD_SH), "registry.example.com/team/urbansound"],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     calls = log.read_text().splitlines()
     assert calls == [
         "build --build-arg TF_EXTRAS= -t registry.example.com/team/urbansound:0.1.0-cpu .",
         "build --build-arg TF_EXTRAS=and-cuda -t registry.example.com/team/urbansound:0.1.0-gpu .",
         "push registry.example.com/team/urbansound:0.1.0-cpu",
-        "push registry.example.com/team/urbansound:0.1.0-gpu"]
+        "push registry.example.com/team/urbansound:0.1.0-gpu",
+    ]
     log.unlink()
     env.pop("PUSH")
-    subprocess.run(["bash", str(BUILD_SH), "localhost:5001/us:dev"], env=env, check=True,
-                   capture_output=True)
+    subprocess.run(
+        ["bash", str(BUILD_SH), "localhost:5001/us:dev"], env=env, check=True, capture_output=True
+    )
     assert [c.split()[-2] for c in log.read_text().splitlines()] == [
-        "localhost:5001/us:dev-cpu", "localhost:5001/us:dev-gpu"]
+        "localhost:5001/us:dev-cpu",
+        "localhost:5001/us:dev-gpu",
+    ]
 
 
 # ---------------------------------------------------------------- compose.yaml --------
@@ -205,6 +224,7 @@ def interpolate(value, env):
             return env[name]
         assert m.group(2) is not None, f"${name} has no default: compose would warn"
         return m.group(2)
+
     return _VAR.sub(sub, value)
 
 
@@ -245,13 +265,13 @@ def test_depends_on_names_services_with_healthchecks(compose):
         check = service.get("healthcheck")
         assert check and check["test"][0] in ("CMD", "CMD-SHELL"), f"{name}: no healthcheck"
         depends = service.get("depends_on", {})
-        for other, condition in (depends.items() if isinstance(depends, dict)
-                                 else ((d, {}) for d in depends)):
+        for other, condition in (
+            depends.items() if isinstance(depends, dict) else ((d, {}) for d in depends)
+        ):
             assert other in services, f"{name} depends on unknown {other}"
             if condition.get("condition") == "service_healthy":
                 assert services[other].get("healthcheck"), other
-    assert compose["services"]["mlflow"]["depends_on"]["postgres"]["condition"] == \
-        "service_healthy"
+    assert compose["services"]["mlflow"]["depends_on"]["postgres"]["condition"] == "service_healthy"
 
 
 @pytest.mark.parametrize("env", [{}, {"MLFLOW_DB_PASSWORD": "s3cret-from-env"}])
@@ -289,6 +309,7 @@ def test_server_port_is_published_and_probed(compose):
     # The name other containers use is an allowed Host header (MLflow 3 checks it).
     allowed = mlflow["environment"]["MLFLOW_SERVER_ALLOWED_HOSTS"].split(",")
     from mlflow.server.security_utils import is_allowed_host_header
+
     for host in ("mlflow", f"mlflow:{port}", f"localhost:{port}", f"127.0.0.1:{port}"):
         assert is_allowed_host_header(allowed, host), host
     assert not is_allowed_host_header(allowed, f"evil.example.com:{port}")

@@ -1,4 +1,5 @@
 """``urbansound compare``: the study's Table 1 and box plot across runs, from MLflow."""
+
 from __future__ import annotations
 
 import json
@@ -6,8 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from urbansound.comparison import (RunAccuracies, comparison_rows, format_comparison,
-                                   plot_fold_boxes)
+from urbansound.comparison import RunAccuracies, comparison_rows, format_comparison, plot_fold_boxes
 from urbansound.config import ConfigError
 
 SB = RunAccuracies("run-sb", "sb-cnn", "none", {1: 0.50, 2: 0.60, 3: 0.58})
@@ -47,6 +47,7 @@ def test_box_plot_is_a_png(tmp_path):
 # From MLflow: parent runs with nested fold runs, as the pipeline logs them
 # ---------------------------------------------------------------------------
 
+
 @pytest.fixture
 def store(tmp_path):
     from mlflow.tracking import MlflowClient
@@ -60,13 +61,17 @@ def store(tmp_path):
         client.log_param(parent.info.run_id, "train.model", run.model)
         client.log_param(parent.info.run_id, "augment.deformations", json.dumps([]))
         for fold, acc in run.fold_accuracies.items():
-            child = client.create_run(exp, run_name=f"fold-{fold}", tags={
-                "mlflow.parentRunId": parent.info.run_id, "fold": str(fold)})
+            child = client.create_run(
+                exp,
+                run_name=f"fold-{fold}",
+                tags={"mlflow.parentRunId": parent.info.run_id, "fold": str(fold)},
+            )
             client.log_metric(child.info.run_id, "test_accuracy", acc)
             client.set_terminated(child.info.run_id, "FINISHED")
         # a fold that was killed does not count
-        killed = client.create_run(exp, tags={"mlflow.parentRunId": parent.info.run_id,
-                                              "fold": "9"})
+        killed = client.create_run(
+            exp, tags={"mlflow.parentRunId": parent.info.run_id, "fold": "9"}
+        )
         client.log_metric(killed.info.run_id, "test_accuracy", 0.01)
         client.set_terminated(killed.info.run_id, "KILLED")
         client.set_terminated(parent.info.run_id, "FINISHED")
@@ -100,10 +105,14 @@ def test_compare_named_runs_and_errors(store):
     assert [r.model for r in load_runs(uri, [parents["sb-cnn"]])] == ["sb-cnn"]
     with pytest.raises(ConfigError, match="no run 'nope'"):
         load_runs(uri, ["nope"])
-    child = client.search_runs([client.get_experiment_by_name("urbansound").experiment_id],
-                               filter_string="tags.fold = '1'")[0]
-    with pytest.raises(ConfigError, match=rf"is a fold run; give its pipeline run "
-                                          rf"{child.data.tags['mlflow.parentRunId']}"):
+    child = client.search_runs(
+        [client.get_experiment_by_name("urbansound").experiment_id], filter_string="tags.fold = '1'"
+    )[0]
+    with pytest.raises(
+        ConfigError,
+        match=rf"is a fold run; give its pipeline run "
+        rf"{child.data.tags['mlflow.parentRunId']}",
+    ):
         load_runs(uri, [child.info.run_id])
     with pytest.raises(ConfigError, match="no experiment 'other'"):
         compare(uri, experiment="other", log=False)
@@ -113,8 +122,18 @@ def test_compare_command_prints_the_table_and_writes_the_plot(store, tmp_path, c
     from urbansound.pipeline.cli import main
 
     uri, parents, _ = store
-    code = main(["compare", parents["sb-cnn"], parents["urbannet"], "--tracking-uri", uri,
-                 "--out", str(tmp_path / "cmp"), "--no-log"])
+    code = main(
+        [
+            "compare",
+            parents["sb-cnn"],
+            parents["urbannet"],
+            "--tracking-uri",
+            uri,
+            "--out",
+            str(tmp_path / "cmp"),
+            "--no-log",
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0
     assert out.splitlines()[1].split()[:2] == ["urbannet", "1,2,3"]

@@ -1,6 +1,7 @@
 """Issue 15, defect classes 1 and 10: a dataset (or any file a run reads) rewritten with other
 sound at the same size, with or without its old mtime, is never served from a cache; and a
 command that only reads the MLflow store never creates one."""
+
 import json
 import os
 import subprocess
@@ -73,8 +74,9 @@ class _CountingOpen:
 
 
 @pytest.mark.parametrize("keep_mtime", [True, False])
-def test_a_clip_rewritten_at_the_same_size_changes_the_fingerprint(demo, tmp_path, remembered,
-                                                                   keep_mtime):
+def test_a_clip_rewritten_at_the_same_size_changes_the_fingerprint(
+    demo, tmp_path, remembered, keep_mtime
+):
     cache = tmp_path / "digests.json"
     clips = _clips(demo)
     first = dataset_fingerprint(clips, cache_file=cache)
@@ -91,7 +93,7 @@ def test_several_clips_rewritten_and_their_mtimes_restored(demo, tmp_path, remem
     paths = [Path(c.path) for c in _clips(demo)[::4]]
     for i, path in enumerate(paths):
         _rewrite_same_size(path, seed=i)
-    digests, stats = content_digests([str(p) for p in paths], cache_file=cache)
+    _digests, stats = content_digests([str(p) for p in paths], cache_file=cache)
     assert stats.hashed == len(paths) and stats.cached == 0  # ctime moved: every one rehashed
     assert dataset_fingerprint(_clips(demo), cache_file=cache) != first
 
@@ -123,9 +125,9 @@ def test_swapped_renamed_and_moved_clips_change_the_fingerprint(demo, tmp_path):
     assert dataset_fingerprint(_clips(demo)) not in (base, swapped)
 
 
-def test_an_unchanged_tree_is_not_read_again_and_the_cache_not_rewritten(demo, tmp_path,
-                                                                       remembered,
-                                                                       monkeypatch):
+def test_an_unchanged_tree_is_not_read_again_and_the_cache_not_rewritten(
+    demo, tmp_path, remembered, monkeypatch
+):
     cache = tmp_path / "out" / "cache" / "digests.json"
     clips = _clips(demo)
     first = dataset_fingerprint(clips, cache_file=cache)
@@ -133,7 +135,7 @@ def test_an_unchanged_tree_is_not_read_again_and_the_cache_not_rewritten(demo, t
     stamp = cache.stat().st_mtime_ns
     reads = _CountingOpen()
     monkeypatch.setattr(content_hash, "open", reads, raising=False)
-    digests, stats = content_digests([c.path for c in clips], cache_file=cache)
+    _digests, stats = content_digests([c.path for c in clips], cache_file=cache)
     assert reads.paths == [] and stats.hashed == 0 and stats.cached == len(clips) == 20
     assert not stats.cache_written
     assert cache.read_bytes() == written and cache.stat().st_mtime_ns == stamp
@@ -156,22 +158,31 @@ def test_files_changed_just_now_are_not_remembered(demo, tmp_path):
     assert third.hashed == 20  # ctime is still recent: not yet trusted
 
 
-@pytest.mark.parametrize("content", [
-    b"\x00\xff not json at all",
-    b"",
-    b'{"version": 1, "algorithm": "sha256", "entries": []}',
-    b'{"version": 99, "algorithm": "sha256", "entries": {}}',
-    b'["a", "list"]',
-    None,  # entries of the right shape with wrong types
-])
-def test_a_corrupt_or_foreign_cache_file_is_ignored_and_rebuilt(demo, tmp_path, remembered,
-                                                              content):
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"\x00\xff not json at all",
+        b"",
+        b'{"version": 1, "algorithm": "sha256", "entries": []}',
+        b'{"version": 99, "algorithm": "sha256", "entries": {}}',
+        b'["a", "list"]',
+        None,  # entries of the right shape with wrong types
+    ],
+)
+def test_a_corrupt_or_foreign_cache_file_is_ignored_and_rebuilt(
+    demo, tmp_path, remembered, content
+):
     clips = _clips(demo)
     expected = dataset_fingerprint(clips)
     cache = tmp_path / "digests.json"
     if content is None:
-        content = json.dumps({"version": 1, "algorithm": "sha256", "entries": {
-            c.path: ["big", 0, 0, 0, 0, "0" * 64] for c in clips}}).encode()
+        content = json.dumps(
+            {
+                "version": 1,
+                "algorithm": "sha256",
+                "entries": {c.path: ["big", 0, 0, 0, 0, "0" * 64] for c in clips},
+            }
+        ).encode()
     cache.write_bytes(content)
     assert dataset_fingerprint(clips, cache_file=cache) == expected
     rebuilt = json.loads(cache.read_text())
@@ -224,8 +235,7 @@ def test_ingest_manifest_hash_follows_the_content(demo, tmp_path):
     manifest = json.loads((tmp_path / "w1" / "manifest.json").read_text())
     assert manifest["dataset_hash"] == first.dataset_hash
     _rewrite_same_size(Path(_clips(demo)[5].path))
-    second = ingest(demo, tmp_path / "w2", workers=1,
-                    digest_cache=tmp_path / "digests.json")
+    second = ingest(demo, tmp_path / "w2", workers=1, digest_cache=tmp_path / "digests.json")
     assert second.dataset_hash != first.dataset_hash
     assert second.dataset_hash == dataset_fingerprint(_clips(demo))
 
@@ -242,14 +252,16 @@ def test_noise_recordings_rewritten_at_the_same_size_change_the_deformation_keys
     y = np.zeros(100, np.float32)
     first = DeformationCache("/u", cache_context(config)).key(y, 22050, "background_noise_0", "a")
     _rewrite_same_size(street)
-    assert DeformationCache("/u", cache_context(config)).key(
-        y, 22050, "background_noise_0", "a") != first
+    assert (
+        DeformationCache("/u", cache_context(config)).key(y, 22050, "background_noise_0", "a")
+        != first
+    )
 
 
 def test_run_fingerprint_covers_noise_recordings_and_the_init_model(demo, tmp_path, remembered):
+    from urbansound.config import Config
     from urbansound.pipeline.commands.resolve import INIT_DIGEST_FILE
     from urbansound.pipeline.commands.run import inputs_fingerprint
-    from urbansound.config import Config
 
     out = tmp_path / "out"
     clips = _clips(demo)
@@ -262,8 +274,7 @@ def test_run_fingerprint_covers_noise_recordings_and_the_init_model(demo, tmp_pa
     model = tmp_path / "init" / "model.keras"
     model.parent.mkdir()
     model.write_bytes(b"weights, version 1")
-    config = Config().override(**{"augment.noise_dir": str(noise),
-                                  "train.init_from": str(model)})
+    config = Config().override(**{"augment.noise_dir": str(noise), "train.init_from": str(model)})
     full = inputs_fingerprint(clips, demo, config, out)
     assert full.startswith(plain + ";noise=") and ";init=" in full
     assert inputs_fingerprint(clips, demo, config, out) == full
@@ -289,15 +300,17 @@ def test_run_fingerprint_covers_noise_recordings_and_the_init_model(demo, tmp_pa
     assert inputs_fingerprint(clips, demo, copied, out) == key
 
 
-def test_submit_fingerprints_the_content_and_remembers_it_per_user(demo, tmp_path, monkeypatch,
-                                                                  capsys):
+def test_submit_fingerprints_the_content_and_remembers_it_per_user(
+    demo, tmp_path, monkeypatch, capsys
+):
     from urbansound.pipeline.cli import build_parser
     from urbansound.pipeline.commands.cluster import submit_cache_key
     from urbansound.pipeline.commands.options import config_from_args
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    args = build_parser().parse_args(["submit", "--host", "http://kfp.invalid", "--data",
-                                      str(demo), "--data-version", "v1"])
+    args = build_parser().parse_args(
+        ["submit", "--host", "http://kfp.invalid", "--data", str(demo), "--data-version", "v1"]
+    )
     config = config_from_args(args, demo=False)
     sent = submit_cache_key(args, config)
     assert sent == f"version=v1;listing={dataset_fingerprint(_clips(demo))}"
@@ -325,7 +338,9 @@ def test_the_fingerprint_progress_line_stays_quiet_when_quick(monkeypatch):
         clock[0] += 1.0
         slow(done, 10)
     assert [line.split(" (")[0] for line in lines] == [
-        "dataset fingerprint: 2/10 clips", "dataset fingerprint: 10/10 clips"]
+        "dataset fingerprint: 2/10 clips",
+        "dataset fingerprint: 10/10 clips",
+    ]
 
 
 # --------------------------------------------------------------------------------------
@@ -336,8 +351,14 @@ def _cli(args, cwd, env_extra=None):
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     env["PYTHONPATH"] = str(REPO)
     env.update(env_extra or {})
-    return subprocess.run([sys.executable, "-m", "urbansound.pipeline.cli", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "urbansound.pipeline.cli", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_compare_in_an_empty_folder_creates_nothing(tmp_path, monkeypatch, capsys):
@@ -347,21 +368,26 @@ def test_compare_in_an_empty_folder_creates_nothing(tmp_path, monkeypatch, capsy
     monkeypatch.chdir(tmp_path)
     assert main(["compare"]) == 2
     err = capsys.readouterr().err.strip()
-    assert err == (f"urbansound compare: error: {tmp_path / 'mlflow.db'}: no MLflow store here, "
-                   f"so no experiment 'urbansound' to compare (run `urbansound run` first, or "
-                   f"give --tracking-uri)")
-    assert main(["compare", "abc123", "--tracking-uri",
-                 f"sqlite:///{tmp_path / 'other.db'}"]) == 2
-    assert "other.db: no MLflow store here, so no run 'abc123' to compare" in \
-        capsys.readouterr().err
+    assert err == (
+        f"urbansound compare: error: {tmp_path / 'mlflow.db'}: no MLflow store here, "
+        f"so no experiment 'urbansound' to compare (run `urbansound run` first, or "
+        f"give --tracking-uri)"
+    )
+    assert main(["compare", "abc123", "--tracking-uri", f"sqlite:///{tmp_path / 'other.db'}"]) == 2
+    assert (
+        "other.db: no MLflow store here, so no run 'abc123' to compare" in capsys.readouterr().err
+    )
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.parametrize("args", [
-    ["register", "0123abcd", "--name", "m"],
-    ["predict", "runs:/0123abcd/model", "x.wav"],
-    ["train-final", "--data", "DATA", "--from-run", "0123abcd"],
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["register", "0123abcd", "--name", "m"],
+        ["predict", "runs:/0123abcd/model", "x.wav"],
+        ["train-final", "--data", "DATA", "--from-run", "0123abcd"],
+    ],
+)
 def test_other_commands_that_only_read_the_store_create_nothing(tmp_path, demo, args):
     work = tmp_path / "empty"
     work.mkdir()
@@ -384,8 +410,19 @@ def test_run_after_clips_were_rewritten_is_not_served_from_the_cache(tmp_path):
 
     data = tmp_path / "data"
     write_demo_dataset(data, folds=(1, 2), clips_per_class=2, seed=4)
-    command = ["run", "--data", str(data), "--out", str(tmp_path / "out"), "--profile", "quick",
-               "--folds", "1", "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}"]
+    command = [
+        "run",
+        "--data",
+        str(data),
+        "--out",
+        str(tmp_path / "out"),
+        "--profile",
+        "quick",
+        "--folds",
+        "1",
+        "--tracking-uri",
+        f"sqlite:///{tmp_path / 'mlflow.db'}",
+    ]
 
     def run():
         done = _cli(command, cwd=tmp_path)

@@ -1,5 +1,6 @@
 """The deformation cache: a rerun never recomputes a deformed copy it already has, a
 changed setting never reads a stale one, and a broken entry is recomputed."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -7,8 +8,8 @@ import pytest
 
 pytest.importorskip("apache_beam")
 
-from urbansound.config import Config  # noqa: E402
-from urbansound.deformation_cache import DeformationCache, cache_context  # noqa: E402
+from urbansound.config import Config
+from urbansound.deformation_cache import DeformationCache, cache_context
 
 NOISE = "background_noise_traffic"  # pure NumPy (muda BackgroundNoise): no binary needed
 
@@ -20,20 +21,35 @@ def test_keys_cover_the_clip_the_deformation_and_the_settings():
     assert len(base) == 64 and base == cache.key(y.copy(), 22050, NOISE, "a.wav")
     changed = y.copy()
     changed[500] += 1e-6
-    assert len({base, cache.key(changed, 22050, NOISE, "a.wav"),
+    assert (
+        len(
+            {
+                base,
+                cache.key(changed, 22050, NOISE, "a.wav"),
                 cache.key(y, 22050, "pitch_shift_2", "a.wav"),
                 cache.key(y, 22050, NOISE, "b.wav"),  # the file name seeds the noise
                 cache.key(y, 16000, NOISE, "a.wav"),
-                DeformationCache("/unused", cache_context(
-                    Config().override(**{"features.top_db": 60.0}))).key(y, 22050, NOISE, "a.wav"),
-                DeformationCache("/unused", cache_context(Config().override(
-                    **{"train.model": "conv1d", "train.spec_augment": 0}))).key(
-                    y, 22050, NOISE, "a.wav")}) == 7
+                DeformationCache(
+                    "/unused", cache_context(Config().override(**{"features.top_db": 60.0}))
+                ).key(y, 22050, NOISE, "a.wav"),
+                DeformationCache(
+                    "/unused",
+                    cache_context(
+                        Config().override(**{"train.model": "conv1d", "train.spec_augment": 0})
+                    ),
+                ).key(y, 22050, NOISE, "a.wav"),
+            }
+        )
+        == 7
+    )
     # neither the model of the same input kind nor the test-time windows change the value
-    for other in (Config().override(**{"train.model": "sb-cnn"}),
-                  Config().override(**{"features.window_hop_s": 1.0})):
-        assert DeformationCache("/unused", cache_context(other)).key(
-            y, 22050, NOISE, "a.wav") == base
+    for other in (
+        Config().override(**{"train.model": "sb-cnn"}),
+        Config().override(**{"features.window_hop_s": 1.0}),
+    ):
+        assert (
+            DeformationCache("/unused", cache_context(other)).key(y, 22050, NOISE, "a.wav") == base
+        )
 
 
 def test_noise_recordings_are_part_of_the_key(tmp_path):
@@ -44,8 +60,10 @@ def test_noise_recordings_are_part_of_the_key(tmp_path):
     config = Config().override(**{"augment.noise_dir": str(noise)})
     first = DeformationCache("/u", cache_context(config)).key(y, 22050, "background_noise_0", "a")
     (noise / "park.wav").write_bytes(b"y" * 20)
-    assert DeformationCache("/u", cache_context(config)).key(
-        y, 22050, "background_noise_0", "a") != first
+    assert (
+        DeformationCache("/u", cache_context(config)).key(y, 22050, "background_noise_0", "a")
+        != first
+    )
 
 
 def test_put_then_get_and_broken_entries_are_misses(tmp_path):
@@ -74,8 +92,13 @@ def _features(root, out, config):
     from urbansound.beam_features import run_features
     from urbansound.records import fold_files, iter_records
 
-    manifest = run_features(root / "wave", root / out, config=config,
-                            beam_args=["--runner=FnApiRunner"], deform_folds=[2, 3])
+    manifest = run_features(
+        root / "wave",
+        root / out,
+        config=config,
+        beam_args=["--runner=FnApiRunner"],
+        deform_folds=[2, 3],
+    )
     records = {f: sorted(iter_records(fold_files(root / out, f))) for f in (1, 2, 3)}
     return manifest, records
 
@@ -84,12 +107,14 @@ def test_a_rerun_reads_every_deformed_copy_from_the_cache(waveforms, monkeypatch
     from urbansound import augment
 
     root = waveforms
-    config = Config().override(**{"augment.deformations": (NOISE,),
-                                  "augment.cache_dir": str(root / "cache")})
+    config = Config().override(
+        **{"augment.deformations": (NOISE,), "augment.cache_dir": str(root / "cache")}
+    )
     first, records = _features(root, "feat1", config)
     assert first["deformation_cache"] == {"dir": str(root / "cache"), "hits": 0, "computed": 20}
     assert first["folds"]["2"] == {"original": 10, NOISE: 10} and first["folds"]["1"] == {
-        "original": 10}  # fold 1 is not a training fold here: never deformed, never cached
+        "original": 10
+    }  # fold 1 is not a training fold here: never deformed, never cached
 
     def no_deformation(*args, **kwargs):
         raise AssertionError("a cached deformation was recomputed")
@@ -103,17 +128,22 @@ def test_a_rerun_reads_every_deformed_copy_from_the_cache(waveforms, monkeypatch
 
 def test_changed_features_recompute_instead_of_reading_stale_copies(waveforms):
     root = waveforms
-    config = Config().override(**{"augment.deformations": (NOISE,),
-                                  "augment.cache_dir": str(root / "cache2"),
-                                  "features.top_db": 60.0})
+    config = Config().override(
+        **{
+            "augment.deformations": (NOISE,),
+            "augment.cache_dir": str(root / "cache2"),
+            "features.top_db": 60.0,
+        }
+    )
     _features(root, "feat3", config)
     other, _ = _features(root, "feat4", config.override(**{"features.top_db": 70.0}))
     assert other["deformation_cache"]["hits"] == 0 and other["deformation_cache"]["computed"] == 20
 
 
 def test_no_cache_dir_no_cache(waveforms):
-    manifest, _ = _features(waveforms, "feat5",
-                            Config().override(**{"augment.deformations": (NOISE,)}))
+    manifest, _ = _features(
+        waveforms, "feat5", Config().override(**{"augment.deformations": (NOISE,)})
+    )
     assert manifest["deformation_cache"] is None
 
 
@@ -124,6 +154,7 @@ def test_run_and_features_keep_the_cache_under_out(tmp_path):
     assert with_deformation_cache(plain, tmp_path) is plain  # nothing deformed: no cache
     deforming = Config().override(**{"augment.deformations": (NOISE,)})
     assert with_deformation_cache(deforming, tmp_path).augment.cache_dir == str(
-        tmp_path / "cache" / "deformations")
+        tmp_path / "cache" / "deformations"
+    )
     mine = deforming.override(**{"augment.cache_dir": "gs://bucket/cache"})
     assert with_deformation_cache(mine, tmp_path).augment.cache_dir == "gs://bucket/cache"

@@ -51,20 +51,31 @@ def dataset(tmp_path_factory):
 
 def test_class_names():
     assert CLASS_NAMES == (
-        "air_conditioner", "car_horn", "children_playing", "dog_bark", "drilling",
-        "engine_idling", "gun_shot", "jackhammer", "siren", "street_music",
+        "air_conditioner",
+        "car_horn",
+        "children_playing",
+        "dog_bark",
+        "drilling",
+        "engine_idling",
+        "gun_shot",
+        "jackhammer",
+        "siren",
+        "street_music",
     )
     assert ",".join(CSV_COLUMNS) == HEADER
 
 
 def test_class_names_are_the_configs():
     from urbansound import config
+
     assert tuple(config.CLASS_NAMES) == CLASS_NAMES
 
 
 def test_csv_header_and_row_count(dataset):
     root, rows = dataset
-    first_line = (root / "metadata" / "UrbanSound8K.csv").read_text(encoding="utf-8").splitlines()[0]
+    first_line = (
+        (root / "metadata" / "UrbanSound8K.csv").read_text(encoding="utf-8").splitlines()[0]
+    )
     assert first_line == HEADER
     csv_rows = _read_csv(root)
     assert len(csv_rows) == len(FOLDS) * len(CLASS_NAMES) * CLIPS_PER_CLASS
@@ -111,7 +122,9 @@ def test_every_class_in_every_fold(dataset):
     root, _ = dataset
     csv_rows = _read_csv(root)
     for fold in FOLDS:
-        counts = np.bincount([int(r["classID"]) for r in csv_rows if int(r["fold"]) == fold], minlength=10)
+        counts = np.bincount(
+            [int(r["classID"]) for r in csv_rows if int(r["fold"]) == fold], minlength=10
+        )
         assert counts.tolist() == [CLIPS_PER_CLASS] * 10
 
 
@@ -183,14 +196,16 @@ def test_float_wavs_carry_no_timestamp(dataset):
     # the writer must zero it or "same seed -> same bytes" breaks across runs.
     root, _ = dataset
     float_files = [
-        _wav_path(root, r) for r in _read_csv(root) if sf.info(str(_wav_path(root, r))).subtype == "FLOAT"
+        _wav_path(root, r)
+        for r in _read_csv(root)
+        if sf.info(str(_wav_path(root, r))).subtype == "FLOAT"
     ]
     assert float_files, "fixture dataset should contain at least one FLOAT wav"
     for path in float_files:
         raw = path.read_bytes()
         pos = raw.find(b"PEAK")
         assert pos > 0
-        assert raw[pos + 12:pos + 16] == b"\x00\x00\x00\x00"
+        assert raw[pos + 12 : pos + 16] == b"\x00\x00\x00\x00"
 
 
 def test_synthesize_clip_deterministic():
@@ -209,7 +224,9 @@ def test_synthesize_clip_deterministic():
 @pytest.mark.parametrize("class_id", range(10))
 @pytest.mark.parametrize("sr,duration_s", [(22050, 4.0), (8000, 1.3), (44100, 0.5)])
 def test_synthesize_clip_contract(class_id, sr, duration_s):
-    x = synthesize_clip(class_id, sr=sr, duration_s=duration_s, rng=np.random.default_rng([1, class_id]))
+    x = synthesize_clip(
+        class_id, sr=sr, duration_s=duration_s, rng=np.random.default_rng([1, class_id])
+    )
     assert x.dtype == np.float32
     assert x.shape == (round(sr * duration_s),)
     assert np.all(np.isfinite(x))
@@ -252,12 +269,15 @@ def _crest(x: np.ndarray) -> float:
 
 def _dominant_hz(x: np.ndarray, sr: int, start_s: float, win_s: float = 0.25) -> float:
     i0, w = int(start_s * sr), int(win_s * sr)
-    spec = np.abs(np.fft.rfft(x[i0:i0 + w] * np.hanning(w)))
+    spec = np.abs(np.fft.rfft(x[i0 : i0 + w] * np.hanning(w)))
     return float(np.argmax(spec) * sr / w)
 
 
 def _clips(class_id: int, n: int, tag: int) -> list[np.ndarray]:
-    return [synthesize_clip(class_id, sr=SR, rng=np.random.default_rng([tag, class_id, i])) for i in range(n)]
+    return [
+        synthesize_clip(class_id, sr=SR, rng=np.random.default_rng([tag, class_id, i]))
+        for i in range(n)
+    ]
 
 
 def test_engine_idling_is_far_below_drilling():

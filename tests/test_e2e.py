@@ -1,4 +1,5 @@
 """End to end: the whole pipeline with kfp's local runner on a small built-in dataset."""
+
 import json
 from pathlib import Path
 
@@ -38,13 +39,24 @@ def finished_run(demo_root, tmp_path_factory):
     uri = f"sqlite:///{work / 'mlflow.db'}"
     stdout = io.StringIO()
     with contextlib.redirect_stdout(stdout):
-        code = main(["run", "--data", str(demo_root), "--epochs", "2", "--out",
-                     str(work / "out"), "--tracking-uri", uri])
+        code = main(
+            [
+                "run",
+                "--data",
+                str(demo_root),
+                "--epochs",
+                "2",
+                "--out",
+                str(work / "out"),
+                "--tracking-uri",
+                uri,
+            ]
+        )
     return code, work, uri, stdout.getvalue()
 
 
 def test_run_exits_zero_and_ends_with_the_ingest_summary(finished_run):
-    code, work, _ = finished_run[:3]
+    code, _work, _ = finished_run[:3]
     assert code == 0
     last_line = finished_run[3].strip().splitlines()[-1]
     assert last_line.startswith("90 clips accepted, 0 rejected (report: ")
@@ -52,7 +64,7 @@ def test_run_exits_zero_and_ends_with_the_ingest_summary(finished_run):
 
 
 def test_run_writes_the_summary(finished_run):
-    code, work, _ = finished_run[:3]
+    _code, work, _ = finished_run[:3]
     summaries = list((work / "out" / "pipeline_root").glob("*/evaluate*/evaluation/summary.json"))
     assert len(summaries) == 1
     summary = json.loads(summaries[0].read_text())
@@ -67,8 +79,11 @@ def test_run_writes_the_summary(finished_run):
 def test_mlflow_has_a_finished_parent_with_metrics_and_artifacts(finished_run):
     uri = finished_run[2]
     client, exp = _mlflow(uri)
-    parents = [r for r in client.search_runs([exp.experiment_id])
-               if "mlflow.parentRunId" not in r.data.tags]
+    parents = [
+        r
+        for r in client.search_runs([exp.experiment_id])
+        if "mlflow.parentRunId" not in r.data.tags
+    ]
     assert len(parents) == 1
     parent = parents[0]
     assert parent.info.status == "FINISHED"
@@ -88,8 +103,9 @@ def test_mlflow_has_one_nested_run_per_fold_with_histories_and_a_loadable_model(
 
     uri = finished_run[2]
     client, exp = _mlflow(uri)
-    children = [r for r in client.search_runs([exp.experiment_id])
-                if "mlflow.parentRunId" in r.data.tags]
+    children = [
+        r for r in client.search_runs([exp.experiment_id]) if "mlflow.parentRunId" in r.data.tags
+    ]
     assert sorted(r.data.tags["fold"] for r in children) == ["1", "2", "3"]
     for child in children:
         assert child.info.status == "FINISHED"
@@ -106,8 +122,11 @@ def test_mlflow_has_one_nested_run_per_fold_with_histories_and_a_loadable_model(
     assert len(models) == 3
     # the logged model is the pyfunc that serves raw audio (components/serving.py)
     info = mlflow.models.get_model_info(f"models:/{models[0].model_id}")
-    assert [c["name"] for c in info.signature.inputs.to_dict()] == ["path", "waveform",
-                                                                     "sample_rate"]
+    assert [c["name"] for c in info.signature.inputs.to_dict()] == [
+        "path",
+        "waveform",
+        "sample_rate",
+    ]
     model = mlflow.pyfunc.load_model(f"models:/{models[0].model_id}")
     keras_model = model.unwrap_python_model().keras_model  # the plain Keras model it carries
     probabilities = keras_model.predict(np.zeros((2, 128, 128, 1), np.float32), verbose=0)
@@ -128,12 +147,24 @@ def test_a_failing_stage_marks_the_mlflow_run_failed(demo_root, tmp_path, capsys
     from urbansound.pipeline.cli import main
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    code = main(["run", "--data", str(demo_root), "--epochs", "1", "--out", str(tmp_path / "out"),
-                 "--tracking-uri", uri,
-                 # passes the check before the run (a known runner and options), then the
-                 # features stage fails: no job server answers there
-                 "--beam-arg=--runner=PortableRunner", "--beam-arg=--job_endpoint=127.0.0.1:1",
-                 "--beam-arg=--job_server_timeout=5"])
+    code = main(
+        [
+            "run",
+            "--data",
+            str(demo_root),
+            "--epochs",
+            "1",
+            "--out",
+            str(tmp_path / "out"),
+            "--tracking-uri",
+            uri,
+            # passes the check before the run (a known runner and options), then the
+            # features stage fails: no job server answers there
+            "--beam-arg=--runner=PortableRunner",
+            "--beam-arg=--job_endpoint=127.0.0.1:1",
+            "--beam-arg=--job_server_timeout=5",
+        ]
+    )
     assert code == 1
     assert "pipeline failed" in capsys.readouterr().err
     client, exp = _mlflow(uri)
@@ -144,17 +175,26 @@ def test_a_failing_stage_marks_the_mlflow_run_failed(demo_root, tmp_path, capsys
 
 
 def test_strict_run_with_a_broken_clip_stops_before_training_with_exit_2(tmp_path, capsys):
-    import shutil
 
-    from urbansound.pipeline.cli import main
     from urbansound.demo_data import write_demo_dataset
+    from urbansound.pipeline.cli import main
 
     data = tmp_path / "data"
     write_demo_dataset(data, folds=(1, 2, 3), clips_per_class=1, seed=3)
     broken = sorted((data / "audio" / "fold2").glob("*.wav"))[0]
     broken.write_bytes(b"RIFF")  # a truncated header
-    code = main(["run", "--data", str(data), "--strict", "--out", str(tmp_path / "out"),
-                 "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}"])
+    code = main(
+        [
+            "run",
+            "--data",
+            str(data),
+            "--strict",
+            "--out",
+            str(tmp_path / "out"),
+            "--tracking-uri",
+            f"sqlite:///{tmp_path / 'mlflow.db'}",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2
     assert "strict mode" in err and broken.name in err
@@ -171,12 +211,31 @@ def test_two_pipeline_runs_at_once_on_one_fresh_store_both_land_intact(tmp_path)
     data = tmp_path / "data"
     write_demo_dataset(data, folds=(1, 2, 3), clips_per_class=1, seed=4)
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"  # does not exist yet: both race to create it
-    runs = [subprocess.Popen([sys.executable, "-m", "urbansound.pipeline.cli", "run", "--data", str(data),
-                              "--epochs", "1", "--seed", str(seed), "--out",
-                              str(tmp_path / f"out{seed}"), "--tracking-uri", uri],
-                             cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                             text=True)
-            for seed in (1, 2)]
+    runs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "urbansound.pipeline.cli",
+                "run",
+                "--data",
+                str(data),
+                "--epochs",
+                "1",
+                "--seed",
+                str(seed),
+                "--out",
+                str(tmp_path / f"out{seed}"),
+                "--tracking-uri",
+                uri,
+            ],
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for seed in (1, 2)
+    ]
     outputs = [run.communicate(timeout=900)[0] for run in runs]
     assert [run.returncode for run in runs] == [0, 0], outputs
     client, exp = _mlflow(uri)
@@ -186,7 +245,8 @@ def test_two_pipeline_runs_at_once_on_one_fresh_store_both_land_intact(tmp_path)
     for parent in parents:
         assert parent.info.status == "FINISHED"
         assert "accuracy_mean" in parent.data.metrics
-        children = [r for r in all_runs
-                    if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+        children = [
+            r for r in all_runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id
+        ]
         assert sorted(r.data.tags["fold"] for r in children) == ["1", "2", "3"]
         assert {r.info.status for r in children} == {"FINISHED"}

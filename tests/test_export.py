@@ -5,6 +5,7 @@ The model is ``urbannet`` (the default) trained briefly on one fold of the built
 demo data, so that its predictions differ from window to window; agreement with
 Keras is measured on windows of another fold (and on real clips when ../shared is
 here)."""
+
 from __future__ import annotations
 
 import json
@@ -13,10 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from urbansound.pipeline.cli import main
 from urbansound.config import CLASS_NAMES, Config
-from urbansound.export import (TFLiteModel, agreement, batched, calibration_inputs,
-                               export_tflite)
+from urbansound.export import TFLiteModel, agreement, batched, calibration_inputs, export_tflite
+from urbansound.pipeline.cli import main
 from urbansound.predict import keras_classifier
 
 REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "us8k-real-dev"
@@ -72,16 +72,18 @@ def held_out(demo):
 @pytest.fixture(scope="module")
 def float_export(trained, tmp_path_factory):
     model, _ = trained
-    return export_tflite(model, Config(), tmp_path_factory.mktemp("f") / "model.tflite",
-                         source="test")
+    return export_tflite(
+        model, Config(), tmp_path_factory.mktemp("f") / "model.tflite", source="test"
+    )
 
 
 @pytest.fixture(scope="module")
 def int8_export(trained, demo, tmp_path_factory):
     model, _ = trained
     cal = calibration_inputs([demo / "audio" / "fold1"], Config())
-    return export_tflite(model, Config(), tmp_path_factory.mktemp("q"), int8=True,
-                         calibration=cal, source="test")
+    return export_tflite(
+        model, Config(), tmp_path_factory.mktemp("q"), int8=True, calibration=cal, source="test"
+    )
 
 
 def test_the_trained_model_is_not_constant(trained, held_out):
@@ -96,7 +98,9 @@ def test_the_trained_model_is_not_constant(trained, held_out):
 def test_float_tflite_agrees_with_keras(trained, held_out, float_export):
     model, _ = trained
     x, _ = held_out
-    agree = agreement(batched(keras_classifier(model), x), batched(TFLiteModel(float_export.tflite_path), x))
+    agree = agreement(
+        batched(keras_classifier(model), x), batched(TFLiteModel(float_export.tflite_path), x)
+    )
     assert agree["n"] == len(x) >= 100
     assert agree["top1"] >= 0.99
     assert agree["max_abs_diff"] < 1e-3
@@ -130,8 +134,12 @@ def test_metadata_describes_the_front_end_and_the_tensors(float_export, int8_exp
         assert meta["size_bytes"] == result.tflite_path.stat().st_size == result.size_bytes
         assert meta["class_names"] == list(CLASS_NAMES)
         assert Config.from_dict(meta["config"]) == Config()
-        assert meta["window"] == {"sample_rate": 22050, "samples": 66150, "seconds": 3.0,
-                                  "default_hop_s": 1.5}
+        assert meta["window"] == {
+            "sample_rate": 22050,
+            "samples": 66150,
+            "seconds": 3.0,
+            "default_hop_s": 1.5,
+        }
         assert meta["input"]["shape"] == [-1, 128, 128, 1]
         assert meta["input"]["dtype"] == dtype and meta["output"]["dtype"] == dtype
         assert meta["output"]["shape"] == [-1, 10]
@@ -158,7 +166,9 @@ def test_a_waveform_model_exports_too(demo, tmp_path):
     assert result.metadata["input_kind"] == "waveform"
     assert result.metadata["input"]["shape"] == [-1, 48000, 1]
     assert result.metadata["config"]["features"]["waveform_rate"] == 16000
-    agree = agreement(batched(keras_classifier(model), x), batched(TFLiteModel(result.tflite_path), x))
+    agree = agreement(
+        batched(keras_classifier(model), x), batched(TFLiteModel(result.tflite_path), x)
+    )
     assert agree["max_abs_diff"] < 1e-4
 
 
@@ -201,6 +211,7 @@ def test_float_and_int8_on_real_clips(trained, float_export, int8_export):
 # the CLI
 # ---------------------------------------------------------------------------
 
+
 def test_cli_exports_a_model_folder(trained, tmp_path, capsys):
     _, folder = trained
     out = tmp_path / "edge.tflite"
@@ -217,8 +228,20 @@ def test_cli_exports_a_model_folder(trained, tmp_path, capsys):
 def test_cli_int8_with_calibration_clips(trained, demo, tmp_path, capsys):
     _, folder = trained
     clips = sorted((demo / "audio" / "fold2").glob("*.wav"))[:12]
-    assert main(["export", str(folder), "--int8", "--calibration", *map(str, clips),
-                 "-o", str(tmp_path)]) == 0
+    assert (
+        main(
+            [
+                "export",
+                str(folder),
+                "--int8",
+                "--calibration",
+                *map(str, clips),
+                "-o",
+                str(tmp_path),
+            ]
+        )
+        == 0
+    )
     text = capsys.readouterr().out
     assert "int8 calibration: " in text and "12 file(s)" in text
     assert "demo data" not in text
@@ -227,8 +250,9 @@ def test_cli_int8_with_calibration_clips(trained, demo, tmp_path, capsys):
     assert meta["calibration"]["files"] == 12
 
 
-def test_cli_int8_without_calibration_says_it_uses_the_demo_data(trained, tmp_path, capsys,
-                                                                  monkeypatch):
+def test_cli_int8_without_calibration_says_it_uses_the_demo_data(
+    trained, tmp_path, capsys, monkeypatch
+):
     import urbansound.export as export
 
     _, folder = trained
@@ -240,18 +264,36 @@ def test_cli_int8_without_calibration_says_it_uses_the_demo_data(trained, tmp_pa
     assert (tmp_path / "q.tflite").is_file()
 
 
-@pytest.mark.parametrize("make_path, reason", [
-    (lambda tmp: tmp / "missing.wav", "cannot read file"),
-    (lambda tmp: (tmp / "notes.wav").write_text("not audio") and tmp / "notes.wav",
-     "not a readable audio file"),
-    (lambda tmp: (tmp / "empty").mkdir() or tmp / "empty", "no audio files for calibration"),
-])
-def test_cli_int8_with_a_bad_calibration_path_is_one_line(trained, tmp_path, capsys, make_path,
-                                                          reason):
+@pytest.mark.parametrize(
+    "make_path, reason",
+    [
+        (lambda tmp: tmp / "missing.wav", "cannot read file"),
+        (
+            lambda tmp: (tmp / "notes.wav").write_text("not audio") and tmp / "notes.wav",
+            "not a readable audio file",
+        ),
+        (lambda tmp: (tmp / "empty").mkdir() or tmp / "empty", "no audio files for calibration"),
+    ],
+)
+def test_cli_int8_with_a_bad_calibration_path_is_one_line(
+    trained, tmp_path, capsys, make_path, reason
+):
     _, folder = trained
     bad = make_path(tmp_path)
-    assert main(["export", str(folder), "--int8", "--calibration", str(bad),
-                 "-o", str(tmp_path / "x.tflite")]) == 2
+    assert (
+        main(
+            [
+                "export",
+                str(folder),
+                "--int8",
+                "--calibration",
+                str(bad),
+                "-o",
+                str(tmp_path / "x.tflite"),
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
     assert err.startswith("urbansound export: error: ") and str(bad) in err and reason in err

@@ -5,6 +5,7 @@ test fold for a few epochs, so one pipeline takes about a minute.  Results are
 compared with one uninterrupted run: on CPU with op determinism the same
 configuration gives the same test accuracy and loss whatever happened before.
 """
+
 import json
 import os
 import signal
@@ -33,15 +34,24 @@ def data(tmp_path_factory):
 
 
 def _command(data, out, db, *extra):
-    return CLI + ["--data", str(data), "--out", str(out), "--tracking-uri", f"sqlite:///{db}",
-                  *ARGS, *extra]
+    return CLI + [
+        "--data",
+        str(data),
+        "--out",
+        str(out),
+        "--tracking-uri",
+        f"sqlite:///{db}",
+        *ARGS,
+        *extra,
+    ]
 
 
 def _run(command, cwd, timeout=900):
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     started = time.time()
-    done = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=timeout,
-                          env=env)
+    done = subprocess.run(
+        command, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env
+    )
     done.wall_s = time.time() - started
     return done
 
@@ -49,19 +59,25 @@ def _run(command, cwd, timeout=900):
 def _parents(db):
     """(run id, status) of every parent run in the store."""
     with sqlite3.connect(db, timeout=30) as con:
-        return con.execute("SELECT r.run_uuid, r.status FROM runs r JOIN tags t ON "
-                           "t.run_uuid = r.run_uuid WHERE t.key = 'urbansound.run_key' AND "
-                           "r.lifecycle_stage = 'active'").fetchall()
+        return con.execute(
+            "SELECT r.run_uuid, r.status FROM runs r JOIN tags t ON "
+            "t.run_uuid = r.run_uuid WHERE t.key = 'urbansound.run_key' AND "
+            "r.lifecycle_stage = 'active'"
+        ).fetchall()
 
 
 def _fold_runs(db, parent):
     """(fold, status) of the active fold runs of a parent."""
     with sqlite3.connect(db, timeout=30) as con:
-        return sorted(con.execute(
-            "SELECT f.value, r.status FROM runs r "
-            "JOIN tags f ON f.run_uuid = r.run_uuid AND f.key = 'fold' "
-            "JOIN tags p ON p.run_uuid = r.run_uuid AND p.key = 'mlflow.parentRunId' "
-            "WHERE p.value = ? AND r.lifecycle_stage = 'active'", (parent,)).fetchall())
+        return sorted(
+            con.execute(
+                "SELECT f.value, r.status FROM runs r "
+                "JOIN tags f ON f.run_uuid = r.run_uuid AND f.key = 'fold' "
+                "JOIN tags p ON p.run_uuid = r.run_uuid AND p.key = 'mlflow.parentRunId' "
+                "WHERE p.value = ? AND r.lifecycle_stage = 'active'",
+                (parent,),
+            ).fetchall()
+        )
 
 
 def _fold_metrics(db, parent):
@@ -73,7 +89,9 @@ def _fold_metrics(db, parent):
             "JOIN tags p ON p.run_uuid = r.run_uuid AND p.key = 'mlflow.parentRunId' "
             "JOIN latest_metrics m ON m.run_uuid = r.run_uuid "
             "WHERE p.value = ? AND r.lifecycle_stage = 'active' AND r.status = 'FINISHED' "
-            "AND m.key IN ('test_accuracy', 'test_loss')", (parent,)).fetchall()
+            "AND m.key IN ('test_accuracy', 'test_loss')",
+            (parent,),
+        ).fetchall()
     found = {}
     for fold, key, value in rows:
         found.setdefault(fold, {})[key] = value
@@ -82,14 +100,18 @@ def _fold_metrics(db, parent):
 
 def _metric_count(db, run_id, key):
     with sqlite3.connect(db, timeout=30) as con:
-        return con.execute("SELECT count(*) FROM metrics WHERE run_uuid = ? AND key = ?",
-                           (run_id, key)).fetchone()[0]
+        return con.execute(
+            "SELECT count(*) FROM metrics WHERE run_uuid = ? AND key = ?", (run_id, key)
+        ).fetchone()[0]
 
 
 def _summary(stdout):
     """This run's own summary, from the path the CLI printed."""
-    path = [line.split("summary: ", 1)[1] for line in stdout.splitlines()
-            if line.startswith("summary: ")]
+    path = [
+        line.split("summary: ", 1)[1]
+        for line in stdout.splitlines()
+        if line.startswith("summary: ")
+    ]
     assert len(path) == 1, stdout[-2000:]
     return Path(path[0]), json.loads(Path(path[0]).read_text())
 
@@ -118,13 +140,17 @@ def baseline(data, tmp_path_factory):
 
 # ---------------------------------------------------------------- a full disk
 
+
 def _mount_tmpfs(path: Path, size: str) -> None:
     path.mkdir(parents=True, exist_ok=True)
     if os.geteuid() != 0:
         pytest.skip("mounting a tmpfs needs root (CI runs as root)")
     try:
-        done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
-                              capture_output=True, text=True)
+        done = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
+            capture_output=True,
+            text=True,
+        )
     except FileNotFoundError:
         pytest.skip("no mount command here")
     if done.returncode != 0:
@@ -149,8 +175,7 @@ def _assert_one_line_no_space(done, path: Path):
     print(f"exit 2: {err_lines[0]}")
 
 
-def test_disk_full_in_the_output_folder_stops_with_one_line_and_resumes(data, baseline,
-                                                                       tmp_path):
+def test_disk_full_in_the_output_folder_stops_with_one_line_and_resumes(data, baseline, tmp_path):
     out = tmp_path / "small-out"
     _mount_tmpfs(out, "5m")  # ingest alone writes ≈ 8 MB of waveforms
     try:
@@ -170,8 +195,7 @@ def test_disk_full_in_the_output_folder_stops_with_one_line_and_resumes(data, ba
         _umount(out)
 
 
-def test_disk_full_in_the_tracking_store_stops_with_one_line_and_resumes(data, baseline,
-                                                                        tmp_path):
+def test_disk_full_in_the_tracking_store_stops_with_one_line_and_resumes(data, baseline, tmp_path):
     store = tmp_path / "small-store"
     _mount_tmpfs(store, "5m")  # the database fits, the fold's model (≈ 8 MB) does not
     try:
@@ -194,6 +218,7 @@ def test_disk_full_in_the_tracking_store_stops_with_one_line_and_resumes(data, b
 
 # ---------------------------------------------------------------- SIGKILL
 
+
 def _descends_from(pid, ancestor):
     """Whether process ``pid`` is a descendant of process ``ancestor`` (its parents read
     from /proc; a process that is gone ends the walk)."""
@@ -214,16 +239,16 @@ def _descends_from(pid, ancestor):
 def _beam_workers_under(ancestor):
     """PIDs of Beam SDK worker processes descended from process ``ancestor`` (the local
     runner starts its own session, so the CLI's process group does not hold them)."""
-    return [pid for pid in processes_mentioning("sdk_worker_main")
-            if _descends_from(pid, ancestor)]
+    return [pid for pid in processes_mentioning("sdk_worker_main") if _descends_from(pid, ancestor)]
 
 
 def _kill_when(command, cwd, out, ready, timeout=600):
     """Start the CLI in its own process group, SIGKILL that group once ``ready(pid)``."""
     log = open(cwd / "killed.log", "w")
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    process = subprocess.Popen(command, cwd=cwd, stdout=log, stderr=subprocess.STDOUT,
-                               start_new_session=True, env=env)
+    process = subprocess.Popen(
+        command, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env
+    )
     deadline = time.time() + timeout
     while time.time() < deadline and process.poll() is None and not ready(process.pid):
         time.sleep(0.1)
@@ -259,8 +284,12 @@ for entry in pathlib.Path(sys.argv[1], ".kfp_cache").glob("*.json"):
                 checked += 1
 print("checked", checked)
 """
-    done = subprocess.run([sys.executable, "-c", code, str(pipeline_root)], capture_output=True,
-                          text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(pipeline_root)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert int(done.stdout.split()[-1]) >= 3  # waveforms, features, a model
 
@@ -300,10 +329,14 @@ def test_sigkill_in_the_middle_of_training_then_the_rerun_matches(data, baseline
             return False
         try:
             with sqlite3.connect(db, timeout=1) as con:
-                return con.execute(
-                    "SELECT count(*) FROM runs r JOIN tags t ON t.run_uuid = r.run_uuid "
-                    "JOIN metrics m ON m.run_uuid = r.run_uuid WHERE t.key = 'fold' "
-                    "AND r.status = 'RUNNING' AND m.key = 'loss'").fetchone()[0] > 0
+                return (
+                    con.execute(
+                        "SELECT count(*) FROM runs r JOIN tags t ON t.run_uuid = r.run_uuid "
+                        "JOIN metrics m ON m.run_uuid = r.run_uuid WHERE t.key = 'fold' "
+                        "AND r.status = 'RUNNING' AND m.key = 'loss'"
+                    ).fetchone()[0]
+                    > 0
+                )
         except sqlite3.OperationalError:
             return False
 
@@ -324,15 +357,24 @@ def test_sigkill_in_the_middle_of_training_then_the_rerun_matches(data, baseline
 
 # ---------------------------------------------------------------- load
 
+
 def test_four_pipelines_at_once_on_one_sqlite_store(data, baseline, tmp_path):
     db = tmp_path / "mlflow.db"  # a fresh store: all four race to create it
     # two with the same arguments (only --out differs), two with other seeds
     extras = [[], [], ["--seed", "2"], ["--seed", "3"]]
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     started = time.time()
-    runs = [subprocess.Popen(_command(data, tmp_path / f"out{i}", db) + extra, cwd=tmp_path,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-            for i, extra in enumerate(extras)]
+    runs = [
+        subprocess.Popen(
+            _command(data, tmp_path / f"out{i}", db) + extra,
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        for i, extra in enumerate(extras)
+    ]
     # a fifth run on an --out in use is refused at once, with one line
     deadline = time.time() + 300
     while time.time() < deadline and not (tmp_path / "out0" / "run.log").exists():
@@ -353,13 +395,14 @@ def test_four_pipelines_at_once_on_one_sqlite_store(data, baseline, tmp_path):
         assert _metric_count(db, parent, "accuracy_mean") == 1
         assert _metric_count(db, parent, "clips_accepted") == 1
     for i, (stdout, _) in enumerate(outputs):  # each run read its own results
-        path, summary = _summary(stdout)
+        path, _ = _summary(stdout)
         assert str(tmp_path / f"out{i}") in str(path)
     same = [_summary(outputs[i][0])[1]["folds"] for i in (0, 1)]
     assert same[0] == same[1] == baseline[1]
 
 
 # ---------------------------------------------------------------- a server that goes away
+
 
 def test_a_tracking_server_that_goes_away_mid_run_is_reported_once(data, baseline, tmp_path):
     import socket
@@ -369,11 +412,25 @@ def test_a_tracking_server_that_goes_away_mid_run_is_reported_once(data, baselin
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     server = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
-         "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
-         "--default-artifact-root", str(tmp_path / "server-artifacts")],
-        cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        start_new_session=True)
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--backend-store-uri",
+            f"sqlite:///{tmp_path / 'server.db'}",
+            "--default-artifact-root",
+            str(tmp_path / "server-artifacts"),
+        ],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     uri = f"http://127.0.0.1:{port}"
     try:
         deadline = time.time() + 120
@@ -389,8 +446,14 @@ def test_a_tracking_server_that_goes_away_mid_run_is_reported_once(data, baselin
         command = CLI + ["--data", str(data), "--out", str(out), "--tracking-uri", uri, *ARGS]
         env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
         started = time.time()
-        run = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True, env=env)
+        run = subprocess.Popen(
+            command,
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
         deadline = time.time() + 600
         while time.time() < deadline and run.poll() is None:
             log = out / "run.log"

@@ -3,6 +3,7 @@ it replaces in the workers' hot path: librosa and TensorFlow.
 
 Workers no longer import those (about 9 s and hundreds of MB per worker); these tests keep
 the features, and the records, exactly what they were with them."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -14,12 +15,15 @@ from urbansound.config import Config
 librosa = pytest.importorskip("librosa")
 
 
-@pytest.mark.parametrize("sample_rate,n_fft,n_mels,fmin,fmax", [
-    (22050, 2048, 128, 0.0, None), (16000, 512, 40, 50.0, 7000.0), (44100, 1024, 64, 20.0, None)])
+@pytest.mark.parametrize(
+    "sample_rate,n_fft,n_mels,fmin,fmax",
+    [(22050, 2048, 128, 0.0, None), (16000, 512, 40, 50.0, 7000.0), (44100, 1024, 64, 20.0, None)],
+)
 def test_mel_filterbank_equals_librosa_htk_unnormalised(sample_rate, n_fft, n_mels, fmin, fmax):
     ours = features.mel_filterbank(sample_rate, n_fft, n_mels, fmin, fmax)
-    theirs = librosa.filters.mel(sr=sample_rate, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax,
-                                 htk=True, norm=None)
+    theirs = librosa.filters.mel(
+        sr=sample_rate, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax, htk=True, norm=None
+    )
     assert ours.shape == (n_mels, 1 + n_fft // 2)
     np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-6)
     assert float(ours.max()) <= 1.0 + 1e-6  # unnormalised triangles peak at 1
@@ -29,8 +33,14 @@ def test_mel_filterbank_equals_librosa_htk_unnormalised(sample_rate, n_fft, n_me
 def test_power_spectrogram_equals_librosa_stft_without_centering(n_fft, hop, win):
     y = np.random.default_rng(0).standard_normal(22050)
     ours = features.power_spectrogram(y, n_fft=n_fft, hop_length=hop, win_length=win)
-    theirs = np.abs(librosa.stft(y, n_fft=n_fft, hop_length=hop, win_length=win, window="hann",
-                                 center=False)) ** 2
+    theirs = (
+        np.abs(
+            librosa.stft(
+                y, n_fft=n_fft, hop_length=hop, win_length=win, window="hann", center=False
+            )
+        )
+        ** 2
+    )
     assert ours.shape == theirs.shape == (1 + n_fft // 2, 1 + (22050 - n_fft) // hop)
     np.testing.assert_allclose(ours, theirs, rtol=1e-9, atol=1e-9 * float(theirs.max()))
 
@@ -49,21 +59,51 @@ def test_log_mel_of_a_real_like_clip_matches_the_librosa_pipeline():
     cfg = Config()
     f, a = cfg.features, cfg.audio
     t = np.arange(a.clip_samples) / a.sample_rate
-    y = (0.3 * np.sin(2 * np.pi * 440 * t) + 0.05 * np.random.default_rng(2).standard_normal(t.size))
+    y = 0.3 * np.sin(2 * np.pi * 440 * t) + 0.05 * np.random.default_rng(2).standard_normal(t.size)
     ours = features.log_mel(y, sample_rate=a.sample_rate, features=f)
     needed = f.n_fft + (f.n_frames - 1) * f.hop_length
-    spec = np.abs(librosa.stft(y[:needed], n_fft=f.n_fft, hop_length=f.hop_length,
-                               win_length=f.win_length, window="hann", center=False)) ** 2
-    mel = librosa.filters.mel(sr=a.sample_rate, n_fft=f.n_fft, n_mels=f.n_mels, fmin=f.fmin,
-                              fmax=f.fmax, htk=True, norm=None).astype(np.float32).astype(np.float64) @ spec
+    spec = (
+        np.abs(
+            librosa.stft(
+                y[:needed],
+                n_fft=f.n_fft,
+                hop_length=f.hop_length,
+                win_length=f.win_length,
+                window="hann",
+                center=False,
+            )
+        )
+        ** 2
+    )
+    mel = (
+        librosa.filters.mel(
+            sr=a.sample_rate,
+            n_fft=f.n_fft,
+            n_mels=f.n_mels,
+            fmin=f.fmin,
+            fmax=f.fmax,
+            htk=True,
+            norm=None,
+        )
+        .astype(np.float32)
+        .astype(np.float64)
+        @ spec
+    )
     theirs = librosa.power_to_db(mel, ref=np.max, amin=f.amin, top_db=f.top_db)
     assert ours.shape == (f.n_mels, f.n_frames)
     np.testing.assert_allclose(ours, theirs, atol=1e-3)
 
 
-@pytest.mark.parametrize("orig,target,n", [(44100, 22050, 44100 * 4), (48000, 22050, 48001),
-                                           (96000, 22050, 12345), (22050, 16000, 66150),
-                                           (8000, 22050, 8003)])
+@pytest.mark.parametrize(
+    "orig,target,n",
+    [
+        (44100, 22050, 44100 * 4),
+        (48000, 22050, 48001),
+        (96000, 22050, 12345),
+        (22050, 16000, 66150),
+        (8000, 22050, 8003),
+    ],
+)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_resample_equals_librosa_soxr_hq(orig, target, n, dtype):
     y = np.random.default_rng(3).uniform(-0.5, 0.5, n).astype(dtype)
@@ -84,12 +124,23 @@ def _tensorflow_example(fields: dict) -> bytes:
         else:
             feature[key] = tf.train.Feature(int64_list=tf.train.Int64List(value=[int(value)]))
     return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString(
-        deterministic=True)
+        deterministic=True
+    )
 
 
-FIELDS = {"waveform": np.linspace(-1, 1, 66150, dtype="<f4").tobytes(), "sample_rate": 22050,
-          "label": 0, "fold": 10, "fs_id": 2 ** 63 - 1, "salience": -1, "negative": -2 ** 63,
-          "empty": b"", "file_name": "100032-3-0-0.wav", "class_name": "dög_bark", "big": 300}
+FIELDS = {
+    "waveform": np.linspace(-1, 1, 66150, dtype="<f4").tobytes(),
+    "sample_rate": 22050,
+    "label": 0,
+    "fold": 10,
+    "fs_id": 2**63 - 1,
+    "salience": -1,
+    "negative": -(2**63),
+    "empty": b"",
+    "file_name": "100032-3-0-0.wav",
+    "class_name": "dög_bark",
+    "big": 300,
+}
 
 
 def test_example_bytes_equal_tensorflows_deterministic_serialisation():
@@ -119,7 +170,7 @@ def test_a_truncated_example_is_a_value_error():
 
 def test_integer_beyond_64_bits_names_the_field():
     with pytest.raises(ValueError, match="fs_id 9223372036854775808 does not fit"):
-        records._example({"fs_id": 2 ** 63})
+        records._example({"fs_id": 2**63})
 
 
 @pytest.mark.parametrize("channels", [1, 2, 3, 6])

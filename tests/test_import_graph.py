@@ -4,12 +4,16 @@ mlflow is test_layers').
 Imports inside functions count too: a circle hidden by a function-level import is
 still a circle (the two modules cannot be understood, or moved, one without the other).
 """
+
 import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = {"urbansound": "urbansound", "urbansound.components": "components",
-            "urbansound.pipeline": "pipeline"}
+PACKAGES = {
+    "urbansound": "urbansound",
+    "urbansound.components": "components",
+    "urbansound.pipeline": "pipeline",
+}
 """Installed package -> its folder in the repository (setup.py's package_dir)."""
 
 
@@ -25,8 +29,9 @@ def _modules() -> dict[str, Path]:
     return modules
 
 
-def _imported_names(path: Path, module: str, is_package: bool,
-                    modules: frozenset = frozenset()) -> list[str]:
+def _imported_names(
+    path: Path, module: str, is_package: bool, modules: frozenset = frozenset()
+) -> list[str]:
     """Every dotted name imported anywhere in the file (module level or inside functions).
 
     ``from a import b`` yields ``a.b`` when that is one of ``modules`` (the name taken
@@ -42,7 +47,7 @@ def _imported_names(path: Path, module: str, is_package: bool,
                 anchor = module.split(".")
                 if not is_package:
                     anchor = anchor[:-1]
-                anchor = anchor[:len(anchor) - (node.level - 1)]
+                anchor = anchor[: len(anchor) - (node.level - 1)]
                 base = ".".join(anchor + ([base] if base else []))
             for alias in node.names:
                 full = f"{base}.{alias.name}"
@@ -56,8 +61,7 @@ def _graph() -> dict[str, set[str]]:
     graph = {}
     for module, path in modules.items():
         edges = set()
-        for name in _imported_names(path, module, path.name == "__init__.py",
-                                    frozenset(modules)):
+        for name in _imported_names(path, module, path.name == "__init__.py", frozenset(modules)):
             if name in modules and name != module:
                 edges.add(name)
         graph[module] = edges
@@ -67,7 +71,7 @@ def _graph() -> dict[str, set[str]]:
 def _find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
     """One circle as [a, b, ..., a], or None (depth-first search, three colours)."""
     WHITE, GREY, BLACK = 0, 1, 2
-    colour = {module: WHITE for module in graph}
+    colour = dict.fromkeys(graph, WHITE)
     stack: list[str] = []
 
     def visit(module):
@@ -75,7 +79,7 @@ def _find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
         stack.append(module)
         for target in sorted(graph[module]):
             if colour[target] == GREY:
-                return stack[stack.index(target):] + [target]
+                return stack[stack.index(target) :] + [target]
             if colour[target] == WHITE:
                 found = visit(target)
                 if found:
@@ -111,4 +115,3 @@ def test_no_import_circle():
     assert len(graph) > 20  # the walk found the packages
     cycle = _find_cycle(graph)
     assert cycle is None, "import circle: " + " -> ".join(cycle)
-

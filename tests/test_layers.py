@@ -1,4 +1,5 @@
 """The three layers stay apart: the library never imports kfp or mlflow."""
+
 import ast
 import subprocess
 import sys
@@ -28,7 +29,9 @@ def _imported_modules(path: Path) -> set[str]:
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             names.add(_top(node.module))
             # ``from urbansound import pipeline`` names the layer in the imported names
-            names |= {_top(f"{node.module}.{alias.name}") for alias in node.names} & set(UPPER_LAYERS)
+            names |= {_top(f"{node.module}.{alias.name}") for alias in node.names} & set(
+                UPPER_LAYERS
+            )
     return names
 
 
@@ -37,8 +40,14 @@ def test_library_module_imports_neither_kfp_nor_mlflow_nor_the_upper_layers(path
     assert not _imported_modules(path) & {"kfp", "mlflow", *UPPER_LAYERS}
 
 
-MLFLOW_ADAPTERS = {"tracking_store.py", "runs.py", "fold_logging.py", "final_logging.py",
-                   "model_logging.py", "serving.py"}
+MLFLOW_ADAPTERS = {
+    "tracking_store.py",
+    "runs.py",
+    "fold_logging.py",
+    "final_logging.py",
+    "model_logging.py",
+    "serving.py",
+}
 """The components that talk to MLflow (store, runs, a fold's and a final run's logging, the
 logged model and its pyfunc); the KFP adapters (ingest, train, ...) go through them."""
 
@@ -49,19 +58,24 @@ def test_only_the_tracking_adapters_import_mlflow():
 
 
 def test_importing_the_library_and_the_cli_loads_no_heavy_framework():
-    code = ("import sys, urbansound.config, urbansound.audio, urbansound.features, "
-            "urbansound.models, urbansound.dataset, urbansound.ingest, urbansound.training, "
-            "urbansound.evaluation, urbansound.pipeline.cli; "
-            "print(sorted(m for m in ('tensorflow', 'keras', 'mlflow', 'kfp', 'librosa') "
-            "if m in sys.modules))")
+    code = (
+        "import sys, urbansound.config, urbansound.audio, urbansound.features, "
+        "urbansound.models, urbansound.dataset, urbansound.ingest, urbansound.training, "
+        "urbansound.evaluation, urbansound.pipeline.cli; "
+        "print(sorted(m for m in ('tensorflow', 'keras', 'mlflow', 'kfp', 'librosa') "
+        "if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
 
 def test_the_upper_layers_are_installed_under_the_library_name_only():
     """``pip install`` puts nothing but ``urbansound`` at the top level (no ``pipeline``)."""
-    code = ("import importlib.util as u, urbansound.pipeline.cli, urbansound.components.train; "
-            "print([u.find_spec(n) is None for n in ('pipeline', 'components')])")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True, cwd=ROOT.parent)
+    code = (
+        "import importlib.util as u, urbansound.pipeline.cli, urbansound.components.train; "
+        "print([u.find_spec(n) is None for n in ('pipeline', 'components')])"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT.parent
+    )
     assert out.stdout.strip() == "[True, True]"

@@ -6,13 +6,12 @@ clips, folds, class names and the rejections every layout must make: a missing f
 a path that leaves the dataset folder (``..`` or a link), a file that is not audio,
 and strict mode.
 """
+
 from __future__ import annotations
 
 import csv
-import io
 import json
 import os
-import re
 from collections import Counter, defaultdict
 from pathlib import Path
 
@@ -22,8 +21,14 @@ import soundfile as sf
 
 from urbansound.config import CLASS_NAMES, Config, ConfigError, DataConfig
 from urbansound.ingest import REPORT, ingest
-from urbansound.layouts import (detect_layout, frames_for, group_key, grouped_folds, scan,
-                                apply_layout)
+from urbansound.layouts import (
+    apply_layout,
+    detect_layout,
+    frames_for,
+    group_key,
+    grouped_folds,
+    scan,
+)
 from urbansound.listing import DatasetError
 from urbansound.manifest import MANIFEST, IngestError, manifest_class_names
 from urbansound.records import decode_waveform, iter_records
@@ -36,8 +41,7 @@ def tone_wav(path: Path, freq: float, seconds: float = SECONDS) -> None:
     """A mono 16-bit tone of ``freq`` Hz."""
     t = np.arange(int(seconds * SR)) / SR
     path.parent.mkdir(parents=True, exist_ok=True)
-    sf.write(path, (0.5 * np.sin(2 * np.pi * freq * t)).astype(np.float32), SR,
-             subtype="PCM_16")
+    sf.write(path, (0.5 * np.sin(2 * np.pi * freq * t)).astype(np.float32), SR, subtype="PCM_16")
 
 
 def freq_of(class_index: int) -> float:
@@ -53,10 +57,17 @@ def write_csv(path: Path, header: list[str], rows: list[list]) -> None:
 
 
 def rejected(report_or_listing) -> dict[str, str]:
-    items = report_or_listing.rejections if hasattr(report_or_listing, "rejections") \
+    items = (
+        report_or_listing.rejections
+        if hasattr(report_or_listing, "rejections")
         else report_or_listing
-    return {r.file if hasattr(r, "file") else r["file"]: r.reason if hasattr(r, "reason")
-            else r["reason"] for r in items}
+    )
+    return {
+        r.file if hasattr(r, "file") else r["file"]: r.reason
+        if hasattr(r, "reason")
+        else r["reason"]
+        for r in items
+    }
 
 
 def decoded(out: Path) -> dict[str, tuple[int, int, str]]:
@@ -118,13 +129,15 @@ def test_esc50_rejections_and_strict(tmp_path):
     (root / "audio" / "notes.wav").write_text("not audio at all")
     tone_wav(root / "audio" / "unnamed.wav", 500)
     tone_wav(root / "audio" / "1-1019-A-0.wav", 500)
-    rows += [["missing.wav", 1, 0, "dog", "False", 1, "A"],
-             ["../secret.wav", 1, 0, "dog", "False", 2, "A"],
-             ["link-out.wav", 1, 0, "dog", "False", 3, "A"],
-             ["notes.wav", 2, 1, "rooster", "False", 4, "A"],
-             ["1-1010-A-0.wav", 1, 0, "dog", "False", 1010, "A"],  # repeats a row
-             ["1-1019-A-0.wav", 1, 0, "cat", "False", 1019, "A"],
-             ["x.wav", 11, 0, "dog", "False", 5, "A"]]
+    rows += [
+        ["missing.wav", 1, 0, "dog", "False", 1, "A"],
+        ["../secret.wav", 1, 0, "dog", "False", 2, "A"],
+        ["link-out.wav", 1, 0, "dog", "False", 3, "A"],
+        ["notes.wav", 2, 1, "rooster", "False", 4, "A"],
+        ["1-1010-A-0.wav", 1, 0, "dog", "False", 1010, "A"],  # repeats a row
+        ["1-1019-A-0.wav", 1, 0, "cat", "False", 1019, "A"],
+        ["x.wav", 11, 0, "dog", "False", 5, "A"],
+    ]
     write_csv(root / "meta" / "esc50.csv", ESC_HEADER, rows)
     out = tmp_path / "out"
     result = ingest(root, out, workers=1)
@@ -166,6 +179,7 @@ def test_esc50_fifty_classes_through_ingest(tmp_path):
 # ---------------------------------------------------------------------------
 # A folder per class
 # ---------------------------------------------------------------------------
+
 
 def write_folders(root: Path, classes: list[str], recordings: int = 6, slices: int = 3) -> None:
     """``ROOT/<class>/<rec>-<class index>-0-<slice>.wav``: ``slices`` clips per recording."""
@@ -213,11 +227,13 @@ def test_folders_grouped_split(tmp_path):
     per_fold_class = Counter((c.fold, c.class_name) for c in listing.clips)
     assert set(per_fold_class.values()) == {6}  # 2 recordings x 3 slices of each class per fold
     again = scan(root, DataConfig(n_folds=3, split_seed=4))
-    assert [(c.file_name, c.fold) for c in again.clips] == \
-        [(c.file_name, c.fold) for c in listing.clips]
+    assert [(c.file_name, c.fold) for c in again.clips] == [
+        (c.file_name, c.fold) for c in listing.clips
+    ]
     other = scan(root, DataConfig(n_folds=3, split_seed=5))
-    assert {c.file_name: c.fold for c in other.clips} != {c.file_name: c.fold
-                                                           for c in listing.clips}
+    assert {c.file_name: c.fold for c in other.clips} != {
+        c.file_name: c.fold for c in listing.clips
+    }
     assert listing.split["groups"] == 18 and listing.split["groups_per_fold"] == {1: 6, 2: 6, 3: 6}
 
 
@@ -253,8 +269,7 @@ def test_folders_rejections_in_ingest(tmp_path):
     assert result.summary_line().startswith("9 clips accepted (of 17 files) in folds [1, 2, 3]")
     assert "4321" not in json.dumps(decoded(out))
     with pytest.raises(IngestError, match="strict mode: 8 row"):
-        ingest(root, out, config=Config().override(**{"data.n_folds": 3}), workers=1,
-               strict=True)
+        ingest(root, out, config=Config().override(**{"data.n_folds": 3}), workers=1, strict=True)
     with pytest.raises(IngestError, match="inside the dataset folder"):
         ingest(root, root / "out", workers=1)
 
@@ -263,14 +278,27 @@ def test_folders_folds_from_csv(tmp_path):
     root = tmp_path / "data"
     write_folders(root, ["a", "b"], recordings=2, slices=2)
     folds_csv = tmp_path / "folds.csv"
-    rows = [["a/1000-0-0-0.wav", 1], ["a/1000-0-0-1.wav", 1], ["1001-0-0-0.wav", 2],
-            ["a/1001-0-0-1.wav", 2], ["b/2000-1-0-0.wav", 1], ["b/2000-1-0-1.wav", 2],
-            ["b/2001-1-0-0.wav", 12], ["nowhere.wav", 1]]  # b/2001-1-0-1.wav has no row
+    rows = [
+        ["a/1000-0-0-0.wav", 1],
+        ["a/1000-0-0-1.wav", 1],
+        ["1001-0-0-0.wav", 2],
+        ["a/1001-0-0-1.wav", 2],
+        ["b/2000-1-0-0.wav", 1],
+        ["b/2000-1-0-1.wav", 2],
+        ["b/2001-1-0-0.wav", 12],
+        ["nowhere.wav", 1],
+    ]  # b/2001-1-0-1.wav has no row
     write_csv(folds_csv, ["file", "fold"], rows)
     listing = scan(root, DataConfig(folds_from=str(folds_csv)))
     folds = {c.file_name: c.fold for c in listing.clips}
-    assert folds == {"a/1000-0-0-0.wav": 1, "a/1000-0-0-1.wav": 1, "a/1001-0-0-0.wav": 2,
-                     "a/1001-0-0-1.wav": 2, "b/2000-1-0-0.wav": 1, "b/2000-1-0-1.wav": 2}
+    assert folds == {
+        "a/1000-0-0-0.wav": 1,
+        "a/1000-0-0-1.wav": 1,
+        "a/1001-0-0-0.wav": 2,
+        "a/1001-0-0-1.wav": 2,
+        "b/2000-1-0-0.wav": 1,
+        "b/2000-1-0-1.wav": 2,
+    }
     reasons = rejected(listing)
     assert reasons["b/2001-1-0-0.wav"] == "folds.csv line 8: fold '12' is not one of 1..10"
     assert reasons["b/2001-1-0-1.wav"] == f"no fold for this file in {folds_csv}"
@@ -292,6 +320,7 @@ def test_folders_group_pattern_mismatch_is_rejected(tmp_path):
 # A generic CSV
 # ---------------------------------------------------------------------------
 
+
 def test_generic_csv(tmp_path):
     root = tmp_path / "data"
     rows = []
@@ -307,9 +336,13 @@ def test_generic_csv(tmp_path):
     tone_wav(outside, 4321.0)
     (root / "clips" / "out.wav").symlink_to(outside)
     (root / "clips" / "text.wav").write_text("hello")
-    rows += [["clips/missing.wav", "ant", 1, "", ""], ["../secret.wav", "ant", 1, "", ""],
-             ["clips/out.wav", "ant", 1, "", ""], ["clips/text.wav", "moth", 2, "", ""],
-             ["clips/ant-1.flac", "ant", 0, "", ""]]
+    rows += [
+        ["clips/missing.wav", "ant", 1, "", ""],
+        ["../secret.wav", "ant", 1, "", ""],
+        ["clips/out.wav", "ant", 1, "", ""],
+        ["clips/text.wav", "moth", 2, "", ""],
+        ["clips/ant-1.flac", "ant", 0, "", ""],
+    ]
     write_csv(root / "labels.csv", ["path", "label", "fold", "group", "salience"], rows)
     assert detect_layout(root) == "csv" and detect_layout(root / "labels.csv") == "csv"
     for data in (root, root / "labels.csv"):
@@ -319,8 +352,9 @@ def test_generic_csv(tmp_path):
     result = ingest(root / "labels.csv", out, workers=1)
     reasons = rejected(result)
     assert reasons["clips/missing.wav"] == "audio file not found"
-    assert reasons["../secret.wav"].endswith("is not a plain relative path inside the "
-                                             "dataset folder")
+    assert reasons["../secret.wav"].endswith(
+        "is not a plain relative path inside the dataset folder"
+    )
     assert reasons["clips/out.wav"] == "file is a link that leads outside the dataset folder"
     assert reasons["clips/text.wav"].startswith("not a readable audio file")
     assert reasons["clips/ant-1.flac"].startswith("fold '0' is not one of 1..10")
@@ -338,6 +372,7 @@ def test_generic_csv(tmp_path):
 # ---------------------------------------------------------------------------
 # Detection, configuration, class names given, the command line
 # ---------------------------------------------------------------------------
+
 
 def test_detection_and_unknown_layout(tmp_path):
     us8k = tmp_path / "us8k"
@@ -367,8 +402,9 @@ def test_data_config_checks():
     # per-class deformations are checked against the classes when they are known
     with pytest.raises(ConfigError):
         named.override(**{"augment.per_class": ["dog_bark=pitch_shift_2"]})
-    esc = Config().override(**{"data.layout": "esc50",
-                               "augment.per_class": ["rooster=pitch_shift_2"]})
+    esc = Config().override(
+        **{"data.layout": "esc50", "augment.per_class": ["rooster=pitch_shift_2"]}
+    )
     assert esc.augment.per_class == ("rooster=pitch_shift_2",)
 
 
@@ -392,23 +428,49 @@ def test_cli_ingest_layouts(tmp_path, capsys):
     root = tmp_path / "data"
     write_folders(root, ["a", "b"], recordings=4, slices=2)
     out = tmp_path / "out"
-    assert main(["ingest", "--data", str(root), "--out", str(out), "--group-pattern",
-                 r"^([0-9]+)-"]) == 0
+    assert (
+        main(["ingest", "--data", str(root), "--out", str(out), "--group-pattern", r"^([0-9]+)-"])
+        == 0
+    )
     stdout = capsys.readouterr().out
-    assert "folders: 2 classes; folds made by a grouped split (seed 0): 8 recording groups" \
-        in stdout
-    assert stdout.splitlines()[-1].startswith("16 clips accepted (of 16 files) in folds "
-                                              "[1, 2, 3, 4, 5]")
+    assert (
+        "folders: 2 classes; folds made by a grouped split (seed 0): 8 recording groups" in stdout
+    )
+    assert stdout.splitlines()[-1].startswith(
+        "16 clips accepted (of 16 files) in folds [1, 2, 3, 4, 5]"
+    )
     manifest = json.loads((out / MANIFEST).read_text())
     assert manifest["split"]["group_pattern"] == r"^([0-9]+)-"
     folds_csv = tmp_path / "folds.csv"
-    write_csv(folds_csv, ["file", "fold"],
-              [[p.relative_to(root).as_posix(), 1 + i % 2]
-               for i, p in enumerate(sorted(root.glob("*/*.wav")))])
-    assert main(["ingest", "--data", str(root), "--out", str(out), "--layout", "folders",
-                 "--folds-from", str(folds_csv)]) == 0
-    assert capsys.readouterr().out.splitlines()[-1].startswith("16 clips accepted (of 16 files) "
-                                                                "in folds [1, 2]")
+    write_csv(
+        folds_csv,
+        ["file", "fold"],
+        [
+            [p.relative_to(root).as_posix(), 1 + i % 2]
+            for i, p in enumerate(sorted(root.glob("*/*.wav")))
+        ],
+    )
+    assert (
+        main(
+            [
+                "ingest",
+                "--data",
+                str(root),
+                "--out",
+                str(out),
+                "--layout",
+                "folders",
+                "--folds-from",
+                str(folds_csv),
+            ]
+        )
+        == 0
+    )
+    assert (
+        capsys.readouterr()
+        .out.splitlines()[-1]
+        .startswith("16 clips accepted (of 16 files) in folds [1, 2]")
+    )
     assert main(["ingest", "--data", str(root), "--out", str(out), "--group-pattern", "(x"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "data.group_pattern '(x' is not a regular expression" in err[0]
@@ -431,8 +493,11 @@ def test_run_and_submit_resolve_layout_settings_and_class_names(tmp_path):
     clips, _, present = check_dataset(root, [], config.train.validation, config.data)
     config = resolve_data(config, root, args, clips)
     assert present == [1, 2, 3]
-    assert (config.data.layout, config.audio.clip_seconds, config.features.n_frames) == \
-        ("esc50", 5.0, 214)
+    assert (config.data.layout, config.audio.clip_seconds, config.features.n_frames) == (
+        "esc50",
+        5.0,
+        214,
+    )
     assert config.class_names == ("dog", "rooster", "cat")
     # a clip length the user sets wins over the layout's
     args = parse(["run", "--data", str(root), "--set", "audio.clip_seconds=4"])
@@ -460,13 +525,25 @@ def _fold_result(fold: int, names: list[str], y_true: list[int], y_pred: list[in
     from urbansound.metrics import confusion_matrix
     from urbansound.training import FoldResult
 
-    return FoldResult(test_fold=fold, validation_fold=None, train_folds=[3 - fold],
-                      test_accuracy=float(np.mean(np.equal(y_true, y_pred))), test_loss=1.0,
-                      y_true=y_true, y_pred=y_pred,
-                      confusion_matrix=confusion_matrix(y_true, y_pred, len(names)).tolist(),
-                      history={"loss": [1.0], "accuracy": [0.5]}, best_epoch=1, epochs_run=1,
-                      n_train=4, n_validation=0, n_test=len(y_true), parameters=10,
-                      class_names=names, salience=[0] * len(y_true))
+    return FoldResult(
+        test_fold=fold,
+        validation_fold=None,
+        train_folds=[3 - fold],
+        test_accuracy=float(np.mean(np.equal(y_true, y_pred))),
+        test_loss=1.0,
+        y_true=y_true,
+        y_pred=y_pred,
+        confusion_matrix=confusion_matrix(y_true, y_pred, len(names)).tolist(),
+        history={"loss": [1.0], "accuracy": [0.5]},
+        best_epoch=1,
+        epochs_run=1,
+        n_train=4,
+        n_validation=0,
+        n_test=len(y_true),
+        parameters=10,
+        class_names=names,
+        salience=[0] * len(y_true),
+    )
 
 
 @pytest.mark.parametrize("n_classes", [3, 50])
@@ -475,8 +552,10 @@ def test_evaluation_takes_the_classes_of_the_results(tmp_path, n_classes):
 
     names = [f"c{i}" for i in range(n_classes)]
     labels = list(range(n_classes))
-    results = [_fold_result(1, names, labels, labels),
-               _fold_result(2, names, labels, labels[1:] + labels[:1])]
+    results = [
+        _fold_result(1, names, labels, labels),
+        _fold_result(2, names, labels, labels[1:] + labels[:1]),
+    ]
     summary = evaluate_folds(results, tmp_path, plots=True)
     confusion = json.loads((tmp_path / "confusion_matrix.json").read_text())
     assert confusion["classes"] == names
@@ -503,13 +582,13 @@ def test_three_classes_ingest_features_train_evaluate_predict(tmp_path):
 
     root = tmp_path / "data"
     write_folders(root, ["siren", "dog", "engine"], recordings=4, slices=2)
-    config = config_for("urbannet", "quick").override(**{"data.n_folds": 2,
-                                                         "train.batch_size": 8})
+    config = config_for("urbannet", "quick").override(**{"data.n_folds": 2, "train.batch_size": 8})
     names = ["dog", "engine", "siren"]
     result = ingest(root, tmp_path / "waves", config=config, workers=1)
     assert result.counts == {1: 12, 2: 12} and list(result.class_names) == names
-    manifest = run_features(tmp_path / "waves", tmp_path / "features", config=config,
-                            beam_args=["--runner=FnApiRunner"])
+    manifest = run_features(
+        tmp_path / "waves", tmp_path / "features", config=config, beam_args=["--runner=FnApiRunner"]
+    )
     assert manifest["class_names"] == names
     fold = train_fold(tmp_path / "features", 1, [1, 2], config=config, out_dir=tmp_path / "m")
     model = keras.saving.load_model(tmp_path / "m" / MODEL_FILE)
@@ -520,8 +599,9 @@ def test_three_classes_ingest_features_train_evaluate_predict(tmp_path):
     assert saved.class_names == tuple(names)
     summary = evaluate_folds([fold], tmp_path / "eval", plots=False)
     assert list(summary["per_class"]) == names
-    prediction = predict_file(root / "siren" / "1000-0-0-0.wav", keras_classifier(model),
-                              config=saved)
+    prediction = predict_file(
+        root / "siren" / "1000-0-0-0.wav", keras_classifier(model), config=saved
+    )
     assert list(prediction.class_names) == names and prediction.probabilities.shape == (3,)
     assert {name for name, _ in prediction.top()} == set(names)
 

@@ -3,6 +3,7 @@ pacing, the summary, and the CLI on a PCM stream through stdin (a subprocess, as
 ``arecord | urbansound listen`` runs it).
 
 The model is an untrained SB-CNN (seeded): what is checked is the streaming around it."""
+
 from __future__ import annotations
 
 import os
@@ -16,11 +17,18 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from urbansound.pipeline.cli import main
 from urbansound.audio import AudioError
 from urbansound.config import CLASS_NAMES, Config
-from urbansound.live import (ListenStats, TimedBlock, file_blocks, pcm_blocks, resample_blocks,
-                             stream_windows, warm_up)
+from urbansound.live import (
+    ListenStats,
+    TimedBlock,
+    file_blocks,
+    pcm_blocks,
+    resample_blocks,
+    stream_windows,
+    warm_up,
+)
+from urbansound.pipeline.cli import main
 from urbansound.predict import hop_samples, stream_audio
 from urbansound.windows import iter_windows
 
@@ -31,7 +39,9 @@ URBANSOUND = str(Path(sys.executable).with_name("urbansound"))
 def signal_int16(seconds: float, rate: int = SR, seed: int = 0) -> np.ndarray:
     """A tone with noise, as int16 [shape=(n,)]."""
     t = np.arange(int(round(seconds * rate))) / rate
-    y = 0.3 * np.sin(2 * np.pi * 440 * t) + 0.05 * np.random.default_rng(seed).standard_normal(t.size)
+    y = 0.3 * np.sin(2 * np.pi * 440 * t) + 0.05 * np.random.default_rng(seed).standard_normal(
+        t.size
+    )
     return np.round(y * 32767).astype("<i2")
 
 
@@ -40,20 +50,27 @@ def chunks_of(data: bytes, sizes, times=None):
     out, i, k = [], 0, 0
     while i < len(data):
         n = sizes[k % len(sizes)]
-        out.append((data[i:i + n], float(k) if times is None else times[k]))
+        out.append((data[i : i + n], float(k) if times is None else times[k]))
         i, k = i + n, k + 1
     return out
 
 
 def offline_windows(path, config=Config(), hop_s=1.5):
     a = config.audio
-    return list(iter_windows(stream_audio(path, sample_rate=a.sample_rate), window=a.clip_samples,
-                             hop=hop_samples(hop_s, config), pad_mode=a.pad_mode))
+    return list(
+        iter_windows(
+            stream_audio(path, sample_rate=a.sample_rate),
+            window=a.clip_samples,
+            hop=hop_samples(hop_s, config),
+            pad_mode=a.pad_mode,
+        )
+    )
 
 
 # ---------------------------------------------------------------------------
 # the library
 # ---------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("rate, seconds", [(SR, 10.3), (44100, 10.3), (16000, 4.0), (SR, 1.0)])
 def test_live_windows_equal_the_offline_windows(tmp_path, rate, seconds):
@@ -80,14 +97,18 @@ def test_a_window_arrives_with_the_block_holding_its_last_sample():
     # window 0 ends at 3.0 s: the 6th chunk (k=5) holds sample 66,149; window 1 (1.5-4.5 s)
     # ends in chunk 8; the end-aligned last (2-5 s) comes with the last chunk (k=9)
     assert [(w.start, w.end, w.arrived) for w in live] == [
-        (0, 66150, 105.0), (33075, 99225, 108.0), (44100, 110250, 109.0)]
+        (0, 66150, 105.0),
+        (33075, 99225, 108.0),
+        (44100, 110250, 109.0),
+    ]
 
 
 def test_pcm_chunks_split_inside_samples_decode_like_the_whole():
     pcm = signal_int16(0.3)
     info = {}
-    y = np.concatenate([b.samples for b in pcm_blocks(chunks_of(pcm.tobytes(), [3, 5, 1]),
-                                                      info=info)])
+    y = np.concatenate(
+        [b.samples for b in pcm_blocks(chunks_of(pcm.tobytes(), [3, 5, 1]), info=info)]
+    )
     np.testing.assert_array_equal(y, pcm.astype(np.float32) / 32768)
     assert info == {"bytes": pcm.nbytes, "trailing_bytes": 0}
 
@@ -127,8 +148,9 @@ def test_a_file_is_released_at_the_pace_of_a_recording(tmp_path):
     assert sum(sleeps) == pytest.approx(2.0, abs=1e-9)
     # not paced: no sleep, the same samples
     sleeps.clear()
-    fast = np.concatenate([b.samples for b in file_blocks(wav, sample_rate=SR, realtime=False,
-                                                          sleep=sleep)])
+    fast = np.concatenate(
+        [b.samples for b in file_blocks(wav, sample_rate=SR, realtime=False, sleep=sleep)]
+    )
     assert not sleeps and fast.size == 2 * SR
 
 
@@ -158,28 +180,36 @@ def test_stats_summary_latency_and_cpu_share():
     assert s["windows"] == 20 and s["latency_mean_ms"] == 10.5
     assert s["latency_p95_ms"] == pytest.approx(19.05) and s["latency_max_ms"] == 20
     assert s["wall_s"] == 20 and s["cpu_s"] == 1 and s["cpu_share"] == 0.05
-    assert stats.line() == ("20 window(s) in 20.0 s; latency mean 10 ms, 95th percentile 19 ms, "
-                            "max 20 ms; CPU 5.0% of one core (1.0 s of process CPU time)")
+    assert stats.line() == (
+        "20 window(s) in 20.0 s; latency mean 10 ms, 95th percentile 19 ms, "
+        "max 20 ms; CPU 5.0% of one core (1.0 s of process CPU time)"
+    )
 
 
 # ---------------------------------------------------------------------------
 # the CLI
 # ---------------------------------------------------------------------------
 
+
 def window_rows(stdout: str) -> list[tuple[float, float, str, float, float]]:
     rows = []
     for line in stdout.splitlines():
         parts = line.split()
         if len(parts) == 5 and parts[2] in CLASS_NAMES:
-            rows.append((float(parts[0]), float(parts[1]), parts[2], float(parts[3]),
-                         float(parts[4])))
+            rows.append(
+                (float(parts[0]), float(parts[1]), parts[2], float(parts[3]), float(parts[4]))
+            )
     return rows
 
 
 def listen(model_dir, data: bytes, *extra: str) -> subprocess.CompletedProcess:
-    return subprocess.run([URBANSOUND, "listen", str(model_dir), "--input", "-", *extra],
-                          input=data, capture_output=True, timeout=600,
-                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    return subprocess.run(
+        [URBANSOUND, "listen", str(model_dir), "--input", "-", *extra],
+        input=data,
+        capture_output=True,
+        timeout=600,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
 
 
 def test_cli_classifies_a_pcm_stream_on_stdin(model_dir):
@@ -187,8 +217,7 @@ def test_cli_classifies_a_pcm_stream_on_stdin(model_dir):
     out = proc.stdout.decode()
     assert proc.returncode == 0, proc.stderr.decode()[-2000:]
     rows = window_rows(out)
-    assert [(r[0], r[1]) for r in rows] == [(0, 3), (1.5, 4.5), (3, 6), (4.5, 7.5), (6, 9),
-                                            (7, 10)]
+    assert [(r[0], r[1]) for r in rows] == [(0, 3), (1.5, 4.5), (3, 6), (4.5, 7.5), (6, 9), (7, 10)]
     for _, _, _, p, latency in rows:
         assert 0.1 <= p <= 1 and latency >= 0
     assert "listening to <stdin>: S16_LE mono at 22050 Hz: 3 s windows every 1.5 s" in out
@@ -212,13 +241,18 @@ def test_cli_a_stream_ending_inside_a_sample(model_dir):
     assert err.strip().splitlines()[-1] == (
         f"urbansound listen: error: <stdin>: the stream ended inside a sample "
         f"({4 * SR * 2 + 1} bytes is not a whole number of 2-byte S16_LE samples; the last "
-        f"byte was dropped): is it 16-bit mono?")
+        f"byte was dropped): is it 16-bit mono?"
+    )
 
 
 def test_cli_ctrl_c_ends_with_the_summary(model_dir):
-    proc = subprocess.Popen([URBANSOUND, "listen", str(model_dir)], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    proc = subprocess.Popen(
+        [URBANSOUND, "listen", str(model_dir)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
     try:
         proc.stdin.write(signal_int16(3.5).tobytes())  # one window; the pipe stays open
         proc.stdin.flush()
@@ -258,15 +292,19 @@ def test_cli_a_file_not_paced(model_dir, tmp_path, capsys):
     assert "summary (end of stream): 3 window(s)" in out
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--rate", "500"], "<stdin>: --rate 500: not a plausible sample rate (1000..768000 Hz)"),
-    (["--rate", "0"], "<stdin>: --rate 0: not a plausible sample rate"),
-    (["--input", "a.wav", "--rate", "44100"],
-     "--rate is for raw PCM on stdin (--input -); a.wav's header gives its rate"),
-    (["--input", "missing.flac"], "missing.flac: no such file"),
-])
-def test_cli_bad_rate_or_input_is_one_line(model_dir, tmp_path, monkeypatch, capsys, args,
-                                           message):
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--rate", "500"], "<stdin>: --rate 500: not a plausible sample rate (1000..768000 Hz)"),
+        (["--rate", "0"], "<stdin>: --rate 0: not a plausible sample rate"),
+        (
+            ["--input", "a.wav", "--rate", "44100"],
+            "--rate is for raw PCM on stdin (--input -); a.wav's header gives its rate",
+        ),
+        (["--input", "missing.flac"], "missing.flac: no such file"),
+    ],
+)
+def test_cli_bad_rate_or_input_is_one_line(model_dir, tmp_path, monkeypatch, capsys, args, message):
     monkeypatch.chdir(tmp_path)
     sf.write(tmp_path / "a.wav", signal_int16(1.0), SR, subtype="PCM_16")
     assert main(["listen", str(model_dir), *args]) == 2

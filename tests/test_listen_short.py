@@ -1,6 +1,7 @@
 """``listen`` refuses a stream of less than 20 ms (urbansound.audio.MIN_SECONDS), as
 ``predict`` and ingest refuse such a clip, instead of padding a single sample into a
 3 s window and classifying it."""
+
 from __future__ import annotations
 
 import math
@@ -15,8 +16,8 @@ import soundfile as sf
 
 from urbansound.audio import MIN_SECONDS, AudioError, check_duration, prepare_waveform
 from urbansound.config import CLASS_NAMES, Config
-from urbansound.predict import read_audio
 from urbansound.live import pcm_blocks, resample_blocks, stream_windows
+from urbansound.predict import read_audio
 
 SR = 22050
 URBANSOUND = str(Path(sys.executable).with_name("urbansound"))
@@ -59,10 +60,12 @@ def test_listen_predict_and_ingest_share_the_rule(tmp_path):
     clip = tmp_path / "short.wav"
     sf.write(clip, y, SR)
     reasons = []
-    for read in (lambda: read_audio(clip),  # predict's decoder
-                 lambda: prepare_waveform(y, SR, sample_rate=SR),  # ingest / served rows
-                 lambda: live(pcm(y.size)),
-                 lambda: check_duration("x", 0.01)):
+    for read in (
+        lambda: read_audio(clip),  # predict's decoder
+        lambda: prepare_waveform(y, SR, sample_rate=SR),  # ingest / served rows
+        lambda: live(pcm(y.size)),
+        lambda: check_duration("x", 0.01),
+    ):
         with pytest.raises(AudioError) as refused:
             read()
         reasons.append(refused.value.reason)
@@ -70,14 +73,19 @@ def test_listen_predict_and_ingest_share_the_rule(tmp_path):
 
 
 def test_cli_two_bytes_on_stdin_are_refused_not_classified(model_dir):
-    proc = subprocess.run([URBANSOUND, "listen", str(model_dir), "--input", "-"],
-                          input=pcm(1), capture_output=True, timeout=600,
-                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    proc = subprocess.run(
+        [URBANSOUND, "listen", str(model_dir), "--input", "-"],
+        input=pcm(1),
+        capture_output=True,
+        timeout=600,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
     out, err = proc.stdout.decode(), proc.stderr.decode()
     assert proc.returncode == 2, err[-2000:]
     assert not any(line.split()[2:3] == [c] for line in out.splitlines() for c in CLASS_NAMES)
-    assert err.strip().splitlines()[-1] == ("urbansound listen: error: <stdin>: too short "
-                                            "(0.0 ms < 20 ms)")
+    assert err.strip().splitlines()[-1] == (
+        "urbansound listen: error: <stdin>: too short (0.0 ms < 20 ms)"
+    )
     assert "Traceback" not in err
 
 
@@ -89,12 +97,16 @@ def test_a_hop_of_a_few_samples_is_one_line(model_dir, tmp_path, capsys, command
 
     wav = tmp_path / "a.wav"
     sf.write(wav, np.frombuffer(pcm(SR), "<i2"), SR, subtype="PCM_16")
-    args = (["listen", str(model_dir), "--input", str(wav), "--no-realtime"]
-            if command == "listen" else ["predict", str(model_dir), str(wav)])
+    args = (
+        ["listen", str(model_dir), "--input", str(wav), "--no-realtime"]
+        if command == "listen"
+        else ["predict", str(model_dir), str(wav)]
+    )
     assert main([*args, "--hop", "0.0001"]) == 2
     captured = capsys.readouterr()
     err = captured.err.strip().splitlines()
     assert err[-1].startswith(f"urbansound {command}: error: ")
-    assert err[-1].endswith("hop 0.0001 s is shorter than 20 ms: 10,000 windows per second "
-                            "of audio")
+    assert err[-1].endswith(
+        "hop 0.0001 s is shorter than 20 ms: 10,000 windows per second of audio"
+    )
     assert not any(c in captured.out for c in CLASS_NAMES)

@@ -1,5 +1,6 @@
 """Tests for urbansound.models: the registry, the study's SB-CNN and improved CNN, the
 default urbannet, input standardisation, saving and loading, seeding, optimisers, schedules."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -7,9 +8,16 @@ import pytest
 
 keras = pytest.importorskip("keras")
 
-from urbansound.models import (DEFAULT_MODEL, MODEL_NAMES, MODELS, build_model,  # noqa: E402
-                               get_spec, learning_rate_schedule, make_optimizer,
-                               trainable_parameter_count)
+from urbansound.models import (  # noqa: E402 (after the skip when keras is missing)
+    DEFAULT_MODEL,
+    MODEL_NAMES,
+    MODELS,
+    build_model,
+    get_spec,
+    learning_rate_schedule,
+    make_optimizer,
+    trainable_parameter_count,
+)
 
 N_MELS = 128
 BAND_MEAN = np.linspace(-60.0, -20.0, N_MELS).astype(np.float32)
@@ -39,14 +47,18 @@ def weights(model) -> list[np.ndarray]:
 # Architecture
 # ---------------------------------------------------------------------------
 
+
 def test_model_names_and_default():
     assert list(MODELS) == ["urbannet", "urbannet-large", "sb-cnn", "improved", "conv1d"]
     assert MODEL_NAMES == frozenset(MODELS) and DEFAULT_MODEL == "urbannet"
-    assert [name for name, spec in MODELS.items() if spec.study] == ["sb-cnn", "improved",
-                                                                      "conv1d"]
+    assert [name for name, spec in MODELS.items() if spec.study] == ["sb-cnn", "improved", "conv1d"]
     assert {name: spec.input_kind for name, spec in MODELS.items()} == {
-        "urbannet": "logmel", "urbannet-large": "logmel", "sb-cnn": "logmel",
-        "improved": "logmel", "conv1d": "waveform"}
+        "urbannet": "logmel",
+        "urbannet-large": "logmel",
+        "sb-cnn": "logmel",
+        "improved": "logmel",
+        "conv1d": "waveform",
+    }
 
 
 @pytest.mark.parametrize("which", ["plain", "standardized"])
@@ -59,11 +71,11 @@ def test_baseline_has_the_study_parameter_count(request, which):
 def test_parameter_count_by_layer(plain):
     counts = {layer.name: layer.count_params() for layer in plain.layers if layer.count_params()}
     assert counts == {
-        "conv1": 5 * 5 * 1 * 24 + 24,      # 624
-        "conv2": 5 * 5 * 24 * 48 + 48,     # 28,848
-        "conv3": 5 * 5 * 48 * 48 + 48,     # 57,648
-        "dense1": 2 * 25 * 48 * 64 + 64,   # flatten of (2, 25, 48) = 2,400 -> 153,664
-        "probabilities": 64 * 10 + 10,     # 650
+        "conv1": 5 * 5 * 1 * 24 + 24,  # 624
+        "conv2": 5 * 5 * 24 * 48 + 48,  # 28,848
+        "conv3": 5 * 5 * 48 * 48 + 48,  # 57,648
+        "dense1": 2 * 25 * 48 * 64 + 64,  # flatten of (2, 25, 48) = 2,400 -> 153,664
+        "probabilities": 64 * 10 + 10,  # 650
     }
     assert sum(counts.values()) == 241_434
 
@@ -98,6 +110,7 @@ def test_standardisation_layer_is_not_trainable(standardized, plain):
 # Behaviour
 # ---------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("n", [1, 4])
 @pytest.mark.parametrize("which", ["plain", "standardized"])
 def test_output_is_a_probability_distribution(request, which, n):
@@ -119,7 +132,9 @@ def test_standardisation_maps_band_mean_to_zero_and_one_std_to_one(standardized)
     # per band (rows), not per frame: a value of -40 dB maps differently in each band
     flat = np.full((1, N_MELS, 128, 1), -40.0, np.float32)
     z = np.asarray(sub(flat))[0, :, 0, 0]
-    np.testing.assert_allclose(z, (-40.0 - BAND_MEAN) / np.sqrt(BAND_VARIANCE), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(
+        z, (-40.0 - BAND_MEAN) / np.sqrt(BAND_VARIANCE), rtol=1e-4, atol=1e-5
+    )
 
 
 def test_save_and_load_give_identical_predictions(standardized, tmp_path):
@@ -153,9 +168,13 @@ def test_seed_does_not_depend_on_band_statistics(plain, standardized):
 # Errors and optimisers
 # ---------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("name", ["resnet", "Baseline", ""])
 def test_unknown_model_raises(name):
-    with pytest.raises(ValueError, match=rf"unknown model {name!r}; known: urbannet, urbannet-large, sb-cnn, improved"):
+    with pytest.raises(
+        ValueError,
+        match=rf"unknown model {name!r}; known: urbannet, urbannet-large, sb-cnn, improved",
+    ):
         build_model(name)
 
 
@@ -165,8 +184,9 @@ def test_band_statistics_both_or_neither(mean, variance):
         build_model("sb-cnn", band_mean=mean, band_variance=variance)
 
 
-@pytest.mark.parametrize("name, cls, lr", [("sgd", "SGD", 0.01), ("adam", "Adam", 0.001),
-                                           ("adamw", "AdamW", 0.002)])
+@pytest.mark.parametrize(
+    "name, cls, lr", [("sgd", "SGD", 0.01), ("adam", "Adam", 0.001), ("adamw", "AdamW", 0.002)]
+)
 def test_make_optimizer(name, cls, lr):
     opt = make_optimizer(name, lr)
     assert type(opt).__name__ == cls
@@ -186,13 +206,19 @@ def test_adamw_carries_its_weight_decay():
 # The other models of the registry
 # ---------------------------------------------------------------------------
 
+
 def test_improved_is_the_study_size_and_shape():
     model = build_model("improved", seed=0)
     # the study reports 33,634 without giving the layers; this reading has 33,949
     assert trainable_parameter_count(model) == 33_949
     counts = {layer.name: layer.count_params() for layer in model.layers if layer.count_params()}
-    assert counts == {"conv1": 624, "conv2": 5 * 5 * 24 * 16 + 16, "conv3": 5 * 5 * 16 * 35 + 35,
-                      "dense1": 2 * 2 * 35 * 64 + 64, "probabilities": 650}
+    assert counts == {
+        "conv1": 624,
+        "conv2": 5 * 5 * 24 * 16 + 16,
+        "conv3": 5 * 5 * 16 * 35 + 35,
+        "dense1": 2 * 2 * 35 * 64 + 64,
+        "probabilities": 650,
+    }
     # dropout only before the last layer
     assert [layer.name for layer in model.layers if "dropout" in layer.name] == ["dropout"]
     assert model.layers[-2].name == "dropout"
@@ -210,7 +236,7 @@ def test_urbannet_parameter_counts_and_output(name, params):
 def test_urbannet_feature_map_shapes():
     model = build_model("urbannet", seed=0)
     shapes = {layer.name: tuple(layer.output.shape[1:]) for layer in model.layers}
-    assert shapes["stem_relu"] == (64, 64, 24)          # strided stem: both axes halved
+    assert shapes["stem_relu"] == (64, 64, 24)  # strided stem: both axes halved
     assert shapes["block1_pool"] == (32, 32, 24)
     assert shapes["block4_pool"] == (4, 4, 192)
     assert shapes["mean_max"] == (384,)
@@ -222,8 +248,9 @@ def test_urbannet_saves_and_loads_safely(tmp_path):
     model.save(tmp_path / "m.keras")
     loaded = keras.models.load_model(tmp_path / "m.keras", safe_mode=True)
     x = batch(2, seed=9)
-    np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0),
-                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        loaded.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-5, atol=1e-6
+    )
 
 
 def test_every_spec_has_a_valid_recipe():
@@ -233,8 +260,12 @@ def test_every_spec_has_a_valid_recipe():
         assert spec.optimizer in ("sgd", "adam", "adamw") and spec.learning_rate > 0
         assert spec.validation in ("fold", "none") and spec.epochs >= 1
     # the study's recipes (SEED.md)
-    assert (MODELS["sb-cnn"].optimizer, MODELS["sb-cnn"].learning_rate,
-            MODELS["sb-cnn"].epochs, MODELS["sb-cnn"].patience) == ("sgd", 0.01, 50, 15)
+    assert (
+        MODELS["sb-cnn"].optimizer,
+        MODELS["sb-cnn"].learning_rate,
+        MODELS["sb-cnn"].epochs,
+        MODELS["sb-cnn"].patience,
+    ) == ("sgd", 0.01, 50, 15)
     assert (MODELS["improved"].optimizer, MODELS["improved"].epochs) == ("adam", 100)
 
 
@@ -242,7 +273,7 @@ def test_one_cycle_schedule_warms_up_then_decays_to_zero():
     schedule = learning_rate_schedule("one_cycle", 2e-3, 100)
     lr = [float(schedule(step)) for step in (0, 5, 10, 55, 100)]
     assert lr[0] == pytest.approx(2e-3 / 25)
-    assert lr[0] < lr[1] < lr[2] == pytest.approx(2e-3)   # warm-up: the first 10 % of steps
+    assert lr[0] < lr[1] < lr[2] == pytest.approx(2e-3)  # warm-up: the first 10 % of steps
     assert lr[2] > lr[3] > lr[4] and lr[4] == pytest.approx(0.0, abs=1e-9)
     assert learning_rate_schedule("constant", 0.01, 100) == 0.01
     with pytest.raises(ValueError, match="unknown schedule 'step'"):

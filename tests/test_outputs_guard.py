@@ -1,6 +1,7 @@
 """No command writes over its own inputs, over a file it did not write, or deletes a file it
 did not write (issue 15, defect classes 2 and 3): export, features, ingest, run,
 train-final, demo-data and compare refuse before writing anything, one line, exit code 2."""
+
 from __future__ import annotations
 
 import hashlib
@@ -8,17 +9,26 @@ import json
 from pathlib import Path
 
 import pytest
-
 from conftest import SR, refused_in_one_line, tone, wav_bytes
 
+from urbansound.outputs import (
+    MARKER,
+    OutputError,
+    check_outputs,
+    claim_folder,
+    record,
+    remove_recorded,
+)
 from urbansound.pipeline.cli import main
-from urbansound.outputs import (MARKER, OutputError, check_outputs, claim_folder, record,
-                                remove_recorded)
+
 
 def _tree(root: Path) -> dict:
     """Every file under ``root`` with the SHA-256 of its bytes: proof nothing changed."""
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 def _refused(argv, capsys, *fragments) -> str:
@@ -29,6 +39,7 @@ def _refused(argv, capsys, *fragments) -> str:
 # ---------------------------------------------------------------------------
 # the rule itself
 # ---------------------------------------------------------------------------
+
 
 def test_an_output_that_is_an_input_is_refused_also_through_a_link(tmp_path):
     model = tmp_path / "model.keras"
@@ -44,8 +55,9 @@ def test_an_output_that_is_an_input_is_refused_also_through_a_link(tmp_path):
 
 def test_two_outputs_at_one_path_and_an_existing_file_not_ours_are_refused(tmp_path):
     with pytest.raises(OutputError, match=r"edge.json: the .tflite and the .json would both"):
-        check_outputs([("the .tflite", tmp_path / "edge.json"),
-                       ("the .json", tmp_path / "edge.json")])
+        check_outputs(
+            [("the .tflite", tmp_path / "edge.json"), ("the .json", tmp_path / "edge.json")]
+        )
     notes = tmp_path / "notes.txt"
     notes.write_text("mine")
     with pytest.raises(OutputError, match=r"notes.txt: exists and was not written by urbansound"):
@@ -64,7 +76,9 @@ def test_claimed_folder_deletes_only_what_it_recorded(tmp_path):
     assert sorted(p.name for p in out.iterdir()) == [MARKER, "folder_index.tfrecord"]
     with pytest.raises(OutputError, match=r"folder_index.tfrecord: exists and was not written"):
         record(out, ["folder_index.tfrecord"])
-    with pytest.raises(OutputError, match=r"holds the output of urbansound ingest, not of features"):
+    with pytest.raises(
+        OutputError, match=r"holds the output of urbansound ingest, not of features"
+    ):
         claim_folder(out, "features")
 
 
@@ -72,14 +86,19 @@ def test_claimed_folder_deletes_only_what_it_recorded(tmp_path):
 # export: the four collisions of the issue, and a re-export of our own files
 # ---------------------------------------------------------------------------
 
-@pytest.mark.parametrize("out, fragment", [
-    ("edge.json", "the .tflite file and its .json metadata would both be written"),
-    ("FOLD/config.tflite", "is the input MODEL's config.json"),
-    ("FOLD/model.keras", "is the input MODEL"),
-    ("FOLD/model.json", "exists and was not written by urbansound export"),
-])
-def test_export_never_writes_over_its_inputs(out, fragment, improved_dir, tmp_path, capsys,
-                                             monkeypatch):
+
+@pytest.mark.parametrize(
+    "out, fragment",
+    [
+        ("edge.json", "the .tflite file and its .json metadata would both be written"),
+        ("FOLD/config.tflite", "is the input MODEL's config.json"),
+        ("FOLD/model.keras", "is the input MODEL"),
+        ("FOLD/model.json", "exists and was not written by urbansound export"),
+    ],
+)
+def test_export_never_writes_over_its_inputs(
+    out, fragment, improved_dir, tmp_path, capsys, monkeypatch
+):
     monkeypatch.chdir(tmp_path)
     (improved_dir / "model.json").write_text('{"notes": "the user\'s"}')
     before = _tree(improved_dir)
@@ -94,8 +113,12 @@ def test_export_never_writes_over_its_inputs(out, fragment, improved_dir, tmp_pa
 def test_export_refuses_a_foreign_file_at_out_and_replaces_its_own(improved_dir, tmp_path, capsys):
     foreign = tmp_path / "edge.tflite"
     foreign.write_text("my notes")
-    _refused(["export", improved_dir / "model.keras", "-o", foreign], capsys,
-             foreign, "exists and was not written by urbansound export")
+    _refused(
+        ["export", improved_dir / "model.keras", "-o", foreign],
+        capsys,
+        foreign,
+        "exists and was not written by urbansound export",
+    )
     assert foreign.read_text() == "my notes"
     ours = tmp_path / "ours.tflite"
     assert main(["export", str(improved_dir / "model.keras"), "-o", str(ours)]) == 0
@@ -111,6 +134,7 @@ def test_export_refuses_a_foreign_file_at_out_and_replaces_its_own(improved_dir,
 # ingest and features: never delete or overwrite what they did not write
 # ---------------------------------------------------------------------------
 
+
 def _csv_dataset(root: Path, rows) -> Path:
     """A ``csv`` layout dataset: ``rows`` of (file, label, fold, Hz)."""
     root.mkdir(parents=True)
@@ -124,9 +148,14 @@ def _csv_dataset(root: Path, rows) -> Path:
 
 @pytest.fixture
 def two_classes(tmp_path) -> Path:
-    return _csv_dataset(tmp_path / "data", [(f"{c}{f}.wav", c, f, 300 + 100 * f + (50 if c == "b"
-                                                                                 else 0))
-                                            for f in (1, 2, 3) for c in ("a", "b")])
+    return _csv_dataset(
+        tmp_path / "data",
+        [
+            (f"{c}{f}.wav", c, f, 300 + 100 * f + (50 if c == "b" else 0))
+            for f in (1, 2, 3)
+            for c in ("a", "b")
+        ],
+    )
 
 
 def test_ingest_into_a_users_folder_refuses_and_keeps_their_files(two_classes, tmp_path, capsys):
@@ -135,10 +164,17 @@ def test_ingest_into_a_users_folder_refuses_and_keeps_their_files(two_classes, t
     (out / "folder_index.tfrecord").write_bytes(b"\x00the user's index")
     (out / "notes.txt").write_text("keep")
     before = _tree(out)
-    _refused(["ingest", "--data", two_classes, "--out", out], capsys,
-             out, "folder is not empty", "was not written by urbansound ingest")
+    _refused(
+        ["ingest", "--data", two_classes, "--out", out],
+        capsys,
+        out,
+        "folder is not empty",
+        "was not written by urbansound ingest",
+    )
     assert _tree(out) == before and sorted(p.name for p in out.iterdir()) == [
-        "folder_index.tfrecord", "notes.txt"]
+        "folder_index.tfrecord",
+        "notes.txt",
+    ]
 
 
 def test_ingest_rerun_replaces_only_its_own_files(two_classes, tmp_path, capsys):
@@ -167,16 +203,25 @@ def ingested(two_classes, tmp_path) -> Path:
 
 def test_features_out_equal_to_data_is_refused_and_the_records_survive(ingested, capsys):
     before = _tree(ingested)
-    _refused(["features", "--data", ingested, "--out", ingested], capsys,
-             ingested, "--out is the input --data", "would replace what is read")
+    _refused(
+        ["features", "--data", ingested, "--out", ingested],
+        capsys,
+        ingested,
+        "--out is the input --data",
+        "would replace what is read",
+    )
     assert _tree(ingested) == before
 
 
 def test_features_is_refused_even_when_ingest_left_no_marker(ingested, tmp_path, capsys):
     (ingested / MARKER).unlink()  # an ingest output of an earlier version
     before = _tree(ingested)
-    _refused(["features", "--data", ingested, "--out", ingested], capsys,
-             "--out is the input --data", "choose another folder")
+    _refused(
+        ["features", "--data", ingested, "--out", ingested],
+        capsys,
+        "--out is the input --data",
+        "choose another folder",
+    )
     assert _tree(ingested) == before
 
 
@@ -192,13 +237,25 @@ def test_features_into_a_users_folder_is_refused_before_the_log(ingested, tmp_pa
 # folders of the other commands
 # ---------------------------------------------------------------------------
 
+
 def test_run_into_a_users_folder_is_refused_before_any_task(two_classes, tmp_path, capsys):
     out = tmp_path / "documents"
     out.mkdir()
     (out / "thesis.txt").write_text("years of work")
-    _refused(["run", "--data", two_classes, "--out", out,
-              "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}"], capsys,
-             out, "was not written by urbansound run")
+    _refused(
+        [
+            "run",
+            "--data",
+            two_classes,
+            "--out",
+            out,
+            "--tracking-uri",
+            f"sqlite:///{tmp_path / 'mlflow.db'}",
+        ],
+        capsys,
+        out,
+        "was not written by urbansound run",
+    )
     assert sorted(p.name for p in out.iterdir()) == ["thesis.txt"]
     assert not (tmp_path / "mlflow.db").exists()
 
@@ -207,8 +264,12 @@ def test_train_final_into_a_users_folder_is_refused(two_classes, tmp_path, capsy
     out = tmp_path / "deploy"
     out.mkdir()
     (out / "model").write_text("not ours")
-    _refused(["train-final", "--data", two_classes, "--out", out], capsys,
-             out, "was not written by urbansound train-final")
+    _refused(
+        ["train-final", "--data", two_classes, "--out", out],
+        capsys,
+        out,
+        "was not written by urbansound train-final",
+    )
     assert (out / "model").read_text() == "not ours"
 
 
@@ -225,11 +286,18 @@ def test_demo_data_never_writes_into_a_real_dataset(tmp_path, capsys):
 
 
 def test_compare_writes_only_into_its_own_folder(tmp_path, monkeypatch):
-    from urbansound.pipeline import compare
     from urbansound.comparison import RunAccuracies
+    from urbansound.pipeline import compare
 
-    runs = [RunAccuracies(run_id="r1", model="urbannet", augmentation="none",
-                          fold_accuracies={1: 0.5, 2: 0.7}, name="r1")]
+    runs = [
+        RunAccuracies(
+            run_id="r1",
+            model="urbannet",
+            augmentation="none",
+            fold_accuracies={1: 0.5, 2: 0.7},
+            name="r1",
+        )
+    ]
     monkeypatch.setattr(compare, "load_runs", lambda *a, **k: runs)
     shared = tmp_path / "shared"
     shared.mkdir()
@@ -242,7 +310,8 @@ def test_compare_writes_only_into_its_own_folder(tmp_path, monkeypatch):
     assert plot.is_file()
     compare.compare("sqlite:///unused.db", out_dir=fresh, log=False)  # a rerun: its own files
     assert sorted(p.name for p in fresh.iterdir()) == sorted(
-        [MARKER, compare.BOXPLOT_FILE, compare.TABLE_FILE, compare.ROWS_FILE])
+        [MARKER, compare.BOXPLOT_FILE, compare.TABLE_FILE, compare.ROWS_FILE]
+    )
 
 
 def test_compile_replaces_its_own_yaml_but_not_another_file(tmp_path, capsys):

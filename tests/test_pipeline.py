@@ -1,12 +1,13 @@
 """The pipeline definition: compiled graph, cluster settings, submission (no cluster here)."""
+
 from pathlib import Path
 
 import pytest
 import yaml
 from conftest import intercept_kfp
 
-from urbansound.pipeline.kubeflow_runner import compile_pipeline, submit
 from urbansound.config import Config
+from urbansound.pipeline.kubeflow_runner import compile_pipeline, submit
 
 
 @pytest.fixture(scope="module")
@@ -45,8 +46,11 @@ def test_each_train_task_requests_one_gpu(compiled):
     train = executors["exec-train-component"]["container"]["resources"]
     assert train["accelerator"]["resourceType"] == "nvidia.com/gpu"
     assert int(train["accelerator"]["resourceCount"]) == 1
-    others = [name for name, e in executors.items()
-              if "accelerator" in e["container"].get("resources", {})]
+    others = [
+        name
+        for name, e in executors.items()
+        if "accelerator" in e["container"].get("resources", {})
+    ]
     assert others == ["exec-train-component"]
 
 
@@ -68,8 +72,16 @@ def test_mlflow_run_is_closed_by_an_exit_handler(compiled):
 def test_pipeline_parameters_default_to_the_config(compiled):
     params = compiled["root"]["inputDefinitions"]["parameters"]
     assert Config.from_json(params["config_json"]["defaultValue"]) == Config()
-    assert set(params) == {"data_root", "config_json", "test_folds", "strict", "beam_args",
-                           "tracking_uri", "run_key", "dataset_fingerprint"}
+    assert set(params) == {
+        "data_root",
+        "config_json",
+        "test_folds",
+        "strict",
+        "beam_args",
+        "tracking_uri",
+        "run_key",
+        "dataset_fingerprint",
+    }
 
 
 def test_submit_sends_the_compiled_package_and_arguments(tmp_path, monkeypatch):
@@ -80,9 +92,17 @@ def test_submit_sends_the_compiled_package_and_arguments(tmp_path, monkeypatch):
     package = compile_pipeline(tmp_path / "p.yaml", image="img:1")
     config = Config().override(**{"train.epochs": 7})
     client = kfp.Client(host="http://kfp.invalid")
-    result = submit("http://kfp.invalid", data_root="/mnt/us8k", package_path=package,
-                    experiment="urbansound", pipeline_root="gs://bucket/root", config=config,
-                    test_folds=[1, 2], tracking_uri="http://mlflow:5000", client=client)
+    result = submit(
+        "http://kfp.invalid",
+        data_root="/mnt/us8k",
+        package_path=package,
+        experiment="urbansound",
+        pipeline_root="gs://bucket/root",
+        config=config,
+        test_folds=[1, 2],
+        tracking_uri="http://mlflow:5000",
+        client=client,
+    )
     assert result.run_id == "run-42"
     run_call = next(c for c in calls if c[0] == "POST" and c[1].endswith("/runs"))
     body = run_call[2]
@@ -100,16 +120,21 @@ def test_submit_sends_the_compiled_package_and_arguments(tmp_path, monkeypatch):
 from urbansound.pipeline.kubeflow_runner import cache_key, check_data_on_volumes, parse_pvc  # noqa: E402
 from urbansound.pipeline.pipeline import TASK_RESOURCES  # noqa: E402
 
-_KIND = {"exec-start-run-component": "mlflow", "exec-finish-run-component": "mlflow",
-         "exec-ingest-component": "ingest", "exec-features-component": "features",
-         "exec-train-component": "train", "exec-evaluate-component": "evaluate"}
+_KIND = {
+    "exec-start-run-component": "mlflow",
+    "exec-finish-run-component": "mlflow",
+    "exec-ingest-component": "ingest",
+    "exec-features-component": "features",
+    "exec-train-component": "train",
+    "exec-evaluate-component": "evaluate",
+}
 
 
 def _bytes(quantity: str) -> float:
     units = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "K": 1e3, "M": 1e6, "G": 1e9}
     for unit, factor in sorted(units.items(), key=lambda u: -len(u[0])):
         if quantity.endswith(unit):
-            return float(quantity[:-len(unit)]) * factor
+            return float(quantity[: -len(unit)]) * factor
     return float(quantity)
 
 
@@ -128,18 +153,23 @@ def test_every_task_requests_cpu_and_memory_within_its_limits(compiled):
         assert _cores(res["resourceCpuRequest"]) <= _cores(res["resourceCpuLimit"]), name
         assert _bytes(res["resourceMemoryRequest"]) <= _bytes(res["resourceMemoryLimit"]), name
     # The CPU-bound stages get several cores; the MLflow bookkeeping tasks a fraction of one.
-    cpu = {n: _cores(e["container"]["resources"]["resourceCpuRequest"])
-           for n, e in executors.items()}
+    cpu = {
+        n: _cores(e["container"]["resources"]["resourceCpuRequest"]) for n, e in executors.items()
+    }
     assert cpu["exec-ingest-component"] >= 4 and cpu["exec-features-component"] >= 4
     assert cpu["exec-start-run-component"] < 1 and cpu["exec-finish-run-component"] < 1
-    memory = _bytes(executors["exec-train-component"]["container"]["resources"]
-                    ["resourceMemoryRequest"])
+    memory = _bytes(
+        executors["exec-train-component"]["container"]["resources"]["resourceMemoryRequest"]
+    )
     assert memory >= 16 * 2**30
 
 
 def test_every_task_is_retried_with_backoff(compiled):
-    tasks = {name: task for name, task in _tasks(compiled).items()
-             if "componentRef" in task and name.endswith("-component")}
+    tasks = {
+        name: task
+        for name, task in _tasks(compiled).items()
+        if "componentRef" in task and name.endswith("-component")
+    }
     assert len(tasks) == 6
     for name, task in tasks.items():
         policy = task["retryPolicy"]
@@ -164,15 +194,20 @@ def test_the_local_pipeline_has_no_retries_resources_or_gpu(tmp_path):
 
 
 def test_pvc_is_mounted_in_every_task(tmp_path):
-    path = compile_pipeline(tmp_path / "p.yaml", image="img:1",
-                            pvcs=[("us8k-data", "/mnt/data"), ("scratch", "/scratch")])
+    path = compile_pipeline(
+        tmp_path / "p.yaml",
+        image="img:1",
+        pvcs=[("us8k-data", "/mnt/data"), ("scratch", "/scratch")],
+    )
     pipeline_spec, platform = yaml.safe_load_all(Path(path).read_text())
     executors = pipeline_spec["deploymentSpec"]["executors"]
     mounts = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
     assert set(mounts) == set(executors)
     for name, executor in mounts.items():
-        got = [(m["pvcNameParameter"]["runtimeValue"]["constant"], m["mountPath"])
-               for m in executor["pvcMount"]]
+        got = [
+            (m["pvcNameParameter"]["runtimeValue"]["constant"], m["mountPath"])
+            for m in executor["pvcMount"]
+        ]
         assert got == [("us8k-data", "/mnt/data"), ("scratch", "/scratch")], name
 
 
@@ -181,15 +216,18 @@ def test_without_pvc_the_package_is_one_document(compiled, tmp_path):
     assert len(list(yaml.safe_load_all(Path(path).read_text()))) == 1
 
 
-@pytest.mark.parametrize("text, message", [
-    ("us8k", "expected NAME:/mount/path"),
-    (":/mnt", "expected NAME:/mount/path"),
-    ("us8k:", "expected NAME:/mount/path"),
-    ("US8K:/mnt", "not a Kubernetes claim name"),
-    ("us_8k:/mnt", "not a Kubernetes claim name"),
-    ("us8k:mnt/data", "must be absolute"),
-    ("us8k:/mnt/../etc", "must be absolute"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("us8k", "expected NAME:/mount/path"),
+        (":/mnt", "expected NAME:/mount/path"),
+        ("us8k:", "expected NAME:/mount/path"),
+        ("US8K:/mnt", "not a Kubernetes claim name"),
+        ("us_8k:/mnt", "not a Kubernetes claim name"),
+        ("us8k:mnt/data", "must be absolute"),
+        ("us8k:/mnt/../etc", "must be absolute"),
+    ],
+)
 def test_bad_pvc_is_named(text, message):
     with pytest.raises(ValueError, match=message):
         parse_pvc(text)
@@ -205,10 +243,13 @@ def test_data_must_lie_under_a_mounted_claim():
     pvcs = [("us8k", "/mnt/data")]
     check_data_on_volumes("/mnt/data/UrbanSound8K", pvcs)
     check_data_on_volumes("/mnt/data", pvcs)
-    check_data_on_volumes("gs://bucket/us8k", pvcs)      # FileSystems, no volume needed
-    check_data_on_volumes("/anywhere", [])                # no claim: the image's own path
-    with pytest.raises(ConfigError, match=r"--data /mnt/database: not under a mounted claim "
-                                          r"\(us8k:/mnt/data\)"):
+    check_data_on_volumes("gs://bucket/us8k", pvcs)  # FileSystems, no volume needed
+    check_data_on_volumes("/anywhere", [])  # no claim: the image's own path
+    with pytest.raises(
+        ConfigError,
+        match=r"--data /mnt/database: not under a mounted claim "
+        r"\(us8k:/mnt/data\)",
+    ):
         check_data_on_volumes("/mnt/database", pvcs)
 
 
@@ -227,8 +268,11 @@ def _cached_tasks(body):
     """Names of the component tasks of a run request whose results kfp may serve from cache."""
     spec = body["pipeline_spec"]
     spec = spec.get("pipeline_spec", spec)  # with a platform spec, both travel side by side
-    return {name for name, task in _tasks(spec).items()
-            if name.endswith("-component") and task.get("cachingOptions", {}).get("enableCache")}
+    return {
+        name
+        for name, task in _tasks(spec).items()
+        if name.endswith("-component") and task.get("cachingOptions", {}).get("enableCache")
+    }
 
 
 def test_submit_cli_sends_mounts_fingerprint_and_cache_setting(monkeypatch, capsys):
@@ -238,9 +282,23 @@ def test_submit_cli_sends_mounts_fingerprint_and_cache_setting(monkeypatch, caps
     from urbansound.pipeline.cli import main
 
     calls = intercept_kfp(monkeypatch)
-    code = main(["submit", "--host", "http://kfp.invalid", "--pvc", "us8k:/mnt/data",
-                 "--data", "/mnt/data/UrbanSound8K", "--data-version", "2026-11-01",
-                 "--image", "reg/us:1-gpu", "--folds", "1,2"])
+    code = main(
+        [
+            "submit",
+            "--host",
+            "http://kfp.invalid",
+            "--pvc",
+            "us8k:/mnt/data",
+            "--data",
+            "/mnt/data/UrbanSound8K",
+            "--data-version",
+            "2026-11-01",
+            "--image",
+            "reg/us:1-gpu",
+            "--folds",
+            "1,2",
+        ]
+    )
     assert code == 0, capsys.readouterr().err
     body = _run_body(calls)
     params = body["runtime_config"]["parameters"]
@@ -249,39 +307,51 @@ def test_submit_cli_sends_mounts_fingerprint_and_cache_setting(monkeypatch, caps
     platform = body["pipeline_spec"]["platform_spec"]["platforms"]["kubernetes"]
     mounts = platform["deploymentSpec"]["executors"]["exec-ingest-component"]["pvcMount"]
     assert [(m["constant"], m["mountPath"]) for m in mounts] == [("us8k", "/mnt/data")]
-    assert _cached_tasks(body) == {"ingest-component", "features-component",
-                                   "train-component", "evaluate-component"}
+    assert _cached_tasks(body) == {
+        "ingest-component",
+        "features-component",
+        "train-component",
+        "evaluate-component",
+    }
     assert "submitted run run-7" in capsys.readouterr().out
 
     calls.clear()
-    assert main(["submit", "--host", "http://kfp.invalid", "--data", "gs://b/us8k",
-                 "--no-cache"]) == 0
+    assert (
+        main(["submit", "--host", "http://kfp.invalid", "--data", "gs://b/us8k", "--no-cache"]) == 0
+    )
     body = _run_body(calls)
     assert body["runtime_config"]["parameters"]["dataset_fingerprint"] == ""
     assert _cached_tasks(body) == set()
 
 
-def test_submit_fingerprints_a_local_copy_and_warns_without_any(monkeypatch, capsys,
-                                                              tmp_path):
-    from urbansound.pipeline.cli import main
+def test_submit_fingerprints_a_local_copy_and_warns_without_any(monkeypatch, capsys, tmp_path):
     from urbansound.dataset import dataset_fingerprint
-    from urbansound.layouts import list_clips
     from urbansound.demo_data import write_demo_dataset
+    from urbansound.layouts import list_clips
+    from urbansound.pipeline.cli import main
 
     data = tmp_path / "us8k"
     write_demo_dataset(data)
     clips, _ = list_clips(data)
     calls = intercept_kfp(monkeypatch)
-    assert main(["submit", "--host", "http://kfp.invalid", "--data", str(data),
-                 "--data-version", "v1"]) == 0
+    assert (
+        main(
+            ["submit", "--host", "http://kfp.invalid", "--data", str(data), "--data-version", "v1"]
+        )
+        == 0
+    )
     sent = _run_body(calls)["runtime_config"]["parameters"]["dataset_fingerprint"]
     assert sent == f"version=v1;listing={dataset_fingerprint(clips)}"
     # A changed clip (another size) is another key: kfp's cache does not serve the old one.
     wav = sorted((data / "audio").rglob("*.wav"))[0]
     wav.write_bytes(wav.read_bytes() + b"\0\0")
     calls.clear()
-    assert main(["submit", "--host", "http://kfp.invalid", "--data", str(data),
-                 "--data-version", "v1"]) == 0
+    assert (
+        main(
+            ["submit", "--host", "http://kfp.invalid", "--data", str(data), "--data-version", "v1"]
+        )
+        == 0
+    )
     changed = _run_body(calls)["runtime_config"]["parameters"]["dataset_fingerprint"]
     assert changed.startswith("version=v1;listing=") and changed != sent
     capsys.readouterr()
@@ -296,11 +366,27 @@ def test_submit_rejects_bad_mounts_in_one_line(monkeypatch, capsys):
     from urbansound.pipeline.cli import main
 
     calls = intercept_kfp(monkeypatch)
-    assert main(["submit", "--host", "http://kfp.invalid", "--pvc", "us8k:/mnt/data",
-                 "--data", "/data/us8k", "--data-version", "v1"]) == 2
+    assert (
+        main(
+            [
+                "submit",
+                "--host",
+                "http://kfp.invalid",
+                "--pvc",
+                "us8k:/mnt/data",
+                "--data",
+                "/data/us8k",
+                "--data-version",
+                "v1",
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == ["urbansound submit: error: --data /data/us8k: not under a mounted claim "
-                   "(us8k:/mnt/data); the pods would not see it"]
+    assert err == [
+        "urbansound submit: error: --data /data/us8k: not under a mounted claim "
+        "(us8k:/mnt/data); the pods would not see it"
+    ]
     assert calls == []  # nothing was sent
     with pytest.raises(SystemExit) as exc:
         main(["submit", "--host", "h", "--data", "/d", "--pvc", "Bad_Name:/mnt"])
@@ -312,24 +398,67 @@ def test_submit_runs_features_on_the_cluster_s_dask_scheduler(monkeypatch, capsy
     """`submit --beam-runner dask --dask-address ADDR` sends Beam's Dask runner, named in
     full, as the features stage's options; the address is the one the pods reach, so it is
     not dialled from here, only checked for shape."""
-    from urbansound.pipeline.cli import main
     from urbansound.beam_features import DASK_RUNNER
+    from urbansound.pipeline.cli import main
 
     calls = intercept_kfp(monkeypatch)
-    assert main(["submit", "--host", "http://kfp.invalid", "--data", "gs://b/us8k",
-                 "--data-version", "v1", "--beam-runner", "dask",
-                 "--dask-address", "tcp://dask-scheduler.dask:8786"]) == 0
+    assert (
+        main(
+            [
+                "submit",
+                "--host",
+                "http://kfp.invalid",
+                "--data",
+                "gs://b/us8k",
+                "--data-version",
+                "v1",
+                "--beam-runner",
+                "dask",
+                "--dask-address",
+                "tcp://dask-scheduler.dask:8786",
+            ]
+        )
+        == 0
+    )
     params = _run_body(calls)["runtime_config"]["parameters"]
-    assert params["beam_args"][:2] == [f"--runner={DASK_RUNNER}",
-                                       "--dask_client_address=tcp://dask-scheduler.dask:8786"]
+    assert params["beam_args"][:2] == [
+        f"--runner={DASK_RUNNER}",
+        "--dask_client_address=tcp://dask-scheduler.dask:8786",
+    ]
     capsys.readouterr()
 
     calls.clear()
-    assert main(["submit", "--host", "http://kfp.invalid", "--data", "gs://b/us8k",
-                 "--beam-runner", "dask", "--dask-address", "dask-scheduler:8786"]) == 2
+    assert (
+        main(
+            [
+                "submit",
+                "--host",
+                "http://kfp.invalid",
+                "--data",
+                "gs://b/us8k",
+                "--beam-runner",
+                "dask",
+                "--dask-address",
+                "dask-scheduler:8786",
+            ]
+        )
+        == 2
+    )
     assert "expected tcp://HOST:PORT" in capsys.readouterr().err
-    assert main(["submit", "--host", "http://kfp.invalid", "--data", "gs://b/us8k",
-                 "--beam-runner", "dask"]) == 2
+    assert (
+        main(
+            [
+                "submit",
+                "--host",
+                "http://kfp.invalid",
+                "--data",
+                "gs://b/us8k",
+                "--beam-runner",
+                "dask",
+            ]
+        )
+        == 2
+    )
     assert "--beam-runner dask needs --dask-address" in capsys.readouterr().err
     assert calls == []
 
@@ -342,5 +471,8 @@ def test_compile_cli_mounts_claims_too(tmp_path, capsys):
     assert f"wrote {out}, mounts us8k at /mnt/data" in capsys.readouterr().out
     _, platform = yaml.safe_load_all(out.read_text())
     mounts = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
-    assert all([(m["pvcNameParameter"]["runtimeValue"]["constant"], m["mountPath"])
-                for m in e["pvcMount"]] == [("us8k", "/mnt/data")] for e in mounts.values())
+    assert all(
+        [(m["pvcNameParameter"]["runtimeValue"]["constant"], m["mountPath"]) for m in e["pvcMount"]]
+        == [("us8k", "/mnt/data")]
+        for e in mounts.values()
+    )

@@ -7,6 +7,7 @@ API (and seen in PostgreSQL's own tables).
 cannot start the test is skipped with the reason, except under CI (CI=true), where that is
 a failure: CI installs it.
 """
+
 import glob
 import json
 import os
@@ -39,8 +40,10 @@ def _unavailable(reason: str):
 
 
 def _pg_bin() -> Path | None:
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"),
-                   key=lambda p: int(Path(p).parts[4]) if Path(p).parts[4].isdigit() else 0)
+    found = sorted(
+        glob.glob("/usr/lib/postgresql/*/bin/initdb"),
+        key=lambda p: int(Path(p).parts[4]) if Path(p).parts[4].isdigit() else 0,
+    )
     if found:
         return Path(found[-1]).parent
     initdb = shutil.which("initdb")
@@ -69,24 +72,46 @@ class Postgres:
         self.data, self.log = self.base / "data", self.base / "server.log"
 
     def _run(self, *argv, check=True):
-        return subprocess.run([*self.as_user, *argv], capture_output=True, text=True,
-                              check=check, timeout=180)
+        return subprocess.run(
+            [*self.as_user, *argv], capture_output=True, text=True, check=check, timeout=180
+        )
 
     def start(self):
         pwfile = self.base / "pw"
         pwfile.write_text(DB_PASSWORD + "\n")
         if self.as_user:
             shutil.chown(pwfile, "postgres")
-        init = self._run(str(self.bin / "initdb"), "-D", str(self.data), "-U", DB_USER,
-                         f"--pwfile={pwfile}", "--auth=scram-sha-256", "-E", "UTF8",
-                         "--no-sync", check=False)
+        init = self._run(
+            str(self.bin / "initdb"),
+            "-D",
+            str(self.data),
+            "-U",
+            DB_USER,
+            f"--pwfile={pwfile}",
+            "--auth=scram-sha-256",
+            "-E",
+            "UTF8",
+            "--no-sync",
+            check=False,
+        )
         pwfile.unlink()
         if init.returncode:
             _unavailable(f"initdb failed: {init.stderr.strip()[-300:]}")
         options = f"-h 127.0.0.1 -p {self.port} -k {self.data} -c fsync=off"
-        started = self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-l",
-                            str(self.log), "-o", options, "-w", "-t", "120", "start",
-                            check=False)
+        started = self._run(
+            str(self.bin / "pg_ctl"),
+            "-D",
+            str(self.data),
+            "-l",
+            str(self.log),
+            "-o",
+            options,
+            "-w",
+            "-t",
+            "120",
+            "start",
+            check=False,
+        )
         if started.returncode:
             log = self.log.read_text()[-400:] if self.log.exists() else ""
             _unavailable(f"the server did not start: {started.stderr.strip()} {log}")
@@ -97,12 +122,14 @@ class Postgres:
     def connect(self, database=DB_NAME):
         import psycopg
 
-        return psycopg.connect(host="127.0.0.1", port=self.port, user=DB_USER,
-                               password=DB_PASSWORD, dbname=database)
+        return psycopg.connect(
+            host="127.0.0.1", port=self.port, user=DB_USER, password=DB_PASSWORD, dbname=database
+        )
 
     def stop(self):
-        self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w",
-                  "stop", check=False)
+        self._run(
+            str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop", check=False
+        )
         shutil.rmtree(self.base, ignore_errors=True)
 
 
@@ -132,8 +159,11 @@ def _get(base, route, **query):
 
 
 def _post(base, route, payload):
-    request = urllib.request.Request(f"{base}{route}", data=json.dumps(payload).encode(),
-                                     headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        f"{base}{route}",
+        data=json.dumps(payload).encode(),
+        headers={"Content-Type": "application/json"},
+    )
     with urllib.request.urlopen(request, timeout=30) as response:
         return json.loads(response.read())
 
@@ -147,10 +177,26 @@ def mlflow_server(postgres, tmp_path_factory):
     log = open(tmp_path_factory.mktemp("mlflow-log") / "server.log", "w")
     mlflow_cli = Path(sys.executable).parent / "mlflow"
     proc = subprocess.Popen(
-        [str(mlflow_cli), "server", "--backend-store-uri", postgres.uri(),
-         "--serve-artifacts", "--artifacts-destination", str(artifacts),
-         "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=artifacts)
+        [
+            str(mlflow_cli),
+            "server",
+            "--backend-store-uri",
+            postgres.uri(),
+            "--serve-artifacts",
+            "--artifacts-destination",
+            str(artifacts),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        cwd=artifacts,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 180  # first start creates MLflow's schema
@@ -191,18 +237,41 @@ def pipeline_run(mlflow_server, tmp_path_factory):
     write_demo_dataset(data, folds=(1, 2, 3), clips_per_class=3, seed=1)
     env = dict(os.environ, MLFLOW_TRACKING_URI="")
     done = subprocess.run(
-        [sys.executable, "-m", "urbansound.pipeline.cli", "run", "--data", str(data), "--profile", "quick",
-         "--folds", "1", "--tracking-uri", base, "--out", str(work / "out")],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800)
+        [
+            sys.executable,
+            "-m",
+            "urbansound.pipeline.cli",
+            "run",
+            "--data",
+            str(data),
+            "--profile",
+            "quick",
+            "--folds",
+            "1",
+            "--tracking-uri",
+            base,
+            "--out",
+            str(work / "out"),
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
     assert done.returncode == 0, (done.stdout[-2000:], done.stderr[-2000:])
     return base, done.stdout
 
 
 def _runs(base):
-    experiment = _get(base, "/api/2.0/mlflow/experiments/get-by-name",
-                      experiment_name="urbansound")["experiment"]
-    found = _post(base, "/api/2.0/mlflow/runs/search",
-                  {"experiment_ids": [experiment["experiment_id"]], "max_results": 100})
+    experiment = _get(
+        base, "/api/2.0/mlflow/experiments/get-by-name", experiment_name="urbansound"
+    )["experiment"]
+    found = _post(
+        base,
+        "/api/2.0/mlflow/runs/search",
+        {"experiment_ids": [experiment["experiment_id"]], "max_results": 100},
+    )
     runs = found.get("runs", [])
     for run in runs:  # lists of {key, value} as dicts
         for part in ("metrics", "params", "tags"):
@@ -215,18 +284,22 @@ def test_the_server_keeps_its_runs_in_postgresql(postgres, mlflow_server):
     base, _ = mlflow_server
     exp = _post(base, "/api/2.0/mlflow/experiments/create", {"name": "probe"})["experiment_id"]
     run = _post(base, "/api/2.0/mlflow/runs/create", {"experiment_id": exp})["run"]["info"]
-    _post(base, "/api/2.0/mlflow/runs/log-metric",
-          {"run_id": run["run_id"], "key": "x", "value": 0.25, "timestamp": 0, "step": 3})
+    _post(
+        base,
+        "/api/2.0/mlflow/runs/log-metric",
+        {"run_id": run["run_id"], "key": "x", "value": 0.25, "timestamp": 0, "step": 3},
+    )
     with postgres.connect() as conn, conn.cursor() as cur:
-        cur.execute("SELECT value, step FROM metrics WHERE run_uuid = %s AND key = 'x'",
-                    (run["run_id"],))
+        cur.execute(
+            "SELECT value, step FROM metrics WHERE run_uuid = %s AND key = 'x'", (run["run_id"],)
+        )
         assert cur.fetchall() == [(0.25, 3)]
         cur.execute("SELECT version()")
         assert cur.fetchone()[0].startswith("PostgreSQL")
 
 
 def test_pipeline_runs_read_back_through_the_rest_api(postgres, mlflow_server, pipeline_run):
-    base, stdout = pipeline_run
+    base, _stdout = pipeline_run
     _, artifacts = mlflow_server
     experiment, runs = _runs(base)
     parents = [r for r in runs if "mlflow.parentRunId" not in r["data"]["tags"]]
@@ -238,16 +311,21 @@ def test_pipeline_runs_read_back_through_the_rest_api(postgres, mlflow_server, p
     assert {"accuracy_mean", "accuracy_median", "accuracy_std", "clips_accepted"} <= set(metrics)
     assert metrics["clips_accepted"] == 90
 
-    children = [r for r in runs
-                if r["data"]["tags"].get("mlflow.parentRunId") == parent["info"]["run_id"]]
+    children = [
+        r for r in runs if r["data"]["tags"].get("mlflow.parentRunId") == parent["info"]["run_id"]
+    ]
     assert [c["data"]["tags"]["fold"] for c in children] == ["1"]
     fold = children[0]
     assert fold["info"]["status"] == "FINISHED"
     assert 0.0 <= fold["data"]["metrics"]["test_accuracy"] <= 1.0
     # One test fold: the parent's mean is that fold's accuracy.
     assert metrics["accuracy_mean"] == pytest.approx(fold["data"]["metrics"]["test_accuracy"])
-    history = _get(base, "/api/2.0/mlflow/metrics/get-history", run_id=fold["info"]["run_id"],
-                   metric_key="loss")["metrics"]
+    history = _get(
+        base,
+        "/api/2.0/mlflow/metrics/get-history",
+        run_id=fold["info"]["run_id"],
+        metric_key="loss",
+    )["metrics"]
     assert [m["step"] for m in history] == [0, 1]
 
     # Artifacts went through the server (proxied) into its artifacts destination.
@@ -262,7 +340,9 @@ def test_pipeline_runs_read_back_through_the_rest_api(postgres, mlflow_server, p
 
     # ...and the runs are PostgreSQL's rows.
     with postgres.connect() as conn, conn.cursor() as cur:
-        cur.execute("SELECT run_uuid, status FROM runs WHERE experiment_id = %s",
-                    (int(experiment["experiment_id"]),))
+        cur.execute(
+            "SELECT run_uuid, status FROM runs WHERE experiment_id = %s",
+            (int(experiment["experiment_id"]),),
+        )
         rows = dict(cur.fetchall())
     assert rows == {r["info"]["run_id"]: "FINISHED" for r in runs}

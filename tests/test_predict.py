@@ -3,6 +3,7 @@ bit, aggregation, events, the CLI's output, MLflow URIs, and bad input.
 
 The model is an untrained SB-CNN (random weights, seeded) saved by the test: what is
 checked is the plumbing around it, not its accuracy."""
+
 from __future__ import annotations
 
 import csv
@@ -11,16 +12,25 @@ import tracemalloc
 
 import numpy as np
 import pytest
-from conftest import tone
 import soundfile as sf
+from conftest import tone
 
-from urbansound.pipeline.cli import main
 from urbansound.audio import load_audio
 from urbansound.config import CLASS_NAMES, Config
 from urbansound.features import waveform_to_logmel
-from urbansound.predict import (DEFAULT_HOP_SECONDS, aggregate, find_audio_files, hop_samples,
-                                keras_classifier, logmel_batch, merge_events, predict_file,
-                                stream_audio, top_k)
+from urbansound.pipeline.cli import main
+from urbansound.predict import (
+    DEFAULT_HOP_SECONDS,
+    aggregate,
+    find_audio_files,
+    hop_samples,
+    keras_classifier,
+    logmel_batch,
+    merge_events,
+    predict_file,
+    stream_audio,
+    top_k,
+)
 from urbansound.windows import iter_windows, window_starts
 
 SR = 22050
@@ -36,8 +46,12 @@ def noise(seconds: float, sr: int = SR, channels: int = 1, seed: int = 0) -> np.
 def model_file(tmp_path_factory):
     from urbansound.models import build_model
 
-    model = build_model("sb-cnn", seed=0, band_mean=np.full(128, -40.0, np.float32),
-                        band_variance=np.full(128, 400.0, np.float32))
+    model = build_model(
+        "sb-cnn",
+        seed=0,
+        band_mean=np.full(128, -40.0, np.float32),
+        band_variance=np.full(128, 400.0, np.float32),
+    )
     path = tmp_path_factory.mktemp("model") / "model.keras"
     model.save(path)
     return path
@@ -59,10 +73,12 @@ def _no_ambient_tracking_uri(monkeypatch):
 # windows
 # ---------------------------------------------------------------------------
 
+
 def window_times(n_samples: int, hop_seconds: float) -> tuple[np.ndarray, np.ndarray]:
     """(start, end) in seconds of the windows predict cuts from ``n_samples`` samples."""
-    windows = iter_windows([np.zeros(n_samples, np.float32)], window=W,
-                           hop=hop_samples(hop_seconds, Config()))
+    windows = iter_windows(
+        [np.zeros(n_samples, np.float32)], window=W, hop=hop_samples(hop_seconds, Config())
+    )
     bounds = np.array([(start, end) for start, end, _ in windows], np.float64) / SR
     return bounds[:, 0], bounds[:, 1]
 
@@ -74,15 +90,20 @@ def test_windows_of_a_10_s_file_with_hop_1_5():
     assert DEFAULT_HOP_SECONDS == 1.5
 
 
-@pytest.mark.parametrize("n, hop, expected", [
-    (10 * SR, SR, [0, 1, 2, 3, 4, 5, 6, 7]),     # hop 1 s: the grid reaches the end itself
-    (10 * SR, W, [0, 3, 6, 7]),                  # hop 3 s: no overlap, then end-aligned
-    (W, 33075, [0]),                             # exactly 3 s: one window
-    (W + 1, 33075, [0, 1 / SR]),                 # one sample more: a second, end-aligned window
-    (SR, 33075, [0]),                            # shorter than a window: one (padded) window
-])
+@pytest.mark.parametrize(
+    "n, hop, expected",
+    [
+        (10 * SR, SR, [0, 1, 2, 3, 4, 5, 6, 7]),  # hop 1 s: the grid reaches the end itself
+        (10 * SR, W, [0, 3, 6, 7]),  # hop 3 s: no overlap, then end-aligned
+        (W, 33075, [0]),  # exactly 3 s: one window
+        (W + 1, 33075, [0, 1 / SR]),  # one sample more: a second, end-aligned window
+        (SR, 33075, [0]),  # shorter than a window: one (padded) window
+    ],
+)
 def test_window_starts(n, hop, expected):
-    np.testing.assert_allclose(window_starts(n, window=W, hop=hop) / SR, expected, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(
+        window_starts(n, window=W, hop=hop) / SR, expected, rtol=0, atol=1e-12
+    )
 
 
 @pytest.mark.parametrize("hop", [0, -1.0, 3.5, float("nan")])
@@ -101,20 +122,21 @@ def test_streamed_windows_are_the_slices_of_the_whole_waveform():
     assert [s for s, _, _ in windows] == starts.tolist()
     assert [e for _, e, _ in windows] == (starts + W).tolist()
     for s, _, samples in windows:
-        np.testing.assert_array_equal(samples, y[s:s + W])
+        np.testing.assert_array_equal(samples, y[s : s + W])
 
 
 @pytest.mark.parametrize("pad_mode", ["loop", "zeros"])
 def test_a_1_s_clip_is_one_window_padded_as_in_training(pad_mode):
     y = tone(440, 1.0)
-    [(start, end, samples)] = list(iter_windows([y[:5000], y[5000:]], window=W, hop=33075,
-                                                pad_mode=pad_mode))
+    [(start, end, samples)] = list(
+        iter_windows([y[:5000], y[5000:]], window=W, hop=33075, pad_mode=pad_mode)
+    )
     assert (start, end) == (0, SR)
     assert samples.shape == (W,)
     np.testing.assert_array_equal(samples[:SR], y)
     if pad_mode == "loop":
-        np.testing.assert_array_equal(samples[SR:2 * SR], y)
-        np.testing.assert_array_equal(samples[2 * SR:], y)
+        np.testing.assert_array_equal(samples[SR : 2 * SR], y)
+        np.testing.assert_array_equal(samples[2 * SR :], y)
     else:
         assert not np.any(samples[SR:])
     config = Config().override(**{"audio.pad_mode": pad_mode})
@@ -126,6 +148,7 @@ def test_a_1_s_clip_is_one_window_padded_as_in_training(pad_mode):
 # ---------------------------------------------------------------------------
 # aggregation and events
 # ---------------------------------------------------------------------------
+
 
 def _onehot_like(labels, p_top):
     """Rows with ``p_top`` on the label and the rest spread evenly."""
@@ -143,8 +166,11 @@ def test_events_merge_consecutive_windows_of_one_class():
     starts, ends = np.append(starts, 8.5), np.append(ends, 11.5)  # a 7th, hand-made
     events = merge_events(starts, ends, p)
     assert [(e.start_s, e.end_s, e.label, e.windows) for e in events] == [
-        (0.0, 6.0, "siren", 3), (4.5, 9.0, "car_horn", 2), (7.0, 10.0, "siren", 1),
-        (8.5, 11.5, "dog_bark", 1)]
+        (0.0, 6.0, "siren", 3),
+        (4.5, 9.0, "car_horn", 2),
+        (7.0, 10.0, "siren", 1),
+        (8.5, 11.5, "dog_bark", 1),
+    ]
     assert [round(e.probability, 12) for e in events] == [0.8, 0.5, 0.5, 0.95]
 
 
@@ -163,11 +189,19 @@ def test_aggregate_is_the_mean_and_top3_sorted_and_at_most_1():
 # decoding in blocks = ingest's decoding, bit for bit
 # ---------------------------------------------------------------------------
 
-@pytest.mark.parametrize("sr, subtype, channels, fmt", [
-    (44100, "PCM_16", 2, "WAV"), (16000, "PCM_24", 1, "WAV"), (48000, "IMA_ADPCM", 2, "WAV"),
-    (22050, "FLOAT", 1, "WAV"), (8000, "PCM_U8", 1, "WAV"), (44100, "PCM_16", 1, "FLAC"),
-    (32000, "VORBIS", 1, "OGG"),
-])
+
+@pytest.mark.parametrize(
+    "sr, subtype, channels, fmt",
+    [
+        (44100, "PCM_16", 2, "WAV"),
+        (16000, "PCM_24", 1, "WAV"),
+        (48000, "IMA_ADPCM", 2, "WAV"),
+        (22050, "FLOAT", 1, "WAV"),
+        (8000, "PCM_U8", 1, "WAV"),
+        (44100, "PCM_16", 1, "FLAC"),
+        (32000, "VORBIS", 1, "OGG"),
+    ],
+)
 def test_block_decoding_equals_load_audio_bit_for_bit(tmp_path, sr, subtype, channels, fmt):
     path = tmp_path / "clip.wav"  # the name lies for FLAC/OGG: content decides, as in ingest
     sf.write(path, noise(7.3, sr, channels), sr, subtype=subtype, format=fmt)
@@ -212,6 +246,7 @@ def test_a_long_file_is_not_held_in_memory(tmp_path):
 # features = the ingest + Beam features path, bit for bit
 # ---------------------------------------------------------------------------
 
+
 def test_features_equal_the_ingest_and_beam_path_bit_for_bit(tmp_path, classify):
     """The demo dataset (mixed rates, channels and WAV subtypes) plus a 1 s FLAC clip and
     a 7 s stereo clip: what predict feeds the model for a clip's first window is, bit for
@@ -223,9 +258,10 @@ def test_features_equal_the_ingest_and_beam_path_bit_for_bit(tmp_path, classify)
 
     root = tmp_path / "data"
     write_demo_dataset(root, folds=(1,), clips_per_class=1)
-    extra = {"999001-3-0-0.wav": (noise(1.0, 16000, seed=5), 16000, "FLAC", "PCM_16", 3, "dog_bark"),
-             "999002-1-0-0.wav": (noise(7.0, 44100, 2, seed=6), 44100, "WAV", "PCM_24", 1,
-                                  "car_horn")}
+    extra = {
+        "999001-3-0-0.wav": (noise(1.0, 16000, seed=5), 16000, "FLAC", "PCM_16", 3, "dog_bark"),
+        "999002-1-0-0.wav": (noise(7.0, 44100, 2, seed=6), 44100, "WAV", "PCM_24", 1, "car_horn"),
+    }
     with open(root / "metadata" / "UrbanSound8K.csv", "a", newline="") as fh:
         writer = csv.writer(fh, lineterminator="\n")
         for name, (y, sr, fmt, subtype, class_id, class_name) in extra.items():
@@ -233,16 +269,19 @@ def test_features_equal_the_ingest_and_beam_path_bit_for_bit(tmp_path, classify)
             writer.writerow([name, name.split("-")[0], 0, len(y) / sr, 1, 1, class_id, class_name])
     config = Config()
     ingest(root, tmp_path / "waves", config=config, workers=1)
-    run_features(tmp_path / "waves", tmp_path / "features", config=config,
-                 beam_args=["--runner=FnApiRunner"])
-    trained = {r.file_name: r.logmel for r in map(decode_logmel, iter_records(
-        fold_files(tmp_path / "features", 1)))}
+    run_features(
+        tmp_path / "waves", tmp_path / "features", config=config, beam_args=["--runner=FnApiRunner"]
+    )
+    trained = {
+        r.file_name: r.logmel
+        for r in map(decode_logmel, iter_records(fold_files(tmp_path / "features", 1)))
+    }
     assert len(trained) == 12
 
     for name, logmel in sorted(trained.items()):
         seen = []
 
-        def spy(x):
+        def spy(x, seen=seen):
             seen.append(x.copy())
             return classify(x)
 
@@ -258,13 +297,15 @@ def test_features_equal_the_ingest_and_beam_path_bit_for_bit(tmp_path, classify)
 # the command line
 # ---------------------------------------------------------------------------
 
+
 @pytest.fixture
 def clips(tmp_path):
     """A 10 s, a 1 s and a 4 s stereo clip in three formats."""
     folder = tmp_path / "clips"
     (folder / "sub").mkdir(parents=True)
-    sf.write(folder / "ten.wav", np.concatenate([tone(440, 5.0), tone(2000, 5.0)]), SR,
-             subtype="PCM_16")
+    sf.write(
+        folder / "ten.wav", np.concatenate([tone(440, 5.0), tone(2000, 5.0)]), SR, subtype="PCM_16"
+    )
     sf.write(folder / "one.flac", tone(880, 1.0, 16000), 16000)
     sf.write(folder / "sub" / "four.wav", noise(4.0, 48000, 2), 48000, subtype="FLOAT")
     (folder / "notes.txt").write_text("not audio")
@@ -275,15 +316,20 @@ def clips(tmp_path):
 def test_folders_are_searched_recursively_for_audio(clips):
     found = find_audio_files([clips, clips / "ten.wav", clips / "missing.wav"])
     assert [p.relative_to(clips).as_posix() for p in found] == [
-        "one.flac", "sub/four.wav", "ten.wav", "missing.wav"]
+        "one.flac",
+        "sub/four.wav",
+        "ten.wav",
+        "missing.wav",
+    ]
 
 
 def test_json_output_one_object_per_file(model_file, clips, capsys):
     code = main(["predict", str(model_file), str(clips), "--json", "--hop", "1.5"])
     out = capsys.readouterr().out
     assert code == 0
-    rows = {json.loads(line)["file"].rsplit("/", 1)[-1]: json.loads(line)
-            for line in out.splitlines()}
+    rows = {
+        json.loads(line)["file"].rsplit("/", 1)[-1]: json.loads(line) for line in out.splitlines()
+    }
     assert sorted(rows) == ["four.wav", "one.flac", "ten.wav"]
     ten = rows["ten.wav"]
     assert set(ten) == {"file", "duration_s", "windows", "hop_s", "class", "probability", "top3"}
@@ -302,7 +348,13 @@ def test_json_timeline_rows_and_events(model_file, clips, capsys):
     assert code == 0
     [row] = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [(w["start_s"], w["end_s"]) for w in row["timeline"]] == [
-        (0.0, 3.0), (1.5, 4.5), (3.0, 6.0), (4.5, 7.5), (6.0, 9.0), (7.0, 10.0)]
+        (0.0, 3.0),
+        (1.5, 4.5),
+        (3.0, 6.0),
+        (4.5, 7.5),
+        (6.0, 9.0),
+        (7.0, 10.0),
+    ]
     assert all(set(w) == {"start_s", "end_s", "class", "probability"} for w in row["timeline"])
     assert sum(e["windows"] for e in row["events"]) == 6
     assert row["events"][0]["start_s"] == 0.0 and row["events"][-1]["end_s"] == 10.0
@@ -330,8 +382,10 @@ def test_a_pipeline_output_folder_holding_one_model(model_file, clips, capsys):
 # MLflow URIs
 # ---------------------------------------------------------------------------
 
-def test_an_mlflow_runs_uri_loads_and_predicts_as_the_local_file(tmp_path, model_file, clips,
-                                                                  capsys):
+
+def test_an_mlflow_runs_uri_loads_and_predicts_as_the_local_file(
+    tmp_path, model_file, clips, capsys
+):
     """A fold run logged the way the pipeline logs it (params = the whole configuration,
     here with audio.pad_mode=zeros; the model through log_fold_result): runs:/, models:/<id>
     and models:/name@alias give the local file's probabilities under that configuration."""
@@ -346,10 +400,23 @@ def test_an_mlflow_runs_uri_loads_and_predicts_as_the_local_file(tmp_path, model
     config = Config().override(**{"audio.pad_mode": "zeros"})
     parent = runs.start_parent_run(uri, "predict-test", config.flat())
     run_id = runs.start_fold_run(uri, parent, 1, config.flat())
-    result = FoldResult(test_fold=1, validation_fold=None, train_folds=[2, 3], test_accuracy=0.1,
-                        test_loss=2.3, y_true=[0], y_pred=[0], confusion_matrix=np.eye(10, dtype=int).tolist(),
-                        history={"loss": [2.3], "accuracy": [0.1]}, best_epoch=1, epochs_run=1,
-                        n_train=1, n_validation=0, n_test=1, parameters=1)
+    result = FoldResult(
+        test_fold=1,
+        validation_fold=None,
+        train_folds=[2, 3],
+        test_accuracy=0.1,
+        test_loss=2.3,
+        y_true=[0],
+        y_pred=[0],
+        confusion_matrix=np.eye(10, dtype=int).tolist(),
+        history={"loss": [2.3], "accuracy": [0.1]},
+        best_epoch=1,
+        epochs_run=1,
+        n_train=1,
+        n_validation=0,
+        n_test=1,
+        parameters=1,
+    )
     fold_logging.log_fold_result(uri, run_id, result, str(model_file))
 
     loaded = load_model(f"runs:/{run_id}/model", tracking_uri=uri)
@@ -374,7 +441,7 @@ def test_an_mlflow_runs_uri_loads_and_predicts_as_the_local_file(tmp_path, model
         assert code == 0, captured.err
         assert f"configuration: the params of run {run_id}" in captured.err
         row = json.loads(captured.out)
-        got = dict((t["class"], t["probability"]) for t in row["top3"])
+        got = {t["class"]: t["probability"] for t in row["top3"]}
         for name, p in got.items():
             assert p == pytest.approx(expected[CLASS_NAMES.index(name)], rel=1e-6, abs=1e-7)
 
@@ -382,11 +449,17 @@ def test_an_mlflow_runs_uri_loads_and_predicts_as_the_local_file(tmp_path, model
 def test_config_from_params_reads_what_tracking_logged():
     from urbansound.pipeline.model_source import config_from_params
 
-    config = Config().override(**{"audio.pad_mode": "zeros", "features.fmax": 8000.0,
-                                  "augment.deformations": ("pitch_shift_2",),
-                                  "train.model": "sb-cnn"})
-    params = {k: json.dumps(v) if isinstance(v, list) else str(v)
-              for k, v in config.flat().items()} | {"data_root": "/x"}
+    config = Config().override(
+        **{
+            "audio.pad_mode": "zeros",
+            "features.fmax": 8000.0,
+            "augment.deformations": ("pitch_shift_2",),
+            "train.model": "sb-cnn",
+        }
+    )
+    params = {
+        k: json.dumps(v) if isinstance(v, list) else str(v) for k, v in config.flat().items()
+    } | {"data_root": "/x"}
     assert config_from_params(params) == config
     assert config_from_params({}) == Config()
 
@@ -395,14 +468,23 @@ def test_config_from_params_reads_what_tracking_logged():
 # bad input: one line naming the file and the reason, exit 2 only when nothing worked
 # ---------------------------------------------------------------------------
 
-def test_one_bad_file_among_good_ones_is_reported_and_skipped(model_file, clips, tmp_path,
-                                                              capsys):
+
+def test_one_bad_file_among_good_ones_is_reported_and_skipped(model_file, clips, tmp_path, capsys):
     bad = tmp_path / "broken.wav"
     bad.write_bytes(b"RIFF\x24\x00\x00\x00WAVEjunk")
     silent = tmp_path / "silent.wav"
     sf.write(silent, np.zeros(SR, np.float32), SR)
-    code = main(["predict", str(model_file), str(bad), str(clips / "one.flac"), str(silent),
-                 str(tmp_path / "missing.wav"), "--json"])
+    code = main(
+        [
+            "predict",
+            str(model_file),
+            str(bad),
+            str(clips / "one.flac"),
+            str(silent),
+            str(tmp_path / "missing.wav"),
+            "--json",
+        ]
+    )
     captured = capsys.readouterr()
     assert code == 0
     errors = [line for line in captured.err.splitlines() if line.startswith("urbansound predict")]
@@ -411,10 +493,15 @@ def test_one_bad_file_among_good_ones_is_reported_and_skipped(model_file, clips,
         f"a chunk header)",
         f"urbansound predict: error: {silent}: silent (every sample is zero)",
         f"urbansound predict: error: {tmp_path / 'missing.wav'}: cannot read file (No such "
-        f"file or directory)"]
+        f"file or directory)",
+    ]
     rows = [json.loads(line) for line in captured.out.splitlines()]
     assert [("error" in r, r["file"].rsplit("/", 1)[-1]) for r in rows] == [
-        (True, "broken.wav"), (False, "one.flac"), (True, "silent.wav"), (True, "missing.wav")]
+        (True, "broken.wav"),
+        (False, "one.flac"),
+        (True, "silent.wav"),
+        (True, "missing.wav"),
+    ]
 
 
 def test_every_file_failing_is_exit_2(model_file, tmp_path, capsys):
@@ -426,25 +513,49 @@ def test_every_file_failing_is_exit_2(model_file, tmp_path, capsys):
     code = main(["predict", str(model_file), str(nan), str(tmp_path / "empty")])
     err = capsys.readouterr().err.splitlines()
     assert code == 2
-    assert err == [f"urbansound predict: error: {tmp_path / 'empty'}: no audio files in this folder",
-                   f"urbansound predict: error: {nan}: contains NaN or infinite samples "
-                   f"(1 in the block at 0.0 s)"]
+    assert err == [
+        f"urbansound predict: error: {tmp_path / 'empty'}: no audio files in this folder",
+        f"urbansound predict: error: {nan}: contains NaN or infinite samples "
+        f"(1 in the block at 0.0 s)",
+    ]
 
 
-@pytest.mark.parametrize("make, reason", [
-    (lambda d, m: str(d / "nowhere.keras"), "no such model file or folder, and not an MLflow URI"),
-    (lambda d, m: str(d), "no model.keras in this folder"),
-    (lambda d, m: (d / "model.keras").write_text("not a model") and str(d / "model.keras"),
-     "model.keras: not a Keras model file (not a zip archive)"),
-    (lambda d, m: (__import__("zipfile").ZipFile(d / "model.keras", "w").close(),
-                   str(d / "model.keras"))[1],
-     "not a loadable Keras model"),  # a zip, but not a Keras one: Keras' own reason
-    (lambda d, m: [(d / f"fold{k}").mkdir() or (d / f"fold{k}" / "model.keras").write_bytes(
-        m.read_bytes()) for k in (1, 2)] and str(d), "2 model.keras files in this folder"),
-    (lambda d, m: "runs:/0123456789abcdef/model", "no MLflow store at"),
-])
-def test_an_unusable_model_is_one_line_and_exit_2(tmp_path, model_file, clips, capsys,
-                                                  monkeypatch, make, reason):
+@pytest.mark.parametrize(
+    "make, reason",
+    [
+        (
+            lambda d, m: str(d / "nowhere.keras"),
+            "no such model file or folder, and not an MLflow URI",
+        ),
+        (lambda d, m: str(d), "no model.keras in this folder"),
+        (
+            lambda d, m: (d / "model.keras").write_text("not a model") and str(d / "model.keras"),
+            "model.keras: not a Keras model file (not a zip archive)",
+        ),
+        (
+            lambda d, m: (
+                __import__("zipfile").ZipFile(d / "model.keras", "w").close(),
+                str(d / "model.keras"),
+            )[1],
+            "not a loadable Keras model",
+        ),  # a zip, but not a Keras one: Keras' own reason
+        (
+            lambda d, m: (
+                [
+                    (d / f"fold{k}").mkdir()
+                    or (d / f"fold{k}" / "model.keras").write_bytes(m.read_bytes())
+                    for k in (1, 2)
+                ]
+                and str(d)
+            ),
+            "2 model.keras files in this folder",
+        ),
+        (lambda d, m: "runs:/0123456789abcdef/model", "no MLflow store at"),
+    ],
+)
+def test_an_unusable_model_is_one_line_and_exit_2(
+    tmp_path, model_file, clips, capsys, monkeypatch, make, reason
+):
     folder = tmp_path / "m"
     folder.mkdir()
     monkeypatch.chdir(tmp_path)  # the default store ./mlflow.db does not exist here
@@ -452,7 +563,7 @@ def test_an_unusable_model_is_one_line_and_exit_2(tmp_path, model_file, clips, c
     code = main(["predict", source, str(clips / "one.flac")])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2
-    assert len(err) == 1 and err[0].startswith(f"urbansound predict: error: ") and reason in err[0]
+    assert len(err) == 1 and err[0].startswith("urbansound predict: error: ") and reason in err[0]
     assert "Traceback" not in err[0]
     assert not (tmp_path / "mlflow.db").exists()
 
@@ -462,11 +573,14 @@ def test_an_unknown_run_in_an_existing_store_is_exit_2(tmp_path, clips, capsys):
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     tracking_store.check_store(uri)  # creates an empty store
-    code = main(["predict", "runs:/0123456789abcdef/model", str(clips / "one.flac"),
-                 "--tracking-uri", uri])
+    code = main(
+        ["predict", "runs:/0123456789abcdef/model", str(clips / "one.flac"), "--tracking-uri", uri]
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1
-    assert err[0].startswith("urbansound predict: error: runs:/0123456789abcdef/model: not found in")
+    assert err[0].startswith(
+        "urbansound predict: error: runs:/0123456789abcdef/model: not found in"
+    )
 
 
 @pytest.mark.parametrize("hop", ["0", "3.5"])
@@ -487,8 +601,8 @@ def test_predict_has_help(capsys):
 def test_a_local_model_uses_the_config_json_written_beside_it(tmp_path, model_file):
     import shutil
 
-    from urbansound.pipeline.model_source import load_model
     from urbansound.config import Config
+    from urbansound.pipeline.model_source import load_model
     from urbansound.training import CONFIG_FILE, MODEL_FILE
 
     shutil.copy(model_file, tmp_path / MODEL_FILE)

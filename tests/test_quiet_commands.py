@@ -1,6 +1,7 @@
 """predict, export, listen, register and train-final keep TensorFlow's, absl's and MLflow's
 start-up output off the terminal (it goes to $XDG_STATE_HOME/urbansound/logs/COMMAND.log) unless -v, while
 their results and errors still show; listen's lines still arrive one by one."""
+
 from __future__ import annotations
 
 import os
@@ -14,18 +15,37 @@ import pytest
 import soundfile as sf
 
 SR = 22050
-CHATTER = ("oneDNN", "cuInit", "absl", "cudart_stub", "Add type hints", "Downloading artifacts",
-           "INFO mlflow", "WARNING mlflow", "Could not find cuda")
+CHATTER = (
+    "oneDNN",
+    "cuInit",
+    "absl",
+    "cudart_stub",
+    "Add type hints",
+    "Downloading artifacts",
+    "INFO mlflow",
+    "WARNING mlflow",
+    "Could not find cuda",
+)
 
 
 def _urbansound(args, cwd, state=None, **kwargs):
     """``urbansound ARGS`` in ``cwd``; its libraries' log in ``state``/urbansound/logs."""
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("MLFLOW_TRACKING_URI", "TF_CPP_MIN_LOG_LEVEL")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("MLFLOW_TRACKING_URI", "TF_CPP_MIN_LOG_LEVEL")
+    }
     if state is not None:
         env["XDG_STATE_HOME"] = str(state)
-    return subprocess.run([sys.executable, "-m", "urbansound.pipeline.cli", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=300, **kwargs)
+    return subprocess.run(
+        [sys.executable, "-m", "urbansound.pipeline.cli", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        **kwargs,
+    )
 
 
 def _quiet(stderr: str) -> list[str]:
@@ -43,8 +63,12 @@ def work(tmp_path_factory):
     from urbansound.training import FoldResult
 
     root = tmp_path_factory.mktemp("quiet")
-    model = build_model("sb-cnn", seed=0, band_mean=np.full(128, -40.0, np.float32),
-                        band_variance=np.full(128, 400.0, np.float32))
+    model = build_model(
+        "sb-cnn",
+        seed=0,
+        band_mean=np.full(128, -40.0, np.float32),
+        band_variance=np.full(128, 400.0, np.float32),
+    )
     (root / "m").mkdir()
     model.save(root / "m" / "model.keras")
     t = np.arange(4 * SR) / SR
@@ -53,23 +77,51 @@ def work(tmp_path_factory):
     config = Config()
     parent = runs.start_parent_run(uri, "quiet", config.flat(), config=config)
     fold = runs.start_fold_run(uri, parent, 1, config.flat(), config=config)
-    fold_logging.log_fold_result(uri, fold, FoldResult(
-        test_fold=1, validation_fold=None, train_folds=[2], test_accuracy=0.5, test_loss=1.0,
-        y_true=[0], y_pred=[0], confusion_matrix=np.eye(10, dtype=int).tolist(),
-        history={"loss": [1.0], "accuracy": [0.5]}, best_epoch=1, epochs_run=1, n_train=1,
-        n_validation=0, n_test=1, parameters=1), str(root / "m" / "model.keras"))
+    fold_logging.log_fold_result(
+        uri,
+        fold,
+        FoldResult(
+            test_fold=1,
+            validation_fold=None,
+            train_folds=[2],
+            test_accuracy=0.5,
+            test_loss=1.0,
+            y_true=[0],
+            y_pred=[0],
+            confusion_matrix=np.eye(10, dtype=int).tolist(),
+            history={"loss": [1.0], "accuracy": [0.5]},
+            best_epoch=1,
+            epochs_run=1,
+            n_train=1,
+            n_validation=0,
+            n_test=1,
+            parameters=1,
+        ),
+        str(root / "m" / "model.keras"),
+    )
     return {"root": root, "uri": uri, "fold": fold}
 
 
 def test_predict_prints_results_and_errors_only(work):
     root = work["root"]
     before = sorted(p.name for p in root.iterdir())
-    done = _urbansound(["predict", f"runs:/{work['fold']}/model", "clip.wav", "missing.wav",
-                        "--tracking-uri", work["uri"]], root, state=root.parent / "state")
+    done = _urbansound(
+        [
+            "predict",
+            f"runs:/{work['fold']}/model",
+            "clip.wav",
+            "missing.wav",
+            "--tracking-uri",
+            work["uri"],
+        ],
+        root,
+        state=root.parent / "state",
+    )
     assert done.returncode == 0, done.stderr
     assert "clip.wav: " in done.stdout and "window(s)" in done.stdout
     assert done.stderr.splitlines() == [
-        "urbansound predict: error: missing.wav: cannot read file (No such file or directory)"]
+        "urbansound predict: error: missing.wav: cannot read file (No such file or directory)"
+    ]
     assert sorted(p.name for p in root.iterdir()) == before  # nothing in the user's folder
     log = (root.parent / "state" / "urbansound" / "logs" / "predict.log").read_text()
     assert "==== urbansound predict, pid" in log
@@ -78,8 +130,11 @@ def test_predict_prints_results_and_errors_only(work):
 
 def test_predict_verbose_writes_no_log(work, tmp_path):
     (tmp_path / "clip.wav").write_bytes((work["root"] / "clip.wav").read_bytes())
-    done = _urbansound(["-v", "predict", str(work["root"] / "m" / "model.keras"), "clip.wav"],
-                       tmp_path, state=tmp_path / "state")
+    done = _urbansound(
+        ["-v", "predict", str(work["root"] / "m" / "model.keras"), "clip.wav"],
+        tmp_path,
+        state=tmp_path / "state",
+    )
     assert done.returncode == 0 and "clip.wav: " in done.stdout
     assert not (tmp_path / "state").exists()
 
@@ -89,8 +144,9 @@ def test_export_and_register_are_quiet(work):
     done = _urbansound(["export", "m/model.keras", "-o", "m.tflite"], root)
     assert done.returncode == 0, done.stderr
     assert "wrote m.tflite" in done.stdout and done.stderr == ""
-    done = _urbansound(["register", work["fold"], "--name", "quiet",
-                        "--tracking-uri", work["uri"]], root)
+    done = _urbansound(
+        ["register", work["fold"], "--name", "quiet", "--tracking-uri", work["uri"]], root
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == "models:/quiet/1" and done.stderr == ""
 
@@ -105,9 +161,14 @@ def test_listen_streams_each_window_as_it_comes(work):
     """Raw PCM on a pipe that stays open: the first window's line arrives before the
     stream ends (nothing is buffered), with no chatter on stderr."""
     env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
-    listen = subprocess.Popen([sys.executable, "-m", "urbansound.pipeline.cli", "listen", "m/model.keras"],
-                              cwd=work["root"], env=env, stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    listen = subprocess.Popen(
+        [sys.executable, "-m", "urbansound.pipeline.cli", "listen", "m/model.keras"],
+        cwd=work["root"],
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     try:
         y, _ = sf.read(work["root"] / "clip.wav", dtype="int16")
         listen.stdin.write(y[: int(3.2 * SR)].tobytes())
@@ -134,11 +195,26 @@ def test_train_final_is_quiet(work, tmp_path):
     from urbansound.demo_data import write_demo_dataset
 
     write_demo_dataset(tmp_path / "demo", folds=(1, 2), clips_per_class=1, seed=5)
-    done = _urbansound(["train-final", "--data", "demo", "--model", "improved", "--profile",
-                        "quick", "--out", "final", "--tracking-uri",
-                        f"sqlite:///{tmp_path / 'mlflow.db'}"], tmp_path,
-                       state=tmp_path / "state")
+    done = _urbansound(
+        [
+            "train-final",
+            "--data",
+            "demo",
+            "--model",
+            "improved",
+            "--profile",
+            "quick",
+            "--out",
+            "final",
+            "--tracking-uri",
+            f"sqlite:///{tmp_path / 'mlflow.db'}",
+        ],
+        tmp_path,
+        state=tmp_path / "state",
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1].startswith("runs:/")
     assert done.stderr == ""
-    assert any(c in (tmp_path / "state/urbansound/logs/train-final.log").read_text() for c in CHATTER)
+    assert any(
+        c in (tmp_path / "state/urbansound/logs/train-final.log").read_text() for c in CHATTER
+    )

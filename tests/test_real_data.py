@@ -1,4 +1,5 @@
 """Real UrbanSound8K clips (../shared/data/us8k-real-dev); skipped when that folder is absent."""
+
 import csv
 import subprocess
 import sys
@@ -9,17 +10,21 @@ import pytest
 
 REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "us8k-real-dev"
 
-pytestmark = [pytest.mark.real_data,
-              pytest.mark.skipif(not (REAL / "materialize.py").exists(),
-                                 reason=f"{REAL} is not here")]
+pytestmark = [
+    pytest.mark.real_data,
+    pytest.mark.skipif(not (REAL / "materialize.py").exists(), reason=f"{REAL} is not here"),
+]
 
 
 @pytest.fixture(scope="module")
 def real_tree(tmp_path_factory):
     """The original-format clips (folds 4-6: 11-96 kHz, mono/stereo, 16/24-bit) as WAV."""
     dest = tmp_path_factory.mktemp("us8k")
-    subprocess.run([sys.executable, str(REAL / "materialize.py"), str(dest), "--folds", "4,5,6"],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, str(REAL / "materialize.py"), str(dest), "--folds", "4,5,6"],
+        check=True,
+        capture_output=True,
+    )
     return dest
 
 
@@ -46,8 +51,8 @@ def test_every_original_format_clip_is_ingested_at_its_true_length(real_tree, tm
 
 
 def test_real_clip_features_have_the_study_shape_and_range(real_tree):
-    from urbansound.config import Config
     from urbansound.audio import load_audio
+    from urbansound.config import Config
     from urbansound.features import waveform_to_logmel
 
     clips = sorted((real_tree / "audio" / "fold5").glob("*.wav"))[:10]

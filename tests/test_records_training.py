@@ -1,6 +1,7 @@
 """Tests for urbansound.records (TFRecord schemas) and urbansound.training
 (fold split, example loading, band statistics, and train_fold end to end on a
 tiny synthetic log-mel directory, with the leakage check)."""
+
 from __future__ import annotations
 
 import json
@@ -11,13 +12,21 @@ import pytest
 
 pytest.importorskip("tensorflow")
 
-from urbansound import training, training_input  # noqa: E402
-from urbansound.config import CLASS_NAMES, Config, config_for  # noqa: E402
-from urbansound.records import (ORIGINAL, decode_logmel, decode_waveform, encode_logmel,  # noqa: E402
-                                encode_waveform, fold_files, iter_records, write_records)
-from urbansound.folds import FoldSplit, min_folds, split_folds  # noqa: E402
-from urbansound.training import MODEL_FILE, RESULT_FILE, FoldResult, TrainingDiverged, train_fold  # noqa: E402
-from urbansound.training_input import band_statistics, load_examples  # noqa: E402
+from urbansound import training, training_input
+from urbansound.config import CLASS_NAMES, Config, config_for
+from urbansound.folds import FoldSplit, min_folds, split_folds
+from urbansound.records import (
+    ORIGINAL,
+    decode_logmel,
+    decode_waveform,
+    encode_logmel,
+    encode_waveform,
+    fold_files,
+    iter_records,
+    write_records,
+)
+from urbansound.training import MODEL_FILE, RESULT_FILE, FoldResult, TrainingDiverged, train_fold
+from urbansound.training_input import band_statistics, load_examples
 
 # ---------------------------------------------------------------------------
 # records: encode / decode
@@ -28,20 +37,44 @@ def test_waveform_round_trip():
     rng = np.random.default_rng(0)
     y = rng.uniform(-1, 1, 1234).astype(np.float32)
     y[:3] = [np.float32(1e-30), -0.0, 1.0]
-    raw = encode_waveform(y, sample_rate=22050, label=6, fold=10, fs_id=123456, salience=2,
-                          file_name="123456-6-0-3.wav", class_name="gun_shot")
+    raw = encode_waveform(
+        y,
+        sample_rate=22050,
+        label=6,
+        fold=10,
+        fs_id=123456,
+        salience=2,
+        file_name="123456-6-0-3.wav",
+        class_name="gun_shot",
+    )
     rec = decode_waveform(raw)
     assert rec.waveform.dtype == np.float32
     assert rec.waveform.tobytes() == y.tobytes()  # bit-exact, -0.0 and denormals included
-    assert (rec.sample_rate, rec.label, rec.fold, rec.fs_id, rec.salience) == (22050, 6, 10, 123456, 2)
+    assert (rec.sample_rate, rec.label, rec.fold, rec.fs_id, rec.salience) == (
+        22050,
+        6,
+        10,
+        123456,
+        2,
+    )
     assert (rec.file_name, rec.class_name) == ("123456-6-0-3.wav", "gun_shot")
     assert rec.waveform.flags.writeable  # a copy, not a view of the protobuf bytes
 
 
 def test_waveform_float64_input_is_stored_as_float32():
     y = np.array([0.1, 0.2, 0.3])
-    rec = decode_waveform(encode_waveform(y, sample_rate=8000, label=0, fold=1, fs_id=1, salience=1,
-                                          file_name="a.wav", class_name="air_conditioner"))
+    rec = decode_waveform(
+        encode_waveform(
+            y,
+            sample_rate=8000,
+            label=0,
+            fold=1,
+            fs_id=1,
+            salience=1,
+            file_name="a.wav",
+            class_name="air_conditioner",
+        )
+    )
     np.testing.assert_array_equal(rec.waveform, y.astype(np.float32))
 
 
@@ -50,26 +83,40 @@ def test_waveform_float64_input_is_stored_as_float32():
 def test_logmel_round_trip(shape, deformation):
     rng = np.random.default_rng(1)
     logmel = rng.uniform(-80, 0, shape).astype(np.float32)
-    raw = encode_logmel(logmel, label=9, fold=3, file_name="7061-9-0-0.wav", deformation=deformation)
+    raw = encode_logmel(
+        logmel, label=9, fold=3, file_name="7061-9-0-0.wav", deformation=deformation
+    )
     rec = decode_logmel(raw)
     assert rec.logmel.shape == shape and rec.logmel.dtype == np.float32
     assert rec.logmel.tobytes() == logmel.tobytes()
-    assert (rec.label, rec.fold, rec.file_name, rec.deformation) == (9, 3, "7061-9-0-0.wav", deformation)
+    assert (rec.label, rec.fold, rec.file_name, rec.deformation) == (
+        9,
+        3,
+        "7061-9-0-0.wav",
+        deformation,
+    )
     assert rec.salience == 0  # not given: unknown
-    assert decode_logmel(encode_logmel(logmel, label=9, fold=3, file_name="a.wav",
-                                       salience=2)).salience == 2
+    assert (
+        decode_logmel(
+            encode_logmel(logmel, label=9, fold=3, file_name="a.wav", salience=2)
+        ).salience
+        == 2
+    )
 
 
 def test_non_ascii_file_name_round_trips():
-    rec = decode_logmel(encode_logmel(np.zeros((2, 2), np.float32), label=0, fold=1,
-                                      file_name="straße-ü.wav"))
+    rec = decode_logmel(
+        encode_logmel(np.zeros((2, 2), np.float32), label=0, fold=1, file_name="straße-ü.wav")
+    )
     assert rec.file_name == "straße-ü.wav"
     assert rec.deformation == ORIGINAL == ""
 
 
 def test_write_and_iter_records_keep_order(tmp_path):
-    raws = [encode_logmel(np.full((2, 3), i, np.float32), label=i, fold=1, file_name=f"{i}.wav")
-            for i in range(5)]
+    raws = [
+        encode_logmel(np.full((2, 3), i, np.float32), label=i, fold=1, file_name=f"{i}.wav")
+        for i in range(5)
+    ]
     path = tmp_path / "fold1.tfrecord"
     assert write_records(path, iter(raws)) == 5
     assert list(iter_records([str(path)])) == raws
@@ -78,21 +125,35 @@ def test_write_and_iter_records_keep_order(tmp_path):
 
 
 def test_fold_files_matches_shards_of_one_fold_only(tmp_path):
-    names = ["fold1.tfrecord", "fold1-00001-of-00002.tfrecord", "fold1-00000-of-00002.tfrecord",
-             "fold10.tfrecord", "fold10-00000-of-00001.tfrecord", "fold11.tfrecord", "fold1.txt",
-             "xfold1.tfrecord"]
+    names = [
+        "fold1.tfrecord",
+        "fold1-00001-of-00002.tfrecord",
+        "fold1-00000-of-00002.tfrecord",
+        "fold10.tfrecord",
+        "fold10-00000-of-00001.tfrecord",
+        "fold11.tfrecord",
+        "fold1.txt",
+        "xfold1.tfrecord",
+    ]
     for name in names:
         (tmp_path / name).write_bytes(b"")
     got = [p.rsplit("/", 1)[-1] for p in fold_files(tmp_path, 1)]
-    assert got == ["fold1-00000-of-00002.tfrecord", "fold1-00001-of-00002.tfrecord", "fold1.tfrecord"]
+    assert got == [
+        "fold1-00000-of-00002.tfrecord",
+        "fold1-00001-of-00002.tfrecord",
+        "fold1.tfrecord",
+    ]
     assert [p.rsplit("/", 1)[-1] for p in fold_files(tmp_path, 10)] == [
-        "fold10-00000-of-00001.tfrecord", "fold10.tfrecord"]
+        "fold10-00000-of-00001.tfrecord",
+        "fold10.tfrecord",
+    ]
     assert fold_files(tmp_path, 2) == []
 
 
 # ---------------------------------------------------------------------------
 # split_folds
 # ---------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("seed", [0, 1, 7])
 @pytest.mark.parametrize("test_fold", list(range(1, 11)))
@@ -115,7 +176,9 @@ def test_split_folds_matches_seeded_choice():
 
 def test_split_folds_validation_varies_with_seed():
     for test_fold in range(1, 11):
-        validations = {split_folds(test_fold, range(1, 11), seed=s).validation_fold for s in range(20)}
+        validations = {
+            split_folds(test_fold, range(1, 11), seed=s).validation_fold for s in range(20)
+        }
         assert len(validations) >= 3, (test_fold, validations)
     per_fold = [split_folds(k, range(1, 11), seed=0).validation_fold for k in range(1, 11)]
     assert len(set(per_fold)) > 1  # not the same validation fold for every test fold
@@ -127,12 +190,15 @@ def test_split_folds_three_folds():
     assert len(split.train_folds) == 1
 
 
-@pytest.mark.parametrize("test_fold, available, match", [
-    (1, [1, 2], r"need at least 3 folds \(test, validation, training\); have \[1, 2\]"),
-    (1, [1, 1, 2], r"need at least 3 folds"),
-    (4, [1, 2, 3], r"test fold 4 is not among the folds present \[1, 2, 3\]"),
-    (1, [], r"test fold 1 is not among the folds present \[\]"),
-])
+@pytest.mark.parametrize(
+    "test_fold, available, match",
+    [
+        (1, [1, 2], r"need at least 3 folds \(test, validation, training\); have \[1, 2\]"),
+        (1, [1, 1, 2], r"need at least 3 folds"),
+        (4, [1, 2, 3], r"test fold 4 is not among the folds present \[1, 2, 3\]"),
+        (1, [], r"test fold 1 is not among the folds present \[\]"),
+    ],
+)
 def test_split_folds_errors(test_fold, available, match):
     with pytest.raises(ValueError, match=match):
         split_folds(test_fold, available, seed=0)
@@ -158,6 +224,7 @@ def test_band_statistics_refuse_non_finite_examples():
 # ---------------------------------------------------------------------------
 # band_statistics
 # ---------------------------------------------------------------------------
+
 
 def test_band_statistics_on_a_grid():
     n, bands, frames = 2, 3, 4
@@ -213,8 +280,15 @@ def write_feature_dir(root) -> dict:
             originals.append(name)
             if i < n_def:
                 d = DEFORMATIONS[i % 2]
-                examples.append(encode_logmel(np.clip(x + 1.0, -80, 0), label=label, fold=fold,
-                                              file_name=name, deformation=d))
+                examples.append(
+                    encode_logmel(
+                        np.clip(x + 1.0, -80, 0),
+                        label=label,
+                        fold=fold,
+                        file_name=name,
+                        deformation=d,
+                    )
+                )
                 deformed.append((name, d))
         random.Random(fold).shuffle(examples)  # shard order must not matter
         half = len(examples) // 2
@@ -247,8 +321,10 @@ def test_load_examples_originals_only(feature_dir, folds):
 def test_load_examples_with_deformed(feature_dir):
     root, written = feature_dir
     ex = load_examples(root, [1, 2], include_deformed=True)
-    expected = sorted([(n, ORIGINAL) for f in (1, 2) for n in written[f]["originals"]]
-                      + [pair for f in (1, 2) for pair in written[f]["deformed"]])
+    expected = sorted(
+        [(n, ORIGINAL) for f in (1, 2) for n in written[f]["originals"]]
+        + [pair for f in (1, 2) for pair in written[f]["deformed"]]
+    )
     assert list(zip(ex.file_names, ex.deformations)) == expected
     assert len(ex) == 20 + 3 + 18 + 5
     # a deformed copy sits right after its original, and differs from it (+1 dB here)
@@ -285,8 +361,9 @@ def test_load_examples_no_folds(feature_dir):
 # ---------------------------------------------------------------------------
 
 TEST_FOLD = 1
-SMALL = config_for("sb-cnn").override(**{"train.epochs": 2, "train.batch_size": 8,
-                                         "train.patience": 2, "train.seed": 0})
+SMALL = config_for("sb-cnn").override(
+    **{"train.epochs": 2, "train.batch_size": 8, "train.patience": 2, "train.seed": 0}
+)
 
 
 @pytest.fixture(scope="module")
@@ -296,8 +373,9 @@ def trained(feature_dir, tmp_path_factory):
     calls = []
 
     def spy(directory, folds, *, include_deformed, include_windows=False):
-        ex = load_examples(directory, folds, include_deformed=include_deformed,
-                           include_windows=include_windows)
+        ex = load_examples(
+            directory, folds, include_deformed=include_deformed, include_windows=include_windows
+        )
         calls.append((list(folds), include_deformed, list(zip(ex.file_names, ex.deformations))))
         return ex
 
@@ -338,7 +416,10 @@ def test_train_fold_result_is_consistent(trained):
 def test_train_fold_never_trains_on_test_or_validation_clips(trained):
     result, _, calls, written, _ = trained
     split = split_folds(TEST_FOLD, [1, 2, 3], seed=0)
-    assert (result.validation_fold, tuple(result.train_folds)) == (split.validation_fold, split.train_folds)
+    assert (result.validation_fold, tuple(result.train_folds)) == (
+        split.validation_fold,
+        split.train_folds,
+    )
     (train_fold_,) = result.train_folds
     orig, deformed = LAYOUT[train_fold_]
     assert result.n_train == orig + deformed  # the training fold, with its deformed copies only
@@ -351,7 +432,9 @@ def test_train_fold_never_trains_on_test_or_validation_clips(trained):
     val_inc, val_items = roles[(result.validation_fold,)]
     test_inc, test_items = roles[(TEST_FOLD,)]
     assert (train_inc, val_inc, test_inc) == (True, False, False)
-    held_out = set(written[TEST_FOLD]["originals"]) | set(written[result.validation_fold]["originals"])
+    held_out = set(written[TEST_FOLD]["originals"]) | set(
+        written[result.validation_fold]["originals"]
+    )
     assert not {name for name, _ in train_items} & held_out
     assert all(d == ORIGINAL for _, d in val_items + test_items)
 
@@ -363,7 +446,8 @@ def test_train_fold_writes_model_and_result(trained):
     assert FoldResult.from_json((out / RESULT_FILE).read_text()) == result
     # for predict: the configuration trained with, its class names filled in from the data
     assert Config.from_json((out / training.CONFIG_FILE).read_text()) == SMALL.override(
-        **{"data.class_names": tuple(CLASS_NAMES)})
+        **{"data.class_names": tuple(CLASS_NAMES)}
+    )
     assert json.loads((out / RESULT_FILE).read_text())["n_test"] == result.n_test
     model = keras.models.load_model(out / MODEL_FILE)
     test = load_examples(root, [TEST_FOLD], include_deformed=False)
@@ -398,8 +482,11 @@ def test_train_fold_without_validation_fold(feature_dir, tmp_path):
 def test_diverging_loss_stops_the_fold_with_one_line(feature_dir, tmp_path):
     root, _ = feature_dir
     config = SMALL.override(**{"train.learning_rate": 1e30})
-    with pytest.raises(TrainingDiverged, match=r"training diverged: the loss became (nan|inf) at "
-                                               r"batch \d+; lower train.learning_rate"):
+    with pytest.raises(
+        TrainingDiverged,
+        match=r"training diverged: the loss became (nan|inf) at "
+        r"batch \d+; lower train.learning_rate",
+    ):
         train_fold(root, TEST_FOLD, [1, 2, 3], config=config, out_dir=tmp_path)
     assert not (tmp_path / MODEL_FILE).exists()  # nothing half-trained is left as a result
 
@@ -407,6 +494,7 @@ def test_diverging_loss_stops_the_fold_with_one_line(feature_dir, tmp_path):
 # ---------------------------------------------------------------------------
 # In-training augmentation (mixup, SpecAugment masks, time shift)
 # ---------------------------------------------------------------------------
+
 
 def _batch(b=6, n_mels=16, n_frames=32, seed=0):
     rng = np.random.default_rng(seed)
@@ -463,8 +551,9 @@ def test_augment_batch_is_seeded_and_leaves_its_inputs_alone():
 
 def test_train_fold_with_in_training_augmentation(feature_dir, tmp_path):
     root, _ = feature_dir
-    config = SMALL.override(**{"train.mixup_alpha": 0.3, "train.spec_augment": 2,
-                               "train.time_shift": True})
+    config = SMALL.override(
+        **{"train.mixup_alpha": 0.3, "train.spec_augment": 2, "train.time_shift": True}
+    )
     result = train_fold(root, TEST_FOLD, [1, 2, 3], config=config, out_dir=tmp_path / "a")
     again = train_fold(root, TEST_FOLD, [1, 2, 3], config=config, out_dir=tmp_path / "b")
     assert result.epochs_run == 2 and result.n_test == len(result.y_pred)
@@ -475,6 +564,7 @@ def test_train_fold_with_in_training_augmentation(feature_dir, tmp_path):
 # ---------------------------------------------------------------------------
 # Several seeds: an ensemble per fold
 # ---------------------------------------------------------------------------
+
 
 def test_train_fold_with_seeds_is_an_ensemble_of_its_members(feature_dir, tmp_path, trained):
     import keras
@@ -500,13 +590,25 @@ def test_train_fold_with_seeds_is_an_ensemble_of_its_members(feature_dir, tmp_pa
 def test_ensemble_summary_says_which_numbers_it_gives(tmp_path):
     from urbansound.evaluation import evaluate_folds, format_summary
 
-    result = FoldResult(test_fold=3, validation_fold=None, train_folds=[1, 2], test_accuracy=0.75,
-                        test_loss=0.5, y_true=[0, 1, 1, 0], y_pred=[0, 1, 1, 1],
-                        confusion_matrix=training.confusion_matrix([0, 1, 1, 0], [0, 1, 1, 1],
-                                                                   10).tolist(),
-                        history={"loss": [1.0]}, best_epoch=1, epochs_run=1, n_train=8,
-                        n_validation=0, n_test=4, parameters=1, seeds=[1, 2, 3],
-                        member_accuracies=[0.5, 0.75, 0.5])
+    result = FoldResult(
+        test_fold=3,
+        validation_fold=None,
+        train_folds=[1, 2],
+        test_accuracy=0.75,
+        test_loss=0.5,
+        y_true=[0, 1, 1, 0],
+        y_pred=[0, 1, 1, 1],
+        confusion_matrix=training.confusion_matrix([0, 1, 1, 0], [0, 1, 1, 1], 10).tolist(),
+        history={"loss": [1.0]},
+        best_epoch=1,
+        epochs_run=1,
+        n_train=8,
+        n_validation=0,
+        n_test=4,
+        parameters=1,
+        seeds=[1, 2, 3],
+        member_accuracies=[0.5, 0.75, 0.5],
+    )
     summary = evaluate_folds([result], tmp_path, plots=False)
     assert summary["ensemble"] == {"3": {"seeds": [1, 2, 3], "member_accuracies": [0.5, 0.75, 0.5]}}
     lines = format_summary(summary).splitlines()

@@ -1,4 +1,5 @@
 """Faults: an interrupted run is marked KILLED in MLflow and the same command resumes it."""
+
 import os
 import signal
 import sqlite3
@@ -20,7 +21,8 @@ def _fold_runs(db_path):
         with sqlite3.connect(db_path, timeout=1) as con:
             return con.execute(
                 "SELECT t.value, r.status FROM runs r JOIN tags t ON t.run_uuid = r.run_uuid "
-                "WHERE t.key = 'fold'").fetchall()
+                "WHERE t.key = 'fold'"
+            ).fetchall()
     except sqlite3.OperationalError:  # tables not created yet, or locked for a moment
         return []
 
@@ -31,9 +33,22 @@ def test_sigterm_marks_runs_killed_and_a_rerun_resumes_from_the_cache(tmp_path):
     data = tmp_path / "data"
     write_demo_dataset(data, folds=(1, 2, 3), clips_per_class=3, seed=2)
     db = tmp_path / "mlflow.db"
-    command = [sys.executable, "-m", "urbansound.pipeline.cli", "run", "--data", str(data),
-               "--out", str(tmp_path / "out"), "--tracking-uri", f"sqlite:///{db}",
-               "--epochs", "12", "--patience", "12"]
+    command = [
+        sys.executable,
+        "-m",
+        "urbansound.pipeline.cli",
+        "run",
+        "--data",
+        str(data),
+        "--out",
+        str(tmp_path / "out"),
+        "--tracking-uri",
+        f"sqlite:///{db}",
+        "--epochs",
+        "12",
+        "--patience",
+        "12",
+    ]
     log = open(tmp_path / "first.log", "w")
     first = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path)
     deadline = time.time() + 400
@@ -54,7 +69,8 @@ def test_sigterm_marks_runs_killed_and_a_rerun_resumes_from_the_cache(tmp_path):
     with sqlite3.connect(db) as con:
         parent_status = con.execute(
             "SELECT r.status FROM runs r JOIN tags t ON t.run_uuid = r.run_uuid "
-            "WHERE t.key = 'urbansound.run_key'").fetchall()
+            "WHERE t.key = 'urbansound.run_key'"
+        ).fetchall()
     assert parent_status == [("KILLED",)]
     assert processes_left(str(tmp_path / "out")) == []  # no task left running
 
@@ -70,5 +86,6 @@ def test_sigterm_marks_runs_killed_and_a_rerun_resumes_from_the_cache(tmp_path):
     with sqlite3.connect(db) as con:
         parents = con.execute(
             "SELECT r.status FROM runs r JOIN tags t ON t.run_uuid = r.run_uuid "
-            "WHERE t.key = 'urbansound.run_key'").fetchall()
+            "WHERE t.key = 'urbansound.run_key'"
+        ).fetchall()
     assert parents == [("FINISHED",)]  # the same parent run, reopened and finished

@@ -4,6 +4,7 @@ and `urbansound register` puts a run's model in the registry (pipeline/registry.
 Everything runs against a temporary sqlite store with runs these tests create, the way the
 pipeline's train task logs them (a parent run, fold runs with the configuration as params,
 log_fold_result with config.json beside the model)."""
+
 import json
 import os
 import signal
@@ -15,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import free_port
 import soundfile as sf
+from conftest import free_port
 
 from urbansound.config import CLASS_NAMES, Config
 
@@ -48,8 +49,12 @@ def trained(tmp_path_factory):
     from urbansound.training import CONFIG_FILE, MODEL_FILE
 
     folder = tmp_path_factory.mktemp("fold1")
-    model = build_model("sb-cnn", seed=0, band_mean=np.full(128, -40.0, np.float32),
-                        band_variance=np.full(128, 400.0, np.float32))
+    model = build_model(
+        "sb-cnn",
+        seed=0,
+        band_mean=np.full(128, -40.0, np.float32),
+        band_variance=np.full(128, 400.0, np.float32),
+    )
     model.save(folder / MODEL_FILE)
     (folder / CONFIG_FILE).write_text(CONFIG.to_json())
     return folder / MODEL_FILE
@@ -58,11 +63,23 @@ def trained(tmp_path_factory):
 def _result(fold: int, accuracy: float):
     from urbansound.training import FoldResult
 
-    return FoldResult(test_fold=fold, validation_fold=None, train_folds=[9], test_accuracy=accuracy,
-                      test_loss=1.0, y_true=[0], y_pred=[0],
-                      confusion_matrix=np.eye(10, dtype=int).tolist(),
-                      history={"loss": [1.0], "accuracy": [accuracy]}, best_epoch=1,
-                      epochs_run=1, n_train=1, n_validation=0, n_test=1, parameters=1)
+    return FoldResult(
+        test_fold=fold,
+        validation_fold=None,
+        train_folds=[9],
+        test_accuracy=accuracy,
+        test_loss=1.0,
+        y_true=[0],
+        y_pred=[0],
+        confusion_matrix=np.eye(10, dtype=int).tolist(),
+        history={"loss": [1.0], "accuracy": [accuracy]},
+        best_epoch=1,
+        epochs_run=1,
+        n_train=1,
+        n_validation=0,
+        n_test=1,
+        parameters=1,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -138,8 +155,7 @@ def test_by_path_and_by_waveform_it_gives_predicts_probabilities(served, clip, e
     # resampled as ingest does
     samples, rate = sf.read(clip, dtype="float32", always_2d=True)
     mono = samples.mean(axis=1, dtype=np.float64)  # as the decoder mixes down
-    by_waveform = served.predict(pd.DataFrame({"waveform": [mono.tolist()],
-                                               "sample_rate": [rate]}))
+    by_waveform = served.predict(pd.DataFrame({"waveform": [mono.tolist()], "sample_rate": [rate]}))
     assert _probabilities(by_waveform) == pytest.approx(expected.probabilities, abs=1e-5)
     assert by_waveform["duration_s"][0] == pytest.approx(expected.duration_s, abs=1e-3)
 
@@ -150,10 +166,14 @@ def test_rows_of_both_kinds_in_one_call_and_the_hop_param(served, clip, expected
     from urbansound.predict import read_audio
 
     y = read_audio(clip, sample_rate=CONFIG.audio.sample_rate)
-    long = np.tile(y, 3)[:10 * CONFIG.audio.sample_rate]  # 10 s
-    frame = pd.DataFrame({"path": [str(clip), None],
-                          "waveform": [None, long.tolist()],
-                          "sample_rate": [None, CONFIG.audio.sample_rate]})
+    long = np.tile(y, 3)[: 10 * CONFIG.audio.sample_rate]  # 10 s
+    frame = pd.DataFrame(
+        {
+            "path": [str(clip), None],
+            "waveform": [None, long.tolist()],
+            "sample_rate": [None, CONFIG.audio.sample_rate],
+        }
+    )
     out = served.predict(frame)
     assert len(out) == 2
     assert _probabilities(out, 0) == pytest.approx(expected.probabilities, abs=1e-5)
@@ -161,12 +181,17 @@ def test_rows_of_both_kinds_in_one_call_and_the_hop_param(served, clip, expected
     assert served.predict(frame, params={"hop_s": 3.0})["windows"].tolist() == [2, 4]
 
 
-@pytest.mark.parametrize("row, reason", [
-    ({"sample_rate": [22050]}, "input row 0: give either 'path' or 'waveform'"),
-    ({"path": ["/nonexistent/x.wav"]}, "input row 0: /nonexistent/x.wav: cannot read file"),
-    ({"waveform": [[0.0] * 4000], "sample_rate": [8000]},
-     "input row 0: waveform: silent (every sample is zero)"),
-])
+@pytest.mark.parametrize(
+    "row, reason",
+    [
+        ({"sample_rate": [22050]}, "input row 0: give either 'path' or 'waveform'"),
+        ({"path": ["/nonexistent/x.wav"]}, "input row 0: /nonexistent/x.wav: cannot read file"),
+        (
+            {"waveform": [[0.0] * 4000], "sample_rate": [8000]},
+            "input row 0: waveform: silent (every sample is zero)",
+        ),
+    ],
+)
 def test_an_unusable_row_is_one_line_naming_the_row(served, row, reason):
     import pandas as pd
     from mlflow.exceptions import MlflowException
@@ -188,8 +213,16 @@ def test_a_bad_hop_is_refused_as_predict_refuses_it(served, clip):
 def test_urbansound_predict_takes_the_logged_model(store, clip, expected, capsys):
     from urbansound.pipeline.cli import main
 
-    code = main(["predict", f"runs:/{store['folds'][2]}/model", str(clip), "--json",
-                 "--tracking-uri", store["uri"]])
+    code = main(
+        [
+            "predict",
+            f"runs:/{store['folds'][2]}/model",
+            str(clip),
+            "--json",
+            "--tracking-uri",
+            store["uri"],
+        ]
+    )
     captured = capsys.readouterr()
     assert code == 0, captured.err
     assert f"configuration: the params of run {store['folds'][2]}" in captured.err
@@ -202,9 +235,11 @@ def test_urbansound_predict_takes_the_logged_model(store, clip, expected, capsys
 # mlflow models serve
 # ---------------------------------------------------------------------------
 
+
 def _post(url: str, body: dict) -> dict:
-    request = urllib.request.Request(url, data=json.dumps(body).encode(),
-                                     headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+    )
     with urllib.request.urlopen(request, timeout=120) as answer:
         return json.loads(answer.read())
 
@@ -216,14 +251,34 @@ def test_mlflow_models_serve_answers_with_the_probabilities(store, clip, expecte
     port = free_port()
     log = tmp_path / "serve.log"
     # MLflow starts uvicorn by name: the venv's bin must be on PATH, as when it is activated
-    env = dict(os.environ, MLFLOW_TRACKING_URI=store["uri"],
-               PATH=f"{mlflow_cli.parent}{os.pathsep}{os.environ.get('PATH', '')}")
+    env = dict(
+        os.environ,
+        MLFLOW_TRACKING_URI=store["uri"],
+        PATH=f"{mlflow_cli.parent}{os.pathsep}{os.environ.get('PATH', '')}",
+    )
     with open(log, "wb") as out:
         server = subprocess.Popen(
-            [str(mlflow_cli), "models", "serve", "-m", f"runs:/{store['folds'][1]}/model",
-             "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port), "--workers", "1"],
-            stdout=out, stderr=subprocess.STDOUT, env=env, cwd=tmp_path,
-            start_new_session=True)  # its own process group: the workers die with it
+            [
+                str(mlflow_cli),
+                "models",
+                "serve",
+                "-m",
+                f"runs:/{store['folds'][1]}/model",
+                "--env-manager",
+                "local",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(port),
+                "--workers",
+                "1",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=tmp_path,
+            start_new_session=True,
+        )  # its own process group: the workers die with it
     try:
         deadline = time.time() + 240  # importing TensorFlow and loading the model
         while True:
@@ -237,11 +292,11 @@ def test_mlflow_models_serve_answers_with_the_probabilities(store, clip, expecte
                 text = log.read_text(errors="replace")
                 if "address already in use" in text.lower():
                     pytest.skip(f"port {port} was taken before the server bound it")
-                pytest.fail(f"mlflow models serve exited with {server.returncode}:\n"
-                            f"{text[-3000:]}")
+                pytest.fail(f"mlflow models serve exited with {server.returncode}:\n{text[-3000:]}")
             if time.time() > deadline:
-                pytest.fail(f"no answer on /ping within 240 s:\n"
-                            f"{log.read_text(errors='replace')[-3000:]}")
+                pytest.fail(
+                    f"no answer on /ping within 240 s:\n{log.read_text(errors='replace')[-3000:]}"
+                )
             time.sleep(1)
         url = f"http://127.0.0.1:{port}/invocations"
         answer = _post(url, {"dataframe_split": {"columns": ["path"], "data": [[str(clip)]]}})
@@ -250,9 +305,18 @@ def test_mlflow_models_serve_answers_with_the_probabilities(store, clip, expecte
         got = np.array([row[name] for name in CLASS_NAMES])
         assert got == pytest.approx(expected.probabilities, abs=1e-5)
         samples, rate = sf.read(clip, dtype="float32", always_2d=True)
-        answer = _post(url, {"dataframe_records": [
-            {"waveform": samples.mean(axis=1, dtype=np.float64).tolist(), "sample_rate": rate}],
-            "params": {"hop_s": 3.0}})
+        answer = _post(
+            url,
+            {
+                "dataframe_records": [
+                    {
+                        "waveform": samples.mean(axis=1, dtype=np.float64).tolist(),
+                        "sample_rate": rate,
+                    }
+                ],
+                "params": {"hop_s": 3.0},
+            },
+        )
         (row,) = answer["predictions"]
         got = np.array([row[name] for name in CLASS_NAMES])
         assert got == pytest.approx(expected.probabilities, abs=1e-5)  # 4 s: the same windows
@@ -273,20 +337,32 @@ def test_mlflow_models_serve_answers_with_the_probabilities(store, clip, expecte
 # urbansound register
 # ---------------------------------------------------------------------------
 
+
 def test_register_a_parent_run_takes_the_best_fold(store, clip, expected, capsys):
     from urbansound.pipeline.cli import main
 
-    code = main(["register", store["parent"], "--name", "urban", "--alias", "champion",
-                 "--tracking-uri", store["uri"]])
+    code = main(
+        [
+            "register",
+            store["parent"],
+            "--name",
+            "urban",
+            "--alias",
+            "champion",
+            "--tracking-uri",
+            store["uri"],
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0
-    assert f"fold 2 (test_accuracy 0.800, the best of 2 folds with a test accuracy)" in out
+    assert "fold 2 (test_accuracy 0.800, the best of 2 folds with a test accuracy)" in out
     assert store["folds"][2] in out and out.strip().splitlines()[-1] == "models:/urban@champion"
     client = mlflow.MlflowClient(store["uri"])
     version = client.get_model_version_by_alias("urban", "champion")
     assert version.tags["fold"] == "2" and version.tags["parent_run_id"] == store["parent"]
-    code = main(["predict", "models:/urban@champion", str(clip), "--json",
-                 "--tracking-uri", store["uri"]])
+    code = main(
+        ["predict", "models:/urban@champion", str(clip), "--json", "--tracking-uri", store["uri"]]
+    )
     row = json.loads(capsys.readouterr().out)
     assert code == 0 and row["class"] == expected.label
 
@@ -294,24 +370,44 @@ def test_register_a_parent_run_takes_the_best_fold(store, clip, expected, capsys
 def test_register_a_fold_of_a_parent_or_a_fold_run(store, capsys):
     from urbansound.pipeline.cli import main
 
-    assert main(["register", store["parent"], "--name", "urban-f1", "--fold", "1",
-                 "--tracking-uri", store["uri"]]) == 0
+    assert (
+        main(
+            [
+                "register",
+                store["parent"],
+                "--name",
+                "urban-f1",
+                "--fold",
+                "1",
+                "--tracking-uri",
+                store["uri"],
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "fold 1 (test_accuracy 0.600, chosen with --fold)" in out
     assert out.strip().splitlines()[-1] == "models:/urban-f1/1"
-    assert main(["register", store["folds"][2], "--name", "urban-f1",
-                 "--tracking-uri", store["uri"]]) == 0
+    assert (
+        main(["register", store["folds"][2], "--name", "urban-f1", "--tracking-uri", store["uri"]])
+        == 0
+    )
     assert capsys.readouterr().out.strip().splitlines()[-1] == "models:/urban-f1/2"
 
 
-@pytest.mark.parametrize("args, reason", [
-    (lambda s: ["0123456789abcdef0123456789abcdef"], "0123456789abcdef0123456789abcdef: "
-                                                     "no such run in sqlite:///"),
-    (lambda s: [s["folds"][3]], "no logged model (status RUNNING"),
-    (lambda s: [s["parent"], "--fold", "7"], "no fold 7 in this pipeline run (folds: 1, 2, 3)"),
-    (lambda s: [s["parent"], "--fold", "3"], "no logged model"),
-    (lambda s: [s["folds"][1], "--fold", "2"], "a run of fold 1, not fold 2"),
-])
+@pytest.mark.parametrize(
+    "args, reason",
+    [
+        (
+            lambda s: ["0123456789abcdef0123456789abcdef"],
+            "0123456789abcdef0123456789abcdef: no such run in sqlite:///",
+        ),
+        (lambda s: [s["folds"][3]], "no logged model (status RUNNING"),
+        (lambda s: [s["parent"], "--fold", "7"], "no fold 7 in this pipeline run (folds: 1, 2, 3)"),
+        (lambda s: [s["parent"], "--fold", "3"], "no logged model"),
+        (lambda s: [s["folds"][1], "--fold", "2"], "a run of fold 1, not fold 2"),
+    ],
+)
 def test_register_refuses_in_one_line(store, capsys, args, reason):
     from urbansound.pipeline.cli import main
 
@@ -324,8 +420,9 @@ def test_register_refuses_in_one_line(store, capsys, args, reason):
 def test_register_in_a_store_that_does_not_exist_is_one_line(tmp_path, capsys):
     from urbansound.pipeline.cli import main
 
-    code = main(["register", "abc", "--name", "x", "--tracking-uri",
-                 f"sqlite:///{tmp_path / 'none.db'}"])
+    code = main(
+        ["register", "abc", "--name", "x", "--tracking-uri", f"sqlite:///{tmp_path / 'none.db'}"]
+    )
     err = capsys.readouterr().err.strip()
     assert code == 2 and "no MLflow store at" in err and "\n" not in err
     assert not (tmp_path / "none.db").exists()

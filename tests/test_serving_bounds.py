@@ -7,6 +7,7 @@ is accepted where it reaches the model, and refused in one line (never an empty 
 where MLflow's signature has already dropped it.
 
 The model is a seeded, untrained sb-cnn logged the way the train task logs it."""
+
 from __future__ import annotations
 
 import math
@@ -39,17 +40,33 @@ def store(tmp_path_factory):
     from urbansound.training import CONFIG_FILE, MODEL_FILE, FoldResult
 
     folder = tmp_path_factory.mktemp("fold1")
-    build_model("sb-cnn", seed=0, band_mean=np.full(128, -40.0, np.float32),
-                band_variance=np.full(128, 400.0, np.float32)).save(folder / MODEL_FILE)
+    build_model(
+        "sb-cnn",
+        seed=0,
+        band_mean=np.full(128, -40.0, np.float32),
+        band_variance=np.full(128, 400.0, np.float32),
+    ).save(folder / MODEL_FILE)
     (folder / CONFIG_FILE).write_text(CONFIG.to_json())
     uri = f"sqlite:///{tmp_path_factory.mktemp('store') / 'mlflow.db'}"
     parent = runs.start_parent_run(uri, "serving-bounds", CONFIG.flat())
     run = runs.start_fold_run(uri, parent, 1, CONFIG.flat())
-    result = FoldResult(test_fold=1, validation_fold=None, train_folds=[2], test_accuracy=0.5,
-                        test_loss=1.0, y_true=[0], y_pred=[0],
-                        confusion_matrix=np.eye(10, dtype=int).tolist(),
-                        history={"loss": [1.0], "accuracy": [0.5]}, best_epoch=1,
-                        epochs_run=1, n_train=1, n_validation=0, n_test=1, parameters=1)
+    result = FoldResult(
+        test_fold=1,
+        validation_fold=None,
+        train_folds=[2],
+        test_accuracy=0.5,
+        test_loss=1.0,
+        y_true=[0],
+        y_pred=[0],
+        confusion_matrix=np.eye(10, dtype=int).tolist(),
+        history={"loss": [1.0], "accuracy": [0.5]},
+        best_epoch=1,
+        epochs_run=1,
+        n_train=1,
+        n_validation=0,
+        n_test=1,
+        parameters=1,
+    )
     fold_logging.log_fold_result(uri, run, result, str(folder / MODEL_FILE))
     return {"uri": uri, "run": run, "keras": folder / MODEL_FILE}
 
@@ -102,24 +119,35 @@ def _refusal(call) -> str:
 # sample_rate
 # ---------------------------------------------------------------------------
 
-@pytest.mark.parametrize("rate", [1, 44, 999, 768_001, 2e9, math.inf, -math.inf, 22050.5, -22050,
-                                  "fast"])
+
+@pytest.mark.parametrize(
+    "rate", [1, 44, 999, 768_001, 2e9, math.inf, -math.inf, 22050.5, -22050, "fast"]
+)
 def test_an_implausible_sample_rate_is_400_naming_the_row(served, classifier, rate):
     import pandas as pd
 
-    frame = pd.DataFrame({"waveform": [tone(0.5, 8000).tolist(), tone(1.0, 1000).tolist()],
-                          "sample_rate": [8000, rate]})
+    frame = pd.DataFrame(
+        {
+            "waveform": [tone(0.5, 8000).tolist(), tone(1.0, 1000).tolist()],
+            "sample_rate": [8000, rate],
+        }
+    )
     message = _refusal(lambda: classifier.predict(None, frame))
-    assert message.startswith("input row 1: 'sample_rate' must be a whole number of Hz in "
-                              "1,000..768,000, not ")
+    assert message.startswith(
+        "input row 1: 'sample_rate' must be a whole number of Hz in 1,000..768,000, not "
+    )
     assert classifier.calls == [1]  # row 0 only: row 1 was never resampled nor classified
 
 
 def test_the_rate_bounds_themselves_are_accepted(classifier):
     import pandas as pd
 
-    frame = pd.DataFrame({"waveform": [tone(1.0, 1000).tolist(), tone(0.1, 768_000).tolist()],
-                          "sample_rate": [1000, 768_000]})
+    frame = pd.DataFrame(
+        {
+            "waveform": [tone(1.0, 1000).tolist(), tone(0.1, 768_000).tolist()],
+            "sample_rate": [1000, 768_000],
+        }
+    )
     out = classifier.predict(None, frame)
     assert out["windows"].tolist() == [1, 1]
     assert out["duration_s"].tolist() == pytest.approx([1.0, 0.1], abs=1e-3)
@@ -135,9 +163,10 @@ def test_a_rate_of_44_does_not_resample_to_thousands_of_windows(classifier):
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
-    assert message == ("input row 0: 'sample_rate' must be a whole number of Hz in "
-                       "1,000..768,000, not '44'")
-    assert peak < 8 * 2 ** 20  # bytes: no resampled copy (it would be 132 MB)
+    assert message == (
+        "input row 0: 'sample_rate' must be a whole number of Hz in 1,000..768,000, not '44'"
+    )
+    assert peak < 8 * 2**20  # bytes: no resampled copy (it would be 132 MB)
     assert classifier.calls == []
 
 
@@ -145,9 +174,13 @@ def test_a_rate_of_44_does_not_resample_to_thousands_of_windows(classifier):
 # windows and length
 # ---------------------------------------------------------------------------
 
+
 def test_a_waveform_longer_than_ten_minutes_is_refused_before_conversion(classifier):
-    message = _refusal(lambda: classifier.predict(
-        None, [{"waveform": np.full(601_000, 0.1).tolist(), "sample_rate": 1000}]))
+    message = _refusal(
+        lambda: classifier.predict(
+            None, [{"waveform": np.full(601_000, 0.1).tolist(), "sample_rate": 1000}]
+        )
+    )
     assert message == "input row 0: waveform: too long (601 s > 600 s)"
 
 
@@ -161,9 +194,11 @@ def test_a_row_of_more_windows_than_a_request_may_have_is_refused_before_any(cla
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
-    assert message == ("input row 0: 29,851 windows is more than the 2,400 one request may "
-                       "classify: send a shorter recording or a longer hop_s")
-    assert peak < 8 * 2 ** 20  # the resampled row would be 53 MB
+    assert message == (
+        "input row 0: 29,851 windows is more than the 2,400 one request may "
+        "classify: send a shorter recording or a longer hop_s"
+    )
+    assert peak < 8 * 2**20  # the resampled row would be 53 MB
     assert classifier.calls == []
 
 
@@ -174,11 +209,17 @@ def test_a_path_row_is_counted_from_its_header_before_decoding(classifier, clips
 
     want = count_windows(60 * SR, window=CONFIG.audio.clip_samples, hop=441)  # hop 20 ms
     assert want == 2851
-    message = _refusal(lambda: classifier.predict(
-        None, pd.DataFrame({"path": [str(clips["short"]), str(clips["minute"])]}),
-        params={"hop_s": 0.02}))
-    assert message == (f"input row 1: {want:,} windows is more than the 2,400 one request "
-                       f"may classify: send a shorter recording or a longer hop_s")
+    message = _refusal(
+        lambda: classifier.predict(
+            None,
+            pd.DataFrame({"path": [str(clips["short"]), str(clips["minute"])]}),
+            params={"hop_s": 0.02},
+        )
+    )
+    assert message == (
+        f"input row 1: {want:,} windows is more than the 2,400 one request "
+        f"may classify: send a shorter recording or a longer hop_s"
+    )
     assert sum(classifier.calls) == 1  # row 0's one window
 
 
@@ -188,20 +229,27 @@ def test_the_windows_of_all_rows_together_are_capped(classifier, clips, monkeypa
     import urbansound.predict as predict
 
     monkeypatch.setattr(predict, "MAX_REQUEST_WINDOWS", 8)
-    frame = pd.DataFrame({"path": [str(clips["four"]), None, None],
-                          "waveform": [None, tone(10.0, SR).tolist(), tone(4.0, 16000).tolist()],
-                          "sample_rate": [None, SR, 16000]})
+    frame = pd.DataFrame(
+        {
+            "path": [str(clips["four"]), None, None],
+            "waveform": [None, tone(10.0, SR).tolist(), tone(4.0, 16000).tolist()],
+            "sample_rate": [None, SR, 16000],
+        }
+    )
     message = _refusal(lambda: classifier.predict(None, frame))
     # 2 + 6 windows fit exactly; row 2's 2 more do not
-    assert message == ("input row 2: 2 windows after the 8 of the rows before it is more "
-                       "than the 8 one request may classify: send this row in another request")
+    assert message == (
+        "input row 2: 2 windows after the 8 of the rows before it is more "
+        "than the 8 one request may classify: send this row in another request"
+    )
     assert sum(classifier.calls) == 8
     ok = classifier.predict(None, frame.iloc[:2])
     assert ok["windows"].tolist() == [2, 6]
 
 
-def test_a_header_that_understates_the_length_is_stopped_while_decoding(classifier, clips,
-                                                                         monkeypatch):
+def test_a_header_that_understates_the_length_is_stopped_while_decoding(
+    classifier, clips, monkeypatch
+):
     """The cap holds while decoding: a file whose header the check could not trust."""
     import pandas as pd
 
@@ -209,8 +257,9 @@ def test_a_header_that_understates_the_length_is_stopped_while_decoding(classifi
 
     monkeypatch.setattr(predict, "file_windows", lambda *a, **k: 1)  # the header "says" 1
     monkeypatch.setattr(predict, "MAX_REQUEST_WINDOWS", 3)
-    message = _refusal(lambda: classifier.predict(
-        None, pd.DataFrame({"path": [str(clips["ten"])]})))
+    message = _refusal(
+        lambda: classifier.predict(None, pd.DataFrame({"path": [str(clips["ten"])]}))
+    )
     assert message == "input row 0: more than 3 windows, the most this request may still classify"
     assert sum(classifier.calls) <= 3
 
@@ -235,20 +284,26 @@ def test_predict_waveform_blocks_stops_at_max_windows_before_classifying_more():
 def test_count_windows_equals_the_windows_made():
     from urbansound.windows import count_windows, window_starts
 
-    for n, w, h in [(1, 5, 2), (5, 5, 2), (6, 5, 2), (7, 5, 2), (100, 7, 3), (10 ** 6, 66150, 1)]:
+    for n, w, h in [(1, 5, 2), (5, 5, 2), (6, 5, 2), (7, 5, 2), (100, 7, 3), (10**6, 66150, 1)]:
         assert count_windows(n, window=w, hop=h) == len(window_starts(n, window=w, hop=h))
 
 
-@pytest.mark.parametrize("hop, reason", [
-    (0.001, "hop 0.001 s is shorter than 20 ms: 1,000 windows per second of audio"),
-    (1e-9, "hop 1e-09 s is shorter than 20 ms: 1,000,000,000 windows per second of audio"),
-    (0.0, "hop must be > 0 and <= the window (3 s), not 0.0"),
-])
+@pytest.mark.parametrize(
+    "hop, reason",
+    [
+        (0.001, "hop 0.001 s is shorter than 20 ms: 1,000 windows per second of audio"),
+        (1e-9, "hop 1e-09 s is shorter than 20 ms: 1,000,000,000 windows per second of audio"),
+        (0.0, "hop must be > 0 and <= the window (3 s), not 0.0"),
+    ],
+)
 def test_a_hop_of_a_few_samples_is_refused(classifier, clips, hop, reason):
     import pandas as pd
 
-    message = _refusal(lambda: classifier.predict(
-        None, pd.DataFrame({"path": [str(clips["short"])]}), params={"hop_s": hop}))
+    message = _refusal(
+        lambda: classifier.predict(
+            None, pd.DataFrame({"path": [str(clips["short"])]}), params={"hop_s": hop}
+        )
+    )
     assert message == f"input row 0: {reason}"
     assert classifier.calls == []
 
@@ -256,8 +311,11 @@ def test_a_hop_of_a_few_samples_is_refused(classifier, clips, hop, reason):
 def test_a_bad_hop_param_is_one_line_not_a_traceback(classifier, clips):
     import pandas as pd
 
-    message = _refusal(lambda: classifier.predict(
-        None, pd.DataFrame({"path": [str(clips["short"])]}), params={"hop_s": "fast"}))
+    message = _refusal(
+        lambda: classifier.predict(
+            None, pd.DataFrame({"path": [str(clips["short"])]}), params={"hop_s": "fast"}
+        )
+    )
     assert message == "param hop_s must be a number of seconds, not 'fast'"
 
 
@@ -265,13 +323,20 @@ def test_a_bad_hop_param_is_one_line_not_a_traceback(classifier, clips):
 # a plain list of paths
 # ---------------------------------------------------------------------------
 
+
 def test_a_list_of_paths_is_taken_as_the_path_column(classifier, clips):
     import pandas as pd
 
     paths = [str(clips["four"]), str(clips["short"])]
     want = classifier.predict(None, pd.DataFrame({"path": paths}))
-    for given in (paths, tuple(paths), pd.Series(paths), np.array(paths),
-                  pd.DataFrame(paths), pd.DataFrame({"0": paths})):
+    for given in (
+        paths,
+        tuple(paths),
+        pd.Series(paths),
+        np.array(paths),
+        pd.DataFrame(paths),
+        pd.DataFrame({"0": paths}),
+    ):
         got = classifier.predict(None, given)
         pd.testing.assert_frame_equal(got, want)
     assert want["windows"].tolist() == [2, 1]
@@ -282,13 +347,18 @@ def test_through_the_pyfunc_a_list_of_paths_is_refused_not_an_empty_table(served
     it; the answer must not be an empty table with only a logged warning."""
     import pandas as pd
 
-    for given in ([str(clips["four"])], pd.Series([str(clips["four"])]),
-                  pd.DataFrame([str(clips["four"])])):
-        message = _refusal(lambda: served.predict(given))
-        assert message.startswith("no 'path' or 'waveform' column in the input (columns: []); "
-                                  "a served model drops the columns its signature does not "
-                                  "name (a misspelt one, or the column 0 a plain list of paths "
-                                  "becomes): send a 'path' column, e.g. {\"dataframe_split\"")
+    for given in (
+        [str(clips["four"])],
+        pd.Series([str(clips["four"])]),
+        pd.DataFrame([str(clips["four"])]),
+    ):
+        message = _refusal(lambda given=given: served.predict(given))
+        assert message.startswith(
+            "no 'path' or 'waveform' column in the input (columns: []); "
+            "a served model drops the columns its signature does not "
+            "name (a misspelt one, or the column 0 a plain list of paths "
+            "becomes): send a 'path' column, e.g. {\"dataframe_split\""
+        )
     message = _refusal(lambda: served.predict(pd.DataFrame({"paths": [str(clips["four"])]})))
     assert message.startswith("no 'path' or 'waveform' column in the input")
     out = served.predict(pd.DataFrame({"path": [str(clips["four"])]}))

@@ -1,5 +1,6 @@
 """Streamed training input (train.input=stream): the same examples and statistics as the
 in-memory path, bounded memory, deterministic under a seed."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -8,12 +9,17 @@ from conftest import write_band_features
 
 pytest.importorskip("tensorflow")
 
-from urbansound import training_input  # noqa: E402
-from urbansound.config import ConfigError, config_for  # noqa: E402
-from urbansound.records import encode_logmel, write_records  # noqa: E402
-from urbansound.training import train_fold  # noqa: E402
-from urbansound.training_input import (StreamedExamples, band_statistics,  # noqa: E402
-                                       load_examples, record_dataset, should_stream)
+from urbansound import training_input
+from urbansound.config import ConfigError, config_for
+from urbansound.records import encode_logmel, write_records
+from urbansound.training import train_fold
+from urbansound.training_input import (
+    StreamedExamples,
+    band_statistics,
+    load_examples,
+    record_dataset,
+    should_stream,
+)
 
 N_MELS, N_FRAMES = 128, 128
 
@@ -21,8 +27,9 @@ N_MELS, N_FRAMES = 128, 128
 @pytest.fixture(scope="module")
 def features(tmp_path_factory):
     root = tmp_path_factory.mktemp("stream")
-    write_band_features(root, per_fold=24, seed=7, deformed=6, windows=True, shards=2,
-                        manifest=True)
+    write_band_features(
+        root, per_fold=24, seed=7, deformed=6, windows=True, shards=2, manifest=True
+    )
     return root
 
 
@@ -43,16 +50,21 @@ def test_streamed_examples_are_the_in_memory_ones(features):
 
 
 def test_originals_only_and_no_windows(features):
-    ds = record_dataset(sorted(str(p) for p in features.glob("fold1-*.tfrecord")), kind="logmel",
-                        input_shape=(128, 128, 1), include_deformed=False)
+    ds = record_dataset(
+        sorted(str(p) for p in features.glob("fold1-*.tfrecord")),
+        kind="logmel",
+        input_shape=(128, 128, 1),
+        include_deformed=False,
+    )
     assert sum(1 for _ in ds) == 24
 
 
 def test_streamed_band_statistics_equal_the_arrays(features):
     memory = load_examples(features, [2, 3], include_deformed=True)
     mean, variance = band_statistics(memory.x)
-    s_mean, s_variance = StreamedExamples(features, [2, 3], kind="logmel",
-                                          input_shape=(128, 128, 1)).band_statistics()
+    s_mean, s_variance = StreamedExamples(
+        features, [2, 3], kind="logmel", input_shape=(128, 128, 1)
+    ).band_statistics()
     np.testing.assert_allclose(s_mean, mean, rtol=1e-5, atol=1e-4)
     np.testing.assert_allclose(s_variance, variance, rtol=1e-4, atol=1e-3)
     assert mean[0] > mean[-1] - 50  # a real spectrum-shaped statistic, not zeros
@@ -61,8 +73,9 @@ def test_streamed_band_statistics_equal_the_arrays(features):
 def test_streamed_statistics_refuse_non_finite_examples(tmp_path):
     bad = np.zeros((N_MELS, N_FRAMES), np.float32)
     bad[3, 4] = np.nan
-    write_records(tmp_path / "fold1.tfrecord",
-                  [encode_logmel(bad, label=0, fold=1, file_name="bad.wav")])
+    write_records(
+        tmp_path / "fold1.tfrecord", [encode_logmel(bad, label=0, fold=1, file_name="bad.wav")]
+    )
     with pytest.raises(ValueError, match="1 training example"):
         StreamedExamples(tmp_path, [1], kind="logmel", input_shape=(128, 128, 1)).band_statistics()
 
@@ -72,8 +85,12 @@ def test_batches_are_seeded_and_augmented(features):
     streamed = StreamedExamples(features, [2], kind="logmel", input_shape=(128, 128, 1))
 
     def first_epoch(seed):
-        return [(x.copy(), y.copy()) for x, y in streamed.batches(
-            config, seed=seed, n_classes=10, one_hot=True).as_numpy_iterator()]
+        return [
+            (x.copy(), y.copy())
+            for x, y in streamed.batches(
+                config, seed=seed, n_classes=10, one_hot=True
+            ).as_numpy_iterator()
+        ]
 
     a, b, c = first_epoch(3), first_epoch(3), first_epoch(4)
     assert [x.shape for x, _ in a] == [(8, 128, 128, 1)] * 3 + [(6, 128, 128, 1)]
@@ -100,15 +117,23 @@ def test_input_setting_is_checked():
 
 
 def test_train_fold_streams_and_is_deterministic(features, tmp_path):
-    config = config_for("improved", "quick").override(**{"train.input": "stream",
-                                                         "train.epochs": 3,
-                                                         "train.batch_size": 8,
-                                                         "train.validation": "none"})
+    config = config_for("improved", "quick").override(
+        **{
+            "train.input": "stream",
+            "train.epochs": 3,
+            "train.batch_size": 8,
+            "train.validation": "none",
+        }
+    )
     a = train_fold(features, 1, [1, 2, 3], config=config, out_dir=tmp_path / "a")
     b = train_fold(features, 1, [1, 2, 3], config=config, out_dir=tmp_path / "b")
-    memory = train_fold(features, 1, [1, 2, 3],
-                        config=config.override(**{"train.input": "memory"}),
-                        out_dir=tmp_path / "m")
+    memory = train_fold(
+        features,
+        1,
+        [1, 2, 3],
+        config=config.override(**{"train.input": "memory"}),
+        out_dir=tmp_path / "m",
+    )
     assert a.n_train == memory.n_train == 60 and a.n_test == 24
     assert a.history == b.history and a.y_pred == b.y_pred
     assert len(a.history["loss"]) == 3 and a.history["loss"][-1] < a.history["loss"][0]

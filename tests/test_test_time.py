@@ -1,6 +1,7 @@
 """Test-time averaging over 3 s windows (features.window_hop_s): the features stage writes
 a long clip's later windows, training never sees them, and a test clip is classified by
 the mean of its windows' probabilities, as predict classifies a recording."""
+
 from __future__ import annotations
 
 import json
@@ -10,11 +11,19 @@ import pytest
 
 pytest.importorskip("tensorflow")
 
-from urbansound.config import Config, ConfigError, config_for  # noqa: E402
-from urbansound.records import (ORIGINAL, decode_features, encode_waveform,  # noqa: E402
-                                fold_files, is_window, iter_records, window_name, write_records)
-from urbansound.training import mean_per_clip  # noqa: E402
-from urbansound.training_input import load_examples  # noqa: E402
+from urbansound.config import Config, ConfigError, config_for
+from urbansound.records import (
+    ORIGINAL,
+    decode_features,
+    encode_waveform,
+    fold_files,
+    is_window,
+    iter_records,
+    window_name,
+    write_records,
+)
+from urbansound.training import mean_per_clip
+from urbansound.training_input import load_examples
 
 SR = 22050
 
@@ -63,24 +72,30 @@ def windowed(tmp_path_factory):
         for i in range(4):
             label = i % 2
             seconds = 2.0 if (fold, i) == (1, 3) else 4.0
-            raws.append(encode_waveform(chirp_clip(seconds, label), sample_rate=SR, label=label,
-                                        fold=fold, fs_id=100 * fold + i, salience=1 + i % 2,
-                                        file_name=f"{100 * fold + i}-{label}-0-0.wav",
-                                        class_name="air_conditioner" if label == 0
-                                        else "car_horn"))
+            raws.append(
+                encode_waveform(
+                    chirp_clip(seconds, label),
+                    sample_rate=SR,
+                    label=label,
+                    fold=fold,
+                    fs_id=100 * fold + i,
+                    salience=1 + i % 2,
+                    file_name=f"{100 * fold + i}-{label}-0-0.wav",
+                    class_name="air_conditioner" if label == 0 else "car_horn",
+                )
+            )
         write_records(wave / f"fold{fold}.tfrecord", raws)
         folds[str(fold)] = len(raws)
     (wave / "manifest.json").write_text(json.dumps({"folds": folds, "dataset_hash": "x"}))
-    config = config_for("improved", "quick").override(**{"features.window_hop_s": 0.5,
-                                                         "train.epochs": 1,
-                                                         "train.batch_size": 4})
-    manifest = run_features(wave, root / "feat", config=config,
-                            beam_args=["--runner=FnApiRunner"])
+    config = config_for("improved", "quick").override(
+        **{"features.window_hop_s": 0.5, "train.epochs": 1, "train.batch_size": 4}
+    )
+    manifest = run_features(wave, root / "feat", config=config, beam_args=["--runner=FnApiRunner"])
     return root, config, manifest
 
 
 def test_features_stage_writes_the_windows_predict_would_classify(windowed):
-    root, config, manifest = windowed
+    root, _config, manifest = windowed
     starts = {}
     for raw in iter_records(fold_files(root / "feat", 1)):
         rec = decode_features(raw)
@@ -95,13 +110,17 @@ def test_a_window_is_the_logmel_of_those_seconds(windowed):
     from urbansound.features import model_input
 
     root, config, _ = windowed
-    recs = {decode_features(r).deformation: decode_features(r)
-            for r in iter_records(fold_files(root / "feat", 2))
-            if decode_features(r).file_name == "201-1-0-0.wav"}
+    recs = {
+        decode_features(r).deformation: decode_features(r)
+        for r in iter_records(fold_files(root / "feat", 2))
+        if decode_features(r).file_name == "201-1-0-0.wav"
+    }
     y = chirp_clip(4.0, 1)
     start = int(0.5 * SR)
-    np.testing.assert_array_equal(recs["window@0.500s"].values,
-                                  model_input(y[start:start + config.audio.clip_samples], config))
+    np.testing.assert_array_equal(
+        recs["window@0.500s"].values,
+        model_input(y[start : start + config.audio.clip_samples], config),
+    )
     np.testing.assert_array_equal(recs[""].values, model_input(y, config))
 
 
@@ -138,15 +157,31 @@ def test_the_summary_says_which_test_time_method(tmp_path):
     from urbansound.training import FoldResult
 
     def result(fold, windows):
-        return FoldResult(test_fold=fold, validation_fold=None, train_folds=[3 - fold],
-                          test_accuracy=0.5, test_loss=1.0, y_true=[0, 1], y_pred=[0, 0],
-                          confusion_matrix=[[1, 0] + [0] * 8, [1, 0] + [0] * 8] + [[0] * 10] * 8,
-                          history={"loss": [1.0]}, best_epoch=1, epochs_run=1, n_train=2,
-                          n_validation=0, n_test=2, parameters=1, test_windows=windows)
+        return FoldResult(
+            test_fold=fold,
+            validation_fold=None,
+            train_folds=[3 - fold],
+            test_accuracy=0.5,
+            test_loss=1.0,
+            y_true=[0, 1],
+            y_pred=[0, 0],
+            confusion_matrix=[[1, 0] + [0] * 8, [1, 0] + [0] * 8] + [[0] * 10] * 8,
+            history={"loss": [1.0]},
+            best_epoch=1,
+            epochs_run=1,
+            n_train=2,
+            n_validation=0,
+            n_test=2,
+            parameters=1,
+            test_windows=windows,
+        )
 
     plain = evaluate_folds([result(1, 2), result(2, 0)], tmp_path / "a", plots=False)
-    assert plain["test_time"] == {"clips": 4, "windows": 4,
-                                  "method": "one window per clip (its first audio.clip_seconds)"}
+    assert plain["test_time"] == {
+        "clips": 4,
+        "windows": 4,
+        "method": "one window per clip (its first audio.clip_seconds)",
+    }
     averaged = evaluate_folds([result(1, 5), result(2, 3)], tmp_path / "b", plots=False)
     assert averaged["test_time"]["windows"] == 8
     assert "test-time averaging: 8 windows of 4 clips" in format_summary(averaged)

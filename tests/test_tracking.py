@@ -1,5 +1,6 @@
 """MLflow bookkeeping (components/tracking_store.py, components/runs.py): the store, run layout,
 closing, concurrent writers."""
+
 import multiprocessing
 import os
 
@@ -60,8 +61,9 @@ def test_summary_and_ingest_metrics_logged_again_are_not_repeated(uri, tmp_path)
     (tmp_path / "eval" / "summary.json").write_text("{}")
     (tmp_path / "report.json").write_text("{}")
     for _ in range(2):  # e.g. the evaluate task ran again after an interruption
-        runs.log_summary(uri, parent, {"mean": 0.5, "median": 0.5, "std": 0.1},
-                             str(tmp_path / "eval"))
+        runs.log_summary(
+            uri, parent, {"mean": 0.5, "median": 0.5, "std": 0.1}, str(tmp_path / "eval")
+        )
         runs.log_ingest(uri, parent, "abc", 30, 0, str(tmp_path / "report.json"))
     client = tracking_store.client(uri)
     for key in ("accuracy_mean", "accuracy_std", "clips_accepted"):
@@ -75,14 +77,17 @@ def test_check_store_accepts_a_new_sqlite_store_and_creates_it(tmp_path):
     tracking_store.check_store(uri)  # and an existing one
 
 
-@pytest.mark.parametrize("make, reason", [
-    (lambda p: f"sqlite:///{_file(p)}/mlflow.db", "is not a folder"),
-    (lambda p: f"sqlite:///{_file(p, b'x' * 4096)}", "not a usable sqlite database"),
-    (lambda p: "sqlite:////proc/mlflow.db", "cannot write in /proc"),
-    (lambda p: "garbage", "not a tracking store URI"),
-    (lambda p: "foo://bar", "unsupported scheme"),
-    (lambda p: "file:///tmp/mlruns", "not a tracking store URI"),
-])
+@pytest.mark.parametrize(
+    "make, reason",
+    [
+        (lambda p: f"sqlite:///{_file(p)}/mlflow.db", "is not a folder"),
+        (lambda p: f"sqlite:///{_file(p, b'x' * 4096)}", "not a usable sqlite database"),
+        (lambda p: "sqlite:////proc/mlflow.db", "cannot write in /proc"),
+        (lambda p: "garbage", "not a tracking store URI"),
+        (lambda p: "foo://bar", "unsupported scheme"),
+        (lambda p: "file:///tmp/mlruns", "not a tracking store URI"),
+    ],
+)
 def test_check_store_refuses_unusable_stores_in_one_line(make, reason, tmp_path):
     uri = make(tmp_path)
     with pytest.raises(tracking_store.TrackingStoreError) as refused:
@@ -105,8 +110,9 @@ def _closed_port():
         return s.getsockname()[1]
 
 
-def test_a_server_that_goes_away_is_reported_once_and_the_run_goes_on(tmp_path, monkeypatch,
-                                                                      capsys):
+def test_a_server_that_goes_away_is_reported_once_and_the_run_goes_on(
+    tmp_path, monkeypatch, capsys
+):
     import time
 
     uri = f"http://127.0.0.1:{_closed_port()}"
@@ -132,8 +138,12 @@ def test_a_full_store_ends_the_task_with_one_line_and_exit_2(tmp_path, capsys):
 
     mount = tmp_path / "small"
     mount.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)],
-                      capture_output=True).returncode != 0:
+    if (
+        subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)], capture_output=True
+        ).returncode
+        != 0
+    ):
         pytest.skip("mounting a tmpfs was refused here (needs root)")
     try:
         uri = f"sqlite:///{mount / 'mlflow.db'}"
@@ -175,8 +185,13 @@ def _one_pipeline_run(args):
     for fold in (1, 2, 3):
         run = runs.start_fold_run(uri, parent, fold, {"fold": fold})
         for epoch in range(15):
-            client.log_batch(run, metrics=[Metric("val_accuracy", epoch / 15, 0, epoch),
-                                           Metric("loss", 1 / (epoch + 1), 0, epoch)])
+            client.log_batch(
+                run,
+                metrics=[
+                    Metric("val_accuracy", epoch / 15, 0, epoch),
+                    Metric("loss", 1 / (epoch + 1), 0, epoch),
+                ],
+            )
         client.log_metric(run, "test_accuracy", 0.5)
         client.set_terminated(run, "FINISHED")
     runs.finish_runs(uri, key, "FINISHED")
@@ -209,9 +224,12 @@ def test_class_names_become_valid_metric_keys(tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     run_id = start_parent_run(uri, "key-1", {"train.model": "urbannet"})
     (tmp_path / "eval").mkdir()
-    log_summary(uri, run_id, {"mean": 0.5, "median": 0.5, "std": 0.0,
-                              "per_class": {"dog (bark)": 0.75, "café": 0.25}},
-                str(tmp_path / "eval"))
+    log_summary(
+        uri,
+        run_id,
+        {"mean": 0.5, "median": 0.5, "std": 0.0, "per_class": {"dog (bark)": 0.75, "café": 0.25}},
+        str(tmp_path / "eval"),
+    )
     import mlflow
 
     metrics = mlflow.MlflowClient(uri).get_run(run_id).data.metrics

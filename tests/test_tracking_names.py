@@ -1,6 +1,7 @@
 """Class names cannot break tracking: every class gets its own metric key, the full list
 and configuration are artifacts (nothing read back from a param MLflow may cut), and a
 message quotes at most the start of a long value."""
+
 from __future__ import annotations
 
 import json
@@ -17,16 +18,20 @@ def uri(tmp_path):
 
 
 def _artifact(client, run_id, name, tmp_path):
-    return json.loads(open(client.download_artifacts(run_id, name, str(tmp_path)),
-                           encoding="utf-8").read())
+    return json.loads(
+        open(client.download_artifacts(run_id, name, str(tmp_path)), encoding="utf-8").read()
+    )
 
 
-@pytest.mark.parametrize("names", [
-    ["dog🐕", "dog🐈", "dog"],                       # characters MLflow cannot keep
-    ["Dog", "dog", "DOG"],                            # case only
-    ["car (horn)", "car [horn]", "car_(horn)", "car{horn}"],  # punctuation
-    ["a b", "a  b", "a\tb"],                          # spaces
-])
+@pytest.mark.parametrize(
+    "names",
+    [
+        ["dog🐕", "dog🐈", "dog"],  # characters MLflow cannot keep
+        ["Dog", "dog", "DOG"],  # case only
+        ["car (horn)", "car [horn]", "car_(horn)", "car{horn}"],  # punctuation
+        ["a b", "a  b", "a\tb"],  # spaces
+    ],
+)
 def test_classes_that_sanitise_alike_get_one_metric_each(uri, tmp_path, names):
     from urbansound.components.runs import class_metric_keys, log_summary, start_parent_run
     from urbansound.components.tracking_store import client
@@ -36,8 +41,12 @@ def test_classes_that_sanitise_alike_get_one_metric_each(uri, tmp_path, names):
     run_id = start_parent_run(uri, "key-1", {"train.model": "urbannet"})
     (tmp_path / "eval").mkdir()
     values = [0.1 * (i + 1) for i in range(len(names))]
-    log_summary(uri, run_id, {"mean": 0.5, "median": 0.5, "std": 0.0,
-                              "per_class": dict(zip(names, values))}, str(tmp_path / "eval"))
+    log_summary(
+        uri,
+        run_id,
+        {"mean": 0.5, "median": 0.5, "std": 0.0, "per_class": dict(zip(names, values))},
+        str(tmp_path / "eval"),
+    )
     c = client(uri)
     metrics = c.get_run(run_id).data.metrics
     per_class = {k: v for k, v in metrics.items() if k.startswith("accuracy_class_")}
@@ -46,23 +55,30 @@ def test_classes_that_sanitise_alike_get_one_metric_each(uri, tmp_path, names):
     assert logged["class_names"] == names
     # the artifact says which metric is which class, and each holds that class's accuracy
     assert {logged["metric_keys"][k]: v for k, v in per_class.items()} == pytest.approx(
-        dict(zip(names, values)))
+        dict(zip(names, values))
+    )
 
 
 def test_metric_keys_carry_the_index_and_a_readable_part():
     from urbansound.components.runs import class_metric_keys
 
     assert list(class_metric_keys(["dog (bark)", "café"])) == [
-        "accuracy_class_00_dog _bark_", "accuracy_class_01_caf_"]
+        "accuracy_class_00_dog _bark_",
+        "accuracy_class_01_caf_",
+    ]
     many = class_metric_keys([f"c{i}" for i in range(300)])
-    assert list(many)[0] == "accuracy_class_000_c0" and list(many)[-1] == "accuracy_class_299_c299"
+    assert (
+        next(iter(many)) == "accuracy_class_000_c0" and list(many)[-1] == "accuracy_class_299_c299"
+    )
     long = class_metric_keys(["x" * 400])
     assert len(next(iter(long))) == len("accuracy_class_00_") + 60
 
 
 def _names_300():
-    return [f"class {i:03d} of a very long folder name, with (punctuation) and ünïcode"
-            for i in range(300)]
+    return [
+        f"class {i:03d} of a very long folder name, with (punctuation) and ünïcode"
+        for i in range(300)
+    ]
 
 
 def test_300_long_class_names_are_logged_in_full_and_read_back(uri, tmp_path, capsys):
@@ -92,16 +108,30 @@ def test_300_long_class_names_are_logged_in_full_and_read_back(uri, tmp_path, ca
         assert runs.run_config(c, run_id)[0].class_names == tuple(names)
 
     inputs = keras.Input((8, 8, 1))
-    model = keras.Model(inputs, keras.layers.Dense(300, activation="softmax")(
-        keras.layers.Flatten()(inputs)))
+    model = keras.Model(
+        inputs, keras.layers.Dense(300, activation="softmax")(keras.layers.Flatten()(inputs))
+    )
     model_file = tmp_path / "model" / "model.keras"
     model_file.parent.mkdir()
     model.save(model_file)
-    result = FoldResult(test_fold=1, validation_fold=None, train_folds=[2], test_accuracy=0.5,
-                        test_loss=1.0, y_true=[0], y_pred=[0],
-                        confusion_matrix=np.eye(300, dtype=int).tolist(),
-                        history={"loss": [1.0], "accuracy": [0.5]}, best_epoch=1, epochs_run=1,
-                        n_train=1, n_validation=0, n_test=1, parameters=1, class_names=names)
+    result = FoldResult(
+        test_fold=1,
+        validation_fold=None,
+        train_folds=[2],
+        test_accuracy=0.5,
+        test_loss=1.0,
+        y_true=[0],
+        y_pred=[0],
+        confusion_matrix=np.eye(300, dtype=int).tolist(),
+        history={"loss": [1.0], "accuracy": [0.5]},
+        best_epoch=1,
+        epochs_run=1,
+        n_train=1,
+        n_validation=0,
+        n_test=1,
+        parameters=1,
+        class_names=names,
+    )
     log_fold_result(uri, fold, result, str(model_file))
     assert _artifact(c, fold, "class_names.json", tmp_path)["class_names"] == names
 
@@ -116,9 +146,10 @@ def test_300_long_class_names_are_logged_in_full_and_read_back(uri, tmp_path, ca
 
 def _old_run(uri, params):
     """A run logged before config.json: params only, as MLflow stored them."""
+    from mlflow.entities import Param
+
     from urbansound.components.runs import experiment_id
     from urbansound.components.tracking_store import client
-    from mlflow.entities import Param
 
     c = client(uri)
     run_id = c.create_run(experiment_id(c, uri)).info.run_id
@@ -130,8 +161,7 @@ def test_old_runs_with_a_parseable_param_still_read(uri):
     from urbansound.components.runs import run_config
     from urbansound.components.tracking_store import client
 
-    run_id = _old_run(uri, {"audio.pad_mode": "zeros",
-                            "data.class_names": json.dumps(["b", "a"])})
+    run_id = _old_run(uri, {"audio.pad_mode": "zeros", "data.class_names": json.dumps(["b", "a"])})
     config, where = run_config(client(uri), run_id)
     assert config.class_names == ("b", "a") and config.audio.pad_mode == "zeros"
     assert where == f"the params of run {run_id}"
@@ -144,12 +174,14 @@ def test_a_cut_param_is_one_short_line_naming_it(uri, capsys, tmp_path):
 
     cut = json.dumps(_names_300())[:6000]
     run_id = _old_run(uri, {"audio.pad_mode": "loop", "data.class_names": cut})
-    code = main(["train-final", "--data", str(tmp_path), "--from-run", run_id,
-                 "--tracking-uri", uri])
+    code = main(
+        ["train-final", "--data", str(tmp_path), "--from-run", run_id, "--tracking-uri", uri]
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1
-    assert err[0].startswith(f"urbansound train-final: error: {run_id}: MLflow param "
-                             f"data.class_names='[\"class 000")
+    assert err[0].startswith(
+        f"urbansound train-final: error: {run_id}: MLflow param data.class_names='[\"class 000"
+    )
     assert "(6,000 characters) is not a valid value" in err[0] and len(err[0]) < 250
 
 
@@ -175,11 +207,11 @@ def test_long_params_are_shortened_for_the_ui_not_cut():
 def test_messages_quote_at_most_the_start_of_a_long_value(tmp_path):
     """The same defect elsewhere: messages that quoted a whole list of class names or a
     whole value."""
+    from urbansound.config import DataConfig
     from urbansound.deformations import parse_per_class
+    from urbansound.demo_data import write_demo_dataset
     from urbansound.evaluation import evaluate_folds
     from urbansound.layouts import scan
-    from urbansound.config import DataConfig
-    from urbansound.demo_data import write_demo_dataset
     from urbansound.training import FoldResult
 
     names = _names_300()
@@ -191,12 +223,25 @@ def test_messages_quote_at_most_the_start_of_a_long_value(tmp_path):
     assert len(str(bad.value)) < 200 and "characters)" in str(bad.value)
 
     def result(fold, classes):
-        return FoldResult(test_fold=fold, validation_fold=None, train_folds=[], test_accuracy=1.0,
-                          test_loss=0.0, y_true=[0], y_pred=[0],
-                          confusion_matrix=np.eye(len(classes), dtype=int).tolist(),
-                          history={"loss": [0.0], "accuracy": [1.0]}, best_epoch=1,
-                          epochs_run=1, n_train=1, n_validation=0, n_test=1, parameters=1,
-                          class_names=classes)
+        return FoldResult(
+            test_fold=fold,
+            validation_fold=None,
+            train_folds=[],
+            test_accuracy=1.0,
+            test_loss=0.0,
+            y_true=[0],
+            y_pred=[0],
+            confusion_matrix=np.eye(len(classes), dtype=int).tolist(),
+            history={"loss": [0.0], "accuracy": [1.0]},
+            best_epoch=1,
+            epochs_run=1,
+            n_train=1,
+            n_validation=0,
+            n_test=1,
+            parameters=1,
+            class_names=classes,
+        )
+
     with pytest.raises(ValueError) as bad:
         evaluate_folds([result(1, names), result(2, names[::-1])], tmp_path / "e", plots=False)
     assert "trained on classes" in str(bad.value) and len(str(bad.value)) < 600

@@ -1,20 +1,24 @@
 """``urbansound train-final``: one model trained on every fold, logged to MLflow and
 registered; the library function behind it (:func:`urbansound.training.train_final`)."""
+
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 pytest.importorskip("tensorflow")
 pytest.importorskip("mlflow")
 
-from urbansound.config import config_for  # noqa: E402
-from urbansound.demo_data import write_demo_dataset  # noqa: E402
-from urbansound.training import (  # noqa: E402
-    CONFIG_FILE, FINAL_RESULT_FILE, MODEL_FILE, train_final)
+from urbansound.config import config_for
+from urbansound.demo_data import write_demo_dataset
+from urbansound.training import (
+    CONFIG_FILE,
+    FINAL_RESULT_FILE,
+    MODEL_FILE,
+    train_final,
+)
 
 N_CLASSES = 10
 
@@ -34,8 +38,9 @@ def features(demo, tmp_path_factory):
     out = tmp_path_factory.mktemp("final-features")
     config = config_for("improved", "quick")
     ingest(demo, out / "waveforms", config=config)
-    run_features(str(out / "waveforms"), str(out / "features"), config=config,
-                 beam_args=default_beam_args())
+    run_features(
+        str(out / "waveforms"), str(out / "features"), config=config, beam_args=default_beam_args()
+    )
     return out / "features", config
 
 
@@ -69,9 +74,25 @@ def test_cli_train_final_registers_a_model_that_predicts(demo, tmp_path, capsys)
     from urbansound.pipeline.cli import main
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    code = main(["train-final", "--data", str(demo), "--model", "improved", "--profile",
-                 "quick", "--name", "demo", "--alias", "champion", "--out",
-                 str(tmp_path / "final"), "--tracking-uri", uri])
+    code = main(
+        [
+            "train-final",
+            "--data",
+            str(demo),
+            "--model",
+            "improved",
+            "--profile",
+            "quick",
+            "--name",
+            "demo",
+            "--alias",
+            "champion",
+            "--out",
+            str(tmp_path / "final"),
+            "--tracking-uri",
+            uri,
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0, out
     assert out.strip().splitlines()[-1] == "models:/demo@champion"
@@ -101,8 +122,19 @@ def test_cli_train_final_unknown_run_is_one_line(demo, tmp_path, capsys):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     mlflow.MlflowClient(uri).search_experiments()  # an existing, empty store
     capsys.readouterr()  # the store's creation may log (MLflow's schema migrations)
-    code = main(["train-final", "--data", str(demo), "--from-run", "0123abcd",
-                 "--tracking-uri", uri, "--out", str(tmp_path / "final")])
+    code = main(
+        [
+            "train-final",
+            "--data",
+            str(demo),
+            "--from-run",
+            "0123abcd",
+            "--tracking-uri",
+            uri,
+            "--out",
+            str(tmp_path / "final"),
+        ]
+    )
     err = capsys.readouterr().err.strip()
     assert code == 2
     assert err == f"urbansound train-final: error: 0123abcd: no such run in {uri}"
@@ -116,13 +148,15 @@ def _cross_validated_run(client, artifacts: Path) -> str:
     from urbansound.components.runs import log_params
 
     experiment = client.create_experiment("urbansound", artifact_location=artifacts.as_uri())
-    config = config_for("improved", "quick").override(**{
-        "train.validation": "fold", "train.epochs": 5, "train.batch_size": 4})
+    config = config_for("improved", "quick").override(
+        **{"train.validation": "fold", "train.epochs": 5, "train.batch_size": 4}
+    )
     parent = client.create_run(experiment).info.run_id
     log_params(client, parent, config.flat())
     for fold, best in ((1, 1), (2, 3), (3, 2)):
-        child = client.create_run(experiment, tags={"mlflow.parentRunId": parent,
-                                                    "fold": str(fold)}).info.run_id
+        child = client.create_run(
+            experiment, tags={"mlflow.parentRunId": parent, "fold": str(fold)}
+        ).info.run_id
         client.log_metric(child, "best_epoch", best)
     return parent
 
@@ -137,8 +171,19 @@ def test_cli_from_run_takes_its_settings_and_median_best_epoch(demo, tmp_path, c
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     client = mlflow.MlflowClient(uri)
     parent = _cross_validated_run(client, tmp_path / "mlartifacts")
-    code = main(["train-final", "--data", str(demo), "--from-run", parent,
-                 "--out", str(tmp_path / "final"), "--tracking-uri", uri])
+    code = main(
+        [
+            "train-final",
+            "--data",
+            str(demo),
+            "--from-run",
+            parent,
+            "--out",
+            str(tmp_path / "final"),
+            "--tracking-uri",
+            uri,
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0, out
     assert f"epochs: 2 (the median best epoch of run {parent}'s folds)" in out
@@ -163,20 +208,45 @@ def test_cli_from_run_applies_every_option_given_over_the_run(demo, tmp_path, ca
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     client = mlflow.MlflowClient(uri)
     parent = _cross_validated_run(client, tmp_path / "mlartifacts")
-    code = main(["train-final", "--data", str(demo), "--from-run", parent, "--batch-size", "8",
-                 "--learning-rate", "0.005", "--optimizer", "sgd", "--epochs", "1",
-                 "--out", str(tmp_path / "final"), "--tracking-uri", uri])
+    code = main(
+        [
+            "train-final",
+            "--data",
+            str(demo),
+            "--from-run",
+            parent,
+            "--batch-size",
+            "8",
+            "--learning-rate",
+            "0.005",
+            "--optimizer",
+            "sgd",
+            "--epochs",
+            "1",
+            "--out",
+            str(tmp_path / "final"),
+            "--tracking-uri",
+            uri,
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0, out
     assert "epochs: 1 (--epochs)" in out
     run_id = out.strip().splitlines()[-1].removeprefix("runs:/").removesuffix("/model")
     params = client.get_run(run_id).data.params
-    assert (params["train.batch_size"], params["train.learning_rate"],
-            params["train.optimizer"], params["train.epochs"]) == ("8", "0.005", "sgd", "1")
+    assert (
+        params["train.batch_size"],
+        params["train.learning_rate"],
+        params["train.optimizer"],
+        params["train.epochs"],
+    ) == ("8", "0.005", "sgd", "1")
     assert (params["train.model"], params["train.validation"]) == ("improved", "fold")
     trained = json.loads((tmp_path / "final" / "model" / CONFIG_FILE).read_text())["train"]
-    assert (trained["batch_size"], trained["learning_rate"], trained["optimizer"]) == \
-        (8, 0.005, "sgd")
+    assert (trained["batch_size"], trained["learning_rate"], trained["optimizer"]) == (
+        8,
+        0.005,
+        "sgd",
+    )
 
 
 @pytest.mark.parametrize("flag", [["--model", "sb-cnn"], ["--profile", "study"]])
@@ -185,8 +255,18 @@ def test_cli_from_run_refuses_another_recipe(flag, demo, tmp_path, capsys):
     exit 2, before the store is read or anything written."""
     from urbansound.pipeline.cli import main
 
-    code = main(["train-final", "--data", str(demo), "--from-run", "0123abcd", *flag,
-                 "--out", str(tmp_path / "final")])
+    code = main(
+        [
+            "train-final",
+            "--data",
+            str(demo),
+            "--from-run",
+            "0123abcd",
+            *flag,
+            "--out",
+            str(tmp_path / "final"),
+        ]
+    )
     err = capsys.readouterr().err.strip()
     assert code == 2
     assert err.startswith(f"urbansound train-final: error: {flag[0]} and --from-run: ")

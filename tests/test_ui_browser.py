@@ -6,6 +6,7 @@ screenshot saved in the test's temporary folder.
 Where chromium is not installed or cannot start, the test is skipped with the reason, except
 under CI (CI=true), where that is a failure: CI installs it.
 """
+
 from __future__ import annotations
 
 import os
@@ -24,8 +25,15 @@ from conftest import free_port
 
 # Flags from ../shared/STACK.md: root needs --no-sandbox; a single-page app needs the virtual
 # time budget to fetch its runs and render before the DOM is dumped or the shot is taken.
-CHROMIUM_FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1600,1000",
-                  "--virtual-time-budget=15000", "--disable-dev-shm-usage", "--no-first-run"]
+CHROMIUM_FLAGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--window-size=1600,1000",
+    "--virtual-time-budget=15000",
+    "--disable-dev-shm-usage",
+    "--no-first-run",
+]
 CHROMIUM_TIMEOUT_S = 120  # a loaded 2-core machine: a render can take a minute
 UI_START_TIMEOUT_S = 150  # `mlflow ui` takes 30-90 s to answer here under load
 
@@ -50,9 +58,13 @@ def chromium() -> str:
 def _browse(chromium: str, url: str, *action: str, home: Path) -> subprocess.CompletedProcess:
     """Run headless chromium once on ``url`` (``--dump-dom`` or ``--screenshot=PATH``)."""
     try:
-        return subprocess.run([chromium, *CHROMIUM_FLAGS, *action, url], capture_output=True,
-                              text=True, timeout=CHROMIUM_TIMEOUT_S,
-                              env={**os.environ, "HOME": str(home)})  # profile in tmp
+        return subprocess.run(
+            [chromium, *CHROMIUM_FLAGS, *action, url],
+            capture_output=True,
+            text=True,
+            timeout=CHROMIUM_TIMEOUT_S,
+            env={**os.environ, "HOME": str(home)},
+        )  # profile in tmp
     except subprocess.TimeoutExpired:
         _unavailable(f"no page within {CHROMIUM_TIMEOUT_S} s for {url}")
 
@@ -68,8 +80,9 @@ def store(tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     config = Config()
     name = runs.parent_run_name(config, "/data/us8k-demo")
-    parent = runs.start_parent_run(uri, "ui-browser-key", {"train.model": "urbannet"},
-                                   run_name=name)
+    parent = runs.start_parent_run(
+        uri, "ui-browser-key", {"train.model": "urbannet"}, run_name=name
+    )
     assert parent, "the store did not take the parent run"
     c = tracking_store.client(uri)
     folds = {}
@@ -80,11 +93,17 @@ def store(tmp_path):
         folds[fold] = run_id
     evaluation = tmp_path / "eval"
     evaluation.mkdir()
-    runs.log_summary(uri, parent, {"mean": 0.6875, "median": 0.6875, "std": 0.0625},
-                     str(evaluation))
+    runs.log_summary(
+        uri, parent, {"mean": 0.6875, "median": 0.6875, "std": 0.0625}, str(evaluation)
+    )
     runs.end_run(uri, parent, "FINISHED")
-    return {"uri": uri, "name": name, "parent": parent, "folds": folds,
-            "experiment": runs.experiment_id(c, uri)}
+    return {
+        "uri": uri,
+        "name": name,
+        "parent": parent,
+        "folds": folds,
+        "experiment": runs.experiment_id(c, uri),
+    }
 
 
 @pytest.fixture
@@ -97,9 +116,14 @@ def ui(chromium, store, tmp_path):
     cli = Path(sys.executable).parent / "urbansound"
     command = [str(cli)] if cli.exists() else [sys.executable, "-m", "urbansound.pipeline.cli"]
     # unbuffered: the address line is printed before `mlflow ui` takes over the process's life
-    proc = subprocess.Popen([*command, "ui", "--tracking-uri", store["uri"], "--port", str(port)],
-                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                            cwd=tmp_path, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    proc = subprocess.Popen(
+        [*command, "ui", "--tracking-uri", store["uri"], "--port", str(port)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
     try:
         deadline = time.monotonic() + UI_START_TIMEOUT_S
         while True:
@@ -111,8 +135,10 @@ def ui(chromium, store, tmp_path):
                 pass
             if proc.poll() is not None or time.monotonic() > deadline:
                 log.flush()
-                pytest.fail(f"urbansound ui did not answer /health within {UI_START_TIMEOUT_S} s:"
-                            f" {log_path.read_text()[-1500:]}")
+                pytest.fail(
+                    f"urbansound ui did not answer /health within {UI_START_TIMEOUT_S} s:"
+                    f" {log_path.read_text()[-1500:]}"
+                )
             time.sleep(1)
         log.flush()
         printed = re.search(r"http://\S+", log_path.read_text())
@@ -168,27 +194,40 @@ def test_the_printed_page_shows_the_runs_their_folds_and_accuracy(chromium, stor
     home = tmp_path / "chromium-home"  # chromium's profile, not the user's
     home.mkdir()
     root = re.match(r"http://127\.0\.0\.1:\d+", ui).group(0)
-    assert ui == (f"{root}/#/experiments/{store['experiment']}/runs?workflowType=machine_learning"
-                  f"&viewStateShareKey=accuracy")
+    assert ui == (
+        f"{root}/#/experiments/{store['experiment']}/runs?workflowType=machine_learning"
+        f"&viewStateShareKey=accuracy"
+    )
 
     table = _page(chromium, ui, home, tmp_path / "runs.html")
     assert "Model training" in table and "Run Name" in table, table[:2000]  # not the GenAI view
-    assert store["name"] in table, table[:2000]            # the parent run, by its pipeline name
-    assert "3 matching runs" in table, table[:2000]        # ...and its two fold runs under it
+    assert store["name"] in table, table[:2000]  # the parent run, by its pipeline name
+    assert "3 matching runs" in table, table[:2000]  # ...and its two fold runs under it
     # the accuracy columns, picked by the experiment's shared view state, with the parent's values
     assert "accuracy_mean" in table and "accuracy_std" in table, table[:3000]
     assert "0.6875" in table and "0.0625" in table, table[:3000]
 
-    run_page = _page(chromium, f"{root}/#/experiments/{store['experiment']}/runs/"
-                               f"{store['parent']}", home, tmp_path / "parent.html")
+    run_page = _page(
+        chromium,
+        f"{root}/#/experiments/{store['experiment']}/runs/{store['parent']}",
+        home,
+        tmp_path / "parent.html",
+    )
     assert store["name"] in run_page, run_page[:2000]
     assert re.search(r"Child runs fold-[12] , fold-[12]\b", run_page), run_page[:3000]
-    for metric, value in (("accuracy_mean", "0.6875"), ("accuracy_median", "0.6875"),
-                          ("accuracy_std", "0.0625")):
+    for metric, value in (
+        ("accuracy_mean", "0.6875"),
+        ("accuracy_median", "0.6875"),
+        ("accuracy_std", "0.0625"),
+    ):
         assert f"{metric} {value}" in run_page, run_page[:3000]
 
-    fold_page = _page(chromium, f"{root}/#/experiments/{store['experiment']}/runs/"
-                                f"{store['folds'][2]}", home, tmp_path / "fold-2.html")
+    fold_page = _page(
+        chromium,
+        f"{root}/#/experiments/{store['experiment']}/runs/{store['folds'][2]}",
+        home,
+        tmp_path / "fold-2.html",
+    )
     assert "fold-2" in fold_page and "test_accuracy 0.75" in fold_page, fold_page[:3000]
     assert f"Parent run {store['name']}" in fold_page, fold_page[:3000]
 

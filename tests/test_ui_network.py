@@ -1,5 +1,6 @@
 """`urbansound ui` beyond this machine: a warning that the UI has no login, the addresses
 that reach it instead of 0.0.0.0, and MLflow told to allow them."""
+
 from __future__ import annotations
 
 import os
@@ -23,8 +24,11 @@ def started(monkeypatch):
     """subprocess.call recorded instead of starting MLflow; the machine's addresses fixed."""
     seen = []
     monkeypatch.setattr(subprocess, "call", lambda command: seen.append(command) or 0)
-    monkeypatch.setattr(ui_network, "machine_addresses",
-                        lambda: ["teamhost", "teamhost.lab.example", "10.1.2.3", "fd00::7"])
+    monkeypatch.setattr(
+        ui_network,
+        "machine_addresses",
+        lambda: ["teamhost", "teamhost.lab.example", "10.1.2.3", "fd00::7"],
+    )
     return seen
 
 
@@ -45,14 +49,23 @@ def test_every_interface_warns_and_prints_reachable_addresses(started, capsys, t
         f"warning: MLflow's UI has no authentication: anyone who can reach this port can "
         f"read, change and delete every run and model in {uri}. Use it on a trusted network, "
         f"or put it behind a login (mlflow server --app-name basic-auth, or a reverse proxy "
-        f"with authentication: see the README)")
+        f"with authentication: see the README)"
+    )
     (command,) = started
     assert _option(command, "--host") == "0.0.0.0" and _option(command, "--port") == "5055"
     hosts = _option(command, "--allowed-hosts").split(",")
-    assert {"teamhost:5055", "teamhost.lab.example:5055", "10.1.2.3:5055", "localhost:*",
-            "127.0.0.1:*"} <= set(hosts)
+    assert {
+        "teamhost:5055",
+        "teamhost.lab.example:5055",
+        "10.1.2.3:5055",
+        "localhost:*",
+        "127.0.0.1:*",
+    } <= set(hosts)
     assert _option(command, "--cors-allowed-origins").split(",") == [
-        "http://teamhost:5055", "http://teamhost.lab.example:5055", "http://10.1.2.3:5055"]
+        "http://teamhost:5055",
+        "http://teamhost.lab.example:5055",
+        "http://10.1.2.3:5055",
+    ]
 
 
 def test_ipv6_wildcard_prints_bracketed_addresses(started, capsys, tmp_path):
@@ -65,9 +78,22 @@ def test_ipv6_wildcard_prints_bracketed_addresses(started, capsys, tmp_path):
 
 def test_given_allowed_hosts_and_origins_are_passed_as_they_are(started, capsys, tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    assert main(["ui", "--host", "0.0.0.0", "--tracking-uri", uri,
-                 "--allowed-hosts", "mlflow.team.example,192.168.*",
-                 "--cors-allowed-origins", "https://mlflow.team.example"]) == 0
+    assert (
+        main(
+            [
+                "ui",
+                "--host",
+                "0.0.0.0",
+                "--tracking-uri",
+                uri,
+                "--allowed-hosts",
+                "mlflow.team.example,192.168.*",
+                "--cors-allowed-origins",
+                "https://mlflow.team.example",
+            ]
+        )
+        == 0
+    )
     command = started[0]
     assert _option(command, "--allowed-hosts") == "mlflow.team.example,192.168.*"
     assert _option(command, "--cors-allowed-origins") == "https://mlflow.team.example"
@@ -89,10 +115,20 @@ def test_a_port_out_of_range_is_one_line(started, capsys):
     assert started == []
 
 
-@pytest.mark.parametrize("host, loopback", [
-    ("127.0.0.1", True), ("localhost", True), ("::1", True), ("[::1]", True),
-    ("127.0.1.1", True), ("0.0.0.0", False), ("::", False), ("10.0.0.5", False),
-    ("teamhost", False)])
+@pytest.mark.parametrize(
+    "host, loopback",
+    [
+        ("127.0.0.1", True),
+        ("localhost", True),
+        ("::1", True),
+        ("[::1]", True),
+        ("127.0.1.1", True),
+        ("0.0.0.0", False),
+        ("::", False),
+        ("10.0.0.5", False),
+        ("teamhost", False),
+    ],
+)
 def test_loopback_is_told_from_other_addresses(host, loopback):
     assert ui_network.is_loopback(host) is loopback
 
@@ -110,8 +146,9 @@ def test_reachable_addresses():
 def _status(port: int, host_header: str, path: str = "/") -> int:
     """The HTTP status of GET ``path`` sent with ``host_header`` (/health is exempt from
     MLflow's host check; the UI's page is not)."""
-    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}",
-                                     headers={"Host": host_header})
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}{path}", headers={"Host": host_header}
+    )
     try:
         with urllib.request.urlopen(request, timeout=5) as answer:
             return answer.status
@@ -125,11 +162,20 @@ def test_mlflow_takes_the_options_and_answers_the_allowed_names(tmp_path):
     port = free_port()
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     addresses = ["teamhost.lab.example"]
-    command = ui_command(uri, "127.0.0.1", port,
-                         allowed_hosts=",".join(ui_network.allowed_hosts(addresses, port)),
-                         cors_origins=",".join(ui_network.cors_origins(addresses, port)))
-    server = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL, start_new_session=True)
+    command = ui_command(
+        uri,
+        "127.0.0.1",
+        port,
+        allowed_hosts=",".join(ui_network.allowed_hosts(addresses, port)),
+        cors_origins=",".join(ui_network.cors_origins(addresses, port)),
+    )
+    server = subprocess.Popen(
+        command,
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         deadline = time.monotonic() + 60
         while True:

@@ -1,6 +1,7 @@
 """The waveform path: a model that declares ``input_kind="waveform"`` (conv1d) gets the
 clip at 16 kHz from the one feature function, through the Beam stage, training and
 prediction, and the conv1d model frames, standardises and averages as documented."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -9,10 +10,10 @@ from conftest import tone
 
 pytest.importorskip("tensorflow")
 
-from urbansound.config import Config, ConfigError, config_for  # noqa: E402
-from urbansound.features import input_shape, model_input, waveform_to_logmel  # noqa: E402
-from urbansound.records import decode_features, encode_features, encode_logmel  # noqa: E402
-from urbansound.training_input import augment_batch  # noqa: E402
+from urbansound.config import Config, ConfigError, config_for
+from urbansound.features import input_shape, model_input, waveform_to_logmel
+from urbansound.records import decode_features, encode_features, encode_logmel
+from urbansound.training_input import augment_batch
 
 SR = 22050
 CONV1D = config_for("conv1d")
@@ -26,6 +27,7 @@ def peak_hz(y: np.ndarray, sr: int) -> float:
 # ---------------------------------------------------------------------------
 # configuration and features
 # ---------------------------------------------------------------------------
+
 
 def test_input_kind_comes_from_the_model_registry():
     assert Config().input_kind == "logmel"
@@ -54,7 +56,9 @@ def test_waveform_input_fixes_the_length_as_the_logmel_does():
     zeros = model_input(short, CONV1D.override(**{"audio.pad_mode": "zeros"}))
     assert looped.shape == zeros.shape == (48000,)
     # loop: the second second repeats the first; zeros: silence after 1 s
-    np.testing.assert_allclose(looped[16000 + 200:32000 - 200], looped[200:16000 - 200], atol=2e-3)
+    np.testing.assert_allclose(
+        looped[16000 + 200 : 32000 - 200], looped[200 : 16000 - 200], atol=2e-3
+    )
     assert np.abs(zeros[16100:]).max() < 1e-3 and np.abs(zeros[:15900]).max() > 0.25
 
 
@@ -76,16 +80,26 @@ def test_non_finite_waveform_is_refused():
 # records
 # ---------------------------------------------------------------------------
 
+
 def test_waveform_feature_record_round_trips():
     x = np.linspace(-1, 1, 48000, dtype=np.float32)
-    rec = decode_features(encode_features(x, kind="waveform", label=3, fold=2, file_name="a.wav",
-                                          deformation="pitch_shift_2", salience=2,
-                                          sample_rate=16000))
+    rec = decode_features(
+        encode_features(
+            x,
+            kind="waveform",
+            label=3,
+            fold=2,
+            file_name="a.wav",
+            deformation="pitch_shift_2",
+            salience=2,
+            sample_rate=16000,
+        )
+    )
     assert rec.kind == "waveform" and rec.label == 3 and rec.fold == 2 and rec.salience == 2
     assert rec.deformation == "pitch_shift_2"
     np.testing.assert_array_equal(rec.values, x)
     with pytest.raises(ValueError, match="a.wav: a waveform record has no log-mel"):
-        rec.logmel
+        _ = rec.logmel
 
 
 def test_logmel_records_read_as_logmel_kind():
@@ -103,6 +117,7 @@ def test_unknown_record_kind_is_refused():
 # ---------------------------------------------------------------------------
 # in-training augmentation of waveforms
 # ---------------------------------------------------------------------------
+
 
 def test_time_shift_rolls_each_waveform_along_time():
     rng = np.random.default_rng(0)
@@ -131,13 +146,18 @@ def test_mixup_of_waveforms_mixes_samples_and_labels_alike():
 
 def test_spec_augment_of_waveforms_is_an_error():
     with pytest.raises(ValueError, match="spec_augment masks log-mels"):
-        augment_batch(np.zeros((2, 100, 1), np.float32), np.eye(10)[[0, 1]],
-                      np.random.default_rng(0), spec_augment=1)
+        augment_batch(
+            np.zeros((2, 100, 1), np.float32),
+            np.eye(10)[[0, 1]],
+            np.random.default_rng(0),
+            spec_augment=1,
+        )
 
 
 # ---------------------------------------------------------------------------
 # the conv1d model
 # ---------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def conv1d():
@@ -172,8 +192,11 @@ def test_conv1d_frames_are_one_second_overlapping_by_half(conv1d):
 
 
 def test_conv1d_ignores_the_recording_level(conv1d):
-    x = model_input(tone(700.0, 3.0, amplitude=0.3) + 0.05 * np.random.default_rng(0).normal(size=66150)
-                    .astype(np.float32), CONV1D)[None, :, None]
+    x = model_input(
+        tone(700.0, 3.0, amplitude=0.3)
+        + 0.05 * np.random.default_rng(0).normal(size=66150).astype(np.float32),
+        CONV1D,
+    )[None, :, None]
     quiet = np.asarray(conv1d(x * 0.01, training=False))
     loud = np.asarray(conv1d(x, training=False))
     np.testing.assert_allclose(quiet, loud, atol=1e-4)
@@ -187,8 +210,9 @@ def test_conv1d_is_the_mean_of_its_frame_predictions(conv1d):
     x = np.random.default_rng(3).normal(size=(2, 48000, 1)).astype(np.float32)
     frames = np.asarray(per_frame(x, training=False))
     assert frames.shape == (2, 5, 10)
-    np.testing.assert_allclose(np.asarray(conv1d(x, training=False)), frames.mean(axis=1),
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        np.asarray(conv1d(x, training=False)), frames.mean(axis=1), atol=1e-6
+    )
 
 
 def test_conv1d_needs_one_frame():
@@ -202,6 +226,7 @@ def test_conv1d_needs_one_frame():
 # the pipeline delivers waveforms: features stage → training → predict
 # ---------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def waveform_run(tmp_path_factory):
     from urbansound.beam_features import run_features
@@ -211,11 +236,11 @@ def waveform_run(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("conv1d")
     write_demo_dataset(root / "data", folds=(1, 2, 3), clips_per_class=1, seed=4)
-    config = config_for("conv1d", "quick").override(**{"train.epochs": 1,
-                                                       "train.batch_size": 8})
+    config = config_for("conv1d", "quick").override(**{"train.epochs": 1, "train.batch_size": 8})
     ingest(root / "data", root / "wave", config=config)
-    manifest = run_features(root / "wave", root / "feat", config=config,
-                            beam_args=["--runner=FnApiRunner"])
+    manifest = run_features(
+        root / "wave", root / "feat", config=config, beam_args=["--runner=FnApiRunner"]
+    )
     result = train_fold(root / "feat", 1, [1, 2, 3], config=config, out_dir=root / "fold1")
     return root, config, manifest, result
 
@@ -223,7 +248,7 @@ def waveform_run(tmp_path_factory):
 def test_features_stage_writes_waveforms_for_a_waveform_model(waveform_run):
     from urbansound.records import fold_files, iter_records
 
-    root, config, manifest, _ = waveform_run
+    root, _config, manifest, _ = waveform_run
     assert manifest["input_kind"] == "waveform" and manifest["input_shape"] == [48000, 1]
     records = [decode_features(r) for r in iter_records(fold_files(root / "feat", 2))]
     assert records and {r.kind for r in records} == {"waveform"}
@@ -233,7 +258,7 @@ def test_features_stage_writes_waveforms_for_a_waveform_model(waveform_run):
 def test_training_a_waveform_model_end_to_end(waveform_run):
     import keras
 
-    root, config, _, result = waveform_run
+    root, _config, _, result = waveform_run
     assert result.n_test == 10 and result.train_folds == [2, 3]
     assert result.parameters == 256_298
     model = keras.models.load_model(root / "fold1" / "model.keras")
@@ -255,6 +280,7 @@ def test_predict_feeds_a_waveform_model_the_training_features(waveform_run):
     assert prediction.window_probabilities.shape == (1, 10)  # demo clips are <= 3 s
     from urbansound.audio import load_audio
 
-    expected = model.predict(model_input(load_audio(clip, sample_rate=SR), config)[None, :, None],
-                             verbose=0)[0]
+    expected = model.predict(
+        model_input(load_audio(clip, sample_rate=SR), config)[None, :, None], verbose=0
+    )[0]
     np.testing.assert_allclose(prediction.probabilities, expected, atol=1e-5)

@@ -5,6 +5,7 @@ This is the only module that reads audio files.  Decoding uses soundfile
 than tensorflow-io, whose last release cannot load its ops on TensorFlow >= 2.18.
 Every failure raises :class:`AudioError` naming the file and the reason.
 """
+
 from __future__ import annotations
 
 import os
@@ -30,14 +31,15 @@ scale reach 3.3e4 or 2.1e9 and are accepted (the log-mel is relative to the
 clip's own peak).  Beyond 1e10 the data is corrupt or mis-decoded, and near 1e18
 the float32 power spectrum overflows to inf/NaN."""
 
-MIN_PEAK = 2.0 ** -23
+MIN_PEAK = 2.0**-23
 """Clips whose peak absolute sample is below one 24-bit PCM step (1.2e-7, -138 dBFS)
 are rejected as practically silent: their power stays under the log-mel's floor
 (``FeatureConfig.amin``), so every cell of their log-mel would be the same value."""
 
 
-def check_duration(source: str | os.PathLike, seconds: float,
-                   longest: float | None = MAX_SECONDS) -> None:
+def check_duration(
+    source: str | os.PathLike, seconds: float, longest: float | None = MAX_SECONDS
+) -> None:
     """Raise :class:`AudioError` (``source``) unless a recording of ``seconds`` is at least
     :data:`MIN_SECONDS` long and, unless ``longest`` is None, at most ``longest``: the one
     rule for clips and recordings held whole in memory (ingest, a served waveform) and,
@@ -93,11 +95,14 @@ def load_audio(path: str | os.PathLike, *, sample_rate: int = 22050) -> np.ndarr
         with snd:
             native_rate, frames = snd.samplerate, snd.frames
             if not MIN_RATE <= native_rate <= MAX_RATE:
-                raise AudioError(path, f"implausible sample rate {native_rate} Hz "
-                                       f"(expected {MIN_RATE}..{MAX_RATE})")
+                raise AudioError(
+                    path,
+                    f"implausible sample rate {native_rate} Hz (expected {MIN_RATE}..{MAX_RATE})",
+                )
             if frames > 0 and frames / native_rate > MAX_SECONDS:
-                raise AudioError(path, f"too long ({frames / native_rate:.0f} s > "
-                                       f"{MAX_SECONDS:.0f} s)")
+                raise AudioError(
+                    path, f"too long ({frames / native_rate:.0f} s > {MAX_SECONDS:.0f} s)"
+                )
             data = snd.read(dtype="float32", always_2d=True)
     except AudioError:
         raise
@@ -191,13 +196,17 @@ def _wav_truncation(fh, size: int) -> str | None:
         elif cid == b"data":
             available = size - (pos + 8)
             if csize not in (0, 0xFFFFFFFF) and csize - available > block_align:
-                return (f"truncated WAV data (header declares {csize} bytes of audio, "
-                        f"the file holds {available})")
+                return (
+                    f"truncated WAV data (header declares {csize} bytes of audio, "
+                    f"the file holds {available})"
+                )
             return None
         pos += 8 + csize + (csize & 1)
         if pos > size:
-            return (f"truncated WAV header (the {cid.decode('latin-1')!r} chunk runs past the end "
-                    f"of the file, {size} bytes)")
+            return (
+                f"truncated WAV header (the {cid.decode('latin-1')!r} chunk runs past the end "
+                f"of the file, {size} bytes)"
+            )
 
 
 def mix_down(data: np.ndarray) -> np.ndarray:
@@ -214,8 +223,9 @@ def mix_down(data: np.ndarray) -> np.ndarray:
     return mono
 
 
-def prepare_waveform(data: np.ndarray, native_rate: int, *, sample_rate: int,
-                     source: str | os.PathLike = "<array>") -> np.ndarray:
+def prepare_waveform(
+    data: np.ndarray, native_rate: int, *, sample_rate: int, source: str | os.PathLike = "<array>"
+) -> np.ndarray:
     """Validate, mix down and resample decoded samples.
 
     Parameters
@@ -242,8 +252,9 @@ def prepare_waveform(data: np.ndarray, native_rate: int, *, sample_rate: int,
     if data.shape[0] == 0 or data.shape[1] == 0:
         raise AudioError(source, "no audio samples")
     if not MIN_RATE <= native_rate <= MAX_RATE:  # NaN and inf fail too: never an overflow
-        raise AudioError(source, f"invalid sample rate {native_rate} Hz "
-                                 f"(expected {MIN_RATE}..{MAX_RATE})")
+        raise AudioError(
+            source, f"invalid sample rate {native_rate} Hz (expected {MIN_RATE}..{MAX_RATE})"
+        )
     # The smallest and largest sample answer "any NaN or infinity?" (min and max propagate
     # NaN), "all zero?" and, for one channel, the peak: two passes with no temporary
     # arrays, where isfinite / any / abs each made one (≈ 20 % of ingest's per-clip time).
@@ -273,13 +284,17 @@ def check_peak_plausible(source: str | os.PathLike, peak: float) -> None:
     """Raise :class:`AudioError` when the mono mix's ``peak`` amplitude is above
     :data:`MAX_PEAK` (corrupt or mis-decoded data); a streaming decoder checks each block."""
     if peak > MAX_PEAK:
-        raise AudioError(source, f"implausible amplitude: peak sample {peak:.3g} (more than "
-                                 f"{MAX_PEAK:.0e}; audio samples are normally within ±1), "
-                                 f"corrupt or mis-decoded data")
+        raise AudioError(
+            source,
+            f"implausible amplitude: peak sample {peak:.3g} (more than "
+            f"{MAX_PEAK:.0e}; audio samples are normally within ±1), "
+            f"corrupt or mis-decoded data",
+        )
 
 
-def check_levels(source: str | os.PathLike, *, any_nonzero: bool, peak: float,
-                 channels: int) -> None:
+def check_levels(
+    source: str | os.PathLike, *, any_nonzero: bool, peak: float, channels: int
+) -> None:
     """The level checks on a decoded recording as a whole, one rule for every decoder
     (:func:`prepare_waveform` for a recording held in memory, predict's streaming decoder
     once its last block is read).
@@ -294,12 +309,16 @@ def check_levels(source: str | os.PathLike, *, any_nonzero: bool, peak: float,
     if not any_nonzero:
         raise AudioError(source, "silent (every sample is zero)")
     if peak == 0.0:
-        raise AudioError(source, f"silent after mixing {channels} channels down to "
-                                 f"mono (the channels cancel out)")
+        raise AudioError(
+            source,
+            f"silent after mixing {channels} channels down to mono (the channels cancel out)",
+        )
     check_peak_plausible(source, peak)
     if peak < MIN_PEAK:
-        raise AudioError(source, f"practically silent: peak sample {peak:.3g} is below one "
-                                 f"24-bit step ({MIN_PEAK:.2g})")
+        raise AudioError(
+            source,
+            f"practically silent: peak sample {peak:.3g} is below one 24-bit step ({MIN_PEAK:.2g})",
+        )
 
 
 def check_finite_result(source: str | os.PathLike, y: np.ndarray) -> None:

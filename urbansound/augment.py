@@ -27,6 +27,7 @@ default) are drawn per clip from a seed of the clip's name, so reruns agree.
 muda 0.4.1 needs the ``rubberband`` binary for time stretch and pitch shift and
 ``sox`` for dynamic range compression.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -49,8 +50,9 @@ def _clip_seed(key: str) -> int:
     return int.from_bytes(hashlib.sha256(key.encode()).digest()[:4], "little")
 
 
-def synthesize_noise(kind: str, sample_rate: int = 22050, seconds: float = NOISE_SECONDS,
-                     seed: int = 0) -> np.ndarray:
+def synthesize_noise(
+    kind: str, sample_rate: int = 22050, seconds: float = NOISE_SECONDS, seed: int = 0
+) -> np.ndarray:
     """One synthetic street-noise source, float32 [shape=(sample_rate * seconds,)], peak 0.5.
 
     traffic: brown noise (−6 dB/octave) with slow swells of passing vehicles;
@@ -80,7 +82,9 @@ def synthesize_noise(kind: str, sample_rate: int = 22050, seconds: float = NOISE
         y /= np.abs(y).max()
         for start in rng.integers(0, n - sample_rate // 4, size=int(seconds * 1.5)):
             m = sample_rate // 4
-            y[start:start + m] += 3 * rng.standard_normal(m) * np.exp(-np.arange(m) / (0.02 * sample_rate))
+            y[start : start + m] += (
+                3 * rng.standard_normal(m) * np.exp(-np.arange(m) / (0.02 * sample_rate))
+            )
     else:  # hum
         y = sum(np.sin(2 * np.pi * 50 * h * t) / h for h in (1, 2, 3, 4))
         pink = shaped(1 / np.sqrt(freqs))
@@ -99,8 +103,13 @@ def write_builtin_noises(directory: str | os.PathLike, sample_rate: int = 22050)
         path = folder / f"{k}-{kind}.wav"
         if not path.exists():
             partial = path.with_suffix(f".{os.getpid()}.part")
-            sf.write(partial, synthesize_noise(kind, sample_rate), sample_rate,
-                     subtype="FLOAT", format="WAV")
+            sf.write(
+                partial,
+                synthesize_noise(kind, sample_rate),
+                sample_rate,
+                subtype="FLOAT",
+                format="WAV",
+            )
             os.replace(partial, path)  # atomic: concurrent workers never read half a file
         paths.append(path)
     return paths
@@ -111,15 +120,19 @@ def noise_files(noise_dir: str = "", sample_rate: int = 22050) -> list[Path]:
     built-in synthetic ones written to a cache folder."""
     if noise_dir:
         folder = Path(noise_dir)
-        files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in
-                       (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif"))
+        files = sorted(
+            p
+            for p in folder.rglob("*")
+            if p.suffix.lower() in (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif")
+        )
         if not files:
             raise ValueError(f"{noise_dir}: augment.noise_dir holds no audio file")
         return files
     import tempfile
 
-    return write_builtin_noises(Path(tempfile.gettempdir()) / f"urbansound-noise-{sample_rate}",
-                                sample_rate)
+    return write_builtin_noises(
+        Path(tempfile.gettempdir()) / f"urbansound-noise-{sample_rate}", sample_rate
+    )
 
 
 def _patch_muda_background() -> None:
@@ -161,9 +174,9 @@ def make_deformer(name: str, *, noise_dir: str = "", sample_rate: int = 22050):
         _patch_muda_background()
         files = noise_files(noise_dir, sample_rate)
         source = files[kwargs["source"] % len(files)]
-        return muda.deformers.BackgroundNoise(n_samples=1, files=[str(source)],
-                                              weight_min=NOISE_WEIGHT[0],
-                                              weight_max=NOISE_WEIGHT[1])
+        return muda.deformers.BackgroundNoise(
+            n_samples=1, files=[str(source)], weight_min=NOISE_WEIGHT[0], weight_max=NOISE_WEIGHT[1]
+        )
     return getattr(muda.deformers, cls_name)(**kwargs)
 
 
@@ -182,8 +195,9 @@ def _transform(deformer, jam):
     yield from deformer.transform(jam)
 
 
-def deform(y: np.ndarray, sample_rate: int, deformer, *, name: str = "",
-           key: str = "") -> np.ndarray:
+def deform(
+    y: np.ndarray, sample_rate: int, deformer, *, name: str = "", key: str = ""
+) -> np.ndarray:
     """Apply one muda deformer to a waveform.
 
     Parameters

@@ -32,6 +32,7 @@ is not finite is dropped, counted and reported (``report.json``, and
 ``manifest.json``'s ``rejected``): training statistics must never see NaN or inf.
 When a clip's original audio is dropped, its deformed copies are dropped too.
 """
+
 from __future__ import annotations
 
 import json
@@ -89,8 +90,11 @@ def default_beam_args(workers: int | None = None) -> list[str]:
     workers = workers or os.cpu_count() or 1
     if workers <= 1:
         return ["--runner=FnApiRunner"]
-    return ["--runner=FnApiRunner", f"--direct_num_workers={workers}",
-            "--direct_running_mode=multi_processing"]
+    return [
+        "--runner=FnApiRunner",
+        f"--direct_num_workers={workers}",
+        "--direct_running_mode=multi_processing",
+    ]
 
 
 def dask_beam_args(address: str) -> list[str]:
@@ -104,8 +108,9 @@ def _runner_args(beam_args: list[str]) -> list[str]:
     partition per shard (its default puts up to 128 elements, here every shard, in
     one partition, so one worker would do everything)."""
     args = list(beam_args)
-    if any(a.startswith("--runner=") and a.split("=", 1)[1].endswith("DaskRunner") for a in args) \
-            and not any(a.startswith(("--dask_npartitions", "--dask_partition_size")) for a in args):
+    if any(
+        a.startswith("--runner=") and a.split("=", 1)[1].endswith("DaskRunner") for a in args
+    ) and not any(a.startswith(("--dask_npartitions", "--dask_partition_size")) for a in args):
         args.append("--dask_partition_size=1")
     return args
 
@@ -113,6 +118,7 @@ def _runner_args(beam_args: list[str]) -> list[str]:
 # ---------------------------------------------------------------------------
 # TFRecord files through Beam's FileSystems
 # ---------------------------------------------------------------------------
+
 
 def read_tfrecords(path: str, *, part: int = 0, parts: int = 1):
     """Yield the records of a TFRecord file (local or a Beam filesystem URI) whose index
@@ -140,7 +146,9 @@ def read_tfrecords(path: str, *, part: int = 0, parts: int = 1):
                 if len(data) < length or len(footer) < 4:
                     raise ValueError(f"{path}: truncated TFRecord file (record {index})")
                 if struct.unpack("<I", footer)[0] != masked_crc(data):
-                    raise ValueError(f"{path}: corrupt TFRecord file (record {index}: data checksum)")
+                    raise ValueError(
+                        f"{path}: corrupt TFRecord file (record {index}: data checksum)"
+                    )
                 yield data
             index += 1
 
@@ -151,8 +159,10 @@ def fold_paths(directory: str, fold: int) -> list[str]:
     :func:`urbansound.records.fold_files` (``fold1*`` would also match ``fold10``)."""
     from apache_beam.io.filesystems import FileSystems
 
-    patterns = [FileSystems.join(directory, f"fold{fold}.tfrecord"),
-                FileSystems.join(directory, f"fold{fold}-*.tfrecord")]
+    patterns = [
+        FileSystems.join(directory, f"fold{fold}.tfrecord"),
+        FileSystems.join(directory, f"fold{fold}-*.tfrecord"),
+    ]
     return sorted({m.path for result in FileSystems.match(patterns) for m in result.metadata_list})
 
 
@@ -198,8 +208,9 @@ def claim_features_folder(out: str | os.PathLike, waveform_dir: str | os.PathLik
     """Make local folder ``out`` the features stage's output, or refuse it (one line,
     nothing written): it is the folder of ingest records it reads (``waveform_dir``), or
     it holds files this stage did not write (see :mod:`urbansound.outputs`)."""
-    inputs = [("--data", waveform_dir)] if waveform_dir and "://" not in os.fspath(
-        waveform_dir) else []
+    inputs = (
+        [("--data", waveform_dir)] if waveform_dir and "://" not in os.fspath(waveform_dir) else []
+    )
     claim_folder(out, "features", inputs=inputs, legacy=_legacy_outputs)
 
 
@@ -217,8 +228,11 @@ def _legacy_outputs(out) -> list[str] | None:
         if isinstance(manifest, dict) and "input_kind" in manifest:
             files |= {MANIFEST, REPORT}
             for fold, n in (manifest.get("shards") or {}).items():
-                files |= ({f"fold{fold}.tfrecord"} if int(n) == 1 else
-                          {f"fold{fold}-{j:05d}-of-{int(n):05d}.tfrecord" for j in range(int(n))})
+                files |= (
+                    {f"fold{fold}.tfrecord"}
+                    if int(n) == 1
+                    else {f"fold{fold}-{j:05d}-of-{int(n):05d}.tfrecord" for j in range(int(n))}
+                )
     except (OSError, ValueError, TypeError, AttributeError):
         pass
     if not names <= files | {"waveforms", "cache", PARTS}:
@@ -226,8 +240,9 @@ def _legacy_outputs(out) -> list[str] | None:
     return sorted(names & files)
 
 
-def plan_shards(waveform_dir: str, clips_per_fold: dict[int, int],
-                clips_per_shard: int = CLIPS_PER_SHARD) -> list[tuple]:
+def plan_shards(
+    waveform_dir: str, clips_per_fold: dict[int, int], clips_per_shard: int = CLIPS_PER_SHARD
+) -> list[tuple]:
     """The work: ``(input file, part, parts, fold, output file name)`` per shard, where
     record ``i`` of the input file belongs to the shard when ``i % parts == part``.
 
@@ -244,8 +259,11 @@ def plan_shards(waveform_dir: str, clips_per_fold: dict[int, int],
         parts = max(1, math.ceil(n / len(paths) / max(1, clips_per_shard)))
         jobs = [(path, part, parts) for path in paths for part in range(parts)]
         for j, (path, part, parts_) in enumerate(jobs):
-            name = (f"fold{fold}.tfrecord" if len(jobs) == 1
-                    else f"fold{fold}-{j:05d}-of-{len(jobs):05d}.tfrecord")
+            name = (
+                f"fold{fold}.tfrecord"
+                if len(jobs) == 1
+                else f"fold{fold}-{j:05d}-of-{len(jobs):05d}.tfrecord"
+            )
             shards.append((path, part, parts_, fold, name))
     return shards
 
@@ -253,6 +271,7 @@ def plan_shards(waveform_dir: str, clips_per_fold: dict[int, int],
 # ---------------------------------------------------------------------------
 # The work: one clip, one shard
 # ---------------------------------------------------------------------------
+
 
 def _one_blas_thread() -> None:
     """Limit numpy's BLAS to one thread in this worker process.
@@ -304,9 +323,12 @@ class ClipToLogMels:
         self._records = records
         self._augment = augment
         a = self._config.augment
-        self._deformers = {name: augment.make_deformer(name, noise_dir=a.noise_dir,
-                                                       sample_rate=self._config.audio.sample_rate)
-                           for name in a.all_deformations()}
+        self._deformers = {
+            name: augment.make_deformer(
+                name, noise_dir=a.noise_dir, sample_rate=self._config.audio.sample_rate
+            )
+            for name in a.all_deformations()
+        }
         self._cache = None
         if a.cache_dir and a.all_deformations():
             from urbansound.deformation_cache import DeformationCache, cache_context
@@ -322,23 +344,45 @@ class ClipToLogMels:
         import numpy as np
 
         try:
-            logmel = (self._features.model_input(y, self._config) if values is None
-                      else values)
+            logmel = self._features.model_input(y, self._config) if values is None else values
             # model_input already guarantees this; checked again because a
             # single NaN here becomes NaN statistics for every fold that trains on it
             if not np.all(np.isfinite(logmel)):
                 raise ValueError(f"{self._config.input_kind} input has NaN or infinite values")
         except ValueError as exc:  # FeatureError, or a waveform too short or empty
             self.rejected.inc()
-            log.warning("%s%s: %s; example dropped", rec.file_name,
-                        f" ({deformation})" if deformation else "", exc)
-            return None, json.dumps({"file": rec.file_name, "fold": rec.fold,
-                                     "deformation": deformation or "original",
-                                     "reason": str(exc)}), None
-        return self._records.encode_features(
-            logmel, kind=self._config.input_kind, label=rec.label, fold=rec.fold,
-            file_name=rec.file_name, deformation=deformation, salience=rec.salience,
-            sample_rate=self._config.features.waveform_rate), None, logmel
+            log.warning(
+                "%s%s: %s; example dropped",
+                rec.file_name,
+                f" ({deformation})" if deformation else "",
+                exc,
+            )
+            return (
+                None,
+                json.dumps(
+                    {
+                        "file": rec.file_name,
+                        "fold": rec.fold,
+                        "deformation": deformation or "original",
+                        "reason": str(exc),
+                    }
+                ),
+                None,
+            )
+        return (
+            self._records.encode_features(
+                logmel,
+                kind=self._config.input_kind,
+                label=rec.label,
+                fold=rec.fold,
+                file_name=rec.file_name,
+                deformation=deformation,
+                salience=rec.salience,
+                sample_rate=self._config.features.waveform_rate,
+            ),
+            None,
+            logmel,
+        )
 
     def _later_windows(self, rec):
         """(start in seconds, samples) of each window after the first of a clip longer than
@@ -350,9 +394,10 @@ class ClipToLogMels:
         if hop_s <= 0 or len(rec.waveform) <= a.clip_samples:
             return []
         hop = max(1, int(round(hop_s * a.sample_rate)))
-        return [(int(start) / a.sample_rate, rec.waveform[start:start + a.clip_samples])
-                for start in window_starts(len(rec.waveform), window=a.clip_samples,
-                                           hop=hop)[1:]]
+        return [
+            (int(start) / a.sample_rate, rec.waveform[start : start + a.clip_samples])
+            for start in window_starts(len(rec.waveform), window=a.clip_samples, hop=hop)[1:]
+        ]
 
     def outputs(self, serialized: bytes):
         """Yield ``(what, example, rejection)`` for each output of one clip: ``what`` is
@@ -364,17 +409,21 @@ class ClipToLogMels:
         example, rejection, _ = self._logmel(rec, rec.waveform, ORIGINAL)
         yield "original", example, rejection
         # without its original, a clip's copies are left out too
-        for start_s, window in (self._later_windows(rec) if example is not None else ()):
-            example_w, rejection, _ = self._logmel(rec, window,
-                                                   self._records.window_name(start_s))
+        for start_s, window in self._later_windows(rec) if example is not None else ():
+            example_w, rejection, _ = self._logmel(rec, window, self._records.window_name(start_s))
             yield "windows", example_w, rejection
         a = self._config.augment
-        augmented = example is not None and (self._deform_folds is None
-                                             or rec.fold in self._deform_folds)
-        for name in (deformations_for(rec.class_name, a.deformations, a.per_class)
-                     if augmented else ()):
-            key = (self._cache.key(rec.waveform, rec.sample_rate, name, rec.file_name)
-                   if self._cache is not None else None)
+        augmented = example is not None and (
+            self._deform_folds is None or rec.fold in self._deform_folds
+        )
+        for name in (
+            deformations_for(rec.class_name, a.deformations, a.per_class) if augmented else ()
+        ):
+            key = (
+                self._cache.key(rec.waveform, rec.sample_rate, name, rec.file_name)
+                if self._cache is not None
+                else None
+            )
             cached = self._cache.get(key) if key is not None else None
             if cached is not None:
                 self.cache_hits.inc()
@@ -382,8 +431,13 @@ class ClipToLogMels:
                 example, rejection, _ = self._logmel(rec, None, name, values=cached)
             else:
                 try:
-                    y = self._augment.deform(rec.waveform, rec.sample_rate,
-                                             self._deformers[name], name=name, key=rec.file_name)
+                    y = self._augment.deform(
+                        rec.waveform,
+                        rec.sample_rate,
+                        self._deformers[name],
+                        name=name,
+                        key=rec.file_name,
+                    )
                 except self._augment.AugmentError as exc:
                     self.deformation_failures.inc()
                     self.tally[DEFORMATION_FAILURES] += 1
@@ -435,13 +489,22 @@ class ShardToFeatures(beam.DoFn):
         except BaseException:
             try:
                 FileSystems.delete([temporary])
-            except Exception:  # noqa: BLE001 - the original error matters, not this one
+            except Exception:
                 pass
             raise
-        summary = {"shard": name, "fold": fold, "clips": clips, "examples": dict(examples),
-                   "rejected": rejected, "tally": dict(clip.tally), "worker": os.getpid()}
-        _write_bytes(FileSystems.join(self._out, PARTS, f"{name}.json"),
-                     json.dumps(summary, ensure_ascii=False).encode("utf-8"))
+        summary = {
+            "shard": name,
+            "fold": fold,
+            "clips": clips,
+            "examples": dict(examples),
+            "rejected": rejected,
+            "tally": dict(clip.tally),
+            "worker": os.getpid(),
+        }
+        _write_bytes(
+            FileSystems.join(self._out, PARTS, f"{name}.json"),
+            json.dumps(summary, ensure_ascii=False).encode("utf-8"),
+        )
         yield name
 
 
@@ -449,10 +512,17 @@ class ShardToFeatures(beam.DoFn):
 # The stage
 # ---------------------------------------------------------------------------
 
-def run_features(waveform_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
-                 config: Config = Config(), beam_args: list[str] | None = None,
-                 deform_folds: list[int] | None = None,
-                 clips_per_shard: int | None = None, progress=None) -> dict:
+
+def run_features(
+    waveform_dir: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    *,
+    config: Config = Config(),
+    beam_args: list[str] | None = None,
+    deform_folds: list[int] | None = None,
+    clips_per_shard: int | None = None,
+    progress=None,
+) -> dict:
     """Run the features pipeline over every fold ingest wrote.
 
     Parameters
@@ -485,8 +555,9 @@ def run_features(waveform_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
         claim_features_folder(out, waveform_dir)
     clips_per_fold = {int(k): int(n) for k, n in source["folds"].items()}
     folds = sorted(clips_per_fold)
-    shards = plan_shards(waveform_dir, clips_per_fold,
-                         clips_per_shard or clips_per_shard_for(config))
+    shards = plan_shards(
+        waveform_dir, clips_per_fold, clips_per_shard or clips_per_shard_for(config)
+    )
     parts_dir = FileSystems.join(out, PARTS)
     for folder in (out, parts_dir):
         if not FileSystems.exists(folder):
@@ -496,14 +567,22 @@ def run_features(waveform_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
         record(out, [s[4] for s in shards] + [MANIFEST, REPORT])
         _delete([FileSystems.join(parts_dir, "*")])  # our own scratch folder
     else:  # an object store: no marker; the fold shards of an earlier run
-        _delete([FileSystems.join(out, "fold*.tfrecord"), FileSystems.join(parts_dir, "*"),
-                 FileSystems.join(out, REPORT)])
-    options = PipelineOptions(_runner_args(
-        beam_args if beam_args is not None else default_beam_args()))
+        _delete(
+            [
+                FileSystems.join(out, "fold*.tfrecord"),
+                FileSystems.join(parts_dir, "*"),
+                FileSystems.join(out, REPORT),
+            ]
+        )
+    options = PipelineOptions(
+        _runner_args(beam_args if beam_args is not None else default_beam_args())
+    )
     pipeline = beam.Pipeline(options=options)
-    (pipeline
-     | "Shards" >> beam.Create(shards)
-     | "Features" >> beam.ParDo(ShardToFeatures(config.to_json(), deform_folds, out)))
+    (
+        pipeline
+        | "Shards" >> beam.Create(shards)
+        | "Features" >> beam.ParDo(ShardToFeatures(config.to_json(), deform_folds, out))
+    )
     watcher = _Watcher(parts_dir, sum(clips_per_fold.values()), progress) if progress else None
     result = None
     try:
@@ -519,7 +598,7 @@ def run_features(waveform_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
     _delete([FileSystems.join(parts_dir, "*")])
     try:
         FileSystems.delete([parts_dir])
-    except Exception:  # noqa: BLE001 - an object store has no folder to delete
+    except Exception:
         pass
     if watcher is not None:
         watcher.finish(sum(s["clips"] for s in summaries))
@@ -545,22 +624,34 @@ def run_features(waveform_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
         "dataset_hash": source.get("dataset_hash"),
         "config_fingerprint": config.fingerprint(),
         # deformed copies read from the cache vs computed (and stored) in this run
-        "deformation_cache": ({"dir": config.augment.cache_dir,
-                               CACHE_HITS: tally[CACHE_HITS], CACHE_MISSES: tally[CACHE_MISSES]}
-                              if cached else None),
+        "deformation_cache": (
+            {
+                "dir": config.augment.cache_dir,
+                CACHE_HITS: tally[CACHE_HITS],
+                CACHE_MISSES: tally[CACHE_MISSES],
+            }
+            if cached
+            else None
+        ),
         "deformation_failures": tally[DEFORMATION_FAILURES],
         "shards": {str(f): sum(1 for s in shards if s[3] == f) for f in folds},
         "workers": len({s["worker"] for s in summaries}),
         "rejected": dropped,
-        "warnings": [f"{len(dropped)} example(s) dropped: their log-mel is not finite or cannot "
-                     f"be computed (first: {dropped[0]['file']}, {dropped[0]['deformation']}: "
-                     f"{dropped[0]['reason']}; see {report_path})"] if dropped else [],
+        "warnings": [
+            f"{len(dropped)} example(s) dropped: their log-mel is not finite or cannot "
+            f"be computed (first: {dropped[0]['file']}, {dropped[0]['deformation']}: "
+            f"{dropped[0]['reason']}; see {report_path})"
+        ]
+        if dropped
+        else [],
     }
     for warning in manifest["warnings"]:
         log.warning("%s", warning)
     _write_bytes(report_path, json.dumps(dropped, indent=2, ensure_ascii=False).encode("utf-8"))
-    _write_bytes(FileSystems.join(out, MANIFEST),
-                 json.dumps(manifest, indent=2, ensure_ascii=False).encode("utf-8"))
+    _write_bytes(
+        FileSystems.join(out, MANIFEST),
+        json.dumps(manifest, indent=2, ensure_ascii=False).encode("utf-8"),
+    )
     return manifest
 
 
@@ -580,8 +671,10 @@ def _read_summaries(parts_dir: str, shards: list[tuple]) -> list[dict]:
         else:
             missing.append(shard[4])
     if missing:
-        raise RuntimeError(f"the Beam runner finished but {len(missing)} of {len(shards)} "
-                           f"shard(s) were not written (first: {missing[0]})")
+        raise RuntimeError(
+            f"the Beam runner finished but {len(missing)} of {len(shards)} "
+            f"shard(s) were not written (first: {missing[0]})"
+        )
     return summaries
 
 
@@ -605,7 +698,7 @@ class _Watcher:
                 for path in new:
                     self._done += int(_read_json(path)["clips"])
                     self._seen.add(path)
-            except Exception:  # noqa: BLE001 - a half-written summary: read it next time
+            except Exception:
                 continue
             if new:
                 self._say(self._done)

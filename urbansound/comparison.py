@@ -4,11 +4,12 @@ model × augmentation) and its box plot of fold accuracies (the study's Fig. 25)
 Pure functions over plain records; :mod:`urbansound.pipeline.compare` reads the records
 from MLflow and ``urbansound compare`` prints and logs what these return.
 """
+
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -47,10 +48,19 @@ def comparison_rows(runs: Sequence[RunAccuracies]) -> list[dict]:
         if not run.fold_accuracies:
             continue
         summary = summarize_accuracies(run.fold_accuracies)
-        rows.append({"label": run.label, "run_id": run.run_id, "name": run.name,
-                     "model": run.model, "augmentation": run.augmentation,
-                     "folds": sorted(int(k) for k in run.fold_accuracies),
-                     "mean": summary["mean"], "median": summary["median"], "std": summary["std"]})
+        rows.append(
+            {
+                "label": run.label,
+                "run_id": run.run_id,
+                "name": run.name,
+                "model": run.model,
+                "augmentation": run.augmentation,
+                "folds": sorted(int(k) for k in run.fold_accuracies),
+                "mean": summary["mean"],
+                "median": summary["median"],
+                "std": summary["std"],
+            }
+        )
     return sorted(rows, key=lambda row: -row["mean"])
 
 
@@ -60,17 +70,24 @@ def format_comparison(rows: Sequence[dict], *, study: bool = True) -> str:
     lines = [f"{'model':<{width}}  {'folds':<12} {'mean':>6} {'median':>7} {'std':>6}  run"]
     for r in rows:
         folds = ",".join(str(f) for f in r["folds"])
-        lines.append(f"{r['label']:<{width}}  {folds:<12} {r['mean']:6.1%} {r['median']:7.1%} "
-                     f"{r['std']:6.1%}  {r['run_id']}")
+        lines.append(
+            f"{r['label']:<{width}}  {folds:<12} {r['mean']:6.1%} {r['median']:7.1%} "
+            f"{r['std']:6.1%}  {r['run_id']}"
+        )
     if study:
         for label, mean, median, std in STUDY_TABLE:
-            lines.append(f"{label:<{width}}  {'1-10':<12} {mean:6.1%} {median:7.1%} {std:6.1%}  "
-                         f"SEED.md")
+            lines.append(
+                f"{label:<{width}}  {'1-10':<12} {mean:6.1%} {median:7.1%} {std:6.1%}  SEED.md"
+            )
     return "\n".join(lines)
 
 
-def plot_fold_boxes(runs: Sequence[RunAccuracies], path: str | os.PathLike, *,
-                    title: str = "Test-fold accuracy per run") -> None:
+def plot_fold_boxes(
+    runs: Sequence[RunAccuracies],
+    path: str | os.PathLike,
+    *,
+    title: str = "Test-fold accuracy per run",
+) -> None:
     """Box plot of each run's fold accuracies (one box per run, best mean on top), with
     the individual folds drawn as points; written as a PNG."""
     import matplotlib

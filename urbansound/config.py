@@ -6,6 +6,7 @@ between pipeline components and into MLflow params) and flattens to
 ``section.field`` keys for tracking.  Nothing here is ever evaluated as code:
 :meth:`Config.from_json` accepts only known keys with values of the declared type.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -13,19 +14,32 @@ import hashlib
 import json
 import math
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from urbansound.audio import MAX_RATE, MAX_SECONDS, MIN_RATE, MIN_SECONDS
-from urbansound.deformations import (DEFORMATION_NAMES, DEFORMATION_SETS, parse_per_class,
-                                     split_per_class)
+from urbansound.deformations import (
+    DEFORMATION_NAMES,
+    DEFORMATION_SETS,
+    parse_per_class,
+    split_per_class,
+)
 from urbansound.messages import quoted
 from urbansound.models import DEFAULT_MODEL, MODELS, OPTIMIZERS, SCHEDULES
 
 CLASS_NAMES: tuple[str, ...] = (
-    "air_conditioner", "car_horn", "children_playing", "dog_bark", "drilling",
-    "engine_idling", "gun_shot", "jackhammer", "siren", "street_music",
+    "air_conditioner",
+    "car_horn",
+    "children_playing",
+    "dog_bark",
+    "drilling",
+    "engine_idling",
+    "gun_shot",
+    "jackhammer",
+    "siren",
+    "street_music",
 )
 """The ten UrbanSound8K classes in ``classID`` order."""
 
@@ -155,11 +169,20 @@ def train_config_for(model: str, profile: str = "default") -> TrainConfig:
         raise ConfigError(f"train.model must be one of {list(MODELS)}, not {model!r}") from None
     if profile not in PROFILES:
         raise ConfigError(f"profile must be one of {list(PROFILES)}, not {profile!r}")
-    recipe = dict(model=model, optimizer=spec.optimizer, learning_rate=spec.learning_rate,
-                  weight_decay=spec.weight_decay, schedule=spec.schedule,
-                  batch_size=spec.batch_size, epochs=spec.epochs, patience=spec.patience,
-                  validation=spec.validation, mixup_alpha=spec.mixup_alpha,
-                  spec_augment=spec.spec_augment, time_shift=spec.time_shift)
+    recipe = dict(
+        model=model,
+        optimizer=spec.optimizer,
+        learning_rate=spec.learning_rate,
+        weight_decay=spec.weight_decay,
+        schedule=spec.schedule,
+        batch_size=spec.batch_size,
+        epochs=spec.epochs,
+        patience=spec.patience,
+        validation=spec.validation,
+        mixup_alpha=spec.mixup_alpha,
+        spec_augment=spec.spec_augment,
+        time_shift=spec.time_shift,
+    )
     if profile == "study":
         recipe.update(validation="fold", patience=15)
     elif profile == "quick":
@@ -276,7 +299,7 @@ class Config:
         return hashlib.sha256(self.to_json().encode()).hexdigest()[:12]
 
     @classmethod
-    def from_json(cls, text: str) -> "Config":
+    def from_json(cls, text: str) -> Config:
         """Parse JSON written by :meth:`to_json` (or a subset of its keys)."""
         try:
             data = json.loads(text)
@@ -285,7 +308,7 @@ class Config:
         return cls.from_dict(data)
 
     @classmethod
-    def from_file(cls, path: str | os.PathLike) -> "Config":
+    def from_file(cls, path: str | os.PathLike) -> Config:
         """:meth:`from_json` of the file ``path`` (a ``config.json``); every error names
         the file: ``"<path>: <reason>"``."""
         from urbansound.files import regular_file_problem
@@ -296,15 +319,16 @@ class Config:
         try:
             text = Path(path).read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"{path}: cannot read ({getattr(exc, 'strerror', None) or exc})") \
-                from None
+            raise ConfigError(
+                f"{path}: cannot read ({getattr(exc, 'strerror', None) or exc})"
+            ) from None
         try:
             return cls.from_json(text)
         except ConfigError as exc:
             raise ConfigError(f"{path}: {exc}") from None
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "Config":
+    def from_dict(cls, data: Mapping[str, Any]) -> Config:
         """Build from a nested mapping; unknown keys and wrong types are errors."""
         if not isinstance(data, Mapping):
             raise ConfigError("configuration must be a JSON object")
@@ -318,7 +342,7 @@ class Config:
             kwargs[name] = _build_section(section_type, name, values)
         return cls(**kwargs).validated()
 
-    def override(self, **dotted: Any) -> "Config":
+    def override(self, **dotted: Any) -> Config:
         """Copy with ``section.field`` values replaced, e.g.
         ``cfg.override(**{"train.epochs": 5})``.  ``None`` values are ignored."""
         data = self.to_dict()
@@ -331,7 +355,7 @@ class Config:
             data[section][name] = list(value) if isinstance(value, tuple) else value
         return Config.from_dict(data)
 
-    def validated(self) -> "Config":
+    def validated(self) -> Config:
         """Return self after range checks; raise :class:`ConfigError` otherwise."""
         problem = out_of_bounds(self)  # first: the checks below compute with the values
         if problem:
@@ -342,12 +366,19 @@ class Config:
         checks = [
             (a.pad_mode in ("loop", "zeros"), "audio.pad_mode must be 'loop' or 'zeros'"),
             (f.win_length <= f.n_fft, "features.win_length must be <= features.n_fft"),
-            (0 <= f.fmin < a.sample_rate / 2, "features.fmin must be >= 0 and < audio.sample_rate / 2"),
-            (f.fmax is None or f.fmin < f.fmax <= a.sample_rate / 2,
-             "features.fmax must be > features.fmin and <= audio.sample_rate / 2"),
-            (0 <= f.window_hop_s <= a.clip_seconds,
-             "features.window_hop_s must be 0 (no test-time windows) or a hop of at most "
-             "audio.clip_seconds"),
+            (
+                0 <= f.fmin < a.sample_rate / 2,
+                "features.fmin must be >= 0 and < audio.sample_rate / 2",
+            ),
+            (
+                f.fmax is None or f.fmin < f.fmax <= a.sample_rate / 2,
+                "features.fmax must be > features.fmin and <= audio.sample_rate / 2",
+            ),
+            (
+                0 <= f.window_hop_s <= a.clip_seconds,
+                "features.window_hop_s must be 0 (no test-time windows) or a hop of at most "
+                "audio.clip_seconds",
+            ),
             (0 <= t.spec_augment <= 8, "train.spec_augment must be 0..8 masks per axis"),
             (t.schedule in SCHEDULES, f"train.schedule must be one of {list(SCHEDULES)}"),
             (t.validation in ("fold", "none"), "train.validation must be 'fold' or 'none'"),
@@ -355,31 +386,42 @@ class Config:
             (len(set(t.seeds)) == len(t.seeds), "train.seeds must differ"),
             (t.optimizer in OPTIMIZERS, f"train.optimizer must be one of {list(OPTIMIZERS)}"),
             (t.normalize in ("per_band", "none"), "train.normalize must be 'per_band' or 'none'"),
-            (t.input in ("auto", "memory", "stream"),
-             "train.input must be 'auto', 'memory' or 'stream'"),
+            (
+                t.input in ("auto", "memory", "stream"),
+                "train.input must be 'auto', 'memory' or 'stream'",
+            ),
             (t.model in MODELS, f"train.model must be one of {list(MODELS)}, not {t.model!r}"),
-            (not t.freeze_features or bool(t.init_from),
-             "train.freeze_features needs train.init_from (a model to start from)"),
+            (
+                not t.freeze_features or bool(t.init_from),
+                "train.freeze_features needs train.init_from (a model to start from)",
+            ),
         ]
         for ok, message in checks:
             if not ok:
                 raise ConfigError(message)
         if self.input_kind == "waveform" and t.spec_augment:
-            raise ConfigError(f"train.spec_augment masks log-mel bands and frames; model "
-                              f"{t.model!r} takes the waveform: set train.spec_augment=0")
+            raise ConfigError(
+                f"train.spec_augment masks log-mel bands and frames; model "
+                f"{t.model!r} takes the waveform: set train.spec_augment=0"
+            )
         for name in self.augment.deformations:
             if name not in DEFORMATION_NAMES:
                 raise ConfigError(
                     f"unknown deformation {name!r}; known: {sorted(DEFORMATION_NAMES)} "
-                    f"or a set: {sorted(DEFORMATION_SETS)}")
+                    f"or a set: {sorted(DEFORMATION_SETS)}"
+                )
         d = self.data
         data_checks = [
-            (d.layout in LAYOUTS,
-             f"data.layout must be one of {list(LAYOUTS)}, not {quoted(d.layout)}"),
+            (
+                d.layout in LAYOUTS,
+                f"data.layout must be one of {list(LAYOUTS)}, not {quoted(d.layout)}",
+            ),
             (2 <= d.n_folds <= 10, "data.n_folds must be 2..10"),
             (d.split_seed >= 0, "data.split_seed must be >= 0"),
-            (all(n.strip() == n and n for n in d.class_names),
-             "data.class_names must be names without surrounding spaces"),
+            (
+                all(n.strip() == n and n for n in d.class_names),
+                "data.class_names must be names without surrounding spaces",
+            ),
             (len(set(d.class_names)) == len(d.class_names), "data.class_names must differ"),
         ]
         for ok, message in data_checks:
@@ -390,8 +432,9 @@ class Config:
 
             re.compile(d.group_pattern)
         except re.error as exc:
-            raise ConfigError(f"data.group_pattern {quoted(d.group_pattern)} is not a regular "
-                              f"expression ({exc})") from None
+            raise ConfigError(
+                f"data.group_pattern {quoted(d.group_pattern)} is not a regular expression ({exc})"
+            ) from None
         # per-class names are checked where the classes are known: given, or UrbanSound8K's
         # (``auto`` is resolved to the dataset's layout before a run, see
         # urbansound.pipeline.commands.resolve)
@@ -404,7 +447,8 @@ class Config:
         if expected < f.n_frames:
             raise ConfigError(
                 f"audio.clip_seconds={a.clip_seconds} gives {expected} frames, "
-                f"fewer than features.n_frames={f.n_frames}")
+                f"fewer than features.n_frames={f.n_frames}"
+            )
         return self
 
 
@@ -415,10 +459,10 @@ MAX_CLIP_SAMPLES = 600 * 48_000
 (and a waveform model's ``features.waveform_rate`` × ``audio.clip_seconds``) at most 10 min
 at 48 kHz, 115 MB of float32.  Every window of training, predict, serving and listen holds
 this many samples (the default is 66,150)."""
-MAX_INPUT_CELLS = 2 ** 22
+MAX_INPUT_CELLS = 2**22
 """``features.n_mels`` × ``features.n_frames`` at most 4,194,304: 16 MiB of float32 per
 log-mel window, 512 MiB for a batch of 32 (the default 128 × 128 is 16,384)."""
-MAX_SEED = 2 ** 32 - 1
+MAX_SEED = 2**32 - 1
 """Largest seed (NumPy's and TensorFlow's seeds are 32-bit)."""
 MAX_SEEDS = 32
 """``train.seeds``: each seed trains one model per fold."""
@@ -461,7 +505,7 @@ def _shown(value: Any) -> str:
     return quoted(value)
 
 
-def out_of_bounds(config: "Config") -> str | None:
+def out_of_bounds(config: Config) -> str | None:
     """The first value of ``config`` outside its plausible bounds, as one line naming the
     key, the bounds and the value (``"audio.sample_rate must be 1,000..768,000 Hz, got
     2000000000"``); None when every value is within them.  Floats must be finite."""
@@ -478,22 +522,34 @@ def out_of_bounds(config: "Config") -> str | None:
             return f"{key} must be {_number(low)}..{_number(high)}{unit}, got {_shown(value)}"
     a, f, t = config.audio, config.features, config.train
     if 0 < f.window_hop_s < MIN_SECONDS:
-        return (f"features.window_hop_s must be 0 (no test-time windows) or at least "
-                f"{MIN_SECONDS:g} s, got {f.window_hop_s:g}")
-    for key, rate in (("audio.sample_rate", a.sample_rate),
-                      ("features.waveform_rate", f.waveform_rate)):
+        return (
+            f"features.window_hop_s must be 0 (no test-time windows) or at least "
+            f"{MIN_SECONDS:g} s, got {f.window_hop_s:g}"
+        )
+    for key, rate in (
+        ("audio.sample_rate", a.sample_rate),
+        ("features.waveform_rate", f.waveform_rate),
+    ):
         if rate * a.clip_seconds > MAX_CLIP_SAMPLES:
-            return (f"{key} × audio.clip_seconds must be at most {MAX_CLIP_SAMPLES:,} samples "
-                    f"per window, got {rate:,} Hz × {a.clip_seconds:g} s")
+            return (
+                f"{key} × audio.clip_seconds must be at most {MAX_CLIP_SAMPLES:,} samples "
+                f"per window, got {rate:,} Hz × {a.clip_seconds:g} s"
+            )
     if f.n_mels * f.n_frames > MAX_INPUT_CELLS:
-        return (f"features.n_mels × features.n_frames must be at most {MAX_INPUT_CELLS:,} "
-                f"cells per window, got {f.n_mels:,} × {f.n_frames:,}")
+        return (
+            f"features.n_mels × features.n_frames must be at most {MAX_INPUT_CELLS:,} "
+            f"cells per window, got {f.n_mels:,} × {f.n_frames:,}"
+        )
     if len(t.seeds) > MAX_SEEDS or not all(0 <= s <= MAX_SEED for s in t.seeds):
-        return (f"train.seeds must be at most {MAX_SEEDS} seeds of 0..{MAX_SEED:,}, "
-                f"got {quoted(list(t.seeds))}")
+        return (
+            f"train.seeds must be at most {MAX_SEEDS} seeds of 0..{MAX_SEED:,}, "
+            f"got {quoted(list(t.seeds))}"
+        )
     if len(config.data.class_names) > MAX_CLASSES:
-        return (f"data.class_names must be at most {MAX_CLASSES:,} names, got "
-                f"{len(config.data.class_names):,}")
+        return (
+            f"data.class_names must be at most {MAX_CLASSES:,} names, got "
+            f"{len(config.data.class_names):,}"
+        )
     return None
 
 
@@ -517,7 +573,8 @@ def _coerce(key: str, value: Any, default: Any, annotation: Any) -> Any:
     if isinstance(default, tuple):
         kind = int if "int" in str(annotation) else str
         if not isinstance(value, (list, tuple)) or not all(
-                isinstance(v, kind) and not isinstance(v, bool) for v in value):
+            isinstance(v, kind) and not isinstance(v, bool) for v in value
+        ):
             raise ConfigError(f"{key} must be a list of {kind.__name__}s")
         return tuple(value)
     if value is None and "None" in str(annotation):
@@ -559,6 +616,10 @@ def demo_config(model: str = DEFAULT_MODEL, profile: str = "default") -> Config:
     config = config_for(model, profile)
     if profile == "quick":
         return config
-    return config.override(**{"train.epochs": min(DEMO_EPOCHS, config.train.epochs),
-                              "train.patience": min(8, config.train.patience),
-                              "train.batch_size": 16})
+    return config.override(
+        **{
+            "train.epochs": min(DEMO_EPOCHS, config.train.epochs),
+            "train.patience": min(8, config.train.patience),
+            "train.batch_size": 16,
+        }
+    )

@@ -18,6 +18,7 @@ never trusted and never an error.  A file that cannot be read gets the digest
 ``"!<reason>"``, not remembered: the caller's decoding reports it, and the fingerprint
 still changes when it becomes readable.
 """
+
 from __future__ import annotations
 
 import concurrent.futures as futures
@@ -26,9 +27,9 @@ import json
 import os
 import tempfile
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable
 
 CACHE_VERSION = 1
 """Written in the cache file; a file of another version is ignored."""
@@ -87,15 +88,23 @@ def _load(cache_file: Path | None) -> tuple[dict[str, tuple[list[int], str]], bo
         data = json.loads(Path(cache_file).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}, False
-    if (not isinstance(data, dict) or data.get("version") != CACHE_VERSION
-            or data.get("algorithm") != ALGORITHM or not isinstance(data.get("entries"), dict)):
+    if (
+        not isinstance(data, dict)
+        or data.get("version") != CACHE_VERSION
+        or data.get("algorithm") != ALGORITHM
+        or not isinstance(data.get("entries"), dict)
+    ):
         return {}, False
     entries = {}
     for path, value in data["entries"].items():
         # one malformed entry costs that file a rehash, not the whole cache
-        if (isinstance(value, list) and len(value) == 6
-                and all(type(v) is int for v in value[:5]) and isinstance(value[5], str)
-                and len(value[5]) == 64):
+        if (
+            isinstance(value, list)
+            and len(value) == 6
+            and all(type(v) is int for v in value[:5])
+            and isinstance(value[5], str)
+            and len(value[5]) == 64
+        ):
             entries[path] = (value[:5], value[5])
     return entries, True
 
@@ -103,8 +112,11 @@ def _load(cache_file: Path | None) -> tuple[dict[str, tuple[list[int], str]], bo
 def _save(cache_file: Path, entries: dict[str, tuple[list[int], str]]) -> bool:
     """Write the cache atomically; False when it cannot be written (the cache is only
     an optimisation: the next run hashes again)."""
-    data = {"version": CACHE_VERSION, "algorithm": ALGORITHM,
-            "entries": {p: [*sig, digest] for p, (sig, digest) in sorted(entries.items())}}
+    data = {
+        "version": CACHE_VERSION,
+        "algorithm": ALGORITHM,
+        "entries": {p: [*sig, digest] for p, (sig, digest) in sorted(entries.items())},
+    }
     tmp = None
     try:
         cache_file.parent.mkdir(parents=True, exist_ok=True)
@@ -132,10 +144,13 @@ def _hash_one(path: str) -> tuple[str, int]:
         return f"!{exc.strerror or type(exc).__name__}", 0
 
 
-def content_digests(paths: Iterable[str | os.PathLike], *,
-                    cache_file: str | os.PathLike | None = None, workers: int | None = None,
-                    progress: Callable[[int, int], None] | None = None
-                    ) -> tuple[dict[str, str], DigestStats]:
+def content_digests(
+    paths: Iterable[str | os.PathLike],
+    *,
+    cache_file: str | os.PathLike | None = None,
+    workers: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[dict[str, str], DigestStats]:
     """The SHA-256 of every file in ``paths``, from the cache where its stat is unchanged.
 
     Parameters
@@ -180,14 +195,18 @@ def content_digests(paths: Iterable[str | os.PathLike], *,
         workers = workers or min(8, 2 * (os.cpu_count() or 1))
         with futures.ThreadPoolExecutor(max_workers=workers) as pool:
             for done, (path, (digest, size)) in enumerate(
-                    zip(missing, pool.map(_hash_one, missing)), start=1):
+                zip(missing, pool.map(_hash_one, missing)), start=1
+            ):
                 digests[path] = digest
                 stats.hashed += 1
                 stats.bytes_hashed += size
                 sig = signatures[path]
                 # remembered only when readable, unchanged while it was read, and not racy
-                if (not digest.startswith("!") and _unchanged(path, sig)
-                        and max(sig[1], sig[2]) < started_ns - RACY_NS):
+                if (
+                    not digest.startswith("!")
+                    and _unchanged(path, sig)
+                    and max(sig[1], sig[2]) < started_ns - RACY_NS
+                ):
                     keep[path] = (sig, digest)
                 if progress is not None:
                     progress(done, len(missing))
@@ -210,8 +229,7 @@ def model_digest(model) -> str:
     carries the time of saving)."""
     import numpy as np
 
-    digest = hashlib.sha256(json.dumps(model.get_config(), sort_keys=True,
-                                       default=str).encode())
+    digest = hashlib.sha256(json.dumps(model.get_config(), sort_keys=True, default=str).encode())
     for weights in model.get_weights():
         array = np.ascontiguousarray(weights)
         digest.update(f"{array.dtype.str}{array.shape}".encode())

@@ -6,6 +6,7 @@ A dataset root holds ``metadata/UrbanSound8K.csv`` and ``audio/fold<k>/<file>``.
 one bad row never stops a run.  Problems with the dataset as a whole (no CSV,
 columns missing, nothing usable) raise :class:`DatasetError`.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -16,12 +17,35 @@ import re
 from pathlib import Path
 
 from urbansound.config import ALL_FOLDS, CLASS_NAMES
-from urbansound.listing import (INT64_MAX, Clip, Listing, Rejection, Row, as_int, check_file,
-                                check_root, is_inside, missing_csv, not_utf8, printable,
-                                read_table, shorten, show_value)
+from urbansound.listing import (
+    INT64_MAX,
+    Clip,
+    Listing,
+    Rejection,
+    Row,
+    as_int,
+    check_file,
+    check_root,
+    is_inside,
+    missing_csv,
+    not_utf8,
+    printable,
+    read_table,
+    shorten,
+    show_value,
+)
 
 CSV_RELATIVE_PATH = Path("metadata") / "UrbanSound8K.csv"
-REQUIRED_COLUMNS = ("slice_file_name", "fsID", "start", "end", "salience", "fold", "classID", "class")
+REQUIRED_COLUMNS = (
+    "slice_file_name",
+    "fsID",
+    "start",
+    "end",
+    "salience",
+    "fold",
+    "classID",
+    "class",
+)
 # fsID-classID-occurrenceID-sliceID.wav, the dataset's own naming rule
 _NAME_PATTERN = re.compile(r"^([0-9]+)-([0-9]+)-([0-9]+)-([0-9]+)\.[A-Za-z0-9]+$")
 
@@ -56,10 +80,12 @@ def read_rows(root: str | os.PathLike) -> tuple[list[str], list[Row], list[Rejec
     check_root(root)
     csv_path = root / CSV_RELATIVE_PATH
     if not csv_path.is_file():
-        raise missing_csv(csv_path, "metadata CSV not found (expected the UrbanSound8K layout: "
-                                    "metadata/UrbanSound8K.csv and audio/fold1..fold10/)")
-    return read_table(csv_path, root=root, required=REQUIRED_COLUMNS,
-                      name_column="slice_file_name")
+        raise missing_csv(
+            csv_path,
+            "metadata CSV not found (expected the UrbanSound8K layout: "
+            "metadata/UrbanSound8K.csv and audio/fold1..fold10/)",
+        )
+    return read_table(csv_path, root=root, required=REQUIRED_COLUMNS, name_column="slice_file_name")
 
 
 def scan_dataset(root: str | os.PathLike) -> Listing:
@@ -106,30 +132,45 @@ def scan_dataset(root: str | os.PathLike) -> Listing:
             clips.append(clip_or_reason)
             seen[name] = row.line
         else:
-            rejections.append(Rejection(file=_display_path(name, fold), reason=clip_or_reason,
-                                        fold=fold))
+            rejections.append(
+                Rejection(file=_display_path(name, fold), reason=clip_or_reason, fold=fold)
+            )
     audio_dir = root / "audio"
     fold_dirs = []
     if not is_inside(audio_dir.resolve(), root_real):
-        rejections.append(Rejection(file="audio/", reason="folder is a link that leads outside "
-                                                          "the dataset folder; it is not read"))
+        rejections.append(
+            Rejection(
+                file="audio/",
+                reason="folder is a link that leads outside the dataset folder; it is not read",
+            )
+        )
     elif audio_dir.is_dir():
         fold_dirs = sorted(audio_dir.glob("fold*"))
     for fold_dir in fold_dirs:
-        fold = as_int(fold_dir.name[len("fold"):])
+        fold = as_int(fold_dir.name[len("fold") :])
         if fold is None or not fold_dir.is_dir():
             continue
         shown = f"audio/{printable(fold_dir.name)}"
         if not is_inside(fold_dir.resolve(), root_real):
-            rejections.append(Rejection(file=shown + "/", fold=fold,
-                                        reason="folder is a link that leads outside the dataset "
-                                               "folder; its files are not read"))
+            rejections.append(
+                Rejection(
+                    file=shown + "/",
+                    fold=fold,
+                    reason="folder is a link that leads outside the dataset "
+                    "folder; its files are not read",
+                )
+            )
             continue
         try:
             entries = sorted(fold_dir.iterdir())
         except OSError as exc:
-            rejections.append(Rejection(file=shown + "/", fold=fold,
-                                        reason=f"cannot list folder ({exc.strerror or exc})"))
+            rejections.append(
+                Rejection(
+                    file=shown + "/",
+                    fold=fold,
+                    reason=f"cannot list folder ({exc.strerror or exc})",
+                )
+            )
             continue
         for path in entries:
             if path.name.startswith(".") or (fold, path.name) in named:
@@ -138,14 +179,16 @@ def scan_dataset(root: str | os.PathLike) -> Listing:
                 reason = "no metadata row names this file"
                 if not_utf8(path.name):
                     reason += " (its name is not valid UTF-8)"
-                rejections.append(Rejection(file=f"{shown}/{printable(path.name)}",
-                                            reason=reason, fold=fold))
+                rejections.append(
+                    Rejection(file=f"{shown}/{printable(path.name)}", reason=reason, fold=fold)
+                )
     clips.sort(key=lambda c: (c.fold, c.file_name))
     return Listing(clips=clips, rejections=rejections, rows_read=rows_read, root=str(root))
 
 
-def _check_row(row: Row, name: str, root: Path, root_real: Path,
-               seen: dict[str, int]) -> Clip | str:
+def _check_row(
+    row: Row, name: str, root: Path, root_real: Path, seen: dict[str, int]
+) -> Clip | str:
     values = row.values
     fold = as_int(values["fold"])
     if fold is None or fold not in ALL_FOLDS:
@@ -155,10 +198,18 @@ def _check_row(row: Row, name: str, root: Path, root_real: Path,
         return f"classID {show_value(values['classID'])} is not one of 0..9"
     class_name = str(values["class"]).strip()
     if class_name != CLASS_NAMES[class_id]:
-        return (f"class {show_value(class_name)} disagrees with classID {class_id} "
-                f"({CLASS_NAMES[class_id]!r})")
-    if (not name or name in (".", "..") or "/" in name or "\\" in name or os.path.isabs(name)
-            or any(ord(ch) < 32 or ord(ch) == 127 for ch in name)):
+        return (
+            f"class {show_value(class_name)} disagrees with classID {class_id} "
+            f"({CLASS_NAMES[class_id]!r})"
+        )
+    if (
+        not name
+        or name in (".", "..")
+        or "/" in name
+        or "\\" in name
+        or os.path.isabs(name)
+        or any(ord(ch) < 32 or ord(ch) == 127 for ch in name)
+    ):
         return f"file name {show_value(name)} is not a plain file name"
     match = _NAME_PATTERN.match(name)
     if match and as_int(match.group(2)) != class_id:
@@ -174,23 +225,38 @@ def _check_row(row: Row, name: str, root: Path, root_real: Path,
     for key in ("start", "end"):
         times[key] = _as_seconds(values[key])
         if times[key] is None:
-            return f"{key} {show_value(values[key])} is not a time in seconds (a finite number >= 0)"
+            return (
+                f"{key} {show_value(values[key])} is not a time in seconds (a finite number >= 0)"
+            )
     if times["end"] < times["start"]:
         return f"end {times['end']:g} s is before start {times['start']:g} s"
     if name in seen:
         return f"duplicate row (CSV line {row.line} repeats line {seen[name]})"
     path = root / "audio" / f"fold{fold}" / name
     # a link into another fold would put one recording in two folds
-    problem = check_file(path, root_real, within=root / "audio" / f"fold{fold}",
-                         within_name=f"audio/fold{fold}")
+    problem = check_file(
+        path, root_real, within=root / "audio" / f"fold{fold}", within_name=f"audio/fold{fold}"
+    )
     if problem is not None:
         return problem
-    return Clip(file_name=name, path=str(path), fold=fold, class_id=class_id,
-                class_name=class_name, fs_id=fs_id, salience=salience)
+    return Clip(
+        file_name=name,
+        path=str(path),
+        fold=fold,
+        class_id=class_id,
+        class_name=class_name,
+        fs_id=fs_id,
+        salience=salience,
+    )
 
 
-def dataset_fingerprint(clips: list[Clip], *, digests: dict[str, str] | None = None,
-                        cache_file: str | os.PathLike | None = None, progress=None) -> str:
+def dataset_fingerprint(
+    clips: list[Clip],
+    *,
+    digests: dict[str, str] | None = None,
+    cache_file: str | os.PathLike | None = None,
+    progress=None,
+) -> str:
     """SHA-256 (16 hex digits) of the accepted listing: each clip's fold, path, class,
     recording, salience and the SHA-256 of its bytes, so that a clip rewritten with
     other sound (at the same size, with its old mtime put back) changes it.
@@ -202,12 +268,20 @@ def dataset_fingerprint(clips: list[Clip], *, digests: dict[str, str] | None = N
     if digests is None:
         from urbansound.content_hash import content_digests
 
-        digests, _ = content_digests([c.path for c in clips], cache_file=cache_file,
-                                     progress=progress)
+        digests, _ = content_digests(
+            [c.path for c in clips], cache_file=cache_file, progress=progress
+        )
     digest = hashlib.sha256()
     for c in sorted(clips, key=lambda c: (c.fold, c.relative)):
-        fields = (c.fold, c.relative, c.class_id, c.class_name, c.fs_id, c.salience,
-                  digests[c.path])
+        fields = (
+            c.fold,
+            c.relative,
+            c.class_id,
+            c.class_name,
+            c.fs_id,
+            c.salience,
+            digests[c.path],
+        )
         # JSON per clip: no name can run into the next field
         digest.update(json.dumps(fields, ensure_ascii=True).encode() + b"\n")
     return digest.hexdigest()[:16]

@@ -15,6 +15,7 @@ So a changed setting is a miss, never a stale hit.  Entries are ``.npy`` files u
 Beam's ``FileSystems`` so that a bucket (``gs://``, ``s3://``) works as well as a local
 folder; an unreadable entry is a miss and is rewritten.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -29,8 +30,9 @@ CACHE_VERSION = 1
 """Part of every key: raise it when a deformation's implementation changes."""
 
 
-def noise_signature(noise_dir: str, cache_file: str | os.PathLike | None = None
-                    ) -> list[tuple[str, str]]:
+def noise_signature(
+    noise_dir: str, cache_file: str | os.PathLike | None = None
+) -> list[tuple[str, str]]:
     """(relative path, SHA-256 of its bytes) of every file under ``noise_dir`` (empty: the
     built-in synthesised noises), sorted: a changed noise set changes the keys, also a
     recording rewritten at the same size with its old mtime.  ``cache_file`` remembers
@@ -62,8 +64,11 @@ class DeformationCache:
         """The entry of ``deformation`` applied to clip ``y`` (float32 [shape=(n,)] at
         ``sample_rate`` Hz) named ``clip_key``: 64 hex digits."""
         h = hashlib.sha256()
-        h.update(json.dumps([CACHE_VERSION, self._context, deformation, clip_key,
-                             int(sample_rate)]).encode())
+        h.update(
+            json.dumps(
+                [CACHE_VERSION, self._context, deformation, clip_key, int(sample_rate)]
+            ).encode()
+        )
         h.update(np.ascontiguousarray(y, dtype="<f4").tobytes())
         return h.hexdigest()
 
@@ -105,10 +110,10 @@ class DeformationCache:
             with FileSystems.create(temporary) as fh:
                 fh.write(buffer.getvalue())
             FileSystems.rename([temporary], [path])
-        except Exception:  # noqa: BLE001 - any filesystem's error: the cache is optional
+        except Exception:
             try:
                 FileSystems.delete([temporary])
-            except Exception:  # noqa: BLE001
+            except Exception:
                 pass
 
 
@@ -117,6 +122,12 @@ def cache_context(config) -> str:
     audio and feature settings, the model's input kind and the noise recordings."""
     features = dict(config.to_dict()["features"])
     features.pop("window_hop_s", None)  # test-time windows are not deformed
-    return json.dumps({"audio": config.to_dict()["audio"], "features": features,
-                       "input_kind": config.input_kind,
-                       "noise": noise_signature(config.augment.noise_dir)}, sort_keys=True)
+    return json.dumps(
+        {
+            "audio": config.to_dict()["audio"],
+            "features": features,
+            "input_kind": config.input_kind,
+            "noise": noise_signature(config.augment.noise_dir),
+        },
+        sort_keys=True,
+    )

@@ -6,6 +6,7 @@ The table of :mod:`urbansound.augment`'s deformations by name, the named sets of
 features stage picks each clip's deformations from it; applying a deformation is
 :mod:`urbansound.augment`'s.
 """
+
 from __future__ import annotations
 
 from urbansound.messages import names_excerpt, quoted
@@ -26,14 +27,20 @@ DEFORMATIONS: dict[str, tuple[str, dict]] = {
     **{f"time_stretch_{r:g}": ("TimeStretch", {"rate": r}) for r in _STRETCH},
     **{_shift_name(n): ("PitchShift", {"n_semitones": n}) for n in _SHIFT},
     **{f"drc_{p.replace(' ', '_')}": ("DynamicRangeCompression", {"preset": p}) for p in _DRC},
-    **{f"background_noise_{name}": ("BackgroundNoise", {"source": k})
-       for k, name in enumerate(BUILTIN_NOISES)},
+    **{
+        f"background_noise_{name}": ("BackgroundNoise", {"source": k})
+        for k, name in enumerate(BUILTIN_NOISES)
+    },
 }
 DEFORMATION_NAMES = frozenset(DEFORMATIONS)
 """Names accepted in ``augment.deformations`` of the configuration."""
 
-STUDY_DEFORMATIONS = ("time_stretch_1.23", "pitch_shift_2", "drc_film_standard",
-                      "background_noise_workers")
+STUDY_DEFORMATIONS = (
+    "time_stretch_1.23",
+    "pitch_shift_2",
+    "drc_film_standard",
+    "background_noise_workers",
+)
 """The thesis' four deformations (SEED.md)."""
 
 SALAMON_BELLO_DEFORMATIONS = tuple(DEFORMATIONS)
@@ -46,12 +53,16 @@ DEFORMATION_SETS = {"study": STUDY_DEFORMATIONS, "salamon-bello": SALAMON_BELLO_
 def binary_needed(name: str) -> str | None:
     """The external program a deformation needs (``rubberband``, ``sox``), or None."""
     kind = DEFORMATIONS[name][0]
-    return {"TimeStretch": "rubberband", "PitchShift": "rubberband",
-            "DynamicRangeCompression": "sox"}.get(kind)
+    return {
+        "TimeStretch": "rubberband",
+        "PitchShift": "rubberband",
+        "DynamicRangeCompression": "sox",
+    }.get(kind)
 
 
-def deformations_for(class_name: str, deformations: tuple[str, ...],
-                     per_class: tuple[str, ...] = ()) -> tuple[str, ...]:
+def deformations_for(
+    class_name: str, deformations: tuple[str, ...], per_class: tuple[str, ...] = ()
+) -> tuple[str, ...]:
     """The deformations applied to a clip of ``class_name``.
 
     ``per_class`` entries read ``"<class>=<name>,<name>"`` (``"<class>="`` for none):
@@ -69,13 +80,17 @@ def parse_per_class(per_class: tuple[str, ...], class_names) -> dict[str, tuple[
     out = {}
     for entry, (name, names, sep) in zip(per_class, split_per_class(per_class)):
         if not sep or name not in class_names:
-            raise ValueError(f"augment.per_class entry {quoted(entry)} must read "
-                             f"'<class>=<deformation>,...' with a class of "
-                             f"{names_excerpt(class_names)}")
+            raise ValueError(
+                f"augment.per_class entry {quoted(entry)} must read "
+                f"'<class>=<deformation>,...' with a class of "
+                f"{names_excerpt(class_names)}"
+            )
         unknown = [d for d in names if d not in DEFORMATION_NAMES]
         if unknown:
-            raise ValueError(f"augment.per_class entry {quoted(entry)}: unknown deformation(s) "
-                             f"{names_excerpt(unknown)}")
+            raise ValueError(
+                f"augment.per_class entry {quoted(entry)}: unknown deformation(s) "
+                f"{names_excerpt(unknown)}"
+            )
         if name in out:
             raise ValueError(f"augment.per_class names {name!r} twice")
         out[name] = names
@@ -89,6 +104,7 @@ def split_per_class(per_class: tuple[str, ...]) -> list[tuple[str, tuple[str, ..
     out = []
     for entry in per_class:
         name, sep, chosen = entry.partition("=")
-        out.append((name.strip(), tuple(d.strip() for d in chosen.split(",") if d.strip()),
-                    bool(sep)))
+        out.append(
+            (name.strip(), tuple(d.strip() for d in chosen.split(",") if d.strip()), bool(sep))
+        )
     return out

@@ -32,8 +32,8 @@ from __future__ import annotations
 import csv
 import io
 import math
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 import soundfile as sf
@@ -45,9 +45,8 @@ __all__ = [
     "write_demo_dataset",
 ]
 
-from urbansound.config import CLASS_NAMES  # noqa: E402  (re-exported)
-from urbansound.dataset import REQUIRED_COLUMNS as CSV_COLUMNS  # noqa: E402  (the real file's order)
-
+from urbansound.config import CLASS_NAMES
+from urbansound.dataset import REQUIRED_COLUMNS as CSV_COLUMNS
 
 # File-format distributions (roughly those of the real dataset, where 44.1 and
 # 48 kHz dominate and 16-bit PCM is the most common sample format).
@@ -206,7 +205,7 @@ def _env_segment(
         seg[:na] *= 0.5 - 0.5 * np.cos(np.pi * (np.arange(na) + 0.5) / na)
     nr = min(length, int(round(release * sr)))
     if nr > 0:
-        seg[length - nr:] *= 0.5 + 0.5 * np.cos(np.pi * (np.arange(nr) + 0.5) / nr)
+        seg[length - nr :] *= 0.5 + 0.5 * np.cos(np.pi * (np.arange(nr) + 0.5) / nr)
     return i0, seg
 
 
@@ -236,10 +235,12 @@ def _add_at(dst: np.ndarray, i0: int, seg: np.ndarray) -> None:
     a = max(0, i0)
     b = min(dst.shape[0], i0 + seg.shape[0])
     if b > a:
-        dst[a:b] += seg[a - i0:b - i0]
+        dst[a:b] += seg[a - i0 : b - i0]
 
 
-def _slow_wobble(n: int, sr: int, rng: np.random.Generator, *, rate_hz: tuple[float, float]) -> np.ndarray:
+def _slow_wobble(
+    n: int, sr: int, rng: np.random.Generator, *, rate_hz: tuple[float, float]
+) -> np.ndarray:
     """Smooth zero-mean random contour in [-1, 1] (sum of two slow sinusoids).
 
     Returns shape (n,) float32 (plenty of precision for a control signal).
@@ -275,7 +276,9 @@ def _place_events(
     return out
 
 
-def _active_segments(rng: np.random.Generator, dur: float, p_continuous: float) -> list[tuple[float, float]]:
+def _active_segments(
+    rng: np.random.Generator, dur: float, p_continuous: float
+) -> list[tuple[float, float]]:
     """On/off segments for machine-like sources: whole clip, or 1-3 bursts."""
     if rng.random() < p_continuous or dur < 1.0:
         return [(0.0, dur)]
@@ -292,7 +295,9 @@ def _active_segments(rng: np.random.Generator, dur: float, p_continuous: float) 
 def _air_conditioner(n: int, sr: int, rng: np.random.Generator) -> np.ndarray:
     t = np.arange(n) / sr
     noise = _colored_noise(
-        n, sr, rng,
+        n,
+        sr,
+        rng,
         slope_db_oct=rng.uniform(-5.0, -2.0),
         lo_hz=rng.uniform(30.0, 80.0),
         hi_hz=rng.uniform(600.0, 3000.0),
@@ -313,7 +318,9 @@ def _car_horn(n: int, sr: int, rng: np.random.Generator) -> np.ndarray:
     f0 = rng.uniform(300.0, 500.0)
     tilt = rng.uniform(0.4, 1.0)
     amps = [rng.uniform(0.6, 1.0) / k**tilt for k in range(1, 13)]
-    tone = _harmonic(f0 * (1 + 0.003 * _slow_wobble(n, sr, rng, rate_hz=(2.0, 6.0))), n, sr, amps, rng)
+    tone = _harmonic(
+        f0 * (1 + 0.003 * _slow_wobble(n, sr, rng, rate_hz=(2.0, 6.0))), n, sr, amps, rng
+    )
     if rng.random() < 0.5:  # dual-tone horn, roughly a major third up
         tone += rng.uniform(0.5, 1.0) * _harmonic(f0 * rng.uniform(1.2, 1.3), n, sr, amps, rng)
     n_honks = 1 if rng.random() < 0.6 else 2
@@ -337,11 +344,17 @@ def _children_playing(n: int, sr: int, rng: np.random.Generator) -> np.ndarray:
     n_voices = int(rng.integers(3, 7))
     for _ in range(n_voices):
         f0c = rng.uniform(250.0, 450.0)
-        contour = f0c * (1.0 + rng.uniform(0.05, 0.15) * _slow_wobble(n, sr, rng, rate_hz=(0.5, 3.0)))
+        contour = f0c * (
+            1.0 + rng.uniform(0.05, 0.15) * _slow_wobble(n, sr, rng, rate_hz=(0.5, 3.0))
+        )
         k = np.arange(1, int(5000.0 // f0c) + 1)
         amps = np.empty((2, len(k)))
         for v in range(2):  # two vowel colours per voice
-            formants = (rng.uniform(500.0, 1000.0), rng.uniform(1200.0, 2800.0), rng.uniform(2900.0, 3800.0))
+            formants = (
+                rng.uniform(500.0, 1000.0),
+                rng.uniform(1200.0, 2800.0),
+                rng.uniform(2900.0, 3800.0),
+            )
             amps[v] = _formant_gain(k * f0c, formants, bw=rng.uniform(100.0, 220.0)) / np.sqrt(k)
         vowels = _harmonic(contour, n, sr, amps, rng)
         # syllables: random on/off envelopes, mixing the two vowel colours
@@ -381,13 +394,25 @@ def _dog_bark(n: int, sr: int, rng: np.random.Generator) -> np.ndarray:
         rise = 1.0 + rng.uniform(0.0, 0.15) * np.exp(-tt / 0.015)
         f_inst = f_start * rise * (fall + (1 - fall) * np.exp(-tt / (0.4 * d)))
         k = np.arange(1, int(6000.0 // f_start) + 2)
-        amps = _formant_gain(k * f_start, (rng.uniform(900.0, 1800.0), rng.uniform(2200.0, 3500.0)), 400.0) / k**tilt
+        amps = (
+            _formant_gain(
+                k * f_start, (rng.uniform(900.0, 1800.0), rng.uniform(2200.0, 3500.0)), 400.0
+            )
+            / k**tilt
+        )
         voiced = _harmonic(f_inst, m, sr, list(amps), rng)
         voiced /= np.max(np.abs(voiced)) + 1e-12
         rough = _colored_noise(m, sr, rng, lo_hz=500.0, hi_hz=4000.0) * 0.15
-        env = _add_env(np.zeros(m), sr, 0.0, d, attack=rng.uniform(0.005, 0.015), release=0.02,
-                       decay_tau=rng.uniform(0.3, 0.6) * d)
-        out[i0:i0 + m] += rng.uniform(0.6, 1.0) * env * (voiced + rough)
+        env = _add_env(
+            np.zeros(m),
+            sr,
+            0.0,
+            d,
+            attack=rng.uniform(0.005, 0.015),
+            release=0.02,
+            decay_tau=rng.uniform(0.3, 0.6) * d,
+        )
+        out[i0 : i0 + m] += rng.uniform(0.6, 1.0) * env * (voiced + rough)
     return out
 
 
@@ -409,7 +434,9 @@ def _drilling(n: int, sr: int, rng: np.random.Generator) -> np.ndarray:
     amps = [1.0, rng.uniform(0.3, 0.6), rng.uniform(0.1, 0.3), rng.uniform(0.05, 0.15)]
     whine = _harmonic(f_inst, n, sr, amps, rng)
     sub = _harmonic(f_inst / rng.choice([2.0, 3.0, 4.0]), n, sr, [1.0, 0.5, 0.3], rng)
-    grind = _colored_noise(n, sr, rng, lo_hz=rng.uniform(800.0, 1500.0), hi_hz=rng.uniform(5000.0, 9000.0))
+    grind = _colored_noise(
+        n, sr, rng, lo_hz=rng.uniform(800.0, 1500.0), hi_hz=rng.uniform(5000.0, 9000.0)
+    )
     load = 1.0 + 0.2 * np.sin(_TWO_PI * rng.uniform(3.0, 12.0) * t + rng.uniform(0, _TWO_PI))
     return load * (whine + rng.uniform(0.1, 0.3) * sub + rng.uniform(0.2, 0.5) * grind) * env
 
@@ -425,7 +452,9 @@ def _engine_idling(n: int, sr: int, rng: np.random.Generator) -> np.ndarray:
     # firing-rate amplitude modulation of low-passed mechanical noise
     cycles = np.cumsum(f_inst) / sr
     am = 1.0 + rng.uniform(0.4, 0.9) * np.cos(_TWO_PI * cycles)
-    lp = _colored_noise(n, sr, rng, slope_db_oct=-2.0, lo_hz=20.0, hi_hz=rng.uniform(200.0, 600.0), order=3)
+    lp = _colored_noise(
+        n, sr, rng, slope_db_oct=-2.0, lo_hz=20.0, hi_hz=rng.uniform(200.0, 600.0), order=3
+    )
     return rumble + rng.uniform(0.3, 0.7) * am * lp
 
 
@@ -443,8 +472,17 @@ def _gun_shot(n: int, sr: int, rng: np.random.Generator) -> np.ndarray:
     taus = rng.uniform(0.05, 0.3, size=n_shots)
     lens = [min(dur, 6 * tau) if n_shots == 1 else 0.002 for tau in taus]
     events = _place_events(rng, dur, lens, gap=gap)
-    crack = _colored_noise(n, sr, rng, slope_db_oct=rng.uniform(-3.0, -1.0), lo_hz=80.0, hi_hz=rng.uniform(3000.0, 9000.0))
-    tail = _colored_noise(n, sr, rng, slope_db_oct=-3.0, lo_hz=60.0, hi_hz=rng.uniform(800.0, 2000.0))
+    crack = _colored_noise(
+        n,
+        sr,
+        rng,
+        slope_db_oct=rng.uniform(-3.0, -1.0),
+        lo_hz=80.0,
+        hi_hz=rng.uniform(3000.0, 9000.0),
+    )
+    tail = _colored_noise(
+        n, sr, rng, slope_db_oct=-3.0, lo_hz=60.0, hi_hz=rng.uniform(800.0, 2000.0)
+    )
     f_boom = rng.uniform(50.0, 120.0)
     env_c = np.zeros(n)
     env_t = np.zeros(n)
@@ -465,7 +503,14 @@ def _jackhammer(n: int, sr: int, rng: np.random.Generator) -> np.ndarray:
     rate = rng.uniform(10.0, 20.0)
     tau = rng.uniform(0.15, 0.45) / rate
     ring_f = rng.uniform(800.0, 2500.0)
-    noise = _colored_noise(n, sr, rng, slope_db_oct=-2.0, lo_hz=rng.uniform(150.0, 400.0), hi_hz=rng.uniform(3000.0, 8000.0))
+    noise = _colored_noise(
+        n,
+        sr,
+        rng,
+        slope_db_oct=-2.0,
+        lo_hz=rng.uniform(150.0, 400.0),
+        hi_hz=rng.uniform(3000.0, 8000.0),
+    )
     ring = _harmonic(ring_f, n, sr, [1.0], rng)
     env = np.zeros(n)
     env_ring = np.zeros(n)
@@ -481,8 +526,8 @@ def _jackhammer(n: int, sr: int, rng: np.random.Generator) -> np.ndarray:
             if m <= 0:
                 break
             a = rng.uniform(0.7, 1.0)
-            env[i:i + m] += a * kernel[:m]
-            env_ring[i:i + m] += a * kernel_r[:m]
+            env[i : i + m] += a * kernel[:m]
+            env_ring[i : i + m] += a * kernel_r[:m]
             tk += (1.0 / rate) * (1.0 + 0.03 * rng.standard_normal())
     hum = _harmonic(rng.uniform(30.0, 80.0), n, sr, [1.0, 0.5, 0.3], rng)  # compressor
     return env * noise + rng.uniform(0.1, 0.3) * env_ring * ring + rng.uniform(0.02, 0.1) * hum
@@ -530,9 +575,16 @@ def _street_music(n: int, sr: int, rng: np.random.Generator) -> np.ndarray:
             m = min(n - i0, int(round((t + d) * sr)) - i0)
             if m > 8:
                 tone = _harmonic(pitches[deg], m, sr, timbre, rng)
-                env = _add_env(np.zeros(m), sr, t - i0 / sr, d, attack=rng.uniform(0.005, 0.03), release=0.03,
-                               decay_tau=(d * 0.5 if pluck else None))
-                out[i0:i0 + m] += rng.uniform(0.6, 1.0) * tone * env
+                env = _add_env(
+                    np.zeros(m),
+                    sr,
+                    t - i0 / sr,
+                    d,
+                    attack=rng.uniform(0.005, 0.03),
+                    release=0.03,
+                    decay_tau=(d * 0.5 if pluck else None),
+                )
+                out[i0 : i0 + m] += rng.uniform(0.6, 1.0) * tone * env
         deg = int(np.clip(deg + rng.integers(-2, 3), 0, len(pitches) - 1))
         t += d
     # beat: kick on every beat, hi-hat on off-beats, optional bass
@@ -555,8 +607,13 @@ def _street_music(n: int, sr: int, rng: np.random.Generator) -> np.ndarray:
                 if m > 8:
                     i0 = int(round(b * sr))
                     bass = _harmonic(root / 2.0, m, sr, [1.0, 0.4, 0.2], rng)
-                    out[i0:i0 + m] += 0.4 * bass * _add_env(np.zeros(m), sr, 0.0, m / sr, attack=0.01,
-                                                             release=0.03, decay_tau=beat)
+                    out[i0 : i0 + m] += (
+                        0.4
+                        * bass
+                        * _add_env(
+                            np.zeros(m), sr, 0.0, m / sr, attack=0.01, release=0.03, decay_tau=beat
+                        )
+                    )
         h = b + beat / 2.0
         if 0 <= h < dur:
             _add_env(hat_env, sr, h, 0.08, attack=0.001, release=0.01, decay_tau=0.02)
@@ -614,7 +671,11 @@ def _render(
         snr_db = rng.uniform(3.0, 15.0)
         peak = rng.uniform(0.08, 0.35)
     noise_rms = loud * 10.0 ** (-snr_db / 20.0)
-    noise_kw = dict(slope_db_oct=rng.uniform(-6.0, -2.0), lo_hz=rng.uniform(20.0, 40.0), hi_hz=rng.uniform(2000.0, 10000.0))
+    noise_kw = dict(
+        slope_db_oct=rng.uniform(-6.0, -2.0),
+        lo_hz=rng.uniform(20.0, 40.0),
+        hi_hz=rng.uniform(2000.0, 10000.0),
+    )
     bg = _colored_noise(n, sr, rng, **noise_kw)
     chans = [src + noise_rms * bg]
     if channels == 2:
@@ -676,7 +737,9 @@ def synthesize_clip(
 def _check_class_id(class_id: int) -> int:
     cid = int(class_id)
     if cid != class_id or not 0 <= cid < len(CLASS_NAMES):
-        raise ValueError(f"class_id must be an integer in 0..{len(CLASS_NAMES) - 1}, got {class_id!r}")
+        raise ValueError(
+            f"class_id must be an integer in 0..{len(CLASS_NAMES) - 1}, got {class_id!r}"
+        )
     return cid
 
 
@@ -692,10 +755,10 @@ def _wav_bytes(data: np.ndarray, sr: int, subtype: str) -> bytes:
     raw = bytearray(buf.getvalue())
     pos = 12  # after "RIFF" <size> "WAVE"
     while pos + 8 <= len(raw):
-        cid = bytes(raw[pos:pos + 4])
-        size = int.from_bytes(raw[pos + 4:pos + 8], "little")
+        cid = bytes(raw[pos : pos + 4])
+        size = int.from_bytes(raw[pos + 4 : pos + 8], "little")
         if cid == b"PEAK" and size >= 8:
-            raw[pos + 12:pos + 16] = b"\x00\x00\x00\x00"  # version(4), timestamp(4)
+            raw[pos + 12 : pos + 16] = b"\x00\x00\x00\x00"  # version(4), timestamp(4)
         if cid == b"data":
             break
         pos += 8 + size + (size & 1)
@@ -789,7 +852,9 @@ def write_demo_dataset(
                 occ_sizes = [split, group - split] if n_occ == 2 else [group]
                 occ_start = float(layout_rng.integers(0, 120))  # seconds into the recording
                 for occ_id, occ_size in enumerate(occ_sizes):
-                    first_slice = 0 if layout_rng.random() < 0.7 else int(layout_rng.integers(1, 20))
+                    first_slice = (
+                        0 if layout_rng.random() < 0.7 else int(layout_rng.integers(1, 20))
+                    )
                     start = occ_start + first_slice * _SLICE_S
                     for s in range(occ_size):
                         clip_rng = np.random.default_rng([seed, fold, class_id, i])
@@ -802,22 +867,26 @@ def write_demo_dataset(
                             duration = _SLICE_S
                         salience = 2 if clip_rng.random() < _P_BACKGROUND else 1
                         n = int(round(sr * duration))
-                        audio = _render(class_id, sr=sr, n=n, rng=clip_rng, salience=salience, channels=channels)
+                        audio = _render(
+                            class_id, sr=sr, n=n, rng=clip_rng, salience=salience, channels=channels
+                        )
                         if channels == 1:
                             audio = audio[:, 0]
                         name = f"{fs_id}-{class_id}-{occ_id}-{first_slice + s}.wav"
                         (fold_dir / name).write_bytes(_wav_bytes(audio, sr, subtype))
                         start_r = round(start, 6)
-                        rows.append({
-                            "slice_file_name": name,
-                            "fsID": fs_id,
-                            "start": start_r,
-                            "end": round(start_r + duration, 6),
-                            "salience": salience,
-                            "fold": fold,
-                            "classID": class_id,
-                            "class": class_name,
-                        })
+                        rows.append(
+                            {
+                                "slice_file_name": name,
+                                "fsID": fs_id,
+                                "start": start_r,
+                                "end": round(start_r + duration, 6),
+                                "salience": salience,
+                                "fold": fold,
+                                "classID": class_id,
+                                "class": class_name,
+                            }
+                        )
                         start += duration
                         i += 1
                     occ_start = start + float(layout_rng.uniform(1.0, 30.0))
@@ -827,8 +896,16 @@ def write_demo_dataset(
         writer = csv.writer(fh, lineterminator="\n")
         writer.writerow(CSV_COLUMNS)
         for r in rows:
-            writer.writerow([
-                r["slice_file_name"], r["fsID"], _fmt_seconds(r["start"]), _fmt_seconds(r["end"]),
-                r["salience"], r["fold"], r["classID"], r["class"],
-            ])
+            writer.writerow(
+                [
+                    r["slice_file_name"],
+                    r["fsID"],
+                    _fmt_seconds(r["start"]),
+                    _fmt_seconds(r["end"]),
+                    r["salience"],
+                    r["fold"],
+                    r["classID"],
+                    r["class"],
+                ]
+            )
     return rows

@@ -19,23 +19,29 @@ probabilities, quantising int8 inputs and dequantising int8 outputs; it is a
 
 TensorFlow is imported inside the functions; nothing happens at import.
 """
+
 from __future__ import annotations
 
 import json
 import os
 import tempfile
 import warnings
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import numpy as np
 
 from urbansound.audio import AudioError
 from urbansound.config import Config, ConfigError
 from urbansound.features import FeatureError
-from urbansound.predict import (DEFAULT_HOP_SECONDS, find_audio_files, hop_samples,
-                                model_input_batch, stream_audio)
+from urbansound.predict import (
+    DEFAULT_HOP_SECONDS,
+    find_audio_files,
+    hop_samples,
+    model_input_batch,
+    stream_audio,
+)
 from urbansound.windows import iter_windows
 
 FORMATS = ("tflite",)
@@ -81,6 +87,7 @@ class ExportResult:
 # calibration data
 # ---------------------------------------------------------------------------
 
+
 def _spread(n: int, k: int) -> np.ndarray:
     """``min(n, k)`` indices evenly spread over ``range(n)``, first and last included."""
     if n <= k:
@@ -88,10 +95,15 @@ def _spread(n: int, k: int) -> np.ndarray:
     return np.unique(np.round(np.linspace(0, n - 1, k)).astype(int))
 
 
-def calibration_inputs(paths: Sequence[str | os.PathLike], config: Config, *,
-                       max_windows: int = MAX_CALIBRATION_WINDOWS,
-                       windows_per_file: int = WINDOWS_PER_FILE,
-                       hop_seconds: float = DEFAULT_HOP_SECONDS, source: str = "") -> Calibration:
+def calibration_inputs(
+    paths: Sequence[str | os.PathLike],
+    config: Config,
+    *,
+    max_windows: int = MAX_CALIBRATION_WINDOWS,
+    windows_per_file: int = WINDOWS_PER_FILE,
+    hop_seconds: float = DEFAULT_HOP_SECONDS,
+    source: str = "",
+) -> Calibration:
     """Model inputs of real windows from audio files or folders (searched recursively),
     decoded and windowed as ``urbansound predict`` does.
 
@@ -117,9 +129,14 @@ def calibration_inputs(paths: Sequence[str | os.PathLike], config: Config, *,
         # every stride-th window, the stride doubling whenever more than 2 * per_file are
         # kept: an hour-long file never holds more than that many windows in memory
         kept, stride = [], 1
-        for i, (_, _, w) in enumerate(iter_windows(
-                stream_audio(path, sample_rate=a.sample_rate), window=a.clip_samples, hop=hop,
-                pad_mode=a.pad_mode)):
+        for i, (_, _, w) in enumerate(
+            iter_windows(
+                stream_audio(path, sample_rate=a.sample_rate),
+                window=a.clip_samples,
+                hop=hop,
+                pad_mode=a.pad_mode,
+            )
+        ):
             if i % stride == 0:
                 kept.append(w)
                 if len(kept) > 2 * per_file:
@@ -130,13 +147,18 @@ def calibration_inputs(paths: Sequence[str | os.PathLike], config: Config, *,
         except FeatureError as exc:
             raise AudioError(path, str(exc)) from None
     x = np.concatenate(windows)[:max_windows]
-    named = ", ".join(map(str, paths[:2])) + (f" and {len(paths) - 2} more" if len(paths) > 2
-                                                else "")
+    named = ", ".join(map(str, paths[:2])) + (
+        f" and {len(paths) - 2} more" if len(paths) > 2 else ""
+    )
     return Calibration(x, source or f"{len(files)} file(s) from {named}", len(files))
 
 
-def demo_calibration_inputs(config: Config, *, max_windows: int = MAX_CALIBRATION_WINDOWS,
-                            clips_per_class: int | None = None) -> Calibration:
+def demo_calibration_inputs(
+    config: Config,
+    *,
+    max_windows: int = MAX_CALIBRATION_WINDOWS,
+    clips_per_class: int | None = None,
+) -> Calibration:
     """Calibration inputs from the built-in synthetic dataset (one fold written to a
     temporary folder, removed afterwards): for a try-out; a model meant for real sounds
     should be calibrated on recordings like them.  ``clips_per_class`` defaults to
@@ -157,6 +179,7 @@ def demo_calibration_inputs(config: Config, *, max_windows: int = MAX_CALIBRATIO
 # conversion
 # ---------------------------------------------------------------------------
 
+
 def _quiet_tf():
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tensorflow as tf
@@ -165,8 +188,7 @@ def _quiet_tf():
     return tf
 
 
-def convert_to_tflite(model, *, int8: bool = False, calibration: np.ndarray | None = None
-                      ) -> bytes:
+def convert_to_tflite(model, *, int8: bool = False, calibration: np.ndarray | None = None) -> bytes:
     """The ``.tflite`` flatbuffer of a Keras model.
 
     Parameters
@@ -194,7 +216,7 @@ def convert_to_tflite(model, *, int8: bool = False, calibration: np.ndarray | No
 
             def representative():
                 for i in range(len(data)):
-                    yield [data[i:i + 1]]
+                    yield [data[i : i + 1]]
 
             converter.optimizations = [tf.lite.Optimize.DEFAULT]
             converter.representative_dataset = representative
@@ -203,16 +225,18 @@ def convert_to_tflite(model, *, int8: bool = False, calibration: np.ndarray | No
             converter.inference_output_type = tf.int8
         try:
             return bytes(converter.convert())
-        except Exception as exc:  # noqa: BLE001 - the converter raises several types
+        except Exception as exc:
             text = " ".join(str(exc).split())[:300]
             raise ExportError(f"the TFLite converter refused the model ({text})") from None
 
 
 def _tensor_info(detail: dict) -> dict:
     scale, zero_point = detail["quantization"]
-    info = {"name": detail["name"],
-            "shape": [int(v) for v in detail["shape_signature"]],
-            "dtype": np.dtype(detail["dtype"]).name}
+    info = {
+        "name": detail["name"],
+        "shape": [int(v) for v in detail["shape_signature"]],
+        "dtype": np.dtype(detail["dtype"]).name,
+    }
     if np.issubdtype(np.dtype(detail["dtype"]), np.integer):
         info.update(scale=float(scale), zero_point=int(zero_point))
     return info
@@ -248,22 +272,34 @@ def _written_by_export(path: Path) -> bool:
     return isinstance(meta, dict) and meta.get("format") in FORMATS and "class_names" in meta
 
 
-def check_export_outputs(tflite: Path, json_path: Path,
-                         inputs: Sequence[tuple[str, str | os.PathLike]] = ()) -> None:
+def check_export_outputs(
+    tflite: Path, json_path: Path, inputs: Sequence[tuple[str, str | os.PathLike]] = ()
+) -> None:
     """Refuse, before anything is written, an export that would write over one of its
     ``inputs`` (the model, its ``config.json``, calibration files), write both files to
     one path (``-o edge.json``), or replace a file an earlier export did not write
     (:class:`urbansound.outputs.OutputError`, one line)."""
     from urbansound.outputs import check_outputs
 
-    check_outputs([("the .tflite file", tflite), ("its .json metadata", json_path)], inputs,
-                  ours=_written_by_export, command="urbansound export",
-                  hint="choose another -o (a name ending in .tflite)")
+    check_outputs(
+        [("the .tflite file", tflite), ("its .json metadata", json_path)],
+        inputs,
+        ours=_written_by_export,
+        command="urbansound export",
+        hint="choose another -o (a name ending in .tflite)",
+    )
 
 
-def export_tflite(model, config: Config, out: str | os.PathLike, *, int8: bool = False,
-                  calibration: Calibration | None = None, source: str = "",
-                  class_names: Sequence[str] | None = None) -> ExportResult:
+def export_tflite(
+    model,
+    config: Config,
+    out: str | os.PathLike,
+    *,
+    int8: bool = False,
+    calibration: Calibration | None = None,
+    source: str = "",
+    class_names: Sequence[str] | None = None,
+) -> ExportResult:
     """Convert ``model`` and write ``out`` (a ``.tflite`` file) and, beside it, the same
     name with ``.json``: the metadata an edge device needs.
 
@@ -286,15 +322,18 @@ def export_tflite(model, config: Config, out: str | os.PathLike, *, int8: bool =
     check_export_outputs(out, json_path)
     if int8 and calibration is None:
         raise ExportError("int8 quantisation needs calibration inputs")
-    blob = convert_to_tflite(model, int8=int8,
-                             calibration=calibration.inputs if calibration else None)
+    blob = convert_to_tflite(
+        model, int8=int8, calibration=calibration.inputs if calibration else None
+    )
     tflite = TFLiteModel(blob)
     a = config.audio
     names = list(class_names or config.class_names)
     n_out = int(tflite.output_detail["shape_signature"][-1])
     if n_out != len(names):
-        raise ExportError(f"the model has {n_out} outputs, not the {len(names)} classes "
-                          f"({', '.join(names[:3])}, ...)")
+        raise ExportError(
+            f"the model has {n_out} outputs, not the {len(names)} classes "
+            f"({', '.join(names[:3])}, ...)"
+        )
     meta = {
         "format": "tflite",
         "quantization": "int8" if int8 else "float32",
@@ -303,15 +342,22 @@ def export_tflite(model, config: Config, out: str | os.PathLike, *, int8: bool =
         "input_kind": config.input_kind,
         "input": _tensor_info(tflite.input_detail),
         "output": _tensor_info(tflite.output_detail),
-        "window": {"sample_rate": a.sample_rate, "samples": a.clip_samples,
-                   "seconds": a.clip_seconds, "default_hop_s": DEFAULT_HOP_SECONDS},
+        "window": {
+            "sample_rate": a.sample_rate,
+            "samples": a.clip_samples,
+            "seconds": a.clip_seconds,
+            "default_hop_s": DEFAULT_HOP_SECONDS,
+        },
         "config": config.to_dict(),
         "size_bytes": len(blob),
         "tensorflow": _quiet_tf().__version__,
     }
     if int8:
-        meta["calibration"] = {"source": calibration.source, "files": calibration.files,
-                               "windows": int(len(calibration.inputs))}
+        meta["calibration"] = {
+            "source": calibration.source,
+            "files": calibration.files,
+            "windows": int(len(calibration.inputs)),
+        }
     try:
         out.write_bytes(blob)
         json_path.write_text(json.dumps(meta, indent=2) + "\n")
@@ -323,6 +369,7 @@ def export_tflite(model, config: Config, out: str | os.PathLike, *, int8: bool =
 # ---------------------------------------------------------------------------
 # running a .tflite file
 # ---------------------------------------------------------------------------
+
 
 class TFLiteModel:
     """A ``.tflite`` classifier: ``model(x)`` → probabilities.
@@ -340,8 +387,11 @@ class TFLiteModel:
 
     def __init__(self, source: str | os.PathLike | bytes, *, num_threads: int | None = None):
         tf = _quiet_tf()
-        kwargs = ({"model_content": source} if isinstance(source, (bytes, bytearray))
-                  else {"model_path": str(source)})
+        kwargs = (
+            {"model_content": source}
+            if isinstance(source, (bytes, bytearray))
+            else {"model_path": str(source)}
+        )
         with warnings.catch_warnings():  # "tf.lite.Interpreter is deprecated": still in 2.21
             warnings.simplefilter("ignore")
             self._interp = tf.lite.Interpreter(num_threads=num_threads, **kwargs)
@@ -357,8 +407,9 @@ class TFLiteModel:
         x = np.asarray(x, np.float32)
         want = tuple(int(v) for v in self.input_detail["shape_signature"][1:])
         if x.shape[1:] != want:
-            raise ValueError(f"input of shape {x.shape}; this model takes (n, "
-                             f"{', '.join(map(str, want))})")
+            raise ValueError(
+                f"input of shape {x.shape}; this model takes (n, {', '.join(map(str, want))})"
+            )
         if x.shape[0] == 0:
             return np.zeros((0, int(self.output_detail["shape_signature"][-1])), np.float32)
         i, o = self.input_detail["index"], self.output_detail["index"]
@@ -388,12 +439,18 @@ def agreement(p_reference: np.ndarray, p_other: np.ndarray) -> dict:
     if a.shape != b.shape or a.ndim != 2 or not len(a):
         raise ValueError(f"need two (n, n_classes) arrays of one shape, got {a.shape}, {b.shape}")
     diff = np.abs(a - b)
-    return {"n": int(len(a)), "top1": float(np.mean(a.argmax(1) == b.argmax(1))),
-            "max_abs_diff": float(diff.max()), "mean_abs_diff": float(diff.mean())}
+    return {
+        "n": int(len(a)),
+        "top1": float(np.mean(a.argmax(1) == b.argmax(1))),
+        "max_abs_diff": float(diff.max()),
+        "mean_abs_diff": float(diff.mean()),
+    }
 
 
 def batched(classify, x: np.ndarray, batch_size: int = 32) -> np.ndarray:
     """``classify`` over ``x`` in batches of ``batch_size``: [shape=(n, n_classes)]."""
-    parts: Iterable[np.ndarray] = (np.asarray(classify(x[i:i + batch_size]), np.float32)
-                                   for i in range(0, len(x), batch_size))
+    parts: Iterable[np.ndarray] = (
+        np.asarray(classify(x[i : i + batch_size]), np.float32)
+        for i in range(0, len(x), batch_size)
+    )
     return np.concatenate(list(parts))

@@ -11,6 +11,7 @@ it returns depends on the model's declared input kind (``Config.input_kind``, fr
 - ``"waveform"``: :func:`waveform_input`, the fixed-length clip resampled to
   ``features.waveform_rate`` (end-to-end models such as ``conv1d``).
 """
+
 from __future__ import annotations
 
 import functools
@@ -36,8 +37,9 @@ def mel_to_hz(mel):
 
 
 @functools.lru_cache(maxsize=8)
-def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, fmin: float,
-                   fmax: float | None) -> np.ndarray:
+def mel_filterbank(
+    sample_rate: int, n_fft: int, n_mels: int, fmin: float, fmax: float | None
+) -> np.ndarray:
     """HTK mel filters, shape (n_mels, 1 + n_fft // 2), float32, read-only.
 
     Unnormalised triangles (peak 1) between ``n_mels + 2`` points equally spaced in mel
@@ -63,13 +65,12 @@ def _hann(n_fft: int, win_length: int) -> np.ndarray:
     window = 0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(win_length) / win_length)
     left = (n_fft - win_length) // 2
     out = np.zeros(n_fft)
-    out[left:left + win_length] = window
+    out[left : left + win_length] = window
     out.setflags(write=False)
     return out
 
 
-def power_spectrogram(y: np.ndarray, *, n_fft: int, hop_length: int,
-                      win_length: int) -> np.ndarray:
+def power_spectrogram(y: np.ndarray, *, n_fft: int, hop_length: int, win_length: int) -> np.ndarray:
     """|STFT|² of ``y`` without padding (frame t covers samples [t·hop, t·hop + n_fft)).
 
     Parameters
@@ -83,7 +84,7 @@ def power_spectrogram(y: np.ndarray, *, n_fft: int, hop_length: int,
     """
     frames = np.lib.stride_tricks.sliding_window_view(y, n_fft)[::hop_length]
     spectrum = np.fft.rfft(frames * _hann(n_fft, win_length), axis=1)
-    return (spectrum.real ** 2 + spectrum.imag ** 2).T
+    return (spectrum.real**2 + spectrum.imag**2).T
 
 
 def power_to_db(power: np.ndarray, *, amin: float, top_db: float | None) -> np.ndarray:
@@ -123,23 +124,26 @@ def log_mel(y: np.ndarray, *, sample_rate: int, features: FeatureConfig) -> np.n
     f = features
     needed = f.n_fft + (f.n_frames - 1) * f.hop_length
     if y.shape[-1] < needed:
-        raise ValueError(f"waveform has {y.shape[-1]} samples; {needed} are needed "
-                         f"for {f.n_frames} frames")
+        raise ValueError(
+            f"waveform has {y.shape[-1]} samples; {needed} are needed for {f.n_frames} frames"
+        )
     # float64 throughout: the power of a float32 frame overflows float32 from a peak of
     # about 1e17, and inf / inf relative to the clip's maximum is NaN in every cell.
     y = np.asarray(y[:needed], dtype=np.float64)
     if not np.all(np.isfinite(y)):
-        raise FeatureError(f"waveform has {int(np.count_nonzero(~np.isfinite(y)))} NaN or "
-                           f"infinite samples")
+        raise FeatureError(
+            f"waveform has {int(np.count_nonzero(~np.isfinite(y)))} NaN or infinite samples"
+        )
     # center=False: frame t covers samples [t*hop, t*hop + n_fft), no reflection padding.
-    spec = power_spectrogram(y, n_fft=f.n_fft, hop_length=f.hop_length,
-                             win_length=f.win_length)
+    spec = power_spectrogram(y, n_fft=f.n_fft, hop_length=f.hop_length, win_length=f.win_length)
     mel = mel_filterbank(sample_rate, f.n_fft, f.n_mels, f.fmin, f.fmax).astype(np.float64) @ spec
     S_db = power_to_db(mel, amin=f.amin, top_db=f.top_db).astype(np.float32)
     if not np.all(np.isfinite(S_db)):
-        raise FeatureError(f"log-mel has {int(np.count_nonzero(~np.isfinite(S_db)))} of "
-                           f"{S_db.size} values NaN or infinite (peak sample "
-                           f"{float(np.max(np.abs(y))):.3g})")
+        raise FeatureError(
+            f"log-mel has {int(np.count_nonzero(~np.isfinite(S_db)))} of "
+            f"{S_db.size} values NaN or infinite (peak sample "
+            f"{float(np.max(np.abs(y))):.3g})"
+        )
     return S_db
 
 
@@ -233,4 +237,3 @@ def input_shape(config: Config) -> tuple[int, ...]:
     if config.input_kind == "waveform":
         return (f.waveform_samples(config.audio.clip_seconds), 1)
     return (f.n_mels, f.n_frames, 1)
-

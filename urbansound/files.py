@@ -6,14 +6,19 @@ size alone calls it an "empty file"; ``Path.is_file()`` is False for it, so a ch
 that alone calls it "no such file".  Everything here uses ``os.stat`` only: a FIFO is
 never opened (opening one for reading blocks until a writer comes).  A leaf module.
 """
+
 from __future__ import annotations
 
 import os
 import stat
 
-_KINDS = ((stat.S_ISDIR, "a folder"), (stat.S_ISCHR, "a character device"),
-          (stat.S_ISBLK, "a block device"), (stat.S_ISFIFO, "a FIFO"),
-          (stat.S_ISSOCK, "a socket"))
+_KINDS = (
+    (stat.S_ISDIR, "a folder"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISSOCK, "a socket"),
+)
 
 
 def kind_of(mode: int) -> str:

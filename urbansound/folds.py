@@ -4,11 +4,12 @@ Never a random split of clips: slices of one recording share a fold, so every ro
 a whole fold.  The features stage asks which folds train some model (only their clips
 are deformed); training asks which folds play which role for one test fold.
 """
+
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 
 @dataclass(frozen=True)
@@ -26,8 +27,9 @@ def min_folds(validation: str) -> int:
     return 3 if validation == "fold" else 2
 
 
-def split_folds(test_fold: int, available: Sequence[int], *, seed: int,
-                validation: str = "fold") -> FoldSplit:
+def split_folds(
+    test_fold: int, available: Sequence[int], *, seed: int, validation: str = "fold"
+) -> FoldSplit:
     """Assign the roles of the folds for one test fold.
 
     With ``validation="fold"`` the validation fold is drawn at random (seeded by
@@ -39,7 +41,7 @@ def split_folds(test_fold: int, available: Sequence[int], *, seed: int,
     ValueError
         the test fold is absent, or too few folds are present (:func:`min_folds`).
     """
-    folds = sorted(set(int(f) for f in available))
+    folds = sorted({int(f) for f in available})
     if test_fold not in folds:
         raise ValueError(f"test fold {test_fold} is not among the folds present {folds}")
     needed = min_folds(validation)
@@ -53,10 +55,16 @@ def split_folds(test_fold: int, available: Sequence[int], *, seed: int,
     return FoldSplit(test_fold, chosen, tuple(f for f in others if f != chosen))
 
 
-def folds_to_augment(test_folds: Sequence[int], available: Sequence[int], *, seed: int,
-                     validation: str = "fold") -> list[int]:
+def folds_to_augment(
+    test_folds: Sequence[int], available: Sequence[int], *, seed: int, validation: str = "fold"
+) -> list[int]:
     """Folds that train at least one of the test folds' models: only their clips are
     deformed, so a test or validation clip is never a deformation's source (with every
     fold tested, every fold trains some other fold's model, and so is deformed once)."""
-    return sorted({f for t in test_folds
-                   for f in split_folds(t, available, seed=seed, validation=validation).train_folds})
+    return sorted(
+        {
+            f
+            for t in test_folds
+            for f in split_folds(t, available, seed=seed, validation=validation).train_folds
+        }
+    )

@@ -14,6 +14,7 @@ no fold records and no manifest, so a later stage cannot mistake it for a good o
 
 Only the dataset folder is read and only ``out_dir`` is written.
 """
+
 from __future__ import annotations
 
 import concurrent.futures as futures
@@ -21,9 +22,9 @@ import csv
 import json
 import os
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from urbansound.audio import AudioError, load_audio
 from urbansound.config import CLASS_NAMES, Config
@@ -73,8 +74,10 @@ class IngestResult:
         return os.path.join(self.out_dir, REPORT)
 
     def summary_line(self) -> str:
-        return (f"{self.accepted} clips accepted (of {self.rows_read} {self.unit}) in folds "
-                f"{self.folds}, {len(self.rejections)} rejected (report: {self.report_path})")
+        return (
+            f"{self.accepted} clips accepted (of {self.rows_read} {self.unit}) in folds "
+            f"{self.folds}, {len(self.rejections)} rejected (report: {self.report_path})"
+        )
 
 
 def _decode(job: tuple[str, int, dict]) -> tuple[bytes | None, str | None]:
@@ -91,10 +94,16 @@ def _decode(job: tuple[str, int, dict]) -> tuple[bytes | None, str | None]:
         return None, f"cannot be written to the records ({exc})"
 
 
-def ingest(data_root: str | os.PathLike, out_dir: str | os.PathLike, *, config: Config = Config(),
-           strict: bool = False, workers: int | None = None,
-           progress: bool | Callable[[int, int], None] = False,
-           digest_cache: str | os.PathLike | None = None) -> IngestResult:
+def ingest(
+    data_root: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    *,
+    config: Config = Config(),
+    strict: bool = False,
+    workers: int | None = None,
+    progress: bool | Callable[[int, int], None] = False,
+    digest_cache: str | os.PathLike | None = None,
+) -> IngestResult:
     """Decode a dataset into per-fold TFRecords.
 
     Parameters
@@ -134,8 +143,11 @@ def ingest(data_root: str | os.PathLike, out_dir: str | os.PathLike, *, config: 
     # a folder of someone else's files is refused; in ours, only what we wrote is replaced
     claim_folder(out, "ingest", inputs=[("--data", data_root)], legacy=_legacy_outputs)
     remove_recorded(out)
-    record(out, [f"fold{f}.tfrecord" for f in sorted({c.fold for c in clips})]
-           + [MANIFEST, REPORT, REPORT_CSV])
+    record(
+        out,
+        [f"fold{f}.tfrecord" for f in sorted({c.fold for c in clips})]
+        + [MANIFEST, REPORT, REPORT_CSV],
+    )
     sample_rate = config.audio.sample_rate
     counts: Counter[int] = Counter()
     class_counts: dict[int, Counter[str]] = {}
@@ -167,29 +179,46 @@ def ingest(data_root: str | os.PathLike, out_dir: str | os.PathLike, *, config: 
         for writer in writers.values():
             writer.close()
     class_counts_sorted = {k: dict(sorted(v.items())) for k, v in sorted(class_counts.items())}
-    result = IngestResult(out_dir=str(out), counts=dict(sorted(counts.items())),
-                          rejections=rejections,
-                          dataset_hash=dataset_fingerprint(accepted, digests=digests),
-                          class_counts=class_counts_sorted, rows_read=listing.rows_read,
-                          class_names=tuple(listing.class_names), layout=listing.layout,
-                          unit=listing.unit, split=dict(listing.split))
-    result.warnings = (_mostly_rejected(result) + list(listing.warnings)
-                       + _class_gaps(class_counts_sorted, result.class_names))
+    result = IngestResult(
+        out_dir=str(out),
+        counts=dict(sorted(counts.items())),
+        rejections=rejections,
+        dataset_hash=dataset_fingerprint(accepted, digests=digests),
+        class_counts=class_counts_sorted,
+        rows_read=listing.rows_read,
+        class_names=tuple(listing.class_names),
+        layout=listing.layout,
+        unit=listing.unit,
+        split=dict(listing.split),
+    )
+    result.warnings = (
+        _mostly_rejected(result)
+        + list(listing.warnings)
+        + _class_gaps(class_counts_sorted, result.class_names)
+    )
     failure = None
     if result.accepted == 0:
-        what = (f"{len(rejections)} row(s) or file(s) rejected" if rejections else
-                "the metadata CSV has no rows" if listing.unit == "CSV rows" else
-                "the dataset lists no files")
+        what = (
+            f"{len(rejections)} row(s) or file(s) rejected"
+            if rejections
+            else "the metadata CSV has no rows"
+            if listing.unit == "CSV rows"
+            else "the dataset lists no files"
+        )
         failure = IngestError(f"{data_root}: no usable clip ({what}; see {result.report_path})")
     elif len({c.class_name for c in accepted}) < 2:
-        failure = IngestError(f"{data_root}: only one class ({accepted[0].class_name!r}) among "
-                              f"the {result.accepted} clips accepted ({len(rejections)} "
-                              f"rejected; see {result.report_path}); a classifier needs at "
-                              f"least 2 classes")
+        failure = IngestError(
+            f"{data_root}: only one class ({accepted[0].class_name!r}) among "
+            f"the {result.accepted} clips accepted ({len(rejections)} "
+            f"rejected; see {result.report_path}); a classifier needs at "
+            f"least 2 classes"
+        )
     elif strict and rejections:
-        failure = IngestError(f"strict mode: {len(rejections)} row(s) or file(s) rejected, first: "
-                              f"{rejections[0].file}: {rejections[0].reason} "
-                              f"(see {result.report_path})")
+        failure = IngestError(
+            f"strict mode: {len(rejections)} row(s) or file(s) rejected, first: "
+            f"{rejections[0].file}: {rejections[0].reason} "
+            f"(see {result.report_path})"
+        )
     _write_report(result, config, manifest=failure is None)
     if failure is not None:
         remove_recorded(out, keep=(REPORT, REPORT_CSV))
@@ -222,9 +251,21 @@ class _RecordFile:
 
 def _decode_all(clips: list[Clip], sample_rate: int, workers: int):
     """``(record, reason)`` per clip, in the clips' order (see :func:`_decode`)."""
-    jobs = [(c.path, sample_rate, {"label": c.class_id, "fold": c.fold, "fs_id": c.fs_id,
-                                   "salience": c.salience, "file_name": c.file_name,
-                                   "class_name": c.class_name}) for c in clips]
+    jobs = [
+        (
+            c.path,
+            sample_rate,
+            {
+                "label": c.class_id,
+                "fold": c.fold,
+                "fs_id": c.fs_id,
+                "salience": c.salience,
+                "file_name": c.file_name,
+                "class_name": c.class_name,
+            },
+        )
+        for c in clips
+    ]
     if workers <= 1 or len(jobs) < 32:
         yield from map(_decode, jobs)
         return
@@ -244,14 +285,18 @@ def _check_out_dir(out: Path, data_root: Path, layout: str = "urbansound8k") -> 
     if layout != "urbansound8k":
         inner = data_root.resolve()
         if real == inner or inner in real.parents:
-            raise IngestError(f"{out}: output folder is inside the dataset folder; choose a "
-                              f"folder outside {data_root}")
+            raise IngestError(
+                f"{out}: output folder is inside the dataset folder; choose a "
+                f"folder outside {data_root}"
+            )
         return
     for part in ("audio", "metadata"):
         inner = (data_root / part).resolve()
         if real == inner or inner in real.parents:
-            raise IngestError(f"{out}: output folder is inside the dataset's {part}/ folder; "
-                              f"choose a folder outside {data_root / part}")
+            raise IngestError(
+                f"{out}: output folder is inside the dataset's {part}/ folder; "
+                f"choose a folder outside {data_root / part}"
+            )
 
 
 def _legacy_outputs(out: Path) -> list[str] | None:
@@ -274,9 +319,11 @@ def _check_classes(clips: list[Clip], data_root) -> None:
     and a run would report 100 % accuracy for a classifier that learnt nothing."""
     classes = sorted({c.class_name for c in clips})
     if len(classes) == 1:
-        raise IngestError(f"{data_root}: only one class ({classes[0]!r}) in the dataset; a "
-                          f"classifier needs at least 2 classes (its accuracy would be 100 % "
-                          f"whatever it learnt)")
+        raise IngestError(
+            f"{data_root}: only one class ({classes[0]!r}) in the dataset; a "
+            f"classifier needs at least 2 classes (its accuracy would be 100 % "
+            f"whatever it learnt)"
+        )
 
 
 def _mostly_rejected(result: IngestResult) -> list[str]:
@@ -285,13 +332,16 @@ def _mostly_rejected(result: IngestResult) -> list[str]:
     rows, accepted = result.rows_read, result.accepted
     if accepted == 0 or rows == 0 or rows - accepted <= MOSTLY_REJECTED * rows:
         return []
-    return [f"MOST OF THE DATASET WAS REJECTED: only {accepted} of {rows} {result.unit} became "
-            f"clips ({rows - accepted} rejected, {(rows - accepted) / rows:.0%}); "
-            f"every reason is in {result.report_path}"]
+    return [
+        f"MOST OF THE DATASET WAS REJECTED: only {accepted} of {rows} {result.unit} became "
+        f"clips ({rows - accepted} rejected, {(rows - accepted) / rows:.0%}); "
+        f"every reason is in {result.report_path}"
+    ]
 
 
-def _class_gaps(class_counts: dict[int, dict[str, int]],
-                class_names: tuple[str, ...] = CLASS_NAMES) -> list[str]:
+def _class_gaps(
+    class_counts: dict[int, dict[str, int]], class_names: tuple[str, ...] = CLASS_NAMES
+) -> list[str]:
     """One warning per fold that lacks a class present in another fold, and one for
     classes with no clip at all (when some fold has clips)."""
     if not class_counts:
@@ -336,8 +386,9 @@ def _write_report(result: IngestResult, config: Config, *, manifest: bool = True
     try:
         with open(out / REPORT, "w", encoding="utf-8", errors="backslashreplace") as fh:
             json.dump([r.to_dict() for r in result.rejections], fh, indent=2, ensure_ascii=False)
-        with open(out / REPORT_CSV, "w", newline="", encoding="utf-8",
-                  errors="backslashreplace") as fh:
+        with open(
+            out / REPORT_CSV, "w", newline="", encoding="utf-8", errors="backslashreplace"
+        ) as fh:
             writer = csv.DictWriter(fh, fieldnames=["file", "fold", "reason"])
             writer.writeheader()
             for r in result.rejections:
@@ -357,7 +408,8 @@ def _write_report(result: IngestResult, config: Config, *, manifest: bool = True
                 "rejected": len(result.rejections),
                 "warnings": result.warnings,
             }
-            (out / MANIFEST).write_text(json.dumps(document, indent=2, ensure_ascii=False),
-                                        encoding="utf-8")
+            (out / MANIFEST).write_text(
+                json.dumps(document, indent=2, ensure_ascii=False), encoding="utf-8"
+            )
     except OSError as exc:
         raise IngestError(f"{out}: cannot write the report ({exc.strerror or exc})") from None

@@ -27,6 +27,7 @@ path to the dataset folder and strict mode are the same for all of them.
 Folds are 1..10 in every layout (``--folds`` takes those).  Nothing outside the dataset
 folder is opened, except the ``folds_from`` CSV the user names.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -37,11 +38,26 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from urbansound.config import ALL_FOLDS, CLASS_NAMES, DEFAULT_GROUP_PATTERN, DataConfig
-from urbansound.messages import names_excerpt
 from urbansound.dataset import scan_dataset
-from urbansound.listing import (INT64_MAX, Clip, DatasetError, Listing, Rejection, as_int,
-                                check_file, check_root, is_inside, missing_csv, not_utf8,
-                                plain_relative_path, printable, read_table, shorten, show_value)
+from urbansound.listing import (
+    INT64_MAX,
+    Clip,
+    DatasetError,
+    Listing,
+    Rejection,
+    as_int,
+    check_file,
+    check_root,
+    is_inside,
+    missing_csv,
+    not_utf8,
+    plain_relative_path,
+    printable,
+    read_table,
+    shorten,
+    show_value,
+)
+from urbansound.messages import names_excerpt
 
 ESC50_CSV = Path("meta") / "esc50.csv"
 ESC50_COLUMNS = ("filename", "fold", "target", "category")
@@ -69,7 +85,8 @@ def detect_layout(data: str | os.PathLike) -> str:
         return "csv"
     check_root(data)
     if (data / "metadata" / "UrbanSound8K.csv").exists() or any(
-            p.is_dir() for p in (data / "audio").glob("fold*")):
+        p.is_dir() for p in (data / "audio").glob("fold*")
+    ):
         return "urbansound8k"
     if (data / ESC50_CSV).exists():
         return "esc50"
@@ -80,7 +97,8 @@ def detect_layout(data: str | os.PathLike) -> str:
     raise DatasetError(
         f"{data}: cannot tell the dataset's layout: expected metadata/UrbanSound8K.csv "
         f"(UrbanSound8K), meta/esc50.csv (ESC-50), a CSV with columns path,label,fold, or a "
-        f"folder per class; name one with --layout")
+        f"folder per class; name one with --layout"
+    )
 
 
 def _entries(folder: Path) -> list[Path]:
@@ -123,8 +141,10 @@ def scan(data: str | os.PathLike, config: DataConfig | None = None) -> Listing:
     layout = detect_layout(data) if config.layout == "auto" else config.layout
     if layout == "urbansound8k":
         if config.class_names and tuple(config.class_names) != CLASS_NAMES:
-            raise DatasetError(f"{data}: data.class_names {names_excerpt(config.class_names)} "
-                               f"are not UrbanSound8K's ten classes in classID order")
+            raise DatasetError(
+                f"{data}: data.class_names {names_excerpt(config.class_names)} "
+                f"are not UrbanSound8K's ten classes in classID order"
+            )
         return scan_dataset(data)
     if layout == "esc50":
         return scan_esc50(data, config)
@@ -160,6 +180,7 @@ def apply_layout(config, layout: str, given: set[str] = frozenset()):
 
 
 # -- recordings and the grouped split ----------------------------------------------------
+
 
 def group_key(stem: str, pattern: str = DEFAULT_GROUP_PATTERN) -> str | None:
     """The recording key of a file-name stem: ``pattern``'s first group (or whole match)
@@ -210,6 +231,7 @@ def grouped_folds(groups: dict[str, Counter], n_folds: int, seed: int) -> dict[s
 
 # -- shared row handling --------------------------------------------------------------------
 
+
 @dataclass
 class _Entry:
     """A usable file before class ids are known."""
@@ -227,52 +249,92 @@ def _fold(text) -> int | None:
     return fold if fold in ALL_FOLDS else None
 
 
-def _finish(root: Path, layout: str, entries: list[_Entry], rejections: list[Rejection],
-            rows_read: int, config: DataConfig, *, order: list[str], unit: str,
-            split: dict | None = None, warnings: list[str] | None = None) -> Listing:
+def _finish(
+    root: Path,
+    layout: str,
+    entries: list[_Entry],
+    rejections: list[Rejection],
+    rows_read: int,
+    config: DataConfig,
+    *,
+    order: list[str],
+    unit: str,
+    split: dict | None = None,
+    warnings: list[str] | None = None,
+) -> Listing:
     """Class ids from ``config.class_names`` (given) or ``order``; clips; leak warnings."""
     names = tuple(config.class_names) or tuple(order)
     index = {name: i for i, name in enumerate(names)}
     clips = []
     for e in entries:
         if e.class_name not in index:
-            rejections.append(Rejection(file=printable(e.rel), fold=e.fold,
-                                        reason=f"class {show_value(e.class_name)} is not one of "
-                                               f"data.class_names"))
+            rejections.append(
+                Rejection(
+                    file=printable(e.rel),
+                    fold=e.fold,
+                    reason=f"class {show_value(e.class_name)} is not one of data.class_names",
+                )
+            )
             continue
-        clips.append(Clip(file_name=e.rel, path=str(e.path), fold=e.fold,
-                          class_id=index[e.class_name], class_name=e.class_name,
-                          fs_id=group_number(e.group), salience=e.salience,
-                          rel_path=printable(e.rel)))
+        clips.append(
+            Clip(
+                file_name=e.rel,
+                path=str(e.path),
+                fold=e.fold,
+                class_id=index[e.class_name],
+                class_name=e.class_name,
+                fs_id=group_number(e.group),
+                salience=e.salience,
+                rel_path=printable(e.rel),
+            )
+        )
     warnings = list(warnings or [])
     folds_of: dict[str, set[int]] = defaultdict(set)
     for e in entries:
         folds_of[e.group].add(e.fold)
     split_groups = sorted(g for g, f in folds_of.items() if len(f) > 1)
     if split_groups:
-        warnings.append(f"{len(split_groups)} recording group(s) appear in more than one fold "
-                        f"(first: {shorten(printable(split_groups[0]))!r} in folds "
-                        f"{sorted(folds_of[split_groups[0]])}): their clips can be in training "
-                        f"and test at once")
+        warnings.append(
+            f"{len(split_groups)} recording group(s) appear in more than one fold "
+            f"(first: {shorten(printable(split_groups[0]))!r} in folds "
+            f"{sorted(folds_of[split_groups[0]])}): their clips can be in training "
+            f"and test at once"
+        )
     clips.sort(key=lambda c: (c.fold, c.file_name))
-    return Listing(clips=clips, rejections=rejections, rows_read=rows_read, class_names=names,
-                   layout=layout, root=str(root), unit=unit, split=split or {},
-                   warnings=warnings)
+    return Listing(
+        clips=clips,
+        rejections=rejections,
+        rows_read=rows_read,
+        class_names=names,
+        layout=layout,
+        root=str(root),
+        unit=unit,
+        split=split or {},
+        warnings=warnings,
+    )
 
 
-def _file_problem(root: Path, rel: str, within: Path | None = None,
-                  within_name: str = "") -> str | None:
+def _file_problem(
+    root: Path, rel: str, within: Path | None = None, within_name: str = ""
+) -> str | None:
     return check_file(root / rel, root.resolve(), within=within, within_name=within_name)
 
 
 def _plain_name(name: str) -> str | None:
-    if (not name or name in (".", "..") or "/" in name or "\\" in name or os.path.isabs(name)
-            or any(ord(ch) < 32 or ord(ch) == 127 for ch in name)):
+    if (
+        not name
+        or name in (".", "..")
+        or "/" in name
+        or "\\" in name
+        or os.path.isabs(name)
+        or any(ord(ch) < 32 or ord(ch) == 127 for ch in name)
+    ):
         return f"file name {show_value(name)} is not a plain file name"
     return None
 
 
 # -- ESC-50 -----------------------------------------------------------------------------------
+
 
 def scan_esc50(root: str | os.PathLike, config: DataConfig = DataConfig()) -> Listing:
     """The ESC-50 layout: ``meta/esc50.csv`` rows checked against ``audio/``.
@@ -288,10 +350,13 @@ def scan_esc50(root: str | os.PathLike, config: DataConfig = DataConfig()) -> Li
     check_root(root)
     csv_path = root / ESC50_CSV
     if not csv_path.is_file():
-        raise missing_csv(csv_path, "metadata CSV not found (expected the ESC-50 layout: "
-                                    "meta/esc50.csv and audio/)")
-    header, rows, rejections = read_table(csv_path, root=root, required=ESC50_COLUMNS,
-                                          name_column="filename")
+        raise missing_csv(
+            csv_path,
+            "metadata CSV not found (expected the ESC-50 layout: meta/esc50.csv and audio/)",
+        )
+    _header, rows, rejections = read_table(
+        csv_path, root=root, required=ESC50_COLUMNS, name_column="filename"
+    )
     rows_read = len(rows) + len(rejections)
     audio = root / "audio"
     target_of: dict[str, tuple[int, int]] = {}  # category -> (target, line)
@@ -313,11 +378,15 @@ def scan_esc50(root: str | os.PathLike, config: DataConfig = DataConfig()) -> Li
         elif not category:
             reason = "category is empty"
         elif target in category_of and category_of[target][0] != category:
-            reason = (f"category {show_value(category)} disagrees with target {target} "
-                      f"({category_of[target][0]!r} on CSV line {category_of[target][1]})")
+            reason = (
+                f"category {show_value(category)} disagrees with target {target} "
+                f"({category_of[target][0]!r} on CSV line {category_of[target][1]})"
+            )
         elif category in target_of and target_of[category][0] != target:
-            reason = (f"target {target} disagrees with category {category!r} (target "
-                      f"{target_of[category][0]} on CSV line {target_of[category][1]})")
+            reason = (
+                f"target {target} disagrees with category {category!r} (target "
+                f"{target_of[category][0]} on CSV line {target_of[category][1]})"
+            )
         else:
             reason = _plain_name(name)
         if reason is None and name in seen:
@@ -332,12 +401,16 @@ def scan_esc50(root: str | os.PathLike, config: DataConfig = DataConfig()) -> Li
         target_of.setdefault(category, (target, row.line))
         source = v.get("src_file", "").strip()
         group = source or group_key(Path(name).stem, config.group_pattern) or Path(name).stem
-        entries.append(_Entry(rel=f"audio/{name}", path=audio / name, fold=fold,
-                              class_name=category, group=group))
+        entries.append(
+            _Entry(
+                rel=f"audio/{name}", path=audio / name, fold=fold, class_name=category, group=group
+            )
+        )
     rejections += _unnamed_files(root, audio, named, "audio/")
     order = [category_of[t][0] for t in sorted(category_of)]
-    return _finish(root, "esc50", entries, rejections, rows_read, config, order=order,
-                   unit="CSV rows")
+    return _finish(
+        root, "esc50", entries, rejections, rows_read, config, order=order, unit="CSV rows"
+    )
 
 
 def _unnamed_files(root: Path, folder: Path, named: set[str], shown: str) -> list[Rejection]:
@@ -345,8 +418,12 @@ def _unnamed_files(root: Path, folder: Path, named: set[str], shown: str) -> lis
     if not folder.is_dir():
         return []
     if not is_inside(folder.resolve(), root.resolve()):
-        return [Rejection(file=shown, reason="folder is a link that leads outside the dataset "
-                                             "folder; it is not read")]
+        return [
+            Rejection(
+                file=shown,
+                reason="folder is a link that leads outside the dataset folder; it is not read",
+            )
+        ]
     out = []
     for path in _entries(folder):
         if path.name.startswith(".") or path.name in named:
@@ -360,6 +437,7 @@ def _unnamed_files(root: Path, folder: Path, named: set[str], shown: str) -> lis
 
 
 # -- a folder per class ----------------------------------------------------------------------
+
 
 def scan_folders(root: str | os.PathLike, config: DataConfig = DataConfig()) -> Listing:
     """The folder-per-class layout: every non-hidden file of ``ROOT/<class>/``.
@@ -382,33 +460,50 @@ def scan_folders(root: str | os.PathLike, config: DataConfig = DataConfig()) -> 
     for class_dir in class_dirs:
         cls = class_dir.name
         if not_utf8(cls):  # the class name goes into the records and manifest.json as text
-            rejections.append(Rejection(file=printable(cls) + "/",
-                                        reason="folder name is not valid UTF-8 (rename it); "
-                                               "its files are not read"))
+            rejections.append(
+                Rejection(
+                    file=printable(cls) + "/",
+                    reason="folder name is not valid UTF-8 (rename it); its files are not read",
+                )
+            )
             continue
         if not is_inside(class_dir.resolve(), root_real):
-            rejections.append(Rejection(file=printable(cls) + "/",
-                                        reason="folder is a link that leads outside the dataset "
-                                               "folder; its files are not read"))
+            rejections.append(
+                Rejection(
+                    file=printable(cls) + "/",
+                    reason="folder is a link that leads outside the dataset "
+                    "folder; its files are not read",
+                )
+            )
             continue
         try:
             files = sorted(class_dir.iterdir())
         except OSError as exc:
-            rejections.append(Rejection(file=printable(cls) + "/",
-                                        reason=f"cannot list folder ({exc.strerror or exc})"))
+            rejections.append(
+                Rejection(
+                    file=printable(cls) + "/", reason=f"cannot list folder ({exc.strerror or exc})"
+                )
+            )
             continue
         for path in files:
             if path.name.startswith("."):
                 continue
             rel = f"{cls}/{path.name}"
             if not_utf8(path.name):
-                rejections.append(Rejection(file=printable(rel),
-                                            reason="file name is not valid UTF-8 (rename it)"))
+                rejections.append(
+                    Rejection(
+                        file=printable(rel), reason="file name is not valid UTF-8 (rename it)"
+                    )
+                )
                 continue
             if path.is_dir() and not path.is_symlink():
-                rejections.append(Rejection(file=printable(rel) + "/",
-                                            reason="a folder inside a class folder is not read "
-                                                   "(expected ROOT/<class>/<file>)"))
+                rejections.append(
+                    Rejection(
+                        file=printable(rel) + "/",
+                        reason="a folder inside a class folder is not read "
+                        "(expected ROOT/<class>/<file>)",
+                    )
+                )
                 continue
             reason = _file_problem(root, rel, within=class_dir, within_name=f"{cls}/")
             if reason is not None:
@@ -420,9 +515,15 @@ def scan_folders(root: str | os.PathLike, config: DataConfig = DataConfig()) -> 
     for e in found:
         key = group_key(Path(e.rel).stem, config.group_pattern)
         if key is None:
-            rejections.append(Rejection(file=printable(e.rel), reason=(
-                f"file name does not match the group pattern {config.group_pattern!r} "
-                f"(data.group_pattern / --group-pattern): its recording is unknown")))
+            rejections.append(
+                Rejection(
+                    file=printable(e.rel),
+                    reason=(
+                        f"file name does not match the group pattern {config.group_pattern!r} "
+                        f"(data.group_pattern / --group-pattern): its recording is unknown"
+                    ),
+                )
+            )
             continue
         e.group = key
         entries.append(e)
@@ -437,30 +538,53 @@ def scan_folders(root: str | os.PathLike, config: DataConfig = DataConfig()) -> 
         folds = grouped_folds(groups, config.n_folds, config.split_seed)
         for e in entries:
             e.fold = folds[e.group]
-        split = {"method": "grouped", "n_folds": config.n_folds, "seed": config.split_seed,
-                 "group_pattern": config.group_pattern, "groups": len(groups),
-                 "groups_per_fold": dict(sorted(Counter(folds.values()).items()))}
+        split = {
+            "method": "grouped",
+            "n_folds": config.n_folds,
+            "seed": config.split_seed,
+            "group_pattern": config.group_pattern,
+            "groups": len(groups),
+            "groups_per_fold": dict(sorted(Counter(folds.values()).items())),
+        }
         per_class = defaultdict(set)
         for key, counts in groups.items():
             for cls in counts:
                 per_class[cls].add(key)
         few = sorted(c for c, keys in per_class.items() if len(keys) < config.n_folds)
         if few:
-            warnings.append(f"class(es) {', '.join(few[:5])}{' ...' if len(few) > 5 else ''} "
-                            f"have fewer recording groups than the {config.n_folds} folds "
-                            f"(group pattern {config.group_pattern!r}): some folds will have "
-                            f"none of their clips")
+            warnings.append(
+                f"class(es) {', '.join(few[:5])}{' ...' if len(few) > 5 else ''} "
+                f"have fewer recording groups than the {config.n_folds} folds "
+                f"(group pattern {config.group_pattern!r}): some folds will have "
+                f"none of their clips"
+            )
     order = sorted({e.class_name for e in found})
-    return _finish(root, "folders", entries, rejections, rows_read, config, order=order,
-                   unit="files", split=split, warnings=warnings)
+    return _finish(
+        root,
+        "folders",
+        entries,
+        rejections,
+        rows_read,
+        config,
+        order=order,
+        unit="files",
+        split=split,
+        warnings=warnings,
+    )
 
 
-def _folds_from_csv(csv_path: Path, entries: list[_Entry],
-                    rejections: list[Rejection]) -> list[_Entry]:
+def _folds_from_csv(
+    csv_path: Path, entries: list[_Entry], rejections: list[Rejection]
+) -> list[_Entry]:
     """Folds of the folder-per-class files from a ``file,fold`` CSV: ``file`` is the path
     relative to the dataset folder (``dog/1.wav``) or a bare file name that is unique."""
-    _, rows, bad = read_table(csv_path, root=None, required=FOLDS_FROM_COLUMNS,
-                              name_column="file", what="folds CSV (--folds-from)")
+    _, rows, bad = read_table(
+        csv_path,
+        root=None,
+        required=FOLDS_FROM_COLUMNS,
+        name_column="file",
+        what="folds CSV (--folds-from)",
+    )
     rejections += [Rejection(file=r.file, reason=f"{csv_path.name}: {r.reason}") for r in bad]
     by_rel = {e.rel: e for e in entries}
     by_name: dict[str, list[_Entry]] = defaultdict(list)
@@ -474,18 +598,23 @@ def _folds_from_csv(csv_path: Path, entries: list[_Entry],
         if entry is None and len(by_name.get(file, [])) == 1:
             entry = by_name[file][0]
         if entry is None:
-            reason = (f"named on {where} {row.line}, but this file name is in several class "
-                      f"folders (write <class>/<file>)" if by_name.get(file)
-                      else f"named on {where} {row.line}: no such usable file in a class folder")
-            rejections.append(Rejection(file=shorten(printable(file), 250), reason=reason,
-                                        fold=fold))
+            reason = (
+                f"named on {where} {row.line}, but this file name is in several class "
+                f"folders (write <class>/<file>)"
+                if by_name.get(file)
+                else f"named on {where} {row.line}: no such usable file in a class folder"
+            )
+            rejections.append(
+                Rejection(file=shorten(printable(file), 250), reason=reason, fold=fold)
+            )
             continue
         reason = None
         if fold is None:
-            reason = f"{where} {row.line}: fold {show_value(row.values['fold'])} is not one of 1..10"
+            reason = (
+                f"{where} {row.line}: fold {show_value(row.values['fold'])} is not one of 1..10"
+            )
         elif entry.rel in assigned:
-            reason = (f"{where} {row.line}: a second fold for this file (line "
-                      f"{assigned[entry.rel]})")
+            reason = f"{where} {row.line}: a second fold for this file (line {assigned[entry.rel]})"
         if entry.rel not in assigned:
             assigned[entry.rel] = row.line
         if reason is not None:
@@ -496,14 +625,16 @@ def _folds_from_csv(csv_path: Path, entries: list[_Entry],
     kept = []
     for e in entries:
         if e.fold is None:
-            rejections.append(Rejection(file=printable(e.rel),
-                                        reason=f"no fold for this file in {csv_path}"))
+            rejections.append(
+                Rejection(file=printable(e.rel), reason=f"no fold for this file in {csv_path}")
+            )
         elif e.fold > 0:
             kept.append(e)
     return kept
 
 
 # -- a generic CSV ------------------------------------------------------------------------------
+
 
 def scan_csv(data: str | os.PathLike, config: DataConfig = DataConfig()) -> Listing:
     """The generic CSV layout: ``data`` is the CSV, or a folder holding exactly one top-level
@@ -520,15 +651,18 @@ def scan_csv(data: str | os.PathLike, config: DataConfig = DataConfig()) -> List
     if data.is_dir():
         csv_path = _generic_csv(data)
         if csv_path is None:
-            raise DatasetError(f"{data}: expected one CSV with columns path,label,fold at the top "
-                               f"of the folder (or give the CSV itself as --data)")
+            raise DatasetError(
+                f"{data}: expected one CSV with columns path,label,fold at the top "
+                f"of the folder (or give the CSV itself as --data)"
+            )
     else:
         csv_path = data
         if not csv_path.is_file():
             raise missing_csv(csv_path, "dataset CSV does not exist", "dataset CSV")
     root = csv_path.parent
-    header, rows, rejections = read_table(csv_path, root=root, required=CSV_COLUMNS,
-                                          name_column="path")
+    _header, rows, rejections = read_table(
+        csv_path, root=root, required=CSV_COLUMNS, name_column="path"
+    )
     rows_read = len(rows) + len(rejections)
     entries, seen = [], {}
     for row in rows:
@@ -550,14 +684,27 @@ def scan_csv(data: str | os.PathLike, config: DataConfig = DataConfig()) -> List
         if reason is None:
             reason = _file_problem(root, rel)
         if reason is not None:
-            rejections.append(Rejection(file=shorten(printable(rel), 250), reason=reason,
-                                        fold=fold))
+            rejections.append(
+                Rejection(file=shorten(printable(rel), 250), reason=reason, fold=fold)
+            )
             continue
         seen[rel] = row.line
-        group = v.get("group", "").strip() or group_key(Path(rel).stem, config.group_pattern) \
+        group = (
+            v.get("group", "").strip()
+            or group_key(Path(rel).stem, config.group_pattern)
             or Path(rel).stem
-        entries.append(_Entry(rel=rel, path=root / rel, fold=fold, class_name=label,
-                              group=group, salience=salience))
+        )
+        entries.append(
+            _Entry(
+                rel=rel,
+                path=root / rel,
+                fold=fold,
+                class_name=label,
+                group=group,
+                salience=salience,
+            )
+        )
     order = sorted({e.class_name for e in entries})
-    return _finish(root, "csv", entries, rejections, rows_read, config, order=order,
-                   unit="CSV rows")
+    return _finish(
+        root, "csv", entries, rejections, rows_read, config, order=order, unit="CSV rows"
+    )

@@ -7,6 +7,7 @@ readers the layouts of :mod:`urbansound.layouts` share: the CSV reader that reje
 one bad row alone (:func:`read_table`), confinement to the dataset folder
 (:func:`check_file`), and names made safe for one-line messages (:func:`printable`).
 """
+
 from __future__ import annotations
 
 import csv
@@ -20,7 +21,7 @@ from urbansound.config import CLASS_NAMES
 
 _INT_TEXT = re.compile(r"[+-]?[0-9]{1,40}")
 _DECIMAL_TEXT = re.compile(r"[+-]?[0-9]{0,40}\.[0-9]{0,40}")
-INT64_MAX = 2 ** 63 - 1
+INT64_MAX = 2**63 - 1
 
 
 class DatasetError(Exception):
@@ -86,9 +87,14 @@ def check_root(root: Path) -> None:
         raise DatasetError(f"{root}: dataset folder {what}")
 
 
-def read_table(csv_path: Path, *, root: Path | None, required: tuple[str, ...],
-               name_column: str, what: str = "metadata CSV"
-               ) -> tuple[list[str], list[Row], list[Rejection]]:
+def read_table(
+    csv_path: Path,
+    *,
+    root: Path | None,
+    required: tuple[str, ...],
+    name_column: str,
+    what: str = "metadata CSV",
+) -> tuple[list[str], list[Row], list[Rejection]]:
     """Parse any metadata CSV as :func:`read_rows` does (the same row-level checks and
     messages): ``required`` columns must be present once; ``name_column`` names the
     file in a rejection.  ``root``: the CSV must not be a link leading outside it
@@ -96,15 +102,15 @@ def read_table(csv_path: Path, *, root: Path | None, required: tuple[str, ...],
     if not csv_path.is_file():
         raise missing_csv(csv_path, f"{what} not found", what)
     if root is not None and not is_inside(csv_path.resolve(), root.resolve()):
-        raise DatasetError(f"{csv_path}: the {what} is a link that leads outside the "
-                           f"dataset folder")
+        raise DatasetError(
+            f"{csv_path}: the {what} is a link that leads outside the dataset folder"
+        )
     try:
         raw = csv_path.read_bytes()
     except OSError as exc:
         raise DatasetError(f"{csv_path}: cannot read ({exc.strerror or exc})") from None
     if not raw.removeprefix(b"\xef\xbb\xbf").strip():
-        raise DatasetError(f"{csv_path}: empty file (expected a header line "
-                           f"{','.join(required)})")
+        raise DatasetError(f"{csv_path}: empty file (expected a header line {','.join(required)})")
     records = _split_records(raw)
     header_record = records.pop(0)
     problem = header_record.problem()
@@ -112,22 +118,33 @@ def read_table(csv_path: Path, *, root: Path | None, required: tuple[str, ...],
         problem = "no fields"
     if problem is not None:
         if problem.startswith(("not UTF-8", "contains NUL")):
-            raise DatasetError(f"{csv_path}: {problem}; the header line {header_record.line} "
-                               f"cannot be read (re-save the CSV as UTF-8 text)")
-        raise DatasetError(f"{csv_path}: cannot parse the header (CSV line {header_record.line}: "
-                           f"{problem})")
+            raise DatasetError(
+                f"{csv_path}: {problem}; the header line {header_record.line} "
+                f"cannot be read (re-save the CSV as UTF-8 text)"
+            )
+        raise DatasetError(
+            f"{csv_path}: cannot parse the header (CSV line {header_record.line}: {problem})"
+        )
     header = [c.strip() for c in header_record.fields]
     missing = [c for c in required if c not in header]
     if missing:
-        hints = [f"{c!r} for {h!r}" for c in missing for h in header
-                 if h.lower().replace("_", "") == c.lower().replace("_", "") and h != c]
+        hints = [
+            f"{c!r} for {h!r}"
+            for c in missing
+            for h in header
+            if h.lower().replace("_", "") == c.lower().replace("_", "") and h != c
+        ]
         hint = f" (did you mean {', '.join(hints)}?)" if hints else ""
         separators = [sep for sep in (";", "\t", "|") if len(header) == 1 and sep in header[0]]
         if separators:
-            hint = f" (the header is one field: are the columns separated by {separators[0]!r} " \
-                   f"instead of commas?)"
-        raise DatasetError(f"{csv_path}: missing column(s) {missing}; found "
-                           f"{[shorten(h) for h in header][:20]}{hint}")
+            hint = (
+                f" (the header is one field: are the columns separated by {separators[0]!r} "
+                f"instead of commas?)"
+            )
+        raise DatasetError(
+            f"{csv_path}: missing column(s) {missing}; found "
+            f"{[shorten(h) for h in header][:20]}{hint}"
+        )
     repeated = sorted({c for c in required if header.count(c) > 1})
     if repeated:
         raise DatasetError(f"{csv_path}: column(s) {repeated} appear more than once")
@@ -144,8 +161,12 @@ def read_table(csv_path: Path, *, root: Path | None, required: tuple[str, ...],
         if problem is None and [f.strip().lstrip("\ufeff") for f in fields] == header:
             problem = "repeats the header line"
         if problem is not None:
-            bad.append(Rejection(file=shorten(printable(name)) or f"CSV line {line}",
-                                 reason=f"CSV line {line}: {problem}"))
+            bad.append(
+                Rejection(
+                    file=shorten(printable(name)) or f"CSV line {line}",
+                    reason=f"CSV line {line}: {problem}",
+                )
+            )
             continue
         rows.append(Row(line=line, values=dict(zip(header, fields))))
     return header, rows, bad
@@ -168,7 +189,7 @@ class _Record:
         bad = _SURROGATE.search(self.text)
         if bad is not None:
             byte = ord(bad.group()) - 0xDC00
-            offset = self.offset + len(self.text[:bad.start()].encode("utf-8", "surrogateescape"))
+            offset = self.offset + len(self.text[: bad.start()].encode("utf-8", "surrogateescape"))
             return f"not UTF-8 text (byte 0x{byte:02x} at byte offset {offset})"
         if "\0" in self.text:
             return "contains NUL bytes"
@@ -194,7 +215,7 @@ def _split_records(raw: bytes) -> list[_Record]:
     base = 3 if raw.startswith(b"\xef\xbb\xbf") else 0  # UTF-8 byte-order mark
     lines, offsets, pos = [], [], base
     for match in _LINE_END.finditer(raw, base):
-        lines.append(raw[pos:match.end()].decode("utf-8", "surrogateescape"))
+        lines.append(raw[pos : match.end()].decode("utf-8", "surrogateescape"))
         offsets.append(pos)
         pos = match.end()
     if pos < len(raw):
@@ -211,7 +232,7 @@ def _split_records(raw: bytes) -> list[_Record]:
             inside = _quote_open_after(lines[j], True)
         if inside:  # open at the end of the file: only this line is lost
             j = i
-        text = "".join(lines[i:j + 1])
+        text = "".join(lines[i : j + 1])
         record = _Record(line=i + 1, offset=offsets[i], text=text, fields=[])
         try:
             record.fields = _parse_fields(text)
@@ -219,14 +240,22 @@ def _split_records(raw: bytes) -> list[_Record]:
             # the csv module's only complaint here is a field over its size limit
             record.error = f"cannot be parsed as CSV ({exc})"
         if inside:
-            record.error = "a quote (\") opened on this line is never closed"
-        elif j > i and width is not None and (
-                record.error or len(record.fields) != width
-                or any(_row_width(lines[k]) == width for k in range(i + 1, j))):
+            record.error = 'a quote (") opened on this line is never closed'
+        elif (
+            j > i
+            and width is not None
+            and (
+                record.error
+                or len(record.fields) != width
+                or any(_row_width(lines[k]) == width for k in range(i + 1, j))
+            )
+        ):
             # A quoted field may hold a line break, but not whole rows: the quote is stray.
-            record.error = (f"a quote (\") opened on this line is closed only on line {j + 1}; "
-                            f"this line is rejected alone and the lines after it are read as "
-                            f"rows of their own")
+            record.error = (
+                f'a quote (") opened on this line is closed only on line {j + 1}; '
+                f"this line is rejected alone and the lines after it are read as "
+                f"rows of their own"
+            )
             record.text, record.fields, j = lines[i], [], i
         if record.error is None and not any(f.strip() for f in record.fields):
             i = j + 1
@@ -306,8 +335,9 @@ class Listing:
     warnings: list[str] = field(default_factory=list)
 
 
-def check_file(path: Path, root_real: Path, *, within: Path | None = None,
-               within_name: str = "") -> str | None:
+def check_file(
+    path: Path, root_real: Path, *, within: Path | None = None, within_name: str = ""
+) -> str | None:
     """Why the audio file ``path`` cannot be used, or None: missing, a link leading
     outside the dataset folder (``root_real``, resolved) or outside ``within`` (a
     subfolder it must stay in, shown as ``within_name``), a broken link, not a regular
@@ -335,9 +365,13 @@ def plain_relative_path(text: str) -> str | None:
     """Why ``text`` is not a plain relative path inside a folder (``a/b.wav``), or None:
     empty, absolute, a ``..`` or ``.`` part, a backslash, control characters."""
     parts = text.split("/")
-    if (not text or os.path.isabs(text) or "\\" in text
-            or any(p in ("", ".", "..") for p in parts)
-            or any(ord(ch) < 32 or ord(ch) == 127 for ch in text)):
+    if (
+        not text
+        or os.path.isabs(text)
+        or "\\" in text
+        or any(p in ("", ".", "..") for p in parts)
+        or any(ord(ch) < 32 or ord(ch) == 127 for ch in text)
+    ):
         return f"path {show_value(text)} is not a plain relative path inside the dataset folder"
     return None
 
@@ -380,6 +414,8 @@ def printable(name: str) -> str:
     ``\\x00``..."""
     text = os.fsencode(name).decode("utf-8", "backslashreplace") if not_utf8(name) else name
     if any(ord(ch) < 32 or ord(ch) == 127 for ch in text):
-        text = "".join(ch.encode("unicode_escape").decode("ascii")
-                       if ord(ch) < 32 or ord(ch) == 127 else ch for ch in text)
+        text = "".join(
+            ch.encode("unicode_escape").decode("ascii") if ord(ch) < 32 or ord(ch) == 127 else ch
+            for ch in text
+        )
     return text

@@ -25,20 +25,27 @@ Times are ``time.monotonic()`` seconds unless a ``clock`` is given.  Pure apart 
 reading the source; the only thread is :func:`prefetch`'s reader, which lets a pipe
 be drained (and its arrivals timed) while the model loads or a window is classified.
 """
+
 from __future__ import annotations
 
 import queue
 import threading
 import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Iterator, NamedTuple, Sequence
+from typing import NamedTuple
 
 import numpy as np
 
 from urbansound.audio import MAX_RATE, MIN_RATE, AudioError, check_duration, resampled_length
 from urbansound.config import Config
-from urbansound.predict import (DEFAULT_HOP_SECONDS, Classifier, hop_samples, model_input_batch,
-                                stream_audio)
+from urbansound.predict import (
+    DEFAULT_HOP_SECONDS,
+    Classifier,
+    hop_samples,
+    model_input_batch,
+    stream_audio,
+)
 from urbansound.windows import iter_windows
 
 STDIN = "<stdin>"
@@ -87,8 +94,9 @@ class WindowResult:
 def check_rate(rate: int, name: str = STDIN) -> int:
     """``rate`` if it is a plausible sample rate (Hz, as ingest accepts), else AudioError."""
     if not (isinstance(rate, int) and MIN_RATE <= rate <= MAX_RATE):
-        raise AudioError(name, f"--rate {rate}: not a plausible sample rate "
-                               f"({MIN_RATE}..{MAX_RATE} Hz)")
+        raise AudioError(
+            name, f"--rate {rate}: not a plausible sample rate ({MIN_RATE}..{MAX_RATE} Hz)"
+        )
     return rate
 
 
@@ -96,8 +104,10 @@ def check_rate(rate: int, name: str = STDIN) -> int:
 # sources
 # ---------------------------------------------------------------------------
 
-def timed_reads(read: Callable[[int], bytes], size: int, *,
-                clock: Callable[[], float] = time.monotonic) -> Iterator[tuple[bytes, float]]:
+
+def timed_reads(
+    read: Callable[[int], bytes], size: int, *, clock: Callable[[], float] = time.monotonic
+) -> Iterator[tuple[bytes, float]]:
     """``(data, arrived)`` for each ``read(size)`` until it returns ``b""`` (end of
     stream).  ``read`` may return fewer bytes than asked (a pipe returns what is there)."""
     while True:
@@ -108,8 +118,7 @@ def timed_reads(read: Callable[[int], bytes], size: int, *,
         yield data, t
 
 
-def prefetch(items: Iterable, *, maxsize: int = 0,
-             stop: threading.Event | None = None) -> Iterator:
+def prefetch(items: Iterable, *, maxsize: int = 0, stop: threading.Event | None = None) -> Iterator:
     """Iterate ``items`` in a daemon thread, handing them over through a queue: a pipe is
     read as fast as it is written whatever the consumer does (an exception in the reader
     is raised here).  ``stop`` set while waiting raises KeyboardInterrupt within 50 ms
@@ -121,7 +130,7 @@ def prefetch(items: Iterable, *, maxsize: int = 0,
         try:
             for item in items:
                 q.put((item, None))
-        except BaseException as exc:  # noqa: BLE001 - re-raised in the consumer
+        except BaseException as exc:
             q.put((done, exc))
             return
         q.put((done, None))
@@ -141,8 +150,9 @@ def prefetch(items: Iterable, *, maxsize: int = 0,
         yield item
 
 
-def pcm_blocks(chunks: Iterable[tuple[bytes, float]], *, info: dict | None = None
-               ) -> Iterator[TimedBlock]:
+def pcm_blocks(
+    chunks: Iterable[tuple[bytes, float]], *, info: dict | None = None
+) -> Iterator[TimedBlock]:
     """Decode S16_LE mono bytes to float32 samples in [-1, 1).
 
     A chunk may end inside a sample: its odd byte waits for the next chunk.  ``info``,
@@ -164,8 +174,9 @@ def pcm_blocks(chunks: Iterable[tuple[bytes, float]], *, info: dict | None = Non
     info.update(bytes=total, trailing_bytes=len(carry))
 
 
-def resample_blocks(blocks: Iterable[TimedBlock], native_rate: int, sample_rate: int
-                    ) -> Iterator[TimedBlock]:
+def resample_blocks(
+    blocks: Iterable[TimedBlock], native_rate: int, sample_rate: int
+) -> Iterator[TimedBlock]:
     """Resample a stream from ``native_rate`` to ``sample_rate`` Hz as it arrives (soxr,
     ``soxr_hq``, as :func:`urbansound.predict.stream_audio`); the output's total length
     is ``ceil(n_in * sample_rate / native_rate)``.  Output pieces keep the arrival time
@@ -175,8 +186,7 @@ def resample_blocks(blocks: Iterable[TimedBlock], native_rate: int, sample_rate:
         return
     import soxr
 
-    resampler = soxr.ResampleStream(native_rate, sample_rate, 1, dtype="float32",
-                                    quality="soxr_hq")
+    resampler = soxr.ResampleStream(native_rate, sample_rate, 1, dtype="float32", quality="soxr_hq")
     n_in = n_out = 0
     pending = np.zeros(0, np.float32)
     arrived = None
@@ -191,17 +201,23 @@ def resample_blocks(blocks: Iterable[TimedBlock], native_rate: int, sample_rate:
             yield TimedBlock(out, arrived)
     if arrived is None:
         return
-    pending = np.concatenate([pending, resampler.resample_chunk(np.zeros(0, np.float32),
-                                                                last=True)])
+    pending = np.concatenate(
+        [pending, resampler.resample_chunk(np.zeros(0, np.float32), last=True)]
+    )
     want = resampled_length(n_in, native_rate, sample_rate) - n_out
     pending = pending[:want] if pending.size >= want else np.pad(pending, (0, want - pending.size))
     yield TimedBlock(pending.astype(np.float32), arrived)
 
 
-def file_blocks(path, *, sample_rate: int, realtime: bool = True,
-                block_seconds: float = LIVE_BLOCK_SECONDS,
-                clock: Callable[[], float] = time.monotonic,
-                sleep: Callable[[float], None] = time.sleep) -> Iterator[TimedBlock]:
+def file_blocks(
+    path,
+    *,
+    sample_rate: int,
+    realtime: bool = True,
+    block_seconds: float = LIVE_BLOCK_SECONDS,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Iterator[TimedBlock]:
     """A file as a stream: :func:`urbansound.predict.stream_audio`'s blocks (mono, at
     ``sample_rate``), each released, with ``realtime``, no earlier than ``t0 + n /
     sample_rate`` where ``n`` is the samples released so far with it and ``t0`` the
@@ -224,9 +240,14 @@ def file_blocks(path, *, sample_rate: int, realtime: bool = True,
 # windows and results
 # ---------------------------------------------------------------------------
 
-def stream_windows(blocks: Iterable[TimedBlock], *, config: Config,
-                   hop_seconds: float = DEFAULT_HOP_SECONDS, name: str = STDIN
-                   ) -> Iterator[LiveWindow]:
+
+def stream_windows(
+    blocks: Iterable[TimedBlock],
+    *,
+    config: Config,
+    hop_seconds: float = DEFAULT_HOP_SECONDS,
+    name: str = STDIN,
+) -> Iterator[LiveWindow]:
     """The windows of :func:`urbansound.windows.iter_windows` over a timed stream, each
     yielded as soon as the block holding its last sample has arrived (the end-aligned
     last window, and the single padded window of a stream shorter than one window,
@@ -275,8 +296,13 @@ def warm_up(classify: Classifier, config: Config) -> None:
     classify(model_input_batch([np.zeros(config.audio.clip_samples, np.float32)], config))
 
 
-def classify_stream(windows: Iterable[LiveWindow], classify: Classifier, *, config: Config,
-                    class_names: Sequence[str] | None = None) -> Iterator[WindowResult]:
+def classify_stream(
+    windows: Iterable[LiveWindow],
+    classify: Classifier,
+    *,
+    config: Config,
+    class_names: Sequence[str] | None = None,
+) -> Iterator[WindowResult]:
     """Classify each window alone (batch of one: a live window cannot wait for others)
     with the model's front end, :func:`urbansound.predict.model_input_batch`."""
     names = tuple(class_names or config.class_names)
@@ -286,8 +312,7 @@ def classify_stream(windows: Iterable[LiveWindow], classify: Classifier, *, conf
         if p.shape != (1, len(names)):
             raise ValueError(f"the model returned shape {p.shape}, not (1, {len(names)})")
         c = int(p[0].argmax())
-        yield WindowResult(w.start / rate, w.end / rate, names[c], float(p[0, c]), p[0],
-                           w.arrived)
+        yield WindowResult(w.start / rate, w.end / rate, names[c], float(p[0, c]), p[0], w.arrived)
 
 
 @dataclass
@@ -314,17 +339,26 @@ class ListenStats:
         wall = max(self.clock() - self.wall_start, 1e-9)
         cpu = self.cpu_clock() - self.cpu_start
         lat = np.asarray(self.latencies_ms, np.float64)
-        return {"windows": int(lat.size),
-                "latency_mean_ms": float(lat.mean()) if lat.size else None,
-                "latency_p95_ms": float(np.percentile(lat, 95)) if lat.size else None,
-                "latency_max_ms": float(lat.max()) if lat.size else None,
-                "wall_s": float(wall), "cpu_s": float(cpu), "cpu_share": float(cpu / wall)}
+        return {
+            "windows": int(lat.size),
+            "latency_mean_ms": float(lat.mean()) if lat.size else None,
+            "latency_p95_ms": float(np.percentile(lat, 95)) if lat.size else None,
+            "latency_max_ms": float(lat.max()) if lat.size else None,
+            "wall_s": float(wall),
+            "cpu_s": float(cpu),
+            "cpu_share": float(cpu / wall),
+        }
 
     def line(self) -> str:
         """The summary as one line of text."""
         s = self.summary()
-        lat = ("no latency (no window)" if not s["windows"] else
-               f"latency mean {s['latency_mean_ms']:.0f} ms, 95th percentile "
-               f"{s['latency_p95_ms']:.0f} ms, max {s['latency_max_ms']:.0f} ms")
-        return (f"{s['windows']} window(s) in {s['wall_s']:.1f} s; {lat}; CPU "
-                f"{s['cpu_share']:.1%} of one core ({s['cpu_s']:.1f} s of process CPU time)")
+        lat = (
+            "no latency (no window)"
+            if not s["windows"]
+            else f"latency mean {s['latency_mean_ms']:.0f} ms, 95th percentile "
+            f"{s['latency_p95_ms']:.0f} ms, max {s['latency_max_ms']:.0f} ms"
+        )
+        return (
+            f"{s['windows']} window(s) in {s['wall_s']:.1f} s; {lat}; CPU "
+            f"{s['cpu_share']:.1%} of one core ({s['cpu_s']:.1f} s of process CPU time)"
+        )

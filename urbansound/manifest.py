@@ -5,6 +5,7 @@ layout, how folds were made, sample rate, dataset fingerprint), the features sta
 own; a later stage reads the one in its input folder.  :class:`IngestError` is ingest's
 error, and also what a stage raises when its input folder holds no manifest.
 """
+
 from __future__ import annotations
 
 import json
@@ -47,5 +48,6 @@ def read_manifest(directory: str | os.PathLike) -> dict:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise IngestError(f"{path}: not found; is {directory} the output of the previous stage?") \
-            from None
+        raise IngestError(
+            f"{path}: not found; is {directory} the output of the previous stage?"
+        ) from None

@@ -1,4 +1,5 @@
 """User values and name lists cut to one line for error messages (a leaf: imports nothing of urbansound)."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -24,7 +25,7 @@ def names_excerpt(names, shown: int = 10, limit: int = 2 * QUOTE_LIMIT) -> str:
     if len(names) <= shown and len(repr(names)) <= limit:
         return repr(names)
     head: list[str] = []
-    while len(head) < min(shown, len(names)) and len(repr(head + names[len(head):][:1])) <= limit:
+    while len(head) < min(shown, len(names)) and len(repr(head + names[len(head) :][:1])) <= limit:
         head.append(names[len(head)])
     first = ", ".join(repr(n) for n in head) if head else quoted(names[0]) if names else ""
     return f"[{first}, ...] ({len(names)} names)"

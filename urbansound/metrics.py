@@ -3,10 +3,11 @@
 Pure NumPy, except the ``plot_*`` functions which draw with matplotlib's
 non-interactive Agg backend and write PNG files.
 """
+
 from __future__ import annotations
 
 import os
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -20,8 +21,10 @@ def confusion_matrix(y_true: Sequence[int], y_pred: Sequence[int], n_classes: in
     for name, labels in (("y_true", y_true), ("y_pred", y_pred)):
         # a negative label would otherwise be counted silently in the last class
         if labels.size and (labels.min() < 0 or labels.max() >= n_classes):
-            raise ValueError(f"{name} has labels outside 0..{n_classes - 1}: "
-                             f"{sorted(set(labels[(labels < 0) | (labels >= n_classes)].tolist()))}")
+            raise ValueError(
+                f"{name} has labels outside 0..{n_classes - 1}: "
+                f"{sorted(set(labels[(labels < 0) | (labels >= n_classes)].tolist()))}"
+            )
     cm = np.zeros((n_classes, n_classes), dtype=np.int64)
     np.add.at(cm, (y_true, y_pred), 1)
     return cm
@@ -60,8 +63,13 @@ ANNOTATE_UP_TO = 20
 """Confusion-matrix plots write each cell's value up to this many classes."""
 
 
-def plot_confusion_matrix(cm: np.ndarray, class_names: Sequence[str], path: str | os.PathLike, *,
-                          title: str = "Confusion matrix") -> None:
+def plot_confusion_matrix(
+    cm: np.ndarray,
+    class_names: Sequence[str],
+    path: str | os.PathLike,
+    *,
+    title: str = "Confusion matrix",
+) -> None:
     """Counts and row-normalised matrices side by side, as one PNG.  The figure grows
     with the number of classes; beyond :data:`ANNOTATE_UP_TO` classes the cells are not
     written in (50 classes would be 2,500 unreadable numbers)."""
@@ -77,8 +85,10 @@ def plot_confusion_matrix(cm: np.ndarray, class_names: Sequence[str], path: str 
     side = max(7.0, 0.3 * n)
     fig, axes = plt.subplots(1, 2, figsize=(2 * side + 2, side))
     tick_size = 10 if n <= ANNOTATE_UP_TO else 6
-    for ax, matrix, label, fmt in ((axes[0], cm, "counts", "d"),
-                                   (axes[1], normalize_rows(cm), "normalised by true class", ".2f")):
+    for ax, matrix, label, fmt in (
+        (axes[0], cm, "counts", "d"),
+        (axes[1], normalize_rows(cm), "normalised by true class", ".2f"),
+    ):
         image = ax.imshow(matrix, cmap="Blues")
         fig.colorbar(image, ax=ax, fraction=0.046)
         ax.set_xticks(range(n), class_names, rotation=60, ha="right", fontsize=tick_size)
@@ -90,15 +100,23 @@ def plot_confusion_matrix(cm: np.ndarray, class_names: Sequence[str], path: str 
         if n > ANNOTATE_UP_TO:
             continue
         for (i, j), value in np.ndenumerate(matrix):
-            ax.text(j, i, format(value, fmt), ha="center", va="center", fontsize=7,
-                    color="white" if value > threshold else "black")
+            ax.text(
+                j,
+                i,
+                format(value, fmt),
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="white" if value > threshold else "black",
+            )
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
 
 
-def plot_history(history: Mapping[str, Sequence[float]], path: str | os.PathLike, *,
-                 title: str = "") -> None:
+def plot_history(
+    history: Mapping[str, Sequence[float]], path: str | os.PathLike, *, title: str = ""
+) -> None:
     """Accuracy and loss per epoch (train and validation) as one PNG."""
     import matplotlib
 

@@ -15,10 +15,11 @@ Configuration validation, the CLI and ``urbansound models`` all read it, so a ne
 model is one entry here.  Models are plain Keras 3 layers only (no TensorFlow-only
 layers), so they load on any Keras backend and convert to TFLite.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
@@ -93,11 +94,11 @@ def _improved(x, n_classes: int):
     (the study reports 33,634)."""
     from keras import layers
 
-    x = layers.Conv2D(24, (5, 5), activation="relu", name="conv1")(x)   # 124×124×24
-    x = layers.MaxPooling2D((4, 4), name="pool1")(x)                    # 31×31
-    x = layers.Conv2D(16, (5, 5), activation="relu", name="conv2")(x)   # 27×27×16
-    x = layers.MaxPooling2D((4, 4), name="pool2")(x)                    # 6×6
-    x = layers.Conv2D(35, (5, 5), activation="relu", name="conv3")(x)   # 2×2×35
+    x = layers.Conv2D(24, (5, 5), activation="relu", name="conv1")(x)  # 124×124×24
+    x = layers.MaxPooling2D((4, 4), name="pool1")(x)  # 31×31
+    x = layers.Conv2D(16, (5, 5), activation="relu", name="conv2")(x)  # 27×27×16
+    x = layers.MaxPooling2D((4, 4), name="pool2")(x)  # 6×6
+    x = layers.Conv2D(35, (5, 5), activation="relu", name="conv3")(x)  # 2×2×35
     x = layers.Flatten(name="flatten")(x)
     x = layers.Dense(64, activation="relu", name="dense1")(x)
     x = layers.Dropout(0.5, name="dropout")(x)
@@ -108,8 +109,9 @@ def _conv_bn_relu(x, filters: int, name: str, strides=(1, 1)):
     from keras import layers
 
     # No conv bias: batch normalisation's shift replaces it.
-    x = layers.Conv2D(filters, (3, 3), strides=strides, padding="same", use_bias=False,
-                      name=f"{name}_conv")(x)
+    x = layers.Conv2D(
+        filters, (3, 3), strides=strides, padding="same", use_bias=False, name=f"{name}_conv"
+    )(x)
     # momentum 0.9 (PyTorch's 0.1): with Keras' 0.99 the moving statistics of a short run
     # (the demo data's 225 steps) still carry the initial 0/1 and inference falls to chance
     x = layers.BatchNormalization(momentum=0.9, name=f"{name}_bn")(x)
@@ -126,16 +128,19 @@ def _urbannet(x, n_classes: int, widths=(24, 48, 96, 192)):
     """
     from keras import layers
 
-    x = _conv_bn_relu(x, widths[0], "stem", strides=(2, 2))            # 64×64
+    x = _conv_bn_relu(x, widths[0], "stem", strides=(2, 2))  # 64×64
     for i, filters in enumerate(widths, start=1):
         x = _conv_bn_relu(x, filters, f"block{i}a")
         x = _conv_bn_relu(x, filters, f"block{i}b")
-        x = layers.AveragePooling2D((2, 2), name=f"block{i}_pool")(x)   # 32, 16, 8, 4
+        x = layers.AveragePooling2D((2, 2), name=f"block{i}_pool")(x)  # 32, 16, 8, 4
     # Summaries over the whole 4×4 map: mean (a sound that fills the clip) and max (a
     # short event).  Pooling layers rather than a Lambda keep the model serialisable.
-    x = layers.Concatenate(name="mean_max")([
-        layers.GlobalAveragePooling2D(name="global_mean")(x),
-        layers.GlobalMaxPooling2D(name="global_max")(x)])
+    x = layers.Concatenate(name="mean_max")(
+        [
+            layers.GlobalAveragePooling2D(name="global_mean")(x),
+            layers.GlobalMaxPooling2D(name="global_max")(x),
+        ]
+    )
     x = layers.Dropout(0.3, name="dropout")(x)
     return layers.Dense(n_classes, activation="softmax", name="probabilities")(x)
 
@@ -163,10 +168,12 @@ def _conv1d_frame_network(frame: int, n_classes: int):
     inputs = keras.Input(shape=(frame, 1), name="frame")
     # epsilon far below the variance of quiet audio (1e-6 at -60 dBFS): Keras' 1e-3 would
     # shrink every quiet frame towards zero
-    x = layers.LayerNormalization(axis=(1, 2), center=False, scale=False, epsilon=1e-10,
-                                  name="frame_standardize")(inputs)
-    for i, (filters, kernel, pool) in enumerate(((16, 64, 8), (32, 32, 8), (64, 16, 0),
-                                                 (128, 8, 0)), start=1):
+    x = layers.LayerNormalization(
+        axis=(1, 2), center=False, scale=False, epsilon=1e-10, name="frame_standardize"
+    )(inputs)
+    for i, (filters, kernel, pool) in enumerate(
+        ((16, 64, 8), (32, 32, 8), (64, 16, 0), (128, 8, 0)), start=1
+    ):
         x = layers.Conv1D(filters, kernel, strides=2, use_bias=False, name=f"conv{i}")(x)
         x = layers.BatchNormalization(momentum=0.9, name=f"bn{i}")(x)
         x = layers.Activation("relu", name=f"relu{i}")(x)
@@ -200,35 +207,88 @@ def _conv1d(x, n_classes: int, frame: int = CONV1D_FRAME):
         x = layers.Cropping1D((0, n_samples - n_halves * half), name="trim")(x)
     halves = layers.Reshape((n_halves, half), name="half_frames")(x)
     # frame i = halves i and i + 1 side by side: 50 % overlap
-    frames = layers.Concatenate(axis=-1, name="frames")([
-        layers.Cropping1D((0, 1), name="first_halves")(halves),
-        layers.Cropping1D((1, 0), name="second_halves")(halves)])
+    frames = layers.Concatenate(axis=-1, name="frames")(
+        [
+            layers.Cropping1D((0, 1), name="first_halves")(halves),
+            layers.Cropping1D((1, 0), name="second_halves")(halves),
+        ]
+    )
     frames = layers.Reshape((n_halves - 1, frame, 1), name="frames_1ch")(frames)
-    per_frame = layers.TimeDistributed(_conv1d_frame_network(frame, n_classes),
-                                       name="per_frame")(frames)
+    per_frame = layers.TimeDistributed(_conv1d_frame_network(frame, n_classes), name="per_frame")(
+        frames
+    )
     return layers.GlobalAveragePooling1D(name="probabilities")(per_frame)
 
 
-MODELS: dict[str, ModelSpec] = {spec.name: spec for spec in (
-    ModelSpec("urbannet", "batch-normalised VGG-style CNN, strided stem, mean+max over time "
-              "(default; AdamW, one-cycle, fixed 40 epochs)", _urbannet,
-              optimizer="adamw", learning_rate=2e-3, weight_decay=5e-4, schedule="one_cycle",
-              epochs=40, patience=15, validation="none", batch_size=32),
-    ModelSpec("urbannet-large", "urbannet with twice the widths, for a GPU", _urbannet_large,
-              optimizer="adamw", learning_rate=2e-3, weight_decay=5e-4, schedule="one_cycle",
-              epochs=60, patience=15, validation="none", batch_size=32),
-    ModelSpec("sb-cnn", "the study's baseline after Salamon & Bello 2017 (SGD 0.01, 50 epochs, "
-              "early stopping)", _sb_cnn, optimizer="sgd", learning_rate=0.01, epochs=50,
-              patience=15, study=True),
-    ModelSpec("improved", "the study's improved CNN after Mushtaq & Su 2020 (Adam, 100 epochs, "
-              "early stopping)", _improved, optimizer="adam", learning_rate=1e-3, epochs=100,
-              patience=15, study=True),
-    ModelSpec("conv1d", "end-to-end 1D CNN on the raw 16 kHz waveform after Abdoli et al. "
-              "2019 (1 s frames, 50 % overlap, mean of frame predictions)", _conv1d,
-              input_kind="waveform", optimizer="adamw", learning_rate=1e-3,
-              weight_decay=1e-3, schedule="one_cycle", epochs=40, patience=15,
-              validation="none", batch_size=32, time_shift=True, study=True),
-)}
+MODELS: dict[str, ModelSpec] = {
+    spec.name: spec
+    for spec in (
+        ModelSpec(
+            "urbannet",
+            "batch-normalised VGG-style CNN, strided stem, mean+max over time "
+            "(default; AdamW, one-cycle, fixed 40 epochs)",
+            _urbannet,
+            optimizer="adamw",
+            learning_rate=2e-3,
+            weight_decay=5e-4,
+            schedule="one_cycle",
+            epochs=40,
+            patience=15,
+            validation="none",
+            batch_size=32,
+        ),
+        ModelSpec(
+            "urbannet-large",
+            "urbannet with twice the widths, for a GPU",
+            _urbannet_large,
+            optimizer="adamw",
+            learning_rate=2e-3,
+            weight_decay=5e-4,
+            schedule="one_cycle",
+            epochs=60,
+            patience=15,
+            validation="none",
+            batch_size=32,
+        ),
+        ModelSpec(
+            "sb-cnn",
+            "the study's baseline after Salamon & Bello 2017 (SGD 0.01, 50 epochs, early stopping)",
+            _sb_cnn,
+            optimizer="sgd",
+            learning_rate=0.01,
+            epochs=50,
+            patience=15,
+            study=True,
+        ),
+        ModelSpec(
+            "improved",
+            "the study's improved CNN after Mushtaq & Su 2020 (Adam, 100 epochs, early stopping)",
+            _improved,
+            optimizer="adam",
+            learning_rate=1e-3,
+            epochs=100,
+            patience=15,
+            study=True,
+        ),
+        ModelSpec(
+            "conv1d",
+            "end-to-end 1D CNN on the raw 16 kHz waveform after Abdoli et al. "
+            "2019 (1 s frames, 50 % overlap, mean of frame predictions)",
+            _conv1d,
+            input_kind="waveform",
+            optimizer="adamw",
+            learning_rate=1e-3,
+            weight_decay=1e-3,
+            schedule="one_cycle",
+            epochs=40,
+            patience=15,
+            validation="none",
+            batch_size=32,
+            time_shift=True,
+            study=True,
+        ),
+    )
+}
 """Every model by name; the first is the default of ``urbansound run``."""
 
 DEFAULT_MODEL = next(iter(MODELS))
@@ -246,9 +306,15 @@ def get_spec(name: str) -> ModelSpec:
         raise ValueError(f"unknown model {name!r}; known: {', '.join(MODELS)}") from None
 
 
-def build_model(name: str, *, input_shape: tuple[int, ...] | None = None,
-                n_classes: int = 10, band_mean: np.ndarray | None = None,
-                band_variance: np.ndarray | None = None, seed: int | None = None):
+def build_model(
+    name: str,
+    *,
+    input_shape: tuple[int, ...] | None = None,
+    n_classes: int = 10,
+    band_mean: np.ndarray | None = None,
+    band_variance: np.ndarray | None = None,
+    seed: int | None = None,
+):
     """Build an uncompiled Keras model.
 
     Parameters
@@ -279,9 +345,12 @@ def build_model(name: str, *, input_shape: tuple[int, ...] | None = None,
         raise ValueError("give both band_mean and band_variance, or neither")
     if band_mean is not None:
         # axis=1 keeps one mean/variance per mel band (rows of the spectrogram).
-        x = keras.layers.Normalization(axis=1, mean=np.asarray(band_mean, np.float32),
-                                       variance=np.asarray(band_variance, np.float32),
-                                       name="per_band_standardize")(x)
+        x = keras.layers.Normalization(
+            axis=1,
+            mean=np.asarray(band_mean, np.float32),
+            variance=np.asarray(band_variance, np.float32),
+            name="per_band_standardize",
+        )(x)
     outputs = spec.body(x, n_classes)
     return keras.Model(inputs, outputs, name=name)
 
@@ -299,8 +368,12 @@ def learning_rate_schedule(schedule: str, learning_rate: float, total_steps: int
     if schedule == "one_cycle":
         warmup = max(1, int(0.1 * total_steps))
         return keras.optimizers.schedules.CosineDecay(
-            initial_learning_rate=learning_rate / 25, decay_steps=max(1, total_steps - warmup),
-            warmup_target=learning_rate, warmup_steps=warmup, alpha=0.0)
+            initial_learning_rate=learning_rate / 25,
+            decay_steps=max(1, total_steps - warmup),
+            warmup_target=learning_rate,
+            warmup_steps=warmup,
+            alpha=0.0,
+        )
     raise ValueError(f"unknown schedule {schedule!r}; known: {', '.join(SCHEDULES)}")
 
 

@@ -20,12 +20,13 @@ is never mistaken for ``fold*.tfrecord``.
 Every refusal is an :class:`OutputError` (a ConfigError: one line, exit code 2).
 Local paths only; a leaf module (imports only :mod:`urbansound.config`'s error).
 """
+
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
 
 from urbansound.config import ConfigError
 
@@ -54,9 +55,14 @@ def same_path(a: str | os.PathLike, b: str | os.PathLike) -> bool:
         return os.path.realpath(a) == os.path.realpath(b)
 
 
-def check_outputs(outputs: Named, inputs: Named = (), *,
-                  ours: Callable[[Path], bool] | None = None, command: str = "urbansound",
-                  hint: str = "choose another output") -> None:
+def check_outputs(
+    outputs: Named,
+    inputs: Named = (),
+    *,
+    ours: Callable[[Path], bool] | None = None,
+    command: str = "urbansound",
+    hint: str = "choose another output",
+) -> None:
     """Refuse, before anything is written, outputs that would destroy something.
 
     Parameters
@@ -77,15 +83,21 @@ def check_outputs(outputs: Named, inputs: Named = (), *,
     for i, (what, path) in enumerate(outputs):
         for other_what, other in outputs[:i]:
             if same_path(path, other):
-                raise OutputError(f"{path}: {other_what} and {what} would both be written to "
-                                  f"this path (one would replace the other); {hint}")
+                raise OutputError(
+                    f"{path}: {other_what} and {what} would both be written to "
+                    f"this path (one would replace the other); {hint}"
+                )
         for in_what, source in inputs:
             if same_path(path, source):
-                raise OutputError(f"{path}: is the input {in_what} ({source}); writing "
-                                  f"{what} there would destroy it; {hint}")
+                raise OutputError(
+                    f"{path}: is the input {in_what} ({source}); writing "
+                    f"{what} there would destroy it; {hint}"
+                )
         if os.path.lexists(path) and not (ours is not None and path.is_file() and ours(path)):
-            raise OutputError(f"{path}: exists and was not written by {command}; it is left "
-                              f"as it is: remove it yourself or {hint}")
+            raise OutputError(
+                f"{path}: exists and was not written by {command}; it is left "
+                f"as it is: remove it yourself or {hint}"
+            )
 
 
 def check_not_input(folder: str | os.PathLike, inputs: Named, *, what: str = "--out") -> None:
@@ -96,13 +108,16 @@ def check_not_input(folder: str | os.PathLike, inputs: Named, *, what: str = "--
     for in_what, source in inputs:
         src = Path(os.path.realpath(source))
         if real == src:
-            raise OutputError(f"{folder}: {what} is the input {in_what} ({source}); writing "
-                              f"there would replace what is read; choose another folder")
+            raise OutputError(
+                f"{folder}: {what} is the input {in_what} ({source}); writing "
+                f"there would replace what is read; choose another folder"
+            )
 
 
 # ---------------------------------------------------------------------------
 # folders this tool fills
 # ---------------------------------------------------------------------------
+
 
 def read_marker(folder: str | os.PathLike) -> dict | None:
     """The marker of ``folder`` (a dict with ``kind`` and ``files``), or None: no marker,
@@ -112,8 +127,11 @@ def read_marker(folder: str | os.PathLike) -> dict | None:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError):
         return None
-    if not isinstance(data, dict) or data.get("written_by") != WRITTEN_BY \
-            or not isinstance(data.get("files"), list):
+    if (
+        not isinstance(data, dict)
+        or data.get("written_by") != WRITTEN_BY
+        or not isinstance(data.get("files"), list)
+    ):
         return None
     return data
 
@@ -125,13 +143,18 @@ def _write_marker(folder: Path, kind: str, files: Iterable[str]) -> None:
         temporary.write_text(json.dumps(document, indent=1) + "\n", encoding="utf-8")
         os.replace(temporary, folder / MARKER)
     except OSError as exc:
-        raise OutputError(f"{folder}: cannot write output here ({exc.strerror or exc})") \
-            from None
+        raise OutputError(f"{folder}: cannot write output here ({exc.strerror or exc})") from None
 
 
-def claim_folder(folder: str | os.PathLike, kind: str, *, inputs: Named = (),
-                 legacy: Callable[[Path], list[str] | None] | None = None,
-                 what: str = "--out", check_only: bool = False) -> list[str]:
+def claim_folder(
+    folder: str | os.PathLike,
+    kind: str,
+    *,
+    inputs: Named = (),
+    legacy: Callable[[Path], list[str] | None] | None = None,
+    what: str = "--out",
+    check_only: bool = False,
+) -> list[str]:
     """Make ``folder`` the output folder of command ``kind``, or refuse it.
 
     Accepted: a missing folder (created), an empty one, one whose marker names ``kind``,
@@ -157,8 +180,10 @@ def claim_folder(folder: str | os.PathLike, kind: str, *, inputs: Named = (),
     marker = read_marker(folder) if folder.is_dir() else None
     if marker is not None:
         if marker.get("kind") != kind:
-            raise OutputError(f"{folder}: holds the output of urbansound {marker.get('kind')}, "
-                              f"not of {kind}; choose another folder ({what})")
+            raise OutputError(
+                f"{folder}: holds the output of urbansound {marker.get('kind')}, "
+                f"not of {kind}; choose another folder ({what})"
+            )
         return list(marker["files"])
     try:
         entries = sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
@@ -170,17 +195,18 @@ def claim_folder(folder: str | os.PathLike, kind: str, *, inputs: Named = (),
         found = legacy(folder) if legacy is not None else None
         if found is None:
             shown = ", ".join(entries[:3]) + (", ..." if len(entries) > 3 else "")
-            raise OutputError(f"{folder}: folder is not empty ({len(entries)} entries: {shown}) "
-                              f"and was not written by urbansound {kind}; nothing there is "
-                              f"replaced or deleted: choose a new or empty folder ({what})")
+            raise OutputError(
+                f"{folder}: folder is not empty ({len(entries)} entries: {shown}) "
+                f"and was not written by urbansound {kind}; nothing there is "
+                f"replaced or deleted: choose a new or empty folder ({what})"
+            )
         files = list(found)
     if check_only:
         return files
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise OutputError(f"{folder}: cannot write output here ({exc.strerror or exc})") \
-            from None
+        raise OutputError(f"{folder}: cannot write output here ({exc.strerror or exc})") from None
     _write_marker(folder, kind, files)
     return files
 
@@ -192,15 +218,18 @@ def record(folder: str | os.PathLike, names: Iterable[str]) -> None:
     folder = Path(folder)
     marker = read_marker(folder)
     if marker is None:
-        raise OutputError(f"{folder}: no {MARKER}: the folder was not claimed "
-                          f"(a bug: claim_folder first)")
+        raise OutputError(
+            f"{folder}: no {MARKER}: the folder was not claimed (a bug: claim_folder first)"
+        )
     known = set(marker["files"])
     new = [n for n in names if n not in known]
     for name in new:
         if os.path.lexists(folder / name):
-            raise OutputError(f"{folder / name}: exists and was not written by urbansound "
-                              f"{marker['kind']}; it is left as it is: remove it yourself or "
-                              f"choose another folder")
+            raise OutputError(
+                f"{folder / name}: exists and was not written by urbansound "
+                f"{marker['kind']}; it is left as it is: remove it yourself or "
+                f"choose another folder"
+            )
     if new:
         _write_marker(folder, marker["kind"], known | set(new))
 
@@ -226,9 +255,11 @@ def remove_recorded(folder: str | os.PathLike, *, keep: Iterable[str] = ()) -> l
         except FileNotFoundError:
             removed.append(name)
         except OSError as exc:
-            _write_marker(folder, marker["kind"],
-                          kept + [n for n in marker["files"] if n not in removed])
-            raise OutputError(f"{path}: cannot remove previous output "
-                              f"({exc.strerror or exc})") from None
+            _write_marker(
+                folder, marker["kind"], kept + [n for n in marker["files"] if n not in removed]
+            )
+            raise OutputError(
+                f"{path}: cannot remove previous output ({exc.strerror or exc})"
+            ) from None
     _write_marker(folder, marker["kind"], kept)
     return removed

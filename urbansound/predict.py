@@ -28,19 +28,31 @@ The per-file result is the mean of the window probabilities.
 Pure NumPy apart from the decoding and an optional Keras wrapper; imports neither
 kfp nor mlflow (model URIs are resolved in :mod:`urbansound.pipeline.model_source`).
 """
+
 from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
-from urbansound.audio import (MAX_RATE, MIN_RATE, MIN_SECONDS, AudioError, check_duration,
-                              check_finite_result, check_levels, check_peak_plausible,
-                              decode_message, mix_down, open_audio, resampled_length)
+from urbansound.audio import (
+    MAX_RATE,
+    MIN_RATE,
+    MIN_SECONDS,
+    AudioError,
+    check_duration,
+    check_finite_result,
+    check_levels,
+    check_peak_plausible,
+    decode_message,
+    mix_down,
+    open_audio,
+    resampled_length,
+)
 from urbansound.config import CLASS_NAMES, Config
 from urbansound.features import FeatureError, input_shape, model_input
 from urbansound.windows import count_windows, iter_windows
@@ -68,6 +80,7 @@ Classifier = Callable[[np.ndarray], np.ndarray]
 # windows
 # ---------------------------------------------------------------------------
 
+
 def hop_samples(hop_seconds: float, config: Config) -> int:
     """The hop in samples at ``config.audio.sample_rate``.
 
@@ -76,21 +89,29 @@ def hop_samples(hop_seconds: float, config: Config) -> int:
     :data:`~urbansound.audio.MIN_SECONDS` (20 ms: a hop of a few samples would make
     one window per few samples, the work of a recording thousands of times over) and at
     least one sample."""
-    if not (isinstance(hop_seconds, (int, float)) and math.isfinite(hop_seconds)
-            and 0 < hop_seconds <= config.audio.clip_seconds):
-        raise ValueError(f"hop must be > 0 and <= the window ({config.audio.clip_seconds:g} s), "
-                         f"not {hop_seconds!r}")
+    if not (
+        isinstance(hop_seconds, (int, float))
+        and math.isfinite(hop_seconds)
+        and 0 < hop_seconds <= config.audio.clip_seconds
+    ):
+        raise ValueError(
+            f"hop must be > 0 and <= the window ({config.audio.clip_seconds:g} s), "
+            f"not {hop_seconds!r}"
+        )
     if hop_seconds < min(MIN_SECONDS, config.audio.clip_seconds):
-        raise ValueError(f"hop {hop_seconds:g} s is shorter than {MIN_SECONDS * 1000:.0f} ms: "
-                         f"{1 / hop_seconds:,.0f} windows per second of audio")
+        raise ValueError(
+            f"hop {hop_seconds:g} s is shorter than {MIN_SECONDS * 1000:.0f} ms: "
+            f"{1 / hop_seconds:,.0f} windows per second of audio"
+        )
     hop = int(round(hop_seconds * config.audio.sample_rate))
     if hop < 1:
         raise ValueError(f"hop {hop_seconds!r} s is less than one sample")
     return hop
 
 
-def file_windows(path: str | os.PathLike, config: Config,
-                 hop_seconds: float = DEFAULT_HOP_SECONDS) -> int:
+def file_windows(
+    path: str | os.PathLike, config: Config, hop_seconds: float = DEFAULT_HOP_SECONDS
+) -> int:
     """The windows :func:`predict_file` would classify in ``path``, from its header (frames
     and rate) without decoding it.  Raises AudioError as :func:`stream_audio` opens it."""
     path = Path(path)
@@ -99,8 +120,9 @@ def file_windows(path: str | os.PathLike, config: Config,
     if frames < 1 or not MIN_RATE <= native_rate <= MAX_RATE:
         return 1  # decoding says what is wrong with it
     n = resampled_length(frames, native_rate, config.audio.sample_rate)
-    return count_windows(max(n, 1), window=config.audio.clip_samples,
-                         hop=hop_samples(hop_seconds, config))
+    return count_windows(
+        max(n, 1), window=config.audio.clip_samples, hop=hop_samples(hop_seconds, config)
+    )
 
 
 def check_window_budget(n_windows: int, used: int = 0, limit: int | None = None) -> None:
@@ -108,12 +130,16 @@ def check_window_budget(n_windows: int, used: int = 0, limit: int | None = None)
     in the same request, stay within ``limit`` (default :data:`MAX_REQUEST_WINDOWS`)."""
     limit = MAX_REQUEST_WINDOWS if limit is None else limit
     if n_windows > limit:
-        raise ValueError(f"{n_windows:,} windows is more than the {limit:,} one request may "
-                         f"classify: send a shorter recording or a longer hop_s")
+        raise ValueError(
+            f"{n_windows:,} windows is more than the {limit:,} one request may "
+            f"classify: send a shorter recording or a longer hop_s"
+        )
     if used + n_windows > limit:
-        raise ValueError(f"{n_windows:,} windows after the {used:,} of the rows before it is "
-                         f"more than the {limit:,} one request may classify: send this row "
-                         f"in another request")
+        raise ValueError(
+            f"{n_windows:,} windows after the {used:,} of the rows before it is "
+            f"more than the {limit:,} one request may classify: send this row "
+            f"in another request"
+        )
 
 
 def model_input_batch(windows: Sequence[np.ndarray], config: Config) -> np.ndarray:
@@ -134,9 +160,14 @@ logmel_batch = model_input_batch  # its name before waveform models
 # decoding in blocks
 # ---------------------------------------------------------------------------
 
-def stream_audio(path: str | os.PathLike, *, sample_rate: int = 22050,
-                 block_seconds: float = BLOCK_SECONDS, info: dict | None = None
-                 ) -> Iterator[np.ndarray]:
+
+def stream_audio(
+    path: str | os.PathLike,
+    *,
+    sample_rate: int = 22050,
+    block_seconds: float = BLOCK_SECONDS,
+    info: dict | None = None,
+) -> Iterator[np.ndarray]:
     """Decode ``path`` block by block to mono float32 at ``sample_rate``.
 
     The concatenated blocks equal :func:`urbansound.audio.load_audio` of the same
@@ -170,14 +201,16 @@ def stream_audio(path: str | os.PathLike, *, sample_rate: int = 22050,
         native_rate, channels = snd.samplerate, snd.channels
         info.update(native_rate=native_rate, channels=channels)
         if not MIN_RATE <= native_rate <= MAX_RATE:
-            raise AudioError(path, f"implausible sample rate {native_rate} Hz "
-                                   f"(expected {MIN_RATE}..{MAX_RATE})")
+            raise AudioError(
+                path, f"implausible sample rate {native_rate} Hz (expected {MIN_RATE}..{MAX_RATE})"
+            )
         resampler = None
         if native_rate != sample_rate:
             import soxr
 
-            resampler = soxr.ResampleStream(native_rate, sample_rate, 1, dtype="float32",
-                                            quality="soxr_hq")
+            resampler = soxr.ResampleStream(
+                native_rate, sample_rate, 1, dtype="float32", quality="soxr_hq"
+            )
         block_frames = max(1, int(block_seconds * native_rate))
         n_native = n_out = 0
         peak, any_raw = 0.0, False
@@ -189,14 +222,18 @@ def stream_audio(path: str | os.PathLike, *, sample_rate: int = 22050,
             except MemoryError:
                 raise AudioError(path, "too large to decode in memory") from None
             except Exception as exc:
-                raise AudioError(path, f"not a readable audio file ({decode_message(exc)})"
-                                 ) from None
+                raise AudioError(
+                    path, f"not a readable audio file ({decode_message(exc)})"
+                ) from None
             last = data.shape[0] < block_frames
             if data.shape[0]:
                 if not np.all(np.isfinite(data)):
                     bad = int(np.count_nonzero(~np.isfinite(data)))
-                    raise AudioError(path, f"contains NaN or infinite samples ({bad} in the "
-                                           f"block at {n_native / native_rate:.1f} s)")
+                    raise AudioError(
+                        path,
+                        f"contains NaN or infinite samples ({bad} in the "
+                        f"block at {n_native / native_rate:.1f} s)",
+                    )
                 any_raw = any_raw or bool(np.any(data))
                 # mono exactly as urbansound.audio.prepare_waveform computes it
                 mono = mix_down(data)
@@ -242,6 +279,7 @@ def read_audio(path: str | os.PathLike, *, sample_rate: int = 22050) -> np.ndarr
 # probabilities → results
 # ---------------------------------------------------------------------------
 
+
 def aggregate(probabilities: np.ndarray) -> np.ndarray:
     """Per-file probabilities: the mean over windows.
 
@@ -253,8 +291,9 @@ def aggregate(probabilities: np.ndarray) -> np.ndarray:
     return p.mean(axis=0)
 
 
-def top_k(probabilities: np.ndarray, class_names: Sequence[str] = CLASS_NAMES, k: int = TOP_K
-          ) -> list[tuple[str, float]]:
+def top_k(
+    probabilities: np.ndarray, class_names: Sequence[str] = CLASS_NAMES, k: int = TOP_K
+) -> list[tuple[str, float]]:
     """The ``k`` most probable classes of one probability vector [shape=(n_classes,)],
     most probable first; ties keep class order."""
     p = np.asarray(probabilities, np.float64)
@@ -280,16 +319,21 @@ class Event:
     windows: int
 
 
-def merge_events(starts: Sequence[float], ends: Sequence[float], probabilities: np.ndarray,
-                 class_names: Sequence[str] = CLASS_NAMES) -> list[Event]:
+def merge_events(
+    starts: Sequence[float],
+    ends: Sequence[float],
+    probabilities: np.ndarray,
+    class_names: Sequence[str] = CLASS_NAMES,
+) -> list[Event]:
     """Merge consecutive windows of the same most probable class into events.
 
     starts, ends : [shape=(n_windows,)] seconds; probabilities : [shape=(n_windows, n_classes)].
     """
     p = np.asarray(probabilities, np.float64)
     if p.ndim != 2 or len(starts) != p.shape[0] or len(ends) != p.shape[0]:
-        raise ValueError(f"starts, ends and probabilities disagree: {len(starts)}, {len(ends)}, "
-                         f"{p.shape}")
+        raise ValueError(
+            f"starts, ends and probabilities disagree: {len(starts)}, {len(ends)}, {p.shape}"
+        )
     labels = p.argmax(axis=1)
     events: list[Event] = []
     i = 0
@@ -298,8 +342,15 @@ def merge_events(starts: Sequence[float], ends: Sequence[float], probabilities: 
         while j + 1 < len(labels) and labels[j + 1] == labels[i]:
             j += 1
         c = int(labels[i])
-        events.append(Event(float(starts[i]), float(ends[j]), class_names[c],
-                            float(p[i:j + 1, c].mean()), j - i + 1))
+        events.append(
+            Event(
+                float(starts[i]),
+                float(ends[j]),
+                class_names[c],
+                float(p[i : j + 1, c].mean()),
+                j - i + 1,
+            )
+        )
         i = j + 1
     return events
 
@@ -334,8 +385,7 @@ class FilePrediction:
         return top_k(self.probabilities, self.class_names, k)
 
     def events(self) -> list[Event]:
-        return merge_events(self.starts_s, self.ends_s, self.window_probabilities,
-                            self.class_names)
+        return merge_events(self.starts_s, self.ends_s, self.window_probabilities, self.class_names)
 
     def to_dict(self, *, timeline: bool = False) -> dict:
         """Plain JSON-ready dict: file, duration_s, windows, hop_s, class, probability,
@@ -343,27 +393,48 @@ class FilePrediction:
         [{"start_s", "end_s", "class", "probability"}] and the events
         [{"start_s", "end_s", "class", "probability", "windows"}]."""
         top = self.top()
-        out = {"file": self.path, "duration_s": round(self.duration_s, 6),
-               "windows": int(len(self.starts_s)), "hop_s": self.hop_s,
-               "class": top[0][0], "probability": top[0][1],
-               "top3": [{"class": c, "probability": p} for c, p in top]}
+        out = {
+            "file": self.path,
+            "duration_s": round(self.duration_s, 6),
+            "windows": int(len(self.starts_s)),
+            "hop_s": self.hop_s,
+            "class": top[0][0],
+            "probability": top[0][1],
+            "top3": [{"class": c, "probability": p} for c, p in top],
+        }
         if timeline:
             labels = self.window_probabilities.argmax(axis=1)
             out["timeline"] = [
-                {"start_s": round(float(s), 6), "end_s": round(float(e), 6),
-                 "class": self.class_names[int(c)],
-                 "probability": float(self.window_probabilities[i, int(c)])}
-                for i, (s, e, c) in enumerate(zip(self.starts_s, self.ends_s, labels))]
-            out["events"] = [{"start_s": round(ev.start_s, 6), "end_s": round(ev.end_s, 6),
-                              "class": ev.label, "probability": ev.probability,
-                              "windows": ev.windows} for ev in self.events()]
+                {
+                    "start_s": round(float(s), 6),
+                    "end_s": round(float(e), 6),
+                    "class": self.class_names[int(c)],
+                    "probability": float(self.window_probabilities[i, int(c)]),
+                }
+                for i, (s, e, c) in enumerate(zip(self.starts_s, self.ends_s, labels))
+            ]
+            out["events"] = [
+                {
+                    "start_s": round(ev.start_s, 6),
+                    "end_s": round(ev.end_s, 6),
+                    "class": ev.label,
+                    "probability": ev.probability,
+                    "windows": ev.windows,
+                }
+                for ev in self.events()
+            ]
         return out
 
 
-def predict_waveform_blocks(blocks: Iterable[np.ndarray], classify: Classifier, *,
-                            config: Config, hop_seconds: float = DEFAULT_HOP_SECONDS,
-                            batch_size: int = BATCH_SIZE, max_windows: int | None = None
-                            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def predict_waveform_blocks(
+    blocks: Iterable[np.ndarray],
+    classify: Classifier,
+    *,
+    config: Config,
+    hop_seconds: float = DEFAULT_HOP_SECONDS,
+    batch_size: int = BATCH_SIZE,
+    max_windows: int | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Classify every window of a streamed waveform.
 
     max_windows : raise ValueError as soon as the stream holds more windows than this,
@@ -387,12 +458,14 @@ def predict_waveform_blocks(blocks: Iterable[np.ndarray], classify: Classifier, 
             probs.append(p)
             pending.clear()
 
-    for start, end, samples in iter_windows(blocks, window=a.clip_samples, hop=hop,
-                                            pad_mode=a.pad_mode):
+    for start, end, samples in iter_windows(
+        blocks, window=a.clip_samples, hop=hop, pad_mode=a.pad_mode
+    ):
         if max_windows is not None and len(starts) >= max_windows:
             # a header that under-states the length: stop at the cap, not at the end
-            raise ValueError(f"more than {max_windows:,} windows, the most this request "
-                             f"may still classify")
+            raise ValueError(
+                f"more than {max_windows:,} windows, the most this request may still classify"
+            )
         starts.append(start)
         ends.append(end)
         pending.append(samples)
@@ -402,10 +475,16 @@ def predict_waveform_blocks(blocks: Iterable[np.ndarray], classify: Classifier, 
     return np.asarray(starts, np.int64), np.asarray(ends, np.int64), np.concatenate(probs)
 
 
-def predict_file(path: str | os.PathLike, classify: Classifier, *, config: Config = Config(),
-                 hop_seconds: float = DEFAULT_HOP_SECONDS, batch_size: int = BATCH_SIZE,
-                 class_names: Sequence[str] | None = None,
-                 max_windows: int | None = None) -> FilePrediction:
+def predict_file(
+    path: str | os.PathLike,
+    classify: Classifier,
+    *,
+    config: Config = Config(),
+    hop_seconds: float = DEFAULT_HOP_SECONDS,
+    batch_size: int = BATCH_SIZE,
+    class_names: Sequence[str] | None = None,
+    max_windows: int | None = None,
+) -> FilePrediction:
     """Decode ``path`` in blocks, classify each window, and average.  ``class_names``
     (label order) default to ``config.class_names``: the classes the model was trained on.
     ``max_windows``: stop with ValueError once the recording has given more windows than
@@ -425,26 +504,67 @@ def predict_file(path: str | os.PathLike, classify: Classifier, *, config: Confi
     info: dict = {}
     try:
         starts, ends, probs = predict_waveform_blocks(
-            stream_audio(path, sample_rate=a.sample_rate, info=info), classify, config=config,
-            hop_seconds=hop_seconds, batch_size=batch_size, max_windows=max_windows)
+            stream_audio(path, sample_rate=a.sample_rate, info=info),
+            classify,
+            config=config,
+            hop_seconds=hop_seconds,
+            batch_size=batch_size,
+            max_windows=max_windows,
+        )
     except FeatureError as exc:
         raise AudioError(path, str(exc)) from None
     if probs.shape[1] != len(class_names):
-        raise ValueError(f"the model has {probs.shape[1]} outputs, not the {len(class_names)} "
-                         f"classes")
-    return FilePrediction(str(path), info["samples"] / a.sample_rate, float(hop_seconds),
-                          starts / a.sample_rate, ends / a.sample_rate, probs,
-                          tuple(class_names))
+        raise ValueError(
+            f"the model has {probs.shape[1]} outputs, not the {len(class_names)} classes"
+        )
+    return FilePrediction(
+        str(path),
+        info["samples"] / a.sample_rate,
+        float(hop_seconds),
+        starts / a.sample_rate,
+        ends / a.sample_rate,
+        probs,
+        tuple(class_names),
+    )
 
 
 # ---------------------------------------------------------------------------
 # files and the model
 # ---------------------------------------------------------------------------
 
-AUDIO_SUFFIXES = frozenset({
-    ".wav", ".wave", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".aifc", ".au",
-    ".snd", ".caf", ".w64", ".rf64", ".wv", ".voc", ".sd2", ".htk", ".mat", ".pvf", ".xi",
-    ".sf", ".ircam", ".nist", ".paf", ".svx", ".mpc", ".avr"})
+AUDIO_SUFFIXES = frozenset(
+    {
+        ".wav",
+        ".wave",
+        ".flac",
+        ".ogg",
+        ".oga",
+        ".opus",
+        ".mp3",
+        ".aif",
+        ".aiff",
+        ".aifc",
+        ".au",
+        ".snd",
+        ".caf",
+        ".w64",
+        ".rf64",
+        ".wv",
+        ".voc",
+        ".sd2",
+        ".htk",
+        ".mat",
+        ".pvf",
+        ".xi",
+        ".sf",
+        ".ircam",
+        ".nist",
+        ".paf",
+        ".svx",
+        ".mpc",
+        ".avr",
+    }
+)
 """Extensions looked for inside folders (a file named on the command line is decoded
 whatever its extension: the format comes from the content)."""
 
@@ -458,9 +578,13 @@ def find_audio_files(paths: Iterable[str | os.PathLike]) -> list[Path]:
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            items = sorted(p for p in path.rglob("*")
-                           if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file()
-                           and not any(part.startswith(".") for part in p.relative_to(path).parts))
+            items = sorted(
+                p
+                for p in path.rglob("*")
+                if p.suffix.lower() in AUDIO_SUFFIXES
+                and p.is_file()
+                and not any(part.startswith(".") for part in p.relative_to(path).parts)
+            )
         else:
             items = [path]
         for item in items:
@@ -473,8 +597,10 @@ def find_audio_files(paths: Iterable[str | os.PathLike]) -> list[Path]:
 
 def keras_classifier(model) -> Classifier:
     """A :data:`Classifier` from a Keras model (input as :func:`model_input_batch` makes)."""
+
     def classify(x: np.ndarray) -> np.ndarray:
         return np.asarray(model.predict_on_batch(x))
+
     return classify
 
 
@@ -485,11 +611,17 @@ def check_model_input(model, config: Config, name: str = "model") -> None:
     want_in = input_shape(config)
     shape_in = tuple(model.input_shape[1:]) if not isinstance(model.input_shape, list) else None
     if shape_in != want_in:
-        what = ("log-mels" if config.input_kind == "logmel"
-                else f"waveforms at {config.features.waveform_rate} Hz")
-        raise ValueError(f"{name}: takes input of shape {model.input_shape}, not the "
-                         f"(batch, {', '.join(map(str, want_in))}) {what} of this configuration")
+        what = (
+            "log-mels"
+            if config.input_kind == "logmel"
+            else f"waveforms at {config.features.waveform_rate} Hz"
+        )
+        raise ValueError(
+            f"{name}: takes input of shape {model.input_shape}, not the "
+            f"(batch, {', '.join(map(str, want_in))}) {what} of this configuration"
+        )
     shape_out = model.output_shape
     if isinstance(shape_out, list) or shape_out[-1] != len(config.class_names):
-        raise ValueError(f"{name}: returns shape {shape_out}, not {len(config.class_names)} class "
-                         f"probabilities")
+        raise ValueError(
+            f"{name}: returns shape {shape_out}, not {len(config.class_names)} class probabilities"
+        )

@@ -19,6 +19,7 @@ of the kind the model declares (``kind``; absent in records written before it: l
 
 Files are ``<dir>/fold<k>*.tfrecord`` (one or more shards per fold).
 """
+
 from __future__ import annotations
 
 import glob
@@ -49,8 +50,10 @@ def fold_files(directory: str | os.PathLike, fold: int) -> list[str]:
     """Sorted shard paths of one fold in a record directory (``fold<k>.tfrecord``,
     ``fold<k>-00000-of-00002.tfrecord``, ...)."""
     d = os.fspath(directory)
-    return sorted(set(glob.glob(os.path.join(d, f"fold{fold}.tfrecord")))
-                  | set(glob.glob(os.path.join(d, f"fold{fold}-*.tfrecord"))))
+    return sorted(
+        set(glob.glob(os.path.join(d, f"fold{fold}.tfrecord")))
+        | set(glob.glob(os.path.join(d, f"fold{fold}-*.tfrecord")))
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -97,14 +100,14 @@ def _feature(key: str, value) -> list[bytes]:
     hundreds of KB: four nested copies per record cost ingest seconds per thousand clips)."""
     if isinstance(value, (bytes, str)):
         raw = value.encode() if isinstance(value, str) else value
-        value_head = _head(1, len(raw))                         # BytesList.value
-        feature = [_head(1, len(value_head) + len(raw)), value_head, raw]   # Feature.bytes_list
+        value_head = _head(1, len(raw))  # BytesList.value
+        feature = [_head(1, len(value_head) + len(raw)), value_head, raw]  # Feature.bytes_list
     else:
         number = int(value)
-        if not -2 ** 63 <= number < 2 ** 63:  # the same check protobuf makes, naming the field
+        if not -(2**63) <= number < 2**63:  # the same check protobuf makes, naming the field
             raise ValueError(f"{key} {number} does not fit a 64-bit integer")
-        packed = _varint(number % 2 ** 64)                      # two's complement, 10 bytes if < 0
-        feature = [_field(3, _field(1, packed))]                # int64_list { value: [n] }
+        packed = _varint(number % 2**64)  # two's complement, 10 bytes if < 0
+        feature = [_field(3, _field(1, packed))]  # int64_list { value: [n] }
     feature_size = sum(map(len, feature))
     key_field = _field(1, key.encode())
     value_head = _head(2, feature_size)
@@ -147,7 +150,7 @@ def _fields(data):
             size, pos = _read_varint(data, pos)
             if pos + size > end:
                 raise ValueError("truncated protobuf field")
-            value, pos = data[pos:pos + size], pos + size
+            value, pos = data[pos : pos + size], pos + size
         elif wire in (_I64, _I32):
             pos += 8 if wire == _I64 else 4
             continue
@@ -159,19 +162,19 @@ def _fields(data):
 def _first_value(feature):
     """The first value of a Feature message: bytes, int, or None (float or empty lists)."""
     for kind, _, payload in _fields(feature):
-        if kind == 1:                                           # bytes_list
+        if kind == 1:  # bytes_list
             for number, _, value in _fields(payload):
                 if number == 1:
                     return bytes(value)
-        elif kind == 3:                                         # int64_list
+        elif kind == 3:  # int64_list
             for number, wire, value in _fields(payload):
                 if number != 1:
                     continue
-                if wire == _LEN:                                # packed
+                if wire == _LEN:  # packed
                     if not len(value):
                         continue
                     value, _ = _read_varint(value, 0)
-                return value - 2 ** 64 if value >= 2 ** 63 else value
+                return value - 2**64 if value >= 2**63 else value
     return None
 
 
@@ -199,16 +202,32 @@ def _parse(serialized: bytes) -> dict:
     return out
 
 
-def encode_waveform(y: np.ndarray, *, sample_rate: int, label: int, fold: int, fs_id: int,
-                    salience: int, file_name: str, class_name: str) -> bytes:
+def encode_waveform(
+    y: np.ndarray,
+    *,
+    sample_rate: int,
+    label: int,
+    fold: int,
+    fs_id: int,
+    salience: int,
+    file_name: str,
+    class_name: str,
+) -> bytes:
     """Serialise one decoded clip (y: float32 [shape=(n,)], at ``sample_rate`` Hz).
 
     Raises ValueError naming the field when an integer does not fit 64 bits."""
-    return _example({
-        "waveform": np.asarray(y, dtype="<f4").tobytes(), "sample_rate": sample_rate,
-        "label": label, "fold": fold, "fs_id": fs_id, "salience": salience,
-        "file_name": file_name, "class_name": class_name,
-    })
+    return _example(
+        {
+            "waveform": np.asarray(y, dtype="<f4").tobytes(),
+            "sample_rate": sample_rate,
+            "label": label,
+            "fold": fold,
+            "fs_id": fs_id,
+            "salience": salience,
+            "file_name": file_name,
+            "class_name": class_name,
+        }
+    )
 
 
 @dataclass(frozen=True)
@@ -228,40 +247,80 @@ class WaveformRecord:
 def decode_waveform(serialized: bytes) -> WaveformRecord:
     d = _parse(serialized)
     return WaveformRecord(
-        waveform=np.frombuffer(d["waveform"], dtype="<f4").copy(), sample_rate=int(d["sample_rate"]),
-        label=int(d["label"]), fold=int(d["fold"]), fs_id=int(d["fs_id"]),
-        salience=int(d["salience"]), file_name=d["file_name"].decode(),
-        class_name=d["class_name"].decode())
+        waveform=np.frombuffer(d["waveform"], dtype="<f4").copy(),
+        sample_rate=int(d["sample_rate"]),
+        label=int(d["label"]),
+        fold=int(d["fold"]),
+        fs_id=int(d["fs_id"]),
+        salience=int(d["salience"]),
+        file_name=d["file_name"].decode(),
+        class_name=d["class_name"].decode(),
+    )
 
 
 INPUT_KINDS = ("logmel", "waveform")
 
 
-def encode_features(values: np.ndarray, *, kind: str, label: int, fold: int, file_name: str,
-                    deformation: str = ORIGINAL, salience: int = 0,
-                    sample_rate: int = 0) -> bytes:
+def encode_features(
+    values: np.ndarray,
+    *,
+    kind: str,
+    label: int,
+    fold: int,
+    file_name: str,
+    deformation: str = ORIGINAL,
+    salience: int = 0,
+    sample_rate: int = 0,
+) -> bytes:
     """Serialise one model input: a log-mel (float32 [shape=(n_mels, n_frames)], dB) or a
     waveform (float32 [shape=(n_samples,)] at ``sample_rate`` Hz); ``salience`` 1
     foreground, 2 background, 0 unknown."""
-    common = {"kind": kind, "label": label, "fold": fold, "file_name": file_name,
-              "deformation": deformation, "salience": salience}
+    common = {
+        "kind": kind,
+        "label": label,
+        "fold": fold,
+        "file_name": file_name,
+        "deformation": deformation,
+        "salience": salience,
+    }
     data = np.asarray(values, dtype="<f4")
     if kind == "logmel":
         n_mels, n_frames = data.shape
-        return _example({"logmel": data.tobytes(), "n_mels": n_mels, "n_frames": n_frames,
-                         **common})
+        return _example(
+            {"logmel": data.tobytes(), "n_mels": n_mels, "n_frames": n_frames, **common}
+        )
     if kind == "waveform":
         (n_samples,) = data.shape
-        return _example({"samples": data.tobytes(), "n_samples": n_samples,
-                         "sample_rate": sample_rate, **common})
+        return _example(
+            {
+                "samples": data.tobytes(),
+                "n_samples": n_samples,
+                "sample_rate": sample_rate,
+                **common,
+            }
+        )
     raise ValueError(f"unknown input kind {kind!r}; known: {', '.join(INPUT_KINDS)}")
 
 
-def encode_logmel(logmel: np.ndarray, *, label: int, fold: int, file_name: str,
-                  deformation: str = ORIGINAL, salience: int = 0) -> bytes:
+def encode_logmel(
+    logmel: np.ndarray,
+    *,
+    label: int,
+    fold: int,
+    file_name: str,
+    deformation: str = ORIGINAL,
+    salience: int = 0,
+) -> bytes:
     """Serialise one log-mel (float32 [shape=(n_mels, n_frames)], dB)."""
-    return encode_features(logmel, kind="logmel", label=label, fold=fold, file_name=file_name,
-                           deformation=deformation, salience=salience)
+    return encode_features(
+        logmel,
+        kind="logmel",
+        label=label,
+        fold=fold,
+        file_name=file_name,
+        deformation=deformation,
+        salience=salience,
+    )
 
 
 @dataclass(frozen=True)
@@ -298,9 +357,14 @@ def decode_features(serialized: bytes) -> FeatureRecord:
         shape = (int(d["n_mels"]), int(d["n_frames"]))
         values = np.frombuffer(d["logmel"], dtype="<f4").reshape(shape).copy()
     return FeatureRecord(
-        values=values, label=int(d["label"]), fold=int(d["fold"]),
-        file_name=d["file_name"].decode(), deformation=d["deformation"].decode(),
-        salience=int(d.get("salience", 0)), kind=kind)
+        values=values,
+        label=int(d["label"]),
+        fold=int(d["fold"]),
+        file_name=d["file_name"].decode(),
+        deformation=d["deformation"].decode(),
+        salience=int(d.get("salience", 0)),
+        kind=kind,
+    )
 
 
 decode_logmel = decode_features
@@ -309,6 +373,7 @@ decode_logmel = decode_features
 # ---------------------------------------------------------------------------
 # TFRecord framing, without TensorFlow
 # ---------------------------------------------------------------------------
+
 
 def masked_crc(data: bytes) -> int:
     """TFRecord's checksum: CRC-32C, rotated right by 15 bits, plus a constant."""
@@ -332,8 +397,7 @@ def iter_records(paths: list[str]):
     import tensorflow as tf
 
     for path in paths:
-        for raw in tf.data.TFRecordDataset(path).as_numpy_iterator():
-            yield raw
+        yield from tf.data.TFRecordDataset(path).as_numpy_iterator()
 
 
 def write_records(path: str | os.PathLike, serialized) -> int:

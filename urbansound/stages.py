@@ -1,12 +1,13 @@
 """Stages run in sequence outside a pipeline: ``urbansound features`` on a dataset root
 (ingest, then features) and ``urbansound train-final`` (ingest, features, one model on
 every fold).  No kfp, no MLflow: the commands log what these return."""
+
 from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Callable, Iterable
 
 from urbansound.config import Config
 
@@ -18,9 +19,17 @@ def _no_progress(stage: str):
     return False
 
 
-def features_from(source: str, out: str, *, config: Config, beam_args: list[str],
-                  waveforms: str | os.PathLike, digest_folder: str | os.PathLike, say: Say,
-                  progress: Callable[[str], object] = _no_progress) -> tuple[dict, float]:
+def features_from(
+    source: str,
+    out: str,
+    *,
+    config: Config,
+    beam_args: list[str],
+    waveforms: str | os.PathLike,
+    digest_folder: str | os.PathLike,
+    say: Say,
+    progress: Callable[[str], object] = _no_progress,
+) -> tuple[dict, float]:
     """Compute the model's input from ``source`` into ``out`` with Beam.
 
     source : an ingest output folder, a bucket URI, or a dataset root; a local folder
@@ -40,19 +49,32 @@ def features_from(source: str, out: str, *, config: Config, beam_args: list[str]
 
     if "://" not in source and not (Path(source) / MANIFEST).exists():
         started = time.time()
-        result = ingest(source, waveforms, config=config, progress=progress("ingest"),
-                        digest_cache=cache_file_for(digest_folder, source))
+        result = ingest(
+            source,
+            waveforms,
+            config=config,
+            progress=progress("ingest"),
+            digest_cache=cache_file_for(digest_folder, source),
+        )
         say(f"{result.summary_line()} ({time.time() - started:.1f} s)")
         source = str(waveforms)
     started = time.time()
-    manifest = run_features(source, out, config=config, beam_args=beam_args,
-                            progress=progress("features"))
+    manifest = run_features(
+        source, out, config=config, beam_args=beam_args, progress=progress("features")
+    )
     return manifest, time.time() - started
 
 
-def train_final_from(data: str | os.PathLike, out: Path, *, config: Config,
-                     settings_given: Iterable[str] = (), digest_folder: str | os.PathLike,
-                     say: Say, verbose: int = 0) -> tuple[Config, list[int], dict]:
+def train_final_from(
+    data: str | os.PathLike,
+    out: Path,
+    *,
+    config: Config,
+    settings_given: Iterable[str] = (),
+    digest_folder: str | os.PathLike,
+    say: Say,
+    verbose: int = 0,
+) -> tuple[Config, list[int], dict]:
     """Ingest ``data`` into ``<out>/waveforms``, compute its features into
     ``<out>/features`` and train one model on every fold into ``<out>/model``
     (:func:`urbansound.training.train_final`); the ingest summary is said.
@@ -71,13 +93,20 @@ def train_final_from(data: str | os.PathLike, out: Path, *, config: Config,
 
     if config.data.layout == "auto":
         config = config.override(**{"data.layout": detect_layout(data)})
-    result = ingest(data, out / "waveforms", config=config, progress=False,
-                    digest_cache=cache_file_for(digest_folder, data))
+    result = ingest(
+        data,
+        out / "waveforms",
+        config=config,
+        progress=False,
+        digest_cache=cache_file_for(digest_folder, data),
+    )
     say(result.summary_line())
     config = apply_layout(config, config.data.layout, set(settings_given))
-    manifest = run_features(str(out / "waveforms"), str(out / "features"), config=config,
-                            beam_args=default_beam_args())
+    manifest = run_features(
+        str(out / "waveforms"), str(out / "features"), config=config, beam_args=default_beam_args()
+    )
     folds = sorted(int(k) for k in manifest["folds"])
-    final = train_final(out / "features", folds, config=config, out_dir=out / "model",
-                        verbose=verbose)
+    final = train_final(
+        out / "features", folds, config=config, out_dir=out / "model", verbose=verbose
+    )
     return config, folds, final

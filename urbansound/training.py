@@ -7,14 +7,15 @@ training folds only.  Per-band standardisation statistics come from the training
 examples only.  The examples, in memory or streamed, are :mod:`urbansound.training_input`'s.
 Callers (the KFP component) add their own Keras callbacks, e.g. for tracking.
 """
+
 from __future__ import annotations
 
 import json
 import logging
 import os
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -44,7 +45,8 @@ def _stop_on_non_finite_loss():
             if loss is not None and not np.isfinite(float(loss)):
                 raise TrainingDiverged(
                     f"training diverged: the loss became {float(loss)} at batch {batch + 1}; "
-                    f"lower train.learning_rate")
+                    f"lower train.learning_rate"
+                )
 
     return StopOnNonFiniteLoss()
 
@@ -80,7 +82,7 @@ class FoldResult:
         return json.dumps(asdict(self))
 
     @classmethod
-    def from_json(cls, text: str) -> "FoldResult":
+    def from_json(cls, text: str) -> FoldResult:
         return cls(**json.loads(text))
 
 
@@ -102,9 +104,11 @@ class TransferReport:
     frozen: int = 0
 
     def summary(self) -> str:
-        return (f"initialised from {self.source}: {len(self.copied)} layers copied, last layer "
-                f"{self.head!r} {self.head_action}"
-                + (f", {self.frozen} layers frozen" if self.frozen else ""))
+        return (
+            f"initialised from {self.source}: {len(self.copied)} layers copied, last layer "
+            f"{self.head!r} {self.head_action}"
+            + (f", {self.frozen} layers frozen" if self.frozen else "")
+        )
 
 
 def _leaf_layers(model) -> list:
@@ -130,8 +134,9 @@ def _head_layer(layers):
     raise ValueError("the model has no layer with weights")
 
 
-def transfer_weights(target, source, *, freeze_features: bool = False,
-                     source_name: str = "the source model") -> TransferReport:
+def transfer_weights(
+    target, source, *, freeze_features: bool = False, source_name: str = "the source model"
+) -> TransferReport:
     """Copy ``source``'s weights into ``target`` layer by layer, by layer name, where every
     weight shape matches; in place, before compiling.
 
@@ -148,13 +153,17 @@ def transfer_weights(target, source, *, freeze_features: bool = False,
         architecture (no layer in common besides the input, or none whose shapes match).
     """
     if source.name != target.name:  # build_model names each model after its registry entry
-        raise ConfigError(f"{source_name}: another architecture (model {source.name!r}, this "
-                          f"run trains {target.name!r}); cannot start from it")
+        raise ConfigError(
+            f"{source_name}: another architecture (model {source.name!r}, this "
+            f"run trains {target.name!r}); cannot start from it"
+        )
     source_input, target_input = source.layers[0], target.layers[0]
     s_shape, t_shape = tuple(source.inputs[0].shape[1:]), tuple(target.inputs[0].shape[1:])
     if source_input.name != target_input.name or s_shape != t_shape:
-        raise ConfigError(f"{source_name}: takes {source_input.name} input of shape {s_shape}; "
-                          f"this model takes {target_input.name} {t_shape}")
+        raise ConfigError(
+            f"{source_name}: takes {source_input.name} input of shape {s_shape}; "
+            f"this model takes {target_input.name} {t_shape}"
+        )
     target_layers = _leaf_layers(target)
     head = _head_layer(target_layers)
     by_name = {layer.name: layer for layer in _leaf_layers(source)}
@@ -170,24 +179,33 @@ def transfer_weights(target, source, *, freeze_features: bool = False,
         common += 1
         mine, theirs = layer.get_weights(), other.get_weights()
         if len(mine) != len(theirs) or any(a.shape != b.shape for a, b in zip(mine, theirs)):
-            skipped.append(f"{layer.name}: shapes {[w.shape for w in theirs]} != "
-                           f"{[w.shape for w in mine]}")
+            skipped.append(
+                f"{layer.name}: shapes {[w.shape for w in theirs]} != {[w.shape for w in mine]}"
+            )
             continue
         layer.set_weights(theirs)
         copied.append(layer.name)
     features = [name for name in copied if name != head.name]
     if not common or not features:
-        raise ConfigError(f"{source_name}: another architecture ({source.name!r}: "
-                          f"{'no layer' if not common else 'no layer of matching shapes'} in "
-                          f"common with {target.name!r} besides the input); cannot start from it")
+        raise ConfigError(
+            f"{source_name}: another architecture ({source.name!r}: "
+            f"{'no layer' if not common else 'no layer of matching shapes'} in "
+            f"common with {target.name!r} besides the input); cannot start from it"
+        )
     frozen = 0
     if freeze_features:
         for layer in target_layers:
             if layer is not head and layer.trainable and layer.weights:
                 layer.trainable = False
                 frozen += 1
-    return TransferReport(source_name, copied, skipped, head.name,
-                          "copied" if head.name in copied else "replaced", frozen)
+    return TransferReport(
+        source_name,
+        copied,
+        skipped,
+        head.name,
+        "copied" if head.name in copied else "replaced",
+        frozen,
+    )
 
 
 def check_init_source(path: str | os.PathLike, config: Config) -> Path:
@@ -209,9 +227,11 @@ def check_init_source(path: str | os.PathLike, config: Config) -> Path:
         except (json.JSONDecodeError, AttributeError):
             trained_as = None
         if trained_as and trained_as != config.train.model:
-            raise ConfigError(f"{path}: trained as model {trained_as!r} (its {CONFIG_FILE}); "
-                              f"this run trains {config.train.model!r}: give --model "
-                              f"{trained_as} or another source")
+            raise ConfigError(
+                f"{path}: trained as model {trained_as!r} (its {CONFIG_FILE}); "
+                f"this run trains {config.train.model!r}: give --model "
+                f"{trained_as} or another source"
+            )
     return path
 
 
@@ -224,8 +244,9 @@ def check_init_model(path: str | os.PathLike, config: Config) -> None:
     from urbansound.models import build_model
 
     source = load_init_model(path, config)
-    target = build_model(config.train.model, input_shape=input_shape(config),
-                         n_classes=len(config.class_names))
+    target = build_model(
+        config.train.model, input_shape=input_shape(config), n_classes=len(config.class_names)
+    )
     transfer_weights(target, source, source_name=str(path))
 
 
@@ -243,13 +264,21 @@ def load_init_model(path: str | os.PathLike, config: Config):
     path = check_init_source(path, config)
     try:
         return keras.models.load_model(path, compile=False)
-    except Exception as exc:  # noqa: BLE001 - any failure of the file is the user's input
+    except Exception as exc:
         reason = " ".join(str(exc).split())[:200] or type(exc).__name__
         raise ConfigError(f"{path}: not a loadable Keras model ({reason})") from None
 
 
-def _fit_one(config: Config, train, validation: Examples | None, stats, seed: int,
-             callbacks: Sequence, verbose: int, reports: list | None = None):
+def _fit_one(
+    config: Config,
+    train,
+    validation: Examples | None,
+    stats,
+    seed: int,
+    callbacks: Sequence,
+    verbose: int,
+    reports: list | None = None,
+):
     """Build, compile and fit one model from ``seed``; return (model, history dict).
 
     ``train``: either kind of :mod:`urbansound.training_input` (arrays or streamed)."""
@@ -259,11 +288,21 @@ def _fit_one(config: Config, train, validation: Examples | None, stats, seed: in
 
     t = config.train
     keras.utils.set_random_seed(seed)
-    model = build_model(t.model, input_shape=train.input_shape, n_classes=len(config.class_names),
-                        band_mean=stats[0], band_variance=stats[1], seed=seed)
+    model = build_model(
+        t.model,
+        input_shape=train.input_shape,
+        n_classes=len(config.class_names),
+        band_mean=stats[0],
+        band_variance=stats[1],
+        seed=seed,
+    )
     if t.init_from:  # fine-tuning: start from a trained model's weights (before compile)
-        report = transfer_weights(model, load_init_model(t.init_from, config),
-                                  freeze_features=t.freeze_features, source_name=t.init_from)
+        report = transfer_weights(
+            model,
+            load_init_model(t.init_from, config),
+            freeze_features=t.freeze_features,
+            source_name=t.init_from,
+        )
         logging.getLogger(__name__).info("%s", report.summary())
         if reports is not None:
             reports.append(report)
@@ -271,23 +310,31 @@ def _fit_one(config: Config, train, validation: Examples | None, stats, seed: in
     augmenting = t.augments_batches
     n_classes = len(config.class_names)
     # mixup needs soft targets, so in-training augmentation trains on one-hot labels
-    model.compile(optimizer=make_optimizer(t.optimizer,
-                                           learning_rate_schedule(t.schedule, t.learning_rate,
-                                                                  steps),
-                                           t.weight_decay),
-                  loss="categorical_crossentropy" if augmenting
-                  else "sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.compile(
+        optimizer=make_optimizer(
+            t.optimizer, learning_rate_schedule(t.schedule, t.learning_rate, steps), t.weight_decay
+        ),
+        loss="categorical_crossentropy" if augmenting else "sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
     guards = [_stop_on_non_finite_loss()]
     if validation is not None:
-        guards.append(keras.callbacks.EarlyStopping(
-            monitor="val_accuracy", mode="max", patience=t.patience, restore_best_weights=True))
+        guards.append(
+            keras.callbacks.EarlyStopping(
+                monitor="val_accuracy", mode="max", patience=t.patience, restore_best_weights=True
+            )
+        )
     targets = (lambda y: np.eye(n_classes, dtype=np.float32)[y]) if augmenting else (lambda y: y)
-    fit_data = train.fit_arguments(config, seed=seed, n_classes=n_classes, one_hot=augmenting,
-                                   fill=stats[0])
-    history = model.fit(**fit_data, epochs=t.epochs, verbose=verbose,
-                        validation_data=((validation.x, targets(validation.y))
-                                         if validation is not None else None),
-                        callbacks=[*guards, *callbacks])
+    fit_data = train.fit_arguments(
+        config, seed=seed, n_classes=n_classes, one_hot=augmenting, fill=stats[0]
+    )
+    history = model.fit(
+        **fit_data,
+        epochs=t.epochs,
+        verbose=verbose,
+        validation_data=((validation.x, targets(validation.y)) if validation is not None else None),
+        callbacks=[*guards, *callbacks],
+    )
     return model, history.history
 
 
@@ -299,8 +346,9 @@ def input_statistics(train, config: Config) -> tuple:
     return train.band_statistics()
 
 
-def mean_per_clip(probabilities: np.ndarray, file_names: Sequence[str]
-                  ) -> tuple[np.ndarray, np.ndarray]:
+def mean_per_clip(
+    probabilities: np.ndarray, file_names: Sequence[str]
+) -> tuple[np.ndarray, np.ndarray]:
     """Average the window probabilities of each clip (test-time averaging).
 
     probabilities : [shape=(n_windows, n_classes)]; file_names : [n_windows], a clip's
@@ -328,15 +376,25 @@ def average_models(members: Sequence, *, name: str):
 
     first = members[0].inputs[0]
     inputs = keras.Input(shape=tuple(first.shape[1:]), name=first.name)
-    outputs = [keras.Model(m.inputs[0], m.outputs[0], name=f"member{i + 1}")(inputs)
-               for i, m in enumerate(members)]
-    return keras.Model(inputs, keras.layers.Average(name="mean_probability")(outputs),
-                       name=f"{name}_ensemble")
+    outputs = [
+        keras.Model(m.inputs[0], m.outputs[0], name=f"member{i + 1}")(inputs)
+        for i, m in enumerate(members)
+    ]
+    return keras.Model(
+        inputs, keras.layers.Average(name="mean_probability")(outputs), name=f"{name}_ensemble"
+    )
 
 
-def train_fold(feature_dir: str | os.PathLike, test_fold: int, available_folds: Sequence[int], *,
-               config: Config, out_dir: str | os.PathLike, callbacks: Sequence = (),
-               verbose: int = 0) -> FoldResult:
+def train_fold(
+    feature_dir: str | os.PathLike,
+    test_fold: int,
+    available_folds: Sequence[int],
+    *,
+    config: Config,
+    out_dir: str | os.PathLike,
+    callbacks: Sequence = (),
+    verbose: int = 0,
+) -> FoldResult:
     """Train and evaluate one model with ``test_fold`` held out.
 
     With ``train.seeds`` (e.g. ``(1, 2, 3)``) one model is trained per seed on the same
@@ -362,11 +420,18 @@ def train_fold(feature_dir: str | os.PathLike, test_fold: int, available_folds: 
     t = config.train
     split = split_folds(test_fold, available_folds, seed=t.seed, validation=t.validation)
     train = training_set(feature_dir, split.train_folds, config)
-    validation = (load_examples(feature_dir, [split.validation_fold], include_deformed=False)
-                  if split.validation_fold is not None else None)
+    validation = (
+        load_examples(feature_dir, [split.validation_fold], include_deformed=False)
+        if split.validation_fold is not None
+        else None
+    )
     # with features.window_hop_s > 0 a long test clip is classified by the mean of its windows
-    test = load_examples(feature_dir, [test_fold], include_deformed=False,
-                         include_windows=config.features.window_hop_s > 0)
+    test = load_examples(
+        feature_dir,
+        [test_fold],
+        include_deformed=False,
+        include_windows=config.features.window_hop_s > 0,
+    )
     for name, part in (("training", train), ("validation", validation), ("test", test)):
         if part is not None and len(part) == 0:
             raise ValueError(f"no {name} examples for test fold {test_fold} ({split})")
@@ -377,19 +442,22 @@ def train_fold(feature_dir: str | os.PathLike, test_fold: int, available_folds: 
     members, histories, member_probabilities, transfers = [], [], [], []
     for member_seed in seeds:
         seed = (member_seed * 1000 + test_fold) % 2**32  # one stream per fold; numpy: < 2**32
-        model, history = _fit_one(config, train, validation, stats, seed, callbacks, verbose,
-                                  transfers)
+        model, history = _fit_one(
+            config, train, validation, stats, seed, callbacks, verbose, transfers
+        )
         members.append(model)
         histories.append({k: [float(v) for v in values] for k, values in history.items()})
         clip_probabilities, first_row = mean_per_clip(
-            model.predict(test.x, batch_size=256, verbose=0), test.file_names)
+            model.predict(test.x, batch_size=256, verbose=0), test.file_names
+        )
         member_probabilities.append(clip_probabilities)
     probabilities = np.mean(member_probabilities, axis=0)
     y_true = test.y[first_row]
     y_pred = probabilities.argmax(axis=1)
     test_accuracy = float(np.mean(y_pred == y_true))
-    test_loss = float(-np.mean(np.log(np.maximum(probabilities[np.arange(len(y_true)), y_true],
-                                                 1e-12))))
+    test_loss = float(
+        -np.mean(np.log(np.maximum(probabilities[np.arange(len(y_true)), y_true], 1e-12)))
+    )
     model = members[0] if len(members) == 1 else average_models(members, name=t.model)
 
     out = Path(out_dir)
@@ -398,23 +466,35 @@ def train_fold(feature_dir: str | os.PathLike, test_fold: int, available_folds: 
     (out / CONFIG_FILE).write_text(config.to_json())
     hist = histories[0]
     result = FoldResult(
-        test_fold=test_fold, validation_fold=split.validation_fold,
-        train_folds=list(split.train_folds), test_accuracy=float(test_accuracy),
-        test_loss=float(test_loss), y_true=y_true.tolist(), y_pred=y_pred.tolist(),
+        test_fold=test_fold,
+        validation_fold=split.validation_fold,
+        train_folds=list(split.train_folds),
+        test_accuracy=float(test_accuracy),
+        test_loss=float(test_loss),
+        y_true=y_true.tolist(),
+        y_pred=y_pred.tolist(),
         confusion_matrix=confusion_matrix(y_true, y_pred, len(config.class_names)).tolist(),
         class_names=list(config.class_names),
         history=hist,
         # without a validation fold the model kept is the last epoch's
-        best_epoch=(int(np.argmax(hist["val_accuracy"])) + 1 if validation is not None
-                    else len(hist["loss"])),
-        epochs_run=len(hist["loss"]), n_train=len(train),
+        best_epoch=(
+            int(np.argmax(hist["val_accuracy"])) + 1
+            if validation is not None
+            else len(hist["loss"])
+        ),
+        epochs_run=len(hist["loss"]),
+        n_train=len(train),
         n_validation=len(validation) if validation is not None else 0,
-        n_test=len(y_true), parameters=trainable_parameter_count(members[0]),
-        salience=[test.salience[i] for i in first_row], seeds=list(seeds),
-        member_accuracies=[float(np.mean(p.argmax(axis=1) == y_true))
-                           for p in member_probabilities],
+        n_test=len(y_true),
+        parameters=trainable_parameter_count(members[0]),
+        salience=[test.salience[i] for i in first_row],
+        seeds=list(seeds),
+        member_accuracies=[
+            float(np.mean(p.argmax(axis=1) == y_true)) for p in member_probabilities
+        ],
         test_windows=len(test),
-        initialised_from=asdict(transfers[0]) if transfers else {})
+        initialised_from=asdict(transfers[0]) if transfers else {},
+    )
     (out / RESULT_FILE).write_text(result.to_json())
     return result
 
@@ -423,9 +503,15 @@ FINAL_RESULT_FILE = "final_result.json"
 """Written by :func:`train_final` beside its model (no test fold, so no accuracy)."""
 
 
-def train_final(feature_dir: str | os.PathLike, folds: Sequence[int], *, config: Config,
-                out_dir: str | os.PathLike, callbacks: Sequence = (),
-                verbose: int = 0) -> dict:
+def train_final(
+    feature_dir: str | os.PathLike,
+    folds: Sequence[int],
+    *,
+    config: Config,
+    out_dir: str | os.PathLike,
+    callbacks: Sequence = (),
+    verbose: int = 0,
+) -> dict:
     """Train one model on every fold in ``folds`` (no test or validation fold), for
     ``config.train.epochs`` epochs: the model to deploy once cross-validation has chosen
     the settings.  It has no accuracy of its own; the cross-validated run's is its
@@ -469,8 +555,9 @@ def train_final(feature_dir: str | os.PathLike, folds: Sequence[int], *, config:
     members, histories, transfers = [], [], []
     for member_seed in seeds:
         # fold "0": a stream of its own, not any cross-validation fold's
-        model, history = _fit_one(config, train, None, stats, (member_seed * 1000) % 2**32,
-                                  callbacks, verbose, transfers)
+        model, history = _fit_one(
+            config, train, None, stats, (member_seed * 1000) % 2**32, callbacks, verbose, transfers
+        )
         members.append(model)
         histories.append({k: [float(v) for v in values] for k, values in history.items()})
     model = members[0] if len(members) == 1 else average_models(members, name=t.model)
@@ -478,10 +565,16 @@ def train_final(feature_dir: str | os.PathLike, folds: Sequence[int], *, config:
     out.mkdir(parents=True, exist_ok=True)
     model.save(out / MODEL_FILE)
     (out / CONFIG_FILE).write_text(config.to_json())
-    result = {"folds": folds, "n_train": len(train), "n_clips": int(n_clips),
-              "epochs": len(histories[0]["loss"]), "seeds": list(seeds),
-              "history": histories[0], "parameters": trainable_parameter_count(members[0]),
-              "class_names": list(config.class_names),
-              "initialised_from": asdict(transfers[0]) if transfers else {}}
+    result = {
+        "folds": folds,
+        "n_train": len(train),
+        "n_clips": int(n_clips),
+        "epochs": len(histories[0]["loss"]),
+        "seeds": list(seeds),
+        "history": histories[0],
+        "parameters": trainable_parameter_count(members[0]),
+        "class_names": list(config.class_names),
+        "initialised_from": asdict(transfers[0]) if transfers else {},
+    }
     (out / FINAL_RESULT_FILE).write_text(json.dumps(result))
     return result

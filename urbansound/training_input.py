@@ -14,18 +14,19 @@ path (:func:`training_set`): ``"memory"``, ``"stream"``, or ``"auto"`` (stream w
 training examples would take more than :data:`AUTO_STREAM_BYTES`).
 In-training augmentation of a batch (:func:`augment_batch`) serves both.
 """
+
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import numpy as np
 
 from urbansound.config import Config
 from urbansound.records import ORIGINAL, decode_features, fold_files, is_window, iter_records
 
-AUTO_STREAM_BYTES = 2 * 1024 ** 3
+AUTO_STREAM_BYTES = 2 * 1024**3
 """``train.input="auto"`` streams a training set larger than this (2 GiB of float32)."""
 SHUFFLE_BUFFER = 4096
 """Examples held for shuffling: 256 MB of 128×128 log-mels."""
@@ -58,8 +59,15 @@ class Examples:
         """Examples that are original clips (not deformed copies)."""
         return sum(d == ORIGINAL for d in self.deformations)
 
-    def fit_arguments(self, config: Config, *, seed: int, n_classes: int, one_hot: bool,
-                      fill: np.ndarray | None = None) -> dict:
+    def fit_arguments(
+        self,
+        config: Config,
+        *,
+        seed: int,
+        n_classes: int,
+        one_hot: bool,
+        fill: np.ndarray | None = None,
+    ) -> dict:
         """Keyword arguments of ``keras.Model.fit`` that feed these examples: augmented
         batches of one-hot targets (:class:`AugmentedBatches`) when ``one_hot``, else the
         arrays, shuffled by Keras."""
@@ -69,8 +77,13 @@ class Examples:
         return dict(x=self.x, y=self.y, batch_size=config.train.batch_size, shuffle=True)
 
 
-def load_examples(feature_dir: str | os.PathLike, folds: Sequence[int], *,
-                  include_deformed: bool, include_windows: bool = False) -> Examples:
+def load_examples(
+    feature_dir: str | os.PathLike,
+    folds: Sequence[int],
+    *,
+    include_deformed: bool,
+    include_windows: bool = False,
+) -> Examples:
     """Read the model-input examples (log-mels or waveforms) of ``folds``, sorted by (file
     name, deformation) so the order (and so training under a seed) does not depend on how
     Beam sharded the files.  ``include_windows``: also the later windows of long clips
@@ -83,10 +96,12 @@ def load_examples(feature_dir: str | os.PathLike, folds: Sequence[int], *,
         for raw in iter_records(paths):
             rec = decode_features(raw)
             window = is_window(rec.deformation)
-            if (rec.deformation == ORIGINAL or (window and include_windows)
-                    or (include_deformed and not window)):
-                items.append((rec.file_name, rec.deformation, rec.label, rec.values,
-                              rec.salience))
+            if (
+                rec.deformation == ORIGINAL
+                or (window and include_windows)
+                or (include_deformed and not window)
+            ):
+                items.append((rec.file_name, rec.deformation, rec.label, rec.values, rec.salience))
     items.sort(key=lambda item: (item[0], item[1]))
     if not items:
         return Examples(np.zeros((0, 0, 0, 1), np.float32), np.zeros(0, np.int64), [], [])
@@ -108,16 +123,25 @@ def band_statistics(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """
     x64 = x[..., 0].astype(np.float64)
     if not np.isfinite(x64).all():
-        raise ValueError(f"{int((~np.isfinite(x64).all(axis=(1, 2))).sum())} training "
-                         f"example(s) hold non-finite log-mel values")
+        raise ValueError(
+            f"{int((~np.isfinite(x64).all(axis=(1, 2))).sum())} training "
+            f"example(s) hold non-finite log-mel values"
+        )
     mean = x64.mean(axis=(0, 2))
     variance = x64.var(axis=(0, 2))
     return mean.astype(np.float32), np.maximum(variance, 1e-6).astype(np.float32)
 
 
-def augment_batch(x: np.ndarray, y: np.ndarray, rng: np.random.Generator, *,
-                  mixup_alpha: float = 0.0, spec_augment: int = 0, time_shift: bool = False,
-                  fill: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def augment_batch(
+    x: np.ndarray,
+    y: np.ndarray,
+    rng: np.random.Generator,
+    *,
+    mixup_alpha: float = 0.0,
+    spec_augment: int = 0,
+    time_shift: bool = False,
+    fill: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """In-training augmentation of one batch of log-mels (training batches only).
 
     x : float32 [shape=(b, n_mels, n_frames, 1)] dB log-mels, or [shape=(b, n_samples, 1)]
@@ -144,15 +168,18 @@ def augment_batch(x: np.ndarray, y: np.ndarray, rng: np.random.Generator, *,
     if spec_augment > 0:
         _, n_mels, n_frames, _ = x.shape
     for i in range(b if spec_augment > 0 else 0):
-        column = (np.asarray(fill, np.float32)[:, None] if fill is not None
-                  else np.full((n_mels, 1), x[i, ..., 0].min(), np.float32))
+        column = (
+            np.asarray(fill, np.float32)[:, None]
+            if fill is not None
+            else np.full((n_mels, 1), x[i, ..., 0].min(), np.float32)
+        )
         for _ in range(spec_augment):
             width = int(rng.integers(0, n_mels // 8 + 1))
             start = int(rng.integers(0, n_mels - width + 1))
-            x[i, start:start + width, :, 0] = column[start:start + width]
+            x[i, start : start + width, :, 0] = column[start : start + width]
             width = int(rng.integers(0, n_frames // 8 + 1))
             start = int(rng.integers(0, n_frames - width + 1))
-            x[i, :, start:start + width, 0] = column
+            x[i, :, start : start + width, 0] = column
     if mixup_alpha > 0:
         lam = rng.beta(mixup_alpha, mixup_alpha, size=b).astype(np.float32)
         lam = np.maximum(lam, 1 - lam)  # the first example stays the larger part
@@ -163,8 +190,9 @@ def augment_batch(x: np.ndarray, y: np.ndarray, rng: np.random.Generator, *,
     return x.astype(np.float32), y
 
 
-def AugmentedBatches(x: np.ndarray, y: np.ndarray, config: Config, *, seed: int,
-                     fill: np.ndarray | None = None):
+def AugmentedBatches(
+    x: np.ndarray, y: np.ndarray, config: Config, *, seed: int, fill: np.ndarray | None = None
+):
     """A Keras ``PyDataset`` of shuffled, augmented training batches (:func:`augment_batch`),
     reshuffled every epoch from ``seed``: the same seed gives the same batches."""
     import keras
@@ -181,9 +209,16 @@ def AugmentedBatches(x: np.ndarray, y: np.ndarray, config: Config, *, seed: int,
             return -(-len(x) // t.batch_size)
 
         def __getitem__(self, index):
-            rows = self.order[index * t.batch_size:(index + 1) * t.batch_size]
-            return augment_batch(x[rows], y[rows], self.rng, mixup_alpha=t.mixup_alpha,
-                                 spec_augment=t.spec_augment, time_shift=t.time_shift, fill=fill)
+            rows = self.order[index * t.batch_size : (index + 1) * t.batch_size]
+            return augment_batch(
+                x[rows],
+                y[rows],
+                self.rng,
+                mixup_alpha=t.mixup_alpha,
+                spec_augment=t.spec_augment,
+                time_shift=t.time_shift,
+                fill=fill,
+            )
 
         def on_epoch_end(self):
             self.order = self.rng.permutation(len(x))
@@ -195,13 +230,16 @@ def _parse_spec(kind: str):
     import tensorflow as tf
 
     values = "samples" if kind == "waveform" else "logmel"
-    return values, {values: tf.io.FixedLenFeature([], tf.string),
-                    "label": tf.io.FixedLenFeature([], tf.int64),
-                    "deformation": tf.io.FixedLenFeature([], tf.string, default_value="")}
+    return values, {
+        values: tf.io.FixedLenFeature([], tf.string),
+        "label": tf.io.FixedLenFeature([], tf.int64),
+        "deformation": tf.io.FixedLenFeature([], tf.string, default_value=""),
+    }
 
 
-def record_dataset(paths: Sequence[str], *, kind: str, input_shape: tuple[int, ...],
-                   include_deformed: bool):
+def record_dataset(
+    paths: Sequence[str], *, kind: str, input_shape: tuple[int, ...], include_deformed: bool
+):
     """``tf.data.Dataset`` of (x float32 [shape=input_shape], label int64) from feature
     shards: files interleaved (deterministic order), originals and (with
     ``include_deformed``) deformed copies; test-time windows never."""
@@ -220,11 +258,17 @@ def record_dataset(paths: Sequence[str], *, kind: str, input_shape: tuple[int, .
         return tf.equal(deformation, "")
 
     files = tf.data.Dataset.from_tensor_slices(sorted(paths))
-    return (files.interleave(tf.data.TFRecordDataset, cycle_length=min(4, len(paths)) or 1,
-                             num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-            .map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-            .filter(wanted)
-            .map(lambda x, label, deformation: (x, label)))
+    return (
+        files.interleave(
+            tf.data.TFRecordDataset,
+            cycle_length=min(4, len(paths)) or 1,
+            num_parallel_calls=tf.data.AUTOTUNE,
+            deterministic=True,
+        )
+        .map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        .filter(wanted)
+        .map(lambda x, label, deformation: (x, label))
+    )
 
 
 class StreamedExamples:
@@ -238,8 +282,15 @@ class StreamedExamples:
         channel axis, e.g. (128, 128, 1).
     """
 
-    def __init__(self, feature_dir: str | os.PathLike, folds: Sequence[int], *, kind: str,
-                 input_shape: tuple[int, ...], include_deformed: bool = True):
+    def __init__(
+        self,
+        feature_dir: str | os.PathLike,
+        folds: Sequence[int],
+        *,
+        kind: str,
+        input_shape: tuple[int, ...],
+        include_deformed: bool = True,
+    ):
         self.feature_dir, self.folds = feature_dir, tuple(folds)
         self.paths = []
         for fold in folds:
@@ -255,8 +306,12 @@ class StreamedExamples:
 
     def dataset(self):
         """Unbatched (x, label) in file order."""
-        return record_dataset(self.paths, kind=self.kind, input_shape=self.input_shape,
-                              include_deformed=self.include_deformed)
+        return record_dataset(
+            self.paths,
+            kind=self.kind,
+            input_shape=self.input_shape,
+            include_deformed=self.include_deformed,
+        )
 
     def scan(self) -> None:
         """One pass: the example count and the per-band sums (log-mels)."""
@@ -272,7 +327,7 @@ class StreamedExamples:
             bad += int((~finite).sum())
             if bad:
                 continue
-            s, q = x64.sum(axis=(0, 2)), (x64 ** 2).sum(axis=(0, 2))
+            s, q = x64.sum(axis=(0, 2)), (x64**2).sum(axis=(0, 2))
             sums = s if sums is None else sums + s
             sumsq = q if sumsq is None else sumsq + q
         if bad:
@@ -281,7 +336,7 @@ class StreamedExamples:
         if sums is not None:
             frames = n * self.input_shape[1]
             mean = sums / frames
-            variance = np.maximum(sumsq / frames - mean ** 2, 1e-6)
+            variance = np.maximum(sumsq / frames - mean**2, 1e-6)
             self._stats = (mean.astype(np.float32), variance.astype(np.float32))
 
     def __len__(self) -> int:
@@ -297,8 +352,16 @@ class StreamedExamples:
             self.scan()
         return self._stats
 
-    def batches(self, config, *, seed: int, n_classes: int, one_hot: bool,
-                fill: np.ndarray | None = None, shuffle_buffer: int = SHUFFLE_BUFFER):
+    def batches(
+        self,
+        config,
+        *,
+        seed: int,
+        n_classes: int,
+        one_hot: bool,
+        fill: np.ndarray | None = None,
+        shuffle_buffer: int = SHUFFLE_BUFFER,
+    ):
         """Shuffled (seeded, reshuffled each epoch), batched, augmented (as
         :func:`augment_batch`), prefetched training batches."""
         import tensorflow as tf
@@ -313,13 +376,20 @@ class StreamedExamples:
 
             def augment(x, label):
                 y = np.eye(n_classes, dtype=np.float32)[label]
-                return augment_batch(x, y, rng, mixup_alpha=t.mixup_alpha,
-                                     spec_augment=t.spec_augment, time_shift=t.time_shift,
-                                     fill=fill)
+                return augment_batch(
+                    x,
+                    y,
+                    rng,
+                    mixup_alpha=t.mixup_alpha,
+                    spec_augment=t.spec_augment,
+                    time_shift=t.time_shift,
+                    fill=fill,
+                )
 
             def tf_augment(x, label):
-                x2, y2 = tf.numpy_function(augment, [x, label], [tf.float32, tf.float32],
-                                           stateful=True)
+                x2, y2 = tf.numpy_function(
+                    augment, [x, label], [tf.float32, tf.float32], stateful=True
+                )
                 x2.set_shape(x.shape)
                 y2.set_shape([None, n_classes])
                 return x2, y2
@@ -330,19 +400,30 @@ class StreamedExamples:
     def count_originals(self) -> int:
         """Examples that are original clips, counted by a streaming pass (loading the
         originals would undo the streaming)."""
-        return len(StreamedExamples(self.feature_dir, self.folds, kind=self.kind,
-                                    input_shape=self.input_shape, include_deformed=False))
+        return len(
+            StreamedExamples(
+                self.feature_dir,
+                self.folds,
+                kind=self.kind,
+                input_shape=self.input_shape,
+                include_deformed=False,
+            )
+        )
 
-    def fit_arguments(self, config, *, seed: int, n_classes: int, one_hot: bool,
-                      fill: np.ndarray | None = None) -> dict:
+    def fit_arguments(
+        self, config, *, seed: int, n_classes: int, one_hot: bool, fill: np.ndarray | None = None
+    ) -> dict:
         """Keyword arguments of ``keras.Model.fit``: the shuffled batches of :meth:`batches`
         (Keras must not shuffle a dataset)."""
-        return dict(x=self.batches(config, seed=seed, n_classes=n_classes, one_hot=one_hot,
-                                   fill=fill), shuffle=False)
+        return dict(
+            x=self.batches(config, seed=seed, n_classes=n_classes, one_hot=one_hot, fill=fill),
+            shuffle=False,
+        )
 
 
-def should_stream(feature_dir: str | os.PathLike, folds: Sequence[int], setting: str,
-                  input_shape: tuple[int, ...]) -> bool:
+def should_stream(
+    feature_dir: str | os.PathLike, folds: Sequence[int], setting: str, input_shape: tuple[int, ...]
+) -> bool:
     """``train.input``: ``"stream"``/``"memory"`` as said; ``"auto"`` streams when the
     manifest's example counts of ``folds`` times the example size exceed
     :data:`AUTO_STREAM_BYTES`."""

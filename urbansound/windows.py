@@ -5,9 +5,10 @@ live stream) and the features stage's test-time windows.  Positions are in sampl
 grid 0, hop, 2·hop, ... of whole windows, plus an end-aligned last window when the grid
 stops short of the end; a recording shorter than a window is one padded window.
 """
+
 from __future__ import annotations
 
-from typing import Iterable, Iterator
+from collections.abc import Iterable, Iterator
 
 import numpy as np
 
@@ -44,8 +45,9 @@ def count_windows(n_samples: int, *, window: int, hop: int) -> int:
     return grid + (1 if (grid - 1) * hop + window < n_samples else 0)
 
 
-def iter_windows(blocks: Iterable[np.ndarray], *, window: int, hop: int, pad_mode: str = "loop"
-                 ) -> Iterator[tuple[int, int, np.ndarray]]:
+def iter_windows(
+    blocks: Iterable[np.ndarray], *, window: int, hop: int, pad_mode: str = "loop"
+) -> Iterator[tuple[int, int, np.ndarray]]:
     """Cut a stream of waveform blocks into windows, holding at most about
     ``window + len(block)`` samples.
 
@@ -75,13 +77,13 @@ def iter_windows(blocks: Iterable[np.ndarray], *, window: int, hop: int, pad_mod
         total += block.size
         while next_start + window <= total:
             lo = next_start - buf_start
-            yield next_start, next_start + window, buf[lo:lo + window].copy()
+            yield next_start, next_start + window, buf[lo : lo + window].copy()
             last_end = next_start + window
             next_start += hop
         # keep what the next grid window or an end-aligned last window can need
         keep_from = min(next_start, total - window)
         if keep_from > buf_start:
-            buf = buf[keep_from - buf_start:]
+            buf = buf[keep_from - buf_start :]
             buf_start = keep_from
     if total == 0:
         raise ValueError("no samples")
@@ -89,4 +91,4 @@ def iter_windows(blocks: Iterable[np.ndarray], *, window: int, hop: int, pad_mod
         yield 0, total, fix_length(buf, window, pad_mode=pad_mode)
     elif last_end < total:
         lo = total - window - buf_start
-        yield total - window, total, buf[lo:lo + window].copy()
+        yield total - window, total, buf[lo : lo + window].copy()

@@ -2,13 +2,35 @@
 ``COMMANDS`` maps a command's name to its :class:`~urbansound.pipeline.commands.options.Command`
 (``add_parser``, ``run``).  Options that set configuration values come from the one table
 in :mod:`urbansound.pipeline.commands.options`."""
+
 from __future__ import annotations
 
 from urbansound.pipeline.commands import cluster, compare, model, registry, run, stages, ui
 
-COMMANDS = {**run.COMMANDS, **stages.COMMANDS, **ui.COMMANDS, **model.COMMANDS,
-            **compare.COMMANDS, **registry.COMMANDS, **cluster.COMMANDS}
+COMMANDS = {
+    **run.COMMANDS,
+    **stages.COMMANDS,
+    **ui.COMMANDS,
+    **model.COMMANDS,
+    **compare.COMMANDS,
+    **registry.COMMANDS,
+    **cluster.COMMANDS,
+}
 
-ORDER = ("run", "demo-data", "ingest", "features", "ui", "models", "compare", "predict",
-         "export", "register", "train-final", "listen", "compile", "submit")
+ORDER = (
+    "run",
+    "demo-data",
+    "ingest",
+    "features",
+    "ui",
+    "models",
+    "compare",
+    "predict",
+    "export",
+    "register",
+    "train-final",
+    "listen",
+    "compile",
+    "submit",
+)
 """The order ``urbansound --help`` lists them in."""

@@ -1,4 +1,5 @@
 """``urbansound compile`` and ``submit``: the pipeline for a Kubeflow cluster."""
+
 from __future__ import annotations
 
 import argparse
@@ -6,9 +7,18 @@ import os
 import sys
 from pathlib import Path
 
-from urbansound.pipeline.commands.options import (EXIT_OK, Command, add_beam_options, add_options,
-                                       add_tracking_uri, beam_args, config_from_args,
-                                       data_options, folds_arg, training_options)
+from urbansound.pipeline.commands.options import (
+    EXIT_OK,
+    Command,
+    add_beam_options,
+    add_options,
+    add_tracking_uri,
+    beam_args,
+    config_from_args,
+    data_options,
+    folds_arg,
+    training_options,
+)
 from urbansound.pipeline.commands.resolve import resolve_data, resolve_init_from
 
 
@@ -25,16 +35,25 @@ def add_compile_parser(sub, d) -> None:
     comp = sub.add_parser("compile", help="write the KFP pipeline YAML for a cluster")
     comp.add_argument("-o", "--output", default="pipeline.yaml", help="default pipeline.yaml")
     comp.add_argument("--image", help="component image (default urbansound:latest)")
-    comp.add_argument("--pvc", action="append", type=_pvc, default=[], metavar="NAME:/MOUNT/PATH",
-                      help="mount this PersistentVolumeClaim in every task (repeatable), as "
-                           "submit --pvc does, for a YAML you upload yourself")
+    comp.add_argument(
+        "--pvc",
+        action="append",
+        type=_pvc,
+        default=[],
+        metavar="NAME:/MOUNT/PATH",
+        help="mount this PersistentVolumeClaim in every task (repeatable), as "
+        "submit --pvc does, for a YAML you upload yourself",
+    )
 
 
 def add_submit_parser(sub, d) -> None:
     sb = sub.add_parser("submit", help="compile and submit the pipeline to a Kubeflow cluster")
     sb.add_argument("--host", required=True, help="KFP API endpoint, e.g. http://localhost:8080")
-    sb.add_argument("--data", required=True,
-                    help="dataset root as the pods see it (a mounted volume or gs:// path)")
+    sb.add_argument(
+        "--data",
+        required=True,
+        help="dataset root as the pods see it (a mounted volume or gs:// path)",
+    )
     sb.add_argument("--experiment", default="urbansound")
     sb.add_argument("--pipeline-root", help="artifact root URI, e.g. gs://bucket/urbansound")
     sb.add_argument("--image", help="component image (default urbansound:latest)")
@@ -42,15 +61,25 @@ def add_submit_parser(sub, d) -> None:
     add_options(sb, data_options() + training_options(d))
     add_tracking_uri(sb, "MLflow server the pods can reach", default="")
     add_beam_options(sb, checked=False)
-    sb.add_argument("--pvc", action="append", type=_pvc, default=[], metavar="NAME:/MOUNT/PATH",
-                    help="mount this PersistentVolumeClaim in every task (repeatable); --data "
-                         "then names a path under the mount, e.g. --pvc us8k:/mnt/data "
-                         "--data /mnt/data/UrbanSound8K")
-    sb.add_argument("--data-version", default="", metavar="STR",
-                    help="the dataset's version (a date, a commit, a checksum): kfp's cache "
-                         "serves ingest and features only for the same version. When --data "
-                         "is also readable here, its fingerprint (listing and every clip's "
-                         "content; digests remembered in ~/.cache/urbansound) is used as well")
+    sb.add_argument(
+        "--pvc",
+        action="append",
+        type=_pvc,
+        default=[],
+        metavar="NAME:/MOUNT/PATH",
+        help="mount this PersistentVolumeClaim in every task (repeatable); --data "
+        "then names a path under the mount, e.g. --pvc us8k:/mnt/data "
+        "--data /mnt/data/UrbanSound8K",
+    )
+    sb.add_argument(
+        "--data-version",
+        default="",
+        metavar="STR",
+        help="the dataset's version (a date, a commit, a checksum): kfp's cache "
+        "serves ingest and features only for the same version. When --data "
+        "is also readable here, its fingerprint (listing and every clip's "
+        "content; digests remembered in ~/.cache/urbansound) is used as well",
+    )
     sb.add_argument("--no-cache", action="store_true", help="run every task again")
 
 
@@ -63,8 +92,12 @@ def cmd_compile(args) -> int:
     from urbansound.outputs import check_outputs
 
     # an earlier compile's YAML may be replaced; any other file (a README, a config) not
-    check_outputs([("the pipeline YAML", args.output)], ours=_is_pipeline_yaml,
-                  command="urbansound compile", hint="choose another -o")
+    check_outputs(
+        [("the pipeline YAML", args.output)],
+        ours=_is_pipeline_yaml,
+        command="urbansound compile",
+        hint="choose another -o",
+    )
     path = compile_pipeline(args.output, image=args.image or DEFAULT_IMAGE, pvcs=args.pvc)
     mounts = "".join(f", mounts {name} at {mount}" for name, mount in args.pvc)
     print(f"wrote {path}{mounts}")
@@ -88,25 +121,32 @@ def submit_cache_key(args, config) -> str:
     digests remembered in :func:`urbansound.content_hash.user_cache_dir`); a warning when
     neither is known."""
     from urbansound.components.progress import progress_line
-    from urbansound.pipeline import preflight
-    from urbansound.pipeline.kubeflow_runner import cache_key
     from urbansound.content_hash import cache_file_for, user_cache_dir
     from urbansound.dataset import dataset_fingerprint
+    from urbansound.pipeline import preflight
+    from urbansound.pipeline.kubeflow_runner import cache_key
 
     local = ""
     if "://" not in args.data and Path(args.data).exists():
-        clips, _, _ = preflight.check_dataset(Path(args.data), args.folds,
-                                              config.train.validation, config.data)
+        clips, _, _ = preflight.check_dataset(
+            Path(args.data), args.folds, config.train.validation, config.data
+        )
         local = dataset_fingerprint(
-            clips, cache_file=cache_file_for(user_cache_dir(), args.data),
-            progress=progress_line("dataset fingerprint", interactive=sys.stdout.isatty(),
-                                   after_s=2.0))
+            clips,
+            cache_file=cache_file_for(user_cache_dir(), args.data),
+            progress=progress_line(
+                "dataset fingerprint", interactive=sys.stdout.isatty(), after_s=2.0
+            ),
+        )
         print(f"dataset {args.data} is readable here: {len(clips)} clips, fingerprint {local}")
     key = cache_key(data_version=args.data_version, local_fingerprint=local)
     if not key and not args.no_cache:
-        print(f"warning: {args.data} is not readable here and no --data-version was given: "
-              f"kfp's cache cannot tell a changed dataset at the same path (give "
-              f"--data-version, or --no-cache)", file=sys.stderr)
+        print(
+            f"warning: {args.data} is not readable here and no --data-version was given: "
+            f"kfp's cache cannot tell a changed dataset at the same path (give "
+            f"--data-version, or --no-cache)",
+            file=sys.stderr,
+        )
     return key
 
 
@@ -114,15 +154,24 @@ def cmd_submit(args) -> int:
     import tempfile
 
     from urbansound.components import DEFAULT_IMAGE
-    from urbansound.pipeline.kubeflow_runner import (check_data_on_volumes, check_submit_args,
-                                          compile_pipeline, submit)
-
+    from urbansound.pipeline.kubeflow_runner import (
+        check_data_on_volumes,
+        check_submit_args,
+        compile_pipeline,
+        submit,
+    )
     from urbansound.pipeline.preflight import check_beam_args
 
     # every argument first: a typo costs no connection, no dataset listing, no compile
-    check_submit_args(host=args.host, image=args.image, data_root=args.data,
-                      data_version=args.data_version, pipeline_root=args.pipeline_root,
-                      experiment=args.experiment, tracking_uri=args.tracking_uri)
+    check_submit_args(
+        host=args.host,
+        image=args.image,
+        data_root=args.data,
+        data_version=args.data_version,
+        pipeline_root=args.pipeline_root,
+        experiment=args.experiment,
+        tracking_uri=args.tracking_uri,
+    )
     config = resolve_data(config_from_args(args, demo=False), Path(args.data), args)
     config = resolve_init_from(config, args, None)
     beam_options = beam_args(args, check_scheduler=False)
@@ -130,16 +179,30 @@ def cmd_submit(args) -> int:
     check_data_on_volumes(args.data, args.pvc)
     fingerprint = submit_cache_key(args, config)
     with tempfile.TemporaryDirectory() as tmp:
-        package = compile_pipeline(os.path.join(tmp, "pipeline.yaml"),
-                                   image=args.image or DEFAULT_IMAGE, config=config,
-                                   pvcs=args.pvc, caching=not args.no_cache)
-        result = submit(args.host, data_root=args.data, package_path=package,
-                        experiment=args.experiment, pipeline_root=args.pipeline_root,
-                        config=config, test_folds=args.folds, tracking_uri=args.tracking_uri,
-                        beam_args=beam_options, dataset_fingerprint=fingerprint)
+        package = compile_pipeline(
+            os.path.join(tmp, "pipeline.yaml"),
+            image=args.image or DEFAULT_IMAGE,
+            config=config,
+            pvcs=args.pvc,
+            caching=not args.no_cache,
+        )
+        result = submit(
+            args.host,
+            data_root=args.data,
+            package_path=package,
+            experiment=args.experiment,
+            pipeline_root=args.pipeline_root,
+            config=config,
+            test_folds=args.folds,
+            tracking_uri=args.tracking_uri,
+            beam_args=beam_options,
+            dataset_fingerprint=fingerprint,
+        )
     print(f"submitted run {result.run_id} to {args.host} (experiment {args.experiment!r})")
     return EXIT_OK
 
 
-COMMANDS = {"compile": Command(add_compile_parser, cmd_compile),
-            "submit": Command(add_submit_parser, cmd_submit)}
+COMMANDS = {
+    "compile": Command(add_compile_parser, cmd_compile),
+    "submit": Command(add_submit_parser, cmd_submit),
+}

@@ -1,5 +1,6 @@
 """Where a command's output goes: TensorFlow's, Beam's and MLflow's start-up chatter to a
 per-user log unless ``-v``, the command's own lines to the terminal."""
+
 from __future__ import annotations
 
 import contextlib
@@ -14,10 +15,12 @@ def chatter_to(log_path: Path, verbose: bool):
     """Send file descriptors 1 and 2 (this process, Beam's worker processes, TensorFlow's
     C++ logging) to ``log_path`` unless ``verbose``; yields a function that prints to the
     terminal (a line that rewrites itself when it ends with ``\r``)."""
+
     def say_to(stream):
         def say(text: str) -> None:
             stream.write(text if text.endswith("\r") else text + "\n")
             stream.flush()
+
         return say
 
     if verbose:
@@ -62,8 +65,9 @@ CHATTER_LOG_BYTES = 5 * 2**20
 def chatter_log_dir() -> Path:
     """``$XDG_STATE_HOME/urbansound/logs`` (default ``~/.local/state/urbansound/logs``):
     a per-user folder, never the working folder, which holds the user's own files."""
-    state = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"),
-                                                             ".local", "state")
+    state = os.environ.get("XDG_STATE_HOME") or os.path.join(
+        os.path.expanduser("~"), ".local", "state"
+    )
     return Path(state) / "urbansound" / "logs"
 
 
@@ -107,27 +111,38 @@ def libraries_to_log(log_path: Path, command: str = ""):
             os.replace(log_path, log_path.with_name(log_path.name + ".1"))
         log = open(log_path, "ab", buffering=0)
     except OSError:  # an unwritable home: the command must still run
-        log = open(Path(tempfile.gettempdir()) / f"urbansound-{log_path.name}", "ab",
-                   buffering=0)
-    log.write(f"\n==== urbansound {command or log_path.stem}, pid {os.getpid()}, "
-              f"{time.strftime('%Y-%m-%d %H:%M:%S')} ====\n".encode())
+        log = open(Path(tempfile.gettempdir()) / f"urbansound-{log_path.name}", "ab", buffering=0)
+    log.write(
+        f"\n==== urbansound {command or log_path.stem}, pid {os.getpid()}, "
+        f"{time.strftime('%Y-%m-%d %H:%M:%S')} ====\n".encode()
+    )
 
     def terminal(stream, fd: int):
-        return io.TextIOWrapper(io.FileIO(os.dup(fd), "w"), encoding=stream.encoding,
-                                errors=stream.errors, line_buffering=True, write_through=True)
+        return io.TextIOWrapper(
+            io.FileIO(os.dup(fd), "w"),
+            encoding=stream.encoding,
+            errors=stream.errors,
+            line_buffering=True,
+            write_through=True,
+        )
 
     original = sys.stdout
     with log, _fds_to(log) as saved:
         if _stream_on_fd(sys.stdout, 1):
             sys.stdout = terminal(original, saved[0])
-        _TERMINAL_STDERR.append(terminal(sys.stderr, saved[1]) if _stream_on_fd(sys.stderr, 2)
-                                else sys.stderr)
+        _TERMINAL_STDERR.append(
+            terminal(sys.stderr, saved[1]) if _stream_on_fd(sys.stderr, 2) else sys.stderr
+        )
         try:
             yield
         finally:
-            made = [stream for stream in (sys.stdout, _TERMINAL_STDERR.pop())
-                    if isinstance(stream, io.TextIOWrapper) and stream is not original
-                    and stream is not sys.stderr]
+            made = [
+                stream
+                for stream in (sys.stdout, _TERMINAL_STDERR.pop())
+                if isinstance(stream, io.TextIOWrapper)
+                and stream is not original
+                and stream is not sys.stderr
+            ]
             sys.stdout = original
             for stream in made:
                 stream.close()
@@ -146,5 +161,7 @@ def quiet_libraries(command: str):
             log_path = chatter_log(command)
             with libraries_to_log(log_path, command):
                 return fn(args)
+
         return run
+
     return wrap

@@ -1,12 +1,12 @@
 """What commands resolve before work starts: the dataset's layout and class names, the
 model ``--init-from`` names, where deformed copies are kept, which folders are ours."""
+
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
 from urbansound.pipeline.commands.output import chatter_log, libraries_to_log
-
 
 INIT_DIGEST_FILE = "model.sha256"
 """Beside ``<out>/init-model/model.keras``: the digest of the model copied from MLflow."""
@@ -40,8 +40,11 @@ def resolve_data(config, data: Path, args, clips=None):
         given = {key for key, _ in getattr(args, "settings", None) or []}
         config = apply_layout(config, layout, given)
     if clips is not None and not config.data.class_names:
-        names = CLASS_NAMES if layout == "urbansound8k" else tuple(
-            name for _, name in sorted({(c.class_id, c.class_name) for c in clips}))
+        names = (
+            CLASS_NAMES
+            if layout == "urbansound8k"
+            else tuple(name for _, name in sorted({(c.class_id, c.class_name) for c in clips}))
+        )
         config = config.override(**{"data.class_names": names})
     return config
 
@@ -51,8 +54,8 @@ def resolve_init_from(config, args, out: Path | None):
     names, checked against ``train.model``.  An MLflow URI (``run`` only: ``out`` given) is
     loaded once and saved, with its configuration, in ``<out>/init-model/`` so that the
     tasks need no MLflow; ``submit`` (``out`` None) passes a path on as the pods see it."""
-    from urbansound.pipeline.model_source import find_local_model, is_mlflow_uri, load_model
     from urbansound.config import ConfigError
+    from urbansound.pipeline.model_source import find_local_model, is_mlflow_uri, load_model
     from urbansound.training import CONFIG_FILE, MODEL_FILE, check_init_model, check_init_source
 
     source = getattr(args, "init_from", None)
@@ -60,8 +63,10 @@ def resolve_init_from(config, args, out: Path | None):
         return config
     if out is None:
         if is_mlflow_uri(source):
-            raise ConfigError(f"{source}: submit takes --init-from as a model.keras path the "
-                              f"pods can read, not an MLflow URI")
+            raise ConfigError(
+                f"{source}: submit takes --init-from as a model.keras path the "
+                f"pods can read, not an MLflow URI"
+            )
         if "://" in source or not os.path.exists(source):
             return config.override(**{"train.init_from": source})  # seen by the pods only
         path = find_local_model(source).resolve()
@@ -97,10 +102,11 @@ def legacy_only(files=(), folders=()):
     """A ``legacy`` test for :func:`urbansound.outputs.claim_folder`: a folder holding
     only the ``files`` and ``folders`` named was written by a version of this tool without
     markers (its files are recorded as ours); None for anything else."""
+
     def legacy(folder: Path) -> list[str] | None:
         found = list(folder.iterdir())
-        if all(p.name in (folders if p.is_dir() and not p.is_symlink() else files)
-               for p in found):
+        if all(p.name in (folders if p.is_dir() and not p.is_symlink() else files) for p in found):
             return sorted(p.name for p in found if p.name in files)
         return None
+
     return legacy

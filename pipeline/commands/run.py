@@ -1,58 +1,104 @@
 """``urbansound run``: the whole pipeline with kfp's local runner."""
+
 from __future__ import annotations
 
 import sys
 import time
 from pathlib import Path
 
-from urbansound.pipeline.commands.options import (EXIT_INTERNAL, EXIT_OK, EXIT_USER, Command,
-                                       add_beam_options, add_options, add_tracking_uri,
-                                       beam_args, clip_options, config_from_args, data_options,
-                                       folds_arg, training_options)
-from urbansound.pipeline.commands.resolve import (CONTENT_DIGESTS, INIT_DIGEST_FILE, legacy_only,
-                                       resolve_data, resolve_init_from, with_deformation_cache)
+from urbansound.pipeline.commands.options import (
+    EXIT_INTERNAL,
+    EXIT_OK,
+    EXIT_USER,
+    Command,
+    add_beam_options,
+    add_options,
+    add_tracking_uri,
+    beam_args,
+    clip_options,
+    config_from_args,
+    data_options,
+    folds_arg,
+    training_options,
+)
+from urbansound.pipeline.commands.resolve import (
+    CONTENT_DIGESTS,
+    INIT_DIGEST_FILE,
+    legacy_only,
+    resolve_data,
+    resolve_init_from,
+    with_deformation_cache,
+)
 
 DEFAULT_OUT = "urbansound-output"
 
 
 def add_parser(sub, d) -> None:
     run = sub.add_parser(
-        "run", help="run the whole pipeline locally (kfp local runner)",
+        "run",
+        help="run the whole pipeline locally (kfp local runner)",
         description="Run ingest → features → train (one model per test fold) → evaluate with "
-                    "kfp's local runner, log to MLflow, print per-fold accuracies. Without "
-                    "--data, generates the built-in synthetic dataset and uses a shorter "
-                    "schedule (see urbansound.config.demo_config).")
-    run.add_argument("--data", metavar="DIR",
-                     help="the dataset: an UrbanSound8K root (audio/fold*/, "
-                          "metadata/UrbanSound8K.csv), ESC-50, a folder per class or a CSV "
-                          "(--layout); "
-                          "default: the built-in demo data")
+        "kfp's local runner, log to MLflow, print per-fold accuracies. Without "
+        "--data, generates the built-in synthetic dataset and uses a shorter "
+        "schedule (see urbansound.config.demo_config).",
+    )
+    run.add_argument(
+        "--data",
+        metavar="DIR",
+        help="the dataset: an UrbanSound8K root (audio/fold*/, "
+        "metadata/UrbanSound8K.csv), ESC-50, a folder per class or a CSV "
+        "(--layout); "
+        "default: the built-in demo data",
+    )
     add_options(run, data_options())
-    run.add_argument("--folds", type=folds_arg, default=[],
-                     help="test folds to evaluate, e.g. 1,2 (default: every fold present); each "
-                          "trains on all other folds present (minus the validation fold drawn "
-                          "with the seed, for models that use one)")
+    run.add_argument(
+        "--folds",
+        type=folds_arg,
+        default=[],
+        help="test folds to evaluate, e.g. 1,2 (default: every fold present); each "
+        "trains on all other folds present (minus the validation fold drawn "
+        "with the seed, for models that use one)",
+    )
     add_options(run, training_options(d) + clip_options(d))
-    run.add_argument("--strict", action="store_true",
-                     help="fail before training if any row or file is rejected")
-    run.add_argument("--no-cache", action="store_true",
-                     help="run every task again and open a new MLflow run (by default a rerun "
-                          "of the same command resumes: finished tasks come from kfp's cache)")
-    add_tracking_uri(run, "MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else "
-                          "sqlite:///./mlflow.db with artifacts in ./mlartifacts)")
-    run.add_argument("--out", default=DEFAULT_OUT, metavar="DIR",
-                     help=f"pipeline outputs (and generated demo data) (default ./{DEFAULT_OUT})")
-    add_beam_options(run, help="Beam pipeline option for the features stage, repeatable "
-                               "(default: --runner=FnApiRunner, one worker process per core)")
+    run.add_argument(
+        "--strict", action="store_true", help="fail before training if any row or file is rejected"
+    )
+    run.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="run every task again and open a new MLflow run (by default a rerun "
+        "of the same command resumes: finished tasks come from kfp's cache)",
+    )
+    add_tracking_uri(
+        run,
+        "MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else "
+        "sqlite:///./mlflow.db with artifacts in ./mlartifacts)",
+    )
+    run.add_argument(
+        "--out",
+        default=DEFAULT_OUT,
+        metavar="DIR",
+        help=f"pipeline outputs (and generated demo data) (default ./{DEFAULT_OUT})",
+    )
+    add_beam_options(
+        run,
+        help="Beam pipeline option for the features stage, repeatable "
+        "(default: --runner=FnApiRunner, one worker process per core)",
+    )
 
 
 def cmd_run(args) -> int:
-    from urbansound.pipeline import preflight
-    from urbansound.pipeline.console import ConsoleLog
-    from urbansound.pipeline.local_runner import PipelineFailed, default_tracking_uri, output_lock, run_local
     from urbansound.evaluation import format_summary
     from urbansound.ingest import ensure_writable_dir
     from urbansound.outputs import claim_folder
+    from urbansound.pipeline import preflight
+    from urbansound.pipeline.console import ConsoleLog
+    from urbansound.pipeline.local_runner import (
+        PipelineFailed,
+        default_tracking_uri,
+        output_lock,
+        run_local,
+    )
 
     # Every check that can fail on the user's input runs before anything is written
     # or any task starts, so a mistake costs seconds and leaves no trace.
@@ -62,13 +108,19 @@ def cmd_run(args) -> int:
     data = out / "demo-data" if demo else Path(args.data)
     tracking_uri = args.tracking_uri or default_tracking_uri(".")
     preflight.check_locations(out, None if demo else data, tracking_uri)
-    claim_folder(out, "run", inputs=[] if demo else [("--data", data)], legacy=_legacy_run_out,
-                 check_only=True)  # a folder of someone else's: refused before any write
+    claim_folder(
+        out,
+        "run",
+        inputs=[] if demo else [("--data", data)],
+        legacy=_legacy_run_out,
+        check_only=True,
+    )  # a folder of someone else's: refused before any write
     beam_options = beam_args(args)
     preflight.check_beam_args(beam_options, local=True)
     if not demo:
-        clips, rejections, _ = preflight.check_dataset(data, args.folds,
-                                                        config.train.validation, config.data)
+        clips, rejections, _ = preflight.check_dataset(
+            data, args.folds, config.train.validation, config.data
+        )
         config = resolve_data(config, data, args, clips)
     preflight.check_tracking(tracking_uri)
     started = time.time()
@@ -76,29 +128,38 @@ def cmd_run(args) -> int:
     config = resolve_init_from(config, args, out)
     with output_lock(out) as lock_fd:
         # marked as ours only by the run that holds it (checked above, before any write)
-        claim_folder(out, "run", inputs=[] if demo else [("--data", data)],
-                     legacy=_legacy_run_out)
+        claim_folder(out, "run", inputs=[] if demo else [("--data", data)], legacy=_legacy_run_out)
         if demo:
             if not (data / "metadata" / "UrbanSound8K.csv").exists():
                 from urbansound.demo_data import write_demo_dataset
 
                 print(f"writing the built-in demo dataset to {data}")
                 write_demo_dataset(data)
-            clips, rejections, _ = preflight.check_dataset(data, args.folds,
-                                                        config.train.validation, config.data)
+            clips, rejections, _ = preflight.check_dataset(
+                data, args.folds, config.train.validation, config.data
+            )
             config = resolve_data(config, data, args, clips)
-        print(f"dataset {data}: {len(clips)} clips listed, {len(rejections)} rows/files rejected "
-              f"before decoding")
+        print(
+            f"dataset {data}: {len(clips)} clips listed, {len(rejections)} rows/files rejected "
+            f"before decoding"
+        )
         fingerprint = inputs_fingerprint(clips, data, config, out)
         console = ConsoleLog(out / "run.log", echo_all=args.verbose)
         print(f"full log: {console.log_path}" + ("" if args.verbose else "  (-v shows it here)"))
         try:
             with console:
-                result = run_local(data, config=config, workdir=out, test_folds=args.folds,
-                                   tracking_uri=tracking_uri, strict=args.strict,
-                                   beam_args=beam_options,
-                                   dataset_fingerprint=fingerprint,
-                                   cache=not args.no_cache, lock_fd=lock_fd)
+                result = run_local(
+                    data,
+                    config=config,
+                    workdir=out,
+                    test_folds=args.folds,
+                    tracking_uri=tracking_uri,
+                    strict=args.strict,
+                    beam_args=beam_options,
+                    dataset_fingerprint=fingerprint,
+                    cache=not args.no_cache,
+                    lock_fd=lock_fd,
+                )
         except PipelineFailed as exc:
             return _report_failure(exc, console, out, tracking_uri)
     print()
@@ -107,18 +168,23 @@ def cmd_run(args) -> int:
         print(f"summary: {result.summary_path}")
     print(f"\nfinished in {time.time() - started:.0f} s; outputs in {result.pipeline_root}")
     if result.parent_run_id:
-        browse = "urbansound ui" + ("" if tracking_uri == default_tracking_uri(".")
-                                    else f" --tracking-uri {tracking_uri}")
-        print(f"MLflow: parent run {result.parent_run_id} in experiment 'urbansound' at "
-              f"{tracking_uri}\n  browse: {browse}")
+        browse = "urbansound ui" + (
+            "" if tracking_uri == default_tracking_uri(".") else f" --tracking-uri {tracking_uri}"
+        )
+        print(
+            f"MLflow: parent run {result.parent_run_id} in experiment 'urbansound' at "
+            f"{tracking_uri}\n  browse: {browse}"
+        )
     for warning in (result.summary or {}).get("warnings", []) + result.warnings:
         print(f"warning: {warning}")
     if console.log_error:
         print(f"warning: the full log is incomplete ({console.log_error})")
     ingested = (result.summary or {}).get("ingest")
     if ingested:
-        print(f"{ingested['accepted']} clips accepted, {ingested['rejected']} rejected "
-              f"(report: {ingested['report']})")
+        print(
+            f"{ingested['accepted']} clips accepted, {ingested['rejected']} rejected "
+            f"(report: {ingested['report']})"
+        )
     return EXIT_OK
 
 
@@ -139,24 +205,26 @@ def inputs_fingerprint(clips, data: Path, config, out: Path) -> str:
 
     folder = out / CONTENT_DIGESTS
     progress = progress_line("dataset fingerprint", interactive=sys.stdout.isatty(), after_s=2.0)
-    parts = [dataset_fingerprint(clips, cache_file=cache_file_for(folder, data),
-                                 progress=progress)]
+    parts = [dataset_fingerprint(clips, cache_file=cache_file_for(folder, data), progress=progress)]
     noise = config.augment.noise_dir
     if noise and "://" not in noise and Path(noise).is_dir():
-        listing = "".join(f"{name}\t{digest}\n" for name, digest
-                          in noise_signature(noise, cache_file=cache_file_for(folder, noise)))
+        listing = "".join(
+            f"{name}\t{digest}\n"
+            for name, digest in noise_signature(noise, cache_file=cache_file_for(folder, noise))
+        )
         parts.append("noise=" + hashlib.sha256(listing.encode()).hexdigest()[:16])
     init = config.train.init_from
     if init and "://" not in init and Path(init).is_file():
         beside = Path(init).parent / INIT_DIGEST_FILE
         copied = Path(init).parent == out / "init-model" and beside.is_file()
-        parts.append("init=" + (beside.read_text().strip() if copied
-                                else file_digest(init))[:16])
+        parts.append("init=" + (beside.read_text().strip() if copied else file_digest(init))[:16])
     return ";".join(parts)
 
 
-_legacy_run_out = legacy_only(files=("run.log", ".urbansound-run.lock"),
-                               folders=("pipeline_root", "demo-data", "init-model", "cache"))
+_legacy_run_out = legacy_only(
+    files=("run.log", ".urbansound-run.lock"),
+    folders=("pipeline_root", "demo-data", "init-model", "cache"),
+)
 
 
 def _report_failure(exc, console, out: Path, tracking_uri: str) -> int:
@@ -174,7 +242,7 @@ def _report_failure(exc, console, out: Path, tracking_uri: str) -> int:
         found = runs.parent_run_status(tracking_uri, exc.run_key)
         if found:
             mlflow_note = f"MLflow parent run {found[0]} is {found[1]}"
-    except Exception as error:  # noqa: BLE001 - the store itself may be the problem
+    except Exception as error:
         mlflow_note = f"MLflow store {tracking_uri} could not be read ({type(error).__name__})"
     where = f"full log: {console.log_path}; outputs so far: {out / 'pipeline_root'}; {mlflow_note}"
     user_error = console.user_error()
@@ -184,8 +252,10 @@ def _report_failure(exc, console, out: Path, tracking_uri: str) -> int:
         if line:  # e.g. a traceback from a library that wrote nothing else
             full = storage_error(Exception(line), default_path=(full or str(out)).split(": ")[0])
         if full and (line or not user_error):
-            user_error = (f"urbansound run: error: cannot write {full}; free some space and "
-                          f"run the same command again (it resumes)")
+            user_error = (
+                f"urbansound run: error: cannot write {full}; free some space and "
+                f"run the same command again (it resumes)"
+            )
     if user_error:  # a task stopped on bad input or a full disk: one line, exit code 2
         print(where)
         print(user_error, file=sys.stderr)
