@@ -31,11 +31,12 @@ _PATH_QUOTED = re.compile(r"'(/[^']+)'")
 
 
 def _chain(exc: BaseException):
-    seen = set()
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        yield exc
-        exc = exc.__cause__ or exc.__context__
+    item: BaseException | None = exc
+    seen: set[int] = set()
+    while item is not None and id(item) not in seen:
+        seen.add(id(item))
+        yield item
+        item = item.__cause__ or item.__context__
 
 
 def storage_error(exc: BaseException, default_path: str = "") -> str | None:

@@ -51,8 +51,8 @@ def log_fold_result(tracking_uri: str, run_id: str, result, model_path: str) -> 
     c.log_metric(run_id, "best_epoch", result.best_epoch)
     for key in ("validation_fold", "n_train", "n_validation", "n_test", "parameters"):
         c.set_tag(run_id, key, str(getattr(result, key)))
-    with tempfile.TemporaryDirectory() as tmp:
-        tmp = Path(tmp)
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
         (tmp / "confusion_matrix.json").write_text(
             json.dumps({"classes": result.class_names, "counts": result.confusion_matrix})
         )

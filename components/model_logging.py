@@ -47,8 +47,8 @@ def log_model(
         beside = Path(model_path).parent / CONFIG_FILE
         config = Config.from_file(beside) if beside.is_file() else run_config(c, run_id)[0]
     names = list(class_names or config.class_names)
-    with tempfile.TemporaryDirectory() as tmp:
-        tmp = Path(tmp)
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
         (tmp / CONFIG_FILE).write_text(config.to_json())
         (tmp / "class_names.json").write_text(json.dumps(names))
         artifacts = {
@@ -96,8 +96,8 @@ def signature(class_names=None):
             ColSpec(DataType.double, "probability"),
             ColSpec(DataType.double, "duration_s"),
             ColSpec(DataType.long, "windows"),
+            *(ColSpec(DataType.double, name) for name in (class_names or CLASS_NAMES)),
         ]
-        + [ColSpec(DataType.double, name) for name in (class_names or CLASS_NAMES)]
     )
     params = ParamSchema([ParamSpec(HOP_PARAM, DataType.double, DEFAULT_HOP_SECONDS)])
     return ModelSignature(inputs=inputs, outputs=outputs, params=params)

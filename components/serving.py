@@ -35,8 +35,10 @@ import json
 import math
 from pathlib import Path
 
-import mlflow.pyfunc
 import numpy as np
+
+# not mlflow.pyfunc.PythonModel: mypy reads mlflow.pyfunc as mlflow's LazyLoader attribute
+from mlflow.pyfunc import PythonModel
 
 KERAS_ARTIFACT = "keras_model"
 CONFIG_ARTIFACT = "config"
@@ -46,7 +48,7 @@ INPUT_COLUMNS = ("path", "waveform", "sample_rate")
 LEADING_OUTPUT_COLUMNS = ("class", "probability", "duration_s", "windows")
 
 
-class AudioClassifier(mlflow.pyfunc.PythonModel):
+class AudioClassifier(PythonModel):
     """Raw audio → class probabilities with a trained fold model (see the module docstring).
 
     After :meth:`load_context`: ``keras_model`` (the Keras model), ``config``

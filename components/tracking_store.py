@@ -209,10 +209,14 @@ def _unreachable_error(exc: BaseException) -> bool:
     try:
         import requests
 
-        network = (requests.exceptions.ConnectionError, requests.exceptions.Timeout)
+        network: tuple[type[BaseException], ...] = (
+            requests.exceptions.ConnectionError,
+            requests.exceptions.Timeout,
+        )
     except ImportError:  # pragma: no cover - requests comes with mlflow
         network = ()
-    item, seen = exc, set()
+    item: BaseException | None = exc
+    seen: set[int] = set()
     while item is not None and id(item) not in seen:
         seen.add(id(item))
         if (network and isinstance(item, network)) or _UNREACHABLE_TEXT.search(str(item)):

@@ -18,6 +18,7 @@ import re
 import threading
 import time
 from pathlib import Path
+from typing import TextIO
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _TASK_START = re.compile(r"Executing task '([^']+)'")
@@ -50,7 +51,7 @@ class ConsoleLog:
         self._user_errors: list[str] = []
         self._storage_lines: list[str] = []
         self._said: set[str] = set()
-        self._file = None
+        self._file: TextIO | None = None
 
     def __enter__(self):
         import sys

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Sequence
+from typing import Any
 
 from urbansound.components import DEFAULT_IMAGE
 from urbansound.config import Config, ConfigError
@@ -155,7 +157,7 @@ def connection_error(host: str, exc: BaseException) -> str | None:
     return f"{host}: cannot submit ({reason})" if reason else None
 
 
-def _single_probe_client(kfp):
+def _single_probe_client(kfp: Any):
     """kfp.Client asking /healthz once: kfp's own retries an HTTP refusal (401, 403, 404)
     five times, 5 s apart, logging a traceback each time, before a TimeoutError that no
     longer says why."""
@@ -178,7 +180,7 @@ def compile_pipeline(
     image: str = DEFAULT_IMAGE,
     config: Config = Config(),
     parallelism: int = 0,
-    pvcs: list[tuple[str, str]] = (),
+    pvcs: Sequence[tuple[str, str]] = (),
     retries: int = 2,
     caching: bool = True,
 ) -> str:
@@ -267,9 +269,9 @@ def submit(
     experiment: str = "urbansound",
     pipeline_root: str | None = None,
     config: Config = Config(),
-    test_folds: list[int] = (),
+    test_folds: Sequence[int] = (),
     tracking_uri: str = "",
-    beam_args: list[str] = (),
+    beam_args: Sequence[str] = (),
     strict: bool = False,
     run_name: str | None = None,
     dataset_fingerprint: str = "",

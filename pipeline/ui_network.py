@@ -48,7 +48,8 @@ def machine_addresses() -> list[str]:
         infos = socket.getaddrinfo(hostname, None)
     except OSError:  # a hostname that does not resolve: the route below still says
         infos = []
-    candidates = [info[4][0] for info in infos]
+    # an IP family's sockaddr starts with the address as text (typeshed also allows int)
+    candidates = [info[4][0] for info in infos if isinstance(info[4][0], str)]
     try:  # the address of the default route (a UDP "connect" sends nothing)
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
             probe.connect(("10.254.254.254", 1))

@@ -550,6 +550,21 @@ def test_symlink_to_a_file_outside(ds, outside):
     assert_secret_never_decoded(outcome)
 
 
+def test_a_symlink_loop_is_rejected_with_its_reason(ds):
+    """Two links pointing at each other: Python 3.11's resolve() raises a RuntimeError
+    (no strerror), which must be a rejection naming the loop, not a traceback."""
+    ds.add(BAD)
+    clip = ds.path(BAD_FOLD, BAD)
+    other = clip.with_name("loop.wav")
+    clip.symlink_to(other)
+    other.symlink_to(clip)
+    outcome = run_ingest(ds)
+    reasons = {r["file"]: r["reason"] for r in outcome.report}
+    assert reasons[BAD_FILE].startswith("cannot resolve path ("), reasons
+    assert "loop" in reasons[BAD_FILE].lower(), reasons
+    assert_good_accepted(ds, outcome)
+
+
 def test_symlink_into_another_fold_is_rejected(ds):
     """A link from fold 2 to a clip of fold 1 would put one recording in two folds."""
     ds.add(BAD)

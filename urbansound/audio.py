@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
@@ -178,7 +179,7 @@ def _wav_truncation(fh, size: int) -> str | None:
         return f"truncated WAV header (file is {size} bytes, ends inside the RIFF header)"
     if head[8:12] != b"WAVE":
         return None
-    order = "little" if head[:4] == b"RIFF" else "big"
+    order: Literal["little", "big"] = "little" if head[:4] == b"RIFF" else "big"
     pos, block_align = 12, 1
     while True:
         fh.seek(pos)

@@ -155,7 +155,7 @@ def _patch_muda_background() -> None:
         y = librosa.resample(y, orig_sr=rate, target_sr=sr)
         return librosa.util.fix_length(y, size=n_samples)
 
-    slice_clip._urbansound = True
+    setattr(slice_clip, "_urbansound", True)  # noqa: B010 (mypy: no such attribute on a function)
     background.slice_clip = slice_clip
 
 

@@ -419,12 +419,13 @@ class ClipToLogMels:
         for name in (
             deformations_for(rec.class_name, a.deformations, a.per_class) if augmented else ()
         ):
+            cache = self._cache  # key is None exactly when there is no cache
             key = (
-                self._cache.key(rec.waveform, rec.sample_rate, name, rec.file_name)
-                if self._cache is not None
+                cache.key(rec.waveform, rec.sample_rate, name, rec.file_name)
+                if cache is not None
                 else None
             )
-            cached = self._cache.get(key) if key is not None else None
+            cached = cache.get(key) if cache is not None and key is not None else None
             if cached is not None:
                 self.cache_hits.inc()
                 self.tally[CACHE_HITS] += 1
@@ -444,11 +445,11 @@ class ClipToLogMels:
                     log.warning("%s: %s; copy skipped", rec.file_name, exc)
                     continue
                 example, rejection, values = self._logmel(rec, y, name)
-                if key is not None:
+                if cache is not None and key is not None:
                     self.cache_misses.inc()
                     self.tally[CACHE_MISSES] += 1
                     if values is not None:
-                        self._cache.put(key, values)
+                        cache.put(key, values)
             yield name, example, rejection
 
 
@@ -612,6 +613,15 @@ def run_features(
     dropped.sort(key=lambda d: (d["fold"], d["file"], d["deformation"]))
     report_path = FileSystems.join(out, REPORT)
     cached = config.augment.cache_dir and config.augment.all_deformations()
+    warnings = (
+        [
+            f"{len(dropped)} example(s) dropped: their log-mel is not finite or cannot "
+            f"be computed (first: {dropped[0]['file']}, {dropped[0]['deformation']}: "
+            f"{dropped[0]['reason']}; see {report_path})"
+        ]
+        if dropped
+        else []
+    )
     manifest = {
         "folds": {k: dict(sorted(v.items())) for k, v in counts.items()},
         "deformations": list(config.augment.all_deformations()),
@@ -637,15 +647,9 @@ def run_features(
         "shards": {str(f): sum(1 for s in shards if s[3] == f) for f in folds},
         "workers": len({s["worker"] for s in summaries}),
         "rejected": dropped,
-        "warnings": [
-            f"{len(dropped)} example(s) dropped: their log-mel is not finite or cannot "
-            f"be computed (first: {dropped[0]['file']}, {dropped[0]['deformation']}: "
-            f"{dropped[0]['reason']}; see {report_path})"
-        ]
-        if dropped
-        else [],
+        "warnings": warnings,
     }
-    for warning in manifest["warnings"]:
+    for warning in warnings:
         log.warning("%s", warning)
     _write_bytes(report_path, json.dumps(dropped, indent=2, ensure_ascii=False).encode("utf-8"))
     _write_bytes(
@@ -683,7 +687,9 @@ class _Watcher:
 
     def __init__(self, parts_dir: str, total: int, progress, interval_s: float = 1.0):
         self.total, self._parts, self._progress = total, parts_dir, progress
-        self._interval, self._done, self._seen, self._said = interval_s, 0, set(), None
+        self._interval, self._done = interval_s, 0
+        self._seen: set[str] = set()
+        self._said: int | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()

@@ -169,7 +169,7 @@ def train_config_for(model: str, profile: str = "default") -> TrainConfig:
         raise ConfigError(f"train.model must be one of {list(MODELS)}, not {model!r}") from None
     if profile not in PROFILES:
         raise ConfigError(f"profile must be one of {list(PROFILES)}, not {profile!r}")
-    recipe = dict(
+    recipe: dict[str, Any] = dict(
         model=model,
         optimizer=spec.optimizer,
         learning_rate=spec.learning_rate,
@@ -336,9 +336,11 @@ class Config:
         unknown = set(data) - set(sections)
         if unknown:
             raise ConfigError(f"unknown configuration section(s): {sorted(unknown)}")
-        kwargs = {}
+        kwargs: dict[str, Any] = {}
         for name, values in data.items():
-            section_type = sections[name].default_factory  # type: ignore[misc]
+            # every section is field(default_factory=<its class>)
+            section_type = sections[name].default_factory
+            assert isinstance(section_type, type)
             kwargs[name] = _build_section(section_type, name, values)
         return cls(**kwargs).validated()
 
@@ -509,12 +511,15 @@ def out_of_bounds(config: Config) -> str | None:
     """The first value of ``config`` outside its plausible bounds, as one line naming the
     key, the bounds and the value (``"audio.sample_rate must be 1,000..768,000 Hz, got
     2000000000"``); None when every value is within them.  Floats must be finite."""
-    for section in dataclasses.fields(config):
-        values = getattr(config, section.name)
-        for f in dataclasses.fields(values):
-            value = getattr(values, f.name)
+    for section_field in dataclasses.fields(config):
+        values = getattr(config, section_field.name)
+        for value_field in dataclasses.fields(values):
+            value = getattr(values, value_field.name)
             if isinstance(value, float) and not math.isfinite(value):
-                return f"{section.name}.{f.name} must be a finite number, got {value!r}"
+                return (
+                    f"{section_field.name}.{value_field.name} must be a finite number, "
+                    f"got {value!r}"
+                )
     for key, low, high, unit in _RANGES:
         section, _, name = key.partition(".")
         value = getattr(getattr(config, section), name)

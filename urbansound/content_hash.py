@@ -145,7 +145,7 @@ def _hash_one(path: str) -> tuple[str, int]:
 
 
 def content_digests(
-    paths: Iterable[str | os.PathLike],
+    paths: Iterable[str | os.PathLike[str]],
     *,
     cache_file: str | os.PathLike | None = None,
     workers: int | None = None,
@@ -168,16 +168,16 @@ def content_digests(
     digests : ``{str(path): 64 hex digits, or "!<reason>" for a file that cannot be read}``.
     stats : :class:`DigestStats`.
     """
-    paths = [os.fspath(p) for p in paths]
+    names = [os.fspath(p) for p in paths]
     cache_file = Path(cache_file) if cache_file is not None else None
     remembered, loaded = _load(cache_file)
-    stats = DigestStats(files=len(paths), cache_loaded=loaded)
+    stats = DigestStats(files=len(names), cache_loaded=loaded)
     started_ns = time.time_ns()
     digests: dict[str, str] = {}
     keep: dict[str, tuple[list[int], str]] = {}
     signatures: dict[str, list[int]] = {}
     missing: list[str] = []
-    for path in paths:
+    for path in names:
         try:
             sig = _signature(os.stat(path))
         except OSError as exc:

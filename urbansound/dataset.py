@@ -221,13 +221,14 @@ def _check_row(
     salience = as_int(values["salience"])
     if salience not in (1, 2):
         return f"salience {show_value(values['salience'])} is not 1 (foreground) or 2 (background)"
-    times = {}
+    times: dict[str, float] = {}
     for key in ("start", "end"):
-        times[key] = _as_seconds(values[key])
-        if times[key] is None:
+        seconds = _as_seconds(values[key])
+        if seconds is None:
             return (
                 f"{key} {show_value(values[key])} is not a time in seconds (a finite number >= 0)"
             )
+        times[key] = seconds
     if times["end"] < times["start"]:
         return f"end {times['end']:g} s is before start {times['start']:g} s"
     if name in seen:
@@ -261,7 +262,7 @@ def dataset_fingerprint(
     recording, salience and the SHA-256 of its bytes, so that a clip rewritten with
     other sound (at the same size, with its old mtime put back) changes it.
 
-    ``digests`` : ``{clip.path: digest}`` already computed (ingest hashes while it
+    ``digests`` : ``{clip.path: digest}`` already computed (ingest hashes before it
     decodes); else they are computed here by :func:`urbansound.content_hash.content_digests`,
     remembered in ``cache_file`` (None: no cache) and reported to ``progress(done, total)``.
     """

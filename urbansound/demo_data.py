@@ -30,10 +30,12 @@ import time.
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TypedDict
 
 import numpy as np
 import soundfile as sf
@@ -162,7 +164,7 @@ def _harmonic(
         return np.zeros((a2.shape[0], 0) if np.ndim(amps) == 2 else 0, dtype=np.float32)
     f = np.broadcast_to(np.asarray(f0, dtype=np.float64), (n,))
     phi0 = rng.uniform(0.0, 1.0)
-    hphase = rng.uniform(0.0, _TWO_PI, size=a2.shape[1])
+    hphase = rng.uniform(0.0, _TWO_PI, size=int(a2.shape[1]))
     # Wavetable: one period of the harmonic waveform, read at the running
     # phase -> cost independent of the number of harmonics.
     n_ok = int(np.sum(np.arange(1, a2.shape[1] + 1) * float(f.max()) < 0.45 * sr))
@@ -671,19 +673,20 @@ def _render(
         snr_db = rng.uniform(3.0, 15.0)
         peak = rng.uniform(0.08, 0.35)
     noise_rms = loud * 10.0 ** (-snr_db / 20.0)
-    noise_kw = dict(
+    noise = functools.partial(  # one noise colour for both channels
+        _colored_noise,
         slope_db_oct=rng.uniform(-6.0, -2.0),
         lo_hz=rng.uniform(20.0, 40.0),
         hi_hz=rng.uniform(2000.0, 10000.0),
     )
-    bg = _colored_noise(n, sr, rng, **noise_kw)
+    bg = noise(n, sr, rng)
     chans = [src + noise_rms * bg]
     if channels == 2:
         delay = int(rng.integers(0, max(1, int(0.0005 * sr)) + 1))
         gain = rng.uniform(0.7, 1.0)
         rho = rng.uniform(0.3, 0.9)
         shifted = np.concatenate([np.zeros(delay), src[: n - delay]]) if delay else src
-        bg2 = rho * bg + math.sqrt(1.0 - rho * rho) * _colored_noise(n, sr, rng, **noise_kw)
+        bg2 = rho * bg + math.sqrt(1.0 - rho * rho) * noise(n, sr, rng)
         chans.append(gain * shifted + noise_rms * bg2)
     out = np.stack(chans, axis=1)
     out *= peak / (np.max(np.abs(out)) + 1e-12)
@@ -769,13 +772,29 @@ def _fmt_seconds(x: float) -> str:
     return repr(round(float(x), 6))
 
 
+# One CSV row of write_demo_dataset, keyed by CSV_COLUMNS ("class" is a keyword: no class syntax)
+DemoRow = TypedDict(
+    "DemoRow",
+    {
+        "slice_file_name": str,
+        "fsID": int,
+        "start": float,
+        "end": float,
+        "salience": int,
+        "fold": int,
+        "classID": int,
+        "class": str,
+    },
+)
+
+
 def write_demo_dataset(
     root: str | Path,
     *,
     folds: Sequence[int] = (1, 2, 3, 4),
     clips_per_class: int = 8,
     seed: int = 0,
-) -> list[dict[str, object]]:
+) -> list[DemoRow]:
     """Write the synthetic dataset in UrbanSound8K layout under ``root``.
 
     Creates ``root/audio/fold<k>/<fsID>-<classID>-<occurrenceID>-<sliceID>.wav``
@@ -836,7 +855,7 @@ def write_demo_dataset(
     )
     next_fs = 0
 
-    rows: list[dict[str, object]] = []
+    rows: list[DemoRow] = []
     for fold in folds:
         fold_dir = root / "audio" / f"fold{fold}"
         fold_dir.mkdir(parents=True, exist_ok=True)

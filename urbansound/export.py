@@ -353,6 +353,7 @@ def export_tflite(
         "tensorflow": _quiet_tf().__version__,
     }
     if int8:
+        assert calibration is not None  # int8 without calibration was refused above
         meta["calibration"] = {
             "source": calibration.source,
             "files": calibration.files,

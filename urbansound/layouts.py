@@ -34,6 +34,7 @@ import hashlib
 import os
 import re
 from collections import Counter, defaultdict
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -168,7 +169,7 @@ def frames_for(config, clip_seconds: float) -> int:
     return 1 + (samples - config.features.n_fft) // config.features.hop_length
 
 
-def apply_layout(config, layout: str, given: set[str] = frozenset()):
+def apply_layout(config, layout: str, given: AbstractSet[str] = frozenset()):
     """``config`` with ``data.layout`` set and the settings the layout brings
     (:data:`LAYOUT_SETTINGS`) except the keys in ``given`` (set by the user).  A clip
     length comes with the log-mel frames it gives (``features.n_frames``: 214 for 5 s at
@@ -267,6 +268,7 @@ def _finish(
     index = {name: i for i, name in enumerate(names)}
     clips = []
     for e in entries:
+        assert e.fold is not None  # every layout gives each entry its fold before _finish
         if e.class_name not in index:
             rejections.append(
                 Rejection(
@@ -291,6 +293,7 @@ def _finish(
     warnings = list(warnings or [])
     folds_of: dict[str, set[int]] = defaultdict(set)
     for e in entries:
+        assert e.fold is not None
         folds_of[e.group].add(e.fold)
     split_groups = sorted(g for g, f in folds_of.items() if len(f) > 1)
     if split_groups:
@@ -361,7 +364,9 @@ def scan_esc50(root: str | os.PathLike, config: DataConfig = DataConfig()) -> Li
     audio = root / "audio"
     target_of: dict[str, tuple[int, int]] = {}  # category -> (target, line)
     category_of: dict[int, tuple[str, int]] = {}
-    entries, seen, named = [], {}, set()
+    entries: list[_Entry] = []
+    seen: dict[str, int] = {}  # file name -> CSV line
+    named: set[str] = set()
     for row in rows:
         v = row.values
         name = v["filename"].strip()
@@ -396,6 +401,7 @@ def scan_esc50(root: str | os.PathLike, config: DataConfig = DataConfig()) -> Li
         if reason is not None:
             rejections.append(Rejection(file=shown, reason=reason, fold=fold))
             continue
+        assert target is not None  # a row without one has a reason
         seen[name] = row.line
         category_of.setdefault(target, (category, row.line))
         target_of.setdefault(category, (target, row.line))
@@ -530,7 +536,7 @@ def scan_folders(root: str | os.PathLike, config: DataConfig = DataConfig()) -> 
     warnings: list[str] = []
     if config.folds_from:
         entries = _folds_from_csv(Path(config.folds_from), entries, rejections)
-        split = {"method": "folds_from", "folds_from": config.folds_from}
+        split: dict[str, object] = {"method": "folds_from", "folds_from": config.folds_from}
     else:
         groups: dict[str, Counter] = defaultdict(Counter)
         for e in entries:
@@ -598,17 +604,17 @@ def _folds_from_csv(
         if entry is None and len(by_name.get(file, [])) == 1:
             entry = by_name[file][0]
         if entry is None:
-            reason = (
+            unmatched = (
                 f"named on {where} {row.line}, but this file name is in several class "
                 f"folders (write <class>/<file>)"
                 if by_name.get(file)
                 else f"named on {where} {row.line}: no such usable file in a class folder"
             )
             rejections.append(
-                Rejection(file=shorten(printable(file), 250), reason=reason, fold=fold)
+                Rejection(file=shorten(printable(file), 250), reason=unmatched, fold=fold)
             )
             continue
-        reason = None
+        reason: str | None = None
         if fold is None:
             reason = (
                 f"{where} {row.line}: fold {show_value(row.values['fold'])} is not one of 1..10"
@@ -664,7 +670,8 @@ def scan_csv(data: str | os.PathLike, config: DataConfig = DataConfig()) -> List
         csv_path, root=root, required=CSV_COLUMNS, name_column="path"
     )
     rows_read = len(rows) + len(rejections)
-    entries, seen = [], {}
+    entries: list[_Entry] = []
+    seen: dict[str, int] = {}  # path -> CSV line
     for row in rows:
         v = row.values
         rel = v["path"].strip()
@@ -688,6 +695,7 @@ def scan_csv(data: str | os.PathLike, config: DataConfig = DataConfig()) -> List
                 Rejection(file=shorten(printable(rel), 250), reason=reason, fold=fold)
             )
             continue
+        assert salience is not None  # a row without one has a reason
         seen[rel] = row.line
         group = (
             v.get("group", "").strip()

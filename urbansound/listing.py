@@ -347,7 +347,8 @@ def check_file(
             return "audio file not found"
         real = path.resolve()
     except (OSError, RuntimeError) as exc:  # symlink loop, permission
-        return f"cannot resolve path ({exc.strerror or exc})"
+        # Python 3.11's resolve() reports a loop as a RuntimeError, which has no strerror
+        return f"cannot resolve path ({getattr(exc, 'strerror', None) or exc})"
     if not is_inside(real, root_real):
         return "file is a link that leads outside the dataset folder"
     if within is not None and not is_inside(real, within.resolve()):

@@ -14,11 +14,11 @@ import numpy as np
 
 def confusion_matrix(y_true: Sequence[int], y_pred: Sequence[int], n_classes: int) -> np.ndarray:
     """Counts, shape (n_classes, n_classes), int64: row = true class, column = predicted."""
-    y_true = np.asarray(y_true, dtype=np.int64)
-    y_pred = np.asarray(y_pred, dtype=np.int64)
-    if y_true.shape != y_pred.shape:
-        raise ValueError(f"y_true {y_true.shape} and y_pred {y_pred.shape} differ in shape")
-    for name, labels in (("y_true", y_true), ("y_pred", y_pred)):
+    true = np.asarray(y_true, dtype=np.int64)
+    pred = np.asarray(y_pred, dtype=np.int64)
+    if true.shape != pred.shape:
+        raise ValueError(f"y_true {true.shape} and y_pred {pred.shape} differ in shape")
+    for name, labels in (("y_true", true), ("y_pred", pred)):
         # a negative label would otherwise be counted silently in the last class
         if labels.size and (labels.min() < 0 or labels.max() >= n_classes):
             raise ValueError(
@@ -26,7 +26,7 @@ def confusion_matrix(y_true: Sequence[int], y_pred: Sequence[int], n_classes: in
                 f"{sorted(set(labels[(labels < 0) | (labels >= n_classes)].tolist()))}"
             )
     cm = np.zeros((n_classes, n_classes), dtype=np.int64)
-    np.add.at(cm, (y_true, y_pred), 1)
+    np.add.at(cm, (true, pred), 1)
     return cm
 
 

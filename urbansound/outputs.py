@@ -79,9 +79,9 @@ def check_outputs(
     OutputError
         an output is an input, two outputs are one path, or an output exists and is not ours.
     """
-    outputs = [(what, Path(p)) for what, p in outputs]
-    for i, (what, path) in enumerate(outputs):
-        for other_what, other in outputs[:i]:
+    output_paths = [(what, Path(p)) for what, p in outputs]
+    for i, (what, path) in enumerate(output_paths):
+        for other_what, other in output_paths[:i]:
             if same_path(path, other):
                 raise OutputError(
                     f"{path}: {other_what} and {what} would both be written to "

@@ -320,8 +320,8 @@ class Event:
 
 
 def merge_events(
-    starts: Sequence[float],
-    ends: Sequence[float],
+    starts: Sequence[float] | np.ndarray,
+    ends: Sequence[float] | np.ndarray,
     probabilities: np.ndarray,
     class_names: Sequence[str] = CLASS_NAMES,
 ) -> list[Event]:
@@ -447,7 +447,10 @@ def predict_waveform_blocks(
     """
     a = config.audio
     hop = hop_samples(hop_seconds, config)
-    starts, ends, probs, pending = [], [], [], []
+    starts: list[int] = []
+    ends: list[int] = []
+    probs: list[np.ndarray] = []
+    pending: list[np.ndarray] = []
 
     def flush():
         if pending:

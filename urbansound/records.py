@@ -351,6 +351,7 @@ def decode_features(serialized: bytes) -> FeatureRecord:
     """Parse an example written by :func:`encode_features` (or :func:`encode_logmel`)."""
     d = _parse(serialized)
     kind = d["kind"].decode() if "kind" in d else "logmel"
+    values: np.ndarray
     if kind == "waveform":
         values = np.frombuffer(d["samples"], dtype="<f4").reshape(int(d["n_samples"])).copy()
     else:

@@ -14,8 +14,11 @@ from urbansound.config import Config
 Say = Callable[[str], None]
 """Prints one line to the user (a progress line when it ends with ``\\r``)."""
 
+Progress = bool | Callable[[int, int], None]
+"""What ingest and run_features take as ``progress``: False (none) or ``progress(done, total)``."""
 
-def _no_progress(stage: str):
+
+def _no_progress(stage: str) -> Progress:
     return False
 
 
@@ -28,7 +31,7 @@ def features_from(
     waveforms: str | os.PathLike,
     digest_folder: str | os.PathLike,
     say: Say,
-    progress: Callable[[str], object] = _no_progress,
+    progress: Callable[[str], Progress] = _no_progress,
 ) -> tuple[dict, float]:
     """Compute the model's input from ``source`` into ``out`` with Beam.
 

@@ -158,7 +158,7 @@ def augment_batch(
     """
     x = x.copy()
     y = y.astype(np.float32, copy=True)
-    b = x.shape[0]
+    b: int = x.shape[0]
     time_axis = x.ndim - 2  # frames of (b, n_mels, n_frames, 1), samples of (b, n, 1)
     if time_shift:
         for i, shift in enumerate(rng.integers(0, x.shape[time_axis], size=b)):
@@ -302,7 +302,7 @@ class StreamedExamples:
         self.input_shape = tuple(input_shape)
         self.include_deformed = include_deformed
         self._count: int | None = None
-        self._stats = None
+        self._stats: tuple[np.ndarray, np.ndarray] | None = None
 
     def dataset(self):
         """Unbatched (x, label) in file order."""
@@ -316,7 +316,8 @@ class StreamedExamples:
     def scan(self) -> None:
         """One pass: the example count and the per-band sums (log-mels)."""
         n = 0
-        sums = sumsq = None
+        sums: np.ndarray | None = None
+        sumsq: np.ndarray | None = None
         bad = 0
         for x, _ in self.dataset().batch(512).as_numpy_iterator():
             n += len(x)
@@ -334,6 +335,7 @@ class StreamedExamples:
             raise ValueError(f"{bad} training example(s) hold non-finite log-mel values")
         self._count = n
         if sums is not None:
+            assert sumsq is not None  # summed together
             frames = n * self.input_shape[1]
             mean = sums / frames
             variance = np.maximum(sumsq / frames - mean**2, 1e-6)
@@ -342,10 +344,12 @@ class StreamedExamples:
     def __len__(self) -> int:
         if self._count is None:
             self.scan()
+        assert self._count is not None  # scan() counts
         return self._count
 
-    def band_statistics(self) -> tuple[np.ndarray, np.ndarray]:
-        """Per-band mean [shape=(n_mels,)] dB and variance dB² of the training log-mels."""
+    def band_statistics(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """Per-band mean [shape=(n_mels,)] dB and variance dB² of the training log-mels
+        (None when the records hold no example)."""
         if self.kind != "logmel":
             raise ValueError("band statistics are for log-mel inputs")
         if self._stats is None:

@@ -11,6 +11,7 @@ import textwrap
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 from urbansound.pipeline.commands.options import (
     EXIT_OK,
@@ -39,7 +40,7 @@ def cmd_models(args) -> int:
 
     from urbansound.models import MODELS, build_model, trainable_parameter_count
 
-    rows = []
+    rows: list[dict[str, Any]] = []  # JSON objects, one per model
     for name, spec in MODELS.items():
         rows.append(
             {
