@@ -8,20 +8,25 @@ from kfp.dsl import Artifact, ClassificationMetrics, Dataset, Input, Metrics, Ou
 def evaluate_component(
     fold_results: Input[List[Artifact]],
     waveforms: Input[Dataset],
+    config_json: str,
     tracking_uri: str,
     parent_run_id: str,
     evaluation: Output[Artifact],
     metrics: Output[Metrics],
     classification: Output[ClassificationMetrics],
 ) -> float:
-    """Write summary.json, confusion_matrix.json/.png and curves; return the mean accuracy."""
+    """Write summary.json, confusion_matrix.json/.png, curves, predictions.csv and
+    report.html (the most confident mistakes play their clips from ``waveforms``, ingest's
+    decoded clips); return the mean accuracy."""
     import json
     import os
     from pathlib import Path
 
     from urbansound.components import runs, tracking_store
     from urbansound.components.kfp_files import write_metric_files
+    from urbansound.config import Config
     from urbansound.evaluation import CONFUSION_FILE, evaluate_folds, format_summary
+    from urbansound.report import records_audio
     from urbansound.training import FoldResult
 
     results = sorted(
@@ -38,6 +43,8 @@ def evaluate_component(
             "report": os.path.join(waveforms.path, "report.json"),
             "dataset_hash": ingested.get("dataset_hash", ""),
         },
+        audio=records_audio(waveforms.path),
+        features=Config.from_json(config_json).features,
     )
     print(format_summary(summary))
     for key in ("mean", "median", "std"):

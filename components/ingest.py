@@ -13,6 +13,7 @@ def ingest_component(
     tracking_uri: str,
     parent_run_id: str,
     dataset_fingerprint: str,
+    digest_cache: str,
     waveforms: Output[Dataset],
 ) -> List[int]:
     """Decode ``data_root`` (in the layout ``config_json``'s ``data`` section names, or the
@@ -22,6 +23,9 @@ def ingest_component(
     ``test_folds`` empty means every fold present.  A requested test fold with
     no clips is an error.  ``dataset_fingerprint`` (the caller's, of the listing and the files'
     contents) only keys the cache; the fingerprint of what was decoded is in ``waveforms.metadata``.
+    ``digest_cache`` is the file where the caller remembered the clips' content digests
+    while fingerprinting (a path this task can read: the local runner's), so that ingest
+    does not hash them again; empty (a cluster) means every clip is hashed here.
     (A single return value: kfp 2.17's local runner cannot fan out ParallelFor
     over one field of a NamedTuple output.)
     """
@@ -41,6 +45,7 @@ def ingest_component(
             config=config,
             strict=strict,
             progress=progress_line("ingest"),
+            digest_cache=digest_cache or None,
         )
         present = result.folds
         test_folds = [int(f) for f in test_folds]  # JSON numbers arrive as floats locally
@@ -56,6 +61,11 @@ def ingest_component(
                 f"folds with usable clips; folds present: {present}"
             )
         chosen = sorted(test_folds) if test_folds else present
+        stats = result.digest_stats
+        print(
+            f"content digests: {stats.hashed} clips hashed, {stats.cached} remembered"
+            + (" (the caller's cache)" if digest_cache else "")
+        )
         for warning in result.warnings:
             print(f"warning: {warning}")
         print(

@@ -5,7 +5,8 @@ Layout of one pipeline run in MLflow (experiment ``urbansound``):
 
 - a parent run, tagged ``urbansound.run_key=<key>``, with the whole configuration
   as params, the ingest report and data set, and at the end ``accuracy_mean/median/std``
-  and ``summary.json``, ``confusion_matrix.json``, ``confusion_matrix.png``;
+  and ``summary.json``, ``confusion_matrix.json``, ``confusion_matrix.png``,
+  ``predictions.csv`` (also as the MLflow table ``predictions_table.json``), ``report.html``;
 - one nested run per test fold (tags ``fold=<k>``, ``mlflow.parentRunId``) with the
   configuration as params; what it logs while and after training is in
   :mod:`urbansound.components.fold_logging`.
@@ -23,6 +24,7 @@ from dataclasses import fields
 from urbansound.components.tracking_store import client, default_artifact_location, tolerant
 from urbansound.config import Config, ConfigError
 from urbansound.messages import quoted
+from urbansound.report import PREDICTIONS_FILE
 
 EXPERIMENT = "urbansound"
 RUN_KEY_TAG = "urbansound.run_key"
@@ -323,8 +325,32 @@ def log_summary(tracking_uri: str, parent_run_id: str, summary: dict, eval_dir: 
         log_class_names(c, parent_run_id, per_class)
     for name, value in (summary.get("by_salience") or {}).items():
         _log_metric_once(c, parent_run_id, f"accuracy_{name}", value["accuracy"], logged)
+    if "ece" in (summary.get("calibration") or {}):
+        _log_metric_once(
+            c, parent_run_id, "expected_calibration_error", summary["calibration"]["ece"], logged
+        )
     for name in sorted(os.listdir(eval_dir)):
         c.log_artifact(parent_run_id, os.path.join(eval_dir, name))
+    predictions = os.path.join(eval_dir, PREDICTIONS_FILE)
+    if os.path.isfile(predictions):
+        log_predictions_table(c, parent_run_id, predictions)
+
+
+PREDICTIONS_TABLE = "predictions_table.json"
+"""The same rows as an MLflow table (``log_table``): the UI's artifact view shows it as a
+table, and the evaluation view can compare it across runs."""
+
+
+def log_predictions_table(mlflow_client, run_id: str, csv_path: str) -> None:
+    """``predictions.csv`` as the run's MLflow table :data:`PREDICTIONS_TABLE`, once: MLflow
+    appends to a table already logged, so a resumed evaluation that logged it before
+    leaves it as it is (its rows are the same: one parent run, one evaluation)."""
+    import pandas as pd
+
+    if PREDICTIONS_TABLE in {a.path for a in mlflow_client.list_artifacts(run_id)}:
+        return
+    table = pd.read_csv(csv_path, dtype={"file": str}, keep_default_na=False)
+    mlflow_client.log_table(run_id, data=table, artifact_file=PREDICTIONS_TABLE)
 
 
 @tolerant(default=None)

@@ -22,19 +22,10 @@ def train_component(
     from urbansound.components.errors import user_errors
     from urbansound.components.kfp_files import write_metric_files
     from urbansound.config import Config
-    from urbansound.folds import split_folds
     from urbansound.training import MODEL_FILE, RESULT_FILE, train_fold
 
     config = Config.from_json(config_json)
     folds = [int(f) for f in features.metadata["folds"]]
-    split = split_folds(
-        test_fold, folds, seed=config.train.seed, validation=config.train.validation
-    )
-    print(
-        f"test fold {test_fold}: validation fold {split.validation_fold or 'none'}, "
-        f"training folds {list(split.train_folds)}",
-        flush=True,
-    )
     uri = tracking_store.resolve_uri(tracking_uri)
     run_id = ""
     if uri and parent_run_id:

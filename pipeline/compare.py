@@ -10,18 +10,30 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 
-from urbansound.comparison import RunAccuracies, comparison_rows, format_comparison, plot_fold_boxes
+from urbansound.comparison import (
+    RunAccuracies,
+    comparison_rows,
+    format_comparison,
+    per_class_page,
+    plot_fold_boxes,
+)
 from urbansound.config import ConfigError
-from urbansound.outputs import claim_folder, record
+from urbansound.outputs import check_outputs, claim_folder, record
+from urbansound.report import is_report
 
 KIND_TAG = "urbansound.kind"
 COMPARISON_KIND = "comparison"
 BOXPLOT_FILE = "fold_accuracy_boxplot.png"
 TABLE_FILE = "comparison.txt"
 ROWS_FILE = "comparison.json"
+HTML_ARTIFACT = "comparison.html"
+"""The per-class page (``--html``) as the comparison run logs it."""
+CLASS_METRIC = re.compile(r"accuracy_class_(\d+)_(.*)")
+"""A parent run's per-class accuracy metric (:func:`urbansound.components.runs.class_metric_keys`)."""
 
 
 def _legacy_compare(folder: Path) -> list[str] | None:
@@ -105,9 +117,21 @@ def load_runs(
             augmentation=_augmentation(run.data.params),
             fold_accuracies=children.get(run.info.run_id, {}),
             name=run.info.run_name or "",
+            per_class=per_class_metrics(run.data.metrics),
         )
         for run in parents
     ]
+
+
+def per_class_metrics(metrics: dict[str, float]) -> dict[str, float]:
+    """``{class: accuracy}`` in label order from a parent run's ``accuracy_class_<index>_<name>``
+    metrics (the name as MLflow keys show it: characters it cannot store read ``_``)."""
+    found = []
+    for key, value in metrics.items():
+        match = CLASS_METRIC.fullmatch(key)
+        if match:
+            found.append((int(match.group(1)), match.group(2), float(value)))
+    return {name: value for _, name, value in sorted(found)}
 
 
 def compare(
@@ -117,12 +141,22 @@ def compare(
     experiment: str = "urbansound",
     out_dir: str | os.PathLike | None = None,
     log: bool = True,
+    html: str | os.PathLike | None = None,
 ) -> tuple[str, Path | None, str | None]:
     """Print-ready table, box plot path and the MLflow run the comparison was logged to.
 
     The table and plot are written to ``out_dir`` (a temporary folder when None, then
-    only kept in MLflow).
+    only kept in MLflow); with ``html``, the runs' per-class accuracies side by side as
+    one self-contained page there (also logged, as :data:`HTML_ARTIFACT`).  An ``html``
+    file that exists and is not a page urbansound wrote is refused before anything is read.
     """
+    if html is not None:
+        check_outputs(
+            [("--html", html)],
+            ours=is_report,
+            command="urbansound compare",
+            hint="give another --html",
+        )
     runs = [r for r in load_runs(tracking_uri, run_ids, experiment) if r.fold_accuracies]
     if not runs:
         raise ConfigError(
@@ -141,12 +175,21 @@ def compare(
         plot_fold_boxes(runs, folder / BOXPLOT_FILE)
         (folder / TABLE_FILE).write_text(table + "\n")
         (folder / ROWS_FILE).write_text(json.dumps(rows, indent=2))
-        logged = _log_comparison(tracking_uri, runs, folder, experiment) if log else None
+        page = None
+        if html is not None:
+            Path(html).write_text(per_class_page(runs), encoding="utf-8")
+            page = Path(tmp) / HTML_ARTIFACT
+            page.write_bytes(Path(html).read_bytes())
+        logged = _log_comparison(tracking_uri, runs, folder, experiment, page) if log else None
     return table, (keep / BOXPLOT_FILE) if keep else None, logged
 
 
 def _log_comparison(
-    tracking_uri: str, runs: list[RunAccuracies], folder: Path, experiment: str
+    tracking_uri: str,
+    runs: list[RunAccuracies],
+    folder: Path,
+    experiment: str,
+    page: Path | None = None,
 ) -> str:
     from mlflow.tracking import MlflowClient
 
@@ -163,5 +206,7 @@ def _log_comparison(
     )
     for name in (BOXPLOT_FILE, TABLE_FILE, ROWS_FILE):
         client.log_artifact(run.info.run_id, str(folder / name))
+    if page is not None:
+        client.log_artifact(run.info.run_id, str(page))
     client.set_terminated(run.info.run_id, "FINISHED")
     return run.info.run_id

@@ -39,6 +39,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -150,11 +151,12 @@ def run_local(
     *,
     config: Config,
     workdir: str | os.PathLike,
-    test_folds: list[int] = (),
+    test_folds: Sequence[int] = (),
     tracking_uri: str = "",
     strict: bool = False,
-    beam_args: list[str] = (),
+    beam_args: Sequence[str] = (),
     dataset_fingerprint: str = "",
+    digest_cache: str | os.PathLike = "",
     cache: bool = True,
     lock_fd: int | None = None,
 ) -> LocalRun:
@@ -165,6 +167,9 @@ def run_local(
     otherwise finish the queued ParallelFor tasks before letting go.  The child
     stops its whole group if this process dies (even by SIGKILL), and keeps the
     output folder's lock (``lock_fd``) while it lives.
+
+    ``digest_cache``: the file where the clips' content digests were remembered while
+    ``dataset_fingerprint`` was computed; ingest reads it instead of hashing again.
 
     Raises
     ------
@@ -187,6 +192,7 @@ def run_local(
         beam_args=list(beam_args),
         tracking_uri=tracking_uri,
         dataset_fingerprint=dataset_fingerprint,
+        digest_cache=os.fspath(digest_cache),
     )
     run_key = resume_key(arguments, pipeline_root, config) if cache else uuid.uuid4().hex
     unreachable = pipeline_root / f"{UNREACHABLE_FILE}-{run_key}"
@@ -290,7 +296,7 @@ def _execute(spec_json: str, outcome_fd: int) -> int:
     before = {p.name for p in root.iterdir()} if root.is_dir() else set()
     try:
         pipeline_fn(run_key=spec["run_key"], **arguments)
-        outcome = {"ok": True}
+        outcome: dict[str, object] = {"ok": True}
     except RuntimeError as exc:  # a task failed; kfp already printed its log
         outcome = {"ok": False, "error": str(exc)}
     outcome["evaluation"] = _evaluation_dir(recorded, root, before)

@@ -116,6 +116,7 @@ def create_pipeline(
         tracking_uri: str = "",
         run_key: str = "",
         dataset_fingerprint: str = "",
+        digest_cache: str = "",
     ):
         job_id = dsl.PIPELINE_JOB_ID_PLACEHOLDER
         start = c.start_run(
@@ -142,6 +143,7 @@ def create_pipeline(
                 tracking_uri=tracking_uri,
                 parent_run_id=start.output,
                 dataset_fingerprint=dataset_fingerprint,
+                digest_cache=digest_cache,
             )
             _for_cluster(ingest, "ingest", cluster)
             features = c.features(
@@ -167,6 +169,7 @@ def create_pipeline(
             evaluate = c.evaluate(
                 fold_results=dsl.Collected(train.outputs["fold_result"]),
                 waveforms=ingest.outputs["waveforms"],
+                config_json=config_json,
                 tracking_uri=tracking_uri,
                 parent_run_id=start.output,
             )

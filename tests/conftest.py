@@ -8,6 +8,7 @@ import csv
 import io
 import json
 import os
+import shutil
 import socket
 import tempfile
 import time
@@ -388,3 +389,33 @@ def assert_good_accepted(ds: Dataset, outcome: Outcome, extra=()):
         assert (rec.fold, rec.label, rec.class_name) == (fold, class_id, CLASS_NAMES[class_id])
         assert_tone(rec, seconds=GOOD_SECONDS, freq=freq)
     assert outcome.result.accepted == len(ds.good) + len(extra)
+
+
+# --------------------------------------------------------------------------------------
+# headless Chromium (test_ui_browser, test_report_browser)
+
+CHROMIUM_BASE_FLAGS = [
+    "--headless=new",
+    "--no-sandbox",  # root needs it
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--no-first-run",
+]
+
+
+def chromium_unavailable(reason: str):
+    """Skip here; under CI, where `make test` installs chromium, fail instead."""
+    if os.environ.get("CI"):
+        pytest.fail(f"chromium: {reason}")
+    pytest.skip(f"chromium: {reason}")
+
+
+@pytest.fixture
+def chromium() -> str:
+    """The browser's path (Debian's ``chromium``), looked up before any slow set-up."""
+    for name in ("chromium", "chromium-browser"):
+        found = shutil.which(name)
+        if found:
+            return found
+    chromium_unavailable("not installed (Debian: apt-get install chromium; `make test` does)")
+    raise AssertionError("unreachable")  # skip / fail above raise

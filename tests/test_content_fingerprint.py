@@ -240,6 +240,29 @@ def test_ingest_manifest_hash_follows_the_content(demo, tmp_path):
     assert second.dataset_hash == dataset_fingerprint(_clips(demo))
 
 
+def test_ingest_reads_the_callers_digests_instead_of_hashing_again(
+    demo, tmp_path, remembered, monkeypatch
+):
+    """``run`` fingerprints the tree, then passes its digest cache to the ingest task:
+    no clip is read twice; one rewritten since is hashed again, and only that one."""
+    from urbansound.ingest import ingest
+
+    cache = tmp_path / "digests.json"
+    clips = _clips(demo)
+    key = dataset_fingerprint(clips, cache_file=cache)  # what run does before the pipeline
+    counting = _CountingOpen()
+    monkeypatch.setattr(content_hash, "open", counting, raising=False)
+    warm = ingest(demo, tmp_path / "w1", workers=1, digest_cache=cache)
+    assert counting.paths == []
+    assert (warm.digest_stats.hashed, warm.digest_stats.cached) == (0, len(clips))
+    assert warm.dataset_hash == key  # every clip accepted: the same clips, the same digests
+    _rewrite_same_size(Path(clips[3].path))
+    again = ingest(demo, tmp_path / "w2", workers=1, digest_cache=cache)
+    assert counting.paths == [clips[3].path]
+    assert (again.digest_stats.hashed, again.digest_stats.cached) == (1, len(clips) - 1)
+    assert again.dataset_hash != key
+
+
 def test_noise_recordings_rewritten_at_the_same_size_change_the_deformation_keys(tmp_path):
     from urbansound.config import Config
     from urbansound.deformation_cache import DeformationCache, cache_context
@@ -410,6 +433,7 @@ def test_run_after_clips_were_rewritten_is_not_served_from_the_cache(tmp_path):
 
     data = tmp_path / "data"
     write_demo_dataset(data, folds=(1, 2), clips_per_class=2, seed=4)
+    time.sleep(2.1)  # older than content_hash.RACY_NS when run hashes them: remembered
     command = [
         "run",
         "--data",
@@ -433,6 +457,10 @@ def test_run_after_clips_were_rewritten_is_not_served_from_the_cache(tmp_path):
 
     first_out, first_parent = run()
     assert "ingest-component from cache" not in first_out
+    # the ingest task read the digests run had just remembered (the clips are over 2 s old)
+    clips = len(list((data / "audio").rglob("*.wav")))
+    log = (tmp_path / "out" / "run.log").read_text()
+    assert f"content digests: 0 clips hashed, {clips} remembered (the caller's cache)" in log
     unchanged_out, unchanged_parent = run()
     assert "ingest-component from cache" in unchanged_out, unchanged_out
     assert unchanged_parent == first_parent

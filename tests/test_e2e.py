@@ -98,6 +98,50 @@ def test_mlflow_has_a_finished_parent_with_metrics_and_artifacts(finished_run):
     assert summary["mean"] == pytest.approx(parent.data.metrics["accuracy_mean"])
 
 
+def test_evaluate_writes_a_prediction_per_test_clip_and_a_report_that_plays_them(
+    finished_run, demo_root, tmp_path
+):
+    """predictions.csv: one row per test clip of the dataset, agreeing with summary.json;
+    report.html: a player and a log-mel for each of the most confident mistakes, the same page
+    on the MLflow parent run (with the table), and what `urbansound report` writes."""
+    import csv
+
+    from urbansound.pipeline.cli import main
+    from urbansound.report import read_predictions
+
+    _code, work, uri = finished_run[:3]
+    (evaluation,) = (work / "out" / "pipeline_root").glob("*/evaluate*/evaluation")
+    rows = read_predictions(evaluation / "predictions.csv")
+    with open(demo_root / "metadata" / "UrbanSound8K.csv", newline="") as f:
+        listed = sorted((int(r["fold"]), r["slice_file_name"]) for r in csv.DictReader(f))
+    assert sorted((r.fold, r.file) for r in rows) == listed  # every test clip, once
+    summary = json.loads((evaluation / "summary.json").read_text())
+    for fold, accuracy in summary["folds"].items():
+        mine = [r for r in rows if r.fold == int(fold)]
+        assert np.mean([r.correct for r in mine]) == pytest.approx(accuracy)
+    assert all(r.probability is not None and len(r.top) == 3 for r in rows)
+    assert all(r.top[0] == (r.predicted_class, r.probability) for r in rows)
+    page = (evaluation / "report.html").read_text()
+    mistakes = min(30, sum(not r.correct for r in rows))
+    assert mistakes > 0
+    assert page.count("<audio controls") == page.count('<img class="logmel"') == mistakes
+    assert "audio not available" not in page  # every mistake's clip came from ingest's records
+    client, _exp = _mlflow(uri)
+    (parent,) = [
+        r
+        for r in client.search_runs([_exp.experiment_id])
+        if "mlflow.parentRunId" not in r.data.tags
+    ]
+    names = {a.path for a in client.list_artifacts(parent.info.run_id)}
+    assert {"predictions.csv", "predictions_table.json", "report.html"} <= names
+    assert parent.data.metrics["expected_calibration_error"] == pytest.approx(
+        summary["calibration"]["ece"]
+    )
+    out = tmp_path / "report.html"
+    assert main(["report", parent.info.run_id, "--tracking-uri", uri, "-o", str(out)]) == 0
+    assert out.read_text() == page
+
+
 def test_mlflow_has_one_nested_run_per_fold_with_histories_and_a_loadable_model(finished_run):
     import mlflow
 

@@ -251,7 +251,12 @@ def test_evaluate_folds_writes_summary_and_confusion(tmp_path, results):
 
 def test_evaluate_folds_without_plots(tmp_path, results):
     evaluate_folds(results, tmp_path / "out", plots=False)
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [CONFUSION_FILE, SUMMARY_FILE]
+    # the out-of-fold predictions are numbers, not plots: always written (no report.html)
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        CONFUSION_FILE,
+        "predictions.csv",
+        SUMMARY_FILE,
+    ]
 
 
 def test_evaluate_folds_duplicate_test_fold(tmp_path, results):

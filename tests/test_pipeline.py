@@ -81,6 +81,7 @@ def test_pipeline_parameters_default_to_the_config(compiled):
         "tracking_uri",
         "run_key",
         "dataset_fingerprint",
+        "digest_cache",
     }
 
 

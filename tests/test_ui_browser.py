@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -21,38 +20,17 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import free_port
+from conftest import CHROMIUM_BASE_FLAGS, chromium_unavailable, free_port
 
 # Flags from ../shared/STACK.md: root needs --no-sandbox; a single-page app needs the virtual
 # time budget to fetch its runs and render before the DOM is dumped or the shot is taken.
 CHROMIUM_FLAGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
+    *CHROMIUM_BASE_FLAGS,
     "--window-size=1600,1000",
     "--virtual-time-budget=15000",
-    "--disable-dev-shm-usage",
-    "--no-first-run",
 ]
 CHROMIUM_TIMEOUT_S = 120  # a loaded 2-core machine: a render can take a minute
 UI_START_TIMEOUT_S = 150  # `mlflow ui` takes 30-90 s to answer here under load
-
-
-def _unavailable(reason: str):
-    """Skip here; under CI, where `make test` installs chromium, fail instead."""
-    if os.environ.get("CI"):
-        pytest.fail(f"chromium: {reason}")
-    pytest.skip(f"chromium: {reason}")
-
-
-@pytest.fixture
-def chromium() -> str:
-    """The browser's path, looked up before the slow UI start."""
-    for name in ("chromium", "chromium-browser"):
-        found = shutil.which(name)
-        if found:
-            return found
-    _unavailable("not installed (Debian: apt-get install chromium; `make test` does)")
 
 
 def _browse(chromium: str, url: str, *action: str, home: Path) -> subprocess.CompletedProcess:
@@ -66,7 +44,7 @@ def _browse(chromium: str, url: str, *action: str, home: Path) -> subprocess.Com
             env={**os.environ, "HOME": str(home)},
         )  # profile in tmp
     except subprocess.TimeoutExpired:
-        _unavailable(f"no page within {CHROMIUM_TIMEOUT_S} s for {url}")
+        chromium_unavailable(f"no page within {CHROMIUM_TIMEOUT_S} s for {url}")
 
 
 @pytest.fixture
@@ -181,7 +159,7 @@ def _page(chromium: str, url: str, home: Path, save: Path) -> str:
     """The rendered page's text (the DOM is kept in ``save`` for a look after a failure)."""
     dumped = _browse(chromium, url, "--dump-dom", home=home)
     if dumped.returncode != 0 or "<html" not in dumped.stdout:
-        _unavailable(f"could not start (exit {dumped.returncode}): {dumped.stderr[-800:]}")
+        chromium_unavailable(f"could not start (exit {dumped.returncode}): {dumped.stderr[-800:]}")
     save.write_text(dumped.stdout)
     return re.sub(r"\s+", " ", _text(dumped.stdout))
 

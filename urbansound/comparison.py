@@ -2,7 +2,8 @@
 model × augmentation) and its box plot of fold accuracies (the study's Fig. 25).
 
 Pure functions over plain records; :mod:`urbansound.pipeline.compare` reads the records
-from MLflow and ``urbansound compare`` prints and logs what these return.
+from MLflow and ``urbansound compare`` prints and logs what these return (``--html``: the
+per-class accuracies side by side, :func:`per_class_page`).
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ class RunAccuracies:
     fold_accuracies: Mapping[int, float]
     name: str = ""
     extra: Mapping[str, str] = field(default_factory=dict)
+    # accuracy (recall, 0..1) of each class over every test fold, in label order
+    per_class: Mapping[str, float] = field(default_factory=dict)
 
     @property
     def label(self) -> str:
@@ -80,6 +83,26 @@ def format_comparison(rows: Sequence[dict], *, study: bool = True) -> str:
                 f"{label:<{width}}  {'1-10':<12} {mean:6.1%} {median:7.1%} {std:6.1%}  SEED.md"
             )
     return "\n".join(lines)
+
+
+def per_class_page(runs: Sequence[RunAccuracies]) -> str:
+    """The per-class accuracy of ``runs`` side by side as one self-contained HTML page (the
+    style of :func:`urbansound.report.build_report`): a column per run (best mean first), a
+    row per class (in the order the runs name them), the mean fold accuracy last."""
+    from urbansound.report import comparison_page
+
+    rows = comparison_rows(runs)
+    by_id = {r.run_id: r for r in runs}
+    ordered = [by_id[row["run_id"]] for row in rows]
+    classes: list[str] = []
+    for run in ordered:
+        classes += [name for name in run.per_class if name not in classes]
+    return comparison_page(
+        [f"{r.label} ({r.run_id[:8]})" for r in ordered],
+        classes,
+        [r.per_class for r in ordered],
+        [row["mean"] for row in rows],
+    )
 
 
 def plot_fold_boxes(

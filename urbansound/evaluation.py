@@ -9,6 +9,13 @@ Writes to one directory::
                             n_classes × n_classes in the order of the data's class names
     confusion_matrix.png    counts and row-normalised, summed over folds
     curves_fold<k>.png      accuracy / loss per epoch of each fold
+    predictions.csv         one row per test clip: its out-of-fold prediction, probability
+                            and top 3 (:data:`urbansound.report.COLUMNS`)
+    report.html             the error analysis as one self-contained page, with players of
+                            the most confident mistakes (:func:`urbansound.report.build_report`)
+
+``summary.json`` also has ``"calibration": {"ece", "bins", "clips"}`` (the expected
+calibration error of the clips with a probability; see :mod:`urbansound.report`).
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from urbansound.config import FeatureConfig
 from urbansound.messages import names_excerpt
 from urbansound.metrics import (
     normalize_rows,
@@ -27,6 +35,18 @@ from urbansound.metrics import (
     plot_confusion_matrix,
     plot_history,
     summarize_accuracies,
+)
+from urbansound.report import (
+    ECE_BINS,
+    PREDICTIONS_FILE,
+    REPORT_FILE,
+    AudioSource,
+    Prediction,
+    build_report,
+    calibrated_rows,
+    expected_calibration_error,
+    prediction_rows,
+    write_predictions,
 )
 from urbansound.training import FoldResult
 
@@ -41,11 +61,16 @@ def evaluate_folds(
     *,
     plots: bool = True,
     ingest: dict | None = None,
+    audio: AudioSource | None = None,
+    features: FeatureConfig | None = None,
 ) -> dict:
-    """Summarise fold results and write the evaluation files.
+    """Summarise fold results and write the evaluation files (the module's docstring).
 
     ``ingest`` (accepted / rejected counts, report path, dataset hash) is copied into
-    the summary so that it says what data the numbers come from.
+    the summary so that it says what data the numbers come from.  ``plots``: also the
+    PNGs and ``report.html``, whose mistakes play their clips from ``audio`` (e.g.
+    :func:`urbansound.report.records_audio` of ingest's output; None: no players), their
+    log-mel images drawn with ``features`` (the run's front end; None: the default one).
 
     Returns
     -------
@@ -97,6 +122,14 @@ def evaluate_folds(
         ),
     }
     summary["warnings"] = missing_class_warnings(results, class_names)
+    predictions = fold_predictions(results)
+    ece = expected_calibration_error(predictions)
+    if ece is not None:
+        summary["calibration"] = {
+            "ece": ece,
+            "bins": ECE_BINS,
+            "clips": len(calibrated_rows(predictions)),
+        }
     if ingest is not None:
         summary["ingest"] = dict(ingest)
 
@@ -113,7 +146,14 @@ def evaluate_folds(
             indent=2,
         )
     )
+    write_predictions(predictions, out / PREDICTIONS_FILE)
     if plots:
+        (out / REPORT_FILE).write_text(
+            build_report(
+                predictions, summary, class_names, audio, features=features or FeatureConfig()
+            ),
+            encoding="utf-8",
+        )
         plot_confusion_matrix(
             counts, class_names, out / CONFUSION_PLOT, title=f"{len(results)} fold(s)"
         )
@@ -124,6 +164,25 @@ def evaluate_folds(
                 title=f"test fold {r.test_fold} (validation fold {r.validation_fold or 'none'})",
             )
     return summary
+
+
+def fold_predictions(results: Sequence[FoldResult]) -> list[Prediction]:
+    """Every test clip's out-of-fold prediction, fold by fold in the results' order (the
+    rows of ``predictions.csv``); results written before file names and probabilities were
+    kept give rows without them."""
+    return [
+        row
+        for r in results
+        for row in prediction_rows(
+            r.test_fold,
+            r.class_names,
+            r.y_true,
+            r.y_pred,
+            file_names=r.file_names,
+            salience=r.salience,
+            probabilities=r.probabilities,
+        )
+    ]
 
 
 def missing_class_warnings(results: Sequence[FoldResult], class_names: Sequence[str]) -> list[str]:
@@ -184,6 +243,12 @@ def format_summary(summary: dict) -> str:
     if test_time.get("windows", 0) > test_time.get("clips", 0):
         lines.append(
             f"test-time averaging: {test_time['windows']} windows of {test_time['clips']} clips"
+        )
+    calibration = summary.get("calibration") or {}
+    if "ece" in calibration:
+        lines.append(
+            f"expected calibration error {calibration['ece']:.1%} "
+            f"({calibration.get('bins', 10)} bins, {calibration.get('clips', 0)} clips)"
         )
     by_salience = summary.get("by_salience") or {}
     if by_salience:

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from urbansound.audio import AudioError, load_audio
 from urbansound.config import CLASS_NAMES, Config
-from urbansound.content_hash import content_digests
+from urbansound.content_hash import DigestStats, content_digests
 from urbansound.dataset import dataset_fingerprint
 from urbansound.layouts import scan
 from urbansound.listing import Clip, Rejection
@@ -60,6 +60,7 @@ class IngestResult:
     layout: str = "urbansound8k"
     unit: str = "CSV rows"  # what rows_read counts
     split: dict = field(default_factory=dict)  # how folds were made (folder-per-class layout)
+    digest_stats: DigestStats = field(default_factory=DigestStats)  # clips hashed / remembered
 
     @property
     def folds(self) -> list[int]:
@@ -154,8 +155,9 @@ def ingest(
     writers = {}
     accepted: list[Clip] = []
     workers = workers or os.cpu_count() or 1
-    # hashed before decoding (in threads): the decoder then reads from the page cache
-    digests, _ = content_digests([c.path for c in clips], cache_file=digest_cache)
+    # hashed before decoding (in threads): the decoder then reads from the page cache; a
+    # caller that fingerprinted the tree just now passes its cache, and nothing is read twice
+    digests, digest_stats = content_digests([c.path for c in clips], cache_file=digest_cache)
     try:
         decoded = _decode_all(clips, sample_rate, workers)
         if progress is True:
@@ -190,6 +192,7 @@ def ingest(
         layout=listing.layout,
         unit=listing.unit,
         split=dict(listing.split),
+        digest_stats=digest_stats,
     )
     result.warnings = (
         _mostly_rejected(result)

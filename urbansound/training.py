@@ -77,12 +77,19 @@ class FoldResult:
     test_windows: int = 0  # windows classified for the n_test clips (> n_test: averaged)
     # train.init_from: what was copied ({} when trained from scratch; see TransferReport)
     initialised_from: dict = field(default_factory=dict)
+    # per test clip, in the order of y_true (empty in results written before they were kept):
+    file_names: list[str] = field(default_factory=list)  # as the records name the clip
+    # class probabilities [shape=(n_test, n_classes)], 0..1, rounded to 6 decimals: the
+    # mean over the seeds' models and the clip's windows, whose argmax is y_pred
+    probabilities: list[list[float]] = field(default_factory=list)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
 
     @classmethod
     def from_json(cls, text: str) -> FoldResult:
+        """Read ``to_json``'s text; fields added since (file names, probabilities) may be
+        absent and keep their empty default."""
         return cls(**json.loads(text))
 
 
@@ -419,6 +426,12 @@ def train_fold(
     config = with_class_names(config, feature_dir)
     t = config.train
     split = split_folds(test_fold, available_folds, seed=t.seed, validation=t.validation)
+    if verbose:
+        print(
+            f"test fold {test_fold}: validation fold {split.validation_fold or 'none'}, "
+            f"training folds {list(split.train_folds)}",
+            flush=True,
+        )
     train = training_set(feature_dir, split.train_folds, config)
     validation = (
         load_examples(feature_dir, [split.validation_fold], include_deformed=False)
@@ -439,7 +452,8 @@ def train_fold(
     tf.config.experimental.enable_op_determinism()
     stats = input_statistics(train, config)
     seeds = t.seeds or (t.seed,)
-    members, histories, member_probabilities, transfers = [], [], [], []
+    members, histories, member_probabilities = [], [], []
+    transfers: list[TransferReport] = []
     for member_seed in seeds:
         seed = (member_seed * 1000 + test_fold) % 2**32  # one stream per fold; numpy: < 2**32
         model, history = _fit_one(
@@ -494,6 +508,8 @@ def train_fold(
         ],
         test_windows=len(test),
         initialised_from=asdict(transfers[0]) if transfers else {},
+        file_names=[test.file_names[i] for i in first_row],
+        probabilities=np.round(probabilities.astype(np.float64), 6).tolist(),
     )
     (out / RESULT_FILE).write_text(result.to_json())
     return result
@@ -552,7 +568,8 @@ def train_final(
     tf.config.experimental.enable_op_determinism()
     stats = input_statistics(train, config)
     seeds = t.seeds or (t.seed,)
-    members, histories, transfers = [], [], []
+    members, histories = [], []
+    transfers: list[TransferReport] = []
     for member_seed in seeds:
         # fold "0": a stream of its own, not any cross-validation fold's
         model, history = _fit_one(

@@ -5,7 +5,16 @@ in :mod:`urbansound.pipeline.commands.options`."""
 
 from __future__ import annotations
 
-from urbansound.pipeline.commands import cluster, compare, model, registry, run, stages, ui
+from urbansound.pipeline.commands import (
+    cluster,
+    compare,
+    model,
+    registry,
+    report,
+    run,
+    stages,
+    ui,
+)
 
 COMMANDS = {
     **run.COMMANDS,
@@ -13,6 +22,7 @@ COMMANDS = {
     **ui.COMMANDS,
     **model.COMMANDS,
     **compare.COMMANDS,
+    **report.COMMANDS,
     **registry.COMMANDS,
     **cluster.COMMANDS,
 }
@@ -25,6 +35,7 @@ ORDER = (
     "ui",
     "models",
     "compare",
+    "report",
     "predict",
     "export",
     "register",

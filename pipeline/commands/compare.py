@@ -33,6 +33,12 @@ def add_parser(sub, d) -> None:
         metavar="DIR",
         help="where the table and box plot are written (default ./urbansound-compare)",
     )
+    cmp.add_argument(
+        "--html",
+        metavar="FILE",
+        help="also write the runs' per-class accuracies side by side as one self-contained "
+        "HTML page (an existing file is replaced only when urbansound wrote it)",
+    )
     cmp.add_argument("--no-log", action="store_true", help="do not log the comparison to MLflow")
 
 
@@ -42,10 +48,17 @@ def cmd_compare(args) -> int:
 
     uri = args.tracking_uri or default_tracking_uri(".")
     table, plot, logged = compare(
-        uri, args.run_ids or None, experiment=args.experiment, out_dir=args.out, log=not args.no_log
+        uri,
+        args.run_ids or None,
+        experiment=args.experiment,
+        out_dir=args.out,
+        log=not args.no_log,
+        html=args.html,
     )
     print(table)
     print(f"\nbox plot: {plot}")
+    if args.html:
+        print(f"per-class accuracy: {args.html}")
     if logged:
         print(f"logged to MLflow as run {logged} (tag urbansound.kind=comparison)")
     return EXIT_OK

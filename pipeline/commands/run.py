@@ -6,6 +6,7 @@ import sys
 import time
 from pathlib import Path
 
+from urbansound.content_hash import cache_file_for
 from urbansound.pipeline.commands.options import (
     EXIT_INTERNAL,
     EXIT_OK,
@@ -157,6 +158,7 @@ def cmd_run(args) -> int:
                     strict=args.strict,
                     beam_args=beam_options,
                     dataset_fingerprint=fingerprint,
+                    digest_cache=cache_file_for(out / CONTENT_DIGESTS, data),
                     cache=not args.no_cache,
                     lock_fd=lock_fd,
                 )
@@ -166,6 +168,9 @@ def cmd_run(args) -> int:
     if result.summary:
         print(format_summary(result.summary))
         print(f"summary: {result.summary_path}")
+        report = Path(result.summary_path or "").with_name("report.html")
+        if result.summary_path and report.is_file():
+            print(f"report: {report} (the most confident mistakes, to listen to)")
     print(f"\nfinished in {time.time() - started:.0f} s; outputs in {result.pipeline_root}")
     if result.parent_run_id:
         browse = "urbansound ui" + (
@@ -199,7 +204,7 @@ def inputs_fingerprint(clips, data: Path, config, out: Path) -> str:
     import hashlib
 
     from urbansound.components.progress import progress_line
-    from urbansound.content_hash import cache_file_for, file_digest
+    from urbansound.content_hash import file_digest
     from urbansound.dataset import dataset_fingerprint
     from urbansound.deformation_cache import noise_signature
 

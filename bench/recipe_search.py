@@ -1,0 +1,149 @@
+"""Choose a training recipe by validation only: leave-one-fold-out over the given folds of
+a features folder, several seeds per candidate, mean ± std, and the time per fold.
+
+    .venv/bin/python bench/recipe_search.py --features DIR [--folds 1,2] [--seeds 0,1,2]
+        [--candidate NAME=key=value,key=value ...] [--out bench/results/recipe_search.jsonl]
+
+``DIR`` is the output of ``urbansound features`` (e.g. on the real dev tree as WAV).  Each
+validation fold in ``--folds`` is held out in turn while every other fold of ``DIR``
+trains (the held-back test folds of a study are not in ``DIR`` at all); a candidate is the
+default configuration with ``--set``-style overrides.  Every finished (candidate, seed,
+fold) is appended to the JSONL file at once, so an interrupted search resumes where it
+stopped (finished ones are skipped).  The table printed at the end is the mean ± std over
+seeds of the mean over folds, with the mean wall time of one fold's training.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+DEFAULT_CANDIDATES = {"default": ""}
+
+
+def parse_candidate(text: str) -> tuple[str, str]:
+    """``name=key=value,key=value`` -> (name, "key=value,key=value")."""
+    name, _, overrides = text.partition("=")
+    if not name:
+        raise argparse.ArgumentTypeError(f"--candidate needs NAME=KEY=VALUE,...: {text!r}")
+    return name, overrides
+
+
+def config_of(overrides: str, seed: int):
+    from urbansound.config import Config
+
+    values: dict = {}
+    for pair in filter(None, overrides.split(",")):
+        key, _, text = pair.partition("=")
+        try:  # as --set reads a value: JSON when it parses, else the string
+            values[key] = json.loads(text)
+        except json.JSONDecodeError:
+            values[key] = text
+    values["train.seed"] = seed
+    return Config().override(**values).validated()
+
+
+def done_keys(path: Path) -> set[tuple[str, str, int, int]]:
+    if not path.exists():
+        return set()
+    keys = set()
+    for line in path.read_text().splitlines():
+        row = json.loads(line)
+        keys.add((row["candidate"], row["overrides"], row["seed"], row["validation_fold"]))
+    return keys
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--features", required=True, type=Path)
+    parser.add_argument("--folds", default="1,2", help="validation folds, held out in turn")
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--candidate", action="append", type=parse_candidate, default=[])
+    parser.add_argument(
+        "--out", type=Path, default=Path(__file__).parent / "results" / "recipe_search.jsonl"
+    )
+    parser.add_argument("--table-only", action="store_true", help="print the table and stop")
+    args = parser.parse_args(argv)
+    candidates = dict(args.candidate) or DEFAULT_CANDIDATES
+    folds = [int(f) for f in args.folds.split(",")]
+    seeds = [int(s) for s in args.seeds.split(",")]
+    manifest = json.loads((args.features / "manifest.json").read_text())
+    available = sorted(int(f) for f in manifest["folds"])
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    finished = done_keys(args.out)
+    if not args.table_only:
+        from urbansound.training import train_fold
+
+        for name, overrides in candidates.items():
+            for seed in seeds:
+                for fold in folds:
+                    if (name, overrides, seed, fold) in finished:
+                        continue
+                    config = config_of(overrides, seed)
+                    started = time.perf_counter()
+                    with tempfile.TemporaryDirectory() as tmp:
+                        result = train_fold(
+                            args.features, fold, available, config=config, out_dir=tmp
+                        )
+                    row = {
+                        "candidate": name,
+                        "overrides": overrides,
+                        "seed": seed,
+                        "validation_fold": fold,
+                        "train_folds": result.train_folds,
+                        "accuracy": result.test_accuracy,
+                        "n_train": result.n_train,
+                        "n_held_out": result.n_test,
+                        "final_train_accuracy": (result.history.get("accuracy") or [None])[-1],
+                        "seconds": round(time.perf_counter() - started, 1),
+                        "machine": os.uname().nodename,
+                        "cpus": os.cpu_count(),
+                    }
+                    with args.out.open("a") as fh:
+                        fh.write(json.dumps(row) + "\n")
+                    print(
+                        f"{name} seed {seed} fold {fold}: {row['accuracy']:.3f} "
+                        f"({row['seconds']:.0f} s)",
+                        flush=True,
+                    )
+    print(table(args.out, candidates))
+    return 0
+
+
+def table(path: Path, candidates: dict[str, str]) -> str:
+    rows = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+    lines = [
+        "| candidate | per seed (mean over folds) | mean ± std | per fold | s per fold |",
+        "|---|---|---|---|---|",
+    ]
+    for name, overrides in candidates.items():
+        mine = [r for r in rows if r["candidate"] == name and r["overrides"] == overrides]
+        by_seed: dict[int, list[float]] = {}
+        for r in mine:
+            by_seed.setdefault(r["seed"], []).append(r["accuracy"])
+        folds = sorted({r["validation_fold"] for r in mine})
+        complete = [statistics.mean(v) for v in by_seed.values() if len(v) == len(folds)]
+        spread = statistics.stdev(complete) if len(complete) > 1 else float("nan")
+        per_fold = ", ".join(
+            f"{f}: {statistics.mean(r['accuracy'] for r in mine if r['validation_fold'] == f):.3f}"
+            for f in folds
+        )
+        seconds = statistics.mean(r["seconds"] for r in mine) if mine else float("nan")
+        mean = statistics.mean(complete) if complete else float("nan")
+        lines.append(
+            f"| {name} | {', '.join(f'{a:.3f}' for a in complete)} | {mean:.3f} ± {spread:.3f} "
+            f"| {per_fold} | {seconds:.0f} |"
+        )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
