@@ -28,6 +28,7 @@ from urbansound.deformations import (
 )
 from urbansound.messages import quoted
 from urbansound.models import DEFAULT_MODEL, MODELS, OPTIMIZERS, SCHEDULES
+from urbansound.precision import PRECISIONS
 
 CLASS_NAMES: tuple[str, ...] = (
     "air_conditioner",
@@ -143,6 +144,10 @@ class TrainConfig:
     # "memory": the training examples as arrays; "stream": read from the records each epoch
     # (tf.data, bounded memory); "auto": stream when they would take > 2 GiB
     input: str = "auto"
+    # "float32"; "mixed_bfloat16": layers compute in bfloat16, weights stay float32 (fast on
+    # CPUs with AVX-512 BF16 / AMX); "auto": mixed_bfloat16 where the CPU has those
+    # instructions.  The saved model is float32 either way (urbansound.precision).
+    precision: str = "float32"
     # Fine-tuning: a local model.keras whose weights start training (layers copied by name
     # where shapes match; not the per-band statistics; the softmax only when the class
     # count is equal); "" trains from scratch.  freeze_features: only the softmax trains.
@@ -391,6 +396,10 @@ class Config:
             (
                 t.input in ("auto", "memory", "stream"),
                 "train.input must be 'auto', 'memory' or 'stream'",
+            ),
+            (
+                t.precision in PRECISIONS,
+                f"train.precision must be one of {list(PRECISIONS)}, not {t.precision!r}",
             ),
             (t.model in MODELS, f"train.model must be one of {list(MODELS)}, not {t.model!r}"),
             (

@@ -288,10 +288,13 @@ def _fit_one(
 ):
     """Build, compile and fit one model from ``seed``; return (model, history dict).
 
-    ``train``: either kind of :mod:`urbansound.training_input` (arrays or streamed)."""
+    ``train``: either kind of :mod:`urbansound.training_input` (arrays or streamed).
+    With ``train.precision`` resolving to mixed precision, a mixed copy trains and its
+    weights come back into the float32 model returned (:mod:`urbansound.precision`)."""
     import keras
 
     from urbansound.models import build_model, learning_rate_schedule, make_optimizer
+    from urbansound.precision import mixed_copy, resolve_precision
 
     t = config.train
     keras.utils.set_random_seed(seed)
@@ -313,6 +316,16 @@ def _fit_one(
         logging.getLogger(__name__).info("%s", report.summary())
         if reports is not None:
             reports.append(report)
+    float_model = model
+    precision = resolve_precision(t.precision)
+    if precision != "float32":
+        try:
+            model = mixed_copy(model, precision)
+        except ValueError as exc:  # a nested model (conv1d): float32, said once
+            logging.getLogger(__name__).warning("training in float32: %s", exc)
+    if verbose:
+        trained_in = precision if model is not float_model else "float32"
+        print(f"training in {trained_in} (train.precision={t.precision})")
     steps = t.epochs * -(-len(train) // t.batch_size)
     augmenting = t.augments_batches
     n_classes = len(config.class_names)
@@ -342,7 +355,9 @@ def _fit_one(
         validation_data=((validation.x, targets(validation.y)) if validation is not None else None),
         callbacks=[*guards, *callbacks],
     )
-    return model, history.history
+    if model is not float_model:
+        float_model.set_weights(model.get_weights())  # weights are float32 in both
+    return float_model, history.history
 
 
 def input_statistics(train, config: Config) -> tuple:
