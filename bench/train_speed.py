@@ -2,7 +2,7 @@
 of 16 kHz waveform for conv1d) per epoch, and the
 projected wall time of one test fold with the model's own recipe.
 
-    .venv/bin/python bench/train_speed.py [--examples 512] [--train-clips 1600] [--models a,b]
+    .venv/bin/python bench/train_speed.py [--examples 512] [--train-clips 1600] [--models a,b] [--precisions float32,mixed_bfloat16]
 
 Runs each model's real training step (its optimiser, its batch size, the input path
 train_fold takes: in-memory arrays, or augmented batches when the recipe augments) on random log-mels after one warm-up epoch, so the
@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
-def measure(model_name: str, n_examples: int) -> dict:
+def measure(model_name: str, n_examples: int, precision: str = "float32") -> dict:
     import numpy as np
 
     from urbansound.config import config_for
@@ -50,6 +50,11 @@ def measure(model_name: str, n_examples: int) -> dict:
         band_mean=np.full(128, -40, np.float32) if logmel else None,
         band_variance=np.full(128, 144, np.float32) if logmel else None,
     )
+    from urbansound.precision import mixed_copy, resolve_precision
+
+    resolved = resolve_precision(precision)
+    if resolved != "float32":
+        model = mixed_copy(model, resolved)  # what train_fold trains (urbansound.precision)
     model.compile(
         optimizer=make_optimizer(
             t.optimizer, learning_rate_schedule(t.schedule, t.learning_rate, 1000), t.weight_decay
@@ -69,6 +74,7 @@ def measure(model_name: str, n_examples: int) -> dict:
     ms = 1000 * (time.perf_counter() - started) / (2 * n_examples)
     return {
         "model": model_name,
+        "precision": resolved,
         "ms_per_example_epoch": round(ms, 2),
         "epochs": t.epochs,
         "batch_size": t.batch_size,
@@ -88,6 +94,11 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--models", default=",".join(MODELS))
     parser.add_argument(
+        "--precisions",
+        default="float32",
+        help="train.precision values to time, e.g. float32,mixed_bfloat16 (flat models only)",
+    )
+    parser.add_argument(
         "--json",
         default="bench/results/train_speed.json",
         help="where to write results (default bench/results/train_speed.json)",
@@ -95,20 +106,21 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     rows = []
     print(
-        f"{'model':<15} {'ms/example/epoch':>17} {'epochs':>6} "
+        f"{'model':<15} {'precision':<15} {'ms/example/epoch':>17} {'epochs':>6} "
         f"{'one fold of ' + str(args.train_clips) + ' clips':>24}"
     )
     for name in args.models.split(","):
-        row = measure(name, args.examples)
-        row["projected_fold_minutes"] = round(
-            row["ms_per_example_epoch"] * args.train_clips * row["epochs"] / 60_000, 1
-        )
-        rows.append(row)
-        print(
-            f"{name:<15} {row['ms_per_example_epoch']:>17.2f} {row['epochs']:>6} "
-            f"{row['projected_fold_minutes']:>20.1f} min",
-            flush=True,
-        )
+        for precision in args.precisions.split(","):
+            row = measure(name, args.examples, precision)
+            row["projected_fold_minutes"] = round(
+                row["ms_per_example_epoch"] * args.train_clips * row["epochs"] / 60_000, 1
+            )
+            rows.append(row)
+            print(
+                f"{name:<15} {row['precision']:<15} {row['ms_per_example_epoch']:>17.2f} "
+                f"{row['epochs']:>6} {row['projected_fold_minutes']:>20.1f} min",
+                flush=True,
+            )
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(
         json.dumps(
