@@ -419,3 +419,28 @@ def chromium() -> str:
             return found
     chromium_unavailable("not installed (Debian: apt-get install chromium; `make test` does)")
     raise AssertionError("unreachable")  # skip / fail above raise
+
+
+def one_clip_result(n_classes: int = 10, **fields):
+    """The smallest FoldResult a fold run can log (one test clip, right; accuracy 0.5):
+    for tests that need a logged fold run and its model, not its numbers."""
+    from urbansound.training import FoldResult
+
+    return FoldResult(
+        test_fold=1,
+        validation_fold=None,
+        train_folds=[2],
+        test_accuracy=0.5,
+        test_loss=1.0,
+        y_true=[0],
+        y_pred=[0],
+        confusion_matrix=np.eye(n_classes, dtype=int).tolist(),
+        history={"loss": [1.0], "accuracy": [0.5]},
+        best_epoch=1,
+        epochs_run=1,
+        n_train=1,
+        n_validation=0,
+        n_test=1,
+        parameters=1,
+        **fields,
+    )

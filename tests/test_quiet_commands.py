@@ -13,6 +13,7 @@ import time
 import numpy as np
 import pytest
 import soundfile as sf
+from conftest import one_clip_result
 
 SR = 22050
 CHATTER = (
@@ -60,7 +61,6 @@ def work(tmp_path_factory):
     from urbansound.components import fold_logging, runs
     from urbansound.config import Config
     from urbansound.models import build_model
-    from urbansound.training import FoldResult
 
     root = tmp_path_factory.mktemp("quiet")
     model = build_model(
@@ -80,23 +80,7 @@ def work(tmp_path_factory):
     fold_logging.log_fold_result(
         uri,
         fold,
-        FoldResult(
-            test_fold=1,
-            validation_fold=None,
-            train_folds=[2],
-            test_accuracy=0.5,
-            test_loss=1.0,
-            y_true=[0],
-            y_pred=[0],
-            confusion_matrix=np.eye(10, dtype=int).tolist(),
-            history={"loss": [1.0], "accuracy": [0.5]},
-            best_epoch=1,
-            epochs_run=1,
-            n_train=1,
-            n_validation=0,
-            n_test=1,
-            parameters=1,
-        ),
+        one_clip_result(),
         str(root / "m" / "model.keras"),
     )
     return {"root": root, "uri": uri, "fold": fold}

@@ -16,6 +16,7 @@ import tracemalloc
 import numpy as np
 import pytest
 import soundfile as sf
+from conftest import one_clip_result
 
 from urbansound.config import CLASS_NAMES, Config
 
@@ -37,7 +38,7 @@ def store(tmp_path_factory):
     """A fold run whose logged model is the pyfunc (as components.fold_logging logs it)."""
     from urbansound.components import fold_logging, runs
     from urbansound.models import build_model
-    from urbansound.training import CONFIG_FILE, MODEL_FILE, FoldResult
+    from urbansound.training import CONFIG_FILE, MODEL_FILE
 
     folder = tmp_path_factory.mktemp("fold1")
     build_model(
@@ -50,23 +51,7 @@ def store(tmp_path_factory):
     uri = f"sqlite:///{tmp_path_factory.mktemp('store') / 'mlflow.db'}"
     parent = runs.start_parent_run(uri, "serving-bounds", CONFIG.flat())
     run = runs.start_fold_run(uri, parent, 1, CONFIG.flat())
-    result = FoldResult(
-        test_fold=1,
-        validation_fold=None,
-        train_folds=[2],
-        test_accuracy=0.5,
-        test_loss=1.0,
-        y_true=[0],
-        y_pred=[0],
-        confusion_matrix=np.eye(10, dtype=int).tolist(),
-        history={"loss": [1.0], "accuracy": [0.5]},
-        best_epoch=1,
-        epochs_run=1,
-        n_train=1,
-        n_validation=0,
-        n_test=1,
-        parameters=1,
-    )
+    result = one_clip_result()
     fold_logging.log_fold_result(uri, run, result, str(folder / MODEL_FILE))
     return {"uri": uri, "run": run, "keras": folder / MODEL_FILE}
 

@@ -8,6 +8,7 @@ import json
 
 import numpy as np
 import pytest
+from conftest import one_clip_result
 
 from urbansound.config import Config, ConfigError
 
@@ -92,7 +93,6 @@ def test_300_long_class_names_are_logged_in_full_and_read_back(uri, tmp_path, ca
     from urbansound.components.tracking_store import client
     from urbansound.pipeline.model_source import load_model
     from urbansound.pipeline.registry import register, run_settings
-    from urbansound.training import FoldResult
 
     names = _names_300()
     assert len(json.dumps(names)) > 6000
@@ -114,24 +114,7 @@ def test_300_long_class_names_are_logged_in_full_and_read_back(uri, tmp_path, ca
     model_file = tmp_path / "model" / "model.keras"
     model_file.parent.mkdir()
     model.save(model_file)
-    result = FoldResult(
-        test_fold=1,
-        validation_fold=None,
-        train_folds=[2],
-        test_accuracy=0.5,
-        test_loss=1.0,
-        y_true=[0],
-        y_pred=[0],
-        confusion_matrix=np.eye(300, dtype=int).tolist(),
-        history={"loss": [1.0], "accuracy": [0.5]},
-        best_epoch=1,
-        epochs_run=1,
-        n_train=1,
-        n_validation=0,
-        n_test=1,
-        parameters=1,
-        class_names=names,
-    )
+    result = one_clip_result(300, class_names=names)
     log_fold_result(uri, fold, result, str(model_file))
     assert _artifact(c, fold, "class_names.json", tmp_path)["class_names"] == names
 
