@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYTEST_ARGS ?=
 
-.PHONY: install system-deps test-deps run test lint compile clean
+.PHONY: install system-deps test-deps container-deps run test lint compile clean
 
 install: system-deps $(STAMP)
 
@@ -33,6 +33,31 @@ test-deps:
 	  $(SUDO) apt-get update -qq && \
 	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; \
 	fi
+	@$(MAKE) --no-print-directory container-deps
+
+# tests/test_containers.py builds the image and runs the pipeline in it (kfp's DockerRunner):
+# Debian's podman with runc, debootstrap for the base image, uidmap. RLIMIT_NOFILE cannot be
+# raised in a container on every machine: containers.conf gives containers the engine's own
+# limits (default_ulimits = []). The base image (docker/make-base.sh, ≈ 1 min) is made once
+# and stays in podman's store; the test's build reuses its layers from run to run.
+CONTAINERS_CONF := /etc/containers/containers.conf
+container-deps:
+	@if ! command -v podman >/dev/null || ! command -v runc >/dev/null || \
+	    ! command -v debootstrap >/dev/null || ! command -v newuidmap >/dev/null; then \
+	  echo "installing podman, runc, debootstrap, uidmap"; \
+	  $(SUDO) apt-get update -qq && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends podman runc debootstrap uidmap; \
+	fi
+	@if ! grep -qs '^ *default_ulimits' $(CONTAINERS_CONF); then \
+	  echo "$(CONTAINERS_CONF): default_ulimits = []"; \
+	  if grep -qs '^\[containers\]' $(CONTAINERS_CONF); then \
+	    $(SUDO) sed -i '/^\[containers\]/a default_ulimits = []' $(CONTAINERS_CONF); \
+	  else \
+	    printf '[containers]\ndefault_ulimits = []\n' | $(SUDO) tee -a $(CONTAINERS_CONF) >/dev/null; \
+	  fi; \
+	fi
+	@if [ "$$(id -u)" = 0 ]; then docker/make-base.sh; \
+	else echo "not root: docker/make-base.sh (the test's base image) is left to the test"; fi
 
 # The venv is rebuilt only when the pins or the package metadata change.
 $(STAMP): requirements.txt setup.py pyproject.toml

@@ -1,7 +1,10 @@
-"""Run the pipeline on this machine with kfp's local SubprocessRunner.
+"""Run the pipeline on this machine with kfp's local SubprocessRunner (or its DockerRunner).
 
 Each component runs as a Python subprocess in the current environment
-(``use_venv=False``: nothing is pip-installed).  Outputs land under
+(``use_venv=False``: nothing is pip-installed); with ``docker`` (``run --runner docker``)
+each runs in a container of the project image instead, with the dataset, the output
+folder and the tracking store mounted at the same paths (:mod:`urbansound.pipeline.containers`).
+Outputs land under
 ``<workdir>/pipeline_root``; kfp's local cache under ``<workdir>/pipeline_root/.kfp_cache``.
 
 One run at a time per output folder: :func:`output_lock` holds an ``fcntl`` lock on
@@ -102,11 +105,16 @@ def pipeline_fingerprint(config: Config) -> str:
         return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
 
 
-def resume_key(arguments: dict, pipeline_root: str | os.PathLike, config: Config) -> str:
+def resume_key(
+    arguments: dict, pipeline_root: str | os.PathLike, config: Config, runner: str = ""
+) -> str:
     """The run key of a cached run: what kfp's cache keys on (the pipeline's code,
-    the arguments) and where the cache lives (the output folder)."""
+    the arguments) and where the cache lives (the output folder); ``runner``: where the
+    tasks run when not here (``docker:IMAGE@ID``: another image is another run)."""
+    extra = {"runner": runner} if runner else {}
     return run_key_for(
         **arguments,
+        **extra,
         pipeline_root=str(Path(pipeline_root).resolve()),
         pipeline=pipeline_fingerprint(config),
     )
@@ -159,6 +167,7 @@ def run_local(
     digest_cache: str | os.PathLike = "",
     cache: bool = True,
     lock_fd: int | None = None,
+    docker: dict | None = None,
 ) -> LocalRun:
     """Execute the whole pipeline locally and return where its results are.
 
@@ -170,6 +179,11 @@ def run_local(
 
     ``digest_cache``: the file where the clips' content digests were remembered while
     ``dataset_fingerprint`` was computed; ingest reads it instead of hashing again.
+
+    ``docker``: run every task in a container with kfp's DockerRunner, as
+    :func:`urbansound.pipeline.containers.runner_spec` describes (None: subprocesses here).
+    An interruption also stops this run's containers (the engine runs them, not this
+    process group).
 
     Raises
     ------
@@ -194,7 +208,8 @@ def run_local(
         dataset_fingerprint=dataset_fingerprint,
         digest_cache=os.fspath(digest_cache),
     )
-    run_key = resume_key(arguments, pipeline_root, config) if cache else uuid.uuid4().hex
+    runner = f"docker:{docker['image']}@{docker['image_id']}" if docker else ""
+    run_key = resume_key(arguments, pipeline_root, config, runner) if cache else uuid.uuid4().hex
     unreachable = pipeline_root / f"{UNREACHABLE_FILE}-{run_key}"
     unreachable.unlink(missing_ok=True)
     for key, value in tracking_store.TASK_HTTP_ENV.items():  # the tasks inherit this environment
@@ -206,6 +221,8 @@ def run_local(
         "cache": cache,
         "parent_pid": os.getpid(),
         "unreachable_file": str(unreachable),
+        "docker": docker,
+        "invocation": uuid.uuid4().hex,
     }
     outcome_read, outcome_write = os.pipe()
     keep = [outcome_write] + ([lock_fd] if lock_fd is not None else [])
@@ -226,6 +243,10 @@ def run_local(
             returncode = child.wait()
     except KeyboardInterrupt:
         _stop_group(child)
+        if docker:
+            from urbansound.pipeline.containers import stop_containers
+
+            stop_containers(docker, spec["invocation"])
         os.close(outcome_read)
         if tracking_uri and not unreachable.exists():
             runs.finish_runs(tracking_uri, run_key, "KILLED")
@@ -282,14 +303,26 @@ def _execute(spec_json: str, outcome_fd: int) -> int:
     # kfp reports cache hits on the root logger at INFO: make them visible in the log.
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     arguments = spec["arguments"]
+    docker = spec.get("docker")
+    if docker:
+        from urbansound.components.tracking_store import TASK_HTTP_ENV
+        from urbansound.pipeline.containers import docker_runner
+
+        # what the subprocesses inherit from this process, given to the containers
+        environment = {key: os.environ.get(key, value) for key, value in TASK_HTTP_ENV.items()}
+        environment[UNREACHABLE_FILE_ENV] = spec["unreachable_file"]
+        runner = docker_runner(docker, environment, spec["invocation"])
+    else:
+        runner = local.SubprocessRunner(use_venv=False)
     local.init(
-        runner=local.SubprocessRunner(use_venv=False),
+        runner=runner,
         pipeline_root=spec["pipeline_root"],
         raise_on_error=True,
         enable_caching=spec["cache"],
     )
+    image = {"image": docker["image"]} if docker else {}
     pipeline_fn = create_pipeline(
-        gpu=False, parallelism=1, config=Config.from_json(arguments["config_json"])
+        gpu=False, parallelism=1, config=Config.from_json(arguments["config_json"]), **image
     )
     recorded = _record_task_outputs()
     root = Path(spec["pipeline_root"])

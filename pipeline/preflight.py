@@ -220,6 +220,30 @@ def check_dask_address(address: str, timeout_s: float = 10.0) -> int:
         ) from None
 
 
+def check_runner(runner: str, image: str | None, *, probe: bool = True):
+    """``--runner docker``: a Docker API answers and has the image (default: docker/build.sh's
+    CPU image), and (``probe``) a container of it starts; returns
+    :class:`urbansound.pipeline.containers.DockerSetup`, None for the subprocess runner.
+    ConfigError, one line naming what is missing and how to fix it."""
+    if runner != "docker":
+        if image is not None:
+            raise ConfigError(
+                "--image: only with --runner docker (the subprocess runner runs the tasks "
+                "in this environment)"
+            )
+        return None
+    from urbansound.pipeline.commands.run import default_docker_image
+    from urbansound.pipeline.containers import DockerSetupError, check_docker
+    from urbansound.pipeline.kubeflow_runner import check_image
+
+    image = image or default_docker_image()
+    check_image(image)
+    try:
+        return check_docker(image, probe=probe)
+    except DockerSetupError as exc:
+        raise ConfigError(str(exc)) from None
+
+
 def check_tracking(tracking_uri: str) -> None:
     """The store can be written (a server answers) — see urbansound.components.tracking_store.check_store."""
     from urbansound.components.tracking_store import check_store

@@ -8,7 +8,9 @@ import json
 import os
 import re
 import shlex
+import shutil
 import subprocess
+import sys
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -184,10 +186,12 @@ def test_build_script_builds_and_tags_both_variants(tmp_path):
         capture_output=True,
         text=True,
     )
-    calls = log.read_text().splitlines()
+    # (it first asks `docker info` whether a daemon answers, and whether it is podman's)
+    calls = [c for c in log.read_text().splitlines() if c.split()[0] in ("build", "push")]
+    label = f"--build-arg SOURCE_DIGEST={_source_digest()}"
     assert calls == [
-        "build --build-arg TF_EXTRAS= -t registry.example.com/team/urbansound:0.1.0-cpu .",
-        "build --build-arg TF_EXTRAS=and-cuda -t registry.example.com/team/urbansound:0.1.0-gpu .",
+        f"build --build-arg TF_EXTRAS= {label} -t registry.example.com/team/urbansound:0.1.0-cpu .",
+        f"build --build-arg TF_EXTRAS=and-cuda {label} -t registry.example.com/team/urbansound:0.1.0-gpu .",
         "push registry.example.com/team/urbansound:0.1.0-cpu",
         "push registry.example.com/team/urbansound:0.1.0-gpu",
     ]
@@ -196,10 +200,91 @@ def test_build_script_builds_and_tags_both_variants(tmp_path):
     subprocess.run(
         ["bash", str(BUILD_SH), "localhost:5001/us:dev"], env=env, check=True, capture_output=True
     )
-    assert [c.split()[-2] for c in log.read_text().splitlines()] == [
+    assert [c.split()[-2] for c in log.read_text().splitlines() if c.startswith("build")] == [
         "localhost:5001/us:dev-cpu",
         "localhost:5001/us:dev-gpu",
     ]
+
+
+def _source_digest() -> str:
+    from urbansound.pipeline.containers import source_digest
+
+    return source_digest(ROOT)
+
+
+def test_build_script_uses_podman_without_docker_with_a_base_and_the_hosts_ca(tmp_path):
+    """No docker on PATH: podman builds (the same Dockerfile), with BASE as a build argument,
+    the host's CA bundle mounted for pip (PIP_CERT), the variants asked for only."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    log = tmp_path / "calls"
+    fake = bin_dir / "podman"
+    fake.write_text(f'#!/bin/sh\necho "$*" >> {log}\n')
+    fake.chmod(0o755)
+    ca = tmp_path / "ca.crt"
+    ca.write_text("-----BEGIN CERTIFICATE-----\n")
+    # the tools the script uses, and no docker
+    tools = tmp_path / "tools"
+    tools.mkdir()
+    for name in ("sed", "dirname", "grep", "cat"):
+        found = shutil.which(name)
+        assert found, name
+        (tools / name).symlink_to(found)
+    (tools / "python3").write_text(f'#!/bin/sh\nexec {sys.executable} "$@"\n')
+    (tools / "python3").chmod(0o755)
+    env = dict(
+        os.environ,
+        PATH=f"{bin_dir}:{tools}",
+        VARIANTS="cpu",
+        BASE="localhost/urbansound-base:bookworm",
+        HOST_CA_BUNDLE=str(ca),
+    )
+    done = subprocess.run(
+        [shutil.which("bash"), str(BUILD_SH)], env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().endswith("built urbansound:0.1.0-cpu with podman")
+    (call,) = log.read_text().splitlines()
+    assert call == (
+        "build --build-arg TF_EXTRAS= --build-arg BASE=localhost/urbansound-base:bookworm "
+        f"--build-arg SOURCE_DIGEST={_source_digest()} --network host "
+        f"--volume {ca}:/etc/ssl/host-ca.crt:ro --build-arg PIP_CERT=/etc/ssl/host-ca.crt "
+        "-t urbansound:0.1.0-cpu ."
+    )
+    env["VARIANTS"] = "tpu"
+    done = subprocess.run(
+        [shutil.which("bash"), str(BUILD_SH)], env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 2 and "unknown variant 'tpu'" in done.stderr
+    env["PATH"] = str(tools)  # neither docker nor podman
+    done = subprocess.run(
+        [shutil.which("bash"), str(BUILD_SH)], env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 2 and "neither docker nor podman" in done.stderr
+
+
+def test_layers_put_the_pins_first_and_the_code_last(docker_instructions):
+    """A code change rebuilds only the package's own layers (seconds): the requirements are
+    installed before any code is copied, the source digest label comes after the install,
+    and no task runs in the folder of the sources (``python3 -m`` puts the working directory
+    first on sys.path, where urbansound/ would hide the installed package)."""
+    names = [(i, a) for i, a in docker_instructions]
+    index = {key: n for n, key in reversed(list(enumerate(names)))}
+    pins = next(n for n, (i, a) in enumerate(names) if i == "RUN" and "-r requirements.txt" in a)
+    code = [n for n, (i, a) in enumerate(names) if i == "COPY" and "requirements.txt" not in a]
+    install = next(n for n, (i, a) in enumerate(names) if i == "RUN" and "--no-deps ." in a)
+    assert pins < min(code) and max(code) < install
+    assert names[install][1].index("--no-build-isolation")  # no download: the venv's setuptools
+    label = next(n for n, (i, a) in enumerate(names) if i == "LABEL" and "source-digest" in a)
+    assert install < label and index[("ARG", "SOURCE_DIGEST=")] > install
+    cert = index[("ARG", "PIP_CERT=")]
+    assert cert < pins
+    workdirs = [a for i, a in names if i == "WORKDIR"]
+    source_dir = workdirs[workdirs.index(next(w for w in workdirs if "src" in w))]
+    assert workdirs[-1] != source_dir
+    # the venv is on PATH: KFP's `python3 -m kfp.dsl.executor_main` is the venv's
+    env = " ".join(a for i, a in names if i == "ENV")
+    assert "PATH=/opt/venv/bin:$PATH" in env
 
 
 # ---------------------------------------------------------------- compose.yaml --------

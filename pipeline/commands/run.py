@@ -86,6 +86,30 @@ def add_parser(sub, d) -> None:
         help="Beam pipeline option for the features stage, repeatable "
         "(default: --runner=FnApiRunner, one worker process per core)",
     )
+    run.add_argument(
+        "--runner",
+        choices=("subprocess", "docker"),
+        default="subprocess",
+        help="where the tasks run: subprocess (default: processes of this environment) or "
+        "docker (each task in a container of the project image, with kfp's DockerRunner "
+        "through Docker or podman's Docker API, as on a cluster; see docs/cluster.md)",
+    )
+    run.add_argument(
+        "--image",
+        metavar="IMG",
+        help="with --runner docker: the image every task runs in (default "
+        f"{default_docker_image()}, what docker/build.sh tags)",
+    )
+
+
+def default_docker_image() -> str:
+    """``urbansound:<version>-cpu``: docker/build.sh's CPU image of this version."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return f"urbansound:{version('urbansound')}-cpu"
+    except PackageNotFoundError:
+        return "urbansound:latest"
 
 
 def cmd_run(args) -> int:
@@ -118,6 +142,11 @@ def cmd_run(args) -> int:
     )  # a folder of someone else's: refused before any write
     beam_options = beam_args(args)
     preflight.check_beam_args(beam_options, local=True)
+    docker = preflight.check_runner(getattr(args, "runner", "subprocess"), args.image)
+    if docker is not None:  # the containers' working directory is not this one
+        from urbansound.pipeline.containers import absolute_paths
+
+        config, tracking_uri = absolute_paths(config, tracking_uri)
     if not demo:
         clips, rejections, _ = preflight.check_dataset(
             data, args.folds, config.train.validation, config.data
@@ -147,6 +176,20 @@ def cmd_run(args) -> int:
         fingerprint = inputs_fingerprint(clips, data, config, out)
         console = ConsoleLog(out / "run.log", echo_all=args.verbose)
         print(f"full log: {console.log_path}" + ("" if args.verbose else "  (-v shows it here)"))
+        docker_spec = None
+        if docker is not None:
+            from urbansound.pipeline.containers import describe, runner_spec
+
+            print(describe(docker))
+            for warning in docker.warnings:
+                print(f"warning: {warning}")
+            docker_spec = runner_spec(
+                docker,
+                out=out,
+                data=data,
+                tracking_uri=tracking_uri,
+                extra_inputs=(config.augment.noise_dir or "", config.train.init_from or ""),
+            )
         try:
             with console:
                 result = run_local(
@@ -161,6 +204,7 @@ def cmd_run(args) -> int:
                     digest_cache=cache_file_for(out / CONTENT_DIGESTS, data),
                     cache=not args.no_cache,
                     lock_fd=lock_fd,
+                    docker=docker_spec,
                 )
         except PipelineFailed as exc:
             return _report_failure(exc, console, out, tracking_uri)
