@@ -24,6 +24,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 DEFAULT_CANDIDATES = {"default": ""}
@@ -71,6 +73,12 @@ def main(argv=None) -> int:
         "--out", type=Path, default=Path(__file__).parent / "results" / "recipe_search.jsonl"
     )
     parser.add_argument("--table-only", action="store_true", help="print the table and stop")
+    parser.add_argument(
+        "--probabilities-dir",
+        type=Path,
+        help="also keep each run's held-out class probabilities here (one .npz per "
+        "candidate, seed and fold), so an ensemble over seeds can be scored afterwards",
+    )
     args = parser.parse_args(argv)
     candidates = dict(args.candidate) or DEFAULT_CANDIDATES
     folds = [int(f) for f in args.folds.split(",")]
@@ -107,6 +115,14 @@ def main(argv=None) -> int:
                         "machine": os.uname().nodename,
                         "cpus": os.cpu_count(),
                     }
+                    if args.probabilities_dir:
+                        args.probabilities_dir.mkdir(parents=True, exist_ok=True)
+                        np.savez_compressed(
+                            args.probabilities_dir / f"{name}-seed{seed}-fold{fold}.npz",
+                            probabilities=np.asarray(result.probabilities, np.float32),
+                            y_true=np.asarray(result.y_true),
+                            file_names=np.asarray(result.file_names),
+                        )
                     with args.out.open("a") as fh:
                         fh.write(json.dumps(row) + "\n")
                     print(

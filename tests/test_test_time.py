@@ -186,3 +186,65 @@ def test_the_summary_says_which_test_time_method(tmp_path):
     assert averaged["test_time"]["windows"] == 8
     assert "test-time averaging: 8 windows of 4 clips" in format_summary(averaged)
     assert "test-time" not in format_summary(plain)
+
+
+# train.random_windows: each epoch trains on one window of every clip, drawn at random
+
+
+def test_random_windows_need_the_windows():
+    with pytest.raises(ConfigError, match=r"random_windows needs features\.window_hop_s > 0"):
+        Config().override(**{"train.random_windows": True})
+    config = Config().override(**{"train.random_windows": True, "features.window_hop_s": 0.5})
+    assert config.train.augments_batches  # one-hot batches from AugmentedBatches
+
+
+def test_window_groups_put_a_clips_windows_together_and_each_deformed_copy_alone():
+    from urbansound.training_input import Examples, window_groups
+
+    names = ["a.wav", "a.wav", "a.wav", "a.wav", "b.wav"]
+    deformations = [ORIGINAL, "pitch_shift_2", "window@0.500s", "window@1.000s", ORIGINAL]
+    examples = Examples(
+        np.zeros((5, 2, 2, 1), np.float32), np.zeros(5, np.int64), names, deformations
+    )
+    assert [g.tolist() for g in window_groups(examples)] == [[0, 2, 3], [1], [4]]
+
+
+def test_an_epoch_draws_one_window_of_each_clip_seeded(windowed):
+    from urbansound.training_input import AugmentedBatches, window_groups
+
+    root, config, _ = windowed
+    config = config.override(**{"train.random_windows": True, "train.batch_size": 4})
+    train = load_examples(root / "feat", [1, 2], include_deformed=True, include_windows=True)
+    groups = window_groups(train)
+    # fold 1: 4 clips, 6 later windows (its 2 s clip has none); fold 2: 4 clips, 8
+    assert len(train) == 8 + 6 + 8 and len(groups) == 8
+
+    def epochs(seed, n=12):
+        batches = AugmentedBatches(train.x, np.eye(2)[train.y], config, seed=seed, groups=groups)
+        drawn = []
+        for _ in range(n):
+            assert len(batches) == 2  # 8 clips in batches of 4, not 22 rows
+            drawn.append(batches.order.copy())
+            batches.on_epoch_end()
+        return drawn
+
+    drawn = epochs(seed=3)
+    for rows in drawn:  # exactly one row of every clip per epoch
+        assert sorted(int(np.flatnonzero([r in g for g in groups])[0]) for r in rows) == list(
+            range(8)
+        )
+    # over 12 epochs every window of a 4 s clip is drawn (chance of missing one < 1 %)
+    first_clip = set(groups[0].tolist())
+    assert first_clip == {int(r) for rows in drawn for r in rows if r in first_clip}
+    assert all((a == b).all() for a, b in zip(drawn, epochs(seed=3)))
+    assert any((a != b).any() for a, b in zip(drawn, epochs(seed=4)))
+
+
+def test_train_fold_with_random_windows_counts_clips_not_windows(windowed, tmp_path):
+    from urbansound.training import train_fold
+
+    root, config, _ = windowed
+    config = config.override(**{"train.random_windows": True, "train.validation": "none"})
+    result = train_fold(root / "feat", 1, [1, 2, 3], config=config, out_dir=tmp_path)
+    # folds 2 and 3: 8 clips (their 12 later windows are drawn from, not added)
+    assert result.n_train == 8 and result.n_test == 4 and result.test_windows == 10

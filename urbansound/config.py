@@ -138,6 +138,10 @@ class TrainConfig:
     mixup_alpha: float = _DEFAULT_RECIPE.mixup_alpha
     spec_augment: int = _DEFAULT_RECIPE.spec_augment
     time_shift: bool = _DEFAULT_RECIPE.time_shift
+    # every epoch, one window of each training clip drawn at random from its windows
+    # (features.window_hop_s apart, the last aligned to the clip's end), so a 4 s clip is
+    # seen whole, not only its first audio.clip_seconds; needs features.window_hop_s > 0
+    random_windows: bool = False
     normalize: str = "per_band"
     seed: int = 0
     seeds: tuple[int, ...] = ()  # several: one model per seed, evaluated as an ensemble
@@ -156,8 +160,10 @@ class TrainConfig:
 
     @property
     def augments_batches(self) -> bool:
-        """True when training batches are augmented (mixup, masks or time shift)."""
-        return self.mixup_alpha > 0 or self.spec_augment > 0 or self.time_shift
+        """True when training batches are augmented (mixup, masks, time shift, random windows)."""
+        return (
+            self.mixup_alpha > 0 or self.spec_augment > 0 or self.time_shift or self.random_windows
+        )
 
 
 PROFILES = ("default", "study", "quick")
@@ -385,6 +391,10 @@ class Config:
                 0 <= f.window_hop_s <= a.clip_seconds,
                 "features.window_hop_s must be 0 (no test-time windows) or a hop of at most "
                 "audio.clip_seconds",
+            ),
+            (
+                not t.random_windows or f.window_hop_s > 0,
+                "train.random_windows needs features.window_hop_s > 0 (the windows it draws from)",
             ),
             (0 <= t.spec_augment <= 8, "train.spec_augment must be 0..8 masks per axis"),
             (t.schedule in SCHEDULES, f"train.schedule must be one of {list(SCHEDULES)}"),

@@ -326,7 +326,7 @@ def _fit_one(
     if verbose:
         trained_in = precision if model is not float_model else "float32"
         print(f"training in {trained_in} (train.precision={t.precision})")
-    steps = t.epochs * -(-len(train) // t.batch_size)
+    steps = t.epochs * -(-train.epoch_size // t.batch_size)
     augmenting = t.augments_batches
     n_classes = len(config.class_names)
     # mixup needs soft targets, so in-training augmentation trains on one-hot labels
@@ -512,7 +512,7 @@ def train_fold(
             else len(hist["loss"])
         ),
         epochs_run=len(hist["loss"]),
-        n_train=len(train),
+        n_train=train.epoch_size,
         n_validation=len(validation) if validation is not None else 0,
         n_test=len(y_true),
         parameters=trainable_parameter_count(members[0]),
@@ -599,7 +599,7 @@ def train_final(
     (out / CONFIG_FILE).write_text(config.to_json())
     result = {
         "folds": folds,
-        "n_train": len(train),
+        "n_train": train.epoch_size,
         "n_clips": int(n_clips),
         "epochs": len(histories[0]["loss"]),
         "seeds": list(seeds),

@@ -42,9 +42,17 @@ class Examples:
     file_names: list[str]
     deformations: list[str]
     salience: list[int] = field(default_factory=list)  # 1 foreground, 2 background, 0 unknown
+    # train.random_windows: the rows of each training clip's windows (its first window and
+    # the later ones); an epoch then draws one row per group.  None: every row, every epoch.
+    groups: list[np.ndarray] | None = None
 
     def __len__(self) -> int:
         return len(self.y)
+
+    @property
+    def epoch_size(self) -> int:
+        """Examples one training epoch sees: one per group with window groups, else all."""
+        return len(self.groups) if self.groups is not None else len(self.y)
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -73,7 +81,11 @@ class Examples:
         arrays, shuffled by Keras."""
         if one_hot:
             targets = np.eye(n_classes, dtype=np.float32)[self.y]
-            return dict(x=AugmentedBatches(self.x, targets, config, seed=seed, fill=fill))
+            return dict(
+                x=AugmentedBatches(
+                    self.x, targets, config, seed=seed, fill=fill, groups=self.groups
+                )
+            )
         return dict(x=self.x, y=self.y, batch_size=config.train.batch_size, shuffle=True)
 
 
@@ -108,6 +120,19 @@ def load_examples(
     x = np.stack([item[3] for item in items])[..., None]
     y = np.array([item[2] for item in items], dtype=np.int64)
     return Examples(x, y, [i[0] for i in items], [i[1] for i in items], [i[4] for i in items])
+
+
+def window_groups(examples: Examples) -> list[np.ndarray]:
+    """The rows of ``examples`` grouped by what one epoch draws from: an original clip's
+    first window with its later windows (``window@…`` records) form one group; each
+    deformed copy is a group of its own (the features stage windows originals only).
+
+    Returns a list of int64 arrays [shape=(k,)], in order of each group's first row."""
+    groups: dict[tuple[str, str], list[int]] = {}
+    for row, (name, deformation) in enumerate(zip(examples.file_names, examples.deformations)):
+        key = (name, ORIGINAL if is_window(deformation) else deformation)
+        groups.setdefault(key, []).append(row)
+    return [np.asarray(rows, np.int64) for rows in groups.values()]
 
 
 def band_statistics(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -191,22 +216,41 @@ def augment_batch(
 
 
 def AugmentedBatches(
-    x: np.ndarray, y: np.ndarray, config: Config, *, seed: int, fill: np.ndarray | None = None
+    x: np.ndarray,
+    y: np.ndarray,
+    config: Config,
+    *,
+    seed: int,
+    fill: np.ndarray | None = None,
+    groups: list[np.ndarray] | None = None,
 ):
     """A Keras ``PyDataset`` of shuffled, augmented training batches (:func:`augment_batch`),
-    reshuffled every epoch from ``seed``: the same seed gives the same batches."""
+    reshuffled every epoch from ``seed``: the same seed gives the same batches.
+
+    groups : with ``train.random_windows``, the rows of each clip's windows
+        (:func:`window_groups`): every epoch takes one row per group, drawn at random, so
+        the model sees a random 3 s window of each 4 s clip (a random crop on the
+        features' window grid)."""
     import keras
 
     t = config.train
+    n_per_epoch = len(groups) if groups is not None else len(x)
 
     class _Batches(keras.utils.PyDataset):
         def __init__(self):
             super().__init__()
             self.rng = np.random.default_rng(seed)
-            self.order = self.rng.permutation(len(x))
+            self.order = self._draw()
+
+        def _draw(self) -> np.ndarray:
+            if groups is None:
+                return self.rng.permutation(len(x))
+            picks = self.rng.random(len(groups))
+            rows = np.array([g[int(p * len(g))] for g, p in zip(groups, picks)], np.int64)
+            return rows[self.rng.permutation(len(rows))]
 
         def __len__(self):
-            return -(-len(x) // t.batch_size)
+            return -(-n_per_epoch // t.batch_size)
 
         def __getitem__(self, index):
             rows = self.order[index * t.batch_size : (index + 1) * t.batch_size]
@@ -221,7 +265,7 @@ def AugmentedBatches(
             )
 
         def on_epoch_end(self):
-            self.order = self.rng.permutation(len(x))
+            self.order = self._draw()
 
     return _Batches()
 
@@ -347,6 +391,11 @@ class StreamedExamples:
         assert self._count is not None  # scan() counts
         return self._count
 
+    @property
+    def epoch_size(self) -> int:
+        """Examples one training epoch sees: all of them."""
+        return len(self)
+
     def band_statistics(self) -> tuple[np.ndarray, np.ndarray] | None:
         """Per-band mean [shape=(n_mels,)] dB and variance dB² of the training log-mels
         (None when the records hold no example)."""
@@ -453,6 +502,19 @@ def training_set(feature_dir: str | os.PathLike, folds: Sequence[int], config: C
     from urbansound.features import input_shape as model_input_shape
 
     shape = model_input_shape(config)
+    random_windows = config.train.random_windows
     if should_stream(feature_dir, folds, config.train.input, shape):
+        if random_windows:
+            import logging
+
+            logging.getLogger(__name__).warning(
+                "train.random_windows: streamed training input reads each clip's first "
+                "window only (random windows need the examples in memory: train.input=memory)"
+            )
         return StreamedExamples(feature_dir, folds, kind=config.input_kind, input_shape=shape)
-    return load_examples(feature_dir, folds, include_deformed=True)
+    examples = load_examples(
+        feature_dir, folds, include_deformed=True, include_windows=random_windows
+    )
+    if random_windows:
+        examples.groups = window_groups(examples)
+    return examples
