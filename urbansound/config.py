@@ -98,8 +98,9 @@ class FeatureConfig:
     # Test-time averaging: > 0 cuts every original clip longer than audio.clip_seconds into
     # windows every window_hop_s seconds (plus one aligned to its end), as predict does; a
     # test clip is then classified by the mean of its windows' probabilities.  0: one window,
-    # the clip's first clip_seconds (the study).  Training never sees the extra windows.
-    window_hop_s: float = 0.0
+    # the clip's first clip_seconds (the study).  train.random_windows trains on them too.
+    # The default is the default model's (its recipe in urbansound.models.MODELS).
+    window_hop_s: float = MODELS[DEFAULT_MODEL].window_hop_s
 
     def waveform_samples(self, clip_seconds: float) -> int:
         """Samples of a waveform-input model's clip: 48,000 for 3 s at 16 kHz."""
@@ -141,17 +142,17 @@ class TrainConfig:
     # every epoch, one window of each training clip drawn at random from its windows
     # (features.window_hop_s apart, the last aligned to the clip's end), so a 4 s clip is
     # seen whole, not only its first audio.clip_seconds; needs features.window_hop_s > 0
-    random_windows: bool = False
+    random_windows: bool = _DEFAULT_RECIPE.random_windows
     normalize: str = "per_band"
     seed: int = 0
-    seeds: tuple[int, ...] = ()  # several: one model per seed, evaluated as an ensemble
+    seeds: tuple[int, ...] = _DEFAULT_RECIPE.seeds  # several: one model per seed, an ensemble
     # "memory": the training examples as arrays; "stream": read from the records each epoch
     # (tf.data, bounded memory); "auto": stream when they would take > 2 GiB
     input: str = "auto"
     # "float32"; "mixed_bfloat16": layers compute in bfloat16, weights stay float32 (fast on
     # CPUs with AVX-512 BF16 / AMX); "auto": mixed_bfloat16 where the CPU has those
     # instructions.  The saved model is float32 either way (urbansound.precision).
-    precision: str = "float32"
+    precision: str = _DEFAULT_RECIPE.precision
     # Fine-tuning: a local model.keras whose weights start training (layers copied by name
     # where shapes match; not the per-band statistics; the softmax only when the class
     # count is equal); "" trains from scratch.  freeze_features: only the softmax trains.
@@ -193,11 +194,14 @@ def train_config_for(model: str, profile: str = "default") -> TrainConfig:
         mixup_alpha=spec.mixup_alpha,
         spec_augment=spec.spec_augment,
         time_shift=spec.time_shift,
+        random_windows=spec.random_windows,
+        precision=spec.precision,
+        seeds=spec.seeds,
     )
     if profile == "study":
         recipe.update(validation="fold", patience=15)
     elif profile == "quick":
-        recipe.update(epochs=2, patience=1)
+        recipe.update(epochs=2, patience=1, seeds=())  # one model: a smoke run
     return TrainConfig(**recipe)
 
 
@@ -623,8 +627,12 @@ def _coerce(key: str, value: Any, default: Any, annotation: Any) -> Any:
 
 
 def config_for(model: str = DEFAULT_MODEL, profile: str = "default") -> Config:
-    """The default configuration with ``model``'s training recipe under ``profile``."""
-    return Config(train=train_config_for(model, profile)).validated()
+    """The default configuration with ``model``'s training recipe under ``profile`` (and
+    its windows: ``features.window_hop_s``)."""
+    window_hop_s = MODELS[model].window_hop_s if model in MODELS else 0.0
+    return Config(
+        train=train_config_for(model, profile), features=FeatureConfig(window_hop_s=window_hop_s)
+    ).validated()
 
 
 DEMO_EPOCHS = 15

@@ -46,6 +46,12 @@ class ModelSpec:
     batch_size : examples per step.
     mixup_alpha, spec_augment, time_shift : in-training augmentation of the log-mels
         (:func:`urbansound.training_input.augment_batch`); 0 / False: none.
+    window_hop_s, random_windows : the features' windows every ``window_hop_s`` seconds
+        (0: one window, the clip's first 3 s, as the study); a test clip is then the mean
+        of its windows, and with ``random_windows`` every training epoch draws one
+        window of each clip (``features.window_hop_s``, ``train.random_windows``).
+    precision : ``train.precision`` (``"auto"``: bfloat16 compute where the CPU has it).
+    seeds : ``train.seeds``: one model per seed, evaluated and saved as their mean.
     study : True for the study's own models (SEED.md).
     """
 
@@ -64,6 +70,10 @@ class ModelSpec:
     mixup_alpha: float = 0.0
     spec_augment: int = 0
     time_shift: bool = False
+    window_hop_s: float = 0.0
+    random_windows: bool = False
+    precision: str = "float32"
+    seeds: tuple[int, ...] = ()
     study: bool = False
 
 
