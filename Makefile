@@ -36,17 +36,20 @@ test-deps:
 	@$(MAKE) --no-print-directory container-deps
 
 # tests/test_containers.py builds the image and runs the pipeline in it (kfp's DockerRunner):
-# Debian's podman with runc, debootstrap for the base image, uidmap. RLIMIT_NOFILE cannot be
+# Debian's podman with runc, debootstrap for the base image, uidmap; podman-compose and the
+# CNI dnsname plugin (service names) for docker/compose.yaml's MLflow server. RLIMIT_NOFILE cannot be
 # raised in a container on every machine: containers.conf gives containers the engine's own
 # limits (default_ulimits = []). The base image (docker/make-base.sh, ≈ 1 min) is made once
 # and stays in podman's store; the test's build reuses its layers from run to run.
 CONTAINERS_CONF := /etc/containers/containers.conf
 container-deps:
 	@if ! command -v podman >/dev/null || ! command -v runc >/dev/null || \
-	    ! command -v debootstrap >/dev/null || ! command -v newuidmap >/dev/null; then \
-	  echo "installing podman, runc, debootstrap, uidmap"; \
+	    ! command -v debootstrap >/dev/null || ! command -v newuidmap >/dev/null || \
+	    ! command -v podman-compose >/dev/null || [ ! -x /usr/lib/cni/dnsname ]; then \
+	  echo "installing podman, runc, debootstrap, uidmap, podman-compose, dnsname"; \
 	  $(SUDO) apt-get update -qq && \
-	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends podman runc debootstrap uidmap; \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends podman runc debootstrap uidmap \
+	    podman-compose golang-github-containernetworking-plugin-dnsname; \
 	fi
 	@if ! grep -qs '^ *default_ulimits' $(CONTAINERS_CONF); then \
 	  echo "$(CONTAINERS_CONF): default_ulimits = []"; \

@@ -62,6 +62,16 @@ _PACKAGE_FOLDERS = (
 )
 
 
+def default_docker_image() -> str:
+    """``urbansound:<version>-cpu``: docker/build.sh's CPU image of this version."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return f"urbansound:{version('urbansound')}-cpu"
+    except PackageNotFoundError:
+        return "urbansound:latest"
+
+
 def source_digest(root: str | os.PathLike | None = None) -> str:
     """SHA-256 (16 hex digits) of the package's Python files, each under the name it has
     once installed (``urbansound/components/train.py``): the same for a checkout (``root``:

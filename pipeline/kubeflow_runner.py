@@ -2,8 +2,8 @@
 
 The YAML is the same pipeline the local runner executes, with each train task
 requesting one ``nvidia.com/gpu``, every component running in the project's
-image with CPU and memory requests and limits and retries (``ClusterOptions``),
-and, when asked, PersistentVolumeClaims mounted in every task (kfp-kubernetes).
+image with CPU and memory requests and limits (``ClusterOptions``), and, when
+asked, retries and PersistentVolumeClaims mounted in every task (kfp-kubernetes).
 Beam options for a distributed runner travel as the ``beam_args`` pipeline
 parameter (e.g. ``--runner=FlinkRunner --flink_master=...``).
 """
@@ -181,7 +181,7 @@ def compile_pipeline(
     config: Config = Config(),
     parallelism: int = 0,
     pvcs: Sequence[tuple[str, str]] = (),
-    retries: int = 2,
+    retries: int = 0,
     caching: bool = True,
 ) -> str:
     """Write the pipeline's IR YAML to ``path``; return the path.
@@ -190,6 +190,8 @@ def compile_pipeline(
     file holds a second YAML document, the Kubernetes platform spec.  ``caching=False``
     turns kfp's cache off in every task (kfp.Client's ``enable_caching`` reaches only
     the root DAG's tasks, and ours sit inside the exit handler and the fold loop).
+    ``retries``: how many times kfp retries a failed task (60 s, then 120 s, … at most
+    600 s); 0, the default, retries none (kfp cannot spare a user's error, exit code 2).
     """
     from kfp import compiler
 

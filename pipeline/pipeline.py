@@ -38,16 +38,25 @@ TASK_RESOURCES: dict[str, Resources] = {
 }
 
 
+MAX_RETRIES = 5
+
+
 @dataclass(frozen=True)
 class ClusterOptions:
     """What only a cluster run sets: requests and limits per task, retries of a failed
-    pod (a preempted node, an evicted pod, a tracking server briefly away),
-    PersistentVolumeClaims mounted in every task (``(claim name, mount path)``), and
+    task, PersistentVolumeClaims mounted in every task (``(claim name, mount path)``), and
     whether kfp's cache may serve tasks.
-    The local runner gets none of it: there a retry would only repeat a user's error."""
+    The local runner gets none of it: there a retry would only repeat a user's error.
+
+    No retries by default. kfp's retry policy (``set_retry``) is a count and a backoff,
+    with no condition on the exit code, and on Argo it becomes a ``retryStrategy`` with
+    Argo's default policy, which retries a container that exits non-zero: a task that
+    stops on bad input (exit code 2, :mod:`urbansound.components.errors`) would fail
+    again, identically, after each wait. ``retries`` (``compile``/``submit --retries``)
+    is for users whose failures are transient (a tracking server briefly away)."""
 
     resources: dict[str, Resources] = field(default_factory=lambda: dict(TASK_RESOURCES))
-    retries: int = 2
+    retries: int = 0
     retry_backoff: str = "60s"  # first wait; doubled each time, at most...
     retry_backoff_max: str = "600s"  # ...this long in all
     pvcs: tuple[tuple[str, str], ...] = ()

@@ -232,8 +232,7 @@ def check_runner(runner: str, image: str | None, *, probe: bool = True):
                 "in this environment)"
             )
         return None
-    from urbansound.pipeline.commands.run import default_docker_image
-    from urbansound.pipeline.containers import DockerSetupError, check_docker
+    from urbansound.pipeline.containers import DockerSetupError, check_docker, default_docker_image
     from urbansound.pipeline.kubeflow_runner import check_image
 
     image = image or default_docker_image()

@@ -13,6 +13,12 @@ the base, a kernel or configuration that refuses them) it is skipped with one li
 the reason, except under CI (CI=true), where that is a failure: `make test-deps` installs
 podman, runc, debootstrap and uidmap and writes the containers.conf line they need.
 
+Two more end-to-end tests use that image: the cluster's pipeline (no retries unless asked)
+on an empty dataset folder stops after one ingest container exiting 2 with its message (two
+with one retry); and docker/compose.yaml started with podman-compose (PostgreSQL from
+docker/postgres.Dockerfile on the same base) with a run in containers logging to it, read
+back over REST and in PostgreSQL.
+
 The other tests need no container engine: the checks before a run (no Docker API, the image
 missing) against a stand-in Docker API on a unix socket, the mounts, user, network and
 environment every task's container gets, and the image's source digest.
@@ -27,6 +33,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 import zipfile
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
@@ -492,3 +499,186 @@ def test_the_pipeline_in_containers_writes_what_the_subprocess_runner_writes(
     folds = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
     assert len(parents) == 2 and {r.info.status for r in parents} == {"FINISHED"}
     assert len({r.data.metrics["test_accuracy"] for r in folds}) == 1
+
+
+# The cluster's pipeline (create_pipeline with ClusterOptions, as compile and submit build
+# it) under the DockerRunner, on a dataset folder that is empty: ingest stops on bad input.
+# kfp's local runner honours a task's retry policy as a cluster does; every container's
+# exit code is printed (EXIT n).
+_BAD_INPUT_RUN = """
+import sys
+from pathlib import Path
+
+from kfp import local
+from kfp.local import docker_task_handler
+
+from urbansound.pipeline import containers
+from urbansound.pipeline.pipeline import ClusterOptions, create_pipeline
+
+image, out, data, retries = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3]), int(sys.argv[4])
+setup = containers.check_docker(image, probe=False)
+spec = containers.runner_spec(setup, out=out, data=data, tracking_uri="")
+runner = containers.docker_runner(spec, {}, "retry-test")
+inner = docker_task_handler.run_docker_container
+
+
+def recording(*args, **kwargs):
+    code = inner(*args, **kwargs)
+    print(f"EXIT {code}", flush=True)
+    return code
+
+
+docker_task_handler.run_docker_container = recording
+local.init(runner=runner, pipeline_root=str(out / "root"), raise_on_error=False)
+cluster = ClusterOptions(retries=retries, retry_backoff="0s") if retries else ClusterOptions()
+create_pipeline(image=setup.image, cluster=cluster)(data_root=str(data))
+"""
+
+
+@pytest.mark.e2e
+def test_bad_input_on_the_cluster_pipeline_fails_once_with_its_message(
+    built_image, docker_api, tmp_path
+):
+    """The package compile and submit send (no retries by default) stops at the first
+    failure of a task on bad input: one ingest container, exit code 2, one message line.
+    With --retries 1 the same input fails twice: kfp cannot tell it from a transient
+    failure."""
+    data = tmp_path / "empty-dataset"
+    data.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    env["DOCKER_HOST"] = docker_api
+    attempts = {}
+    for retries in (0, 1):
+        out = tmp_path / f"out-{retries}"
+        out.mkdir()
+        done = subprocess.run(
+            [sys.executable, "-c", _BAD_INPUT_RUN, built_image, str(out), str(data), str(retries)],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            env=env,
+        )
+        log = done.stdout + done.stderr
+        lines = [ln.strip() for ln in log.splitlines()]  # kfp indents a task's log
+        errors = [ln for ln in lines if ln.startswith("urbansound ingest: error: ")]
+        # mlflow-start, the ingest attempts, mlflow-finish (the exit handler)
+        codes = [int(ln.split()[1]) for ln in lines if ln.startswith("EXIT ")]
+        assert codes == [0] + [2] * (retries + 1) + [0], log[-4000:]
+        assert len(errors) == retries + 1 and str(data) in errors[0], log[-4000:]
+        assert "Task 'train-component'" not in log  # nothing after ingest ran
+        attempts[retries] = len(errors)
+    assert attempts == {0: 1, 1: 2}
+
+
+# ------------------------------------- the team's tracking server, docker/compose.yaml ----
+
+POSTGRES_IMAGE = "localhost/urbansound-postgres:15"
+
+
+@pytest.fixture(scope="module")
+def compose_server(built_image, docker_api, tmp_path_factory):
+    """docker/compose.yaml started with podman-compose: PostgreSQL (Debian's, built from
+    docker/postgres.Dockerfile on the base image) and the MLflow server in the image under
+    test, on a free port; stopped and its volumes removed after."""
+    from conftest import free_port
+
+    if _engine(docker_api) != "podman":
+        _unavailable(f"the Docker API at {docker_api} is Docker's: this test uses podman-compose")
+    if not shutil.which("podman-compose"):
+        _unavailable(
+            "podman-compose is not installed (Debian: apt-get install podman-compose "
+            "golang-github-containernetworking-plugin-dnsname; `make test-deps` does)"
+        )
+    built = subprocess.run(
+        ["podman", "build", "--network", "host", "-f", str(ROOT / "docker/postgres.Dockerfile")]
+        + ["--build-arg", f"BASE={BASE_IMAGE}", "-t", POSTGRES_IMAGE, str(ROOT / "docker")],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert built.returncode == 0, built.stdout[-2000:] + built.stderr[-2000:]
+    port, project = free_port(), f"urbansound-test-{os.getpid()}"
+    env = dict(
+        os.environ,
+        POSTGRES_IMAGE=POSTGRES_IMAGE,
+        URBANSOUND_IMAGE=built_image,
+        MLFLOW_PORT=str(port),
+        MLFLOW_DB_PASSWORD="team-secret",
+        DOCKER_HOST=docker_api,
+    )
+    compose = ["podman-compose", "-p", project, "-f", str(ROOT / "docker/compose.yaml")]
+    log = tmp_path_factory.mktemp("compose") / "compose.log"
+    with open(log, "w") as fh:
+        up = subprocess.run([*compose, "up", "-d"], stdout=fh, stderr=fh, env=env, timeout=300)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        assert up.returncode == 0, log.read_text()[-3000:]
+        deadline = time.monotonic() + 180  # first start: initdb, then MLflow's schema
+        while True:
+            try:
+                with urllib.request.urlopen(f"{base}/health", timeout=5) as answer:
+                    if answer.read() == b"OK":
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                server = subprocess.run(
+                    ["podman", "logs", f"{project}_mlflow_1"], capture_output=True, text=True
+                )
+                pytest.fail(f"compose's MLflow server did not answer: {server.stderr[-2000:]}")
+            time.sleep(1)
+        # the healthchecks as an engine with a scheduler would run them
+        for service in ("postgres", "mlflow"):
+            check = subprocess.run(["podman", "healthcheck", "run", f"{project}_{service}_1"])
+            assert check.returncode == 0, service
+        yield base, project
+    finally:
+        subprocess.run(
+            [*compose, "down", "-v"], capture_output=True, env=env, timeout=300, check=False
+        )
+        # podman-compose 1.0.3 leaves the project's network behind
+        subprocess.run(["podman", "network", "rm", f"{project}_default"], capture_output=True)
+
+
+@pytest.mark.e2e
+def test_a_run_in_containers_logs_to_the_compose_server(
+    compose_server, built_image, docker_api, tmp_path
+):
+    """`run --runner docker` with the compose file's MLflow server (PostgreSQL, served
+    artifacts) as its tracking URI; the runs read back through the server's REST API and
+    seen in PostgreSQL's own table."""
+    from test_postgres import _get, _runs
+
+    from urbansound.demo_data import write_demo_dataset
+
+    base, project = compose_server
+    data = tmp_path / "data"
+    write_demo_dataset(data, folds=(1, 2, 3), clips_per_class=3, seed=1)
+    argv = [sys.executable, "-m", "urbansound.pipeline.cli", "run", "--runner", "docker"]
+    argv += ["--image", built_image, "--data", str(data), "--profile", "quick", "--folds", "1"]
+    argv += ["--tracking-uri", base, "--out", str(tmp_path / "out")]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    env["DOCKER_HOST"] = docker_api
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=1800, env=env, cwd=tmp_path)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+
+    _, runs = _runs(base)
+    (parent,) = [r for r in runs if "mlflow.parentRunId" not in r["data"]["tags"]]
+    (fold,) = [r for r in runs if "mlflow.parentRunId" in r["data"]["tags"]]
+    assert parent["info"]["status"] == fold["info"]["status"] == "FINISHED"
+    assert parent["data"]["metrics"]["clips_accepted"] == 90
+    assert parent["data"]["metrics"]["accuracy_mean"] == pytest.approx(
+        fold["data"]["metrics"]["test_accuracy"]
+    )
+    # artifacts through the server into its volume (mlflow-artifacts:/, no storage access)
+    assert parent["info"]["artifact_uri"].startswith("mlflow-artifacts:/")
+    summary = _get(base, "/get-artifact", run_id=parent["info"]["run_id"], path="summary.json")
+    assert summary["mean"] == pytest.approx(parent["data"]["metrics"]["accuracy_mean"])
+    rows = subprocess.run(
+        ["podman", "exec", f"{project}_postgres_1", "psql", "-U", "mlflow", "-d", "mlflow"]
+        + ["-Atc", "SELECT run_uuid, status FROM runs ORDER BY start_time"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert rows == [f"{r['info']['run_id']}|FINISHED" for r in (parent, fold)]

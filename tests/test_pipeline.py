@@ -165,18 +165,72 @@ def test_every_task_requests_cpu_and_memory_within_its_limits(compiled):
     assert memory >= 16 * 2**30
 
 
-def test_every_task_is_retried_with_backoff(compiled):
-    tasks = {
+def _component_tasks(spec) -> dict:
+    return {
         name: task
-        for name, task in _tasks(compiled).items()
+        for name, task in _tasks(spec).items()
         if "componentRef" in task and name.endswith("-component")
     }
+
+
+def test_no_task_is_retried_by_default(compiled):
+    """kfp's retry policy has no condition on the exit code: a retried task that stopped on
+    bad input (exit code 2) would only fail again, so the package asks for no retries."""
+    tasks = _component_tasks(compiled)
+    assert len(tasks) == 6
+    assert {name: task.get("retryPolicy") for name, task in tasks.items()} == dict.fromkeys(tasks)
+
+
+def _assert_retried(spec, times: int) -> None:
+    tasks = _component_tasks(spec)
     assert len(tasks) == 6
     for name, task in tasks.items():
         policy = task["retryPolicy"]
-        assert policy["maxRetryCount"] == 2, name
+        assert policy["maxRetryCount"] == times, name
         assert policy["backoffDuration"] == "60s" and policy["backoffFactor"] == 2.0, name
         assert policy["backoffMaxDuration"] == "600s", name
+
+
+def test_retries_when_asked_compile(tmp_path, capsys):
+    from urbansound.pipeline.cli import main
+
+    out = tmp_path / "p.yaml"
+    assert main(["compile", "-o", str(out), "--retries", "2"]) == 0
+    assert f"wrote {out}, 2 retries of a failed task" in capsys.readouterr().out
+    _assert_retried(yaml.safe_load(out.read_text()), 2)
+
+
+def test_retries_when_asked_submit(monkeypatch):
+    from urbansound.pipeline.cli import main
+
+    calls = intercept_kfp(monkeypatch)
+    argv = ["submit", "--host", "http://kfp.invalid", "--data", "gs://b/us8k"]
+    assert main([*argv, "--data-version", "v1", "--retries", "1"]) == 0
+    (body,) = [c[2] for c in calls if c[0] == "POST" and c[1].endswith("/runs")]
+    _assert_retried(body["pipeline_spec"], 1)
+    calls.clear()
+    assert main([*argv, "--data-version", "v1"]) == 0
+    (body,) = [c[2] for c in calls if c[0] == "POST" and c[1].endswith("/runs")]
+    assert not any("retryPolicy" in t for t in _tasks(body["pipeline_spec"]).values())
+
+
+@pytest.mark.parametrize(
+    "value, says",
+    [
+        ("6", "must be in 0..5, got 6"),
+        ("-1", "must be in 0..5, got -1"),
+        ("two", "takes a whole number, not 'two'"),
+    ],
+)
+def test_retries_out_of_bounds_are_refused(tmp_path, capsys, value, says):
+    from urbansound.pipeline.cli import main
+
+    out = tmp_path / "p.yaml"
+    with pytest.raises(SystemExit) as stopped:
+        main(["compile", "-o", str(out), "--retries", value])
+    assert stopped.value.code == 2
+    assert f"argument --retries: {says}" in capsys.readouterr().err
+    assert not out.exists()
 
 
 def test_the_local_pipeline_has_no_retries_resources_or_gpu(tmp_path):

@@ -31,6 +31,30 @@ def _pvc(text: str) -> tuple[str, str]:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _retries(text: str) -> int:
+    from urbansound.pipeline.pipeline import MAX_RETRIES
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"takes a whole number, not {text!r}") from None
+    if not 0 <= value <= MAX_RETRIES:
+        raise argparse.ArgumentTypeError(f"must be in 0..{MAX_RETRIES}, got {value}")
+    return value
+
+
+def _add_retries(parser) -> None:
+    parser.add_argument(
+        "--retries",
+        type=_retries,
+        default=0,
+        metavar="N",
+        help="retry a failed task N times (60 s, then 120 s, ...; at most 600 s). Default 0: "
+        "kfp's retries cannot tell a transient failure from bad input (exit code 2), which "
+        "would fail again N times",
+    )
+
+
 def add_compile_parser(sub, d) -> None:
     comp = sub.add_parser("compile", help="write the KFP pipeline YAML for a cluster")
     comp.add_argument("-o", "--output", default="pipeline.yaml", help="default pipeline.yaml")
@@ -44,6 +68,7 @@ def add_compile_parser(sub, d) -> None:
         help="mount this PersistentVolumeClaim in every task (repeatable), as "
         "submit --pvc does, for a YAML you upload yourself",
     )
+    _add_retries(comp)
 
 
 def add_submit_parser(sub, d) -> None:
@@ -81,6 +106,7 @@ def add_submit_parser(sub, d) -> None:
         "content; digests remembered in ~/.cache/urbansound) is used as well",
     )
     sb.add_argument("--no-cache", action="store_true", help="run every task again")
+    _add_retries(sb)
 
 
 def cmd_compile(args) -> int:
@@ -98,9 +124,12 @@ def cmd_compile(args) -> int:
         command="urbansound compile",
         hint="choose another -o",
     )
-    path = compile_pipeline(args.output, image=args.image or DEFAULT_IMAGE, pvcs=args.pvc)
+    path = compile_pipeline(
+        args.output, image=args.image or DEFAULT_IMAGE, pvcs=args.pvc, retries=args.retries
+    )
     mounts = "".join(f", mounts {name} at {mount}" for name, mount in args.pvc)
-    print(f"wrote {path}{mounts}")
+    retries = f", {args.retries} retries of a failed task" if args.retries else ""
+    print(f"wrote {path}{mounts}{retries}")
     return EXIT_OK
 
 
@@ -184,6 +213,7 @@ def cmd_submit(args) -> int:
             image=args.image or DEFAULT_IMAGE,
             config=config,
             pvcs=args.pvc,
+            retries=args.retries,
             caching=not args.no_cache,
         )
         result = submit(

@@ -35,6 +35,8 @@ DEFAULT_OUT = "urbansound-output"
 
 
 def add_parser(sub, d) -> None:
+    from urbansound.pipeline import containers
+
     run = sub.add_parser(
         "run",
         help="run the whole pipeline locally (kfp local runner)",
@@ -98,18 +100,8 @@ def add_parser(sub, d) -> None:
         "--image",
         metavar="IMG",
         help="with --runner docker: the image every task runs in (default "
-        f"{default_docker_image()}, what docker/build.sh tags)",
+        f"{containers.default_docker_image()}, what docker/build.sh tags)",
     )
-
-
-def default_docker_image() -> str:
-    """``urbansound:<version>-cpu``: docker/build.sh's CPU image of this version."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return f"urbansound:{version('urbansound')}-cpu"
-    except PackageNotFoundError:
-        return "urbansound:latest"
 
 
 def cmd_run(args) -> int:
