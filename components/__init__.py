@@ -47,3 +47,38 @@ def build_components(image: str = DEFAULT_IMAGE) -> Components:
         evaluate=make(evaluate_component),
         finish_run=make(finish_run_component),
     )
+
+
+@dataclass(frozen=True)
+class StudyComponents:
+    """What a study adds to :class:`Components` (:mod:`urbansound.components.study`)."""
+
+    start_study: object
+    start_configuration: object
+    evaluate_configuration: object
+    compare_study: object
+    deformation_policy: object
+
+
+def build_study_components(image: str = DEFAULT_IMAGE) -> StudyComponents:
+    """KFP components of a study's own tasks, all running in ``image``."""
+    from kfp import dsl
+
+    from urbansound.components.study import (
+        compare_study_component,
+        deformation_policy_component,
+        evaluate_configuration_component,
+        start_configuration_component,
+        start_study_component,
+    )
+
+    def make(func):
+        return dsl.component(func, base_image=image, install_kfp_package=False)
+
+    return StudyComponents(
+        start_study=make(start_study_component),
+        start_configuration=make(start_configuration_component),
+        evaluate_configuration=make(evaluate_configuration_component),
+        compare_study=make(compare_study_component),
+        deformation_policy=make(deformation_policy_component),
+    )

@@ -18,6 +18,34 @@ def evaluate_component(
     """Write summary.json, confusion_matrix.json/.png, curves, predictions.csv and
     report.html (the most confident mistakes play their clips from ``waveforms``, ingest's
     decoded clips); return the mean accuracy."""
+    from urbansound.components.evaluate import evaluate_and_log
+
+    summary = evaluate_and_log(
+        fold_results,
+        waveforms,
+        config_json,
+        tracking_uri,
+        parent_run_id,
+        evaluation,
+        metrics,
+        classification,
+    )
+    return summary["mean"]
+
+
+def evaluate_and_log(
+    fold_results,
+    waveforms,
+    config_json,
+    tracking_uri,
+    parent_run_id,
+    evaluation,
+    metrics,
+    classification,
+) -> dict:
+    """What :func:`evaluate_component` does (also a study's configuration's evaluation,
+    :mod:`urbansound.components.study`): the summary of the fold results, written to
+    ``evaluation``, KFP metrics and the parent run; returns the summary."""
     import json
     import os
     from pathlib import Path
@@ -65,4 +93,4 @@ def evaluate_component(
     uri = tracking_store.resolve_uri(tracking_uri)
     if uri and parent_run_id:
         runs.log_summary(uri, parent_run_id, summary, evaluation.path)
-    return summary["mean"]
+    return summary

@@ -30,6 +30,11 @@ EXPERIMENT = "urbansound"
 RUN_KEY_TAG = "urbansound.run_key"
 FOLD_TAG = "fold"
 SUPERSEDED_TAG = "urbansound.superseded_by"
+KIND_TAG = "urbansound.kind"
+STUDY_KIND = "study"
+CONFIGURATION_KIND = "configuration"
+"""A study (:mod:`urbansound.components.study`) is a run of kind ``study`` with one nested run
+of kind ``configuration`` per configuration, each the parent of its fold runs."""
 
 CONFIG_ARTIFACT = "config.json"
 """The run's whole configuration (:meth:`Config.to_json`), in full: what is read back
@@ -105,7 +110,12 @@ def parent_run_name(config, data_root: str) -> str:
 
 @tolerant(default="")
 def start_parent_run(
-    tracking_uri: str, run_key: str, params: dict, run_name: str = "", config: Config | None = None
+    tracking_uri: str,
+    run_key: str,
+    params: dict,
+    run_name: str = "",
+    config: Config | None = None,
+    tags: dict | None = None,
 ) -> str:
     """Create the pipeline's parent run (status RUNNING); return its id ("" if the
     server is unreachable).
@@ -116,7 +126,8 @@ def start_parent_run(
     process runs a key at a time: the output folder is locked).  A FINISHED
     parent is never reopened: its id is returned unchanged, and as every task of
     a finished run comes from kfp's cache, nothing is logged to it again.
-    ``config``, when given, is logged in full as :data:`CONFIG_ARTIFACT`.
+    ``config``, when given, is logged in full as :data:`CONFIG_ARTIFACT`; ``tags`` are
+    set on a new run (a study's configuration run: ``mlflow.parentRunId``, its kind).
     """
     c = client(tracking_uri)
     existing = _find_parent(c, run_key)
@@ -129,7 +140,9 @@ def start_parent_run(
         c.update_run(run_id, status="RUNNING")
         return run_id
     run = c.create_run(
-        experiment_id(c, tracking_uri), run_name=run_name or None, tags={RUN_KEY_TAG: run_key}
+        experiment_id(c, tracking_uri),
+        run_name=run_name or None,
+        tags={**(tags or {}), RUN_KEY_TAG: run_key},
     )
     log_params(c, run.info.run_id, params)
     if config is not None:
@@ -233,12 +246,16 @@ def _log_metric_once(mlflow_client, run_id: str, key: str, value: float, logged:
 
 
 def _close_children(mlflow_client, parent, status: str, statuses=("RUNNING",)) -> None:
+    """Mark the runs nested under ``parent`` (at any depth: a study's configuration runs
+    and their fold runs) that are in ``statuses`` as ``status``."""
     for child in mlflow_client.search_runs(
         [parent.info.experiment_id],
         filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'",
     ):
         if child.info.status in statuses:
             mlflow_client.set_terminated(child.info.run_id, status)
+        if child.data.tags.get(KIND_TAG) == CONFIGURATION_KIND:
+            _close_children(mlflow_client, child, status, statuses)
 
 
 @tolerant(default=None)
@@ -468,3 +485,71 @@ def run_config(
                 key: json.dumps(loaded["class_names"] if isinstance(loaded, dict) else loaded)
             }
     return config_from_params(params), f"the params of run {run_id}"
+
+
+STUDY_ARTIFACT = "study.json"
+"""A study run's configurations in full (:meth:`urbansound.study.Study.to_json`)."""
+CONFIGURATION_TAG = "urbansound.configuration"
+
+
+@tolerant(default="")
+def start_study_run(tracking_uri: str, run_key: str, study_json: str, data_root: str) -> str:
+    """Create (or reopen, as :func:`start_parent_run` does) a study's run: params ``study.name``,
+    ``study.configurations`` (their names) and ``data_root``, the study in full as
+    :data:`STUDY_ARTIFACT`; tagged ``urbansound.kind=study``."""
+    study = json.loads(study_json)
+    names = [c["name"] for c in study["configurations"]]
+    data = os.path.basename(os.path.normpath(data_root)) or data_root
+    run_id = start_parent_run(
+        tracking_uri,
+        run_key,
+        {"study.name": study["name"], "study.configurations": names, "data_root": data_root},
+        run_name=f"study {study['name']} · {len(names)} configurations · {data}",
+        tags={KIND_TAG: STUDY_KIND},
+    )
+    if run_id:
+        c = client(tracking_uri)
+        if STUDY_ARTIFACT not in {a.path for a in c.list_artifacts(run_id)}:
+            _log_json(c, run_id, STUDY_ARTIFACT, json.dumps(study, indent=1, sort_keys=True))
+    return run_id
+
+
+@tolerant(default="")
+def start_configuration_run(
+    tracking_uri: str,
+    run_key: str,
+    study_run_id: str,
+    name: str,
+    config: Config,
+    data_root: str,
+) -> str:
+    """Create (or reopen) one configuration's run, nested under the study's run and named
+    for the configuration; its params are the configuration's (as a pipeline run's), so
+    that ``compare`` reads it as one.  A FINISHED one is returned as it is."""
+    return start_parent_run(
+        tracking_uri,
+        run_key,
+        config.flat() | {"data_root": data_root},
+        run_name=name,
+        config=config,
+        tags={
+            "mlflow.parentRunId": study_run_id,
+            KIND_TAG: CONFIGURATION_KIND,
+            CONFIGURATION_TAG: name,
+        },
+    )
+
+
+@tolerant(default=None)
+def log_study_comparison(tracking_uri: str, study_run_id: str, folder: str) -> None:
+    """The study's comparison files (table, rows, box plot, per-class page) on its run."""
+    c = client(tracking_uri)
+    for name in sorted(os.listdir(folder)):
+        c.log_artifact(study_run_id, os.path.join(folder, name))
+
+
+@tolerant(default=None)
+def log_study_folder(tracking_uri: str, study_run_id: str, folder: str, artifact_path: str) -> None:
+    """A folder of a study's outputs (a deformation ablation's table, heatmap and policy)
+    on the study's run, under ``artifact_path``."""
+    client(tracking_uri).log_artifacts(study_run_id, folder, artifact_path=artifact_path)

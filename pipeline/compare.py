@@ -15,6 +15,10 @@ import tempfile
 from pathlib import Path
 
 from urbansound.comparison import (
+    BOXPLOT_FILE,
+    HTML_FILE,
+    ROWS_FILE,
+    TABLE_FILE,
     RunAccuracies,
     comparison_rows,
     format_comparison,
@@ -27,10 +31,11 @@ from urbansound.report import is_report
 
 KIND_TAG = "urbansound.kind"
 COMPARISON_KIND = "comparison"
-BOXPLOT_FILE = "fold_accuracy_boxplot.png"
-TABLE_FILE = "comparison.txt"
-ROWS_FILE = "comparison.json"
-HTML_ARTIFACT = "comparison.html"
+STUDY_KIND = "study"
+CONFIGURATION_KIND = "configuration"
+"""A study's run, and the run of one of its configurations (a pipeline run's equal, nested
+under the study's; :mod:`urbansound.components.runs`)."""
+HTML_ARTIFACT = HTML_FILE
 """The per-class page (``--html``) as the comparison run logs it."""
 CLASS_METRIC = re.compile(r"accuracy_class_(\d+)_(.*)")
 """A parent run's per-class accuracy metric (:func:`urbansound.components.runs.class_metric_keys`)."""
@@ -54,8 +59,9 @@ def _augmentation(params: dict) -> str:
 def load_runs(
     tracking_uri: str, run_ids: list[str] | None = None, experiment: str = "urbansound"
 ) -> list[RunAccuracies]:
-    """The finished fold accuracies of pipeline runs: the ``run_ids`` given (parent runs),
-    or every pipeline run of ``experiment``.
+    """The finished fold accuracies of pipeline runs: the ``run_ids`` given (parent runs;
+    a study's run stands for its configurations' runs), or every pipeline run of
+    ``experiment`` (a study's configurations each count as one).
 
     Raises
     ------
@@ -76,6 +82,7 @@ def load_runs(
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri)
+    studies: set[str] = set()
     if run_ids:
         parents = []
         for run_id in run_ids:
@@ -83,13 +90,15 @@ def load_runs(
                 run = client.get_run(run_id)
             except MlflowException:
                 raise ConfigError(f"{tracking_uri}: no run {run_id!r}") from None
-            if "mlflow.parentRunId" in run.data.tags:
+            kind = run.data.tags.get(KIND_TAG)
+            if "mlflow.parentRunId" in run.data.tags and kind != CONFIGURATION_KIND:
                 raise ConfigError(
                     f"run {run_id} is a fold run; give its pipeline run "
                     f"{run.data.tags['mlflow.parentRunId']}"
                 )
             parents.append(run)
         experiment_ids = sorted({run.info.experiment_id for run in parents})
+        studies = {r.info.run_id for r in parents if r.data.tags.get(KIND_TAG) == STUDY_KIND}
     else:
         found = client.get_experiment_by_name(experiment)
         if found is None:
@@ -97,6 +106,13 @@ def load_runs(
         experiment_ids = [found.experiment_id]
         parents = None
     all_runs = client.search_runs(experiment_ids, max_results=50_000)
+    if parents is not None and studies:  # a study given: its configurations' runs
+        parents = [r for r in parents if r.info.run_id not in studies] + [
+            r
+            for r in all_runs
+            if r.data.tags.get("mlflow.parentRunId") in studies
+            and r.data.tags.get(KIND_TAG) == CONFIGURATION_KIND
+        ]
     children: dict[str, dict[int, float]] = {}
     for run in all_runs:
         parent = run.data.tags.get("mlflow.parentRunId")
@@ -107,8 +123,11 @@ def load_runs(
         parents = [
             run
             for run in all_runs
-            if "mlflow.parentRunId" not in run.data.tags
-            and run.data.tags.get(KIND_TAG) != COMPARISON_KIND
+            if (
+                "mlflow.parentRunId" not in run.data.tags
+                or run.data.tags.get(KIND_TAG) == CONFIGURATION_KIND
+            )
+            and run.data.tags.get(KIND_TAG) not in (COMPARISON_KIND, STUDY_KIND)
         ]
     return [
         RunAccuracies(

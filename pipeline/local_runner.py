@@ -60,6 +60,8 @@ class LocalRun:
     summary_path: str | None
     parent_run_id: str | None
     warnings: list[str] = field(default_factory=list)
+    comparison_dir: str | None = None  # a study's: the comparison task's output folder
+    ablation_dirs: list[str] = field(default_factory=list)  # its deformation ablations' folders
 
 
 class Interrupted(KeyboardInterrupt):
@@ -90,23 +92,40 @@ def run_key_for(**arguments) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:24]
 
 
-def pipeline_fingerprint(config: Config) -> str:
-    """SHA-256 of the compiled local pipeline (components' code, wiring, defaults):
-    what kfp's cache keys on besides the inputs."""
+def _local_pipeline(config: Config, study_json: str = "", **kwargs):
+    """The pipeline function the local runner runs: ``run``'s, or a study's
+    (:mod:`urbansound.pipeline.study`) when ``study_json`` is given."""
+    if study_json:
+        from urbansound.pipeline.study import create_study_pipeline
+        from urbansound.study import Study
+
+        return create_study_pipeline(
+            Study.from_json(study_json), gpu=False, parallelism=1, **kwargs
+        )
+    from urbansound.pipeline.pipeline import create_pipeline
+
+    return create_pipeline(gpu=False, parallelism=1, config=config, **kwargs)
+
+
+def pipeline_fingerprint(config: Config, study_json: str = "") -> str:
+    """SHA-256 of the compiled local pipeline (components' code, wiring, defaults; a
+    study's configurations): what kfp's cache keys on besides the inputs."""
     import tempfile
 
     from kfp import compiler
 
-    from urbansound.pipeline.pipeline import create_pipeline
-
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "pipeline.yaml")
-        compiler.Compiler().compile(create_pipeline(gpu=False, parallelism=1, config=config), path)
+        compiler.Compiler().compile(_local_pipeline(config, study_json), path)
         return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
 
 
 def resume_key(
-    arguments: dict, pipeline_root: str | os.PathLike, config: Config, runner: str = ""
+    arguments: dict,
+    pipeline_root: str | os.PathLike,
+    config: Config,
+    runner: str = "",
+    study_json: str = "",
 ) -> str:
     """The run key of a cached run: what kfp's cache keys on (the pipeline's code,
     the arguments) and where the cache lives (the output folder); ``runner``: where the
@@ -116,7 +135,9 @@ def resume_key(
         **arguments,
         **extra,
         pipeline_root=str(Path(pipeline_root).resolve()),
-        pipeline=pipeline_fingerprint(config),
+        pipeline=pipeline_fingerprint(config, study_json)
+        if study_json
+        else pipeline_fingerprint(config),
     )
 
 
@@ -168,6 +189,7 @@ def run_local(
     cache: bool = True,
     lock_fd: int | None = None,
     docker: dict | None = None,
+    study_json: str = "",
 ) -> LocalRun:
     """Execute the whole pipeline locally and return where its results are.
 
@@ -185,6 +207,11 @@ def run_local(
     An interruption also stops this run's containers (the engine runs them, not this
     process group).
 
+    ``study_json``: run a study's pipeline (:meth:`urbansound.study.Study.to_json`; its
+    configurations replace ``config``, which then only names the default of nothing);
+    ``comparison_dir`` of the result is its comparison's folder, ``ablation_dirs`` its
+    deformation ablations' (``study deformations``).
+
     Raises
     ------
     PipelineFailed
@@ -200,7 +227,7 @@ def run_local(
     pipeline_root.mkdir(parents=True, exist_ok=True)
     arguments = dict(
         data_root=str(Path(data_root).resolve()),
-        config_json=config.to_json(),
+        **({} if study_json else {"config_json": config.to_json()}),
         test_folds=[int(f) for f in test_folds],
         strict=strict,
         beam_args=list(beam_args),
@@ -209,7 +236,11 @@ def run_local(
         digest_cache=os.fspath(digest_cache),
     )
     runner = f"docker:{docker['image']}@{docker['image_id']}" if docker else ""
-    run_key = resume_key(arguments, pipeline_root, config, runner) if cache else uuid.uuid4().hex
+    run_key = (
+        resume_key(arguments, pipeline_root, config, runner, study_json)
+        if cache
+        else uuid.uuid4().hex
+    )
     unreachable = pipeline_root / f"{UNREACHABLE_FILE}-{run_key}"
     unreachable.unlink(missing_ok=True)
     for key, value in tracking_store.TASK_HTTP_ENV.items():  # the tasks inherit this environment
@@ -223,6 +254,7 @@ def run_local(
         "unreachable_file": str(unreachable),
         "docker": docker,
         "invocation": uuid.uuid4().hex,
+        "study": study_json,
     }
     outcome_read, outcome_write = os.pipe()
     keep = [outcome_write] + ([lock_fd] if lock_fd is not None else [])
@@ -282,7 +314,16 @@ def run_local(
             parent = found[0] if found else None
         except Exception as exc:  # the run itself is complete; say what is missing
             warnings.append(f"could not read the MLflow parent run at {tracking_uri} ({exc})")
-    return LocalRun(run_key, str(pipeline_root), summary, summary_path, parent, warnings)
+    return LocalRun(
+        run_key,
+        str(pipeline_root),
+        summary,
+        summary_path,
+        parent,
+        warnings,
+        comparison_dir=outcome.get("comparison"),
+        ablation_dirs=outcome.get("ablations") or [],
+    )
 
 
 def _execute(spec_json: str, outcome_fd: int) -> int:
@@ -297,8 +338,6 @@ def _execute(spec_json: str, outcome_fd: int) -> int:
     os.environ[UNREACHABLE_FILE_ENV] = spec["unreachable_file"]
 
     from kfp import local
-
-    from urbansound.pipeline.pipeline import create_pipeline
 
     # kfp reports cache hits on the root logger at INFO: make them visible in the log.
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -321,9 +360,9 @@ def _execute(spec_json: str, outcome_fd: int) -> int:
         enable_caching=spec["cache"],
     )
     image = {"image": docker["image"]} if docker else {}
-    pipeline_fn = create_pipeline(
-        gpu=False, parallelism=1, config=Config.from_json(arguments["config_json"]), **image
-    )
+    study_json = spec.get("study") or ""
+    config = Config() if study_json else Config.from_json(arguments["config_json"])
+    pipeline_fn = _local_pipeline(config, study_json, **image)
     recorded = _record_task_outputs()
     root = Path(spec["pipeline_root"])
     before = {p.name for p in root.iterdir()} if root.is_dir() else set()
@@ -333,6 +372,12 @@ def _execute(spec_json: str, outcome_fd: int) -> int:
     except RuntimeError as exc:  # a task failed; kfp already printed its log
         outcome = {"ok": False, "error": str(exc)}
     outcome["evaluation"] = _evaluation_dir(recorded, root, before)
+    outcome["comparison"] = _output_path(recorded, "compare-study", "comparison")
+    outcome["ablations"] = [
+        getattr(a, "path", None) or a.uri
+        for name, outputs in sorted(recorded.items())
+        if name.startswith("deformation-policy") and (a := (outputs or {}).get("ablation"))
+    ]
     with os.fdopen(outcome_fd, "w") as fh:
         fh.write(json.dumps(outcome))
     return 0 if outcome["ok"] else 1
@@ -355,6 +400,15 @@ def _record_task_outputs() -> dict:
 
     task_executor.execute_single_task = recording
     return recorded
+
+
+def _output_path(recorded: dict, task_prefix: str, output: str) -> str | None:
+    """Where the output ``output`` of this run's task named ``task_prefix…`` is."""
+    for name, outputs in recorded.items():
+        artifact = (outputs or {}).get(output) if name.startswith(task_prefix) else None
+        if artifact is not None:
+            return getattr(artifact, "path", None) or artifact.uri
+    return None
 
 
 def _evaluation_dir(recorded: dict, root: Path, before: set) -> str | None:

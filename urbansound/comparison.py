@@ -16,6 +16,13 @@ import numpy as np
 
 from urbansound.metrics import summarize_accuracies
 
+BOXPLOT_FILE = "fold_accuracy_boxplot.png"
+TABLE_FILE = "comparison.txt"
+ROWS_FILE = "comparison.json"
+HTML_FILE = "comparison.html"
+"""The files a comparison writes (``urbansound compare``, a study's last task): the table,
+its rows as JSON, the box plot and the per-class page."""
+
 
 @dataclass(frozen=True)
 class RunAccuracies:

@@ -49,6 +49,17 @@ SALAMON_BELLO_DEFORMATIONS = tuple(DEFORMATIONS)
 DEFORMATION_SETS = {"study": STUDY_DEFORMATIONS, "salamon-bello": SALAMON_BELLO_DEFORMATIONS}
 """Named sets for ``--augment``."""
 
+DEFORMATION_FAMILIES: dict[str, tuple[str, ...]] = {
+    "time_stretch": tuple(f"time_stretch_{r:g}" for r in _STRETCH),
+    "pitch_shift_1": tuple(_shift_name(n) for n in _SHIFT[:4]),
+    "pitch_shift_2": tuple(_shift_name(n) for n in _SHIFT[4:]),
+    "drc": tuple(f"drc_{p.replace(' ', '_')}" for p in _DRC),
+    "background_noise": tuple(f"background_noise_{name}" for name in BUILTIN_NOISES),
+}
+"""The dataset authors' five deformation families (Salamon & Bello 2017: TS, PS1, PS2,
+DRC, BG), four deformations each; together :data:`SALAMON_BELLO_DEFORMATIONS`.  The
+deformation ablation (``urbansound study deformations``) trains once per family."""
+
 
 def binary_needed(name: str) -> str | None:
     """The external program a deformation needs (``rubberband``, ``sox``), or None."""

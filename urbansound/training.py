@@ -82,6 +82,12 @@ class FoldResult:
     # class probabilities [shape=(n_test, n_classes)], 0..1, rounded to 6 decimals: the
     # mean over the seeds' models and the clip's windows, whose argmax is y_pred
     probabilities: list[list[float]] = field(default_factory=list)
+    # per validation clip (original audio of the validation fold, a training fold of this
+    # test fold's split; empty without one, or in results written before they were kept):
+    # the true and predicted labels of the kept model, which the deformation ablation
+    # reads instead of the test fold's (urbansound.ablation)
+    validation_y_true: list[int] = field(default_factory=list)
+    validation_y_pred: list[int] = field(default_factory=list)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -467,7 +473,7 @@ def train_fold(
     tf.config.experimental.enable_op_determinism()
     stats = input_statistics(train, config)
     seeds = t.seeds or (t.seed,)
-    members, histories, member_probabilities = [], [], []
+    members, histories, member_probabilities, validation_probabilities = [], [], [], []
     transfers: list[TransferReport] = []
     for member_seed in seeds:
         seed = (member_seed * 1000 + test_fold) % 2**32  # one stream per fold; numpy: < 2**32
@@ -480,6 +486,8 @@ def train_fold(
             model.predict(test.x, batch_size=256, verbose=0), test.file_names
         )
         member_probabilities.append(clip_probabilities)
+        if validation is not None:
+            validation_probabilities.append(model.predict(validation.x, batch_size=256, verbose=0))
     probabilities = np.mean(member_probabilities, axis=0)
     y_true = test.y[first_row]
     y_pred = probabilities.argmax(axis=1)
@@ -525,6 +533,12 @@ def train_fold(
         initialised_from=asdict(transfers[0]) if transfers else {},
         file_names=[test.file_names[i] for i in first_row],
         probabilities=np.round(probabilities.astype(np.float64), 6).tolist(),
+        validation_y_true=validation.y.tolist() if validation is not None else [],
+        validation_y_pred=(
+            np.mean(validation_probabilities, axis=0).argmax(axis=1).tolist()
+            if validation is not None
+            else []
+        ),
     )
     (out / RESULT_FILE).write_text(result.to_json())
     return result

@@ -13,11 +13,13 @@ from urbansound.pipeline.commands import (
     report,
     run,
     stages,
+    study,
     ui,
 )
 
 COMMANDS = {
     **run.COMMANDS,
+    **study.COMMANDS,
     **stages.COMMANDS,
     **ui.COMMANDS,
     **model.COMMANDS,
@@ -29,6 +31,7 @@ COMMANDS = {
 
 ORDER = (
     "run",
+    "study",
     "demo-data",
     "ingest",
     "features",

@@ -11,6 +11,7 @@ import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, NamedTuple
 
 EXIT_OK, EXIT_INTERNAL, EXIT_USER, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -48,12 +49,22 @@ def positive(text: str) -> int:
 
 def setting(text: str) -> tuple[str, object]:
     """``section.key=value`` for ``--set``; the value is read as JSON when it parses
-    (numbers, true/false, null, lists), else taken as a string."""
+    (numbers, true/false, null, lists), else taken as a string.  ``section.key=@FILE``:
+    the value is the file's text, read the same way (e.g. ``augment.per_class=@FILE``
+    with the JSON list of a deformation ablation's ``per_class_policy.json``)."""
     key, sep, raw = text.partition("=")
     if not sep or "." not in key:
         raise argparse.ArgumentTypeError(
             f"--set takes section.key=value (e.g. train.weight_decay=0.001), not {text!r}"
         )
+    if raw.startswith("@"):
+        try:
+            raw = Path(raw[1:]).read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = getattr(exc, "strerror", None) or exc
+            raise argparse.ArgumentTypeError(
+                f"--set {key}=@FILE: cannot read {raw[1:]} ({reason})"
+            ) from None
     try:
         value = json.loads(raw)
     except json.JSONDecodeError:
@@ -197,7 +208,8 @@ SET_OPTION = _option(
     SETTINGS,
     "any configuration value, repeatable, e.g. --set "
     "train.weight_decay=0.001 --set audio.pad_mode=zeros (see the README's configuration "
-    "reference)",
+    "reference); KEY=@FILE reads the value from FILE, e.g. --set "
+    "augment.per_class=@per_class_policy.json (`study deformations` writes it)",
     dest="settings",
     type=setting,
     action="append",
