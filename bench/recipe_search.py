@@ -130,15 +130,29 @@ def main(argv=None) -> int:
                         f"({row['seconds']:.0f} s)",
                         flush=True,
                     )
-    print(table(args.out, candidates))
+    print(table(args.out, candidates, args.probabilities_dir))
     return 0
 
 
-def table(path: Path, candidates: dict[str, str]) -> str:
+def ensemble_accuracy(probabilities_dir: Path, name: str, fold: int) -> tuple[float, int] | None:
+    """Accuracy on held-out ``fold`` of the mean of the candidate's seeds' probabilities, and
+    how many seeds; None without two or more seeds' files."""
+    paths = sorted(probabilities_dir.glob(f"{name}-seed*-fold{fold}.npz"))
+    if len(paths) < 2:
+        return None
+    runs = [np.load(path) for path in paths]
+    for run in runs[1:]:  # the same clips in the same order, or the mean means nothing
+        assert (run["file_names"] == runs[0]["file_names"]).all(), paths
+    mean = np.mean([run["probabilities"] for run in runs], axis=0)
+    return float((mean.argmax(axis=1) == runs[0]["y_true"]).mean()), len(runs)
+
+
+def table(path: Path, candidates: dict[str, str], probabilities_dir: Path | None = None) -> str:
     rows = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
     lines = [
-        "| candidate | per seed (mean over folds) | mean ± std | per fold | s per fold |",
-        "|---|---|---|---|---|",
+        "| candidate | per seed (mean over folds) | mean ± std | per fold | s per fold |"
+        + (" seed ensemble per fold (mean) |" if probabilities_dir else ""),
+        "|---|---|---|---|---|" + ("---|" if probabilities_dir else ""),
     ]
     for name, overrides in candidates.items():
         mine = [r for r in rows if r["candidate"] == name and r["overrides"] == overrides]
@@ -154,10 +168,20 @@ def table(path: Path, candidates: dict[str, str]) -> str:
         )
         seconds = statistics.mean(r["seconds"] for r in mine) if mine else float("nan")
         mean = statistics.mean(complete) if complete else float("nan")
-        lines.append(
+        line = (
             f"| {name} | {', '.join(f'{a:.3f}' for a in complete)} | {mean:.3f} ± {spread:.3f} "
             f"| {per_fold} | {seconds:.0f} |"
         )
+        if probabilities_dir:
+            found = {f: ensemble_accuracy(probabilities_dir, name, f) for f in folds}
+            scored = {f: e for f, e in found.items() if e is not None}
+            line += (
+                " "
+                + ", ".join(f"{f}: {a:.3f} ({n} seeds)" for f, (a, n) in scored.items())
+                + (f" ({statistics.mean(a for a, _ in scored.values()):.3f})" if scored else "–")
+                + " |"
+            )
+        lines.append(line)
     return "\n".join(lines)
 
 

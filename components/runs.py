@@ -103,7 +103,8 @@ def parent_run_name(config, data_root: str) -> str:
     augmentation = (
         (named[0] if named else "+".join(deformations)) if deformations else "no augmentation"
     )
-    seeds = f" · {len(config.train.seeds)} seeds" if len(config.train.seeds) > 1 else ""
+    members = config.train.member_seeds
+    seeds = f" · {len(members)} seeds" if len(members) > 1 else ""
     data = os.path.basename(os.path.normpath(data_root)) or data_root
     return f"{config.train.model} · {augmentation}{seeds} · {data}"
 

@@ -162,7 +162,7 @@ def test_flat_keys():
     assert flat["features.n_mels"] == 128
     assert all(k.count(".") == 1 for k in flat)
     assert {k.split(".")[0] for k in flat} == {"audio", "features", "train", "augment", "data"}
-    assert len(flat) == 3 + 11 + 20 + 4 + 6
+    assert len(flat) == 3 + 11 + 21 + 4 + 6
 
 
 # ---------------------------------------------------------------------------

@@ -15,6 +15,7 @@ import pytest
 from urbansound.config import (
     MAX_CLIP_SAMPLES,
     MAX_INPUT_CELLS,
+    MAX_SEED,
     MAX_SEEDS,
     AudioConfig,
     Config,
@@ -136,6 +137,22 @@ def test_seeds_are_bounded_in_number_and_size():
     with pytest.raises(ConfigError, match=r"train\.seeds must be at most"):
         Config().override(**{"train.seeds": (1, 1 << 33)})
     assert Config().override(**{"train.seeds": tuple(range(MAX_SEEDS))}).train.seeds[-1] == 31
+
+
+def test_ensemble_members_and_their_bounds():
+    train = Config().override(**{"train.ensemble": 3, "train.seed": 2}).train
+    assert train.member_seeds == (6, 7, 8)  # seed 2 shares no member with seed 1's (3, 4, 5)
+    # seeds, when named, are the members whatever ensemble says
+    assert TrainConfig(seeds=(9, 4), ensemble=3).member_seeds == (9, 4)
+    assert TrainConfig(ensemble=1, seed=5).member_seeds == (5,)
+    # the largest seed wraps into NumPy's 32-bit range instead of failing mid-run
+    assert (
+        max(Config().override(**{"train.ensemble": 2, "train.seed": MAX_SEED}).train.member_seeds)
+        < 2**32
+    )
+    for bad in (0, MAX_SEEDS + 1):
+        with pytest.raises(ConfigError, match=r"train\.ensemble must be"):
+            Config().override(**{"train.ensemble": bad})
 
 
 def test_class_names_are_bounded_in_number():

@@ -587,6 +587,21 @@ def test_train_fold_with_seeds_is_an_ensemble_of_its_members(feature_dir, tmp_pa
     assert p.argmax(axis=1).tolist() == result.y_pred
 
 
+def test_train_ensemble_trains_consecutive_seeds_from_seed_times_its_size(feature_dir, tmp_path):
+    root, _ = feature_dir
+    config = SMALL.override(**{"train.ensemble": 2, "train.seed": 3})
+    assert config.train.member_seeds == (6, 7)
+    result = train_fold(root, TEST_FOLD, [1, 2, 3], config=config, out_dir=tmp_path)
+    assert result.seeds == [6, 7] and len(result.member_accuracies) == 2
+    # the validation fold is still drawn with train.seed: the same split as seed 3 alone
+    assert (
+        result.validation_fold
+        == split_folds(
+            TEST_FOLD, [1, 2, 3], seed=3, validation=config.train.validation
+        ).validation_fold
+    )
+
+
 def test_ensemble_summary_says_which_numbers_it_gives(tmp_path):
     from urbansound.evaluation import evaluate_folds, format_summary
 

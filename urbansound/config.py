@@ -145,7 +145,9 @@ class TrainConfig:
     random_windows: bool = _DEFAULT_RECIPE.random_windows
     normalize: str = "per_band"
     seed: int = 0
-    seeds: tuple[int, ...] = _DEFAULT_RECIPE.seeds  # several: one model per seed, an ensemble
+    seeds: tuple[int, ...] = ()  # several: one model per seed, an ensemble (see member_seeds)
+    # models per fold when seeds is empty: seeds seed·n … seed·n + n - 1, averaged (an ensemble)
+    ensemble: int = _DEFAULT_RECIPE.ensemble
     # "memory": the training examples as arrays; "stream": read from the records each epoch
     # (tf.data, bounded memory); "auto": stream when they would take > 2 GiB
     input: str = "auto"
@@ -158,6 +160,15 @@ class TrainConfig:
     # count is equal); "" trains from scratch.  freeze_features: only the softmax trains.
     init_from: str = ""
     freeze_features: bool = False
+
+    @property
+    def member_seeds(self) -> tuple[int, ...]:
+        """The seed of every model trained per fold: ``seeds`` when given, else ``ensemble``
+        consecutive seeds from ``seed × ensemble`` (so two values of ``seed`` share no
+        member); ``(seed,)`` for one model."""
+        if self.seeds:
+            return self.seeds
+        return tuple((self.seed * self.ensemble + i) % 2**32 for i in range(self.ensemble))
 
     @property
     def augments_batches(self) -> bool:
@@ -196,12 +207,12 @@ def train_config_for(model: str, profile: str = "default") -> TrainConfig:
         time_shift=spec.time_shift,
         random_windows=spec.random_windows,
         precision=spec.precision,
-        seeds=spec.seeds,
+        ensemble=spec.ensemble,
     )
     if profile == "study":
         recipe.update(validation="fold", patience=15)
     elif profile == "quick":
-        recipe.update(epochs=2, patience=1, seeds=())  # one model: a smoke run
+        recipe.update(epochs=2, patience=1, ensemble=1)  # one model: a smoke run
     return TrainConfig(**recipe)
 
 
@@ -512,6 +523,7 @@ _RANGES: tuple[tuple[str, float, float, str], ...] = (
     ("train.weight_decay", 0.0, 1.0, ""),
     ("train.mixup_alpha", 0.0, 10.0, ""),
     ("train.seed", 0, MAX_SEED, ""),
+    ("train.ensemble", 1, MAX_SEEDS, ""),
     ("data.split_seed", 0, MAX_SEED, ""),
 )
 """Plausible ranges, checked on every load (JSON, ``--set``, a run's params, a model's
@@ -653,5 +665,6 @@ def demo_config(model: str = DEFAULT_MODEL, profile: str = "default") -> Config:
             "train.epochs": min(DEMO_EPOCHS, config.train.epochs),
             "train.patience": min(8, config.train.patience),
             "train.batch_size": 16,
+            "train.ensemble": 1,  # one model per fold, whatever the recipe's ensemble
         }
     )

@@ -51,7 +51,8 @@ class ModelSpec:
         of its windows, and with ``random_windows`` every training epoch draws one
         window of each clip (``features.window_hop_s``, ``train.random_windows``).
     precision : ``train.precision`` (``"auto"``: bfloat16 compute where the CPU has it).
-    seeds : ``train.seeds``: one model per seed, evaluated and saved as their mean.
+    ensemble : ``train.ensemble``: models trained per fold from consecutive seeds, evaluated
+        and saved as the mean of their probabilities (1: one model).
     study : True for the study's own models (SEED.md).
     """
 
@@ -73,7 +74,7 @@ class ModelSpec:
     window_hop_s: float = 0.0
     random_windows: bool = False
     precision: str = "float32"
-    seeds: tuple[int, ...] = ()
+    ensemble: int = 1
     study: bool = False
 
 

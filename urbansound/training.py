@@ -425,7 +425,8 @@ def train_fold(
 ) -> FoldResult:
     """Train and evaluate one model with ``test_fold`` held out.
 
-    With ``train.seeds`` (e.g. ``(1, 2, 3)``) one model is trained per seed on the same
+    With ``train.seeds`` (e.g. ``(1, 2, 3)``) or ``train.ensemble`` > 1 (its
+    :attr:`~urbansound.config.TrainConfig.member_seeds`) one model is trained per seed on the same
     split and they are evaluated as an ensemble (mean of probabilities; each member's
     own accuracy is kept in ``member_accuracies``).  The validation fold is always
     drawn with ``train.seed``.
@@ -472,7 +473,7 @@ def train_fold(
 
     tf.config.experimental.enable_op_determinism()
     stats = input_statistics(train, config)
-    seeds = t.seeds or (t.seed,)
+    seeds = t.member_seeds
     members, histories, member_probabilities, validation_probabilities = [], [], [], []
     transfers: list[TransferReport] = []
     for member_seed in seeds:
@@ -562,7 +563,8 @@ def train_final(
     the settings.  It has no accuracy of its own; the cross-validated run's is its
     expected accuracy.  ``train.validation`` is ignored (there is no fold to stop on): the
     caller sets the epochs (e.g. the median best epoch of the cross-validated folds).
-    With ``train.seeds`` one model per seed, saved as their average (:func:`average_models`).
+    With ``train.seeds`` or ``train.ensemble`` > 1 one model per seed, saved as their average
+    (:func:`average_models`).
 
     Writes ``model.keras`` (takes raw log-mels or waveforms, standardisation inside),
     ``config.json`` and ``final_result.json`` to ``out_dir``.
@@ -596,7 +598,7 @@ def train_final(
         raise ValueError(f"{feature_dir}: no training examples in folds {folds}")
     tf.config.experimental.enable_op_determinism()
     stats = input_statistics(train, config)
-    seeds = t.seeds or (t.seed,)
+    seeds = t.member_seeds
     members, histories = [], []
     transfers: list[TransferReport] = []
     for member_seed in seeds:
