@@ -78,6 +78,7 @@ def measure(model_name: str, n_examples: int, precision: str = "float32") -> dic
         "ms_per_example_epoch": round(ms, 2),
         "epochs": t.epochs,
         "batch_size": t.batch_size,
+        "members": len(t.member_seeds),  # train.ensemble: models trained per fold
     }
 
 
@@ -106,19 +107,24 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     rows = []
     print(
-        f"{'model':<15} {'precision':<15} {'ms/example/epoch':>17} {'epochs':>6} "
+        f"{'model':<15} {'precision':<15} {'ms/example/epoch':>17} {'epochs':>6} {'models':>6} "
         f"{'one fold of ' + str(args.train_clips) + ' clips':>24}"
     )
     for name in args.models.split(","):
         for precision in args.precisions.split(","):
             row = measure(name, args.examples, precision)
             row["projected_fold_minutes"] = round(
-                row["ms_per_example_epoch"] * args.train_clips * row["epochs"] / 60_000, 1
+                row["ms_per_example_epoch"]
+                * args.train_clips
+                * row["epochs"]
+                * row["members"]
+                / 60_000,
+                1,
             )
             rows.append(row)
             print(
                 f"{name:<15} {row['precision']:<15} {row['ms_per_example_epoch']:>17.2f} "
-                f"{row['epochs']:>6} {row['projected_fold_minutes']:>20.1f} min",
+                f"{row['epochs']:>6} {row['members']:>6} {row['projected_fold_minutes']:>20.1f} min",
                 flush=True,
             )
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)

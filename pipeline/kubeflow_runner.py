@@ -270,7 +270,7 @@ def submit(
     package_path: str,
     experiment: str = "urbansound",
     pipeline_root: str | None = None,
-    config: Config = Config(),
+    config: Config | None = Config(),
     test_folds: Sequence[int] = (),
     tracking_uri: str = "",
     beam_args: Sequence[str] = (),
@@ -282,6 +282,8 @@ def submit(
     """Submit a compiled package as a run; return kfp's RunPipelineResult.
 
     ``dataset_fingerprint`` keys kfp's cache of ingest (see :func:`cache_key`).
+    ``config`` None: a study's package (:func:`urbansound.pipeline.study.compile_study`),
+    whose configurations are compiled in and which takes no ``config_json``.
     ``client`` may be given (tests pass one whose HTTP calls are intercepted).
 
     Raises ClusterError (one line: the host and the reason) when the cluster cannot be
@@ -296,17 +298,19 @@ def submit(
             with warnings.catch_warnings():  # "only works with KFP v2.0.0-beta.2 and later"
                 warnings.simplefilter("ignore", FutureWarning)
                 client = _single_probe_client(kfp)(host=host)  # asks the API's /healthz
+        arguments: dict[str, Any] = {
+            "data_root": data_root,
+            "test_folds": list(test_folds),
+            "tracking_uri": tracking_uri,
+            "beam_args": list(beam_args),
+            "strict": strict,
+            "dataset_fingerprint": dataset_fingerprint,
+        }
+        if config is not None:
+            arguments["config_json"] = config.to_json()
         return client.create_run_from_pipeline_package(
             package_path,
-            arguments={
-                "data_root": data_root,
-                "config_json": config.to_json(),
-                "test_folds": list(test_folds),
-                "tracking_uri": tracking_uri,
-                "beam_args": list(beam_args),
-                "strict": strict,
-                "dataset_fingerprint": dataset_fingerprint,
-            },
+            arguments=arguments,
             run_name=run_name,
             experiment_name=experiment,
             pipeline_root=pipeline_root,

@@ -288,6 +288,183 @@ def test_compile_option_writes_the_cluster_yaml(tmp_path, capsys):
     assert spec["pipelineInfo"]["name"] == "urbansound-study"
 
 
+def test_compile_option_takes_the_cluster_options_and_the_full_recipes(tmp_path, capsys):
+    """`study --compile` mounts claims and retries as `compile` does, and, with no --data,
+    compiles every model's own recipe (a cluster never trains on the demo data)."""
+    from urbansound.pipeline.cli import main
+
+    path = tmp_path / "study.yaml"
+    argv = ["study", "--models", "sb-cnn", "--compile", path, "--pvc", "us8k:/mnt/data"]
+    assert main([str(a) for a in argv + ["--retries", "1", "--image", "reg/us:1"]]) == 0
+    docs = list(yaml.safe_load_all(path.read_text()))
+    spec, platform = docs[0], docs[1]["platforms"]["kubernetes"]
+    assert set(platform["deploymentSpec"]["executors"]) == set(spec["deploymentSpec"]["executors"])
+    assert all(t["retryPolicy"]["maxRetryCount"] == 1 for t in _component_tasks(spec).values())
+    start = _component_tasks(spec)["start-configuration-component"]
+    config_json = start["inputs"]["parameters"]["config_json"]["runtimeValue"]["constant"]
+    assert Config.from_json(config_json).train.epochs == config_for("sb-cnn").train.epochs
+
+
+# ------------------------------------------------------------ submitted to a cluster --
+
+from conftest import KfpResponse, intercept_kfp  # noqa: E402
+
+from urbansound.config import Config  # noqa: E402
+
+SUBMIT = ["--submit", "--host", "http://kfp.invalid"]
+
+
+def _component_tasks(spec):
+    return {n: t for n, t in _tasks(spec).items() if "componentRef" in t and "-component" in n}
+
+
+def _submitted(calls):
+    """The run request kfp.Client sent: (its body, the pipeline spec, the platform spec)."""
+    body = next(c for c in calls if c[0] == "POST" and c[1].endswith("/runs"))[2]
+    spec = body["pipeline_spec"]
+    platform = spec.get("platform_spec", {}).get("platforms", {}).get("kubernetes", {})
+    return body, spec.get("pipeline_spec", spec), platform
+
+
+def test_submit_sends_the_study_s_pipeline_with_submit_s_cluster_options(monkeypatch, capsys):
+    """`study table1 --submit` down to the HTTP request kfp's client would send: the
+    study's pipeline (every configuration's tasks), the arguments `submit` passes (no
+    config_json: the configurations are compiled in), a GPU on training tasks only, the
+    image, requests, limits, retries and mounts in every task, as `submit` sets them."""
+    from urbansound.pipeline.cli import main
+
+    calls = intercept_kfp(monkeypatch, run_id="run-19")
+    argv = [
+        "study",
+        "table1",
+        *SUBMIT,
+        "--data",
+        "/mnt/data/UrbanSound8K",
+        "--pvc",
+        "us8k:/mnt/data",
+        "--data-version",
+        "2026-11-01",
+        "--image",
+        "reg.example.com/urbansound:1-gpu",
+        "--tracking-uri",
+        "http://mlflow.mlflow:5000",
+        "--pipeline-root",
+        "gs://bucket/root",
+        "--experiment",
+        "studies",
+        "--retries",
+        "2",
+        "--folds",
+        "1,2",
+        "--strict",
+        "--beam-arg=--direct_num_workers=4",
+    ]
+    assert main(argv) == 0, capsys.readouterr().err
+    out = capsys.readouterr().out
+    assert "submitted study table1 (4 configurations" in out and "run-19" in out
+    body, spec, platform = _submitted(calls)
+    assert spec["pipelineInfo"]["name"] == "urbansound-study"
+    assert body["display_name"] == "urbansound study table1"
+    runtime = body["runtime_config"]
+    assert runtime["pipeline_root"] == "gs://bucket/root"
+    assert runtime["parameters"] == {
+        "data_root": "/mnt/data/UrbanSound8K",
+        "test_folds": [1, 2],
+        "tracking_uri": "http://mlflow.mlflow:5000",
+        "beam_args": ["--direct_num_workers=4"],
+        "strict": True,
+        "dataset_fingerprint": "version=2026-11-01",
+    }
+    assert set(runtime["parameters"]) <= set(spec["root"]["inputDefinitions"]["parameters"])
+    # every configuration of the spec: its MLflow run, its fold loop, its trainings
+    study = resolve(BUILTIN_SPECS["table1"], config_for)
+    shown = {t["taskInfo"]["name"] for t in _tasks(spec).values()}
+    for c in study.configurations:
+        assert {f"mlflow-{c.slug}", f"train-{c.slug}", f"evaluate-{c.slug}"} <= shown, c.slug
+    assert len([t for t in _tasks(spec).values() if "parameterIterator" in t]) == 4
+    executors = spec["deploymentSpec"]["executors"]
+    for name, executor in executors.items():
+        container = executor["container"]
+        assert container["image"] == "reg.example.com/urbansound:1-gpu", name
+        want = TASK_RESOURCES[_kind(name)]
+        assert container["resources"]["resourceCpuRequest"] == want.cpu_request, name
+        assert container["resources"]["resourceMemoryLimit"] == want.memory_limit, name
+        assert ("accelerator" in container["resources"]) == (_kind(name) == "train"), name
+        mounts = platform["deploymentSpec"]["executors"][name]["pvcMount"]
+        assert [(m["constant"], m["mountPath"]) for m in mounts] == [("us8k", "/mnt/data")]
+    tasks = _component_tasks(spec)
+    assert tasks and all(t["retryPolicy"]["maxRetryCount"] == 2 for t in tasks.values())
+    assert body["experiment_id"] == "exp-1"
+    assert any(
+        m == "POST" and "/experiments" in u and b["display_name"] == "studies" for m, u, b in calls
+    )
+
+
+def test_submit_no_cache_turns_kfp_s_cache_off_in_every_task(monkeypatch, capsys):
+    from urbansound.pipeline.cli import main
+
+    calls = intercept_kfp(monkeypatch)
+    argv = ["study", "--models", "sb-cnn", *SUBMIT, "--data", "gs://b/us8k", "--no-cache"]
+    assert main(argv) == 0, capsys.readouterr().err
+    _, spec, _ = _submitted(calls)
+    cached = [
+        n
+        for n, t in _component_tasks(spec).items()
+        if t.get("cachingOptions", {}).get("enableCache")
+    ]
+    assert cached == []
+
+
+@pytest.mark.parametrize(
+    "extra, fragments",
+    [
+        (["--submit", "--data", "gs://b/d"], ["--submit needs --host URL"]),
+        (["--submit", "--host", "http://kfp.invalid"], ["--submit needs --data PATH"]),
+        (["--host", "http://kfp.invalid"], ["--host is for a submission: add --submit"]),
+        (["--pvc", "us8k:/mnt/data"], ["--pvc is for a cluster: add --submit or --compile"]),
+        ([*SUBMIT, "--data", "gs://b/d", "--dry-run"], ["--dry-run and --submit: give one"]),
+        ([*SUBMIT, "--data", "/elsewhere/us8k", "--pvc", "us8k:/mnt/data"], ["not under"]),
+        ([*SUBMIT, "--data", "gs://b/d", "--image", "Us:1"], ["--image 'Us:1': not an image"]),
+        ([*SUBMIT, "--data", "gs://b/d", "--tracking-uri", "mlflow:5000"], ["expected a URI"]),
+        ([*SUBMIT, "--data", "gs://b/d", "--pipeline-root", "bucket"], ["--pipeline-root"]),
+        (["--submit", "--host", "kfp:8080", "--data", "gs://b/d"], ["--host 'kfp:8080'"]),
+        ([*SUBMIT, "--data", "gs://b/d", "--experiment", " "], ["--experiment: empty"]),
+    ],
+)
+def test_a_bad_submission_is_one_line_and_nothing_is_sent(monkeypatch, capsys, extra, fragments):
+    calls = intercept_kfp(monkeypatch)
+    line = refused_in_one_line(["study", "table1", *extra], capsys, *fragments)
+    assert line.startswith("urbansound study: error: "), line
+    assert calls == []
+
+
+def test_a_bad_spec_is_refused_before_the_cluster_is_contacted(monkeypatch, tmp_path, capsys):
+    calls = intercept_kfp(monkeypatch)
+    path = tmp_path / "s.toml"
+    path.write_text('models = ["sb-cnn"]\naugment = "nosuch"\n')
+    refused_in_one_line(["study", path, *SUBMIT, "--data", "gs://b/d"], capsys, "'nosuch'")
+    assert calls == []
+
+
+def test_a_refusing_cluster_is_one_line_with_the_status(monkeypatch, capsys):
+    import kfp_server_api.rest
+    from kfp_server_api.exceptions import ApiException
+
+    def refuse(self, method, url, **kwargs):
+        answer = KfpResponse({"error": "denied"})
+        answer.status, answer.reason = 403, "Forbidden"
+        raise ApiException(http_resp=answer)
+
+    monkeypatch.setattr(kfp_server_api.rest.RESTClientObject, "request", refuse)
+    line = refused_in_one_line(
+        ["study", "table1", *SUBMIT, "--data", "gs://b/d", "--data-version", "v1"], capsys
+    )
+    assert line == (
+        "urbansound study: error: http://kfp.invalid: cannot submit (HTTP 403 Forbidden: "
+        "forbidden: the cluster refuses this client)"
+    )
+
+
 # ------------------------------------------------------------------ end to end -------
 
 

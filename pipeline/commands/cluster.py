@@ -43,7 +43,7 @@ def _retries(text: str) -> int:
     return value
 
 
-def _add_retries(parser) -> None:
+def add_retries(parser) -> None:
     parser.add_argument(
         "--retries",
         type=_retries,
@@ -59,44 +59,42 @@ def add_compile_parser(sub, d) -> None:
     comp = sub.add_parser("compile", help="write the KFP pipeline YAML for a cluster")
     comp.add_argument("-o", "--output", default="pipeline.yaml", help="default pipeline.yaml")
     comp.add_argument("--image", help="component image (default urbansound:latest)")
-    comp.add_argument(
-        "--pvc",
-        action="append",
-        type=_pvc,
-        default=[],
-        metavar="NAME:/MOUNT/PATH",
-        help="mount this PersistentVolumeClaim in every task (repeatable), as "
+    add_pvc(
+        comp,
+        "mount this PersistentVolumeClaim in every task (repeatable), as "
         "submit --pvc does, for a YAML you upload yourself",
     )
-    _add_retries(comp)
+    add_retries(comp)
 
 
-def add_submit_parser(sub, d) -> None:
-    sb = sub.add_parser("submit", help="compile and submit the pipeline to a Kubeflow cluster")
-    sb.add_argument("--host", required=True, help="KFP API endpoint, e.g. http://localhost:8080")
-    sb.add_argument(
-        "--data",
-        required=True,
-        help="dataset root as the pods see it (a mounted volume or gs:// path)",
+PVC_HELP = (
+    "mount this PersistentVolumeClaim in every task (repeatable); --data "
+    "then names a path under the mount, e.g. --pvc us8k:/mnt/data "
+    "--data /mnt/data/UrbanSound8K"
+)
+
+
+def add_pvc(parser, help: str = PVC_HELP) -> None:
+    parser.add_argument(
+        "--pvc", action="append", type=_pvc, default=[], metavar="NAME:/MOUNT/PATH", help=help
     )
-    sb.add_argument("--experiment", default="urbansound")
-    sb.add_argument("--pipeline-root", help="artifact root URI, e.g. gs://bucket/urbansound")
-    sb.add_argument("--image", help="component image (default urbansound:latest)")
-    sb.add_argument("--folds", type=folds_arg, default=[])
-    add_options(sb, data_options() + training_options(d))
-    add_tracking_uri(sb, "MLflow server the pods can reach", default="")
-    add_beam_options(sb, checked=False)
-    sb.add_argument(
-        "--pvc",
-        action="append",
-        type=_pvc,
-        default=[],
-        metavar="NAME:/MOUNT/PATH",
-        help="mount this PersistentVolumeClaim in every task (repeatable); --data "
-        "then names a path under the mount, e.g. --pvc us8k:/mnt/data "
-        "--data /mnt/data/UrbanSound8K",
+
+
+def add_cluster_target(parser, *, required: bool = True) -> None:
+    """``--host``, ``--experiment`` and ``--pipeline-root``: where a submission goes
+    (``submit``; ``study --submit``, where ``--host`` is checked with ``--submit``)."""
+    parser.add_argument(
+        "--host",
+        required=required,
+        help="KFP API endpoint, e.g. http://localhost:8080"
+        + ("" if required else " (with --submit)"),
     )
-    sb.add_argument(
+    parser.add_argument("--experiment", default="urbansound", help="default urbansound")
+    parser.add_argument("--pipeline-root", help="artifact root URI, e.g. gs://bucket/urbansound")
+
+
+def add_data_version(parser) -> None:
+    parser.add_argument(
         "--data-version",
         default="",
         metavar="STR",
@@ -105,8 +103,29 @@ def add_submit_parser(sub, d) -> None:
         "is also readable here, its fingerprint (listing and every clip's "
         "content; digests remembered in ~/.cache/urbansound) is used as well",
     )
+
+
+def add_submit_parser(sub, d) -> None:
+    sb = sub.add_parser(
+        "submit",
+        help="compile and submit the pipeline to a Kubeflow cluster (a study: "
+        "`urbansound study SPEC --submit`)",
+    )
+    add_cluster_target(sb)
+    sb.add_argument(
+        "--data",
+        required=True,
+        help="dataset root as the pods see it (a mounted volume or gs:// path)",
+    )
+    sb.add_argument("--image", help="component image (default urbansound:latest)")
+    sb.add_argument("--folds", type=folds_arg, default=[])
+    add_options(sb, data_options() + training_options(d))
+    add_tracking_uri(sb, "MLflow server the pods can reach", default="")
+    add_beam_options(sb, checked=False)
+    add_pvc(sb)
+    add_data_version(sb)
     sb.add_argument("--no-cache", action="store_true", help="run every task again")
-    _add_retries(sb)
+    add_retries(sb)
 
 
 def cmd_compile(args) -> int:
@@ -179,19 +198,14 @@ def submit_cache_key(args, config) -> str:
     return key
 
 
-def cmd_submit(args) -> int:
-    import tempfile
-
-    from urbansound.components import DEFAULT_IMAGE
-    from urbansound.pipeline.kubeflow_runner import (
-        check_data_on_volumes,
-        check_submit_args,
-        compile_pipeline,
-        submit,
-    )
+def check_cluster_args(args) -> list[str]:
+    """Every argument of a submission that needs no connection and no dataset (``submit``,
+    ``study --submit``): host, image, data path, version, experiment, roots, the Beam
+    options (the features stage's, as the pods get them) and the claims ``--data`` lies
+    under; ConfigError (one line) otherwise.  The Beam options."""
+    from urbansound.pipeline.kubeflow_runner import check_data_on_volumes, check_submit_args
     from urbansound.pipeline.preflight import check_beam_args
 
-    # every argument first: a typo costs no connection, no dataset listing, no compile
     check_submit_args(
         host=args.host,
         image=args.image,
@@ -201,22 +215,37 @@ def cmd_submit(args) -> int:
         experiment=args.experiment,
         tracking_uri=args.tracking_uri,
     )
-    config = resolve_data(config_from_args(args, demo=False), Path(args.data), args)
-    config = resolve_init_from(config, args, None)
     beam_options = beam_args(args, check_scheduler=False)
     check_beam_args(beam_options, local=False)
     check_data_on_volumes(args.data, args.pvc)
-    fingerprint = submit_cache_key(args, config)
+    return beam_options
+
+
+def cluster_options(args):
+    """The :class:`~urbansound.pipeline.pipeline.ClusterOptions` of ``--pvc``,
+    ``--retries`` and ``--no-cache`` (the cluster's requests and limits per task)."""
+    from urbansound.pipeline.pipeline import ClusterOptions
+
+    return ClusterOptions(
+        pvcs=tuple(args.pvc),
+        retries=args.retries,
+        caching=not getattr(args, "no_cache", False),
+    )
+
+
+def compile_and_submit(
+    args, write_package, *, config, beam_options, fingerprint, strict=False, run_name=None
+):
+    """``write_package(path)`` compiled into a temporary folder and submitted with the
+    arguments ``args`` names (``config`` None: a study's package, its configurations
+    compiled in); kfp's RunPipelineResult."""
+    import tempfile
+
+    from urbansound.pipeline.kubeflow_runner import submit
+
     with tempfile.TemporaryDirectory() as tmp:
-        package = compile_pipeline(
-            os.path.join(tmp, "pipeline.yaml"),
-            image=args.image or DEFAULT_IMAGE,
-            config=config,
-            pvcs=args.pvc,
-            retries=args.retries,
-            caching=not args.no_cache,
-        )
-        result = submit(
+        package = write_package(os.path.join(tmp, "pipeline.yaml"))
+        return submit(
             args.host,
             data_root=args.data,
             package_path=package,
@@ -226,8 +255,35 @@ def cmd_submit(args) -> int:
             test_folds=args.folds,
             tracking_uri=args.tracking_uri,
             beam_args=beam_options,
+            strict=strict,
+            run_name=run_name,
             dataset_fingerprint=fingerprint,
         )
+
+
+def cmd_submit(args) -> int:
+    from urbansound.components import DEFAULT_IMAGE
+    from urbansound.pipeline.kubeflow_runner import compile_pipeline
+
+    # every argument first: a typo costs no connection, no dataset listing, no compile
+    beam_options = check_cluster_args(args)
+    config = resolve_data(config_from_args(args, demo=False), Path(args.data), args)
+    config = resolve_init_from(config, args, None)
+    fingerprint = submit_cache_key(args, config)
+    result = compile_and_submit(
+        args,
+        lambda path: compile_pipeline(
+            path,
+            image=args.image or DEFAULT_IMAGE,
+            config=config,
+            pvcs=args.pvc,
+            retries=args.retries,
+            caching=not args.no_cache,
+        ),
+        config=config,
+        beam_options=beam_options,
+        fingerprint=fingerprint,
+    )
     print(f"submitted run {result.run_id} to {args.host} (experiment {args.experiment!r})")
     return EXIT_OK
 

@@ -5,12 +5,19 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
 import time
 from collections import Counter
 from pathlib import Path
 
 from urbansound.content_hash import cache_file_for
+from urbansound.pipeline.commands.cluster import (
+    add_cluster_target,
+    add_data_version,
+    add_pvc,
+    add_retries,
+)
 from urbansound.pipeline.commands.options import (
     EXIT_OK,
     SET_OPTION,
@@ -104,7 +111,9 @@ def add_parser(sub, d) -> None:
         "  urbansound study deformations --models sb-cnn --profile quick   # the ablation\n"
         "  urbansound study --models sb-cnn,improved --augment none,study --seeds 0,1\n"
         "  urbansound study my-study.toml --data ~/UrbanSound8K --dry-run\n"
-        "  urbansound study table1 --compile study.yaml          # for a Kubeflow cluster",
+        "  urbansound study table1 --compile study.yaml          # for a Kubeflow cluster\n"
+        "  urbansound study table1 --submit --host http://localhost:8080 \\\n"
+        "      --pvc us8k:/mnt/data --data /mnt/data/UrbanSound8K  # run it on one",
     )
     study.add_argument(
         "spec",
@@ -142,7 +151,8 @@ def add_parser(sub, d) -> None:
     study.add_argument(
         "--data",
         metavar="DIR",
-        help="the dataset, as `run` takes it (default: the built-in demo data)",
+        help="the dataset, as `run` takes it (default: the built-in demo data); with "
+        "--submit: as the pods see it (a mounted volume or gs:// path)",
     )
     add_options(study, data_options())
     study.add_argument(
@@ -169,7 +179,9 @@ def add_parser(sub, d) -> None:
     )
     add_tracking_uri(
         study,
-        "MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///./mlflow.db)",
+        "MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///./mlflow.db; "
+        "with --submit: the MLflow server the pods can reach, default none)",
+        default="",
     )
     study.add_argument(
         "--out",
@@ -189,11 +201,27 @@ def add_parser(sub, d) -> None:
         help="write the study's pipeline for a Kubeflow cluster (IR YAML: a GPU per "
         "training, the cluster's requests, limits and retries) to FILE; run nothing",
     )
-    study.add_argument(
+    cluster = study.add_argument_group(
+        "on a Kubeflow cluster",
+        "--compile FILE writes the study's pipeline; --submit compiles and submits it as "
+        "`urbansound submit` does a run's (the same options; --data is then the dataset "
+        "as the pods see it)",
+    )
+    cluster.add_argument(
+        "--submit",
+        action="store_true",
+        help="submit the study to the Kubeflow Pipelines cluster at --host: every "
+        "configuration × test fold a pod with a GPU, all in parallel; run nothing here",
+    )
+    add_cluster_target(cluster, required=False)
+    cluster.add_argument(
         "--image",
         metavar="IMG",
-        help="with --compile: the image every task runs in (default urbansound:latest)",
+        help="with --compile or --submit: the image every task runs in (default urbansound:latest)",
     )
+    add_pvc(cluster)
+    add_data_version(cluster)
+    add_retries(cluster)
 
 
 def _spec(args):
@@ -213,6 +241,56 @@ def _spec(args):
     if not args.spec:
         raise ConfigError("give a SPEC (table1, or a TOML file) or --models (a grid)")
     return spec_from_name_or_file(args.spec)
+
+
+def _check_mode(args) -> None:
+    """One of --dry-run, --compile and --submit at most, and the cluster's options only
+    with the one that uses them; ConfigError (one line) otherwise."""
+    from urbansound.config import ConfigError
+
+    modes = [
+        flag
+        for flag, on in (
+            ("--dry-run", args.dry_run),
+            ("--compile", args.compile),
+            ("--submit", args.submit),
+        )
+        if on
+    ]
+    if len(modes) > 1:
+        raise ConfigError(f"{' and '.join(modes)}: give one of them")
+    submission = [
+        flag
+        for flag, given in (
+            ("--host", args.host is not None),
+            ("--pipeline-root", args.pipeline_root is not None),
+            ("--data-version", args.data_version),
+            ("--experiment", args.experiment != "urbansound"),
+        )
+        if given
+    ]
+    if submission and not args.submit:
+        raise ConfigError(f"{submission[0]} is for a submission: add --submit")
+    cluster = [
+        flag
+        for flag, given in (
+            ("--image", args.image is not None),
+            ("--pvc", args.pvc),
+            ("--retries", args.retries),
+        )
+        if given
+    ]
+    if cluster and not (args.compile or args.submit):
+        raise ConfigError(f"{cluster[0]} is for a cluster: add --submit or --compile FILE")
+    if args.submit and args.host is None:
+        raise ConfigError(
+            "--submit needs --host URL: the KFP API endpoint, e.g. http://localhost:8080"
+        )
+    if args.submit and args.data is None:
+        raise ConfigError(
+            "--submit needs --data PATH: the dataset as the pods see it (a mounted "
+            "volume: --pvc NAME:/MOUNT, or a gs:// path)"
+        )
 
 
 def _resolve(spec, args, *, demo: bool):
@@ -302,13 +380,18 @@ def cmd_study(args) -> int:
 
     # every check that can fail on the user's input runs before anything is written
     spec = _spec(args)
+    _check_mode(args)
+    if args.submit:
+        return _submit(spec, args)
+    if args.compile:
+        return _compile(_cluster_study(spec, args), args)
     out = Path(args.out).resolve()
     demo = args.data is None
     study = _each_config(_resolve(spec, args, demo=demo), lambda c: with_deformation_cache(c, out))
-    if args.compile:
-        return _compile(study, args)
     data = out / "demo-data" if demo else Path(args.data)
-    tracking_uri = args.tracking_uri or default_tracking_uri(".")
+    tracking_uri = (
+        args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI", "") or default_tracking_uri(".")
+    )
     validation = ingest_config(study).train.validation
     if not args.dry_run:
         preflight.check_locations(out, None if demo else data, tracking_uri)
@@ -352,8 +435,8 @@ def cmd_study(args) -> int:
         if seconds >= HOURS:
             print(
                 "that is hours on this machine: a cluster trains the configurations × folds "
-                "in parallel on GPU nodes (`urbansound study ... --compile study.yaml`, then "
-                "upload it to Kubeflow Pipelines; docs/study.md)"
+                "in parallel on GPU nodes (`urbansound study ... --submit --host URL --data "
+                "PATH`, or `--compile study.yaml` to upload yourself; docs/study.md)"
             )
         fingerprint = ";".join(
             dict.fromkeys(
@@ -440,13 +523,63 @@ def _print_ablation(folder: str, data: Path) -> None:
     )
 
 
+def _cluster_study(spec, args):
+    """The study as a cluster runs it: every model's full recipe (never the demo data's
+    shorter one), the layout ``--layout`` names (the pods' dataset is not listed here),
+    and no local folder for deformed copies."""
+    study = _resolve(spec, args, demo=False)
+    return _each_config(study, lambda c: resolve_data(c, Path(args.data or "."), args))
+
+
 def _compile(study, args) -> int:
+    from urbansound.components import DEFAULT_IMAGE
+    from urbansound.pipeline.commands.cluster import cluster_options
+    from urbansound.pipeline.kubeflow_runner import check_image
     from urbansound.pipeline.study import compile_study
 
-    path = compile_study(args.compile, study, image=args.image or "urbansound:latest")
+    if args.image is not None:
+        check_image(args.image)
+    path = compile_study(
+        args.compile, study, image=args.image or DEFAULT_IMAGE, cluster=cluster_options(args)
+    )
     print(
         f"wrote {path}: study {study.name}, {len(study.configurations)} configurations; "
         f"its parameters: data_root (as the pods see it), test_folds, tracking_uri, ..."
+    )
+    return EXIT_OK
+
+
+def _submit(spec, args) -> int:
+    """``study SPEC --submit``: the study's pipeline compiled with ``submit``'s cluster
+    options and submitted with its arguments, checked in the same order (nothing is sent
+    before every argument and the spec passed)."""
+    from urbansound.components import DEFAULT_IMAGE
+    from urbansound.pipeline.commands.cluster import (
+        check_cluster_args,
+        cluster_options,
+        compile_and_submit,
+        submit_cache_key,
+    )
+    from urbansound.pipeline.study import compile_study
+    from urbansound.study import ingest_config
+
+    beam_options = check_cluster_args(args)
+    study = _cluster_study(spec, args)
+    fingerprint = submit_cache_key(args, ingest_config(study))
+    cluster = cluster_options(args)
+    result = compile_and_submit(
+        args,
+        lambda path: compile_study(path, study, image=args.image or DEFAULT_IMAGE, cluster=cluster),
+        config=None,
+        beam_options=beam_options,
+        fingerprint=fingerprint,
+        strict=args.strict,
+        run_name=f"urbansound study {study.name}",
+    )
+    count = len(study.configurations) + len(study.ablations)
+    print(
+        f"submitted study {study.name} ({count} configurations × test folds, a GPU per "
+        f"training) as run {result.run_id} to {args.host} (experiment {args.experiment!r})"
     )
     return EXIT_OK
 
