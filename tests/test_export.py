@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from urbansound.config import CLASS_NAMES, Config
+from urbansound.config import CLASS_NAMES, Config, config_for
 from urbansound.export import TFLiteModel, agreement, batched, calibration_inputs, export_tflite
 from urbansound.pipeline.cli import main
 from urbansound.predict import keras_classifier
@@ -158,7 +158,7 @@ def test_a_waveform_model_exports_too(demo, tmp_path):
     what Keras computes on real windows' model inputs."""
     from urbansound.models import build_model
 
-    config = Config().override(**{"train.model": "conv1d"})
+    config = config_for("conv1d")
     model = build_model("conv1d", seed=0)
     x = calibration_inputs(sorted((demo / "audio" / "fold2").glob("*.wav"))[:8], config).inputs
     assert x.shape[1:] == (48000, 1)

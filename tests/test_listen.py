@@ -18,7 +18,7 @@ import pytest
 import soundfile as sf
 
 from urbansound.audio import AudioError
-from urbansound.config import CLASS_NAMES, Config
+from urbansound.config import CLASS_NAMES, Config, config_for
 from urbansound.live import (
     ListenStats,
     TimedBlock,
@@ -166,7 +166,7 @@ def test_warm_up_runs_the_front_end_and_the_model_once():
     seen = []
     warm_up(lambda x: seen.append(x.shape) or np.full((1, 10), 0.1), Config())
     assert seen == [(1, 128, 128, 1)]
-    warm_up(lambda x: seen.append(x.shape), Config().override(**{"train.model": "conv1d"}))
+    warm_up(lambda x: seen.append(x.shape), config_for("conv1d"))
     assert seen[-1] == (1, 48000, 1)  # the waveform front end: 3 s at 16 kHz
 
 
