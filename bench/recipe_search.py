@@ -11,6 +11,12 @@ default configuration with ``--set``-style overrides.  Every finished (candidate
 fold) is appended to the JSONL file at once, so an interrupted search resumes where it
 stopped (finished ones are skipped).  The table printed at the end is the mean ± std over
 seeds of the mean over folds, with the mean wall time of one fold's training.
+
+``--table-only`` without ``--candidate`` prints every candidate the file holds; with
+``--probabilities-dir`` the table also scores each candidate's seed ensemble (the mean of
+its seeds' probabilities) per fold.  Candidates may name the experimental models of
+:data:`EXPERIMENTAL_MODELS` (``train.model=urbannet-fullres``), which the library does not
+register.
 """
 
 from __future__ import annotations
@@ -29,6 +35,42 @@ import numpy as np
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 DEFAULT_CANDIDATES = {"default": ""}
+
+
+def _urbannet_fullres(x, n_classes: int, widths=(24, 48, 96, 192)):
+    """urbannet without its strided stem: four blocks at 128, 64, 32 and 16, pooled to 8×8
+    (4× the compute per example).  Measured as a candidate, not adopted."""
+    from keras import layers
+
+    from urbansound.models import _conv_bn_relu
+
+    for i, filters in enumerate(widths, start=1):
+        x = _conv_bn_relu(x, filters, f"block{i}a")
+        x = _conv_bn_relu(x, filters, f"block{i}b")
+        x = layers.AveragePooling2D((2, 2), name=f"block{i}_pool")(x)
+    x = layers.Concatenate(name="mean_max")(
+        [
+            layers.GlobalAveragePooling2D(name="global_mean")(x),
+            layers.GlobalMaxPooling2D(name="global_max")(x),
+        ]
+    )
+    x = layers.Dropout(0.3, name="dropout")(x)
+    return layers.Dense(n_classes, activation="softmax", name="probabilities")(x)
+
+
+EXPERIMENTAL_MODELS = {"urbannet-fullres": _urbannet_fullres}
+"""Model bodies only this search registers (with urbannet's recipe), by name."""
+
+
+def register_experimental_models() -> None:
+    import dataclasses
+
+    from urbansound import models
+
+    for name, body in EXPERIMENTAL_MODELS.items():
+        models.MODELS.setdefault(
+            name, dataclasses.replace(models.MODELS["urbannet"], name=name, body=body)
+        )
 
 
 def parse_candidate(text: str) -> tuple[str, str]:
@@ -65,7 +107,9 @@ def done_keys(path: Path) -> set[tuple[str, str, int, int]]:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--features", required=True, type=Path)
+    parser.add_argument(
+        "--features", type=Path, help="an `urbansound features` output (not for --table-only)"
+    )
     parser.add_argument("--folds", default="1,2", help="validation folds, held out in turn")
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--candidate", action="append", type=parse_candidate, default=[])
@@ -80,6 +124,12 @@ def main(argv=None) -> int:
         "candidate, seed and fold), so an ensemble over seeds can be scored afterwards",
     )
     args = parser.parse_args(argv)
+    if args.table_only:
+        candidates = dict(args.candidate) or recorded_candidates(args.out)
+        print(table(args.out, candidates, args.probabilities_dir))
+        return 0
+    if args.features is None:
+        parser.error("--features is required unless --table-only")
     candidates = dict(args.candidate) or DEFAULT_CANDIDATES
     folds = [int(f) for f in args.folds.split(",")]
     seeds = [int(s) for s in args.seeds.split(",")]
@@ -87,51 +137,59 @@ def main(argv=None) -> int:
     available = sorted(int(f) for f in manifest["folds"])
     args.out.parent.mkdir(parents=True, exist_ok=True)
     finished = done_keys(args.out)
-    if not args.table_only:
-        from urbansound.training import train_fold
+    from urbansound.training import train_fold
 
-        for name, overrides in candidates.items():
-            for seed in seeds:
-                for fold in folds:
-                    if (name, overrides, seed, fold) in finished:
-                        continue
-                    config = config_of(overrides, seed)
-                    started = time.perf_counter()
-                    with tempfile.TemporaryDirectory() as tmp:
-                        result = train_fold(
-                            args.features, fold, available, config=config, out_dir=tmp
-                        )
-                    row = {
-                        "candidate": name,
-                        "overrides": overrides,
-                        "seed": seed,
-                        "validation_fold": fold,
-                        "train_folds": result.train_folds,
-                        "accuracy": result.test_accuracy,
-                        "n_train": result.n_train,
-                        "n_held_out": result.n_test,
-                        "final_train_accuracy": (result.history.get("accuracy") or [None])[-1],
-                        "seconds": round(time.perf_counter() - started, 1),
-                        "machine": os.uname().nodename,
-                        "cpus": os.cpu_count(),
-                    }
-                    if args.probabilities_dir:
-                        args.probabilities_dir.mkdir(parents=True, exist_ok=True)
-                        np.savez_compressed(
-                            args.probabilities_dir / f"{name}-seed{seed}-fold{fold}.npz",
-                            probabilities=np.asarray(result.probabilities, np.float32),
-                            y_true=np.asarray(result.y_true),
-                            file_names=np.asarray(result.file_names),
-                        )
-                    with args.out.open("a") as fh:
-                        fh.write(json.dumps(row) + "\n")
-                    print(
-                        f"{name} seed {seed} fold {fold}: {row['accuracy']:.3f} "
-                        f"({row['seconds']:.0f} s)",
-                        flush=True,
+    register_experimental_models()
+
+    for name, overrides in candidates.items():
+        for seed in seeds:
+            for fold in folds:
+                if (name, overrides, seed, fold) in finished:
+                    continue
+                config = config_of(overrides, seed)
+                started = time.perf_counter()
+                with tempfile.TemporaryDirectory() as tmp:
+                    result = train_fold(args.features, fold, available, config=config, out_dir=tmp)
+                row = {
+                    "candidate": name,
+                    "overrides": overrides,
+                    "seed": seed,
+                    "validation_fold": fold,
+                    "train_folds": result.train_folds,
+                    "accuracy": result.test_accuracy,
+                    "n_train": result.n_train,
+                    "n_held_out": result.n_test,
+                    "final_train_accuracy": (result.history.get("accuracy") or [None])[-1],
+                    "seconds": round(time.perf_counter() - started, 1),
+                    "machine": os.uname().nodename,
+                    "cpus": os.cpu_count(),
+                }
+                if args.probabilities_dir:
+                    args.probabilities_dir.mkdir(parents=True, exist_ok=True)
+                    np.savez_compressed(
+                        args.probabilities_dir / f"{name}-seed{seed}-fold{fold}.npz",
+                        probabilities=np.asarray(result.probabilities, np.float32),
+                        y_true=np.asarray(result.y_true),
+                        file_names=np.asarray(result.file_names),
                     )
+                with args.out.open("a") as fh:
+                    fh.write(json.dumps(row) + "\n")
+                print(
+                    f"{name} seed {seed} fold {fold}: {row['accuracy']:.3f} "
+                    f"({row['seconds']:.0f} s)",
+                    flush=True,
+                )
     print(table(args.out, candidates, args.probabilities_dir))
     return 0
+
+
+def recorded_candidates(path: Path) -> dict[str, str]:
+    """Every (candidate, overrides) of a results file, in the order first recorded."""
+    found: dict[str, str] = {}
+    for line in path.read_text().splitlines() if path.exists() else []:
+        row = json.loads(line)
+        found.setdefault(row["candidate"], row["overrides"])
+    return found
 
 
 def ensemble_accuracy(probabilities_dir: Path, name: str, fold: int) -> tuple[float, int] | None:

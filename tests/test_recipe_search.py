@@ -1,0 +1,105 @@
+"""bench/recipe_search.py's bookkeeping: the table of a results file (mean ± std over seeds
+of the mean over validation folds), every recorded candidate with ``--table-only``, and the
+seed ensemble's accuracy from the kept probabilities.  No training here."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+import recipe_search
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def write_rows(path: Path, rows: list[tuple[str, str, int, int, float]]) -> None:
+    path.write_text(
+        "".join(
+            json.dumps(
+                {
+                    "candidate": name,
+                    "overrides": overrides,
+                    "seed": seed,
+                    "validation_fold": fold,
+                    "accuracy": accuracy,
+                    "seconds": 100.0,
+                }
+            )
+            + "\n"
+            for name, overrides, seed, fold, accuracy in rows
+        )
+    )
+
+
+def test_the_table_is_mean_and_std_over_seeds_of_the_mean_over_folds(tmp_path):
+    results = tmp_path / "r.jsonl"
+    write_rows(
+        results,
+        [
+            ("a", "train.epochs=3", 0, 1, 0.60),
+            ("a", "train.epochs=3", 0, 2, 0.70),  # seed 0: 0.65
+            ("a", "train.epochs=3", 1, 1, 0.50),
+            ("a", "train.epochs=3", 1, 2, 0.60),  # seed 1: 0.55
+            ("b", "", 0, 1, 0.9),
+        ],
+    )
+    assert recipe_search.recorded_candidates(results) == {"a": "train.epochs=3", "b": ""}
+    table = recipe_search.table(results, recipe_search.recorded_candidates(results))
+    row_a = next(line for line in table.splitlines() if line.startswith("| a |"))
+    # std of (0.65, 0.55) with n - 1: 0.0707
+    assert "| 0.650, 0.550 | 0.600 ± 0.071 | 1: 0.550, 2: 0.650 | 100 |" in row_a
+
+
+def test_the_seed_ensemble_is_the_argmax_of_the_mean_probability(tmp_path):
+    names = np.array(["x.wav", "y.wav", "z.wav"])
+    y_true = np.array([0, 1, 1])
+    # seed 0 gets x and y right, seed 1 x and z; their mean gets all three
+    for seed, probabilities in enumerate(
+        ([[0.9, 0.1], [0.1, 0.9], [0.55, 0.45]], [[0.6, 0.4], [0.7, 0.3], [0.2, 0.8]])
+    ):
+        np.savez(
+            tmp_path / f"cand-seed{seed}-fold1.npz",
+            probabilities=np.array(probabilities, np.float32),
+            y_true=y_true,
+            file_names=names,
+        )
+    accuracy, members = recipe_search.ensemble_accuracy(tmp_path, "cand", 1)
+    assert (accuracy, members) == (pytest.approx(1.0), 2)
+    assert recipe_search.ensemble_accuracy(tmp_path, "cand", 2) is None
+
+
+def test_table_only_needs_no_features_and_lists_every_candidate(tmp_path, capsys):
+    results = tmp_path / "r.jsonl"
+    write_rows(results, [("first", "", 0, 1, 0.5), ("second", "train.seed=1", 0, 1, 0.25)])
+    assert recipe_search.main(["--table-only", "--out", str(results)]) == 0
+    printed = capsys.readouterr().out
+    assert "| first | 0.500 |" in printed and "| second | 0.250 |" in printed
+
+
+def test_a_search_without_features_is_refused_by_the_parser(tmp_path):
+    with pytest.raises(SystemExit) as raised:
+        recipe_search.main(["--out", str(tmp_path / "r.jsonl")])
+    assert raised.value.code == 2
+
+
+def test_the_committed_search_names_how_to_rerun_every_candidate():
+    """Every row of bench/results/recipe_search.jsonl parses to a valid configuration, the
+    experimental model included, so the README's table is reproducible from its overrides."""
+    pytest.importorskip("keras")
+    from urbansound import models
+
+    recipe_search.register_experimental_models()
+    try:
+        for name, overrides in recipe_search.recorded_candidates(
+            ROOT / "bench" / "results" / "recipe_search.jsonl"
+        ).items():
+            config = recipe_search.config_of(overrides, seed=0)
+            assert config.train.seed == 0, name
+    finally:
+        for extra in recipe_search.EXPERIMENTAL_MODELS:
+            models.MODELS.pop(extra, None)
