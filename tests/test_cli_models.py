@@ -32,10 +32,14 @@ def test_models_lists_every_model_with_its_parameter_count(capsys):
         "fold",
         True,
     )
+    shapes = {r["name"]: (r["input"], r["input_shape"], r["ensemble"]) for r in rows}
+    assert shapes["urbannet"] == ("logmel", [128, 128], 3)
+    assert shapes["conv1d"] == ("waveform", [48000], 1)  # 3 s at 16 kHz, not a log-mel
     assert main(["models"]) == 0
     text = capsys.readouterr().out
     assert text.splitlines()[0].split()[:3] == ["model", "parameters", "input"]
     assert "241,434" in text and "validation fold + early stopping" in text
+    assert "waveform 48000" in text and "logmel 128×128" in text
 
 
 def test_model_brings_its_recipe_and_flags_override_it():

@@ -363,11 +363,13 @@ def test_fingerprint():
     assert len(changed) == 5 and base not in changed
 
 
-def test_demo_config_differs_only_in_train_schedule():
+def test_demo_config_differs_only_in_train_schedule_and_members():
     default, demo = Config().flat(), demo_config().flat()
     diff = {k for k in default if default[k] != demo[k]}
-    assert diff <= {"train.epochs", "train.patience", "train.batch_size"}
+    assert diff <= {"train.epochs", "train.patience", "train.batch_size", "train.ensemble"}
     assert "train.epochs" in diff
+    # the default recipe averages 3 models per fold; the demo trains one (make run ≤ 10 min)
+    assert (default["train.ensemble"], demo["train.ensemble"]) == (3, 1)
     assert demo["train.epochs"] < default["train.epochs"]
     assert demo["train.patience"] < demo["train.epochs"]
     assert demo_config() == demo_config()

@@ -237,7 +237,8 @@ MODELS: dict[str, ModelSpec] = {
         ModelSpec(
             "urbannet",
             "batch-normalised VGG-style CNN, strided stem, mean+max over time "
-            "(default; AdamW, one-cycle, fixed 40 epochs, mixup + SpecAugment + time shift)",
+            "(default; AdamW, one-cycle, fixed 40 epochs, mixup + SpecAugment + time shift, "
+            "an ensemble of 3 seeds)",
             _urbannet,
             optimizer="adamw",
             learning_rate=2e-3,
@@ -254,6 +255,10 @@ MODELS: dict[str, ModelSpec] = {
             spec_augment=2,
             time_shift=True,
             precision="auto",
+            # three models from consecutive seeds, averaged: +0.011 / +0.012 on the two
+            # validation folds over the mean of the same seeds alone (+0.014 to +0.029 for the
+            # other recipes searched), 3× the training time (16.5 min a fold of 1,881 clips here)
+            ensemble=3,
         ),
         ModelSpec(
             "urbannet-large",

@@ -29,24 +29,31 @@ def add_models_parser(sub, d) -> None:
     models = sub.add_parser(
         "models",
         help="list the models with their parameters and recipe",
-        description="Every model --model accepts: trainable parameters on "
-        "128×128 log-mels, input, optimiser, epochs, protocol.",
+        description="Every model --model accepts: trainable parameters, input (a 128×128 "
+        "log-mel or the 16 kHz waveform's samples), optimiser, epochs, models trained per "
+        "fold (an ensemble of seeds when > 1), protocol.",
     )
     models.add_argument("--json", action="store_true", help="one JSON object per model")
 
 
+@quiet_libraries("models")
 def cmd_models(args) -> int:
     import json
 
+    from urbansound.config import config_for
+    from urbansound.features import input_shape
     from urbansound.models import MODELS, build_model, trainable_parameter_count
 
     rows: list[dict[str, Any]] = []  # JSON objects, one per model
     for name, spec in MODELS.items():
+        shape = input_shape(config_for(name))[:-1]  # without the channel axis
         rows.append(
             {
                 "name": name,
                 "parameters": trainable_parameter_count(build_model(name)),
                 "input": spec.input_kind,
+                "input_shape": list(shape),
+                "ensemble": spec.ensemble,
                 "optimizer": spec.optimizer,
                 "learning_rate": spec.learning_rate,
                 "schedule": spec.schedule,
@@ -61,7 +68,8 @@ def cmd_models(args) -> int:
             print(json.dumps(row))
         return EXIT_OK
     print(
-        f"{'model':<15} {'parameters':>10}  {'input':<13} {'optimiser':<9} {'epochs':>6}  protocol"
+        f"{'model':<15} {'parameters':>10}  {'input':<16} {'optimiser':<9} {'epochs':>6} "
+        f"{'models/fold':>11}  protocol"
     )
     for r in rows:
         protocol = (
@@ -69,9 +77,10 @@ def cmd_models(args) -> int:
             if r["validation"] == "fold"
             else f"fixed {r['schedule'].replace('_', '-')} schedule"
         )
+        shown_input = f"{r['input']} {'×'.join(str(n) for n in r['input_shape'])}"
         print(
-            f"{r['name']:<15} {r['parameters']:>10,}  {r['input'] + ' 128×128':<13} "
-            f"{r['optimizer']:<9} {r['epochs']:>6}  {protocol}"
+            f"{r['name']:<15} {r['parameters']:>10,}  {shown_input:<16} "
+            f"{r['optimizer']:<9} {r['epochs']:>6} {r['ensemble']:>11}  {protocol}"
         )
         print(f"{'':<15} {r['summary']}")
     return EXIT_OK
