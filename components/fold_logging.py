@@ -2,7 +2,7 @@
 the confusion matrix and curves (plots and JSON), ``fold_result.json`` and the model.
 
 A fold run (see :mod:`urbansound.components.runs`) carries per-epoch ``loss, accuracy, val_loss,
-val_accuracy``, ``test_accuracy``, ``test_loss``, ``best_epoch``, tags with the split's
+val_accuracy`` (an ensemble's: ``member<k>/loss`` … per member), ``test_accuracy``, ``test_loss``, ``best_epoch``, tags with the split's
 sizes, the artifacts ``confusion_matrix.json``/``.png``, ``curves.png``,
 ``fold_result.json``, ``class_names.json`` (the classes in label order), ``config.json``
 (logged when the run starts), and the model logged by :mod:`urbansound.components.model_logging` (a
@@ -20,17 +20,30 @@ from urbansound.components.runs import log_class_names
 from urbansound.components.tracking_store import client, guarded, tolerant
 
 
-def epoch_logger(tracking_uri: str, run_id: str):
-    """A Keras callback logging every epoch's metrics (loss, accuracy, val_*) to a run."""
+def epoch_logger(tracking_uri: str, run_id: str, members: int = 1):
+    """A Keras callback logging every epoch's metrics (loss, accuracy, val_*) to a run.
+
+    members : models trained one after another with this callback (``train.ensemble`` or
+        ``train.seeds``).  Above 1, member k's metrics are ``member<k>/loss`` and so on (k
+        from 1, in training order), so each member has its own curves in MLflow instead of
+        one metric whose steps restart at 0."""
     import keras
     from mlflow.entities import Metric
 
     class _EpochLogger(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.member = 0
+
+        def on_train_begin(self, logs=None):
+            self.member += 1
+
         def on_epoch_end(self, epoch, logs=None):
             import time
 
+            prefix = f"member{self.member}/" if members > 1 else ""
             now = int(time.time() * 1000)
-            metrics = [Metric(k, float(v), now, epoch) for k, v in (logs or {}).items()]
+            metrics = [Metric(prefix + k, float(v), now, epoch) for k, v in (logs or {}).items()]
             guarded(tracking_uri, lambda: client(tracking_uri).log_batch(run_id, metrics=metrics))
 
     return _EpochLogger()

@@ -39,7 +39,11 @@ def train_component(
                 config=config,
                 out_dir=model.path,
                 verbose=2,
-                callbacks=([fold_logging.epoch_logger(uri, run_id)] if run_id else []),
+                callbacks=(
+                    [fold_logging.epoch_logger(uri, run_id, len(config.train.member_seeds))]
+                    if run_id
+                    else []
+                ),
             )
         if run_id:
             fold_logging.log_fold_result(uri, run_id, result, os.path.join(model.path, MODEL_FILE))

@@ -154,9 +154,12 @@ def test_mlflow_has_one_nested_run_per_fold_with_histories_and_a_loadable_model(
     for child in children:
         assert child.info.status == "FINISHED"
         assert 0.0 <= child.data.metrics["test_accuracy"] <= 1.0
+        # the default recipe is an ensemble of 3: each member its own curves
         for key in ("loss", "accuracy"):
-            history = client.get_metric_history(child.info.run_id, key)
-            assert [m.step for m in history] == [0, 1], key
+            assert client.get_metric_history(child.info.run_id, key) == [], key
+            for member in (1, 2, 3):
+                history = client.get_metric_history(child.info.run_id, f"member{member}/{key}")
+                assert [m.step for m in history] == [0, 1], (member, key)
         # urbannet trains every other fold on a fixed schedule: no validation curves
         assert client.get_metric_history(child.info.run_id, "val_loss") == []
         assert child.data.tags.get("validation_fold", "None") == "None"
