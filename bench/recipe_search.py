@@ -92,6 +92,9 @@ def config_of(overrides: str, seed: int):
         except json.JSONDecodeError:
             values[key] = text
     values["train.seed"] = seed
+    # one model per (candidate, seed) row, whatever the recipe's ensemble: the seed
+    # ensemble is scored afterwards from the kept probabilities
+    values.setdefault("train.ensemble", 1)
     return Config().override(**values).validated()
 
 
