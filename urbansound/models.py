@@ -249,7 +249,7 @@ MODELS: dict[str, ModelSpec] = {
             validation="none",
             batch_size=32,
             # chosen on validation folds only (bench/results/recipe_search.jsonl): 0.599 →
-            # 0.649 mean over 3 seeds; bfloat16 compute: the same accuracy, ≈ 10 % less time
+            # 0.649 mean over 3 seeds; bfloat16 compute: the same accuracy, 10-40 % less time
             # per step where the CPU has it (bench/results/train_speed.json)
             mixup_alpha=0.2,
             spec_augment=2,
@@ -257,7 +257,7 @@ MODELS: dict[str, ModelSpec] = {
             precision="auto",
             # three models from consecutive seeds, averaged: +0.011 / +0.012 on the two
             # validation folds over the mean of the same seeds alone (+0.014 to +0.029 for the
-            # other recipes searched), 3× the training time (16.5 min a fold of 1,881 clips here)
+            # other recipes searched), 3× the training time (17.6 min a fold of 1,881 clips here)
             ensemble=3,
         ),
         ModelSpec(
