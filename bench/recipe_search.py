@@ -42,20 +42,13 @@ def _urbannet_fullres(x, n_classes: int, widths=(24, 48, 96, 192)):
     (4× the compute per example).  Measured as a candidate, not adopted."""
     from keras import layers
 
-    from urbansound.models import _conv_bn_relu
+    from urbansound.models import _conv_bn_relu, _mean_max_head
 
     for i, filters in enumerate(widths, start=1):
         x = _conv_bn_relu(x, filters, f"block{i}a")
         x = _conv_bn_relu(x, filters, f"block{i}b")
         x = layers.AveragePooling2D((2, 2), name=f"block{i}_pool")(x)
-    x = layers.Concatenate(name="mean_max")(
-        [
-            layers.GlobalAveragePooling2D(name="global_mean")(x),
-            layers.GlobalMaxPooling2D(name="global_max")(x),
-        ]
-    )
-    x = layers.Dropout(0.3, name="dropout")(x)
-    return layers.Dense(n_classes, activation="softmax", name="probabilities")(x)
+    return _mean_max_head(x, n_classes)
 
 
 EXPERIMENTAL_MODELS = {"urbannet-fullres": _urbannet_fullres}

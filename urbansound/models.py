@@ -144,8 +144,15 @@ def _urbannet(x, n_classes: int, widths=(24, 48, 96, 192)):
         x = _conv_bn_relu(x, filters, f"block{i}a")
         x = _conv_bn_relu(x, filters, f"block{i}b")
         x = layers.AveragePooling2D((2, 2), name=f"block{i}_pool")(x)  # 32, 16, 8, 4
-    # Summaries over the whole 4×4 map: mean (a sound that fills the clip) and max (a
-    # short event).  Pooling layers rather than a Lambda keep the model serialisable.
+    return _mean_max_head(x, n_classes)
+
+
+def _mean_max_head(x, n_classes: int):
+    """urbannet's head: the last feature map (batch, h, w, channels) summarised by its mean
+    (a sound that fills the clip) and its max (a short event), dropout 0.3, softmax.
+    Pooling layers rather than a Lambda keep the model serialisable."""
+    from keras import layers
+
     x = layers.Concatenate(name="mean_max")(
         [
             layers.GlobalAveragePooling2D(name="global_mean")(x),

@@ -201,8 +201,8 @@ def submit_cache_key(args, config) -> str:
 def check_cluster_args(args) -> list[str]:
     """Every argument of a submission that needs no connection and no dataset (``submit``,
     ``study --submit``): host, image, data path, version, experiment, roots, the Beam
-    options (the features stage's, as the pods get them) and the claims ``--data`` lies
-    under; ConfigError (one line) otherwise.  The Beam options."""
+    options and the claims ``--data`` lies under; ConfigError (one line) otherwise.
+    Returns the Beam options the features stage gets, as the pods get them."""
     from urbansound.pipeline.kubeflow_runner import check_data_on_volumes, check_submit_args
     from urbansound.pipeline.preflight import check_beam_args
 
