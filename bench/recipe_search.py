@@ -154,6 +154,8 @@ def main(argv=None) -> int:
                     "train_folds": result.train_folds,
                     "accuracy": result.test_accuracy,
                     "n_train": result.n_train,
+                    # 0: the features hold originals only; 20: the study's deformation set
+                    "deformed_copies_per_clip": len(manifest.get("deformations") or []),
                     "n_held_out": result.n_test,
                     "final_train_accuracy": (result.history.get("accuracy") or [None])[-1],
                     "seconds": round(time.perf_counter() - started, 1),

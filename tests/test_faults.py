@@ -325,6 +325,7 @@ def test_sigkill_in_the_middle_of_training_then_the_rerun_matches(data, baseline
     command = _command(data, out, db)
 
     def training(_cli_pid):  # the fold run is open and has logged at least one epoch
+        # (a single model logs ``loss``; an ensemble's members ``member<k>/loss``)
         if not db.exists():
             return False
         try:
@@ -333,7 +334,8 @@ def test_sigkill_in_the_middle_of_training_then_the_rerun_matches(data, baseline
                     con.execute(
                         "SELECT count(*) FROM runs r JOIN tags t ON t.run_uuid = r.run_uuid "
                         "JOIN metrics m ON m.run_uuid = r.run_uuid WHERE t.key = 'fold' "
-                        "AND r.status = 'RUNNING' AND m.key = 'loss'"
+                        "AND r.status = 'RUNNING' "
+                        "AND (m.key = 'loss' OR m.key LIKE 'member%/loss')"
                     ).fetchone()[0]
                     > 0
                 )

@@ -13,7 +13,7 @@ import pytest
 pytest.importorskip("tensorflow")
 
 from urbansound import training, training_input
-from urbansound.config import CLASS_NAMES, Config, config_for
+from urbansound.config import CLASS_NAMES, Config, ConfigError, config_for
 from urbansound.folds import FoldSplit, min_folds, split_folds
 from urbansound.records import (
     ORIGINAL,
@@ -354,6 +354,79 @@ def test_load_examples_missing_fold(feature_dir):
 def test_load_examples_no_folds(feature_dir):
     ex = load_examples(feature_dir[0], [], include_deformed=True)
     assert len(ex) == 0 and ex.x.shape[0] == 0 and ex.file_names == []
+
+
+# train.deformed_copies="draw": every epoch one version of each training clip
+
+
+def test_draw_groups_a_clip_with_its_deformed_copies_and_windows():
+    from urbansound.training_input import Examples, window_groups
+
+    names = ["a.wav", "a.wav", "a.wav", "b.wav", "b.wav"]
+    deformations = [ORIGINAL, "pitch_shift_2", "window@0.500s", ORIGINAL, "drc_radio"]
+    examples = Examples(
+        np.zeros((5, 2, 2, 1), np.float32), np.zeros(5, np.int64), names, deformations
+    )
+    assert [g.tolist() for g in window_groups(examples, whole_clips=True)] == [[0, 1, 2], [3, 4]]
+    # without it a deformed copy is a clip of its own (random windows only)
+    assert [g.tolist() for g in window_groups(examples)] == [[0, 2], [1], [3], [4]]
+
+
+def test_deformed_copies_must_be_all_or_draw():
+    with pytest.raises(ConfigError, match=r"train\.deformed_copies must be 'all' or 'draw'"):
+        Config().override(**{"train.deformed_copies": "some"})
+    drawn = config_for("sb-cnn").override(**{"train.deformed_copies": "draw"})
+    assert drawn.train.augments_batches  # one-hot batches from AugmentedBatches
+    assert not config_for("sb-cnn").train.augments_batches
+
+
+def test_an_epoch_draws_one_version_of_every_training_clip(feature_dir):
+    from urbansound.training_input import AugmentedBatches, training_set
+
+    root, written = feature_dir
+    config = SMALL.override(
+        **{"train.deformed_copies": "draw", "train.input": "memory", "train.batch_size": 8}
+    )
+    train = training_set(root, [2, 3], config)
+    originals = len(written[2]["originals"]) + len(written[3]["originals"])  # 34
+    copies = len(written[2]["deformed"]) + len(written[3]["deformed"])  # 12
+    assert len(train) == originals + copies and train.epoch_size == originals
+    # each group is one clip: its original and its copies, nothing of another clip
+    assert sorted(len(g) for g in train.groups).count(2) == copies
+    for group in train.groups:
+        assert len({train.file_names[r] for r in group}) == 1
+
+    def epochs(seed, n=10):
+        batches = AugmentedBatches(
+            train.x, np.eye(10)[train.y], config, seed=seed, groups=train.groups
+        )
+        drawn = []
+        for _ in range(n):
+            assert len(batches) == -(-originals // 8)  # 5 steps, not 6 (46 rows)
+            drawn.append(batches.order.copy())
+            batches.on_epoch_end()
+        return drawn
+
+    drawn = epochs(seed=1)
+    for rows in drawn:  # one row of every clip per epoch
+        assert sorted(train.file_names[r] for r in rows) == sorted(set(train.file_names))
+    picked = [train.deformations[r] for rows in drawn for r in rows]
+    # over 10 epochs both originals and copies are drawn (a copy-holding clip: 1 in 2 each)
+    assert ORIGINAL in picked and set(picked) - {ORIGINAL} == set(DEFORMATIONS)
+    assert all((a == b).all() for a, b in zip(drawn, epochs(seed=1)))
+
+
+def test_train_fold_with_drawn_copies_never_draws_from_the_test_fold(feature_dir, tmp_path):
+    root, written = feature_dir
+    config = SMALL.override(
+        **{"train.deformed_copies": "draw", "train.input": "memory", "train.validation": "none"}
+    )
+    result = train_fold(root, TEST_FOLD, [1, 2, 3], config=config, out_dir=tmp_path)
+    # folds 2 and 3 train, one version of each of their clips an epoch (n_train counts an
+    # epoch's examples); fold 1 tests on its originals only
+    assert result.n_train == sum(len(written[f]["originals"]) for f in (2, 3))
+    assert result.n_test == len(written[TEST_FOLD]["originals"])
+    assert result.test_accuracy >= 0.9  # two bands-apart patterns
 
 
 # ---------------------------------------------------------------------------

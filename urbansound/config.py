@@ -143,6 +143,11 @@ class TrainConfig:
     # (features.window_hop_s apart, the last aligned to the clip's end), so a 4 s clip is
     # seen whole, not only its first audio.clip_seconds; needs features.window_hop_s > 0
     random_windows: bool = _DEFAULT_RECIPE.random_windows
+    # With an augmentation set (augment.set), how the deformed copies train: "all": every
+    # copy is an example of every epoch (the study; an epoch costs 1 + copies per clip);
+    # "draw": every epoch, one version of each training clip (its original or one of its
+    # copies) drawn at random, so an epoch costs what unaugmented training costs
+    deformed_copies: str = _DEFAULT_RECIPE.deformed_copies
     normalize: str = "per_band"
     seed: int = 0
     seeds: tuple[int, ...] = ()  # several: one model per seed, an ensemble (see member_seeds)
@@ -172,9 +177,14 @@ class TrainConfig:
 
     @property
     def augments_batches(self) -> bool:
-        """True when training batches are augmented (mixup, masks, time shift, random windows)."""
+        """True when training batches are augmented (mixup, masks, time shift, random windows,
+        a drawn deformed copy)."""
         return (
-            self.mixup_alpha > 0 or self.spec_augment > 0 or self.time_shift or self.random_windows
+            self.mixup_alpha > 0
+            or self.spec_augment > 0
+            or self.time_shift
+            or self.random_windows
+            or self.deformed_copies == "draw"
         )
 
 
@@ -206,6 +216,7 @@ def train_config_for(model: str, profile: str = "default") -> TrainConfig:
         spec_augment=spec.spec_augment,
         time_shift=spec.time_shift,
         random_windows=spec.random_windows,
+        deformed_copies=spec.deformed_copies,
         precision=spec.precision,
         ensemble=spec.ensemble,
     )
@@ -410,6 +421,10 @@ class Config:
             (
                 not t.random_windows or f.window_hop_s > 0,
                 "train.random_windows needs features.window_hop_s > 0 (the windows it draws from)",
+            ),
+            (
+                t.deformed_copies in ("all", "draw"),
+                "train.deformed_copies must be 'all' or 'draw'",
             ),
             (0 <= t.spec_augment <= 8, "train.spec_augment must be 0..8 masks per axis"),
             (t.schedule in SCHEDULES, f"train.schedule must be one of {list(SCHEDULES)}"),

@@ -50,6 +50,8 @@ class ModelSpec:
         (0: one window, the clip's first 3 s, as the study); a test clip is then the mean
         of its windows, and with ``random_windows`` every training epoch draws one
         window of each clip (``features.window_hop_s``, ``train.random_windows``).
+    deformed_copies : ``train.deformed_copies``: ``"all"`` trains every deformed copy of
+        the augmentation set every epoch; ``"draw"`` one version of each clip per epoch.
     precision : ``train.precision`` (``"auto"``: bfloat16 compute where the CPU has it).
     ensemble : ``train.ensemble``: models trained per fold from consecutive seeds, evaluated
         and saved as the mean of their probabilities (1: one model).
@@ -73,6 +75,7 @@ class ModelSpec:
     time_shift: bool = False
     window_hop_s: float = 0.0
     random_windows: bool = False
+    deformed_copies: str = "all"
     precision: str = "float32"
     ensemble: int = 1
     study: bool = False

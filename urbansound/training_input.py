@@ -43,7 +43,8 @@ class Examples:
     deformations: list[str]
     salience: list[int] = field(default_factory=list)  # 1 foreground, 2 background, 0 unknown
     # train.random_windows: the rows of each training clip's windows (its first window and
-    # the later ones); an epoch then draws one row per group.  None: every row, every epoch.
+    # the later ones); train.deformed_copies="draw": of each clip's original and deformed
+    # copies.  An epoch then draws one row per group.  None: every row, every epoch.
     groups: list[np.ndarray] | None = None
 
     def __len__(self) -> int:
@@ -122,15 +123,20 @@ def load_examples(
     return Examples(x, y, [i[0] for i in items], [i[1] for i in items], [i[4] for i in items])
 
 
-def window_groups(examples: Examples) -> list[np.ndarray]:
+def window_groups(examples: Examples, *, whole_clips: bool = False) -> list[np.ndarray]:
     """The rows of ``examples`` grouped by what one epoch draws from: an original clip's
     first window with its later windows (``window@…`` records) form one group; each
     deformed copy is a group of its own (the features stage windows originals only).
+    ``whole_clips`` (``train.deformed_copies="draw"``): every row of a clip, its windows
+    and its deformed copies, is one group.
 
     Returns a list of int64 arrays [shape=(k,)], in order of each group's first row."""
     groups: dict[tuple[str, str], list[int]] = {}
     for row, (name, deformation) in enumerate(zip(examples.file_names, examples.deformations)):
-        key = (name, ORIGINAL if is_window(deformation) else deformation)
+        if whole_clips:
+            key = (name, "")
+        else:
+            key = (name, ORIGINAL if is_window(deformation) else deformation)
         groups.setdefault(key, []).append(row)
     return [np.asarray(rows, np.int64) for rows in groups.values()]
 
@@ -230,7 +236,8 @@ def AugmentedBatches(
     groups : with ``train.random_windows``, the rows of each clip's windows
         (:func:`window_groups`): every epoch takes one row per group, drawn at random, so
         the model sees a random 3 s window of each 4 s clip (a random crop on the
-        features' window grid)."""
+        features' window grid); with ``train.deformed_copies="draw"`` a group also holds
+        the clip's deformed copies."""
     import keras
 
     t = config.train
@@ -503,18 +510,26 @@ def training_set(feature_dir: str | os.PathLike, folds: Sequence[int], config: C
 
     shape = model_input_shape(config)
     random_windows = config.train.random_windows
+    draw_copies = config.train.deformed_copies == "draw"
     if should_stream(feature_dir, folds, config.train.input, shape):
-        if random_windows:
-            import logging
+        import logging
 
-            logging.getLogger(__name__).warning(
+        log = logging.getLogger(__name__)
+        if random_windows:
+            log.warning(
                 "train.random_windows: streamed training input reads each clip's first "
                 "window only (random windows need the examples in memory: train.input=memory)"
+            )
+        if draw_copies:
+            log.warning(
+                "train.deformed_copies=draw: streamed training input reads every deformed "
+                "copy every epoch (drawing one needs the examples in memory: "
+                "train.input=memory)"
             )
         return StreamedExamples(feature_dir, folds, kind=config.input_kind, input_shape=shape)
     examples = load_examples(
         feature_dir, folds, include_deformed=True, include_windows=random_windows
     )
-    if random_windows:
-        examples.groups = window_groups(examples)
+    if random_windows or draw_copies:
+        examples.groups = window_groups(examples, whole_clips=draw_copies)
     return examples
