@@ -13,11 +13,14 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from urbansound.components import DEFAULT_IMAGE
 from urbansound.config import Config, ConfigError
 from urbansound.messages import quoted
+
+if TYPE_CHECKING:
+    from urbansound.pipeline.pipeline import ClusterOptions
 
 
 class ClusterError(ConfigError):
@@ -180,29 +183,30 @@ def compile_pipeline(
     image: str = DEFAULT_IMAGE,
     config: Config = Config(),
     parallelism: int = 0,
-    pvcs: Sequence[tuple[str, str]] = (),
-    retries: int = 0,
-    caching: bool = True,
+    cluster: ClusterOptions | None = None,
 ) -> str:
     """Write the pipeline's IR YAML to ``path``; return the path.
 
-    ``pvcs``: ``(claim name, mount path)`` pairs mounted in every task; with any, the
-    file holds a second YAML document, the Kubernetes platform spec.  ``caching=False``
-    turns kfp's cache off in every task (kfp.Client's ``enable_caching`` reaches only
-    the root DAG's tasks, and ours sit inside the exit handler and the fold loop).
-    ``retries``: how many times kfp retries a failed task (60 s, then 120 s, … at most
-    600 s); 0, the default, retries none (kfp cannot spare a user's error, exit code 2).
+    ``cluster`` (:class:`~urbansound.pipeline.pipeline.ClusterOptions`, the same object a
+    study compiles with): PersistentVolumeClaims mounted in every task (with any, the file
+    holds a second YAML document, the Kubernetes platform spec); ``caching=False`` turns
+    kfp's cache off in every task (kfp.Client's ``enable_caching`` reaches only the root
+    DAG's tasks, and ours sit inside the exit handler and the fold loop); ``retries``: how
+    many times kfp retries a failed task (60 s, then 120 s, … at most 600 s).  None: its
+    defaults, no claims, the cache on and no retries (kfp cannot spare a user's error,
+    exit code 2).
     """
     from kfp import compiler
 
     from urbansound.pipeline.pipeline import ClusterOptions, create_pipeline
 
-    cluster = ClusterOptions(
-        pvcs=tuple((str(n), str(m)) for n, m in pvcs), retries=retries, caching=caching
-    )
     compiler.Compiler().compile(
         create_pipeline(
-            image=image, gpu=True, parallelism=parallelism, config=config, cluster=cluster
+            image=image,
+            gpu=True,
+            parallelism=parallelism,
+            config=config,
+            cluster=cluster or ClusterOptions(),
         ),
         os.fspath(path),
     )

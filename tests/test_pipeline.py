@@ -249,10 +249,12 @@ def test_the_local_pipeline_has_no_retries_resources_or_gpu(tmp_path):
 
 
 def test_pvc_is_mounted_in_every_task(tmp_path):
+    from urbansound.pipeline.pipeline import ClusterOptions
+
     path = compile_pipeline(
         tmp_path / "p.yaml",
         image="img:1",
-        pvcs=[("us8k-data", "/mnt/data"), ("scratch", "/scratch")],
+        cluster=ClusterOptions(pvcs=(("us8k-data", "/mnt/data"), ("scratch", "/scratch"))),
     )
     pipeline_spec, platform = yaml.safe_load_all(Path(path).read_text())
     executors = pipeline_spec["deploymentSpec"]["executors"]

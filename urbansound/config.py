@@ -143,7 +143,7 @@ class TrainConfig:
     # (features.window_hop_s apart, the last aligned to the clip's end), so a 4 s clip is
     # seen whole, not only its first audio.clip_seconds; needs features.window_hop_s > 0
     random_windows: bool = _DEFAULT_RECIPE.random_windows
-    # With an augmentation set (augment.set), how the deformed copies train: "all": every
+    # With deformed copies (augment.deformations), how they train: "all": every
     # copy is an example of every epoch (the study; an epoch costs 1 + copies per clip);
     # "draw": every epoch, one version of each training clip (its original or one of its
     # copies) drawn at random, so an epoch costs what unaugmented training costs

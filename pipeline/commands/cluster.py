@@ -144,7 +144,7 @@ def cmd_compile(args) -> int:
         hint="choose another -o",
     )
     path = compile_pipeline(
-        args.output, image=args.image or DEFAULT_IMAGE, pvcs=args.pvc, retries=args.retries
+        args.output, image=args.image or DEFAULT_IMAGE, cluster=cluster_options(args)
     )
     mounts = "".join(f", mounts {name} at {mount}" for name, mount in args.pvc)
     retries = f", {args.retries} retries of a failed task" if args.retries else ""
@@ -273,12 +273,7 @@ def cmd_submit(args) -> int:
     result = compile_and_submit(
         args,
         lambda path: compile_pipeline(
-            path,
-            image=args.image or DEFAULT_IMAGE,
-            config=config,
-            pvcs=args.pvc,
-            retries=args.retries,
-            caching=not args.no_cache,
+            path, image=args.image or DEFAULT_IMAGE, config=config, cluster=cluster_options(args)
         ),
         config=config,
         beam_options=beam_options,
