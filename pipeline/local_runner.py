@@ -86,6 +86,12 @@ def default_tracking_uri(directory: str | os.PathLike = ".") -> str:
     return f"sqlite:///{Path(directory).resolve() / 'mlflow.db'}"
 
 
+def local_tracking_uri(given: str = "") -> str:
+    """Where a local run or study logs: ``given`` (``--tracking-uri``), else
+    $MLFLOW_TRACKING_URI, else :func:`default_tracking_uri` of the working directory."""
+    return given or os.environ.get("MLFLOW_TRACKING_URI", "") or default_tracking_uri(".")
+
+
 def run_key_for(**arguments) -> str:
     """Deterministic key of a run's defining arguments (JSON-serialisable values)."""
     text = json.dumps(arguments, sort_keys=True, default=str)

@@ -235,3 +235,16 @@ def test_messages_quote_at_most_the_start_of_a_long_value(tmp_path):
         scan(us8k, DataConfig(class_names=tuple(names)))
     assert "are not UrbanSound8K's ten classes" in str(bad.value)
     assert len(str(bad.value)) < 400 and "(300 names)" in str(bad.value)
+
+
+def test_a_local_run_or_study_logs_to_the_flag_then_the_environment_then_the_working_dir(
+    monkeypatch, tmp_path
+):
+    from urbansound.pipeline.local_runner import local_tracking_uri
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    assert local_tracking_uri("") == f"sqlite:///{tmp_path.resolve() / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://mlflow.team:5000")
+    assert local_tracking_uri("") == "http://mlflow.team:5000"
+    assert local_tracking_uri("sqlite:///other.db") == "sqlite:///other.db"

@@ -113,6 +113,7 @@ def cmd_run(args) -> int:
     from urbansound.pipeline.local_runner import (
         PipelineFailed,
         default_tracking_uri,
+        local_tracking_uri,
         output_lock,
         run_local,
     )
@@ -123,7 +124,7 @@ def cmd_run(args) -> int:
     demo = args.data is None
     config = with_deformation_cache(config_from_args(args, demo=demo), out)
     data = out / "demo-data" if demo else Path(args.data)
-    tracking_uri = args.tracking_uri or default_tracking_uri(".")
+    tracking_uri = local_tracking_uri(args.tracking_uri)
     preflight.check_locations(out, None if demo else data, tracking_uri)
     claim_folder(
         out,

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
 import sys
 import time
 from collections import Counter
@@ -373,6 +372,7 @@ def cmd_study(args) -> int:
     from urbansound.pipeline.local_runner import (
         PipelineFailed,
         default_tracking_uri,
+        local_tracking_uri,
         output_lock,
         run_local,
     )
@@ -389,9 +389,9 @@ def cmd_study(args) -> int:
     demo = args.data is None
     study = _each_config(_resolve(spec, args, demo=demo), lambda c: with_deformation_cache(c, out))
     data = out / "demo-data" if demo else Path(args.data)
-    tracking_uri = (
-        args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI", "") or default_tracking_uri(".")
-    )
+    # --tracking-uri defaults to "" here (a cluster's pods cannot reach the laptop's
+    # $MLFLOW_TRACKING_URI); locally the same order as run's
+    tracking_uri = local_tracking_uri(args.tracking_uri)
     validation = ingest_config(study).train.validation
     if not args.dry_run:
         preflight.check_locations(out, None if demo else data, tracking_uri)
