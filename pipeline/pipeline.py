@@ -87,6 +87,42 @@ def _for_cluster(task, kind: str, cluster: ClusterOptions | None):
     return task
 
 
+# The tasks a run and a study wire the same way (pipeline/study.py uses them too).
+
+
+def _finish_task(c, cluster, *, tracking_uri, run_key, job_id):
+    """The MLflow finish task of an exit handler: never cached, since a rerun must close the
+    run it (re)opened."""
+    finish = c.finish_run(tracking_uri=tracking_uri, run_key=run_key, job_id=job_id)
+    finish.set_display_name("mlflow-finish").set_caching_options(False)
+    return _for_cluster(finish, "mlflow", cluster)
+
+
+def _ingest_task(c, cluster, **inputs):
+    """Ingest with ``inputs`` (dataset_fingerprint among them, so that a changed dataset at
+    the same path is not served from the cache)."""
+    return _for_cluster(c.ingest(**inputs), "ingest", cluster)
+
+
+def _features_task(c, cluster, ingest, *, config_json, beam_args):
+    """The features of ``ingest``'s waveforms and test folds under ``config_json``."""
+    task = c.features(
+        waveforms=ingest.outputs["waveforms"],
+        config_json=config_json,
+        beam_args=beam_args,
+        test_folds=ingest.outputs["Output"],
+    )
+    return _for_cluster(task, "features", cluster)
+
+
+def _train_task(c, cluster, *, gpu: bool, **inputs):
+    """One fold's training (inside a ParallelFor), one GPU requested when ``gpu``."""
+    train = c.train(**inputs)
+    if gpu:
+        train.set_accelerator_type("nvidia.com/gpu").set_accelerator_limit(1)
+    return _for_cluster(train, "train", cluster)
+
+
 def create_pipeline(
     *,
     image: str = DEFAULT_IMAGE,
@@ -138,13 +174,11 @@ def create_pipeline(
         # Never cached: a rerun must (re)open its MLflow run and close it at the end.
         start.set_display_name("mlflow-start").set_caching_options(False)
         _for_cluster(start, "mlflow", cluster)
-        finish = c.finish_run(tracking_uri=tracking_uri, run_key=run_key, job_id=job_id)
-        finish.set_display_name("mlflow-finish").set_caching_options(False)
-        _for_cluster(finish, "mlflow", cluster)
+        finish = _finish_task(c, cluster, tracking_uri=tracking_uri, run_key=run_key, job_id=job_id)
         with dsl.ExitHandler(finish, name="tracked-run"):
-            # dataset_fingerprint (listing and content) is in ingest's inputs so that a changed
-            # dataset at the same path is not served from the cache.
-            ingest = c.ingest(
+            ingest = _ingest_task(
+                c,
+                cluster,
                 data_root=data_root,
                 config_json=config_json,
                 test_folds=test_folds,
@@ -154,27 +188,22 @@ def create_pipeline(
                 dataset_fingerprint=dataset_fingerprint,
                 digest_cache=digest_cache,
             )
-            _for_cluster(ingest, "ingest", cluster)
-            features = c.features(
-                waveforms=ingest.outputs["waveforms"],
-                config_json=config_json,
-                beam_args=beam_args,
-                test_folds=ingest.outputs["Output"],
+            features = _features_task(
+                c, cluster, ingest, config_json=config_json, beam_args=beam_args
             )
-            _for_cluster(features, "features", cluster)
             with dsl.ParallelFor(
                 ingest.outputs["Output"], parallelism=parallelism, name="folds"
             ) as fold:
-                train = c.train(
+                train = _train_task(
+                    c,
+                    cluster,
+                    gpu=gpu,
                     features=features.outputs["features"],
                     test_fold=fold,
                     config_json=config_json,
                     tracking_uri=tracking_uri,
                     parent_run_id=start.output,
                 )
-                if gpu:
-                    train.set_accelerator_type("nvidia.com/gpu").set_accelerator_limit(1)
-                _for_cluster(train, "train", cluster)
             evaluate = c.evaluate(
                 fold_results=dsl.Collected(train.outputs["fold_result"]),
                 waveforms=ingest.outputs["waveforms"],

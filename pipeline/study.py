@@ -35,7 +35,14 @@ import json
 import os
 
 from urbansound.components import DEFAULT_IMAGE, build_components, build_study_components
-from urbansound.pipeline.pipeline import ClusterOptions, _for_cluster
+from urbansound.pipeline.pipeline import (
+    ClusterOptions,
+    _features_task,
+    _finish_task,
+    _for_cluster,
+    _ingest_task,
+    _train_task,
+)
 from urbansound.study import Study, feature_groups, ingest_config
 
 STUDY_PIPELINE_NAME = "urbansound-study"
@@ -120,13 +127,13 @@ def create_study_pipeline(
             )
             run.set_display_name(f"mlflow-{configuration.slug}").set_caching_options(False)
             config_runs.append(_for_cluster(run, "mlflow", cluster))
-        finish = c.finish_run(tracking_uri=tracking_uri, run_key=run_key, job_id=job_id)
-        finish.set_display_name("mlflow-finish").set_caching_options(False)
-        _for_cluster(finish, "mlflow", cluster)
+        finish = _finish_task(c, cluster, tracking_uri=tracking_uri, run_key=run_key, job_id=job_id)
         with dsl.ExitHandler(finish, name="tracked-study"):
             # no MLflow run in ingest's inputs: its output (and so the features' cache
             # entries) does not depend on the study; the comparison logs the ingest report
-            ingest = c.ingest(
+            ingest = _ingest_task(
+                c,
+                cluster,
                 data_root=data_root,
                 config_json=ingest_json,
                 test_folds=test_folds,
@@ -136,17 +143,12 @@ def create_study_pipeline(
                 dataset_fingerprint=dataset_fingerprint,
                 digest_cache=digest_cache,
             )
-            _for_cluster(ingest, "ingest", cluster)
             features = {}
             for group in groups:
-                task = c.features(
-                    waveforms=ingest.outputs["waveforms"],
-                    config_json=group.config.to_json(),
-                    beam_args=beam_args,
-                    test_folds=ingest.outputs["Output"],
+                task = _features_task(
+                    c, cluster, ingest, config_json=group.config.to_json(), beam_args=beam_args
                 )
-                task.set_display_name(f"features-{group.slug}")
-                features[group.slug] = _for_cluster(task, "features", cluster)
+                features[group.slug] = task.set_display_name(f"features-{group.slug}")
 
             def train_and_evaluate(configuration, config_json, features_task, run):
                 """The configuration's fold loop and evaluation; its comparison row."""
@@ -154,7 +156,10 @@ def create_study_pipeline(
                 with dsl.ParallelFor(
                     ingest.outputs["Output"], parallelism=parallelism, name=f"folds-{name}"
                 ) as fold:
-                    train = c.train(
+                    train = _train_task(
+                        c,
+                        cluster,
+                        gpu=gpu,
                         features=features_task.outputs["features"],
                         test_fold=fold,
                         config_json=config_json,
@@ -162,9 +167,6 @@ def create_study_pipeline(
                         parent_run_id=run.output,
                     )
                     train.set_display_name(f"train-{name}")
-                    if gpu:
-                        train.set_accelerator_type("nvidia.com/gpu").set_accelerator_limit(1)
-                    _for_cluster(train, "train", cluster)
                 evaluate = s.evaluate_configuration(
                     fold_results=dsl.Collected(train.outputs["fold_result"]),
                     waveforms=ingest.outputs["waveforms"],
@@ -205,14 +207,10 @@ def create_study_pipeline(
                 )
                 run.set_display_name(f"mlflow-{template.slug}").set_caching_options(False)
                 _for_cluster(run, "mlflow", cluster)
-                policy_features = c.features(
-                    waveforms=ingest.outputs["waveforms"],
-                    config_json=config_json,
-                    beam_args=beam_args,
-                    test_folds=ingest.outputs["Output"],
+                policy_features = _features_task(
+                    c, cluster, ingest, config_json=config_json, beam_args=beam_args
                 )
                 policy_features.set_display_name(f"features-{template.slug}")
-                _for_cluster(policy_features, "features", cluster)
                 # A condition that always holds (the policy's configuration is never
                 # empty): its sub-DAG gets the policy's outputs as DAG inputs, which
                 # kfp 2.17's local runner passes into a loop (a sibling task's output
