@@ -416,6 +416,55 @@ def test_an_epoch_draws_one_version_of_every_training_clip(feature_dir):
     assert all((a == b).all() for a, b in zip(drawn, epochs(seed=1)))
 
 
+@pytest.mark.parametrize("share", [0.0, 0.5, 1.0])
+def test_original_share_is_how_often_an_epoch_takes_the_original(feature_dir, share):
+    from urbansound.training_input import AugmentedBatches, training_set
+
+    root, written = feature_dir
+    config = SMALL.override(
+        **{
+            "train.deformed_copies": "draw",
+            "train.original_share": share,
+            "train.input": "memory",
+        }
+    )
+    train = training_set(root, [2, 3], config)
+    batches = AugmentedBatches(
+        train.x,
+        np.eye(10)[train.y],
+        config,
+        seed=0,
+        groups=train.groups,
+        versions=train.deformations,
+    )
+    with_copies = {name for f in (2, 3) for name, _ in written[f]["deformed"]}  # 12 clips
+    took_original = []
+    for _ in range(50):
+        rows = batches.order
+        assert sorted(train.file_names[r] for r in rows) == sorted(set(train.file_names))
+        took_original += [
+            train.deformations[r] == ORIGINAL for r in rows if train.file_names[r] in with_copies
+        ]
+        # a clip without copies trains its original whatever the share
+        assert all(
+            train.deformations[r] == ORIGINAL
+            for r in rows
+            if train.file_names[r] not in with_copies
+        )
+        batches.on_epoch_end()
+    # 600 draws: the share within 0.06 (about 3 standard deviations at 0.5)
+    assert np.mean(took_original) == pytest.approx(share, abs=0.06)
+
+
+def test_original_share_needs_drawn_copies():
+    with pytest.raises(ConfigError, match=r"original_share needs train\.deformed_copies=draw"):
+        config_for("sb-cnn").override(**{"train.original_share": 0.5})
+    with pytest.raises(ConfigError, match=r"original_share must be a probability"):
+        config_for("sb-cnn").override(
+            **{"train.deformed_copies": "draw", "train.original_share": 1.5}
+        )
+
+
 def test_train_fold_with_drawn_copies_never_draws_from_the_test_fold(feature_dir, tmp_path):
     root, written = feature_dir
     config = SMALL.override(

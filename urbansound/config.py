@@ -148,6 +148,9 @@ class TrainConfig:
     # "draw": every epoch, one version of each training clip (its original or one of its
     # copies) drawn at random, so an epoch costs what unaugmented training costs
     deformed_copies: str = _DEFAULT_RECIPE.deformed_copies
+    # with "draw": the probability that an epoch takes a clip's original rather than one of
+    # its copies; None: every version equally likely (the original 1 in 1 + copies)
+    original_share: float | None = _DEFAULT_RECIPE.original_share
     normalize: str = "per_band"
     seed: int = 0
     seeds: tuple[int, ...] = ()  # several: one model per seed, an ensemble (see member_seeds)
@@ -217,6 +220,7 @@ def train_config_for(model: str, profile: str = "default") -> TrainConfig:
         time_shift=spec.time_shift,
         random_windows=spec.random_windows,
         deformed_copies=spec.deformed_copies,
+        original_share=spec.original_share,
         precision=spec.precision,
         ensemble=spec.ensemble,
     )
@@ -425,6 +429,14 @@ class Config:
             (
                 t.deformed_copies in ("all", "draw"),
                 "train.deformed_copies must be 'all' or 'draw'",
+            ),
+            (
+                t.original_share is None or 0 <= t.original_share <= 1,
+                "train.original_share must be a probability (0 to 1) or null",
+            ),
+            (
+                t.original_share is None or t.deformed_copies == "draw",
+                "train.original_share needs train.deformed_copies=draw",
             ),
             (0 <= t.spec_augment <= 8, "train.spec_augment must be 0..8 masks per axis"),
             (t.schedule in SCHEDULES, f"train.schedule must be one of {list(SCHEDULES)}"),

@@ -52,6 +52,8 @@ class ModelSpec:
         window of each clip (``features.window_hop_s``, ``train.random_windows``).
     deformed_copies : ``train.deformed_copies``: ``"all"`` trains every deformed copy of
         the augmentation set every epoch; ``"draw"`` one version of each clip per epoch.
+    original_share : ``train.original_share``: with ``"draw"``, the probability of the
+        original (None: every version equally likely).
     precision : ``train.precision`` (``"auto"``: bfloat16 compute where the CPU has it).
     ensemble : ``train.ensemble``: models trained per fold from consecutive seeds, evaluated
         and saved as the mean of their probabilities (1: one model).
@@ -76,6 +78,7 @@ class ModelSpec:
     window_hop_s: float = 0.0
     random_windows: bool = False
     deformed_copies: str = "all"
+    original_share: float | None = None
     precision: str = "float32"
     ensemble: int = 1
     study: bool = False

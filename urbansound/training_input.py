@@ -84,7 +84,13 @@ class Examples:
             targets = np.eye(n_classes, dtype=np.float32)[self.y]
             return dict(
                 x=AugmentedBatches(
-                    self.x, targets, config, seed=seed, fill=fill, groups=self.groups
+                    self.x,
+                    targets,
+                    config,
+                    seed=seed,
+                    fill=fill,
+                    groups=self.groups,
+                    versions=self.deformations,
                 )
             )
         return dict(x=self.x, y=self.y, batch_size=config.train.batch_size, shuffle=True)
@@ -229,6 +235,7 @@ def AugmentedBatches(
     seed: int,
     fill: np.ndarray | None = None,
     groups: list[np.ndarray] | None = None,
+    versions: Sequence[str] | None = None,
 ):
     """A Keras ``PyDataset`` of shuffled, augmented training batches (:func:`augment_batch`),
     reshuffled every epoch from ``seed``: the same seed gives the same batches.
@@ -237,11 +244,20 @@ def AugmentedBatches(
         (:func:`window_groups`): every epoch takes one row per group, drawn at random, so
         the model sees a random 3 s window of each 4 s clip (a random crop on the
         features' window grid); with ``train.deformed_copies="draw"`` a group also holds
-        the clip's deformed copies."""
+        the clip's deformed copies.
+    versions : each row's deformation name (``Examples.deformations``), which
+        ``train.original_share`` needs to tell a clip's original from its copies."""
     import keras
 
     t = config.train
     n_per_epoch = len(groups) if groups is not None else len(x)
+    share = t.original_share
+    split_groups = None
+    if groups is not None and share is not None:
+        if versions is None:
+            raise ValueError("train.original_share needs each row's version (versions=)")
+        copy = np.array([v != ORIGINAL and not is_window(v) for v in versions])
+        split_groups = [(g[~copy[g]], g[copy[g]]) for g in groups]
 
     class _Batches(keras.utils.PyDataset):
         def __init__(self):
@@ -252,8 +268,22 @@ def AugmentedBatches(
         def _draw(self) -> np.ndarray:
             if groups is None:
                 return self.rng.permutation(len(x))
+            if split_groups is not None and share is not None:
+                return self._draw_with_original_share(split_groups, share)
             picks = self.rng.random(len(groups))
             rows = np.array([g[int(p * len(g))] for g, p in zip(groups, picks)], np.int64)
+            return rows[self.rng.permutation(len(rows))]
+
+        def _draw_with_original_share(self, split, share: float) -> np.ndarray:
+            # each clip: its original (or one of its windows) with probability share, else
+            # one of its copies; a clip without copies always trains its original
+            take_original = self.rng.random(len(split)) < share
+            picks = self.rng.random(len(split))
+            chosen = []
+            for (own, copies), original, pick in zip(split, take_original, picks):
+                pool = own if original or len(copies) == 0 else copies
+                chosen.append(pool[int(pick * len(pool))])
+            rows = np.asarray(chosen, np.int64)
             return rows[self.rng.permutation(len(rows))]
 
         def __len__(self):
