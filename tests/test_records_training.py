@@ -465,6 +465,48 @@ def test_original_share_needs_drawn_copies():
         )
 
 
+@pytest.mark.parametrize("share", [None, 0.8])
+def test_streamed_draw_keeps_one_version_of_each_clip_per_epoch_in_expectation(feature_dir, share):
+    from urbansound.training_input import StreamedExamples, keep_probabilities
+
+    root, written = feature_dir
+    stream = StreamedExamples(
+        root, [2, 3], kind="logmel", input_shape=(128, 128, 1), draw=True, original_share=share
+    )
+    originals = len(written[2]["originals"]) + len(written[3]["originals"])  # 34 clips
+    copies = len(written[2]["deformed"]) + len(written[3]["deformed"])  # 12, one per clip
+    assert len(stream) == originals + copies and stream.epoch_size == originals
+
+    epochs = 60
+    drawn = list(stream._drawn(seed=7, with_names=True).take(originals * epochs))
+    names = [n.numpy().decode() for _, _, n, _ in drawn]
+    versions = [d.numpy().decode() for _, _, _, d in drawn]
+    with_copies = {name for f in (2, 3) for name, _ in written[f]["deformed"]}
+    # clips without copies: always the original, about once per epoch
+    assert all(v == ORIGINAL for n, v in zip(names, versions) if n not in with_copies)
+    # clips with one copy: the original with keep_probabilities' share of their draws
+    p_original, p_copy = keep_probabilities(1, share)
+    expected = p_original / (p_original + p_copy)
+    took = [v == ORIGINAL for n, v in zip(names, versions) if n in with_copies]
+    assert np.mean(took) == pytest.approx(expected, abs=0.07)
+    # every clip is drawn, and as often as any other within chance
+    counts = np.array([names.count(n) for n in sorted(set(names))])
+    assert len(counts) == originals and counts.min() > epochs * 0.5
+    # deterministic under the seed
+    again = [n.numpy().decode() for _, _, n, _ in stream._drawn(seed=7, with_names=True).take(50)]
+    assert again == names[:50]
+
+
+def test_train_fold_streams_drawn_copies(feature_dir, tmp_path):
+    root, written = feature_dir
+    config = SMALL.override(
+        **{"train.deformed_copies": "draw", "train.input": "stream", "train.validation": "none"}
+    )
+    result = train_fold(root, TEST_FOLD, [1, 2, 3], config=config, out_dir=tmp_path)
+    assert result.n_train == sum(len(written[f]["originals"]) for f in (2, 3))
+    assert result.test_accuracy >= 0.9  # two bands-apart patterns
+
+
 def test_train_fold_with_drawn_copies_never_draws_from_the_test_fold(feature_dir, tmp_path):
     root, written = feature_dir
     config = SMALL.override(

@@ -315,15 +315,22 @@ def _parse_spec(kind: str):
         values: tf.io.FixedLenFeature([], tf.string),
         "label": tf.io.FixedLenFeature([], tf.int64),
         "deformation": tf.io.FixedLenFeature([], tf.string, default_value=""),
+        "file_name": tf.io.FixedLenFeature([], tf.string, default_value=""),
     }
 
 
 def record_dataset(
-    paths: Sequence[str], *, kind: str, input_shape: tuple[int, ...], include_deformed: bool
+    paths: Sequence[str],
+    *,
+    kind: str,
+    input_shape: tuple[int, ...],
+    include_deformed: bool,
+    with_names: bool = False,
 ):
     """``tf.data.Dataset`` of (x float32 [shape=input_shape], label int64) from feature
     shards: files interleaved (deterministic order), originals and (with
-    ``include_deformed``) deformed copies; test-time windows never."""
+    ``include_deformed``) deformed copies; test-time windows never.  ``with_names``: also
+    each example's file name and deformation (strings; "" for an original)."""
     import tensorflow as tf
 
     values, spec = _parse_spec(kind)
@@ -331,15 +338,15 @@ def record_dataset(
     def parse(raw):
         ex = tf.io.parse_single_example(raw, spec)
         x = tf.reshape(tf.io.decode_raw(ex[values], tf.float32, little_endian=True), input_shape)
-        return x, ex["label"], ex["deformation"]
+        return x, ex["label"], ex["file_name"], ex["deformation"]
 
-    def wanted(x, label, deformation):
+    def wanted(x, label, file_name, deformation):
         if include_deformed:
             return tf.logical_not(tf.strings.regex_full_match(deformation, "window@.*"))
         return tf.equal(deformation, "")
 
     files = tf.data.Dataset.from_tensor_slices(sorted(paths))
-    return (
+    ds = (
         files.interleave(
             tf.data.TFRecordDataset,
             cycle_length=min(4, len(paths)) or 1,
@@ -348,8 +355,22 @@ def record_dataset(
         )
         .map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
         .filter(wanted)
-        .map(lambda x, label, deformation: (x, label))
     )
+    if with_names:
+        return ds
+    return ds.map(lambda x, label, file_name, deformation: (x, label))
+
+
+def keep_probabilities(copies: int, original_share: float | None) -> tuple[float, float]:
+    """(original, each copy): the probability that one epoch of streamed, drawn training
+    keeps a clip's original and each of its ``copies`` deformed copies, so that an epoch
+    holds one version of every clip in expectation (``train.deformed_copies="draw"``).
+    ``original_share`` None: every version equally likely."""
+    if copies == 0:
+        return 1.0, 0.0
+    if original_share is None:
+        return 1.0 / (1 + copies), 1.0 / (1 + copies)
+    return original_share, (1.0 - original_share) / copies
 
 
 class StreamedExamples:
@@ -361,6 +382,10 @@ class StreamedExamples:
     folds : the training folds.
     kind : ``"logmel"`` or ``"waveform"``; input_shape : one example's shape with its
         channel axis, e.g. (128, 128, 1).
+    draw, original_share : ``train.deformed_copies="draw"`` and ``train.original_share``:
+        every epoch keeps each record with the probability of :func:`keep_probabilities`
+        (seeded), so an epoch holds one version of each clip in expectation and costs what
+        unaugmented training costs (the copies are still read, not trained on).
     """
 
     def __init__(
@@ -371,6 +396,8 @@ class StreamedExamples:
         kind: str,
         input_shape: tuple[int, ...],
         include_deformed: bool = True,
+        draw: bool = False,
+        original_share: float | None = None,
     ):
         self.feature_dir, self.folds = feature_dir, tuple(folds)
         self.paths = []
@@ -382,26 +409,36 @@ class StreamedExamples:
         self.kind = kind
         self.input_shape = tuple(input_shape)
         self.include_deformed = include_deformed
+        self.draw, self.original_share = draw, original_share
         self._count: int | None = None
         self._stats: tuple[np.ndarray, np.ndarray] | None = None
+        self._copies: dict[str, int] = {}  # file name -> its deformed copies (draw)
+        self._clips = 0
 
-    def dataset(self):
-        """Unbatched (x, label) in file order."""
+    def dataset(self, *, with_names: bool = False):
+        """Unbatched (x, label) in file order (and file name, deformation)."""
         return record_dataset(
             self.paths,
             kind=self.kind,
             input_shape=self.input_shape,
             include_deformed=self.include_deformed,
+            with_names=with_names,
         )
 
     def scan(self) -> None:
-        """One pass: the example count and the per-band sums (log-mels)."""
+        """One pass: the example count, each clip's copies and the per-band sums (log-mels)."""
         n = 0
         sums: np.ndarray | None = None
         sumsq: np.ndarray | None = None
         bad = 0
-        for x, _ in self.dataset().batch(512).as_numpy_iterator():
+        copies: dict[str, int] = {}
+        for x, _, names, deformations in (
+            self.dataset(with_names=True).batch(512).as_numpy_iterator()
+        ):
             n += len(x)
+            for name, deformation in zip(names, deformations):
+                key = name.decode()
+                copies[key] = copies.get(key, 0) + (deformation != b"")
             if self.kind != "logmel":
                 continue
             x64 = x[..., 0].astype(np.float64)  # (b, n_mels, n_frames)
@@ -415,6 +452,7 @@ class StreamedExamples:
         if bad:
             raise ValueError(f"{bad} training example(s) hold non-finite log-mel values")
         self._count = n
+        self._copies, self._clips = copies, len(copies)
         if sums is not None:
             assert sumsq is not None  # summed together
             frames = n * self.input_shape[1]
@@ -430,7 +468,10 @@ class StreamedExamples:
 
     @property
     def epoch_size(self) -> int:
-        """Examples one training epoch sees: all of them."""
+        """Examples one training epoch sees: all of them, or with ``draw`` one per clip."""
+        if self.draw:
+            len(self)  # the scan counts the clips
+            return self._clips
         return len(self)
 
     def band_statistics(self) -> tuple[np.ndarray, np.ndarray] | None:
@@ -457,8 +498,11 @@ class StreamedExamples:
         import tensorflow as tf
 
         t = config.train
-        # the count is known from the scan: Keras then knows an epoch's steps
-        ds = self.dataset().apply(tf.data.experimental.assert_cardinality(len(self)))
+        if self.draw:
+            ds = self._drawn(seed)  # endless; fit_arguments says an epoch's steps
+        else:
+            # the count is known from the scan: Keras then knows an epoch's steps
+            ds = self.dataset().apply(tf.data.experimental.assert_cardinality(len(self)))
         ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
         ds = ds.batch(t.batch_size)
         if one_hot:
@@ -487,6 +531,46 @@ class StreamedExamples:
             ds = ds.map(tf_augment)  # sequential: the generator's draws stay in order
         return ds.prefetch(tf.data.AUTOTUNE)
 
+    def _drawn(self, seed: int, *, with_names: bool = False):
+        """The records repeated without end, each kept with its :func:`keep_probabilities`
+        from a stateless draw on (seed, position in the stream): deterministic under a seed,
+        different every epoch.  Elements (x, label) (and file name, deformation)."""
+        import tensorflow as tf
+
+        len(self)  # the scan finds each clip's copies
+        names = sorted(self._copies) or [""]
+        p_original, p_copy = zip(
+            *(keep_probabilities(self._copies.get(n, 0), self.original_share) for n in names)
+        )
+
+        def table(values):  # file name -> probability (a clip the scan did not see: 1)
+            return tf.lookup.StaticHashTable(
+                tf.lookup.KeyValueTensorInitializer(
+                    tf.constant(names, tf.string), tf.constant(values, tf.float32)
+                ),
+                default_value=1.0,
+            )
+
+        original_table, copy_table = table(p_original), table(p_copy)
+
+        def keep(index, example):
+            _, _, file_name, deformation = example
+            p = tf.where(
+                tf.equal(deformation, ""),
+                original_table.lookup(file_name),
+                copy_table.lookup(file_name),
+            )
+            u = tf.random.stateless_uniform([], seed=tf.stack([tf.constant(seed, tf.int64), index]))
+            return u < p
+
+        return (
+            self.dataset(with_names=True)
+            .repeat()
+            .enumerate()
+            .filter(keep)
+            .map(lambda index, example: example if with_names else (example[0], example[1]))
+        )
+
     def count_originals(self) -> int:
         """Examples that are original clips, counted by a streaming pass (loading the
         originals would undo the streaming)."""
@@ -505,10 +589,13 @@ class StreamedExamples:
     ) -> dict:
         """Keyword arguments of ``keras.Model.fit``: the shuffled batches of :meth:`batches`
         (Keras must not shuffle a dataset)."""
-        return dict(
+        arguments = dict(
             x=self.batches(config, seed=seed, n_classes=n_classes, one_hot=one_hot, fill=fill),
             shuffle=False,
         )
+        if self.draw:  # an endless stream: an epoch is one batch per batch_size clips
+            arguments["steps_per_epoch"] = -(-self.epoch_size // config.train.batch_size)
+        return arguments
 
 
 def should_stream(
@@ -550,13 +637,14 @@ def training_set(feature_dir: str | os.PathLike, folds: Sequence[int], config: C
                 "train.random_windows: streamed training input reads each clip's first "
                 "window only (random windows need the examples in memory: train.input=memory)"
             )
-        if draw_copies:
-            log.warning(
-                "train.deformed_copies=draw: streamed training input reads every deformed "
-                "copy every epoch (drawing one needs the examples in memory: "
-                "train.input=memory)"
-            )
-        return StreamedExamples(feature_dir, folds, kind=config.input_kind, input_shape=shape)
+        return StreamedExamples(
+            feature_dir,
+            folds,
+            kind=config.input_kind,
+            input_shape=shape,
+            draw=draw_copies,
+            original_share=config.train.original_share,
+        )
     examples = load_examples(
         feature_dir, folds, include_deformed=True, include_windows=random_windows
     )
