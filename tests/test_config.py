@@ -162,7 +162,8 @@ def test_flat_keys():
     assert flat["features.n_mels"] == 128
     assert all(k.count(".") == 1 for k in flat)
     assert {k.split(".")[0] for k in flat} == {"audio", "features", "train", "augment", "data"}
-    assert len(flat) == 3 + 11 + 21 + 4 + 6
+    assert flat["train.deformed_copies"] == "all" and flat["train.original_share"] is None
+    assert len(flat) == 3 + 11 + 23 + 4 + 6
 
 
 # ---------------------------------------------------------------------------
