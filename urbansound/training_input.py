@@ -412,8 +412,7 @@ class StreamedExamples:
         self.draw, self.original_share = draw, original_share
         self._count: int | None = None
         self._stats: tuple[np.ndarray, np.ndarray] | None = None
-        self._copies: dict[str, int] = {}  # file name -> its deformed copies (draw)
-        self._clips = 0
+        self._copies: dict[str, int] = {}  # with draw: file name -> its deformed copies
 
     def dataset(self, *, with_names: bool = False):
         """Unbatched (x, label) in file order (and file name, deformation)."""
@@ -436,9 +435,10 @@ class StreamedExamples:
             self.dataset(with_names=True).batch(512).as_numpy_iterator()
         ):
             n += len(x)
-            for name, deformation in zip(names, deformations):
-                key = name.decode()
-                copies[key] = copies.get(key, 0) + (deformation != b"")
+            if self.draw:  # only a drawn epoch needs each clip's copies
+                for name, deformation in zip(names, deformations):
+                    key = name.decode()
+                    copies[key] = copies.get(key, 0) + (deformation != b"")
             if self.kind != "logmel":
                 continue
             x64 = x[..., 0].astype(np.float64)  # (b, n_mels, n_frames)
@@ -452,7 +452,7 @@ class StreamedExamples:
         if bad:
             raise ValueError(f"{bad} training example(s) hold non-finite log-mel values")
         self._count = n
-        self._copies, self._clips = copies, len(copies)
+        self._copies = copies
         if sums is not None:
             assert sumsq is not None  # summed together
             frames = n * self.input_shape[1]
@@ -469,10 +469,8 @@ class StreamedExamples:
     @property
     def epoch_size(self) -> int:
         """Examples one training epoch sees: all of them, or with ``draw`` one per clip."""
-        if self.draw:
-            len(self)  # the scan counts the clips
-            return self._clips
-        return len(self)
+        n = len(self)  # scans once
+        return len(self._copies) if self.draw else n
 
     def band_statistics(self) -> tuple[np.ndarray, np.ndarray] | None:
         """Per-band mean [shape=(n_mels,)] dB and variance dB² of the training log-mels
