@@ -12,6 +12,10 @@ fold) is appended to the JSONL file at once, so an interrupted search resumes wh
 stopped (finished ones are skipped).  The table printed at the end is the mean ± std over
 seeds of the mean over folds, with the mean wall time of one fold's training.
 
+``--train-fraction F`` (0 < F ≤ 1) trains on that share of the training folds' clips, drawn
+per class with the seed (a clip's windows and deformed copies go with it; the validation
+fold stays whole): a learning curve, to ask how much more data would help.
+
 ``--table-only`` without ``--candidate`` prints every candidate the file holds; with
 ``--probabilities-dir`` the table also scores each candidate's seed ensemble (the mean of
 its seeds' probabilities) per fold.  Candidates may name the experimental models of
@@ -91,14 +95,70 @@ def config_of(overrides: str, seed: int):
     return Config().override(**values).validated()
 
 
-def done_keys(path: Path) -> set[tuple[str, str, int, int]]:
+def done_keys(path: Path) -> set[tuple[str, str, int, int, float]]:
     if not path.exists():
         return set()
     keys = set()
     for line in path.read_text().splitlines():
         row = json.loads(line)
-        keys.add((row["candidate"], row["overrides"], row["seed"], row["validation_fold"]))
+        keys.add(
+            (
+                row["candidate"],
+                row["overrides"],
+                row["seed"],
+                row["validation_fold"],
+                row.get("train_fraction", 1.0),
+            )
+        )
     return keys
+
+
+def clip_subset(file_names, labels, fraction: float, seed: int) -> np.ndarray:
+    """Boolean mask [shape=(n,)] of the rows whose clip (file name) is kept: of each class,
+    ``round(fraction × its clips)`` clips (at least one), drawn with ``seed``.  Every row of
+    a kept clip is kept (its windows and deformed copies)."""
+    file_names = np.asarray(file_names)
+    labels = np.asarray(labels)
+    kept: set[str] = set()
+    rng = np.random.default_rng(seed)
+    for label in np.unique(labels):
+        clips = sorted(set(file_names[labels == label].tolist()))
+        count = max(1, round(fraction * len(clips)))
+        kept.update(rng.choice(clips, size=count, replace=False).tolist())
+    return np.isin(file_names, sorted(kept))
+
+
+def subsetting_training_set(fraction: float, seed: int):
+    """A stand-in for :func:`urbansound.training_input.training_set` that keeps
+    :func:`clip_subset` of the training examples (in memory only)."""
+    import dataclasses
+
+    from urbansound import training_input
+
+    original = training_input.training_set
+
+    def training_set(feature_dir, folds, config):
+        examples = original(feature_dir, folds, config)
+        if not isinstance(examples, training_input.Examples):
+            raise SystemExit("--train-fraction needs the training set in memory: train.input=memory")
+        mask = clip_subset(examples.file_names, examples.y, fraction, seed)
+        rows = np.flatnonzero(mask)
+        subset = dataclasses.replace(
+            examples,
+            x=examples.x[rows],
+            y=examples.y[rows],
+            file_names=[examples.file_names[i] for i in rows],
+            deformations=[examples.deformations[i] for i in rows],
+            salience=[examples.salience[i] for i in rows] if examples.salience else [],
+            groups=None,
+        )
+        if examples.groups is not None:
+            subset.groups = training_input.window_groups(
+                subset, whole_clips=config.train.deformed_copies == "draw"
+            )
+        return subset
+
+    return training_set
 
 
 def main(argv=None) -> int:
@@ -111,6 +171,13 @@ def main(argv=None) -> int:
     parser.add_argument("--candidate", action="append", type=parse_candidate, default=[])
     parser.add_argument(
         "--out", type=Path, default=Path(__file__).parent / "results" / "recipe_search.jsonl"
+    )
+    parser.add_argument(
+        "--train-fraction",
+        type=float,
+        default=1.0,
+        help="train on this share of the training folds' clips (per class, drawn with the "
+        "seed; the validation fold stays whole): a point of a learning curve",
     )
     parser.add_argument("--table-only", action="store_true", help="print the table and stop")
     parser.add_argument(
@@ -126,6 +193,8 @@ def main(argv=None) -> int:
         return 0
     if args.features is None:
         parser.error("--features is required unless --table-only")
+    if not 0 < args.train_fraction <= 1:
+        parser.error(f"--train-fraction must be in (0, 1], not {args.train_fraction}")
     candidates = dict(args.candidate) or DEFAULT_CANDIDATES
     folds = [int(f) for f in args.folds.split(",")]
     seeds = [int(s) for s in args.seeds.split(",")]
@@ -133,19 +202,30 @@ def main(argv=None) -> int:
     available = sorted(int(f) for f in manifest["folds"])
     args.out.parent.mkdir(parents=True, exist_ok=True)
     finished = done_keys(args.out)
-    from urbansound.training import train_fold
+    for name in candidates:
+        other = {key[4] for key in finished if key[0] == name} - {args.train_fraction}
+        if other:  # the table groups rows by name: two fractions under one name would mix
+            parser.error(
+                f"candidate {name!r} is recorded with --train-fraction {sorted(other)} in "
+                f"{args.out}; name this fraction's candidate differently"
+            )
+    from urbansound import training
 
     register_experimental_models()
 
     for name, overrides in candidates.items():
         for seed in seeds:
             for fold in folds:
-                if (name, overrides, seed, fold) in finished:
+                if (name, overrides, seed, fold, args.train_fraction) in finished:
                     continue
                 config = config_of(overrides, seed)
+                if args.train_fraction < 1:
+                    training.training_set = subsetting_training_set(args.train_fraction, seed)
                 started = time.perf_counter()
                 with tempfile.TemporaryDirectory() as tmp:
-                    result = train_fold(args.features, fold, available, config=config, out_dir=tmp)
+                    result = training.train_fold(
+                        args.features, fold, available, config=config, out_dir=tmp
+                    )
                 row = {
                     "candidate": name,
                     "overrides": overrides,
@@ -154,6 +234,7 @@ def main(argv=None) -> int:
                     "train_folds": result.train_folds,
                     "accuracy": result.test_accuracy,
                     "n_train": result.n_train,
+                    "train_fraction": args.train_fraction,
                     # 0: the features hold originals only; 20: the study's deformation set
                     "deformed_copies_per_clip": len(manifest.get("deformations") or []),
                     "n_held_out": result.n_test,

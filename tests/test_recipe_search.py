@@ -104,3 +104,36 @@ def test_the_committed_search_names_how_to_rerun_every_candidate():
     finally:
         for extra in recipe_search.EXPERIMENTAL_MODELS:
             models.MODELS.pop(extra, None)
+
+
+def test_a_training_fraction_keeps_that_share_of_each_class_with_every_row_of_a_kept_clip():
+    # class 0: clips a..f (6), class 1: clips g..j (4); clip "a" has 3 rows (windows/copies)
+    names = ["a", "a", "a", "b", "c", "d", "e", "f", "g", "h", "i", "j"]
+    labels = [0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1]
+    mask = recipe_search.clip_subset(names, labels, 0.5, seed=0)
+    kept = np.asarray(names)[mask]
+    kept_clips = set(kept.tolist())
+    assert len(kept_clips & set("abcdef")) == 3 and len(kept_clips & set("ghij")) == 2
+    for clip in kept_clips:  # a kept clip keeps all its rows
+        assert (kept == clip).sum() == names.count(clip)
+    assert (recipe_search.clip_subset(names, labels, 0.5, seed=0) == mask).all()
+    draws = {tuple(recipe_search.clip_subset(names, labels, 0.5, seed=s)) for s in range(10)}
+    assert len(draws) > 1  # the seed draws another subset
+    assert recipe_search.clip_subset(names, labels, 1.0, seed=3).all()
+    # a class is never emptied: round(0.1 × 4) = 0 -> 1 clip
+    small = recipe_search.clip_subset(names, labels, 0.1, seed=0)
+    assert set(np.asarray(labels)[small].tolist()) == {0, 1}
+
+
+def test_a_fraction_already_recorded_under_the_name_is_refused(tmp_path, capsys):
+    results = tmp_path / "r.jsonl"
+    write_rows(results, [("a", "", 0, 1, 0.6)])  # no train_fraction: the whole set
+    features = tmp_path / "features"
+    features.mkdir()
+    (features / "manifest.json").write_text(json.dumps({"folds": [1, 2, 3]}))
+    with pytest.raises(SystemExit):
+        recipe_search.main(
+            ["--features", str(features), "--candidate", "a=", "--train-fraction", "0.5",
+             "--out", str(results)]
+        )
+    assert "recorded with --train-fraction [1.0]" in capsys.readouterr().err
