@@ -140,7 +140,9 @@ def subsetting_training_set(fraction: float, seed: int):
     def training_set(feature_dir, folds, config):
         examples = original(feature_dir, folds, config)
         if not isinstance(examples, training_input.Examples):
-            raise SystemExit("--train-fraction needs the training set in memory: train.input=memory")
+            raise SystemExit(
+                "--train-fraction needs the training set in memory: train.input=memory"
+            )
         mask = clip_subset(examples.file_names, examples.y, fraction, seed)
         rows = np.flatnonzero(mask)
         subset = dataclasses.replace(

@@ -133,7 +133,15 @@ def test_a_fraction_already_recorded_under_the_name_is_refused(tmp_path, capsys)
     (features / "manifest.json").write_text(json.dumps({"folds": [1, 2, 3]}))
     with pytest.raises(SystemExit):
         recipe_search.main(
-            ["--features", str(features), "--candidate", "a=", "--train-fraction", "0.5",
-             "--out", str(results)]
+            [
+                "--features",
+                str(features),
+                "--candidate",
+                "a=",
+                "--train-fraction",
+                "0.5",
+                "--out",
+                str(results),
+            ]
         )
     assert "recorded with --train-fraction [1.0]" in capsys.readouterr().err
