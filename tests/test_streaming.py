@@ -45,6 +45,8 @@ def test_streamed_examples_are_the_in_memory_ones(features):
     x, y = _sorted_pairs(np.stack(xs), np.array(ys))
     mx, my = _sorted_pairs(memory.x, memory.y)
     assert len(streamed) == len(memory) == 2 * (24 + 6)  # windows are never training examples
+    # originals counted by the same scan: deformed copies and windows are not originals
+    assert streamed.count_originals() == memory.count_originals() == 2 * 24
     np.testing.assert_array_equal(y, my)
     np.testing.assert_array_equal(x, mx)
 

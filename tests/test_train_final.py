@@ -61,6 +61,14 @@ def test_train_final_trains_on_every_fold_and_writes_model(features, tmp_path):
     assert model.output_shape == (None, N_CLASSES)
 
 
+def test_streamed_train_final_counts_the_same_clips(features, tmp_path):
+    feature_dir, config = features
+    streamed = config.override(**{"train.input": "stream"})
+    result = train_final(feature_dir, [1, 2], config=streamed, out_dir=tmp_path)
+    # the streamed set counts its originals in the scan that counts its examples
+    assert result["n_train"] == result["n_clips"] == 2 * N_CLASSES
+
+
 def test_train_final_refuses_a_fold_without_records(features, tmp_path):
     feature_dir, config = features
     with pytest.raises(FileNotFoundError, match="fold 3"):

@@ -411,6 +411,7 @@ class StreamedExamples:
         self.include_deformed = include_deformed
         self.draw, self.original_share = draw, original_share
         self._count: int | None = None
+        self._originals: int | None = None
         self._stats: tuple[np.ndarray, np.ndarray] | None = None
         self._copies: dict[str, int] = {}  # with draw: file name -> its deformed copies
 
@@ -425,8 +426,9 @@ class StreamedExamples:
         )
 
     def scan(self) -> None:
-        """One pass: the example count, each clip's copies and the per-band sums (log-mels)."""
-        n = 0
+        """One pass: the example count, the originals' count, each clip's copies and the
+        per-band sums (log-mels)."""
+        n = originals = 0
         sums: np.ndarray | None = None
         sumsq: np.ndarray | None = None
         bad = 0
@@ -435,6 +437,7 @@ class StreamedExamples:
             self.dataset(with_names=True).batch(512).as_numpy_iterator()
         ):
             n += len(x)
+            originals += int(np.count_nonzero(deformations == b""))
             if self.draw:  # only a drawn epoch needs each clip's copies
                 for name, deformation in zip(names, deformations):
                     key = name.decode()
@@ -451,7 +454,7 @@ class StreamedExamples:
             sumsq = q if sumsq is None else sumsq + q
         if bad:
             raise ValueError(f"{bad} training example(s) hold non-finite log-mel values")
-        self._count = n
+        self._count, self._originals = n, originals
         self._copies = copies
         if sums is not None:
             assert sumsq is not None  # summed together
@@ -570,17 +573,11 @@ class StreamedExamples:
         )
 
     def count_originals(self) -> int:
-        """Examples that are original clips, counted by a streaming pass (loading the
-        originals would undo the streaming)."""
-        return len(
-            StreamedExamples(
-                self.feature_dir,
-                self.folds,
-                kind=self.kind,
-                input_shape=self.input_shape,
-                include_deformed=False,
-            )
-        )
+        """Examples that are original clips, counted by the scan (loading the originals
+        would undo the streaming)."""
+        len(self)  # scans once
+        assert self._originals is not None  # scan() counts
+        return self._originals
 
     def fit_arguments(
         self, config, *, seed: int, n_classes: int, one_hot: bool, fill: np.ndarray | None = None
