@@ -289,9 +289,9 @@ def ensemble_accuracy(probabilities_dir: Path, name: str, fold: int) -> tuple[fl
 def table(path: Path, candidates: dict[str, str], probabilities_dir: Path | None = None) -> str:
     rows = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
     lines = [
-        "| candidate | per seed (mean over folds) | mean ± std | per fold | s per fold |"
-        + (" seed ensemble per fold (mean) |" if probabilities_dir else ""),
-        "|---|---|---|---|---|" + ("---|" if probabilities_dir else ""),
+        "| candidate | per seed (mean over folds) | mean ± std | per fold | s per fold "
+        "| training clips |" + (" seed ensemble per fold (mean) |" if probabilities_dir else ""),
+        "|---|---|---|---|---|---|" + ("---|" if probabilities_dir else ""),
     ]
     for name, overrides in candidates.items():
         mine = [r for r in rows if r["candidate"] == name and r["overrides"] == overrides]
@@ -307,9 +307,12 @@ def table(path: Path, candidates: dict[str, str], probabilities_dir: Path | None
         )
         seconds = statistics.mean(r["seconds"] for r in mine) if mine else float("nan")
         mean = statistics.mean(complete) if complete else float("nan")
+        # examples of one epoch (clips; with drawn copies one version each), mean over folds
+        clips = [r["n_train"] for r in mine if "n_train" in r]
+        clips_text = f"{statistics.mean(clips):.0f}" if clips else "–"
         line = (
             f"| {name} | {', '.join(f'{a:.3f}' for a in complete)} | {mean:.3f} ± {spread:.3f} "
-            f"| {per_fold} | {seconds:.0f} |"
+            f"| {per_fold} | {seconds:.0f} | {clips_text} |"
         )
         if probabilities_dir:
             found = {f: ensemble_accuracy(probabilities_dir, name, f) for f in folds}

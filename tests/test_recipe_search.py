@@ -52,7 +52,32 @@ def test_the_table_is_mean_and_std_over_seeds_of_the_mean_over_folds(tmp_path):
     table = recipe_search.table(results, recipe_search.recorded_candidates(results))
     row_a = next(line for line in table.splitlines() if line.startswith("| a |"))
     # std of (0.65, 0.55) with n - 1: 0.0707
-    assert "| 0.650, 0.550 | 0.600 ± 0.071 | 1: 0.550, 2: 0.650 | 100 |" in row_a
+    # no n_train recorded: the training clips column says so
+    assert row_a.endswith("| 0.650, 0.550 | 0.600 ± 0.071 | 1: 0.550, 2: 0.650 | 100 | – |")
+
+
+def test_the_table_gives_the_mean_training_clips_of_a_candidate(tmp_path):
+    results = tmp_path / "r.jsonl"
+    results.write_text(
+        "".join(
+            json.dumps(
+                {
+                    "candidate": "half",
+                    "overrides": "",
+                    "seed": 0,
+                    "validation_fold": fold,
+                    "accuracy": 0.5,
+                    "seconds": 10.0,
+                    "n_train": n,
+                    "train_fraction": 0.5,
+                }
+            )
+            + "\n"
+            for fold, n in ((1, 500), (2, 497))
+        )
+    )
+    table = recipe_search.table(results, {"half": ""})
+    assert table.splitlines()[2].endswith("| 10 | 498 |")  # (500 + 497) / 2, rounded
 
 
 def test_the_seed_ensemble_is_the_argmax_of_the_mean_probability(tmp_path):
