@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import statistics
 import sys
 from pathlib import Path
@@ -143,7 +144,8 @@ def main(argv=None) -> int:
     print(table(points, intercept, slope, args.at))
     if args.json:
         result = {
-            "results": str(args.results),
+            # relative to the repository, so the committed file names no machine's path
+            "results": os.path.relpath(args.results, Path(__file__).resolve().parents[1]),
             "points": points,
             "fit": {"intercept": intercept, "slope_per_doubling": slope},
         }
