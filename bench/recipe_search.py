@@ -26,6 +26,7 @@ register.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -78,16 +79,57 @@ def parse_candidate(text: str) -> tuple[str, str]:
     return name, overrides
 
 
-def config_of(overrides: str, seed: int):
-    from urbansound.config import Config
+SEARCH_OPTIONS = {"search.label_smoothing": float}
+"""Overrides only this search knows (experiments the configuration has no key for):
+``search.label_smoothing=0.1`` trains on the categorical cross-entropy with that label
+smoothing (Keras' ``label_smoothing``)."""
 
+
+def parse_overrides(overrides: str) -> tuple[dict, dict]:
+    """``"key=value,..."`` -> (configuration overrides, :data:`SEARCH_OPTIONS` values)."""
     values: dict = {}
+    search: dict = {}
     for pair in filter(None, overrides.split(",")):
         key, _, text = pair.partition("=")
+        if key in SEARCH_OPTIONS:
+            search[key] = SEARCH_OPTIONS[key](text)
+            continue
         try:  # as --set reads a value: JSON when it parses, else the string
             values[key] = json.loads(text)
         except json.JSONDecodeError:
             values[key] = text
+    return values, search
+
+
+@contextlib.contextmanager
+def search_options_applied(search: dict):
+    """Label smoothing patched into ``keras.Model.compile`` for the duration (the
+    training compiles a categorical cross-entropy when it augments its batches)."""
+    smoothing = search.get("search.label_smoothing")
+    if not smoothing:
+        yield
+        return
+    import keras
+
+    original = keras.Model.compile
+
+    def compile(self, *args, loss=None, **kwargs):
+        if loss != "categorical_crossentropy":
+            raise SystemExit(f"search.label_smoothing needs one-hot targets; the loss is {loss}")
+        loss = keras.losses.CategoricalCrossentropy(label_smoothing=smoothing)
+        return original(self, *args, loss=loss, **kwargs)
+
+    keras.Model.compile = compile
+    try:
+        yield
+    finally:
+        keras.Model.compile = original
+
+
+def config_of(overrides: str, seed: int):
+    from urbansound.config import Config
+
+    values, _ = parse_overrides(overrides)
     values["train.seed"] = seed
     # one model per (candidate, seed) row, whatever the recipe's ensemble: the seed
     # ensemble is scored afterwards from the kept probabilities
@@ -224,7 +266,10 @@ def main(argv=None) -> int:
                 if args.train_fraction < 1:
                     training.training_set = subsetting_training_set(args.train_fraction, seed)
                 started = time.perf_counter()
-                with tempfile.TemporaryDirectory() as tmp:
+                with (
+                    tempfile.TemporaryDirectory() as tmp,
+                    search_options_applied(parse_overrides(overrides)[1]),
+                ):
                     result = training.train_fold(
                         args.features, fold, available, config=config, out_dir=tmp
                     )

@@ -170,3 +170,24 @@ def test_a_fraction_already_recorded_under_the_name_is_refused(tmp_path, capsys)
             ]
         )
     assert "recorded with --train-fraction [1.0]" in capsys.readouterr().err
+
+
+def test_search_options_are_not_configuration_keys_and_smooth_the_labels_while_applied():
+    keras = pytest.importorskip("keras")
+    values, search = recipe_search.parse_overrides(
+        "train.epochs=3,search.label_smoothing=0.1,train.model=urbannet"
+    )
+    assert values == {"train.epochs": 3, "train.model": "urbannet"}
+    assert search == {"search.label_smoothing": 0.1}
+    assert recipe_search.config_of("train.epochs=3,search.label_smoothing=0.1", 0).train.epochs == 3
+
+    def compiled_loss():
+        model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="softmax")])
+        model.compile(optimizer="sgd", loss="categorical_crossentropy")
+        return model.loss
+
+    with recipe_search.search_options_applied(search):
+        smoothed = compiled_loss()
+    assert isinstance(smoothed, keras.losses.CategoricalCrossentropy)
+    assert smoothed.get_config()["label_smoothing"] == pytest.approx(0.1)
+    assert compiled_loss() == "categorical_crossentropy"  # restored afterwards
