@@ -1,7 +1,7 @@
 """How much would more training clips help?  A learning curve from recipe-search rows.
 
     .venv/bin/python bench/learning_curve.py --candidates aug-bf16-quarter,aug-bf16-half,aug-bf16 \
-        [--results bench/results/recipe_search.jsonl] [--at 1881] \
+        [--seeds 0,1,2] [--results bench/results/recipe_search.jsonl] [--at 1881] \
         [--json bench/results/learning_curve_dev.json] [--plot docs/learning_curve_dev.png]
 
 Each candidate is one point: the same recipe trained on a share of the training folds' clips
@@ -29,12 +29,15 @@ import numpy as np
 RESULTS = Path(__file__).parent / "results" / "recipe_search.jsonl"
 
 
-def curve_points(rows: list[dict], candidates: list[str]) -> list[dict]:
+def curve_points(
+    rows: list[dict], candidates: list[str], seeds: set[int] | None = None
+) -> list[dict]:
     """One point per candidate: clips (mean ``n_train``), the per-seed accuracies (each the
-    mean over the validation folds that seed finished all of), their mean and std."""
+    mean over the validation folds that seed finished all of), their mean and std.
+    ``seeds``: only those seeds' rows (every point then has the same seeds)."""
     points = []
     for name in candidates:
-        mine = [r for r in rows if r["candidate"] == name]
+        mine = [r for r in rows if r["candidate"] == name and (seeds is None or r["seed"] in seeds)]
         if not mine:
             raise SystemExit(f"no rows for candidate {name!r}")
         folds = {r["validation_fold"] for r in mine}
@@ -134,18 +137,23 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--candidates", required=True, help="comma-separated, one per size")
     parser.add_argument("--results", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--seeds", help="comma-separated: only these seeds, so that every point has the same"
+    )
     parser.add_argument("--at", type=int, help="read the fitted line at this many clips")
     parser.add_argument("--json", type=Path, help="write the points and the fit here")
     parser.add_argument("--plot", type=Path, help="write the curve as a PNG here")
     args = parser.parse_args(argv)
     rows = [json.loads(line) for line in args.results.read_text().splitlines() if line.strip()]
-    points = curve_points(rows, args.candidates.split(","))
+    seeds = {int(seed) for seed in args.seeds.split(",")} if args.seeds else None
+    points = curve_points(rows, args.candidates.split(","), seeds)
     intercept, slope = fit_log2(points)
     print(table(points, intercept, slope, args.at))
     if args.json:
         result = {
             # relative to the repository, so the committed file names no machine's path
             "results": os.path.relpath(args.results, Path(__file__).resolve().parents[1]),
+            "seeds": sorted(seeds) if seeds else "all",
             "points": points,
             "fit": {"intercept": intercept, "slope_per_doubling": slope},
         }

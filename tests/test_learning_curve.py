@@ -83,3 +83,10 @@ def test_one_size_is_not_a_curve():
 def test_an_unknown_candidate_is_named():
     with pytest.raises(SystemExit, match="'nope'"):
         learning_curve.curve_points(rows_on_a_line(0.1, 0.05), ["nope"])
+
+
+def test_seeds_select_the_same_seeds_for_every_point():
+    rows = rows_on_a_line(0.1, 0.05)
+    points = learning_curve.curve_points(rows, ["q", "h", "all"], seeds={1})
+    assert [len(p["per_seed"]) for p in points] == [1, 1, 1]
+    assert points[0]["per_seed"] == pytest.approx([0.1 + 0.05 * math.log2(250) - 0.01])
