@@ -136,9 +136,11 @@ def plot(points: list[dict], intercept: float, slope: float, at: int | None, pat
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--candidates", required=True, help="comma-separated, one per size")
-    parser.add_argument("--results", type=Path, default=RESULTS)
     parser.add_argument(
-        "--seeds", help="comma-separated: only these seeds, so that every point has the same"
+        "--results", type=Path, default=RESULTS, help="a recipe_search.py results file (JSONL)"
+    )
+    parser.add_argument(
+        "--seeds", help="comma-separated: only these seeds, so that every point has the same seeds"
     )
     parser.add_argument("--at", type=int, help="read the fitted line at this many clips")
     parser.add_argument("--json", type=Path, help="write the points and the fit here")
