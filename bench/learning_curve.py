@@ -26,6 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # recipe_search, beside this file
+from recipe_search import per_seed_accuracy
+
 RESULTS = Path(__file__).parent / "results" / "recipe_search.jsonl"
 
 
@@ -40,11 +43,7 @@ def curve_points(
         mine = [r for r in rows if r["candidate"] == name and (seeds is None or r["seed"] in seeds)]
         if not mine:
             raise SystemExit(f"no rows for candidate {name!r}")
-        folds = {r["validation_fold"] for r in mine}
-        by_seed: dict[int, list[float]] = {}
-        for r in mine:
-            by_seed.setdefault(r["seed"], []).append(r["accuracy"])
-        per_seed = [statistics.mean(v) for _, v in sorted(by_seed.items()) if len(v) == len(folds)]
+        per_seed = [accuracy for _, accuracy in sorted(per_seed_accuracy(mine).items())]
         if not per_seed:
             raise SystemExit(f"candidate {name!r}: no seed finished every validation fold")
         points.append(

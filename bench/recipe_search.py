@@ -170,14 +170,19 @@ def clip_subset(file_names, labels, fraction: float, seed: int) -> np.ndarray:
     return np.isin(file_names, sorted(kept))
 
 
-def subsetting_training_set(fraction: float, seed: int):
-    """A stand-in for :func:`urbansound.training_input.training_set` that keeps
-    :func:`clip_subset` of the training examples (in memory only)."""
+@contextlib.contextmanager
+def training_subset(training, fraction: float, seed: int):
+    """With ``fraction`` < 1, ``training`` (the :mod:`urbansound.training` module) builds
+    its training set with :func:`clip_subset` of the training examples (in memory only)
+    for the duration."""
+    if fraction >= 1:
+        yield
+        return
     import dataclasses
 
     from urbansound import training_input
 
-    original = training_input.training_set
+    original = training.training_set
 
     def training_set(feature_dir, folds, config):
         examples = original(feature_dir, folds, config)
@@ -202,7 +207,11 @@ def subsetting_training_set(fraction: float, seed: int):
             )
         return subset
 
-    return training_set
+    training.training_set = training_set
+    try:
+        yield
+    finally:
+        training.training_set = original
 
 
 def main(argv=None) -> int:
@@ -258,17 +267,17 @@ def main(argv=None) -> int:
     register_experimental_models()
 
     for name, overrides in candidates.items():
+        search = parse_overrides(overrides)[1]
         for seed in seeds:
             for fold in folds:
                 if (name, overrides, seed, fold, args.train_fraction) in finished:
                     continue
                 config = config_of(overrides, seed)
-                if args.train_fraction < 1:
-                    training.training_set = subsetting_training_set(args.train_fraction, seed)
                 started = time.perf_counter()
                 with (
                     tempfile.TemporaryDirectory() as tmp,
-                    search_options_applied(parse_overrides(overrides)[1]),
+                    search_options_applied(search),
+                    training_subset(training, args.train_fraction, seed),
                 ):
                     result = training.train_fold(
                         args.features, fold, available, config=config, out_dir=tmp
@@ -331,6 +340,16 @@ def ensemble_accuracy(probabilities_dir: Path, name: str, fold: int) -> tuple[fl
     return float((mean.argmax(axis=1) == runs[0]["y_true"]).mean()), len(runs)
 
 
+def per_seed_accuracy(rows: list[dict]) -> dict[int, float]:
+    """Each seed's accuracy, the mean over the validation folds, for the seeds that finished
+    every validation fold of ``rows`` (one candidate's), in the order first recorded."""
+    folds = {r["validation_fold"] for r in rows}
+    by_seed: dict[int, list[float]] = {}
+    for r in rows:
+        by_seed.setdefault(r["seed"], []).append(r["accuracy"])
+    return {seed: statistics.mean(v) for seed, v in by_seed.items() if len(v) == len(folds)}
+
+
 def table(path: Path, candidates: dict[str, str], probabilities_dir: Path | None = None) -> str:
     rows = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
     lines = [
@@ -340,11 +359,8 @@ def table(path: Path, candidates: dict[str, str], probabilities_dir: Path | None
     ]
     for name, overrides in candidates.items():
         mine = [r for r in rows if r["candidate"] == name and r["overrides"] == overrides]
-        by_seed: dict[int, list[float]] = {}
-        for r in mine:
-            by_seed.setdefault(r["seed"], []).append(r["accuracy"])
         folds = sorted({r["validation_fold"] for r in mine})
-        complete = [statistics.mean(v) for v in by_seed.values() if len(v) == len(folds)]
+        complete = list(per_seed_accuracy(mine).values())
         spread = statistics.stdev(complete) if len(complete) > 1 else float("nan")
         per_fold = ", ".join(
             f"{f}: {statistics.mean(r['accuracy'] for r in mine if r['validation_fold'] == f):.3f}"
