@@ -145,6 +145,11 @@ def main(argv=None) -> int:
     parser.add_argument("--json", type=Path, help="write the points and the fit here")
     parser.add_argument("--plot", type=Path, help="write the curve as a PNG here")
     args = parser.parse_args(argv)
+    outputs = [path.resolve() for path in (args.json, args.plot) if path is not None]
+    if args.results.resolve() in outputs:  # the results are the input: never overwritten
+        parser.error(f"--json / --plot would overwrite the results file {args.results}")
+    if len(set(outputs)) < len(outputs):
+        parser.error("--json and --plot name the same file")
     rows = [json.loads(line) for line in args.results.read_text().splitlines() if line.strip()]
     seeds = {int(seed) for seed in args.seeds.split(",")} if args.seeds else None
     points = curve_points(rows, args.candidates.split(","), seeds)

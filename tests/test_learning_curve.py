@@ -90,3 +90,20 @@ def test_seeds_select_the_same_seeds_for_every_point():
     points = learning_curve.curve_points(rows, ["q", "h", "all"], seeds={1})
     assert [len(p["per_seed"]) for p in points] == [1, 1, 1]
     assert points[0]["per_seed"] == pytest.approx([0.1 + 0.05 * math.log2(250) - 0.01])
+
+
+def test_the_outputs_never_overwrite_the_results(tmp_path, capsys):
+    results = tmp_path / "r.jsonl"
+    text = "".join(json.dumps(r) + "\n" for r in rows_on_a_line(0.1, 0.05))
+    results.write_text(text)
+    for extra in (
+        ["--json", str(results)],
+        ["--plot", str(results)],
+        ["--json", str(tmp_path / "a"), "--plot", str(tmp_path / "a")],
+    ):
+        with pytest.raises(SystemExit):
+            learning_curve.main(["--candidates", "q,h,all", "--results", str(results), *extra])
+    err = capsys.readouterr().err
+    assert "would overwrite the results file" in err and "name the same file" in err
+    assert results.read_text() == text  # untouched
+    assert not (tmp_path / "a").exists()
