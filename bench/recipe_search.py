@@ -19,8 +19,9 @@ fold stays whole): a learning curve, to ask how much more data would help.
 ``--table-only`` without ``--candidate`` prints every candidate the file holds; with
 ``--probabilities-dir`` the table also scores each candidate's seed ensemble (the mean of
 its seeds' probabilities) per fold.  Candidates may name the experimental models of
-:data:`EXPERIMENTAL_MODELS` (``train.model=urbannet-fullres``), which the library does not
-register.
+:data:`EXPERIMENTAL_MODELS` (``train.model=urbannet-fullres``, ``urbannet-maxpool``), which
+the library does not register, and the search-only options of :data:`SEARCH_OPTIONS`
+(label smoothing, spectral pitch shift and time stretch).
 """
 
 from __future__ import annotations
@@ -56,7 +57,25 @@ def _urbannet_fullres(x, n_classes: int, widths=(24, 48, 96, 192)):
     return _mean_max_head(x, n_classes)
 
 
-EXPERIMENTAL_MODELS = {"urbannet-fullres": _urbannet_fullres}
+def _urbannet_maxpool(x, n_classes: int, widths=(24, 48, 96, 192)):
+    """urbannet with 2×2 max pooling after each block instead of average pooling (a short
+    event keeps its peak).  Measured as a candidate."""
+    from keras import layers
+
+    from urbansound.models import _conv_bn_relu, _mean_max_head
+
+    x = _conv_bn_relu(x, widths[0], "stem", strides=(2, 2))
+    for i, filters in enumerate(widths, start=1):
+        x = _conv_bn_relu(x, filters, f"block{i}a")
+        x = _conv_bn_relu(x, filters, f"block{i}b")
+        x = layers.MaxPooling2D((2, 2), name=f"block{i}_pool")(x)
+    return _mean_max_head(x, n_classes)
+
+
+EXPERIMENTAL_MODELS = {
+    "urbannet-fullres": _urbannet_fullres,
+    "urbannet-maxpool": _urbannet_maxpool,
+}
 """Model bodies only this search registers (with urbannet's recipe), by name."""
 
 
@@ -79,10 +98,65 @@ def parse_candidate(text: str) -> tuple[str, str]:
     return name, overrides
 
 
-SEARCH_OPTIONS = {"search.label_smoothing": float}
+SEARCH_OPTIONS = {
+    "search.label_smoothing": float,
+    "search.freq_shift": int,
+    "search.time_stretch": float,
+}
 """Overrides only this search knows (experiments the configuration has no key for):
 ``search.label_smoothing=0.1`` trains on the categorical cross-entropy with that label
-smoothing (Keras' ``label_smoothing``)."""
+smoothing (Keras' ``label_smoothing``); ``search.freq_shift=K`` and
+``search.time_stretch=R`` deform each training log-mel before the configured in-batch
+augmentation (:func:`spectral_deform`): a cheap stand-in for muda's pitch shift and time
+stretch."""
+
+
+def spectral_deform(
+    x: np.ndarray,
+    rng: np.random.Generator,
+    *,
+    freq_shift: int = 0,
+    time_stretch: float = 0.0,
+    fill: np.ndarray | None = None,
+) -> np.ndarray:
+    """Pitch shift and time stretch approximated on log-mels, per example.
+
+    x : float32 [shape=(b, n_mels, n_frames, 1)] dB log-mels.
+    time_stretch : each example is resampled along time by a rate drawn log-uniformly in
+        [1 / (1 + R), 1 + R] (linear interpolation; a faster clip wraps around, as the
+        time shift's roll does).
+    freq_shift : each example moves by a whole number of mel bands drawn in [-K, K] (above
+        ≈ 1 kHz, 2 bands of 128 up to 11 kHz are about a semitone); the bands it uncovers
+        read ``fill`` [shape=(n_mels,)] dB (the per-band mean), else the example's minimum.
+
+    Returns a new array of x's shape.
+    """
+    x = np.array(x, np.float32, copy=True)
+    b, n_mels, n_frames, _ = x.shape
+    frames = np.arange(n_frames, dtype=np.float64)
+    for i in range(b):
+        image = x[i, :, :, 0]
+        if time_stretch > 0:
+            rate = float(np.exp(rng.uniform(-np.log1p(time_stretch), np.log1p(time_stretch))))
+            source = (frames * rate) % n_frames
+            low = np.floor(source).astype(np.int64)
+            high = (low + 1) % n_frames
+            weight = (source - low).astype(np.float32)
+            image = image[:, low] * (1 - weight) + image[:, high] * weight
+        if freq_shift > 0:
+            shift = int(rng.integers(-freq_shift, freq_shift + 1))
+            column = (
+                np.asarray(fill, np.float32)
+                if fill is not None
+                else np.full(n_mels, image.min(), np.float32)
+            )
+            image = np.roll(image, shift, axis=0)
+            if shift > 0:
+                image[:shift] = column[:shift, None]
+            elif shift < 0:
+                image[shift:] = column[shift:, None]
+        x[i, :, :, 0] = image
+    return x
 
 
 def parse_overrides(overrides: str) -> tuple[dict, dict]:
@@ -103,9 +177,45 @@ def parse_overrides(overrides: str) -> tuple[dict, dict]:
 
 @contextlib.contextmanager
 def search_options_applied(search: dict):
-    """Label smoothing patched into ``keras.Model.compile`` for the duration (the
-    training compiles a categorical cross-entropy when it augments its batches)."""
-    smoothing = search.get("search.label_smoothing")
+    """The search options in force for the duration: label smoothing patched into
+    ``keras.Model.compile`` (the training compiles a categorical cross-entropy when it
+    augments its batches), the spectral deformations into
+    ``training_input.augment_batch``; both restored afterwards."""
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(_label_smoothing_applied(search.get("search.label_smoothing")))
+        stack.enter_context(
+            _spectral_deform_applied(
+                search.get("search.freq_shift", 0), search.get("search.time_stretch", 0.0)
+            )
+        )
+        yield
+
+
+@contextlib.contextmanager
+def _spectral_deform_applied(freq_shift: int, time_stretch: float):
+    if not freq_shift and not time_stretch:
+        yield
+        return
+    from urbansound import training_input
+
+    original = training_input.augment_batch
+
+    def augment_batch(x, y, rng, **kwargs):
+        if x.ndim == 4:  # log-mels; a waveform passes unchanged
+            x = spectral_deform(
+                x, rng, freq_shift=freq_shift, time_stretch=time_stretch, fill=kwargs.get("fill")
+            )
+        return original(x, y, rng, **kwargs)
+
+    training_input.augment_batch = augment_batch
+    try:
+        yield
+    finally:
+        training_input.augment_batch = original
+
+
+@contextlib.contextmanager
+def _label_smoothing_applied(smoothing: float | None):
     if not smoothing:
         yield
         return

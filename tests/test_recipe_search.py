@@ -191,3 +191,80 @@ def test_search_options_are_not_configuration_keys_and_smooth_the_labels_while_a
     assert isinstance(smoothed, keras.losses.CategoricalCrossentropy)
     assert smoothed.get_config()["label_smoothing"] == pytest.approx(0.1)
     assert compiled_loss() == "categorical_crossentropy"  # restored afterwards
+
+
+def test_spectral_deform_shifts_bands_and_stretches_time_within_its_bounds():
+    rng = np.random.default_rng(0)
+    n_mels, n_frames = 128, 128
+    tone = np.full((1, n_mels, n_frames, 1), -80.0, np.float32)
+    tone[0, 40, :, 0] = 0.0  # a steady tone in band 40
+    fill = np.arange(n_mels, dtype=np.float32) - 200.0  # every band's fill is recognisable
+    shifts = set()
+    for _ in range(60):
+        out = recipe_search.spectral_deform(tone, rng, freq_shift=4, fill=fill)
+        band = int(np.argmax(out[0, :, 64, 0]))
+        shifts.add(band - 40)
+        shift = band - 40
+        if shift > 0:  # the bands it uncovered read the fill, column by column
+            np.testing.assert_array_equal(out[0, :shift, 7, 0], fill[:shift])
+        elif shift < 0:
+            np.testing.assert_array_equal(out[0, shift:, 7, 0], fill[shift:])
+    assert shifts == set(range(-4, 5))
+    assert tone[0, 40, 0, 0] == 0.0 and tone[0, 39, 0, 0] == -80.0  # input untouched
+
+    ramp = np.broadcast_to(np.arange(n_frames, dtype=np.float32), (1, n_mels, n_frames))[..., None]
+    rates = []
+    for _ in range(60):
+        out = recipe_search.spectral_deform(ramp, rng, time_stretch=0.2)
+        rates.append(float(out[0, 0, 1, 0]))  # frame 1 reads source frame 1 × rate
+        np.testing.assert_allclose(out[0, 0, :20, 0], np.arange(20) * rates[-1], rtol=1e-5)
+    assert 1 / 1.2 <= min(rates) < 0.9 and 1.1 < max(rates) <= 1.2
+
+
+def test_spectral_deform_is_applied_to_training_batches_only_while_in_force():
+    from urbansound import training_input
+
+    original = training_input.augment_batch
+    x = np.zeros((2, 16, 16, 1), np.float32)
+    x[:, 8, :, 0] = 1.0
+    y = np.eye(2, dtype=np.float32)
+    _, search = recipe_search.parse_overrides("search.freq_shift=3,search.time_stretch=0.1")
+    assert search == {"search.freq_shift": 3, "search.time_stretch": 0.1}
+    with recipe_search.search_options_applied(search):
+        assert training_input.augment_batch is not original
+        moved = {
+            int(
+                np.argmax(
+                    training_input.augment_batch(x, y, np.random.default_rng(s))[0][0, :, 0, 0]
+                )
+            )
+            for s in range(20)
+        }
+    assert training_input.augment_batch is original  # restored afterwards
+    assert moved - {8} and moved <= set(range(5, 12))
+
+
+def test_the_experimental_models_build_with_urbannets_weights_and_pool_as_named():
+    pytest.importorskip("keras")
+    from urbansound import models
+
+    recipe_search.register_experimental_models()
+    try:
+        counts = {
+            name: models.trainable_parameter_count(
+                models.build_model(name, input_shape=(128, 128, 1))
+            )
+            for name in ("urbannet", "urbannet-maxpool", "urbannet-fullres")
+        }
+        pools = {
+            type(layer).__name__
+            for layer in models.build_model("urbannet-maxpool", input_shape=(128, 128, 1)).layers
+            if layer.name.endswith("_pool")
+        }
+    finally:
+        for extra in recipe_search.EXPERIMENTAL_MODELS:
+            models.MODELS.pop(extra, None)
+    # pooling has no weights: max pooling keeps urbannet's count; no stem: one conv fewer
+    assert counts["urbannet-maxpool"] == counts["urbannet"]
+    assert counts["urbannet-fullres"] < counts["urbannet"]
+    assert pools == {"MaxPooling2D"}
