@@ -380,6 +380,72 @@ def test_deformed_copies_must_be_all_or_draw():
     assert not config_for("sb-cnn").train.augments_batches
 
 
+def test_every_copy_trained_keeps_the_class_balance_of_a_per_class_policy():
+    """A policy that gives class 0 two copies per clip and class 1 none: class 1's
+    originals repeat so each clip counts three examples per epoch, as before the policy."""
+    from urbansound.training_input import (
+        AugmentedBatches,
+        Examples,
+        copies_per_clip,
+        original_repeats,
+        unit_repeats,
+    )
+
+    names = ["a", "a", "a", "b", "b", "b", "c", "d"]
+    versions = [ORIGINAL, "pitch_shift_2", "time_stretch_1.23"] * 2 + [ORIGINAL, ORIGINAL]
+    labels = np.array([0, 0, 0, 0, 0, 0, 1, 1])
+    assert copies_per_clip(names, versions) == {"a": 2, "b": 2, "c": 0, "d": 0}
+    assert original_repeats({"a": 2, "b": 2, "c": 0, "d": 0}) == {"a": 1, "b": 1, "c": 3, "d": 3}
+    assert original_repeats({"a": 20, "b": 20}) == {"a": 1, "b": 1}  # the study's uniform set
+    x = np.arange(8, dtype=np.float32).reshape(8, 1, 1, 1)
+    examples = Examples(x, labels, names, versions)
+    examples.repeats = unit_repeats(examples)
+    assert examples.repeats.tolist() == [1, 1, 1, 1, 1, 1, 3, 3]
+    assert examples.epoch_size == 12
+    config = SMALL.override(**{"train.batch_size": 4})
+    arguments = examples.fit_arguments(config, seed=0, n_classes=2, one_hot=False)
+    batches = arguments["x"]  # the unaugmented path too: Keras' shuffle would not repeat
+    assert len(batches) == 3
+    seen = np.concatenate([batches[i][0].ravel() for i in range(len(batches))])
+    seen_labels = np.concatenate([batches[i][1] for i in range(len(batches))])
+    assert np.bincount(seen_labels.astype(int)).tolist() == [6, 6]  # 1:1, as the clips
+    assert sorted(seen.tolist()) == [0, 1, 2, 3, 4, 5, 6, 6, 6, 7, 7, 7]
+    assert seen_labels.dtype.kind == "i"  # integer targets for the sparse loss
+    # with random windows a group repeats, each time drawing one of its rows
+    groups = [np.array([0, 6]), np.array([1]), np.array([7])]
+    order = AugmentedBatches(
+        x, np.eye(2)[labels], config, seed=0, groups=groups, repeats=np.array([4, 1, 2])
+    ).order
+    assert len(order) == 7 and sorted(set(order.tolist())) <= [0, 1, 6, 7]
+    assert np.isin(order, [0, 6]).sum() == 4 and (order == 7).sum() == 2
+    # a uniform set needs no balancing: nothing changes for the study
+    uniform = Examples(x[:6], labels[:6], names[:6], versions[:6])
+    assert unit_repeats(uniform) is None
+
+
+def test_streamed_and_in_memory_epochs_repeat_the_same_originals(feature_dir):
+    from urbansound.training_input import StreamedExamples, training_set
+
+    root, written = feature_dir
+    memory = training_set(root, [2, 3], SMALL.override(**{"train.input": "memory"}))
+    streamed = StreamedExamples(root, [2, 3], kind="logmel", input_shape=(128, 128, 1))
+    originals = sum(len(written[f]["originals"]) for f in (2, 3))  # 34
+    copies = sum(len(written[f]["deformed"]) for f in (2, 3))  # 12, one per clip
+    # the 22 clips without a copy repeat their original once
+    assert memory.epoch_size == streamed.epoch_size == originals + copies + (originals - copies)
+    config = SMALL.override(**{"train.batch_size": 8})
+    labels = np.concatenate(
+        [
+            y
+            for _, y in streamed.batches(
+                config, seed=0, n_classes=10, one_hot=False
+            ).as_numpy_iterator()
+        ]
+    )
+    assert len(labels) == 68
+    assert np.bincount(labels).tolist() == np.bincount(np.repeat(memory.y, memory.repeats)).tolist()
+
+
 def test_an_epoch_draws_one_version_of_every_training_clip(feature_dir):
     from urbansound.training_input import AugmentedBatches, training_set
 
@@ -586,7 +652,9 @@ def test_train_fold_never_trains_on_test_or_validation_clips(trained):
     )
     (train_fold_,) = result.train_folds
     orig, deformed = LAYOUT[train_fold_]
-    assert result.n_train == orig + deformed  # the training fold, with its deformed copies only
+    # an epoch of the training fold: its originals, their copies, and the originals of the
+    # clips without a copy once more (each clip counts as many examples: original_repeats)
+    assert result.n_train == orig + deformed + (orig - deformed)
     assert result.n_validation == LAYOUT[result.validation_fold][0]  # originals only
     assert result.n_test == LAYOUT[TEST_FOLD][0]  # originals only
 
@@ -637,7 +705,7 @@ def test_train_fold_without_validation_fold(feature_dir, tmp_path):
     result = train_fold(root, TEST_FOLD, [1, 2, 3], config=config, out_dir=tmp_path)
     assert result.validation_fold is None and result.n_validation == 0
     assert result.train_folds == [2, 3]
-    assert result.n_train == sum(LAYOUT[f][0] + LAYOUT[f][1] for f in (2, 3))
+    assert result.n_train == sum(2 * LAYOUT[f][0] for f in (2, 3))  # copies + repeated originals
     assert set(result.history) == {"accuracy", "loss"}
     assert result.epochs_run == result.best_epoch == 2  # the last epoch's model is kept
     assert result.parameters == 669_106

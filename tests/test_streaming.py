@@ -95,7 +95,9 @@ def test_batches_are_seeded_and_augmented(features):
         ]
 
     a, b, c = first_epoch(3), first_epoch(3), first_epoch(4)
-    assert [x.shape for x, _ in a] == [(8, 128, 128, 1)] * 3 + [(6, 128, 128, 1)]
+    # 24 originals, 6 of them with a copy: the 18 without one train their original twice
+    assert streamed.epoch_size == 24 + 6 + 18
+    assert [x.shape for x, _ in a] == [(8, 128, 128, 1)] * 6
     assert all(y.shape[1] == 10 and np.allclose(y.sum(axis=1), 1) for _, y in a)
     assert any(((y > 0) & (y < 1)).any() for _, y in a)  # mixup makes soft targets
     for (xa, ya), (xb, yb) in zip(a, b):
@@ -136,7 +138,8 @@ def test_train_fold_streams_and_is_deterministic(features, tmp_path):
         config=config.override(**{"train.input": "memory"}),
         out_dir=tmp_path / "m",
     )
-    assert a.n_train == memory.n_train == 60 and a.n_test == 24
+    # an epoch per fold: 24 originals, 6 copies, the 18 originals without a copy repeated
+    assert a.n_train == memory.n_train == 2 * (24 + 6 + 18) and a.n_test == 24
     assert a.history == b.history and a.y_pred == b.y_pred
     assert len(a.history["loss"]) == 3 and a.history["loss"][-1] < a.history["loss"][0]
     assert a.test_accuracy >= 0.9  # the bands separate the classes: both paths learn it

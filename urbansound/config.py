@@ -144,7 +144,9 @@ class TrainConfig:
     # seen whole, not only its first audio.clip_seconds; needs features.window_hop_s > 0
     random_windows: bool = _DEFAULT_RECIPE.random_windows
     # With deformed copies (augment.deformations), how they train: "all": every
-    # copy is an example of every epoch (the study; an epoch costs 1 + copies per clip);
+    # copy is an example of every epoch (the study; an epoch costs 1 + copies per clip), and
+    # a clip with fewer copies than the most (a per-class policy) repeats its original to
+    # match, so the classes keep their balance (training_input.original_repeats);
     # "draw": every epoch, one version of each training clip (its original or one of its
     # copies) drawn at random, so an epoch costs what unaugmented training costs
     deformed_copies: str = _DEFAULT_RECIPE.deformed_copies

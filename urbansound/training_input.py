@@ -46,13 +46,19 @@ class Examples:
     # the later ones); train.deformed_copies="draw": of each clip's original and deformed
     # copies.  An epoch then draws one row per group.  None: every row, every epoch.
     groups: list[np.ndarray] | None = None
+    # train.deformed_copies="all" with clips of unequal copy counts (a per-class policy):
+    # how often each epoch unit (group, else row) trains per epoch (original_repeats)
+    repeats: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.y)
 
     @property
     def epoch_size(self) -> int:
-        """Examples one training epoch sees: one per group with window groups, else all."""
+        """Examples one training epoch sees: one per group with window groups, else all;
+        each as often as ``repeats`` says."""
+        if self.repeats is not None:
+            return int(self.repeats.sum())
         return len(self.groups) if self.groups is not None else len(self.y)
 
     @property
@@ -79,9 +85,10 @@ class Examples:
     ) -> dict:
         """Keyword arguments of ``keras.Model.fit`` that feed these examples: augmented
         batches of one-hot targets (:class:`AugmentedBatches`) when ``one_hot``, else the
-        arrays, shuffled by Keras."""
-        if one_hot:
-            targets = np.eye(n_classes, dtype=np.float32)[self.y]
+        arrays, shuffled by Keras (or, with ``repeats``, shuffled batches of the repeated
+        rows and integer targets, without augmentation)."""
+        if one_hot or self.repeats is not None:
+            targets = np.eye(n_classes, dtype=np.float32)[self.y] if one_hot else self.y
             return dict(
                 x=AugmentedBatches(
                     self.x,
@@ -91,6 +98,8 @@ class Examples:
                     fill=fill,
                     groups=self.groups,
                     versions=self.deformations,
+                    repeats=self.repeats,
+                    augment=one_hot,
                 )
             )
         return dict(x=self.x, y=self.y, batch_size=config.train.batch_size, shuffle=True)
@@ -145,6 +154,26 @@ def window_groups(examples: Examples, *, whole_clips: bool = False) -> list[np.n
             key = (name, ORIGINAL if is_window(deformation) else deformation)
         groups.setdefault(key, []).append(row)
     return [np.asarray(rows, np.int64) for rows in groups.values()]
+
+
+def copies_per_clip(file_names: Sequence[str], deformations: Sequence[str]) -> dict[str, int]:
+    """Each clip's deformed copies among the rows (originals and windows are not copies)."""
+    copies: dict[str, int] = {}
+    for name, deformation in zip(file_names, deformations):
+        copy = deformation != ORIGINAL and not is_window(deformation)
+        copies[name] = copies.get(name, 0) + copy
+    return copies
+
+
+def original_repeats(copies: dict[str, int]) -> dict[str, int]:
+    """How often each clip's original trains per epoch with ``train.deformed_copies="all"``,
+    so that every clip counts 1 + (the most copies any clip has) examples: a clip with all
+    the copies trains its original once, a clip of a class a per-class policy leaves
+    unaugmented repeats its original 1 + max copies times.  Without this, a policy that
+    gives some classes 20 copies and others none trains the latter 21× less (their recall
+    collapsed on the dev clips: docs/study.md).  With equal copy counts every value is 1."""
+    most = max(copies.values(), default=0)
+    return {name: 1 + most - n for name, n in copies.items()}
 
 
 def band_statistics(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -236,6 +265,8 @@ def AugmentedBatches(
     fill: np.ndarray | None = None,
     groups: list[np.ndarray] | None = None,
     versions: Sequence[str] | None = None,
+    repeats: np.ndarray | None = None,
+    augment: bool = True,
 ):
     """A Keras ``PyDataset`` of shuffled, augmented training batches (:func:`augment_batch`),
     reshuffled every epoch from ``seed``: the same seed gives the same batches.
@@ -246,11 +277,18 @@ def AugmentedBatches(
         features' window grid); with ``train.deformed_copies="draw"`` a group also holds
         the clip's deformed copies.
     versions : each row's deformation name (``Examples.deformations``), which
-        ``train.original_share`` needs to tell a clip's original from its copies."""
+        ``train.original_share`` needs to tell a clip's original from its copies.
+    repeats : int [shape=(units,)]: how often each unit (group, else row) trains per epoch
+        (:func:`original_repeats`); a repeated group draws its row anew each time.
+    augment : False: the rows as they are (integer targets, no :func:`augment_batch`)."""
     import keras
 
     t = config.train
-    n_per_epoch = len(groups) if groups is not None else len(x)
+    units = len(groups) if groups is not None else len(x)
+    if repeats is not None and len(repeats) != units:
+        raise ValueError(f"repeats: {len(repeats)} values for {units} epoch units")
+    unit_order = np.repeat(np.arange(units), repeats) if repeats is not None else None
+    n_per_epoch = len(unit_order) if unit_order is not None else units
     share = t.original_share
     split_groups = None
     if groups is not None and share is not None:
@@ -267,11 +305,16 @@ def AugmentedBatches(
 
         def _draw(self) -> np.ndarray:
             if groups is None:
+                if unit_order is not None:
+                    return unit_order[self.rng.permutation(len(unit_order))]
                 return self.rng.permutation(len(x))
             if split_groups is not None and share is not None:
                 return self._draw_with_original_share(split_groups, share)
-            picks = self.rng.random(len(groups))
-            rows = np.array([g[int(p * len(g))] for g, p in zip(groups, picks)], np.int64)
+            drawn = unit_order if unit_order is not None else np.arange(units)
+            picks = self.rng.random(len(drawn))
+            rows = np.array(
+                [groups[u][int(p * len(groups[u]))] for u, p in zip(drawn, picks)], np.int64
+            )
             return rows[self.rng.permutation(len(rows))]
 
         def _draw_with_original_share(self, split, share: float) -> np.ndarray:
@@ -291,6 +334,8 @@ def AugmentedBatches(
 
         def __getitem__(self, index):
             rows = self.order[index * t.batch_size : (index + 1) * t.batch_size]
+            if not augment:
+                return x[rows], y[rows]
             return augment_batch(
                 x[rows],
                 y[rows],
@@ -438,10 +483,10 @@ class StreamedExamples:
         ):
             n += len(x)
             originals += int(np.count_nonzero(deformations == b""))
-            if self.draw:  # only a drawn epoch needs each clip's copies
-                for name, deformation in zip(names, deformations):
-                    key = name.decode()
-                    copies[key] = copies.get(key, 0) + (deformation != b"")
+            # each clip's copies: a drawn epoch's probabilities, an "all" epoch's repeats
+            for name, deformation in zip(names, deformations):
+                key = name.decode()
+                copies[key] = copies.get(key, 0) + (deformation != b"")
             if self.kind != "logmel":
                 continue
             x64 = x[..., 0].astype(np.float64)  # (b, n_mels, n_frames)
@@ -471,9 +516,16 @@ class StreamedExamples:
 
     @property
     def epoch_size(self) -> int:
-        """Examples one training epoch sees: all of them, or with ``draw`` one per clip."""
+        """Examples one training epoch sees: all of them (each clip's original repeated as
+        :func:`original_repeats` says), or with ``draw`` one per clip."""
         n = len(self)  # scans once
-        return len(self._copies) if self.draw else n
+        if self.draw:
+            return len(self._copies)
+        return n + sum(r - 1 for r in original_repeats(self._copies).values())
+
+    def _repeats_needed(self) -> bool:
+        len(self)  # scans once
+        return any(r > 1 for r in original_repeats(self._copies).values())
 
     def band_statistics(self) -> tuple[np.ndarray, np.ndarray] | None:
         """Per-band mean [shape=(n_mels,)] dB and variance dB² of the training log-mels
@@ -502,8 +554,9 @@ class StreamedExamples:
         if self.draw:
             ds = self._drawn(seed)  # endless; fit_arguments says an epoch's steps
         else:
+            ds = self._repeated() if self._repeats_needed() else self.dataset()
             # the count is known from the scan: Keras then knows an epoch's steps
-            ds = self.dataset().apply(tf.data.experimental.assert_cardinality(len(self)))
+            ds = ds.apply(tf.data.experimental.assert_cardinality(self.epoch_size))
         ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
         ds = ds.batch(t.batch_size)
         if one_hot:
@@ -531,6 +584,27 @@ class StreamedExamples:
 
             ds = ds.map(tf_augment)  # sequential: the generator's draws stay in order
         return ds.prefetch(tf.data.AUTOTUNE)
+
+    def _repeated(self):
+        """(x, label) in file order, each original as often as :func:`original_repeats`
+        says (the shuffle buffer spreads the repeats)."""
+        import tensorflow as tf
+
+        repeats = original_repeats(self._copies)
+        names = sorted(repeats)
+        table = tf.lookup.StaticHashTable(
+            tf.lookup.KeyValueTensorInitializer(
+                tf.constant(names, tf.string),
+                tf.constant([repeats[n] for n in names], tf.int64),
+            ),
+            default_value=1,
+        )
+
+        def repeated(x, label, file_name, deformation):
+            times = tf.where(tf.equal(deformation, ""), table.lookup(file_name), 1)
+            return tf.data.Dataset.from_tensors((x, label)).repeat(times)
+
+        return self.dataset(with_names=True).flat_map(repeated)
 
     def _drawn(self, seed: int, *, with_names: bool = False):
         """The records repeated without end, each kept with its :func:`keep_probabilities`
@@ -645,4 +719,27 @@ def training_set(feature_dir: str | os.PathLike, folds: Sequence[int], config: C
     )
     if random_windows or draw_copies:
         examples.groups = window_groups(examples, whole_clips=draw_copies)
+    if not draw_copies:
+        examples.repeats = unit_repeats(examples)
     return examples
+
+
+def unit_repeats(examples: Examples) -> np.ndarray | None:
+    """With every copy trained (``train.deformed_copies="all"``): how often each epoch
+    unit (group, else row) of ``examples`` trains, its original repeated as
+    :func:`original_repeats` says; None when every clip has as many copies (nothing to
+    balance)."""
+    repeats = original_repeats(copies_per_clip(examples.file_names, examples.deformations))
+    if all(r == 1 for r in repeats.values()):
+        return None
+    per_row = np.array(
+        [
+            repeats[name] if deformation == ORIGINAL else 1
+            for name, deformation in zip(examples.file_names, examples.deformations)
+        ],
+        np.int64,
+    )
+    if examples.groups is None:
+        return per_row
+    # a random-windows group is an original with its windows, or one copy
+    return np.array([per_row[g].max() for g in examples.groups], np.int64)
