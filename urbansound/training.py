@@ -66,7 +66,7 @@ class FoldResult:
     history: dict[str, list[float]]
     best_epoch: int
     epochs_run: int
-    n_train: int
+    n_train: int  # examples one epoch trains (one per clip with drawn copies)
     n_validation: int
     n_test: int
     parameters: int
@@ -571,9 +571,9 @@ def train_final(
 
     Returns
     -------
-    dict (as ``final_result.json``): n_train (examples, deformed copies included), n_clips
-    (original clips), folds, epochs, seeds, history (of the first seed: loss and accuracy
-    per epoch), parameters, class_names.
+    dict (as ``final_result.json``): n_train (examples one epoch trains, deformed copies and
+    balancing repeats included), n_clips (original clips), folds, epochs, seeds, history (of
+    the first seed: loss and accuracy per epoch), parameters, class_names.
 
     Raises
     ------
