@@ -14,7 +14,8 @@ lives; a second run on the same folder is refused with one line.
 Resuming: with caching on (the default), the run key — which names the MLflow
 parent run — is a hash of everything that decides what kfp's cache serves: the
 output folder (the cache lives there), the compiled pipeline (every component's
-code), the dataset's listing and content (and the other files the tasks read: noise
+code, and in every task's environment the digest of the package's sources:
+``pipeline.SOURCE_DIGEST_ENV``), the dataset's listing and content (and the other files the tasks read: noise
 recordings, the --init-from model), the configuration, folds and options.  Rerunning the
 same command after an interruption therefore serves finished tasks (ingest,
 features, finished folds) from the cache and reopens the same MLflow parent run;
@@ -114,8 +115,9 @@ def _local_pipeline(config: Config, study_json: str = "", **kwargs):
 
 
 def pipeline_fingerprint(config: Config, study_json: str = "") -> str:
-    """SHA-256 of the compiled local pipeline (components' code, wiring, defaults; a
-    study's configurations): what kfp's cache keys on besides the inputs."""
+    """SHA-256 of the compiled local pipeline (components' code, wiring, defaults, the
+    package's source digest in every task's environment; a study's configurations): what
+    kfp's cache keys on besides the inputs."""
     import tempfile
 
     from kfp import compiler

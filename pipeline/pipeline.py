@@ -7,6 +7,7 @@ a Kubeflow cluster) is decided by :mod:`urbansound.pipeline.local_runner` and
 """
 
 # No `from __future__ import annotations`: kfp reads the pipeline's parameter types at runtime.
+import functools
 from dataclasses import dataclass, field
 
 from urbansound.components import DEFAULT_IMAGE, build_components
@@ -63,8 +64,24 @@ class ClusterOptions:
     caching: bool = True  # False: every task runs again (--no-cache)
 
 
+SOURCE_DIGEST_ENV = "URBANSOUND_SOURCE_DIGEST"
+"""Every task's environment holds the digest of the package's code under this name."""
+
+
+@functools.lru_cache(maxsize=1)
+def _source_digest() -> str:
+    from urbansound.pipeline.containers import source_digest
+
+    return source_digest()
+
+
 def _for_cluster(task, kind: str, cluster: ClusterOptions | None):
-    """``task`` with the cluster's requests, limits, retries and volumes for its ``kind``."""
+    """``task`` keyed on the package's code, then (on a cluster) with the cluster's
+    requests, limits, retries and volumes for its ``kind``."""
+    # kfp's cache keys on a task's command, inputs and environment, not on the library code
+    # its component imports: with that code's digest in the environment, an upgraded
+    # urbansound is another cache key, and another run key (the compiled pipeline changes)
+    task.set_env_variable(SOURCE_DIGEST_ENV, _source_digest())
     if cluster is None:
         return task
     r = cluster.resources[kind]

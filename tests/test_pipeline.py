@@ -248,6 +248,46 @@ def test_the_local_pipeline_has_no_retries_resources_or_gpu(tmp_path):
         assert not executor["container"].get("resources"), name
 
 
+def test_every_task_is_keyed_on_the_package_code(tmp_path, monkeypatch):
+    """kfp's local cache keys on each task's command, inputs and environment; the code the
+    components import (urbansound/) is in none of them but this variable, so a changed
+    library is another cache key and another run key (local_runner.pipeline_fingerprint)."""
+    from urbansound.config import Config
+    from urbansound.pipeline import local_runner, pipeline
+    from urbansound.pipeline.containers import source_digest
+
+    def executor_envs(spec):
+        return {
+            name: {e["name"]: e["value"] for e in executor["container"].get("env", [])}
+            for name, executor in spec["deploymentSpec"]["executors"].items()
+        }
+
+    for spec in (compiled_local(tmp_path), compiled_cluster(tmp_path)):
+        envs = executor_envs(spec)
+        assert len(envs) >= 6  # start, ingest, features, train, evaluate, finish
+        for name, env in envs.items():
+            assert env == {pipeline.SOURCE_DIGEST_ENV: source_digest()}, name
+    before = local_runner.pipeline_fingerprint(Config())
+    monkeypatch.setattr(pipeline, "_source_digest", lambda: "0123456789abcdef")
+    assert local_runner.pipeline_fingerprint(Config()) != before
+
+
+def compiled_local(tmp_path):
+    from kfp import compiler
+
+    from urbansound.pipeline.pipeline import create_pipeline
+
+    path = tmp_path / "local-env.yaml"
+    compiler.Compiler().compile(create_pipeline(gpu=False, parallelism=1), str(path))
+    return yaml.safe_load(path.read_text())
+
+
+def compiled_cluster(tmp_path):
+    path = tmp_path / "cluster-env.yaml"
+    compile_pipeline(path, image="registry.example.com/urbansound:test")
+    return yaml.safe_load(path.read_text())
+
+
 def test_pvc_is_mounted_in_every_task(tmp_path):
     from urbansound.pipeline.pipeline import ClusterOptions
 

@@ -268,6 +268,8 @@ def test_compiled_study_requests_resources_retries_and_gpus_as_run_does(compiled
 def test_the_local_study_pipeline_has_no_retries_resources_or_gpu(tmp_path):
     from kfp import compiler
 
+    from urbansound.pipeline.containers import source_digest
+    from urbansound.pipeline.pipeline import SOURCE_DIGEST_ENV
     from urbansound.pipeline.study import create_study_pipeline
 
     study = resolve(BUILTIN_SPECS["table1"], _quick)
@@ -277,6 +279,9 @@ def test_the_local_study_pipeline_has_no_retries_resources_or_gpu(tmp_path):
     assert not any("retryPolicy" in t for t in _tasks(spec).values())
     for name, executor in spec["deploymentSpec"]["executors"].items():
         assert not executor["container"].get("resources"), name
+        # keyed on the package's code, as the run's tasks (test_pipeline.py)
+        env = {e["name"]: e["value"] for e in executor["container"].get("env", [])}
+        assert env == {SOURCE_DIGEST_ENV: source_digest()}, name
 
 
 def test_compile_option_writes_the_cluster_yaml(tmp_path, capsys):
