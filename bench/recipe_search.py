@@ -43,33 +43,20 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 DEFAULT_CANDIDATES = {"default": ""}
 
 
-def _urbannet_fullres(x, n_classes: int, widths=(24, 48, 96, 192)):
+def _urbannet_fullres(x, n_classes: int):
     """urbannet without its strided stem: four blocks at 128, 64, 32 and 16, pooled to 8×8
     (4× the compute per example).  Measured as a candidate, not adopted."""
-    from keras import layers
+    from urbansound.models import _urbannet
 
-    from urbansound.models import _conv_bn_relu, _mean_max_head
-
-    for i, filters in enumerate(widths, start=1):
-        x = _conv_bn_relu(x, filters, f"block{i}a")
-        x = _conv_bn_relu(x, filters, f"block{i}b")
-        x = layers.AveragePooling2D((2, 2), name=f"block{i}_pool")(x)
-    return _mean_max_head(x, n_classes)
+    return _urbannet(x, n_classes, stem=False)
 
 
-def _urbannet_maxpool(x, n_classes: int, widths=(24, 48, 96, 192)):
+def _urbannet_maxpool(x, n_classes: int):
     """urbannet with 2×2 max pooling after each block instead of average pooling (a short
-    event keeps its peak).  Measured as a candidate."""
-    from keras import layers
+    event keeps its peak).  Measured as a candidate, not adopted."""
+    from urbansound.models import _urbannet
 
-    from urbansound.models import _conv_bn_relu, _mean_max_head
-
-    x = _conv_bn_relu(x, widths[0], "stem", strides=(2, 2))
-    for i, filters in enumerate(widths, start=1):
-        x = _conv_bn_relu(x, filters, f"block{i}a")
-        x = _conv_bn_relu(x, filters, f"block{i}b")
-        x = layers.MaxPooling2D((2, 2), name=f"block{i}_pool")(x)
-    return _mean_max_head(x, n_classes)
+    return _urbannet(x, n_classes, pooling="max")
 
 
 EXPERIMENTAL_MODELS = {

@@ -15,11 +15,11 @@ Resuming: with caching on (the default), the run key — which names the MLflow
 parent run — is a hash of everything that decides what kfp's cache serves: the
 output folder (the cache lives there), the compiled pipeline (every component's
 code, and in every task's environment the digest of the package's sources:
-``pipeline.SOURCE_DIGEST_ENV``), the dataset's listing and content (and the other files the tasks read: noise
-recordings, the --init-from model), the configuration, folds and options.  Rerunning the
-same command after an interruption therefore serves finished tasks (ingest,
-features, finished folds) from the cache and reopens the same MLflow parent run;
-another output folder or changed code is another run.
+``pipeline.SOURCE_DIGEST_ENV``), the dataset's listing and content (and the other files
+the tasks read: noise recordings, the --init-from model), the configuration, folds and
+options.  Rerunning the same command after an interruption therefore serves finished
+tasks (ingest, features, finished folds) from the cache and reopens the same MLflow
+parent run; another output folder or changed code is another run.
 
 kfp records a task in its cache only after the task's process exited with
 success and its outputs are written (``kfp.local.orchestrator.task_executor``;

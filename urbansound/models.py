@@ -135,21 +135,27 @@ def _conv_bn_relu(x, filters: int, name: str, strides=(1, 1)):
     return layers.Activation("relu", name=f"{name}_relu")(x)
 
 
-def _urbannet(x, n_classes: int, widths=(24, 48, 96, 192)):
+def _urbannet(
+    x, n_classes: int, widths=(24, 48, 96, 192), *, stem: bool = True, pooling: str = "average"
+):
     """urbansound's own default: a batch-normalised VGG-style CNN, cheap enough for a CPU.
 
     A strided stem halves both axes at once (128×128 → 64×64), where a VGG's
     full-resolution first block would cost most of the compute; then four blocks of
     two 3×3 conv + BN + ReLU, each followed by 2×2 average pooling (64 → 4).  The
     remaining 4×4 map is summarised by its mean and its max, then dropout, softmax.
+    ``stem=False`` and ``pooling="max"`` are the variants the recipe search measured
+    (bench/recipe_search.py), not registered.
     """
     from keras import layers
 
-    x = _conv_bn_relu(x, widths[0], "stem", strides=(2, 2))  # 64×64
+    pool = {"average": layers.AveragePooling2D, "max": layers.MaxPooling2D}[pooling]
+    if stem:
+        x = _conv_bn_relu(x, widths[0], "stem", strides=(2, 2))  # 64×64
     for i, filters in enumerate(widths, start=1):
         x = _conv_bn_relu(x, filters, f"block{i}a")
         x = _conv_bn_relu(x, filters, f"block{i}b")
-        x = layers.AveragePooling2D((2, 2), name=f"block{i}_pool")(x)  # 32, 16, 8, 4
+        x = pool((2, 2), name=f"block{i}_pool")(x)  # 32, 16, 8, 4
     return _mean_max_head(x, n_classes)
 
 

@@ -458,7 +458,8 @@ class StreamedExamples:
         self._count: int | None = None
         self._originals: int | None = None
         self._stats: tuple[np.ndarray, np.ndarray] | None = None
-        self._copies: dict[str, int] = {}  # with draw: file name -> its deformed copies
+        self._copies: dict[str, int] = {}  # file name -> its deformed copies
+        self._repeats: dict[str, int] = {}  # file name -> its original's repeats (not draw)
 
     def dataset(self, *, with_names: bool = False):
         """Unbatched (x, label) in file order (and file name, deformation)."""
@@ -501,6 +502,7 @@ class StreamedExamples:
             raise ValueError(f"{bad} training example(s) hold non-finite log-mel values")
         self._count, self._originals = n, originals
         self._copies = copies
+        self._repeats = original_repeats(copies)
         if sums is not None:
             assert sumsq is not None  # summed together
             frames = n * self.input_shape[1]
@@ -521,11 +523,11 @@ class StreamedExamples:
         n = len(self)  # scans once
         if self.draw:
             return len(self._copies)
-        return n + sum(r - 1 for r in original_repeats(self._copies).values())
+        return n + sum(r - 1 for r in self._repeats.values())
 
     def _repeats_needed(self) -> bool:
         len(self)  # scans once
-        return any(r > 1 for r in original_repeats(self._copies).values())
+        return any(r > 1 for r in self._repeats.values())
 
     def band_statistics(self) -> tuple[np.ndarray, np.ndarray] | None:
         """Per-band mean [shape=(n_mels,)] dB and variance dB² of the training log-mels
@@ -590,7 +592,7 @@ class StreamedExamples:
         says (the shuffle buffer spreads the repeats)."""
         import tensorflow as tf
 
-        repeats = original_repeats(self._copies)
+        repeats = self._repeats
         names = sorted(repeats)
         table = tf.lookup.StaticHashTable(
             tf.lookup.KeyValueTensorInitializer(
