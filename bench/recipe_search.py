@@ -19,7 +19,8 @@ fold stays whole): a learning curve, to ask how much more data would help.
 ``--table-only`` without ``--candidate`` prints every candidate the file holds; with
 ``--probabilities-dir`` the table also scores each candidate's seed ensemble (the mean of
 its seeds' probabilities) per fold.  Candidates may name the experimental models of
-:data:`EXPERIMENTAL_MODELS` (``train.model=urbannet-fullres``, ``urbannet-maxpool``), which
+:data:`EXPERIMENTAL_MODELS` (``train.model=urbannet-fullres``, ``urbannet-maxpool``,
+``urbannet-per-band``), which
 the library does not register, and the search-only options of :data:`SEARCH_OPTIONS`
 (label smoothing, spectral pitch shift and time stretch).
 """
@@ -59,9 +60,18 @@ def _urbannet_maxpool(x, n_classes: int):
     return _urbannet(x, n_classes, pooling="max")
 
 
+def _urbannet_per_band(x, n_classes: int):
+    """urbannet whose head pools over time only and keeps its 4 frequency bands apart
+    (models._per_band_head).  Measured as a candidate."""
+    from urbansound.models import _urbannet
+
+    return _urbannet(x, n_classes, head="per_band")
+
+
 EXPERIMENTAL_MODELS = {
     "urbannet-fullres": _urbannet_fullres,
     "urbannet-maxpool": _urbannet_maxpool,
+    "urbannet-per-band": _urbannet_per_band,
 }
 """Model bodies only this search registers (with urbannet's recipe), by name."""
 

@@ -254,8 +254,9 @@ def test_the_experimental_models_build_with_urbannets_weights_and_pool_as_named(
             name: models.trainable_parameter_count(
                 models.build_model(name, input_shape=(128, 128, 1))
             )
-            for name in ("urbannet", "urbannet-maxpool", "urbannet-fullres")
+            for name in ("urbannet", "urbannet-maxpool", "urbannet-fullres", "urbannet-per-band")
         }
+        per_band = models.build_model("urbannet-per-band", input_shape=(128, 128, 1))
         pools = {
             type(layer).__name__
             for layer in models.build_model("urbannet-maxpool", input_shape=(128, 128, 1)).layers
@@ -268,3 +269,7 @@ def test_the_experimental_models_build_with_urbannets_weights_and_pool_as_named(
     assert counts["urbannet-maxpool"] == counts["urbannet"]
     assert counts["urbannet-fullres"] < counts["urbannet"]
     assert pools == {"MaxPooling2D"}
+    # the per-band head keeps the 4 frequency bands apart: 4 bands × (mean, max) × 192
+    # channels into the softmax, where urbannet's head sees (mean, max) × 192
+    assert per_band.get_layer("bands").output.shape[1:] == (4 * 2 * 192,)
+    assert counts["urbannet-per-band"] - counts["urbannet"] == (4 * 2 * 192 - 2 * 192) * 10

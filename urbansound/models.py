@@ -136,7 +136,13 @@ def _conv_bn_relu(x, filters: int, name: str, strides=(1, 1)):
 
 
 def _urbannet(
-    x, n_classes: int, widths=(24, 48, 96, 192), *, stem: bool = True, pooling: str = "average"
+    x,
+    n_classes: int,
+    widths=(24, 48, 96, 192),
+    *,
+    stem: bool = True,
+    pooling: str = "average",
+    head: str = "mean_max",
 ):
     """urbansound's own default: a batch-normalised VGG-style CNN, cheap enough for a CPU.
 
@@ -144,8 +150,8 @@ def _urbannet(
     full-resolution first block would cost most of the compute; then four blocks of
     two 3×3 conv + BN + ReLU, each followed by 2×2 average pooling (64 → 4).  The
     remaining 4×4 map is summarised by its mean and its max, then dropout, softmax.
-    ``stem=False`` and ``pooling="max"`` are the variants the recipe search measured
-    (bench/recipe_search.py), not registered.
+    ``stem=False``, ``pooling="max"`` and ``head="per_band"`` are the variants the recipe
+    search measured (bench/recipe_search.py), not registered.
     """
     from keras import layers
 
@@ -156,7 +162,7 @@ def _urbannet(
         x = _conv_bn_relu(x, filters, f"block{i}a")
         x = _conv_bn_relu(x, filters, f"block{i}b")
         x = pool((2, 2), name=f"block{i}_pool")(x)  # 32, 16, 8, 4
-    return _mean_max_head(x, n_classes)
+    return {"mean_max": _mean_max_head, "per_band": _per_band_head}[head](x, n_classes)
 
 
 def _mean_max_head(x, n_classes: int):
@@ -171,6 +177,26 @@ def _mean_max_head(x, n_classes: int):
             layers.GlobalMaxPooling2D(name="global_max")(x),
         ]
     )
+    x = layers.Dropout(0.3, name="dropout")(x)
+    return layers.Dense(n_classes, activation="softmax", name="probabilities")(x)
+
+
+def _per_band_head(x, n_classes: int):
+    """A head that keeps the frequency axis: the last feature map (batch, bands, frames,
+    channels) is summarised by its mean and its max over time only, per band, so the
+    softmax sees where in frequency each feature fired (steady noises such as air
+    conditioners and engines differ mostly there).  (batch, bands · 2 · channels) into
+    dropout 0.3 and softmax."""
+    from keras import layers
+
+    frames = int(x.shape[2])
+    x = layers.Concatenate(name="mean_max_per_band")(
+        [
+            layers.AveragePooling2D((1, frames), name="time_mean")(x),
+            layers.MaxPooling2D((1, frames), name="time_max")(x),
+        ]
+    )
+    x = layers.Flatten(name="bands")(x)
     x = layers.Dropout(0.3, name="dropout")(x)
     return layers.Dense(n_classes, activation="softmax", name="probabilities")(x)
 
