@@ -4,6 +4,7 @@ seed ensemble's accuracy from the kept probabilities.  No training here."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import sys
 from pathlib import Path
@@ -254,8 +255,15 @@ def test_the_experimental_models_build_with_urbannets_weights_and_pool_as_named(
             name: models.trainable_parameter_count(
                 models.build_model(name, input_shape=(128, 128, 1))
             )
-            for name in ("urbannet", "urbannet-maxpool", "urbannet-fullres", "urbannet-per-band")
+            for name in (
+                "urbannet",
+                "urbannet-maxpool",
+                "urbannet-fullres",
+                "urbannet-per-band",
+                "urbannet-deep",
+            )
         }
+        deep = models.build_model("urbannet-deep", input_shape=(128, 128, 1))
         per_band = models.build_model("urbannet-per-band", input_shape=(128, 128, 1))
         pools = {
             type(layer).__name__
@@ -273,3 +281,30 @@ def test_the_experimental_models_build_with_urbannets_weights_and_pool_as_named(
     # channels into the softmax, where urbannet's head sees (mean, max) × 192
     assert per_band.get_layer("bands").output.shape[1:] == (4 * 2 * 192,)
     assert counts["urbannet-per-band"] - counts["urbannet"] == (4 * 2 * 192 - 2 * 192) * 10
+    # the deep variant: no stem, its first block at full resolution, five blocks pooled to 4×4
+    assert deep.get_layer("block1a_conv").output.shape[1:] == (128, 128, 16)
+    assert deep.get_layer("block5_pool").output.shape[1:] == (4, 4, 256)
+    assert "stem_conv" not in {layer.name for layer in deep.layers}
+    # its weights: 3×3 convs (no bias) with batch norm's 2 trainable weights per channel,
+    # then the softmax on (mean, max) × 256
+    widths = [1, 16, 16, 32, 32, 64, 64, 128, 128, 256, 256]
+    convs = sum(9 * a * b + 2 * b for a, b in itertools.pairwise(widths))
+    assert counts["urbannet-deep"] == convs + (2 * 256 + 1) * 10
+
+
+def test_momentum_gives_sgd_nesterov_momentum_and_the_recipes_weight_decay_while_applied():
+    keras = pytest.importorskip("keras")
+    from urbansound import models
+
+    _, search = recipe_search.parse_overrides("train.optimizer=sgd,search.momentum=0.9")
+    assert search == {"search.momentum": 0.9}
+    with recipe_search.search_options_applied(search):
+        sgd = models.make_optimizer("sgd", 0.05, weight_decay=5e-4)
+        with pytest.raises(SystemExit, match="needs train.optimizer=sgd"):
+            models.make_optimizer("adamw", 0.05, weight_decay=5e-4)
+    assert isinstance(sgd, keras.optimizers.SGD)
+    config = sgd.get_config()
+    assert config["momentum"] == pytest.approx(0.9) and config["nesterov"] is True
+    assert config["weight_decay"] == pytest.approx(5e-4)
+    plain = models.make_optimizer("sgd", 0.05).get_config()  # restored afterwards
+    assert plain["momentum"] == 0.0 and plain["nesterov"] is False
