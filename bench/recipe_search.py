@@ -22,7 +22,7 @@ its seeds' probabilities) per fold.  Candidates may name the experimental models
 :data:`EXPERIMENTAL_MODELS` (``train.model=urbannet-deep``, ``urbannet-fullres``,
 ``urbannet-maxpool``, ``urbannet-per-band``), which
 the library does not register, and the search-only options of :data:`SEARCH_OPTIONS`
-(label smoothing, spectral pitch shift and time stretch).
+(label smoothing, spectral pitch shift and time stretch, SGD momentum).
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 
@@ -71,7 +72,8 @@ def _urbannet_per_band(x, n_classes: int):
 def _urbannet_deep(x, n_classes: int):
     """urbannet without its stem and one block deeper: five blocks of 16, 32, 64, 128 and
     256 filters at 128, 64, 32, 16 and 8 (full resolution first, as a VGG; pooled to
-    4×4), ≈ 1.9× urbannet's compute per example.  Measured as a candidate."""
+    4×4), ≈ 1.9× urbannet's multiply-adds per example (≈ 3.5× its time per training in
+    the search).  Measured as a candidate, not adopted."""
     from urbansound.models import _urbannet
 
     return _urbannet(x, n_classes, widths=(16, 32, 64, 128, 256), stem=False)
@@ -189,7 +191,8 @@ def search_options_applied(search: dict):
     """The search options in force for the duration: label smoothing patched into
     ``keras.Model.compile`` (the training compiles a categorical cross-entropy when it
     augments its batches), the spectral deformations into
-    ``training_input.augment_batch``; both restored afterwards."""
+    ``training_input.augment_batch``, SGD momentum into ``models.make_optimizer``; all
+    restored afterwards."""
     with contextlib.ExitStack() as stack:
         stack.enter_context(_label_smoothing_applied(search.get("search.label_smoothing")))
         stack.enter_context(_momentum_applied(search.get("search.momentum")))
@@ -217,11 +220,8 @@ def _spectral_deform_applied(freq_shift: int, time_stretch: float):
             )
         return original(x, y, rng, **kwargs)
 
-    training_input.augment_batch = augment_batch
-    try:
+    with mock.patch.object(training_input, "augment_batch", augment_batch):
         yield
-    finally:
-        training_input.augment_batch = original
 
 
 @contextlib.contextmanager
@@ -230,8 +230,6 @@ def _momentum_applied(momentum: float | None):
         yield
         return
     from urbansound import models
-
-    original = models.make_optimizer
 
     def make_optimizer(name, learning_rate, weight_decay=0.0):
         if name != "sgd":
@@ -245,11 +243,8 @@ def _momentum_applied(momentum: float | None):
             weight_decay=weight_decay or None,
         )
 
-    models.make_optimizer = make_optimizer
-    try:
+    with mock.patch.object(models, "make_optimizer", make_optimizer):
         yield
-    finally:
-        models.make_optimizer = original
 
 
 @contextlib.contextmanager
@@ -267,11 +262,8 @@ def _label_smoothing_applied(smoothing: float | None):
         loss = keras.losses.CategoricalCrossentropy(label_smoothing=smoothing)
         return original(self, *args, loss=loss, **kwargs)
 
-    keras.Model.compile = compile
-    try:
+    with mock.patch.object(keras.Model, "compile", compile):
         yield
-    finally:
-        keras.Model.compile = original
 
 
 def config_of(overrides: str, seed: int):
