@@ -35,6 +35,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from unittest import mock
 
@@ -374,12 +375,24 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--table-only", action="store_true", help="print the table and stop")
     parser.add_argument(
+        "--pool",
+        metavar="NAME,NAME",
+        help="with --probabilities-dir: print the accuracy of one ensemble of every kept "
+        "model of these candidates, per validation fold, and the share of clips no model "
+        "got right; then stop",
+    )
+    parser.add_argument(
         "--probabilities-dir",
         type=Path,
         help="also keep each run's held-out class probabilities here (one .npz per "
         "candidate, seed and fold), so an ensemble over seeds can be scored afterwards",
     )
     args = parser.parse_args(argv)
+    if args.pool:
+        if args.probabilities_dir is None:
+            parser.error("--pool needs --probabilities-dir")
+        print(pool_table(args.probabilities_dir, args.pool.split(","), args.folds))
+        return 0
     if args.table_only:
         candidates = dict(args.candidate) or recorded_candidates(args.out)
         print(table(args.out, candidates, args.probabilities_dir))
@@ -470,14 +483,55 @@ def recorded_candidates(path: Path) -> dict[str, str]:
 def ensemble_accuracy(probabilities_dir: Path, name: str, fold: int) -> tuple[float, int] | None:
     """Accuracy on held-out ``fold`` of the mean of the candidate's seeds' probabilities, and
     how many seeds; None without two or more seeds' files."""
-    paths = sorted(probabilities_dir.glob(f"{name}-seed*-fold{fold}.npz"))
+    pooled = pooled_ensemble(probabilities_dir, [name], fold)
+    return None if pooled is None else (pooled["accuracy"], pooled["members"])
+
+
+def pooled_ensemble(probabilities_dir: Path, names: Sequence[str], fold: int) -> dict | None:
+    """Every kept model of the candidates ``names`` on held-out ``fold``, pooled: the
+    accuracy of the mean of their class probabilities, how many models, and the share of the
+    fold's clips that no model classified right (what no average of them can recover).
+    None without two or more models."""
+    paths = sorted(
+        path for name in names for path in probabilities_dir.glob(f"{name}-seed*-fold{fold}.npz")
+    )
     if len(paths) < 2:
         return None
     runs = [np.load(path) for path in paths]
     for run in runs[1:]:  # the same clips in the same order, or the mean means nothing
         assert (run["file_names"] == runs[0]["file_names"]).all(), paths
+    y_true = runs[0]["y_true"]
     mean = np.mean([run["probabilities"] for run in runs], axis=0)
-    return float((mean.argmax(axis=1) == runs[0]["y_true"]).mean()), len(runs)
+    right = np.array([run["probabilities"].argmax(axis=1) == y_true for run in runs])
+    return {
+        "accuracy": float((mean.argmax(axis=1) == y_true).mean()),
+        "members": len(runs),
+        "never_right": float((~right.any(axis=0)).mean()),
+    }
+
+
+def pool_table(probabilities_dir: Path, names: Sequence[str], folds: str) -> str:
+    """The --pool report: one line per validation fold, then their mean."""
+    lines = [
+        "| validation fold | models | pooled ensemble | clips no model got right |",
+        "|---|---|---|---|",
+    ]
+    pooled = {int(f): pooled_ensemble(probabilities_dir, names, int(f)) for f in folds.split(",")}
+    for fold, result in pooled.items():
+        if result is None:
+            lines.append(f"| {fold} | fewer than 2 | – | – |")
+        else:
+            lines.append(
+                f"| {fold} | {result['members']} | {result['accuracy']:.3f} "
+                f"| {result['never_right']:.3f} |"
+            )
+    scored = [r for r in pooled.values() if r is not None]
+    if scored:
+        lines.append(
+            f"| mean | | {statistics.mean(r['accuracy'] for r in scored):.3f} "
+            f"| {statistics.mean(r['never_right'] for r in scored):.3f} |"
+        )
+    return "\n".join(lines)
 
 
 def per_seed_accuracy(rows: list[dict]) -> dict[int, float]:

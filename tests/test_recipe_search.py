@@ -99,6 +99,39 @@ def test_the_seed_ensemble_is_the_argmax_of_the_mean_probability(tmp_path):
     assert recipe_search.ensemble_accuracy(tmp_path, "cand", 2) is None
 
 
+def test_a_pooled_ensemble_averages_every_model_of_the_named_candidates(tmp_path, capsys):
+    names = np.array(["w.wav", "x.wav", "y.wav", "z.wav"])
+    y_true = np.array([0, 0, 1, 1])
+    models = {  # w: nobody right; x, y: two of three right; z: only c right
+        "a-seed0": [[0.4, 0.6], [0.9, 0.1], [0.2, 0.8], [0.8, 0.2]],
+        "a-seed1": [[0.3, 0.7], [0.8, 0.2], [0.6, 0.4], [0.9, 0.1]],
+        "c-seed0": [[0.2, 0.8], [0.3, 0.7], [0.1, 0.9], [0.45, 0.55]],
+        "other-seed0": [[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.0, 1.0]],  # not named
+    }
+    for model, probabilities in models.items():
+        np.savez(
+            tmp_path / f"{model}-fold1.npz",
+            probabilities=np.array(probabilities, np.float32),
+            y_true=y_true,
+            file_names=names,
+        )
+    pooled = recipe_search.pooled_ensemble(tmp_path, ["a", "c"], 1)
+    # the mean gets x (0.667 vs 0.333) and y (0.3 vs 0.7) right, w and z wrong
+    assert pooled == {"accuracy": 0.5, "members": 3, "never_right": 0.25}
+    assert recipe_search.pooled_ensemble(tmp_path, ["c"], 1) is None  # one model
+    assert (
+        recipe_search.main(
+            ["--pool", "a,c", "--probabilities-dir", str(tmp_path), "--folds", "1,2"]
+        )
+        == 0
+    )
+    printed = capsys.readouterr().out.splitlines()
+    assert "| 1 | 3 | 0.500 | 0.250 |" in printed and "| 2 | fewer than 2 | – | – |" in printed
+    assert printed[-1] == "| mean | | 0.500 | 0.250 |"
+    with pytest.raises(SystemExit):
+        recipe_search.main(["--pool", "a,c"])
+
+
 def test_table_only_needs_no_features_and_lists_every_candidate(tmp_path, capsys):
     results = tmp_path / "r.jsonl"
     write_rows(results, [("first", "", 0, 1, 0.5), ("second", "train.seed=1", 0, 1, 0.25)])
