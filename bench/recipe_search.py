@@ -503,33 +503,52 @@ def pooled_ensemble(probabilities_dir: Path, names: Sequence[str], fold: int) ->
     y_true = runs[0]["y_true"]
     mean = np.mean([run["probabilities"] for run in runs], axis=0)
     right = np.array([run["probabilities"].argmax(axis=1) == y_true for run in runs])
+    never_right = ~right.any(axis=0)
+    # UrbanSound8K names a slice [fsID]-[class]-[occurrence]-[slice].wav: the fsID is the
+    # recording it was cut from, and a fold's slices of one recording share their mistakes
+    recordings = np.array([str(name).split("-")[0] for name in runs[0]["file_names"]])
+    worst, in_worst = "", 0
+    if never_right.any():
+        names, counts = np.unique(recordings[never_right], return_counts=True)
+        worst, in_worst = str(names[counts.argmax()]), int(counts.max())
     return {
         "accuracy": float((mean.argmax(axis=1) == y_true).mean()),
         "members": len(runs),
-        "never_right": float((~right.any(axis=0)).mean()),
+        "never_right": float(never_right.mean()),
+        "never_right_clips": int(never_right.sum()),
+        "worst_recording": worst,
+        "worst_recording_never_right": in_worst,
+        "worst_recording_clips": int((recordings == worst).sum()) if worst else 0,
     }
 
 
 def pool_table(probabilities_dir: Path, names: Sequence[str], folds: str) -> str:
     """The --pool report: one line per validation fold, then their mean."""
     lines = [
-        "| validation fold | models | pooled ensemble | clips no model got right |",
-        "|---|---|---|---|",
+        "| validation fold | models | pooled ensemble | clips no model got right "
+        "| the recording with most of them |",
+        "|---|---|---|---|---|",
     ]
     pooled = {int(f): pooled_ensemble(probabilities_dir, names, int(f)) for f in folds.split(",")}
     for fold, result in pooled.items():
         if result is None:
-            lines.append(f"| {fold} | fewer than 2 | – | – |")
+            lines.append(f"| {fold} | fewer than 2 | – | – | – |")
         else:
+            worst = (
+                f"{result['worst_recording']}: {result['worst_recording_never_right']} of its "
+                f"{result['worst_recording_clips']} slices"
+                if result["worst_recording"]
+                else "–"
+            )
             lines.append(
                 f"| {fold} | {result['members']} | {result['accuracy']:.3f} "
-                f"| {result['never_right']:.3f} |"
+                f"| {result['never_right']:.3f} ({result['never_right_clips']}) | {worst} |"
             )
     scored = [r for r in pooled.values() if r is not None]
     if scored:
         lines.append(
             f"| mean | | {statistics.mean(r['accuracy'] for r in scored):.3f} "
-            f"| {statistics.mean(r['never_right'] for r in scored):.3f} |"
+            f"| {statistics.mean(r['never_right'] for r in scored):.3f} | |"
         )
     return "\n".join(lines)
 

@@ -100,7 +100,8 @@ def test_the_seed_ensemble_is_the_argmax_of_the_mean_probability(tmp_path):
 
 
 def test_a_pooled_ensemble_averages_every_model_of_the_named_candidates(tmp_path, capsys):
-    names = np.array(["w.wav", "x.wav", "y.wav", "z.wav"])
+    # UrbanSound8K's names: w and x are slices of recording 7, y and z of recording 9
+    names = np.array(["7-0-0-0.wav", "7-0-0-1.wav", "9-1-0-0.wav", "9-1-0-1.wav"])
     y_true = np.array([0, 0, 1, 1])
     models = {  # w: nobody right; x, y: two of three right; z: only c right
         "a-seed0": [[0.4, 0.6], [0.9, 0.1], [0.2, 0.8], [0.8, 0.2]],
@@ -117,7 +118,15 @@ def test_a_pooled_ensemble_averages_every_model_of_the_named_candidates(tmp_path
         )
     pooled = recipe_search.pooled_ensemble(tmp_path, ["a", "c"], 1)
     # the mean gets x (0.667 vs 0.333) and y (0.3 vs 0.7) right, w and z wrong
-    assert pooled == {"accuracy": 0.5, "members": 3, "never_right": 0.25}
+    assert pooled == {
+        "accuracy": 0.5,
+        "members": 3,
+        "never_right": 0.25,
+        "never_right_clips": 1,
+        "worst_recording": "7",
+        "worst_recording_never_right": 1,
+        "worst_recording_clips": 2,
+    }
     assert recipe_search.pooled_ensemble(tmp_path, ["c"], 1) is None  # one model
     assert (
         recipe_search.main(
@@ -126,8 +135,9 @@ def test_a_pooled_ensemble_averages_every_model_of_the_named_candidates(tmp_path
         == 0
     )
     printed = capsys.readouterr().out.splitlines()
-    assert "| 1 | 3 | 0.500 | 0.250 |" in printed and "| 2 | fewer than 2 | – | – |" in printed
-    assert printed[-1] == "| mean | | 0.500 | 0.250 |"
+    assert "| 1 | 3 | 0.500 | 0.250 (1) | 7: 1 of its 2 slices |" in printed
+    assert "| 2 | fewer than 2 | – | – | – |" in printed
+    assert printed[-1] == "| mean | | 0.500 | 0.250 | |"
     with pytest.raises(SystemExit):
         recipe_search.main(["--pool", "a,c"])
 
