@@ -113,6 +113,7 @@ SEARCH_OPTIONS = {
     "search.freq_shift": int,
     "search.time_stretch": float,
     "search.momentum": float,
+    "search.recording_balance": float,
 }
 """Overrides only this search knows (experiments the configuration has no key for):
 ``search.label_smoothing=0.1`` trains on the categorical cross-entropy with that label
@@ -120,7 +121,10 @@ smoothing (Keras' ``label_smoothing``); ``search.freq_shift=K`` and
 ``search.time_stretch=R`` deform each training log-mel before the configured in-batch
 augmentation (:func:`spectral_deform`): a cheap stand-in for muda's pitch shift and time
 stretch; ``search.momentum=M`` with ``train.optimizer=sgd`` trains with Nesterov momentum M
-and the recipe's weight decay (the library's ``sgd`` is the study's plain SGD)."""
+and the recipe's weight decay (the library's ``sgd`` is the study's plain SGD);
+``search.recording_balance=P`` draws each epoch's rows with probability ∝ (slices of the
+row's recording) ** -P (:func:`recording_draw_probabilities`), so a long recording weighs
+less."""
 
 
 def spectral_deform(
@@ -192,11 +196,13 @@ def search_options_applied(search: dict):
     """The search options in force for the duration: label smoothing patched into
     ``keras.Model.compile`` (the training compiles a categorical cross-entropy when it
     augments its batches), the spectral deformations into
-    ``training_input.augment_batch``, SGD momentum into ``models.make_optimizer``; all
-    restored afterwards."""
+    ``training_input.augment_batch``, SGD momentum into ``models.make_optimizer``, the
+    recording-balanced draw into ``training_input.Examples.fit_arguments``; all restored
+    afterwards."""
     with contextlib.ExitStack() as stack:
         stack.enter_context(_label_smoothing_applied(search.get("search.label_smoothing")))
         stack.enter_context(_momentum_applied(search.get("search.momentum")))
+        stack.enter_context(_recording_balance_applied(search.get("search.recording_balance")))
         stack.enter_context(
             _spectral_deform_applied(
                 search.get("search.freq_shift", 0), search.get("search.time_stretch", 0.0)
@@ -245,6 +251,52 @@ def _momentum_applied(momentum: float | None):
         )
 
     with mock.patch.object(models, "make_optimizer", make_optimizer):
+        yield
+
+
+def recording_draw_probabilities(file_names: Sequence[str], power: float) -> np.ndarray:
+    """The probability [shape=(n,)] of drawing each training row, ∝ (slices of its
+    recording) ** -power; they sum to 1.
+
+    UrbanSound8K names a slice [fsID]-[class]-[occurrence]-[slice].wav, fsID the recording
+    it was cut from; one long recording can give a class 70 nearly identical slices.
+    power 0: every row alike (the usual epoch); 1: every recording alike, whatever its
+    length; 0.5 between."""
+    recordings = [Path(str(name)).name.split("-")[0] for name in file_names]
+    _, index, counts = np.unique(recordings, return_inverse=True, return_counts=True)
+    weights = counts[index].astype(np.float64) ** -power
+    return weights / weights.sum()
+
+
+@contextlib.contextmanager
+def _recording_balance_applied(power: float | None):
+    """Each training epoch draws as many rows as there are, with replacement, with
+    :func:`recording_draw_probabilities`, instead of a permutation of every row."""
+    if power is None:
+        yield
+        return
+    from urbansound import training_input
+
+    original = training_input.Examples.fit_arguments
+
+    def fit_arguments(self, config, **kwargs):
+        arguments = original(self, config, **kwargs)
+        batches = arguments.get("x")
+        if self.groups is not None or self.repeats is not None or not hasattr(batches, "_draw"):
+            raise SystemExit(
+                "search.recording_balance needs augmented in-memory batches of whole clips "
+                "(no window groups, deformed copies or repeats)"
+            )
+        probabilities = recording_draw_probabilities(self.file_names, power)
+
+        def draw() -> np.ndarray:
+            return batches.rng.choice(len(probabilities), size=len(probabilities), p=probabilities)
+
+        batches._draw = draw  # on_epoch_end draws the next epoch with it
+        batches.order = draw()
+        return arguments
+
+    with mock.patch.object(training_input.Examples, "fit_arguments", fit_arguments):
         yield
 
 

@@ -351,3 +351,44 @@ def test_momentum_gives_sgd_nesterov_momentum_and_the_recipes_weight_decay_while
     assert config["weight_decay"] == pytest.approx(5e-4)
     plain = models.make_optimizer("sgd", 0.05).get_config()  # restored afterwards
     assert plain["momentum"] == 0.0 and plain["nesterov"] is False
+
+
+def test_recording_balance_weighs_each_recording_by_its_slices_to_the_minus_power():
+    # recording 1 has 3 slices, recording 2 one
+    names = ["1-7-0-1.wav", "1-7-0-2.wav", "/x/1-7-0-3.wav", "2-0-0-1.wav"]
+    uniform = recipe_search.recording_draw_probabilities(names, 0.0)
+    np.testing.assert_allclose(uniform, [0.25] * 4)
+    balanced = recipe_search.recording_draw_probabilities(names, 1.0)
+    np.testing.assert_allclose(balanced, [1 / 6, 1 / 6, 1 / 6, 1 / 2])  # half per recording
+    root = recipe_search.recording_draw_probabilities(names, 0.5)
+    w = 3**-0.5
+    np.testing.assert_allclose(root, np.array([w, w, w, 1.0]) / (3 * w + 1))
+
+
+def test_recording_balance_draws_each_epoch_by_recording_while_applied():
+    pytest.importorskip("keras")
+    from urbansound import training_input
+    from urbansound.config import Config
+
+    # 9 slices of recording 1 (class 0) and one of recording 2 (class 1)
+    names = [f"1-0-0-{i}.wav" for i in range(9)] + ["2-1-0-0.wav"]
+    examples = training_input.Examples(
+        x=np.zeros((10, 8, 8, 1), np.float32),
+        y=np.array([0] * 9 + [1]),
+        file_names=names,
+        deformations=[training_input.ORIGINAL] * 10,
+    )
+    config = Config().override(**{"train.batch_size": 10}).validated()
+    _, search = recipe_search.parse_overrides("search.recording_balance=1")
+    assert search == {"search.recording_balance": 1.0}
+    with recipe_search.search_options_applied(search):
+        batches = examples.fit_arguments(config, seed=0, n_classes=2, one_hot=True)["x"]
+        drawn = []
+        for _ in range(200):
+            drawn.extend(batches.order.tolist())
+            batches.on_epoch_end()
+    # the lone slice of recording 2 is half of every draw, not a tenth
+    assert len(batches.order) == 10
+    assert np.mean(np.array(drawn) == 9) == pytest.approx(0.5, abs=0.03)
+    plain = examples.fit_arguments(config, seed=0, n_classes=2, one_hot=True)["x"]
+    assert sorted(plain.order.tolist()) == list(range(10))  # restored: a permutation
