@@ -254,15 +254,20 @@ def _momentum_applied(momentum: float | None):
         yield
 
 
+def recording_of(file_name) -> str:
+    """The recording a clip was cut from: UrbanSound8K names a slice
+    [fsID]-[class]-[occurrence]-[slice].wav, and the fsID is its recording.  A fold keeps
+    all the slices of a recording, and they share their mistakes."""
+    return Path(str(file_name)).name.split("-")[0]
+
+
 def recording_draw_probabilities(file_names: Sequence[str], power: float) -> np.ndarray:
     """The probability [shape=(n,)] of drawing each training row, ∝ (slices of its
-    recording) ** -power; they sum to 1.
+    recording) ** -power (:func:`recording_of`); they sum to 1.
 
-    UrbanSound8K names a slice [fsID]-[class]-[occurrence]-[slice].wav, fsID the recording
-    it was cut from; one long recording can give a class 70 nearly identical slices.
-    power 0: every row alike (the usual epoch); 1: every recording alike, whatever its
-    length; 0.5 between."""
-    recordings = [Path(str(name)).name.split("-")[0] for name in file_names]
+    One long recording can give a class 70 nearly identical slices.  power 0: every row
+    alike (the usual epoch); 1: every recording alike, whatever its length; 0.5 between."""
+    recordings = [recording_of(name) for name in file_names]
     _, index, counts = np.unique(recordings, return_inverse=True, return_counts=True)
     weights = counts[index].astype(np.float64) ** -power
     return weights / weights.sum()
@@ -443,7 +448,8 @@ def main(argv=None) -> int:
     if args.pool:
         if args.probabilities_dir is None:
             parser.error("--pool needs --probabilities-dir")
-        print(pool_table(args.probabilities_dir, args.pool.split(","), args.folds))
+        folds = [int(f) for f in args.folds.split(",")]
+        print(pool_table(args.probabilities_dir, args.pool.split(","), folds))
         return 0
     if args.table_only:
         candidates = dict(args.candidate) or recorded_candidates(args.out)
@@ -556,13 +562,11 @@ def pooled_ensemble(probabilities_dir: Path, names: Sequence[str], fold: int) ->
     mean = np.mean([run["probabilities"] for run in runs], axis=0)
     right = np.array([run["probabilities"].argmax(axis=1) == y_true for run in runs])
     never_right = ~right.any(axis=0)
-    # UrbanSound8K names a slice [fsID]-[class]-[occurrence]-[slice].wav: the fsID is the
-    # recording it was cut from, and a fold's slices of one recording share their mistakes
-    recordings = np.array([str(name).split("-")[0] for name in runs[0]["file_names"]])
+    recordings = np.array([recording_of(name) for name in runs[0]["file_names"]])
     worst, in_worst = "", 0
     if never_right.any():
-        names, counts = np.unique(recordings[never_right], return_counts=True)
-        worst, in_worst = str(names[counts.argmax()]), int(counts.max())
+        missed, counts = np.unique(recordings[never_right], return_counts=True)
+        worst, in_worst = str(missed[counts.argmax()]), int(counts.max())
     return {
         "accuracy": float((mean.argmax(axis=1) == y_true).mean()),
         "members": len(runs),
@@ -574,14 +578,14 @@ def pooled_ensemble(probabilities_dir: Path, names: Sequence[str], fold: int) ->
     }
 
 
-def pool_table(probabilities_dir: Path, names: Sequence[str], folds: str) -> str:
+def pool_table(probabilities_dir: Path, names: Sequence[str], folds: Sequence[int]) -> str:
     """The --pool report: one line per validation fold, then their mean."""
     lines = [
         "| validation fold | models | pooled ensemble | clips no model got right "
         "| the recording with most of them |",
         "|---|---|---|---|---|",
     ]
-    pooled = {int(f): pooled_ensemble(probabilities_dir, names, int(f)) for f in folds.split(",")}
+    pooled = {fold: pooled_ensemble(probabilities_dir, names, fold) for fold in folds}
     for fold, result in pooled.items():
         if result is None:
             lines.append(f"| {fold} | fewer than 2 | – | – | – |")
